@@ -1,0 +1,71 @@
+"""Sentence splitting: boundary F1 against GUM's gold sentences and characters/second, per splitter.
+
+Targets (issue 2): builder's splitter reaches F1 >= 0.975 on all 24 GUM news articles and
+>= 1,000,000 characters/second on one core. pysbd and other library splitters run on the same
+text in the same run, as baselines.
+
+    python bench/bench_split.py [--corpus ../shared/corpora/gum_news.jsonl] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from builder.split import DEFAULT_ENGINE, ENGINES, sentence_spans
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "gum_news.jsonl"
+
+
+def boundaries(spans: list[tuple[int, int]]) -> set[int]:
+    """Sentence ends inside the document (the document's own end is not a decision)."""
+    return {end for _, end in spans[:-1]}
+
+
+def evaluate(docs: list[dict], engine: str, repeat: int) -> dict:
+    tp = fp = fn = 0
+    for doc in docs:
+        gold = boundaries([tuple(s) for s in doc["sentences"]])
+        predicted = boundaries(sentence_spans(doc["text"], engine))
+        tp += len(gold & predicted)
+        fp += len(predicted - gold)
+        fn += len(gold - predicted)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    characters = sum(len(doc["text"]) for doc in docs)
+    sentence_spans(docs[0]["text"], engine)  # warm-up: imports, model loading
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        for doc in docs:
+            sentence_spans(doc["text"], engine)
+        best = min(best, time.perf_counter() - began)
+    return {"engine": engine, "precision": precision, "recall": recall, "f1": f1, "chars_per_s": characters / best, "gold_boundaries": tp + fn}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--repeat", type=int, default=5, help="timing repeats; the best is reported")
+    args = parser.parse_args()
+    docs = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print(f"{len(docs)} articles, {sum(len(d['text']) for d in docs):,} characters, one core, best of {args.repeat}")
+    print(f"{'splitter (lines first)':<24} {'precision':>9} {'recall':>7} {'F1':>6} {'chars/s':>12}")
+    results = {}
+    order = [DEFAULT_ENGINE] + sorted(e for e in ENGINES if e != DEFAULT_ENGINE)
+    for engine in order:
+        r = evaluate(docs, engine, args.repeat if engine != "pysbd" else 1)
+        results[engine] = r
+        mark = "  <- builder default" if engine == DEFAULT_ENGINE else ""
+        print(f"{engine:<24} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['chars_per_s']:>12,.0f}{mark}")
+    ours, baseline = results[DEFAULT_ENGINE], results["pysbd"]
+    print(f"\nbuilder ({DEFAULT_ENGINE}) vs pysbd: F1 {ours['f1']:.3f} vs {baseline['f1']:.3f}, speed x{ours['chars_per_s'] / baseline['chars_per_s']:.1f}")
+    ok = ours["f1"] >= 0.975 and ours["chars_per_s"] >= 1_000_000
+    print(f"targets F1 >= 0.975 and >= 1,000,000 chars/s: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

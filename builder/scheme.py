@@ -1,0 +1,202 @@
+"""The project file: the one place where the label scheme is declared.
+
+Everything else (Label Studio's labeling config, the JSON Schemas of tasks and records, the
+`datasets` features) is generated from a `Project` loaded here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+
+from builder.errors import ConfigError
+from builder.resources import DEFAULTS_DIR, load_schema
+
+PROJECT_FILE = "builder.toml"
+
+
+@dataclass(frozen=True)
+class StanceLabel:
+    value: str
+    hotkey: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    value: str
+    hotkey: str
+    color: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BoilerplateRule:
+    name: str
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded, validated project file. `root` is the folder relative paths are resolved against."""
+
+    root: Path
+    source: Path
+    raw: dict
+    name: str
+    pretty_name: str
+    license: str
+    language: str
+    target: str
+    stance_question: str
+    stance_labels: tuple[StanceLabel, ...]
+    entity_labels: tuple[EntityLabel, ...]
+    annotators_per_sentence: int
+    guidelines_path: Path
+    entity_agreement: float
+    project_title: str
+    boilerplate_rules: tuple[BoilerplateRule, ...] = ()
+    split_proportions: dict = field(default_factory=dict)
+    citation: str = ""
+    homepage: str = ""
+
+    @property
+    def stance_values(self) -> list[str]:
+        return [label.value for label in self.stance_labels]
+
+    @property
+    def entity_values(self) -> list[str]:
+        return [label.value for label in self.entity_labels]
+
+    @property
+    def bio_tags(self) -> list[str]:
+        """conll2003-style tag names: O, then B- and I- for each entity label in scheme order."""
+        tags = ["O"]
+        for value in self.entity_values:
+            tags += [f"B-{value}", f"I-{value}"]
+        return tags
+
+    @property
+    def annotations_dir(self) -> Path:
+        return self.root / "annotations"
+
+    def guidelines(self) -> str:
+        """The annotation guidelines (markdown)."""
+        try:
+            return self.guidelines_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.source}: annotation.guidelines: cannot read {self.guidelines_path} ({exc.strerror})"
+            ) from None
+
+    def scheme_hash(self) -> str:
+        """sha256 of the label scheme (labels, target, question), for manifests and the card."""
+        scheme = {
+            "target": self.target,
+            "question": self.stance_question,
+            "stance": [vars(label) for label in self.stance_labels],
+            "entities": [vars(label) for label in self.entity_labels],
+        }
+        return hashlib.sha256(json.dumps(scheme, sort_keys=True).encode()).hexdigest()
+
+
+def find_project_file(start: Path | None = None) -> Path | None:
+    """The nearest builder.toml in `start` or its parents, or None."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def default_project_file() -> Path:
+    return DEFAULTS_DIR / PROJECT_FILE
+
+
+def load_project(path: str | Path | None = None) -> Project:
+    """Load and validate a project file; without a path, the nearest builder.toml, else the bundled default."""
+    if path is None:
+        path = find_project_file() or default_project_file()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: project file not found (run `builder init` or pass --config)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read project file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return project_from_dict(raw, path)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts: list[str] = []
+    for part in error.absolute_path:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(top level)"
+
+
+def project_from_dict(raw: dict, source: Path) -> Project:
+    """Validate `raw` against schema/config.schema.json and the rules a schema cannot say."""
+    validator = jsonschema.Draft202012Validator(load_schema("config"))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        raise ConfigError(f"{source}: {_key_path(error)}: {error.message}")
+
+    stance = tuple(StanceLabel(**label) for label in raw["stance"]["labels"])
+    entities = tuple(EntityLabel(**label) for label in raw["entities"]["labels"])
+    _check_unique(source, "stance.labels", [label.value for label in stance], "value")
+    _check_unique(source, "entities.labels", [label.value for label in entities], "value")
+    hotkeys = [(f"stance.labels[{i}]", label.hotkey) for i, label in enumerate(stance)]
+    hotkeys += [(f"entities.labels[{i}]", label.hotkey) for i, label in enumerate(entities)]
+    seen: dict[str, str] = {}
+    for where, key in hotkeys:
+        if key in seen:
+            raise ConfigError(f"{source}: {where}.hotkey: '{key}' is already the hotkey of {seen[key]}")
+        seen[key] = where
+
+    splits = raw.get("splits", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    if abs(sum(splits.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"{source}: splits: proportions add up to {sum(splits.values())}, not 1")
+
+    root = source.resolve().parent
+    guidelines = Path(raw["annotation"]["guidelines"])
+    dataset = raw["dataset"]
+    return Project(
+        root=root,
+        source=source,
+        raw=raw,
+        name=dataset["name"],
+        pretty_name=dataset.get("pretty_name", dataset["name"]),
+        license=dataset["license"],
+        language=dataset["language"],
+        citation=dataset.get("citation", ""),
+        homepage=dataset.get("homepage", ""),
+        target=raw["stance"]["target"],
+        stance_question=raw["stance"].get("question", "What stance does this sentence take towards the target?"),
+        stance_labels=stance,
+        entity_labels=entities,
+        annotators_per_sentence=raw["annotation"]["annotators_per_sentence"],
+        guidelines_path=guidelines if guidelines.is_absolute() else root / guidelines,
+        entity_agreement=raw["annotation"].get("entity_agreement", 0.5),
+        project_title=raw["label_studio"]["project_title"],
+        boilerplate_rules=tuple(BoilerplateRule(**rule) for rule in raw.get("ingest", {}).get("boilerplate", [])),
+        split_proportions=dict(splits),
+    )
+
+
+def _check_unique(source: Path, where: str, values: list[str], key: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"{source}: {where}[{i}].{key}: '{value}' is declared twice")
+        seen.add(value)

@@ -1,0 +1,179 @@
+"""Sentence splitting with character offsets into the stored article text.
+
+The text is first cut into lines (headlines, datelines and captions stand on their own line in
+news text), then each line goes to a library splitter. Spans are trimmed of surrounding
+whitespace, so `article["text"][start:end] == sentence["text"]` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+
+from builder.report import Report
+
+Spans = list[tuple[int, int]]
+
+
+def _blingfire(line: str) -> Spans:
+    import blingfire
+
+    _, offsets = blingfire.text_to_sentences_and_offsets(line)
+    return list(offsets)
+
+
+def _segtok(line: str) -> Spans:
+    from segtok.segmenter import split_multi
+
+    return _align(line, split_multi(line))
+
+
+def _syntok(line: str) -> Spans:
+    from syntok import segmenter
+
+    spans = []
+    for paragraph in segmenter.analyze(line):
+        for sentence in paragraph:
+            start = sentence[0].offset
+            last = sentence[-1]
+            spans.append((start, last.offset + len(last.value)))
+    return spans
+
+
+def _pysbd(line: str) -> Spans:
+    return [(s.start, s.end) for s in _pysbd_segmenter().segment(line)]
+
+
+_PYSBD = None
+
+
+def _pysbd_segmenter():
+    global _PYSBD
+    if _PYSBD is None:
+        import pysbd
+
+        _PYSBD = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return _PYSBD
+
+
+def _sentencex(line: str) -> Spans:
+    from sentencex import get_sentence_boundaries
+
+    return [(b["start_index"], b["end_index"]) for b in get_sentence_boundaries("en", line)]
+
+
+def _align(line: str, pieces: Iterable[str]) -> Spans:
+    """Offsets of `pieces` found in order in `line` (for splitters that return strings only)."""
+    spans, position = [], 0
+    for piece in pieces:
+        piece = piece.strip()
+        if not piece:
+            continue
+        start = line.find(piece, position)
+        if start < 0:  # the splitter changed the text; fall back to the rest of the line
+            spans.append((position, len(line)))
+            return spans
+        spans.append((start, start + len(piece)))
+        position = start + len(piece)
+    return spans
+
+
+ENGINES: dict[str, Callable[[str], Spans]] = {
+    "blingfire": _blingfire,
+    "segtok": _segtok,
+    "syntok": _syntok,
+    "pysbd": _pysbd,
+    "sentencex": _sentencex,
+}
+DEFAULT_ENGINE = "segtok"
+SPLITTER_VERSION = "1"
+
+_LINE = re.compile(r"[^\n]+")
+# Captions run into their credit without punctuation ("Belle Image: Nick Moreau."): the credit starts a sentence.
+_CREDIT = re.compile(r"(?<=\S) (?=(?:Image|Photo|Video|Credit|Source): )")
+
+
+def splitter_name(engine: str = DEFAULT_ENGINE) -> str:
+    """Versioned component name recorded in outputs, e.g. `lines+segtok/1`."""
+    return f"lines+{engine}/{SPLITTER_VERSION}"
+
+
+def sentence_spans(text: str, engine: str = DEFAULT_ENGINE) -> Spans:
+    """Sentence spans of `text`: split on newlines, then with `engine`; trimmed, ordered, non-overlapping."""
+    split_line = ENGINES[engine]
+    spans: Spans = []
+    for match in _LINE.finditer(text):
+        for line, base in _segments(match.group(), match.start()):
+            _add_line_spans(spans, line, base, split_line)
+    return spans
+
+
+def _segments(line: str, base: int) -> Iterator[tuple[str, int]]:
+    """A line cut before photo credits; each piece with its offset."""
+    start = 0
+    for cut in _CREDIT.finditer(line):
+        yield line[start : cut.start()], base + start
+        start = cut.end()
+    yield line[start:], base + start
+
+
+def _add_line_spans(spans: Spans, line: str, base: int, split_line: Callable[[str], Spans]) -> None:
+    if line.strip():
+        for start, end in split_line(line) or [(0, len(line))]:
+            piece = line[start:end]
+            stripped = piece.strip()
+            if not stripped:
+                continue
+            start += len(piece) - len(piece.lstrip())
+            end = start + len(stripped)
+            absolute = (base + start, base + end)
+            if spans and absolute[0] < spans[-1][1]:  # never overlap: merge into the previous span
+                spans[-1] = (spans[-1][0], max(spans[-1][1], absolute[1]))
+            else:
+                spans.append(absolute)
+
+
+def sentence_id(article_id: str, text: str, occurrence: int = 0) -> str:
+    """Stable id from the article id, the sentence text and which repeat of that text it is."""
+    key = f"{article_id}\x00{text}" + (f"\x00{occurrence}" if occurrence else "")
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
+    """Sentence records of one article, in order, each with its neighbours as context."""
+    text = article["text"]
+    spans = sentence_spans(text, engine)
+    texts = [text[start:end] for start, end in spans]
+    repeats: Counter = Counter()
+    sentences = []
+    for index, ((start, end), sentence) in enumerate(zip(spans, texts)):
+        occurrence = repeats[sentence]
+        repeats[sentence] += 1
+        record = {
+            "id": sentence_id(article["id"], sentence, occurrence),
+            "article_id": article["id"],
+            "article_title": article.get("title", ""),
+            "sentence_index": index,
+            "text": sentence,
+            "start": start,
+            "end": end,
+            "prev_text": texts[index - 1] if index > 0 else "",
+            "next_text": texts[index + 1] if index + 1 < len(texts) else "",
+        }
+        if article.get("target"):
+            record["target"] = article["target"]
+        sentences.append(record)
+    return sentences
+
+
+def split_articles(articles: Iterable[dict], report: Report, engine: str = DEFAULT_ENGINE) -> Iterator[dict]:
+    """Sentence records for every article; articles that yield no sentence are reported."""
+    for article in articles:
+        sentences = split_article(article, engine)
+        if not sentences:
+            report.drop("no sentences", article["source"]["file"], f"article '{article['id']}' has no sentence")
+            continue
+        report.keep("sentences", len(sentences))
+        yield from sentences
