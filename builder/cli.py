@@ -104,6 +104,135 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
         ctx.exit(1)
 
 
+@cli.group()
+def server() -> None:
+    """Run a local Label Studio (installed on first use into its own virtual environment).
+
+    \b
+    Example:
+        builder server start --port 8080
+    """
+
+
+def _root(ctx) -> Path:
+    return project_of(ctx).root
+
+
+@server.command("start")
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
+@click.pass_context
+def server_start(ctx, port) -> None:
+    """Start the local Label Studio and wait until it is healthy.
+
+    Its data lives in .builder/label-studio-data (git-ignored); URL, process id and the API token
+    are kept in .builder/server.json, readable only by you.
+
+    \b
+    Example:
+        builder server start --port 8080
+    """
+    from builder.labelstudio import server as local
+
+    state = local.start(_root(ctx), port, log=lambda m: click.echo(m, err=True))
+    click.echo(f"Label Studio runs on {state.url} (pid {state.pid}); log in as {state.username}, password in {local.state_path(_root(ctx))}")
+
+
+@server.command("stop")
+@click.pass_context
+def server_stop(ctx) -> None:
+    """Stop the local Label Studio started by `builder server start` (and nothing else).
+
+    \b
+    Example:
+        builder server stop
+    """
+    from builder.labelstudio import server as local
+
+    click.echo("stopped" if local.stop(_root(ctx)) else "no local Label Studio was running")
+
+
+@server.command("status")
+@click.pass_context
+def server_status(ctx) -> None:
+    """Say which Label Studio the other commands use, and whether it answers.
+
+    \b
+    Example:
+        builder server status
+    """
+    import os
+
+    from builder.labelstudio import client as ls_client
+    from builder.labelstudio import server as local
+
+    if os.environ.get(ls_client.URL_VARIABLE):
+        url = os.environ[ls_client.URL_VARIABLE]
+        health = "healthy" if local.is_healthy(url.rstrip("/")) else "not answering"
+        click.echo(f"using {url} from {ls_client.URL_VARIABLE} ({health})")
+        return
+    state = local.read_state(_root(ctx))
+    if not local.is_running(state):
+        click.echo("no local Label Studio is running (start one with `builder server start`)")
+        ctx.exit(3)
+    health = "healthy" if local.is_healthy(state.url) else "not answering yet"
+    click.echo(f"local Label Studio {state.version} on {state.url}, pid {state.pid}, {health}; data in {state.data_dir}")
+
+
+@cli.command()
+@click.argument("sentences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--predictor", default="gazetteer", show_default=True, help="Pre-annotations: gazetteer, spacy:<model>, or none.")
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Tasks per import request.")
+@click.pass_context
+def push(ctx, sentences, predictor, batch_size) -> None:
+    """Create or update the Label Studio project from the scheme and import SENTENCES.
+
+    Sentences already in the project (by id) are skipped, so re-running after an interruption
+    completes the push without duplicates. Tasks carry entity pre-annotations.
+
+    \b
+    Example:
+        builder push work/sentences.jsonl
+    """
+    from builder.jsonio import read_jsonl
+    from builder.labelstudio.client import resolve_connection
+    from builder.labelstudio.push import push_sentences
+    from builder.predict import make_predictor
+
+    project = project_of(ctx)
+    connection = resolve_connection(project.root)
+    chosen = make_predictor(predictor, project.annotations_dir / "snapshot.jsonl", project.entity_values)
+    result = push_sentences(connection, project, read_jsonl(sentences), chosen, batch_size)
+    verb = "created" if result.project_created else "updated"
+    click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
+    click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")
+
+
+@cli.command()
+@click.option("--since-last", is_flag=True, help="Fetch only tasks changed since the previous pull and merge them.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file. Default: annotations/snapshot.jsonl.")
+@click.pass_context
+def pull(ctx, since_last, output) -> None:
+    """Fetch annotated tasks through a Label Studio snapshot export into annotations/.
+
+    The snapshot is JSON Lines, one task per line sorted by sentence id, annotators as
+    pseudonyms; it is written atomically, so a failed pull leaves the previous one untouched.
+
+    \b
+    Example:
+        builder pull --since-last
+    """
+    from builder.labelstudio.client import resolve_connection
+    from builder.labelstudio.pull import pull as pull_snapshot
+
+    project = project_of(ctx)
+    result = pull_snapshot(resolve_connection(project.root), project, output, since_last)
+    mode = "changed tasks merged" if result.incremental else "full export"
+    click.echo(
+        f"pull ({mode}): fetched {result.fetched} tasks, {result.unannotated} without annotations left out; "
+        f"{result.written} annotated tasks in {result.path}"
+    )
+
+
 def main() -> None:
     cli(prog_name="builder")
 

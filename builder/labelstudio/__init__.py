@@ -1,0 +1,1 @@
+"""Everything that talks to Label Studio: the local server, the labeling config, push and pull."""

@@ -1,0 +1,95 @@
+"""Connecting to Label Studio and turning its failures into one-line, actionable errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import LabelStudioError
+from builder.labelstudio import server
+
+URL_VARIABLE = "LABEL_STUDIO_URL"
+KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
+TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where Label Studio is and how to authenticate; `repr` never shows the key."""
+
+    url: str
+    api_key: str
+    source: str
+
+    def __repr__(self) -> str:
+        return f"Connection(url={self.url!r}, source={self.source!r})"
+
+    def client(self):
+        from label_studio_sdk import LabelStudio
+
+        return LabelStudio(base_url=self.url, api_key=self.api_key, timeout=TIMEOUT_S)
+
+    def http(self):
+        """The SDK's own httpx client, for the few endpoints the SDK does not wrap."""
+        return self.client()._client_wrapper.httpx_client
+
+
+def resolve_connection(root: Path) -> Connection:
+    """LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY when set, else the project's local server."""
+    url, key = os.environ.get(URL_VARIABLE), os.environ.get(KEY_VARIABLE)
+    if url and key:
+        return Connection(url.rstrip("/"), key, "environment")
+    if url or key:
+        missing = KEY_VARIABLE if url else URL_VARIABLE
+        raise LabelStudioError(f"{missing} is not set: set both {URL_VARIABLE} and {KEY_VARIABLE}, or neither to use the local server")
+    state = server.read_state(root)
+    if state is None or not server.is_running(state):
+        raise LabelStudioError(
+            f"no Label Studio to talk to: run `builder server start`, or set {URL_VARIABLE} and {KEY_VARIABLE}"
+        )
+    return Connection(state.url, state.token, "local server")
+
+
+@contextlib.contextmanager
+def calling(connection: Connection, doing: str):
+    """Translate SDK and network failures while `doing` into a LabelStudioError."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        status = exc.status_code or 0
+        if status in (401, 403):
+            hint = f"check {KEY_VARIABLE}" if connection.source == "environment" else "run `builder server stop` then `builder server start`"
+            raise LabelStudioError(f"Label Studio at {connection.url} refused the API key ({status}) while {doing}: {hint}") from None
+        if status == 404:
+            raise LabelStudioError(f"Label Studio at {connection.url} has no such object (404) while {doing}") from None
+        if status >= 500:
+            raise LabelStudioError(
+                f"Label Studio at {connection.url} failed ({status}) while {doing}; nothing was written: retry, and see the server's log if it persists"
+            ) from None
+        raise LabelStudioError(f"Label Studio at {connection.url} rejected the request ({status}) while {doing}: {_short(exc.body)}") from None
+    except httpx.TimeoutException:
+        raise LabelStudioError(f"Label Studio at {connection.url} timed out while {doing}; retry") from None
+    except httpx.HTTPError as exc:
+        raise LabelStudioError(
+            f"cannot reach Label Studio at {connection.url} while {doing} ({type(exc).__name__}): is it running? try `builder server status`"
+        ) from None
+
+
+def _short(body) -> str:
+    text = str(body)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def check_response(connection: Connection, response, doing: str):
+    """Raise the same errors as `calling` for a raw httpx response; return its JSON."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    if response.status_code >= 400:
+        with calling(connection, doing):
+            raise ApiError(status_code=response.status_code, body=response.text[:500])
+    return response.json() if response.content else None

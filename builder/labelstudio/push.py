@@ -1,0 +1,158 @@
+"""Setting up the Label Studio project from the scheme, and pushing sentences idempotently."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from builder.errors import LabelStudioError
+from builder.labelstudio.client import Connection, calling, check_response
+from builder.labelstudio.config import labeling_config
+from builder.predict import prediction_for
+from builder.scheme import Project
+
+BATCH_SIZE = 1000
+TASK_DATA_FIELDS = ("article_id", "article_title", "sentence_index", "text", "prev_text", "next_text", "start", "end")
+
+
+@dataclass
+class PushResult:
+    project_id: int
+    created: int
+    skipped: int
+    project_created: bool
+
+
+def instructions_html(project: Project) -> str:
+    """The guidelines (markdown) as the HTML Label Studio shows as the project's instructions."""
+    import markdown
+
+    return markdown.markdown(project.guidelines(), extensions=["tables"])
+
+
+def project_settings(project: Project) -> dict:
+    return {
+        "title": project.project_title,
+        "label_config": labeling_config(project),
+        "expert_instruction": instructions_html(project),
+        "show_instruction": True,
+        "maximum_annotations": project.annotators_per_sentence,
+        "overlap_cohort_percentage": 100,
+        "show_skip_button": True,
+        "enable_empty_annotation": False,
+    }
+
+
+def find_project(connection: Connection, project: Project) -> int | None:
+    """The id of the Label Studio project titled like the scheme's, or None."""
+    client = connection.client()
+    with calling(connection, "looking up the project"):
+        matches = [p for p in client.projects.list(title=project.project_title, page_size=100) if p.title == project.project_title]
+    if len(matches) > 1:
+        raise LabelStudioError(
+            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}: rename or delete the extra ones"
+        )
+    return matches[0].id if matches else None
+
+
+def require_project(connection: Connection, project: Project) -> int:
+    project_id = find_project(connection, project)
+    if project_id is None:
+        raise LabelStudioError(
+            f"unknown project '{project.project_title}' in Label Studio at {connection.url}: run `builder push` first, or check label_studio.project_title"
+        )
+    return project_id
+
+
+def ensure_project(connection: Connection, project: Project) -> tuple[int, bool]:
+    """Create the project, or update its config and settings from the scheme. Returns (id, created)."""
+    client = connection.client()
+    settings = project_settings(project)
+    project_id = find_project(connection, project)
+    if project_id is None:
+        with calling(connection, "creating the project"):
+            return client.projects.create(**settings).id, True
+    with calling(connection, "updating the project's labeling config"):
+        client.projects.update(project_id, **settings)
+    return project_id, False
+
+
+def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
+    """`sentence_id` of every task already in the project."""
+    http, ids, page = connection.http(), set(), 1
+    while True:
+        response = http.request(
+            "api/tasks/",
+            method="GET",
+            params={"project": project_id, "page": page, "page_size": 5000, "fields": "task_only", "include": "id,data"},
+        )
+        if response.status_code == 404 and page > 1:
+            break
+        body = check_response(connection, response, "listing the project's tasks")
+        tasks = body.get("tasks", []) if isinstance(body, dict) else body
+        ids.update(task["data"].get("sentence_id") for task in tasks)
+        if len(tasks) < 5000:
+            break
+        page += 1
+    ids.discard(None)
+    return ids
+
+
+def task_for(sentence: dict, project: Project, predictor) -> dict:
+    """A Label Studio task for one sentence, with a prediction when the predictor proposes spans."""
+    data = {key: sentence.get(key, "") for key in TASK_DATA_FIELDS}
+    data["sentence_id"] = sentence["id"]
+    data["target"] = sentence.get("target") or project.target
+    task = {"data": data}
+    prediction = prediction_for(predictor, sentence["text"])
+    if prediction:
+        task["predictions"] = [prediction]
+    return task
+
+
+def push_sentences(
+    connection: Connection,
+    project: Project,
+    sentences: Iterable[dict],
+    predictor=None,
+    batch_size: int = BATCH_SIZE,
+    progress: bool | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> PushResult:
+    """Create or update the project, then import the sentences it does not have yet, in batches.
+
+    Safe to re-run after any interruption: what is already there (by sentence id) is skipped.
+    """
+    if batch_size < 1:
+        raise LabelStudioError("batch size must be at least 1")
+    project_id, created = ensure_project(connection, project)
+    present = existing_sentence_ids(connection, project_id)
+    todo, skipped, seen = [], 0, set()
+    for sentence in sentences:
+        if sentence["id"] in present or sentence["id"] in seen:
+            skipped += 1
+            continue
+        seen.add(sentence["id"])
+        todo.append(sentence)
+    client = connection.client()
+    bar = None
+    if progress or (progress is None and len(todo) > batch_size and sys.stderr.isatty()):
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="task", desc="push", file=sys.stderr)
+    done = 0
+    try:
+        for begin in range(0, len(todo), batch_size):
+            batch = [task_for(s, project, predictor) for s in todo[begin : begin + batch_size]]
+            with calling(connection, f"importing tasks {begin + 1}-{begin + len(batch)} of {len(todo)} (re-run to resume)"):
+                client.projects.import_tasks(project_id, request=batch, return_task_ids=False)
+            done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(done)
+    finally:
+        if bar is not None:
+            bar.close()
+    return PushResult(project_id, done, skipped, created)

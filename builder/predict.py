@@ -1,0 +1,112 @@
+"""Pre-annotations: entity spans proposed to annotators as Label Studio predictions.
+
+The default predictor is a gazetteer learned from this dataset's own annotations (every string
+an annotator already labelled), so annotators confirm instead of repeating themselves. A spaCy
+pipeline can be plugged in with `--predictor spacy:<model>` when spaCy and the model are installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from builder.errors import ConfigError
+from builder.labelstudio.config import ENTITIES, SENTENCE
+
+
+def region(start: int, end: int, text: str, label: str) -> dict:
+    """One Label Studio `labels` result item; its id is derived from its content."""
+    region_id = hashlib.sha1(f"{start}:{end}:{label}".encode()).hexdigest()[:10]
+    return {
+        "id": region_id,
+        "from_name": ENTITIES,
+        "to_name": SENTENCE,
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": text, "labels": [label]},
+    }
+
+
+class GazetteerPredictor:
+    """Finds every known entity string (whole words, longest first, never overlapping)."""
+
+    name = "builder-gazetteer"
+    version = "1"
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self.entries = dict(sorted(entries.items()))
+        digest = hashlib.sha256(repr(self.entries).encode()).hexdigest()[:8]
+        self.model_version = f"{self.name}/{self.version}+{digest}"
+        surfaces = sorted(self.entries, key=lambda s: (-len(s), s))
+        self.pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, surfaces)) + r")(?!\w)") if surfaces else None
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Path, allowed_labels: Iterable[str]) -> GazetteerPredictor:
+        """Learn surface -> label from the annotations in a snapshot (majority label per string)."""
+        allowed = set(allowed_labels)
+        votes: dict[str, Counter] = defaultdict(Counter)
+        if snapshot.is_file():
+            from builder.jsonio import read_jsonl
+
+            for task in read_jsonl(snapshot):
+                for annotation in task.get("annotations", []):
+                    if annotation.get("was_cancelled"):
+                        continue
+                    for item in annotation.get("result", []):
+                        value = item.get("value", {})
+                        labels = value.get("labels") or [None]
+                        if item.get("from_name") == ENTITIES and labels[0] in allowed and isinstance(value.get("text"), str):
+                            surface = value["text"].strip()
+                            if len(surface) >= 2:
+                                votes[surface][labels[0]] += 1
+        return cls({surface: counts.most_common(1)[0][0] for surface, counts in votes.items()})
+
+    def predict(self, text: str) -> list[dict]:
+        if self.pattern is None:
+            return []
+        return [region(m.start(), m.end(), m.group(), self.entries[m.group()]) for m in self.pattern.finditer(text)]
+
+
+class SpacyPredictor:
+    """Entities from an installed spaCy pipeline, mapped to the scheme's labels."""
+
+    LABELS = {"PERSON": "PER", "PER": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC", "NORP": "MISC", "EVENT": "MISC", "WORK_OF_ART": "MISC", "MISC": "MISC"}
+
+    def __init__(self, model: str, allowed_labels: Iterable[str]) -> None:
+        try:
+            import spacy
+
+            self.nlp = spacy.load(model)
+        except (ImportError, OSError) as exc:
+            raise ConfigError(f"predictor spacy:{model}: cannot load ({exc}); install spaCy and the model, or use the gazetteer") from None
+        self.allowed = set(allowed_labels)
+        self.model_version = f"spacy/{model}-{self.nlp.meta.get('version', '0')}"
+
+    def predict(self, text: str) -> list[dict]:
+        spans = []
+        for ent in self.nlp(text).ents:
+            label = self.LABELS.get(ent.label_)
+            if label in self.allowed:
+                spans.append(region(ent.start_char, ent.end_char, ent.text, label))
+        return spans
+
+
+def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str]):
+    """`gazetteer` (default), `spacy:<model>`, or `none`."""
+    if spec == "none":
+        return None
+    if spec == "gazetteer":
+        return GazetteerPredictor.from_snapshot(snapshot, allowed_labels)
+    if spec.startswith("spacy:"):
+        return SpacyPredictor(spec.split(":", 1)[1], allowed_labels)
+    raise ConfigError(f"--predictor: unknown predictor '{spec}' (use gazetteer, spacy:<model> or none)")
+
+
+def prediction_for(predictor, text: str) -> dict | None:
+    """A Label Studio prediction for one sentence, or None if nothing is proposed."""
+    if predictor is None:
+        return None
+    result = predictor.predict(text)
+    return {"model_version": predictor.model_version, "result": result} if result else None
