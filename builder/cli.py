@@ -118,6 +118,19 @@ def _root(ctx) -> Path:
     return project_of(ctx).root
 
 
+@server.command("install")
+def server_install() -> None:
+    """Install Label Studio into its own virtual environment now (otherwise done on first start).
+
+    \b
+    Example:
+        builder server install
+    """
+    from builder.labelstudio import server as local
+
+    click.echo(f"Label Studio {local.LABEL_STUDIO_VERSION}: {local.ensure_installed(log=lambda m: click.echo(m, err=True))}")
+
+
 @server.command("start")
 @click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
 @click.pass_context

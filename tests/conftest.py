@@ -23,3 +23,66 @@ def gum_docs():
 
     path = SHARED / "corpora" / "gum_news.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory):
+    """One real Label Studio for the whole test session (its own data folder and port)."""
+    from builder.labelstudio import server
+
+    root = tmp_path_factory.mktemp("label-studio")
+    state = server.start(root, free_port(), log=lambda message: None)
+    yield state
+    server.stop(root)
+
+
+@pytest.fixture
+def ls(ls_server):
+    """An admin connection to the session's Label Studio."""
+    from builder.labelstudio.client import Connection
+
+    return Connection(ls_server.url, ls_server.token, "environment")
+
+
+def make_project(folder: Path, title: str, snapshot: Path | None = None):
+    """A project folder with the repository's scheme under another Label Studio project title."""
+    text = (ROOT / "builder.toml").read_text(encoding="utf-8")
+    text = text.replace('project_title = "DPRK-Russia stance and entities"', f'project_title = "{title}"')
+    text = text.replace('guidelines = "guidelines.md"', f'guidelines = "{ROOT / "guidelines.md"}"')
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "builder.toml").write_text(text, encoding="utf-8")
+    if snapshot is not None:
+        (folder / "annotations").mkdir(exist_ok=True)
+        (folder / "annotations" / "snapshot.jsonl").write_bytes(snapshot.read_bytes())
+    return load_project(folder / "builder.toml")
+
+
+def cli_env(connection) -> dict:
+    import os
+
+    return {**os.environ, "LABEL_STUDIO_URL": connection.url, "LABEL_STUDIO_API_KEY": connection.api_key}
+
+
+def run_cli(*args, env=None, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "builder", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def sample_sentences(tmp_path_factory, project):
+    from builder.jsonio import read_jsonl
+    from builder.pipeline import split_files
+
+    out = tmp_path_factory.mktemp("sample") / "sentences.jsonl"
+    split_files([SAMPLE], out, project)
+    return out, list(read_jsonl(out))

@@ -146,7 +146,11 @@ def push_sentences(
         for begin in range(0, len(todo), batch_size):
             batch = [task_for(s, project, predictor) for s in todo[begin : begin + batch_size]]
             with calling(connection, f"importing tasks {begin + 1}-{begin + len(batch)} of {len(todo)} (re-run to resume)"):
-                client.projects.import_tasks(project_id, request=batch, return_task_ids=False)
+                # No blind retries: a retried import that the server had committed would duplicate
+                # tasks. A failed push is resumed by re-running it, which skips what arrived.
+                client.projects.import_tasks(
+                    project_id, request=batch, return_task_ids=False, request_options={"max_retries": 0}
+                )
             done += len(batch)
             if bar is not None:
                 bar.update(len(batch))

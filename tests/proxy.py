@@ -1,0 +1,62 @@
+"""A pass-through HTTP hop in front of the real Label Studio that can fail chosen requests.
+
+It stands for a flaky network or an overloaded server: every request reaches the real server
+except the ones `fail_when(method, path, count)` picks, which get a 502/500 without being forwarded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+class FailingProxy:
+    def __init__(self, upstream: str, fail_when, status: int = 500) -> None:
+        self.upstream, self.fail_when, self.status = upstream.rstrip("/"), fail_when, status
+        self.counts: Counter = Counter()
+        self.failed = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                key = (self.command, self.path.split("?")[0])
+                proxy.counts[key] += 1
+                if proxy.fail_when(self.command, self.path, proxy.counts[key]):
+                    proxy.failed += 1
+                    self.send_response(proxy.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "29")
+                    self.end_headers()
+                    self.wfile.write(b'{"detail": "injected failure"}'[:29])
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                response = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=120)
+                self.send_response(response.status_code)
+                for k, v in response.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,104 @@
+"""An annotator in a real headless Chromium labels a task of a project made by `builder push`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from builder.jsonio import read_jsonl
+from builder.labelstudio.push import push_sentences
+from builder.split import split_article
+
+from .conftest import ROOT, cli_env, make_project, run_cli
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+# Screen rectangle of `word` inside the element matched by `selector` (first and last character).
+WORD_RECT_JS = """([selector, word]) => {
+  const root = document.querySelector(selector);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const i = node.textContent.indexOf(word);
+    if (i < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, i); range.setEnd(node, i + 1);
+    const first = range.getBoundingClientRect();
+    range.setStart(node, i + word.length - 1); range.setEnd(node, i + word.length);
+    const last = range.getBoundingClientRect();
+    return {x1: first.left + 1, x2: last.right - 1, y: (first.top + first.bottom) / 2};
+  }
+  return null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them(chromium, ls, ls_server, tmp_path):
+    project = make_project(tmp_path, "browser annotator")
+    article = {"id": "pact", "title": "Putin praises new pact", "text": "Putin praises new pact\nVladimir Putin met Kim Jong Un in Pyongyang on Wednesday."}
+    sentences = split_article(article)
+    result = push_sentences(ls, project, sentences)
+    task_id = next(t.id for t in ls.client().tasks.list(project=result.project_id) if t.data["sentence_index"] == 1)
+
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{ls.url}/user/login/")
+    page.fill('input[name="email"]', ls_server.username)
+    page.fill('input[name="password"]', ls_server.password)
+    page.click('button[type="submit"], input[type="submit"]')
+    page.wait_for_load_state("networkidle")
+
+    page.goto(f"{ls.url}/projects/{result.project_id}/data?task={task_id}")
+    line = ".builder-sentence .lsf-richtext__line"
+    page.locator(line).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    # the annotator sees title, context, guidelines-named labels with hotkeys, and the target
+    body = page.locator("body").inner_text()
+    for visible in ("Putin praises new pact", "Target: Russia and North Korea expanding military cooperation", "PER", "favor"):
+        assert visible in body
+
+    page.keyboard.press("p")  # PER, by its hotkey
+    rect = page.evaluate(WORD_RECT_JS, [line, "Kim Jong Un"])
+    assert rect is not None
+    page.mouse.move(rect["x1"], rect["y"])
+    page.mouse.down()
+    page.mouse.move(rect["x2"], rect["y"], steps=8)
+    page.mouse.up()
+    page.keyboard.press("1")  # favor, by its hotkey
+    page.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "labeling-view.png"))
+    page.get_by_role("button", name="Submit").click()
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not ls.client().annotations.list(id=task_id):
+        time.sleep(0.3)
+    page.close()
+
+    pulled = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    [task] = list(read_jsonl(tmp_path / "annotations" / "snapshot.jsonl"))
+    assert task["task_id"] == task_id and task["data"]["sentence_id"] == sentences[1]["id"]
+    [annotation] = task["annotations"]
+    by_type = {item["type"]: item["value"] for item in annotation["result"]}
+    assert len(annotation["result"]) == 2
+    assert by_type["labels"] == {"start": 19, "end": 30, "text": "Kim Jong Un", "labels": ["PER"]}
+    assert sentences[1]["text"][19:30] == "Kim Jong Un"
+    assert by_type["choices"] == {"choices": ["favor"]}
+    assert annotation["lead_time"] > 0

@@ -1,0 +1,276 @@
+"""The round trip against a real Label Studio server (started once per session; never mocked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from builder.errors import LabelStudioError
+from builder.jsonio import read_jsonl, write_jsonl
+from builder.labelstudio import server
+from builder.labelstudio.client import Connection
+from builder.labelstudio.config import labeling_config
+from builder.labelstudio.pull import export_tasks, pull
+from builder.labelstudio.push import existing_sentence_ids, find_project, push_sentences
+from builder.labelstudio.users import annotator_connection
+from builder.snapshot import pseudonym
+
+from .conftest import ROOT, cli_env, free_port, make_project, run_cli
+from .proxy import FailingProxy
+
+
+def task_count(connection: Connection, project_id: int) -> int:
+    return connection.client().projects.get(project_id).task_number
+
+
+def synthetic_sentences(n: int, prefix: str = "s") -> list[dict]:
+    return [
+        {"id": f"{prefix}{i:06d}", "article_id": f"{prefix}-article-{i // 50}", "article_title": "Synthetic", "sentence_index": i % 50,
+         "text": f"Sentence number {i} mentions Moscow and Pyongyang.", "start": 0, "end": 48, "prev_text": "", "next_text": ""}
+        for i in range(n)
+    ]
+
+
+def test_push_sets_up_project_from_scheme_and_is_idempotent(ls, tmp_path, sample_sentences):
+    project = make_project(tmp_path, "push twice")
+    path, sentences = sample_sentences
+    first = run_cli("push", path, env=cli_env(ls), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"created {len(sentences)} tasks, skipped 0" in first.stdout
+    second = run_cli("push", path, env=cli_env(ls), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert f"created 0 tasks, skipped {len(sentences)} already present" in second.stdout
+
+    project_id = find_project(ls, project)
+    remote = ls.client().projects.get(project_id)
+    assert remote.label_config.strip() == labeling_config(project).strip()
+    assert remote.maximum_annotations == project.annotators_per_sentence == 2
+    assert "Annotation guidelines" in remote.expert_instruction and remote.show_instruction
+    assert task_count(ls, project_id) == len(sentences)
+    assert existing_sentence_ids(ls, project_id) == {s["id"] for s in sentences}
+    assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_generated_config_is_text_not_hypertext_and_carries_hotkeys(project):
+    config = labeling_config(project)
+    assert "<HyperText" not in config and '<Text name="sentence" value="$text"' in config
+    for label in project.entity_labels:
+        assert f'<Label value="{label.value}" background="{label.color}" hotkey="{label.hotkey}"' in config
+    for label in project.stance_labels:
+        assert f'<Choice value="{label.value}" hotkey="{label.hotkey}"' in config
+    assert 'required="true"' in config and "$target" in config and "$prev_text" in config and "$next_text" in config
+
+
+def test_per_article_target_overrides_project_target(ls, tmp_path):
+    project = make_project(tmp_path, "per-article target")
+    sentences = synthetic_sentences(2, "t")
+    sentences[1]["target"] = "a target of its own"
+    result = push_sentences(ls, project, sentences)
+    tasks = {t.data["sentence_id"]: t.data for t in ls.client().tasks.list(project=result.project_id)}
+    assert tasks["t000000"]["target"] == project.target
+    assert tasks["t000001"]["target"] == "a target of its own"
+
+
+def test_gazetteer_predictions_from_the_dataset_annotations(ls, tmp_path, sample_sentences):
+    project = make_project(tmp_path, "predictions", snapshot=ROOT / "annotations" / "snapshot.jsonl")
+    path, sentences = sample_sentences
+    result = run_cli("push", path, env=cli_env(ls), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    project_id = find_project(ls, project)
+    seed = [t for t in export_tasks(ls, project_id) if "Ri Chang Dae" in t["data"]["text"]]
+    assert seed
+    for task in seed:
+        assert task["predictions"] and task["predictions"][0]["model_version"].startswith("builder-gazetteer/1+")
+        spans = [r["value"] for r in task["predictions"][0]["result"]]
+        assert {"start", "end", "text", "labels"} <= set(spans[0])
+        assert any(s["text"] == "Ri Chang Dae" and s["labels"] == ["PER"] for s in spans)
+        for span in spans:
+            assert task["data"]["text"][span["start"] : span["end"]] == span["text"]
+        assert not task["annotations"]  # predictions never become annotations
+
+
+def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
+    project = make_project(tmp_path, "killed push")
+    sentences = synthetic_sentences(3000, "k")
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, sentences)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "250", "--predictor", "none"],
+        env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    project_id = None
+    while time.monotonic() < deadline:
+        project_id = project_id or find_project(ls, project)
+        if project_id and task_count(ls, project_id) >= 250:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = task_count(ls, project_id)
+    assert 0 < interrupted_at < 3000, "the kill should land mid-push"
+    rerun = run_cli("push", path, "--batch-size", "250", "--predictor", "none", env=cli_env(ls), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    after = task_count(ls, project_id)
+    assert after == 3000
+    ids = [t.data["sentence_id"] for t in ls.client().tasks.list(project=project_id, page_size=1000)]
+    assert len(ids) == len(set(ids)) == 3000
+
+
+def test_server_error_mid_push_then_rerun(ls, tmp_path):
+    project = make_project(tmp_path, "5xx push")
+    sentences = synthetic_sentences(1000, "e")
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, sentences)
+
+    with FailingProxy(ls.url, lambda m, p, c: m == "POST" and "/import" in p and c == 3, status=500) as proxy:
+        env = {**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}
+        failed = run_cli("push", path, "--batch-size", "200", "--predictor", "none", env=env, cwd=tmp_path)
+    assert proxy.failed == 1
+    assert failed.returncode == 1
+    assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("error: ")
+    assert "(500)" in failed.stderr and "re-run to resume" in failed.stderr and "Traceback" not in failed.stderr
+    project_id = find_project(ls, project)
+    assert task_count(ls, project_id) == 400
+    rerun = run_cli("push", path, "--batch-size", "200", "--predictor", "none", env=cli_env(ls), cwd=tmp_path)
+    assert "created 600 tasks, skipped 400" in rerun.stdout
+    assert task_count(ls, project_id) == 1000
+
+
+def annotate(connection: Connection, task_id: int, spans: list[tuple[int, int, str, str]], stance: str, lead_time: float):
+    result = [
+        {"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": s, "end": e, "text": t, "labels": [label]}}
+        for s, e, t, label in spans
+    ]
+    result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
+    return connection.client().annotations.create(id=task_id, result=result, lead_time=lead_time)
+
+
+def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences):
+    project = make_project(tmp_path, "two annotators")
+    _, sentences = sample_sentences
+    seed = [s for s in sentences if s["article_id"] == "ri-chang-dae-moscow"][:4]
+    others = [s for s in sentences if s["article_id"] != "ri-chang-dae-moscow"][:3]
+    result = push_sentences(ls, project, seed + others)
+    tasks = {t.data["sentence_id"]: t.id for t in ls.client().tasks.list(project=result.project_id)}
+    alice = annotator_connection(ls, "alice@example.org", "alice-secret-1")
+    bob = annotator_connection(ls, "bob@example.org", "bob-secret-22")
+    first = seed[0]
+    start = first["text"].index("Ri Chang Dae")
+    annotate(alice, tasks[first["id"]], [(start, start + 12, "Ri Chang Dae", "PER")], "neutral", 12.5)
+    bobs = annotate(bob, tasks[first["id"]], [(start, start + 12, "Ri Chang Dae", "PER")], "favor", 20.0)
+    for sentence in seed[1:]:
+        annotate(alice, tasks[sentence["id"]], [], "neutral", 5.0)
+
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
+    pulled = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "fetched 7 tasks, 3 without annotations left out; 4 annotated tasks" in pulled.stdout
+    lines = snapshot.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["data"]["sentence_id"] for r in records] == sorted(s["id"] for s in seed)
+    assert all(line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False) for line in lines)
+    by_id = {r["data"]["sentence_id"]: r for r in records}
+    record = by_id[first["id"]]
+    assert record["task_id"] == tasks[first["id"]]
+    assert record["data"]["text"] == first["text"] and record["data"]["article_id"] == first["article_id"]
+    assert record["data"]["start"] == first["start"] and record["data"]["end"] == first["end"]
+    assert record["data"]["target"] == project.target
+    a, b = record["annotations"]
+    assert a["annotator"] == pseudonym(project.name, "alice@example.org")
+    assert b["annotator"] == pseudonym(project.name, "bob@example.org")
+    assert a["lead_time"] == 12.5 and b["lead_time"] == 20.0
+    assert a["was_cancelled"] is False and a["ground_truth"] is False
+    entity, stance = a["result"]
+    assert entity["value"] == {"start": start, "end": start + 12, "text": "Ri Chang Dae", "labels": ["PER"]}
+    assert stance["value"] == {"choices": ["neutral"]} and b["result"][1]["value"] == {"choices": ["favor"]}
+    text = snapshot.read_text(encoding="utf-8")
+    for secret in ("alice@example.org", "bob@example.org", ls.api_key, "created_at", "updated_at", "completed_by"):
+        assert secret not in text
+
+    # incremental: one annotation changes; only that task comes back, merged into the snapshot
+    before = {r["data"]["sentence_id"]: r for r in records}
+    time.sleep(1.1)
+    bob.client().annotations.update(
+        id=bobs.id,
+        result=[{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["against"]}}],
+    )
+    incremental = run_cli("pull", "--since-last", env=cli_env(ls), cwd=tmp_path)
+    assert incremental.returncode == 0, incremental.stderr
+    assert "changed tasks merged): fetched 1 tasks" in incremental.stdout
+    after = {r["data"]["sentence_id"]: r for r in read_jsonl(snapshot)}
+    assert after.keys() == before.keys()
+    assert after[first["id"]]["annotations"][1]["result"] == [
+        {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["against"]}}
+    ]
+    assert all(after[k] == before[k] for k in before if k != first["id"])
+
+
+def test_unreachable_server_wrong_token_unknown_project(ls, tmp_path, sample_sentences):
+    make_project(tmp_path, "never pushed")
+    path, _ = sample_sentences
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
+    snapshot.parent.mkdir()
+    previous = '{"annotations":[],"data":{"sentence_id":"x"},"predictions":[],"task_id":0}\n'
+    snapshot.write_text(previous, encoding="utf-8")
+    cases = [
+        ({"LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}"}, ["push", path], "cannot reach Label Studio"),
+        ({"LABEL_STUDIO_API_KEY": "0123456789abcdef-wrong-token"}, ["push", path], "refused the API key (401)"),
+        ({}, ["pull"], "unknown project 'never pushed'"),
+    ]
+    for overrides, args, expected in cases:
+        env = {**cli_env(ls), **overrides}
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1, result
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr
+        assert env["LABEL_STUDIO_API_KEY"] not in result.stderr + result.stdout
+    assert snapshot.read_text(encoding="utf-8") == previous
+    env = {k: v for k, v in cli_env(ls).items() if k not in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY")}
+    result = run_cli("pull", env=env, cwd=tmp_path)
+    assert result.returncode == 1 and "no Label Studio to talk to: run `builder server start`" in result.stderr
+
+
+def test_failed_pull_leaves_previous_snapshot(ls, tmp_path):
+    project = make_project(tmp_path, "failing pull")
+    result = push_sentences(ls, project, synthetic_sentences(3, "p"))
+    task = next(iter(ls.client().tasks.list(project=result.project_id)))
+    annotate(ls, task.id, [], "neutral", 1.0)
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
+    snapshot.parent.mkdir()
+    snapshot.write_text("previous\n", encoding="utf-8")
+    with FailingProxy(ls.url, lambda m, p, c: "/download" in p, status=503) as proxy:
+        with pytest.raises(LabelStudioError, match=r"failed \(503\) while downloading the export"):
+            pull(Connection(proxy.url, ls.api_key, "environment"), project)
+    assert snapshot.read_text(encoding="utf-8") == "previous\n"
+    assert [p.name for p in snapshot.parent.iterdir()] == ["snapshot.jsonl"]
+    pull(ls, project)
+    assert len(list(read_jsonl(snapshot))) == 1
+
+
+def test_state_file_is_private_and_busy_port_is_refused(ls_server, tmp_path):
+    mode = os.stat(server.state_path(server_root(ls_server))).st_mode & 0o777
+    assert mode == 0o600
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(LabelStudioError, match=f"port {port} is busy"):
+            server.start(tmp_path, port)
+    result = run_cli("server", "stop", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")})
+    assert "no local Label Studio was running" in result.stdout
+    status = run_cli("server", "status", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")})
+    assert status.returncode == 3 and "no local Label Studio is running" in status.stdout
+
+
+def server_root(state):
+    from pathlib import Path
+
+    return Path(state.data_dir).parents[1]
