@@ -194,7 +194,7 @@ def server_status(ctx) -> None:
 @cli.command()
 @click.argument("sentences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--predictor", default="gazetteer", show_default=True, help="Pre-annotations: gazetteer, spacy:<model>, or none.")
-@click.option("--batch-size", type=int, default=1000, show_default=True, help="Tasks per import request.")
+@click.option("--batch-size", type=int, default=5000, show_default=True, help="Tasks per import request (Label Studio recounts the project after each).")
 @click.pass_context
 def push(ctx, sentences, predictor, batch_size) -> None:
     """Create or update the Label Studio project from the scheme and import SENTENCES.
