@@ -246,6 +246,150 @@ def pull(ctx, since_last, output) -> None:
     )
 
 
+def _snapshot_option(function):
+    return click.option(
+        "--snapshot", type=click.Path(dir_okay=False, path_type=Path), help="Default: annotations/snapshot.jsonl."
+    )(function)
+
+
+def print_validation(result, limit: int = 30) -> None:
+    """A readable table of problems on stderr, then the accounting line."""
+    rows = [p for p in result.report.problems]
+    if rows:
+        click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
+        for problem in rows[:limit]:
+            kind = "" if problem.error else " (warning)"
+            click.echo(f"{problem.reason + kind:<22} {problem.where:<44} {str(problem.fields.get('field', '')):<26} {problem.detail[:100]}", err=True)
+        if len(rows) > limit:
+            click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
+    dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
+    click.echo(
+        f"validate: {result.tasks_in} tasks in = {result.records} records + {result.quarantined} quarantined; problems by reason: {dropped}",
+        err=True,
+    )
+
+
+@cli.command()
+@_snapshot_option
+@click.option("-o", "--records", "records_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("build/records.jsonl"), show_default=True, help="Validated records (JSON Lines).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("build/validation-report.json"), show_default=True, help="Machine-readable report of every problem.")
+@click.pass_context
+def validate(ctx, snapshot, records_path, report_path) -> None:
+    """Check the pulled snapshot against the task schema and the scheme; write records.
+
+    Every task ends as a record or in the report with a reason; problems name the task,
+    annotation, annotator pseudonym and field. Exit status 1 if anything is invalid.
+
+    \b
+    Example:
+        builder validate --report build/validation-report.json
+    """
+    import json
+
+    from builder.jsonio import atomic_write
+    from builder.pipeline import validate_snapshot
+
+    project = project_of(ctx)
+    result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
+    print_validation(result)
+    with atomic_write(report_path, "w") as handle:
+        json.dump({**result.report.as_dict(), "tasks_in": result.tasks_in, "records": result.records, "quarantined": result.quarantined}, handle, indent=2, sort_keys=True, ensure_ascii=False)
+    click.echo(f"wrote {result.records} records to {records_path}, report to {report_path}", err=True)
+    if result.report.errors():
+        ctx.exit(1)
+
+
+@cli.command()
+@_snapshot_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def stats(ctx, snapshot, as_json) -> None:
+    """Label counts and inter-annotator agreement (Krippendorff's alpha, Fleiss' kappa, span F1).
+
+    \b
+    Example:
+        builder stats
+    """
+    import json
+
+    from builder.pipeline import dataset_statistics
+
+    project = project_of(ctx)
+    figures = dataset_statistics(project, snapshot or project.annotations_dir / "snapshot.jsonl")
+    if as_json:
+        click.echo(json.dumps(figures, indent=2, sort_keys=True))
+        return
+    s, e = figures["stance_agreement"], figures["span_agreement"]
+    click.echo(f"records: {figures['records']}, annotators: {len(figures['annotators'])} ({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})")
+    click.echo(f"stance: {figures['labels']['stance']}  status: {figures['labels']['stance_status']}")
+    click.echo(f"entities: {figures['labels']['entities']}")
+    click.echo(
+        f"stance agreement over {s['units']} sentences with 2+ annotators ({s['ratings']} ratings): "
+        f"Krippendorff's alpha {s['krippendorff_alpha']}, Fleiss' kappa {s['fleiss_kappa']} ({s['fleiss_units']} sentences)"
+    )
+    per_label = ", ".join(f"{k} {v}" for k, v in e["per_label"].items())
+    click.echo(f"entity agreement, pairwise exact-span F1 over {e['pairs']} annotator pairs: {e['f1']} ({per_label})")
+
+
+@cli.command()
+@_snapshot_option
+@click.pass_context
+def review(ctx, snapshot) -> None:
+    """List sentences whose stance is unresolved and make a Label Studio view of them.
+
+    Adjudicate in that view (star an annotation as ground truth, or add one); the next pull
+    and build resolve them.
+
+    \b
+    Example:
+        builder review
+    """
+    from builder.labelstudio.client import resolve_connection
+    from builder.labelstudio.review import create_review_view
+    from builder.pipeline import unresolved_records
+
+    project = project_of(ctx)
+    unresolved = unresolved_records(project, snapshot or project.annotations_dir / "snapshot.jsonl")
+    for record in unresolved:
+        votes = ", ".join(f"{a['annotator']}: {a['stance']}" for a in record["annotations"])
+        click.echo(f"{record['id']}  {record['article_id']}#{record['sentence_index']}  [{votes}]  {record['text'][:80]}")
+    if not unresolved:
+        click.echo("no unresolved sentences")
+        return
+    connection = resolve_connection(project.root)
+    url = create_review_view(connection, project, [r["id"] for r in unresolved])
+    click.echo(f"{len(unresolved)} unresolved; review them in Label Studio: {url}")
+
+
+@cli.command("schema")
+@click.option("--check", is_flag=True, help="Only check that schema/ matches the scheme; exit 1 if not.")
+@click.pass_context
+def schema_command(ctx, check) -> None:
+    """Write schema/task.schema.json and schema/record.schema.json from the label scheme.
+
+    \b
+    Example:
+        builder schema --check
+    """
+    import json
+    import tempfile
+
+    from builder.schemas import write_schemas
+
+    project = project_of(ctx)
+    folder = project.root / "schema"
+    if check:
+        with tempfile.TemporaryDirectory() as tmp:
+            stale = [p.name for p in write_schemas(project, Path(tmp)) if not (folder / p.name).is_file() or (folder / p.name).read_text() != p.read_text()]
+        if stale:
+            raise BuilderError(f"{', '.join(stale)} in {folder} do not match {project.source}: run `builder schema`")
+        click.echo("schema/ matches the label scheme")
+        return
+    for path in write_schemas(project, folder):
+        click.echo(f"wrote {path}")
+    del json
+
+
 def main() -> None:
     cli(prog_name="builder")
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
+from builder.errors import InputError
+from builder.records import to_records
+from builder.validate import validate_tasks
 from builder.ingest import ArticleReader
 from builder.jsonio import atomic_write, dumps_line
 from builder.report import Report
@@ -47,3 +52,72 @@ def split_files(
         for sentence in split_articles(articles, report, engine):
             out_sentences.write(dumps_line(sentence))
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
+
+
+def read_tasks(path: Path, report: Report) -> Iterator[dict]:
+    """Stream a snapshot; a line that is not a JSON object is reported (file and line), not fatal."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open snapshot ({exc.strerror}); run `builder pull` first") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                task = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                report.drop("unreadable line", f"{path}:{number}", f"not valid JSON ({exc}): truncated or corrupted", scope="task", field="")
+                continue
+            report.keep("lines read")
+            yield task
+
+
+@dataclass
+class ValidateResult:
+    report: Report
+    tasks_in: int
+    records: int
+    quarantined: int
+
+
+def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
+    """Validate a snapshot and (optionally) write its records; everything dropped is in the report."""
+    report = Report("validate")
+    records = to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)
+    count = 0
+    if records_path is not None:
+        with atomic_write(records_path) as out:
+            for record in records:
+                out.write(dumps_line(record))
+                count += 1
+    else:
+        for _ in records:
+            count += 1
+    quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
+    tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
+    return ValidateResult(report, tasks_in, count, quarantined)
+
+
+def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
+    """Validated records in memory (for statistics on dataset-sized snapshots)."""
+    report = Report("validate")
+    return list(to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)), report
+
+
+def dataset_statistics(project: Project, snapshot: Path) -> dict:
+    from builder.agreement import annotator_counts, label_counts, span_agreement, stance_agreement
+
+    records, _ = load_records(project, snapshot)
+    return {
+        "records": len(records),
+        "labels": label_counts(records),
+        "annotators": annotator_counts(records),
+        "stance_agreement": stance_agreement(records, project.stance_values),
+        "span_agreement": span_agreement(records, project.entity_values),
+    }
+
+
+def unresolved_records(project: Project, snapshot: Path) -> list[dict]:
+    records, _ = load_records(project, snapshot)
+    return [r for r in records if r["stance"] is None]

@@ -1,0 +1,199 @@
+"""Validating pulled tasks: JSON Schema first, then the checks a schema cannot express.
+
+Label Studio accepts annotations that break its own labeling config; this stage is the guard.
+A task whose shape is wrong is quarantined whole; an annotation with a problem is dropped (and
+reported) while the task's other annotations go on. Rules:
+
+- spans: `0 <= start < end <= len(text)` and `text[start:end] == value.text` exactly; a span whose
+  ends are whitespace is trimmed to its non-space core (offsets moved) and reported as a warning;
+- labels and choices must exist in the scheme; control names must be the generated config's;
+- one span per (start, end, label) in an annotation; exactly one stance in every submitted,
+  non-cancelled annotation;
+- the task's sentence id must still match its article id and text (the id is their hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+
+import jsonschema
+
+from builder.labelstudio.config import ENTITIES, SENTENCE, STANCE
+from builder.report import Report
+from builder.scheme import Project
+from builder.schemas import task_schema
+from builder.split import sentence_id
+
+
+class TaskValidator:
+    """Streams valid tasks (with only their valid annotations), reporting everything it drops."""
+
+    def __init__(self, project: Project, report: Report) -> None:
+        self.project = project
+        self.report = report
+        self.schema = task_schema(project)
+        self.entity_labels = set(project.entity_values)
+        self.stance_labels = set(project.stance_values)
+        self.seen: dict[str, object] = {}
+
+    @cached_property
+    def _fast(self):
+        import jsonschema_rs
+
+        return jsonschema_rs.validator_for(self.schema)
+
+    @cached_property
+    def _explainer(self):
+        return jsonschema.Draft202012Validator(self.schema)
+
+    def _where(self, task: dict, annotation: dict | None = None) -> str:
+        where = f"task {task.get('task_id', '?')}"
+        if annotation is not None:
+            where += f" annotation {annotation.get('id', '?')} ({annotation.get('annotator', '?')})"
+        return where
+
+    def _quarantine(self, task: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        self.report.drop(
+            reason, self._where(task), detail, error=error, scope="task",
+            task_id=task.get("task_id"), sentence_id=data.get("sentence_id"), field=field,
+        )
+
+    def _drop_annotation(self, task: dict, annotation: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
+        self.report.drop(
+            reason, self._where(task, annotation), detail, error=error, scope="annotation", task_id=task.get("task_id"),
+            annotation_id=annotation.get("id"), annotator=annotation.get("annotator"), field=field,
+        )
+
+    def validate(self, tasks: Iterable[dict]) -> Iterator[dict]:
+        for task in tasks:
+            clean = self.validate_task(task)
+            if clean is not None:
+                self.report.keep("tasks")
+                yield clean
+
+    def validate_task(self, task: dict) -> dict | None:
+        if not isinstance(task, dict):
+            self.report.drop("not a task", "task ?", f"expected a JSON object, got {type(task).__name__}", scope="task", field="")
+            return None
+        if not self._fast.is_valid(task):
+            self._explain_schema_failure(task)
+            if not self._task_shape_ok(task):
+                return None
+        data = task["data"]
+        text = data["text"]
+        if not any(sentence_id(data["article_id"], text, n) == data["sentence_id"] for n in range(50)):
+            self._quarantine(task, "changed sentence text", "data.text no longer matches the sentence id it was pushed with", "data.text")
+            return None
+        first = self.seen.get(data["sentence_id"])
+        if first is not None:
+            self._quarantine(task, "duplicate task", f"sentence {data['sentence_id']} is also task {first}", "data.sentence_id")
+            return None
+        self.seen[data["sentence_id"]] = task.get("task_id")
+        if not task["annotations"]:
+            self._quarantine(task, "no annotations", "the task has no annotation", "annotations")
+            return None
+        if all(isinstance(a, dict) and a.get("was_cancelled") is True for a in task["annotations"]):
+            n = len(task["annotations"])
+            self._quarantine(task, "skipped task", f"all {n} annotation(s) were cancelled (skipped)", "annotations", error=False)
+            return None
+        kept = [a for a in (self.validate_annotation(task, annotation, text) for annotation in task["annotations"]) if a is not None]
+        if not kept:
+            self._quarantine(task, "no valid annotation", "no annotation of this task passed validation", "annotations")
+            return None
+        return {**task, "annotations": kept}
+
+    def _explain_schema_failure(self, task: dict) -> None:
+        """Report the schema errors with jsonschema's messages and paths (for the few that fail)."""
+        task_errors = []
+        for error in sorted(self._explainer.iter_errors(task), key=lambda e: list(map(str, e.absolute_path))):
+            path = list(error.absolute_path)
+            if len(path) >= 2 and path[0] == "annotations" and isinstance(path[1], int):
+                annotation = task["annotations"][path[1]]
+                if isinstance(annotation, dict):
+                    annotation.setdefault("_schema_errors", []).append(error)
+                    continue
+            task_errors.append((".".join(map(str, path)) or "(task)", error.message))
+        if task_errors:
+            field = task_errors[0][0]
+            self._quarantine(task, "schema", "; ".join(f"{f}: {m}" for f, m in task_errors[:3]), field)
+            task["_invalid"] = True
+
+    def _task_shape_ok(self, task: dict) -> bool:
+        return not task.pop("_invalid", False)
+
+    def validate_annotation(self, task: dict, annotation: dict, text: str) -> dict | None:
+        errors = annotation.pop("_schema_errors", None)
+        if errors:
+            error = errors[0]
+            path = list(error.absolute_path)[2:]
+            field = ".".join(map(str, path)) or "annotation"
+            reason = _schema_reason(error, path)
+            self._drop_annotation(task, annotation, reason, f"{field}: {error.message}", field)
+            return None
+        if annotation["was_cancelled"]:
+            self._drop_annotation(task, annotation, "cancelled annotation", "annotation was cancelled (skipped) by its annotator", "was_cancelled", error=False)
+            return None
+        if not annotation["result"]:
+            self._drop_annotation(task, annotation, "empty result", "submitted with no labels at all", "result")
+            return None
+        spans, stances, result = set(), [], []
+        for index, item in enumerate(annotation["result"]):
+            field = f"result[{index}]"
+            if item["to_name"] != SENTENCE:
+                self._drop_annotation(task, annotation, "unknown object", f"{field}.to_name: '{item['to_name']}' is not '{SENTENCE}'", f"{field}.to_name")
+                return None
+            if item["from_name"] == STANCE:
+                stances.append(item["value"]["choices"][0])
+                result.append(item)
+                continue
+            value = item["value"]
+            start, end = value["start"], value["end"]
+            if not 0 <= start < end <= len(text):
+                self._drop_annotation(task, annotation, "span out of range", f"{field}.value: span {start}-{end} outside 0-{len(text)} or empty", f"{field}.value.start")
+                return None
+            if text[start:end] != value["text"]:
+                self._drop_annotation(
+                    task, annotation, "span text mismatch",
+                    f"{field}.value.text: {value['text']!r} but text[{start}:{end}] is {text[start:end]!r}", f"{field}.value.text",
+                )
+                return None
+            piece = text[start:end]
+            if piece != piece.strip():
+                if not piece.strip():
+                    self._drop_annotation(task, annotation, "whitespace span", f"{field}.value: span {start}-{end} is only whitespace", f"{field}.value")
+                    return None
+                start += len(piece) - len(piece.lstrip())
+                end -= len(piece) - len(piece.rstrip())
+                value = {**value, "start": start, "end": end, "text": text[start:end]}
+                item = {**item, "value": value}
+                self._drop_annotation(task, annotation, "trimmed span", f"{field}.value: surrounding whitespace trimmed to {start}-{end}", f"{field}.value", error=False)
+            key = (start, end, value["labels"][0])
+            if key in spans:
+                self._drop_annotation(task, annotation, "duplicate span", f"{field}: span {start}-{end} {key[2]} marked twice", field)
+                return None
+            spans.add(key)
+            result.append(item)
+        if len(stances) != 1:
+            reason = "missing stance" if not stances else "several stances"
+            self._drop_annotation(task, annotation, reason, f"result: {len(stances)} stance choices, expected exactly 1", "result")
+            return None
+        return {**annotation, "result": result}
+
+
+def _schema_reason(error: jsonschema.ValidationError, path: list) -> str:
+    if "labels" in path and error.validator == "enum":
+        return "unknown label"
+    if "choices" in path and error.validator == "enum":
+        return "unknown choice"
+    if path[-1:] == ["from_name"] or (error.validator in ("enum", "const") and "from_name" in path):
+        return "unknown control"
+    if path[-1:] == ["to_name"]:
+        return "unknown object"
+    return "schema"
+
+
+def validate_tasks(tasks: Iterable[dict], project: Project, report: Report) -> Iterator[dict]:
+    """The library stage: valid tasks out, every problem in `report`."""
+    return TaskValidator(project, report).validate(tasks)

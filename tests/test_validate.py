@@ -1,0 +1,224 @@
+"""Validation, records and agreement: every malformed snapshot gets its own reason; nothing is lost."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import orjson
+import pytest
+
+from builder.agreement import span_agreement, stance_agreement
+from builder.jsonio import read_jsonl
+from builder.pipeline import validate_snapshot
+from builder.records import aggregate_entities, aggregate_stance, task_to_record
+from builder.resources import load_schema
+from builder.schemas import record_schema, task_schema
+from builder.split import sentence_id
+
+from .conftest import ROOT, run_cli
+
+SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
+
+
+@pytest.fixture(scope="module")
+def base_tasks():
+    tasks = list(read_jsonl(SNAPSHOT))
+    seed = [t for t in tasks if t["data"]["article_id"] == "ri-chang-dae-moscow" and len(t["annotations"]) == 2]
+    two_entities = next(t for t in seed if sum(i["from_name"] == "entities" for i in t["annotations"][0]["result"]) >= 2)
+    neighbour = next(t for t in seed if t is not two_entities)
+    return two_entities, neighbour
+
+
+def entity_items(annotation):
+    return [i for i in annotation["result"] if i["from_name"] == "entities"]
+
+
+def stance_item(annotation):
+    return next(i for i in annotation["result"] if i["from_name"] == "stance")
+
+
+def with_text(task, text):
+    data = task["data"]
+    data["text"] = text
+    data["sentence_id"] = sentence_id(data["article_id"], text)
+
+
+def emoji_text(t):
+    """Valid: offsets count code points, also after emoji."""
+    item = entity_items(t["annotations"][0])[0]
+    value = item["value"]
+    prefix = "🇰🇵🙂 "
+    with_text(t, prefix + t["data"]["text"])
+    for annotation in t["annotations"]:
+        for i in entity_items(annotation):
+            i["value"]["start"] += len(prefix)
+            i["value"]["end"] += len(prefix)
+    assert t["data"]["text"][value["start"] : value["end"]] == value["text"]
+
+
+# (name, mutation, expected reason or None if the task stays valid, annotations kept)
+CASES = [
+    ("wrong type task_id", lambda t: t.update(task_id="12"), "schema", 0),
+    ("wrong type start", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start="3"), "schema", 1),
+    ("negative start", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=-1), "schema", 1),
+    ("missing sentence id", lambda t: t["data"].pop("sentence_id"), "schema", 0),
+    ("annotation not an object", lambda t: t["annotations"].__setitem__(0, "oops"), "schema", 0),
+    ("offset off by one", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=entity_items(t["annotations"][0])[0]["value"]["end"] + 1), "span text mismatch", 1),
+    ("end past text", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=len(t["data"]["text"]) + 5), "span out of range", 1),
+    ("start after end", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=entity_items(t["annotations"][0])[0]["value"]["end"]), "span out of range", 1),
+    ("unknown label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["GPE"]), "unknown label", 1),
+    ("two labels on a span", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["PER", "LOC"]), "schema", 1),
+    ("unknown choice", lambda t: stance_item(t["annotations"][0])["value"].update(choices=["support"]), "unknown choice", 1),
+    ("unknown control", lambda t: stance_item(t["annotations"][0]).update(from_name="sentiment"), "unknown control", 1),
+    ("unknown object", lambda t: stance_item(t["annotations"][0]).update(to_name="context_before"), "unknown object", 1),
+    ("empty result", lambda t: t["annotations"][0].update(result=[]), "empty result", 1),
+    ("missing stance", lambda t: t["annotations"][0].update(result=entity_items(t["annotations"][0])), "missing stance", 1),
+    ("two stances", lambda t: t["annotations"][0]["result"].append(copy.deepcopy(stance_item(t["annotations"][0]))), "several stances", 1),
+    ("duplicate span", lambda t: t["annotations"][0]["result"].append(copy.deepcopy(entity_items(t["annotations"][0])[0])), "duplicate span", 1),
+    ("cancelled annotation", lambda t: t["annotations"][0].update(was_cancelled=True), "cancelled annotation", 1),
+    ("skipped task", lambda t: [a.update(was_cancelled=True) for a in t["annotations"]], "skipped task", 0),
+    ("no annotations", lambda t: t.update(annotations=[]), "no annotations", 0),
+    ("changed sentence text", lambda t: t["data"].update(text=t["data"]["text"].replace(" ", "  ", 1)), "changed sentence text", 0),
+    ("CRLF text", lambda t: t["data"].update(text=t["data"]["text"] + "\r\n"), "changed sentence text", 0),
+    ("whitespace around span", lambda t: None, "trimmed span", 2),  # set up below
+    ("text with emoji", emoji_text, None, 2),
+]
+
+
+def widen_span(task):
+    """Make the first span include the space after it (the UI allows sloppy selections)."""
+    text = task["data"]["text"]
+    value = entity_items(task["annotations"][0])[0]["value"]
+    if value["end"] < len(text) and text[value["end"]] == " ":
+        value["end"] += 1
+        value["text"] = text[value["start"] : value["end"]]
+        return True
+    return False
+
+
+def write_snapshot(path, lines):
+    path.write_bytes(b"".join(line if isinstance(line, bytes) else orjson.dumps(line, option=orjson.OPT_SORT_KEYS) + b"\n" for line in lines))
+
+
+@pytest.mark.parametrize(("name", "mutate", "reason", "kept_annotations"), CASES, ids=[c[0] for c in CASES])
+def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched(project, tmp_path, base_tasks, name, mutate, reason, kept_annotations):
+    broken, neighbour = copy.deepcopy(base_tasks[0]), copy.deepcopy(base_tasks[1])
+    if name == "whitespace around span":
+        assert widen_span(broken)
+    else:
+        mutate(broken)
+    snapshot = tmp_path / "snapshot.jsonl"
+    write_snapshot(snapshot, [neighbour, broken])
+    result = validate_snapshot(project, snapshot, tmp_path / "records.jsonl")
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "records.jsonl")}
+    assert records[neighbour["data"]["sentence_id"]] == task_to_record(base_tasks[1], project)
+    reasons = [p.reason for p in result.report.problems]
+    if reason is None:
+        assert reasons == []
+    else:
+        assert reason in reasons, reasons
+        assert len(set(reasons)) == 1, reasons
+    assert result.tasks_in == 2 == result.records + result.quarantined
+    if kept_annotations:
+        sid = broken["data"].get("sentence_id")
+        assert records[sid]["num_annotators"] == kept_annotations
+    else:
+        assert result.quarantined == 1
+    problem = result.report.problems[0] if result.report.problems else None
+    if problem is not None and problem.fields.get("scope") == "annotation":
+        assert problem.fields["annotation_id"] == broken["annotations"][0]["id"]
+        assert problem.fields["annotator"] == broken["annotations"][0]["annotator"]
+        assert problem.fields["task_id"] == broken["task_id"] and problem.fields["field"]
+
+
+def test_truncated_file_and_duplicate_task(project, tmp_path, base_tasks):
+    good, other = base_tasks
+    lines = [orjson.dumps(other, option=orjson.OPT_SORT_KEYS) + b"\n", orjson.dumps(good, option=orjson.OPT_SORT_KEYS) + b"\n",
+             orjson.dumps(dict(good, task_id=999), option=orjson.OPT_SORT_KEYS) + b"\n",
+             orjson.dumps(good, option=orjson.OPT_SORT_KEYS)[:-40]]
+    snapshot = tmp_path / "snapshot.jsonl"
+    write_snapshot(snapshot, lines)
+    result = validate_snapshot(project, snapshot)
+    assert sorted(p.reason for p in result.report.problems) == ["duplicate task", "unreadable line"]
+    assert f"{snapshot}:4" in result.report.by_reason("unreadable line")[0].where
+    assert result.tasks_in == 4 and result.records == 2 and result.quarantined == 2
+
+
+def test_validate_command_table_report_and_exit_code(project, tmp_path, base_tasks):
+    broken = copy.deepcopy(base_tasks[0])
+    entity_items(broken["annotations"][0])[0]["value"]["labels"] = ["GPE"]
+    snapshot = tmp_path / "snapshot.jsonl"
+    write_snapshot(snapshot, [base_tasks[1], broken])
+    report = tmp_path / "report.json"
+    result = run_cli("validate", "--snapshot", snapshot, "-o", tmp_path / "records.jsonl", "--report", report, cwd=ROOT)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown label" in result.stderr and f"task {broken['task_id']} annotation" in result.stderr
+    assert "2 tasks in = 2 records + 0 quarantined" in result.stderr
+    problems = json.loads(report.read_text())["problems"]
+    assert problems[0]["annotator"] == broken["annotations"][0]["annotator"] and problems[0]["field"].endswith("labels.0")
+    ok = run_cli("validate", "--snapshot", SNAPSHOT, "-o", tmp_path / "r.jsonl", "--report", report, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_committed_snapshot_is_valid_and_records_match_schema(project, tmp_path):
+    import jsonschema
+
+    result = validate_snapshot(project, SNAPSHOT, tmp_path / "records.jsonl")
+    assert not result.report.errors() and result.quarantined == 0
+    validator = jsonschema.Draft202012Validator(record_schema(project))
+    records = list(read_jsonl(tmp_path / "records.jsonl"))
+    assert len(records) == result.records == result.tasks_in
+    for record in records:
+        validator.validate(record)
+        assert all(a["annotator"].startswith("annotator-") for a in record["annotations"])
+        assert "@" not in json.dumps(record)
+
+
+def test_committed_schemas_are_generated_from_the_scheme(project):
+    assert load_schema("task") == task_schema(project)
+    assert load_schema("record") == record_schema(project)
+    enums = json.dumps(load_schema("task"))
+    for value in project.stance_values + project.entity_values:
+        assert f'"{value}"' in enums
+    result = run_cli("schema", "--check", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_aggregation_rules(project):
+    assert aggregate_stance(["favor", "favor", "against"]) == ("favor", "majority")
+    assert aggregate_stance(["favor", "against"]) == (None, "tie")
+    assert aggregate_stance(["neutral"] * 3) == ("neutral", "unanimous")
+    a = {"start": 0, "end": 5, "label": "PER", "text": "Alice"}
+    b = {"start": 10, "end": 13, "label": "LOC", "text": "Rome"}
+    assert aggregate_entities([[a, b], [a], [a]], 0.5) == [a]
+    assert aggregate_entities([[a, b], [a]], 0.5) == [a, b]
+    assert aggregate_entities([[a, b], [a]], 1.0) == [a]
+
+
+def annotation(aid, who, stance, spans=(), truth=False):
+    result = [{"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [l]}} for s, e, l in spans]
+    result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
+    return {"id": aid, "annotator": who, "result": result, "was_cancelled": False, "ground_truth": truth, "lead_time": 1.0}
+
+
+def test_ground_truth_wins(project):
+    task = {"task_id": 1, "data": {"sentence_id": "s", "article_id": "a", "sentence_index": 0, "text": "x" * 20},
+            "annotations": [annotation(1, "annotator-a", "favor", [(0, 3, "PER")]), annotation(2, "annotator-b", "favor"),
+                            annotation(3, "annotator-c", "against", [(5, 9, "LOC")], truth=True)]}
+    record = task_to_record(task, project)
+    assert record["stance"] == "against" and record["stance_status"] == "ground_truth"
+    assert [(e["start"], e["label"]) for e in record["entities"]] == [(5, "LOC")]
+
+
+def test_agreement_figures_on_known_cases():
+    def rec(*pairs):
+        return {"annotations": [{"stance": s, "entities": [{"start": 0, "end": 1, "label": l}] if l else []} for s, l in pairs]}
+
+    perfect = [rec(("favor", "PER"), ("favor", "PER")), rec(("against", None), ("against", None)), rec(("neutral", "LOC"), ("neutral", "LOC"))]
+    result = stance_agreement(perfect, ["favor", "against", "neutral"])
+    assert result["krippendorff_alpha"] == 1.0 and result["fleiss_kappa"] == 1.0 and result["units"] == 3
+    spans = span_agreement(perfect, ["PER", "LOC"])
+    assert spans["f1"] == 1.0 and spans["per_label"] == {"PER": 1.0, "LOC": 1.0}
+    mixed = span_agreement([rec(("favor", "PER"), ("favor", "LOC"))], ["PER", "LOC"])
+    assert mixed["f1"] == 0.0
