@@ -390,6 +390,55 @@ def schema_command(ctx, check) -> None:
     del json
 
 
+@cli.command()
+@_snapshot_option
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder. Default: dist/<dataset name>.")
+@click.option("--push-to-hub", "repo_id", help="Also upload the folder to this Hub dataset repo (token from HF_TOKEN).")
+@click.pass_context
+def build(ctx, snapshot, output, repo_id) -> None:
+    """Build the Hugging Face dataset folder: Parquet per split and a generated card.
+
+    Validation problems are reported (as by `builder validate`) and the valid records are built.
+
+    \b
+    Example:
+        builder build -o dist/my-dataset && python -c "import datasets; print(datasets.load_dataset('dist/my-dataset'))"
+    """
+    from builder.dataset import build_dataset
+
+    project = project_of(ctx)
+    output = output or Path("dist") / project.name
+    facts = build_dataset(project, snapshot or project.annotations_dir / "snapshot.jsonl", output)
+    print_validation(facts.validation, limit=10)
+    sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
+    click.echo(f"built {output}: {sizes}")
+    if repo_id:
+        from builder.hub import push_folder
+
+        click.echo(f"pushed to {push_folder(output, repo_id)}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder. Default: dist/<dataset name>.")
+@click.pass_context
+def run(ctx, port, output) -> None:
+    """The whole loop on the bundled sample: Label Studio, push, annotations, pull, validate, build, load.
+
+    Starts the local Label Studio (installing it on first use), pushes examples/sample, replays the
+    bundled annotations as their annotators, pulls them back into build/, validates, builds
+    dist/<name>, loads it with `datasets` and prints a summary. Safe to re-run.
+
+    \b
+    Example:
+        builder run
+    """
+    from builder.loop import run_sample_loop
+
+    summary = run_sample_loop(project_of(ctx), port=port, output=output, log=lambda m: click.echo(m, err=True))
+    click.echo(summary)
+
+
 def main() -> None:
     cli(prog_name="builder")
 

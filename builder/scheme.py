@@ -64,6 +64,9 @@ class Project:
     split_proportions: dict = field(default_factory=dict)
     citation: str = ""
     homepage: str = ""
+    sources: tuple = ()
+    annotations_creators: tuple = ("expert-generated",)
+    source_datasets: tuple = ("original",)
 
     @property
     def stance_values(self) -> list[str]:
@@ -181,6 +184,9 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         language=dataset["language"],
         citation=dataset.get("citation", ""),
         homepage=dataset.get("homepage", ""),
+        sources=tuple(dataset.get("sources", [])),
+        annotations_creators=tuple(dataset.get("annotations_creators", ["expert-generated"])),
+        source_datasets=tuple(dataset.get("source_datasets", ["original"])),
         target=raw["stance"]["target"],
         stance_question=raw["stance"].get("question", "What stance does this sentence take towards the target?"),
         stance_labels=stance,

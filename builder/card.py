@@ -1,0 +1,184 @@
+"""The dataset card (README.md), generated from the build: never edit it by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder import __version__
+from builder.agreement import span_agreement, stance_agreement
+from builder.labelstudio.config import config_hash
+from builder.scheme import Project
+from builder.split import splitter_name
+from builder.splits import SPLITS
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def card_metadata(project: Project, folder: Path, facts) -> dict:
+    from builder.dataset import features
+
+    present = [s for s in SPLITS if facts.counts[s]["records"]]
+    info = {"features": features(project)._to_yaml_list()}
+    info["splits"] = [
+        {"name": s, "num_bytes": (folder / "data" / f"{s}-00000-of-00001.parquet").stat().st_size, "num_examples": facts.counts[s]["records"]}
+        for s in present
+    ]
+    info["dataset_size"] = sum(split["num_bytes"] for split in info["splits"])
+    total = sum(facts.counts[s]["records"] for s in SPLITS)
+    return {
+        "license": project.license,
+        "language": [project.language],
+        "pretty_name": project.pretty_name,
+        "task_categories": ["token-classification", "text-classification"],
+        "task_ids": ["named-entity-recognition", "multi-class-classification"],
+        "annotations_creators": list(project.annotations_creators),
+        "language_creators": ["found"],
+        "multilinguality": ["monolingual"],
+        "size_categories": [_size_category(total)],
+        "source_datasets": list(project.source_datasets),
+        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in present], "default": True}],
+        "dataset_info": info,
+    }
+
+
+def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
+    from builder.dataset import sha256_file  # noqa: F401  (same hashing as manifests)
+
+    total = sum(facts.counts[s]["records"] for s in SPLITS)
+    stance_rows, entity_rows = [], []
+    for split in SPLITS:
+        c = facts.counts[split]
+        if not c["records"]:
+            continue
+        stance_rows.append([split, len(c["articles"]), c["records"], *[c["stance"].get(v, 0) for v in project.stance_values], c["stance"].get("(unresolved)", 0)])
+        entity_rows.append([split, *[c["entities"].get(v, 0) for v in project.entity_values]])
+    unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
+    agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
+    if facts.records or total == 0:
+        s = stance_agreement(facts.records, project.stance_values)
+        e = span_agreement(facts.records, project.entity_values)
+        agreement = _table(
+            ["measure", "value", "based on"],
+            [
+                ["Krippendorff's alpha (nominal), stance", s["krippendorff_alpha"], f"{s['units']} sentences with 2+ annotators, {s['ratings']} ratings"],
+                ["Fleiss' kappa, stance", s["fleiss_kappa"], f"{s['fleiss_units']} sentences with the most common number of annotators"],
+                ["pairwise exact-span F1, entities (all labels)", e["f1"], f"{e['pairs']} annotator pairs"],
+                *[[f"pairwise exact-span F1, {label}", e["per_label"][label], f"{e['spans'][label]} spans"] for label in project.entity_values],
+            ],
+        )
+    sources = "\n".join(
+        f"- **{src['name']}**" + (f" ({src['articles']})" if src.get("articles") else "") + f": licence {src['license']}."
+        + (f" {src['attribution']}" if src.get("attribution") else "") + (f" <{src['url']}>" if src.get("url") else "")
+        for src in project.sources
+    ) or "- (no sources declared in builder.toml `[[dataset.sources]]`)"
+    overlaps = ""
+    if facts.overlaps:
+        names = ", ".join(f"`{o['id']}` {o['label']} '{o['text']}'" for o in facts.overlaps[:10])
+        overlaps = f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` but cannot be held by the BIO view (`ner_tags`): {names}" + (" ..." if len(facts.overlaps) > 10 else "") + "."
+    v = facts.validation
+    labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    return f"""
+# {project.pretty_name}
+
+Sentences from news articles, each labelled for its **stance** towards a target
+(*"{project.target}"*, unless an article sets its own) and for **named entities** as character spans
+and as BIO tags. Built with [builder]({project.homepage or "https://github.com/"}) {__version__}{f", dataset version {version}" if version else ""}.
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("path/or/hub-id/of/{project.name}")
+ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved
+```
+
+## Data
+
+| field | type | meaning |
+|---|---|---|
+| `id` | string | sentence id: a hash of the article id and the sentence text |
+| `article_id`, `sentence_index` | string, int | the article and the sentence's position in it |
+| `text`, `target` | string | the sentence, and what its stance is about |
+| `stance` | ClassLabel ({labels_yaml}) | aggregated stance; -1 when unresolved (a tie) |
+| `stance_status` | string | `ground_truth`, `unanimous`, `majority`, `tie` or `none` |
+| `entities` | list of {{start, end, label, text}} | aggregated entity spans, character offsets into `text` (end exclusive) |
+| `tokens`, `ner_tags` | list of string, list of ClassLabel | the BIO view ({", ".join(project.bio_tags)}), derived once from `entities` |
+| `annotations` | list | every annotator's own stance, entities, lead time (s) and ground-truth flag |
+| `num_annotators`, `agreement` | int, float | annotators of the sentence; share agreeing with the aggregated stance |
+
+## Splits and label distribution
+
+Splits are by article (all sentences of an article in one split), decided from a hash of the article id
+(proportions {project.split_proportions}), so adding articles never moves an existing one;
+articles sharing a sentence text are kept in one split ({facts.split_facts.get("shared_text_groups", 0)} such group(s));
+{facts.split_facts.get("frozen_test_articles", 0)} article(s) are in test because an earlier release had them there.
+
+{_table(["split", "articles", "sentences", *project.stance_values, "unresolved"], stance_rows)}
+
+Entity spans (aggregated):
+
+{_table(["split", *project.entity_values], entity_rows)}
+
+## Agreement
+
+{len(facts.annotators)} annotators, named by pseudonyms only. Aggregation: a ground-truth annotation wins; otherwise the
+majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span is kept when at least
+{project.entity_agreement:.0%} of the sentence's annotators marked exactly that span with that label.
+
+{agreement}
+
+## How it was made
+
+1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
+   with `{splitter_name()}` (newlines first, then segtok).
+2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
+   following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), with pre-annotations
+   from a gazetteer of earlier annotations.
+3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:
+   {v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined.
+4. Label scheme sha256 `{project.scheme_hash()[:16]}`.
+
+## Sources and licences
+
+{sources}
+
+The dataset is released under `{project.license}`; each source's own licence applies to its text.
+
+## Known limitations
+
+- Small: {total} sentences; figures above carry wide uncertainty.
+- Most news sentences report facts, so `neutral` dominates the stance labels.
+- Annotators are pseudonymous and few; agreement is reported above, not hidden.{overlaps}
+
+## Citation
+
+{project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
+"""
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_card(project: Project, folder: Path, facts, snapshot: Path, version: str | None) -> Path:
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from builder.dataset import sha256_file
+
+    data = DatasetCardData(**card_metadata(project, folder, facts))
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n" + card_body(project, facts, sha256_file(snapshot), version))
+    path = folder / "README.md"
+    path.write_text(str(card), encoding="utf-8")
+    return path

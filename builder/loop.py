@@ -1,0 +1,69 @@
+"""The whole loop on the bundled sample, in one call (what `builder run` does)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from builder.errors import BuilderError
+from builder.scheme import Project
+
+SAMPLE_DIR = Path("examples") / "sample"
+ACCOUNTS_FILE = Path("examples") / "sample-annotators.json"
+
+
+def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
+    """Server, split, push, replay the bundled annotations, pull, validate, build, load; returns a summary."""
+    from builder.dataset import build_dataset
+    from builder.jsonio import read_jsonl
+    from builder.labelstudio import server
+    from builder.labelstudio.client import URL_VARIABLE, resolve_connection
+    from builder.labelstudio.pull import pull
+    from builder.labelstudio.push import push_sentences
+    from builder.labelstudio.replay import replay
+    from builder.pipeline import split_files
+    from builder.predict import make_predictor
+
+    root = project.root
+    sample, accounts_file, committed = root / SAMPLE_DIR, root / ACCOUNTS_FILE, project.annotations_dir / "snapshot.jsonl"
+    for needed in (sample, accounts_file, committed):
+        if not needed.exists():
+            raise BuilderError(f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample")
+    work = root / "build" / "run"
+    if not os.environ.get(URL_VARIABLE):
+        server.start(root, port, log=log)
+    connection = resolve_connection(root)
+    log(f"1/6 split {sample}")
+    split = split_files([sample], work / "sentences.jsonl", project)
+    if split.report.errors():
+        raise BuilderError(f"the sample has {len(split.report.errors())} rejected inputs; run `builder split {sample} -o x.jsonl`")
+    log(f"2/6 push {split.sentences} sentences to {connection.url}")
+    predictor = make_predictor("gazetteer", committed, project.entity_values)
+    pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
+    log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
+    accounts = json.loads(accounts_file.read_text(encoding="utf-8"))["accounts"]
+    log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")
+    replayed = replay(connection, pushed.project_id, project.name, read_jsonl(committed), accounts)
+    log(f"    created {replayed.created}, already there {replayed.already_there}")
+    snapshot = work / "snapshot.jsonl"
+    pulled = pull(connection, project, snapshot)
+    log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
+    output = output or root / "dist" / project.name
+    facts = build_dataset(project, snapshot, output)
+    v = facts.validation
+    log(f"5/6 validated: {v.tasks_in} tasks = {v.records} records + {v.quarantined} quarantined; built {output}")
+    import datasets
+
+    datasets.disable_progress_bars()
+    loaded = datasets.load_dataset(str(output))
+    log("6/6 loaded it back with datasets.load_dataset")
+    stance = loaded["train"].features["stance"]
+    lines = [
+        f"dataset {project.name}: " + ", ".join(f"{name} {len(split_)}" for name, split_ in loaded.items()),
+        f"features: stance {stance.names}, ner_tags {loaded['train'].features['ner_tags'].feature.names}",
+        f"card: {output / 'README.md'}",
+        f"Label Studio: {connection.url}/projects/{pushed.project_id}/data (log in with the credentials in {server.state_path(root)})"
+        if connection.source == "local server" else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""The published dataset: typed features, BIO, leak-free stable splits, card, Hub call sequence, notebook."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from builder.bio import bio_to_spans, non_overlapping, spans_to_bio
+from builder.dataset import build_dataset, sha256_file
+from builder.jsonio import read_jsonl
+from builder.splits import assign_splits, hash_split
+
+from .conftest import ROOT
+
+SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
+
+
+@pytest.fixture(scope="module")
+def built(project, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dist") / project.name
+    facts = build_dataset(project, SNAPSHOT, folder)
+    return folder, facts
+
+
+def test_load_dataset_gives_typed_features(project, built):
+    import datasets
+
+    folder, facts = built
+    ds = datasets.load_dataset(str(folder))
+    assert set(ds) == {"train", "validation", "test"}
+    features = ds["train"].features
+    assert isinstance(features["stance"], datasets.ClassLabel) and features["stance"].names == project.stance_values
+    assert features["ner_tags"].feature.names == project.bio_tags
+    assert features["entities"].feature["label"].names == project.entity_values
+    assert features["annotations"].feature["stance"].names == project.stance_values
+    rows = [row for split in ds.values() for row in split]
+    assert len(rows) == facts.validation.records == 65
+    unresolved = [row for row in rows if row["stance"] == -1]
+    assert len(unresolved) == 3 and all(row["stance_status"] == "tie" for row in unresolved)
+    row = next(r for r in rows if "Ri Chang Dae" in r["text"] and r["entities"])
+    span = next(e for e in row["entities"] if row["text"][e["start"] : e["end"]] == "Ri Chang Dae")
+    assert features["entities"].feature["label"].int2str(span["label"]) == "PER"
+    assert len(row["tokens"]) == len(row["ner_tags"]) and row["num_annotators"] == 2
+
+
+def test_bio_is_lossless_on_the_sample(built):
+    import datasets
+
+    folder, facts = built
+    ds = datasets.load_dataset(str(folder))
+    names = ds["train"].features["ner_tags"].feature.names
+    labels = ds["train"].features["entities"].feature["label"].names
+    overlapping = {o["id"] for o in facts.overlaps}
+    for row in (r for split in ds.values() for r in split):
+        spans = [{"start": e["start"], "end": e["end"], "label": labels[e["label"]], "text": e["text"]} for e in row["entities"]]
+        kept, _ = non_overlapping(spans)
+        back = bio_to_spans(row["text"], row["tokens"], [names[t] for t in row["ner_tags"]])
+        assert back == sorted(kept, key=lambda s: s["start"])
+        if row["id"] not in overlapping:
+            assert len(kept) == len(spans)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"{len(facts.overlaps)} entity span(s) overlap" in card
+
+
+@st.composite
+def text_and_spans(draw):
+    words = draw(st.lists(st.sampled_from(["Kim", "Jong-un", "met", "Putin", "in", "Pyongyang", ",", "U.S.", "’s", "🙂", "x"]), min_size=1, max_size=20))
+    text = " ".join(words)
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=8))))
+    spans = []
+    for start, end in zip(cuts[::2], cuts[1::2]):
+        piece = text[start:end]
+        if piece.strip() == piece and piece:
+            spans.append({"start": start, "end": end, "label": draw(st.sampled_from(["PER", "LOC"])), "text": piece})
+    return text, spans
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_and_spans())
+def test_spans_to_bio_to_spans_round_trip(case):
+    text, spans = case
+    tokens, tags, dropped = spans_to_bio(text, spans)
+    assert dropped == []
+    assert bio_to_spans(text, tokens, tags) == sorted(spans, key=lambda s: s["start"])
+
+
+def test_splits_are_by_article_stable_and_keep_shared_text_together(project, built):
+    import datasets
+
+    folder, facts = built
+    ds = datasets.load_dataset(str(folder))
+    seen = {}
+    for split, part in ds.items():
+        for article in set(part["article_id"]):
+            assert seen.setdefault(article, split) == split
+    proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    articles = [f"article-{i}" for i in range(300)]
+    before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
+    after, _ = assign_splits(((a, f"{a} text") for a in articles + [f"new-{i}" for i in range(300)]), proportions, salt="s")
+    assert all(after[a] == before[a] for a in articles)
+    counts = {s: sum(1 for v in after.values() if v == s) for s in ("train", "validation", "test")}
+    assert 0.5 < counts["train"] / 600 < 0.7 and counts["test"] > 60
+    test_article = next(a for a in articles if before[a] == "test")
+    train_article = next(a for a in articles if before[a] == "train")
+    shared, facts_ = assign_splits([(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")], proportions, salt="s")
+    assert shared[train_article] == shared[test_article] == "test" and facts_["shared_text_groups"] == 1
+    frozen, _ = assign_splits([(train_article, "x")], proportions, frozen_test={train_article}, salt="s")
+    assert frozen[train_article] == "test"
+    assert hash_split("a", proportions, "one") in ("train", "validation", "test")
+
+
+def test_card_passes_huggingface_hub_checks(project, built):
+    from huggingface_hub import DatasetCard
+
+    folder, _ = built
+    card = DatasetCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    for key in ("license", "language", "pretty_name", "task_categories", "task_ids", "annotations_creators",
+                "language_creators", "size_categories", "source_datasets", "configs", "dataset_info"):
+        assert data.get(key), key
+    assert data["configs"][0]["data_files"][0]["path"].startswith("data/")
+    splits = {s["name"]: s["num_examples"] for s in data["dataset_info"]["splits"]}
+    assert sum(splits.values()) == 65
+    text = card.text
+    for section in ("## Splits and label distribution", "## Agreement", "## How it was made", "## Sources and licences",
+                    "## Known limitations", "## Citation", "load_dataset(", "Krippendorff", "CC BY 2.5", "lines+segtok/1"):
+        assert section in text, section
+
+
+def test_build_is_deterministic(project, built, tmp_path):
+    folder, _ = built
+    again = tmp_path / project.name
+    build_dataset(project, SNAPSHOT, again)
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for relative in files:
+        assert sha256_file(folder / relative) == sha256_file(again / relative), relative
+
+
+def test_failed_build_leaves_previous_output(project, built, tmp_path):
+    folder = tmp_path / "out"
+    build_dataset(project, SNAPSHOT, folder)
+    before = {p.name: sha256_file(p) for p in folder.rglob("*.parquet")}
+    with pytest.raises(Exception):
+        build_dataset(project, tmp_path / "missing.jsonl", folder)
+    assert {p.name: sha256_file(p) for p in folder.rglob("*.parquet")} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+class FakeHub:
+    """Answers the Hub's HTTP API as far as huggingface_hub's upload and tag calls need; records calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        if path == "/api/validate-yaml":
+            self.validated_yaml = json.loads(request.content)
+            return httpx.Response(200, json={})
+        if path == "/api/repos/create":
+            return httpx.Response(200, json={"url": "https://huggingface.co/datasets/org/sample", "name": "org/sample"})
+        if "/preupload/" in path:
+            files = json.loads(request.content)["files"]
+            return httpx.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files], "commitOid": "0" * 40})
+        if "/commit/" in path:
+            lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
+            self.committed = sorted(line["value"]["path"] for line in lines if line.get("key") == "file")
+            return httpx.Response(200, json={"commitUrl": "https://huggingface.co/datasets/org/sample/commit/" + "a" * 40, "commitOid": "a" * 40, "success": True})
+        if "/tag/" in path:
+            self.tag = json.loads(request.content)
+            return httpx.Response(200, json={})
+        if request.method == "GET" and "/revision/" in path:
+            return httpx.Response(200, json={"id": "org/sample", "sha": "a" * 40, "siblings": []})
+        return httpx.Response(404, json={"error": f"fake hub: unexpected {request.method} {path}"})
+
+
+def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
+    from huggingface_hub import HfApi, set_client_factory
+    from huggingface_hub.utils import _http
+
+    from builder.hub import push_folder
+
+    folder, _ = built
+    fake = FakeHub()
+    set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake)))
+    try:
+        url = push_folder(folder, "org/sample", tag="v1.0.0", api=HfApi(token="hf_fake", endpoint="https://huggingface.co"))
+    finally:
+        _http.close_session()
+        set_client_factory(_http.default_client_factory)
+    assert url == "https://huggingface.co/datasets/org/sample"
+    methods = [c for c in fake.calls if c[0] == "POST"]
+    assert methods[0] == ("POST", "/api/repos/create")
+    assert any("/preupload/" in p for _, p in methods) and any("/commit/" in p for _, p in methods)
+    assert methods[-1][1].endswith("/tag/" + "a" * 40) or "/tag/" in methods[-1][1]
+    assert fake.tag["tag"] == "v1.0.0"
+    assert "dataset_info" in fake.validated_yaml["content"]
+    assert fake.committed == sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_push_without_token_is_a_clean_error(built, monkeypatch):
+    from builder.errors import BuilderError
+    from builder.hub import push_folder
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(BuilderError, match="HF_TOKEN is not set"):
+        push_folder(built[0], "org/sample")
+
+
+def test_notebook_executes(built, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    folder, _ = built
+    notebook = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "commit the notebook without outputs"
+    import os
+
+    os.environ["BUILDER_DATASET"] = str(folder)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        os.environ.pop("BUILDER_DATASET")
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("<mark" in o.get("data", {}).get("text/html", "") for o in outputs)
+
+
+def test_records_hash_is_stable_across_runs(project, tmp_path):
+    from builder.pipeline import validate_snapshot
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    validate_snapshot(project, SNAPSHOT, a)
+    validate_snapshot(project, SNAPSHOT, b)
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+    assert len(list(read_jsonl(a))) == 65

@@ -1,0 +1,21 @@
+"""`builder run`: the whole loop on the bundled sample, against the real Label Studio; re-runnable."""
+
+from __future__ import annotations
+
+from .conftest import ROOT, cli_env, run_cli
+
+
+def test_whole_loop_on_the_sample_and_rerun(ls, tmp_path):
+    output = tmp_path / "dataset"
+    first = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert "dataset dprk-russia-stance-ner: train" in first.stdout and "test 9" in first.stdout
+    assert "features: stance ['favor', 'against', 'neutral']" in first.stdout
+    assert f"Label Studio: {ls.url}/projects/" in first.stdout
+    assert "created 65, skipped 0" in first.stderr and "created 80, already there 0" in first.stderr
+    assert "65 tasks = 65 records + 0 quarantined" in first.stderr
+    second = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
+    assert second.returncode == 0, second.stderr
+    assert "created 0, skipped 65" in second.stderr and "created 0, already there 80" in second.stderr
+    assert (output / "README.md").is_file()
+    assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr
