@@ -8,6 +8,7 @@ held by BIO: the longest (then earliest) wins and the others are returned as dro
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -27,27 +28,36 @@ def non_overlapping(spans: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def tokenize(text: str, boundaries: set[int] = frozenset()) -> list[tuple[int, int]]:
     """Token offsets: words and punctuation, cut at `boundaries` (span starts and ends)."""
+    if not boundaries:
+        return [match.span() for match in _TOKEN.finditer(text)]
+    cuts = sorted(boundaries)
     offsets = []
     for match in _TOKEN.finditer(text):
         start, end = match.span()
-        cuts = sorted(b for b in boundaries if start < b < end)
-        for cut in cuts:
-            offsets.append((start, cut))
-            start = cut
+        if cuts:
+            i = bisect_right(cuts, start)
+            while i < len(cuts) and cuts[i] < end:
+                offsets.append((start, cuts[i]))
+                start = cuts[i]
+                i += 1
         offsets.append((start, end))
     return offsets
 
 
 def spans_to_bio(text: str, spans: list[dict]) -> tuple[list[str], list[str], list[dict]]:
     """(tokens, tags, dropped_overlaps) for `text` and its entity spans."""
-    kept, dropped = non_overlapping(spans)
+    kept, dropped = non_overlapping(spans) if len(spans) > 1 else (list(spans), [])
     boundaries = {s["start"] for s in kept} | {s["end"] for s in kept}
     offsets = tokenize(text, boundaries)
+    starts = [s for s, _ in offsets]
     tags = ["O"] * len(offsets)
     for span in kept:
-        inside = [i for i, (s, e) in enumerate(offsets) if s >= span["start"] and e <= span["end"]]
-        for n, i in enumerate(inside):
-            tags[i] = ("B-" if n == 0 else "I-") + span["label"]
+        i = bisect_left(starts, span["start"])
+        first = True
+        while i < len(offsets) and offsets[i][1] <= span["end"]:
+            tags[i] = ("B-" if first else "I-") + span["label"]
+            first = False
+            i += 1
     return [text[s:e] for s, e in offsets], tags, dropped
 
 

@@ -53,8 +53,6 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
 
 
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
-    from builder.dataset import sha256_file  # noqa: F401  (same hashing as manifests)
-
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance_rows, entity_rows = [], []
     for split in SPLITS:
@@ -145,7 +143,7 @@ majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span
    following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), with pre-annotations
    from a gazetteer of earlier annotations.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:
-   {v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined.
+   {f"{v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined." if v else "(records given directly)."}
 4. Label scheme sha256 `{project.scheme_hash()[:16]}`.
 
 ## Sources and licences
@@ -172,13 +170,11 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def write_card(project: Project, folder: Path, facts, snapshot: Path, version: str | None) -> Path:
+def write_card(project: Project, folder: Path, facts, version: str | None) -> Path:
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from builder.dataset import sha256_file
-
     data = DatasetCardData(**card_metadata(project, folder, facts))
-    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n" + card_body(project, facts, sha256_file(snapshot), version))
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n" + card_body(project, facts, facts.snapshot_hash, version))
     path = folder / "README.md"
     path.write_text(str(card), encoding="utf-8")
     return path

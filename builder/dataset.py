@@ -25,7 +25,8 @@ from builder.pipeline import validate_snapshot
 from builder.scheme import Project
 from builder.splits import SPLITS, assign_splits
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 10_000
+AGREEMENT_IN_CARD_LIMIT = 100_000
 
 
 def features(project: Project):
@@ -67,6 +68,7 @@ class BuildFacts:
     split_facts: dict = field(default_factory=dict)
     annotators: set = field(default_factory=set)
     validation: object = None
+    snapshot_hash: str = ""
 
 
 class Encoder:
@@ -78,7 +80,8 @@ class Encoder:
         self.tag = {v: i for i, v in enumerate(project.bio_tags)}
 
     def spans(self, spans: list[dict]) -> list[dict]:
-        return [{"start": s["start"], "end": s["end"], "label": self.entity[s["label"]], "text": s["text"]} for s in spans]
+        entity = self.entity
+        return [{**s, "label": entity[s["label"]]} for s in spans]
 
     def row(self, record: dict) -> tuple[dict, list[dict]]:
         tokens, tags, dropped = spans_to_bio(record["text"], record["entities"])
@@ -121,9 +124,6 @@ def build_dataset(
     strict: bool = False,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -133,46 +133,12 @@ def build_dataset(
         result = validate_snapshot(project, snapshot, records_path)
         if strict and result.report.errors():
             raise BuilderError(f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first")
-        facts = BuildFacts(validation=result)
-        splits, facts.split_facts = assign_splits(((r["article_id"], r["text"]) for r in read_jsonl(records_path)), project.split_proportions, frozen_test, salt=project.name)
-        facts.splits = splits
-        schema = features(project).arrow_schema
-        encoder = Encoder(project)
-        (staging / "data").mkdir()
-        writers = {s: pq.ParquetWriter(staging / "data" / f"{s}-00000-of-00001.parquet", schema, compression="zstd") for s in SPLITS}
-        batches: dict[str, list] = {s: [] for s in SPLITS}
-        small = result.records <= 100_000
-        for record in read_jsonl(records_path):
-            split = splits[record["article_id"]]
-            row, dropped = encoder.row(record)
-            for span in dropped:
-                facts.overlaps.append({"id": record["id"], **span})
-            batches[split].append(row)
-            counts = facts.counts[split]
-            counts["records"] += 1
-            counts["articles"].add(record["article_id"])
-            counts["stance"][record["stance"] if record["stance"] is not None else "(unresolved)"] += 1
-            for entity in record["entities"]:
-                counts["entities"][entity["label"]] += 1
-            for annotation in record["annotations"]:
-                facts.annotators.add(annotation["annotator"])
-            if small:
-                facts.records.append({"stance": record["stance"], "annotations": [{"stance": a["stance"], "entities": a["entities"]} for a in record["annotations"]]})
-            if len(batches[split]) >= BATCH_ROWS:
-                writers[split].write_table(pa.Table.from_pylist(batches[split], schema=schema))
-                batches[split] = []
-        for split, writer in writers.items():
-            if batches[split]:
-                writer.write_table(pa.Table.from_pylist(batches[split], schema=schema))
-            writer.close()
+        facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
+        facts.validation = result
         records_path.unlink()
-        for split in SPLITS:  # an empty split has no file: the card's configs list only present ones
-            path = staging / "data" / f"{split}-00000-of-00001.parquet"
-            if facts.counts[split]["records"] == 0:
-                path.unlink()
         from builder.card import write_card
 
-        write_card(project, staging, facts, snapshot, version)
+        write_card(project, staging, facts, version)
         if output.exists():
             old = output.with_name(f".{output.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -185,6 +151,55 @@ def build_dataset(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_dataset(
+    project: Project, records_path: Path, folder: Path, frozen_test=frozenset(), version: str | None = None, snapshot_hash: str = ""
+) -> BuildFacts:
+    """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    facts = BuildFacts()
+    facts.snapshot_hash = snapshot_hash
+    splits, facts.split_facts = assign_splits(((r["article_id"], r["text"]) for r in read_jsonl(records_path)), project.split_proportions, frozen_test, salt=project.name)
+    facts.splits = splits
+    schema = features(project).arrow_schema
+    encoder = Encoder(project)
+    (folder / "data").mkdir(exist_ok=True)
+    writers = {s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", schema, compression="zstd") for s in SPLITS}
+    batches: dict[str, list] = {s: [] for s in SPLITS}
+    total = 0
+    for record in read_jsonl(records_path):
+        total += 1
+        split = splits[record["article_id"]]
+        row, dropped = encoder.row(record)
+        for span in dropped:
+            facts.overlaps.append({"id": record["id"], **span})
+        batches[split].append(row)
+        counts = facts.counts[split]
+        counts["records"] += 1
+        counts["articles"].add(record["article_id"])
+        counts["stance"][record["stance"] if record["stance"] is not None else "(unresolved)"] += 1
+        for entity in record["entities"]:
+            counts["entities"][entity["label"]] += 1
+        for annotation in record["annotations"]:
+            facts.annotators.add(annotation["annotator"])
+        if total <= AGREEMENT_IN_CARD_LIMIT:
+            facts.records.append({"stance": record["stance"], "annotations": [{"stance": a["stance"], "entities": a["entities"]} for a in record["annotations"]]})
+        if len(batches[split]) >= BATCH_ROWS:
+            writers[split].write_table(pa.Table.from_pylist(batches[split], schema=schema))
+            batches[split] = []
+    for split, writer in writers.items():
+        if batches[split]:
+            writer.write_table(pa.Table.from_pylist(batches[split], schema=schema))
+        writer.close()
+    if total > AGREEMENT_IN_CARD_LIMIT:
+        facts.records = []
+    for split in SPLITS:  # an empty split has no file: the card's configs list only present ones
+        if facts.counts[split]["records"] == 0:
+            (folder / "data" / f"{split}-00000-of-00001.parquet").unlink()
+    return facts
 
 
 def labeling_config_hash(project: Project) -> str:
