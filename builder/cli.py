@@ -439,6 +439,71 @@ def run(ctx, port, output) -> None:
     click.echo(summary)
 
 
+@cli.command()
+@click.argument("version")
+@click.option("--push-to-hub", "repo_id", help="Also upload the release to this Hub dataset repo and tag it vVERSION.")
+@click.pass_context
+def release(ctx, version, repo_id) -> None:
+    """Cut release VERSION from the committed snapshot into releases/VERSION/.
+
+    Refused, with nothing written, if VERSION exists or is not greater than the last release,
+    if validation finds problems, or if annotations/snapshot.jsonl has uncommitted changes.
+    Adds a generated entry to CHANGELOG.md. Articles in an earlier release's test split stay in test.
+
+    \b
+    Example:
+        builder release 1.1.0
+    """
+    from builder.release import cut_release
+
+    project = project_of(ctx)
+    result = cut_release(project, version)
+    splits = result.manifest["splits"]
+    click.echo(f"released {project.name} {version} in {result.folder}: " + ", ".join(f"{s} {splits[s]['records']}" for s in splits))
+    click.echo(result.changelog_entry)
+    if repo_id:
+        from builder.hub import push_folder
+
+        click.echo(f"pushed to {push_folder(result.folder, repo_id, tag=f'v{version}', message=f'{project.name} {version}')} and tagged v{version}")
+
+
+@cli.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.pass_context
+def diff_command(ctx, a, b) -> None:
+    """Compare releases A and B: sentences, articles, stance, entities, label and agreement deltas.
+
+    \b
+    Example:
+        builder diff 1.0.0 1.1.0
+    """
+    from builder.release import compare, format_comparison
+
+    click.echo(f"{a} -> {b}")
+    click.echo(format_comparison(compare(project_of(ctx), a, b)))
+
+
+@cli.command()
+@click.argument("version")
+@click.pass_context
+def verify(ctx, version) -> None:
+    """Recompute the sha256 of every file of release VERSION against its manifest.
+
+    \b
+    Example:
+        builder verify 1.0.0
+    """
+    from builder.release import verify_release
+
+    problems = verify_release(project_of(ctx), version)
+    for problem in problems:
+        click.echo(f"mismatch: {problem}", err=True)
+    if problems:
+        raise BuilderError(f"release {version} does not match its manifest ({len(problems)} problem(s))")
+    click.echo(f"release {version}: every file matches its manifest")
+
+
 def main() -> None:
     cli(prog_name="builder")
 
