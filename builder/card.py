@@ -91,7 +91,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
 
 Sentences from news articles, each labelled for its **stance** towards a target
 (*"{project.target}"*, unless an article sets its own) and for **named entities** as character spans
-and as BIO tags. Built with [builder]({project.homepage or "https://github.com/"}) {__version__}{f", dataset version {version}" if version else ""}.
+and as BIO tags. Built with builder {__version__}{f", dataset version {version}" if version else ""}.
 
 ```python
 from datasets import load_dataset

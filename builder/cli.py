@@ -271,8 +271,8 @@ def print_validation(result, limit: int = 30) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("-o", "--records", "records_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("build/records.jsonl"), show_default=True, help="Validated records (JSON Lines).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("build/validation-report.json"), show_default=True, help="Machine-readable report of every problem.")
+@click.option("-o", "--records", "records_path", type=click.Path(dir_okay=False, path_type=Path), help="Validated records (JSON Lines). Default: build/records.jsonl in the project.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Machine-readable report of every problem. Default: build/validation-report.json in the project.")
 @click.pass_context
 def validate(ctx, snapshot, records_path, report_path) -> None:
     """Check the pulled snapshot against the task schema and the scheme; write records.
@@ -290,6 +290,8 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     from builder.pipeline import validate_snapshot
 
     project = project_of(ctx)
+    records_path = records_path or project.root / "build" / "records.jsonl"
+    report_path = report_path or project.root / "build" / "validation-report.json"
     result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
     print_validation(result)
     with atomic_write(report_path, "w") as handle:
@@ -407,7 +409,7 @@ def build(ctx, snapshot, output, repo_id) -> None:
     from builder.dataset import build_dataset
 
     project = project_of(ctx)
-    output = output or Path("dist") / project.name
+    output = output or project.root / "dist" / project.name
     facts = build_dataset(project, snapshot or project.annotations_dir / "snapshot.jsonl", output)
     print_validation(facts.validation, limit=10)
     sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))

@@ -212,6 +212,15 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     ]
     assert all(after[k] == before[k] for k in before if k != first["id"])
 
+    # the tie (alice neutral, bob against) is listed by `builder review`, with a view to adjudicate in
+    review = run_cli("review", env=cli_env(ls), cwd=tmp_path)
+    assert review.returncode == 0, review.stderr
+    assert first["id"] in review.stdout and "1 unresolved; review them in Label Studio:" in review.stdout
+    views = [v for v in ls.client().views.list(project=result.project_id) if (v.data or {}).get("title") == "builder: unresolved stance"]
+    assert len(views) == 1
+    items = views[0].data["filters"]["items"]
+    assert [i["value"] for i in items] == [first["id"]] and items[0]["filter"] == "filter:tasks:data.sentence_id"
+
 
 def test_unreachable_server_wrong_token_unknown_project(ls, tmp_path, sample_sentences):
     make_project(tmp_path, "never pushed")
