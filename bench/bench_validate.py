@@ -67,8 +67,8 @@ def run_child(project: Path, snapshot: Path, records: Path) -> dict:
 def jsonschema_baseline(snapshot: Path, sample: int) -> float:
     import jsonschema
 
-    from builder.scheme import load_project
     from builder.schemas import task_schema
+    from builder.scheme import load_project
 
     validator = jsonschema.Draft202012Validator(task_schema(load_project(ROOT / "builder.toml")))
     with open(snapshot, "rb") as handle:

@@ -259,7 +259,7 @@ def print_validation(result, limit: int = 30) -> None:
         click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
         for problem in rows[:limit]:
             kind = "" if problem.error else " (warning)"
-            click.echo(f"{problem.reason + kind:<22} {problem.where:<44} {str(problem.fields.get('field', '')):<26} {problem.detail[:100]}", err=True)
+            click.echo(f"{problem.reason + kind:<22} {problem.where:<44} {problem.fields.get('field', '')!s:<26} {problem.detail[:100]}", err=True)
         if len(rows) > limit:
             click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
@@ -373,7 +373,6 @@ def schema_command(ctx, check) -> None:
     Example:
         builder schema --check
     """
-    import json
     import tempfile
 
     from builder.schemas import write_schemas
@@ -389,7 +388,6 @@ def schema_command(ctx, check) -> None:
         return
     for path in write_schemas(project, folder):
         click.echo(f"wrote {path}")
-    del json
 
 
 @cli.command()

@@ -210,4 +210,4 @@ def dumps(obj) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 
-__all__ = ["build_dataset", "features", "BuildFacts", "sha256_file", "__version__"]
+__all__ = ["BuildFacts", "__version__", "build_dataset", "features", "sha256_file"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -48,13 +48,17 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return count
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Stream records from a JSON Lines file; a bad line raises InputError naming file and line."""
+def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None = None, hint: str = "") -> Iterator:
+    """Stream records from a JSON Lines file.
+
+    A line that is not JSON raises InputError naming file and line, or, with `on_bad_line`, is
+    passed to it as (where, detail) and skipped. Without `on_bad_line`, every record must be an object.
+    """
     path = Path(path)
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot open ({exc.strerror}){hint}") from None
     with handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -62,7 +66,10 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
-            if not isinstance(record, dict):
+                if on_bad_line is None:
+                    raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+                on_bad_line(f"{path}:{number}", f"not valid JSON ({exc}): truncated or corrupted")
+                continue
+            if on_bad_line is None and not isinstance(record, dict):
                 raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             yield record

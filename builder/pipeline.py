@@ -6,16 +6,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from builder.errors import InputError
-from builder.records import to_records
-from builder.validate import validate_tasks
 from builder.ingest import ArticleReader
-from builder.jsonio import atomic_write, dumps_line
+from builder.jsonio import atomic_write, dumps_line, read_jsonl
+from builder.records import to_records
 from builder.report import Report
 from builder.scheme import Project
 from builder.split import DEFAULT_ENGINE, split_articles, splitter_name
+from builder.validate import validate_tasks
 
 
 @dataclass
@@ -55,22 +52,14 @@ def split_files(
 
 
 def read_tasks(path: Path, report: Report) -> Iterator[dict]:
-    """Stream a snapshot; a line that is not a JSON object is reported (file and line), not fatal."""
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open snapshot ({exc.strerror}); run `builder pull` first") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                task = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                report.drop("unreadable line", f"{path}:{number}", f"not valid JSON ({exc}): truncated or corrupted", scope="task", field="")
-                continue
-            report.keep("lines read")
-            yield task
+    """Stream a snapshot; a line that is not JSON is reported (file and line), not fatal."""
+
+    def unreadable(where: str, detail: str) -> None:
+        report.drop("unreadable line", where, detail, scope="task", field="")
+
+    for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
+        report.keep("lines read")
+        yield task
 
 
 @dataclass

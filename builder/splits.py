@@ -18,7 +18,7 @@ _PRECEDENCE = {"train": 0, "validation": 1, "test": 2}
 
 def hash_split(article_id: str, proportions: dict[str, float], salt: str = "") -> str:
     """train, validation or test from a hash of (salt, article id): uniform, stable, independent per dataset."""
-    value = int(hashlib.sha256(f"{salt}\x00{article_id}".encode("utf-8")).hexdigest()[:12], 16) / float(16**12)
+    value = int(hashlib.sha256(f"{salt}\x00{article_id}".encode()).hexdigest()[:12], 16) / float(16**12)
     if value < proportions["train"]:
         return "train"
     if value < proportions["train"] + proportions["validation"]:

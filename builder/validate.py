@@ -19,10 +19,10 @@ from functools import cached_property
 
 import jsonschema
 
-from builder.labelstudio.config import ENTITIES, SENTENCE, STANCE
+from builder.labelstudio.config import SENTENCE, STANCE
 from builder.report import Report
-from builder.scheme import Project
 from builder.schemas import task_schema
+from builder.scheme import Project
 from builder.split import sentence_id
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from builder.bio import bio_to_spans, non_overlapping, spans_to_bio
 from builder.dataset import build_dataset, sha256_file
+from builder.errors import InputError
 from builder.jsonio import read_jsonl
 from builder.splits import assign_splits, hash_split
 
@@ -146,7 +147,7 @@ def test_failed_build_leaves_previous_output(project, built, tmp_path):
     folder = tmp_path / "out"
     build_dataset(project, SNAPSHOT, folder)
     before = {p.name: sha256_file(p) for p in folder.rglob("*.parquet")}
-    with pytest.raises(Exception):
+    with pytest.raises(InputError, match="cannot open"):
         build_dataset(project, tmp_path / "missing.jsonl", folder)
     assert {p.name: sha256_file(p) for p in folder.rglob("*.parquet")} == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
