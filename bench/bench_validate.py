@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import gc, resource, sys, time
+import resource, sys, time
 from pathlib import Path
 from builder.pipeline import validate_snapshot
 from builder.scheme import load_project
 project = load_project(sys.argv[1])
-gc.freeze()
+
 began = time.perf_counter()
 result = validate_snapshot(project, Path(sys.argv[2]), Path(sys.argv[3]))
 seconds = time.perf_counter() - began

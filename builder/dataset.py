@@ -19,7 +19,7 @@ import orjson
 from builder import __version__
 from builder.bio import spans_to_bio
 from builder.errors import BuilderError
-from builder.jsonio import read_jsonl
+from builder.jsonio import paused_gc, read_jsonl
 from builder.labelstudio.config import config_hash
 from builder.pipeline import validate_snapshot
 from builder.scheme import Project
@@ -133,7 +133,8 @@ def build_dataset(
         result = validate_snapshot(project, snapshot, records_path)
         if strict and result.report.errors():
             raise BuilderError(f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first")
-        facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
+        with paused_gc():
+            facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
         facts.validation = result
         records_path.unlink()
         from builder.card import write_card

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.ingest import ArticleReader
-from builder.jsonio import atomic_write, dumps_line, read_jsonl
+from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl
 from builder.records import to_records
 from builder.report import Report
 from builder.scheme import Project
@@ -75,14 +75,15 @@ def validate_snapshot(project: Project, snapshot: Path, records_path: Path | Non
     report = Report("validate")
     records = to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)
     count = 0
-    if records_path is not None:
-        with atomic_write(records_path) as out:
-            for record in records:
-                out.write(dumps_line(record))
+    with paused_gc():
+        if records_path is not None:
+            with atomic_write(records_path) as out:
+                for record in records:
+                    out.write(dumps_line(record))
+                    count += 1
+        else:
+            for _ in records:
                 count += 1
-    else:
-        for _ in records:
-            count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
     return ValidateResult(report, tasks_in, count, quarantined)
