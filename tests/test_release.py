@@ -175,3 +175,12 @@ def test_unknown_release_is_a_clean_error(repo):
     with pytest.raises(BuilderError, match="no release 9.9.9"):
         verify_release(project, "9.9.9")
     assert ROOT.exists()
+
+
+def test_committed_release_rebuilds_byte_identical(project, tmp_path):
+    """releases/1.0.0 in this repository is reproducible from the committed snapshot."""
+    committed = read_manifest(project, "1.0.0")
+    rebuilt = build_release_folder(project, "1.0.0", tmp_path / "1.0.0")
+    assert rebuilt == committed
+    assert (tmp_path / "1.0.0" / "manifest.json").read_bytes() == (ROOT / "releases" / "1.0.0" / "manifest.json").read_bytes()
+    assert verify_release(project, "1.0.0") == []
