@@ -98,7 +98,7 @@ def test_gazetteer_predictions_from_the_dataset_annotations(ls, tmp_path, sample
 
 def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
     project = make_project(tmp_path, "killed push")
-    sentences = synthetic_sentences(3000, "k")
+    sentences = synthetic_sentences(5000, "k")
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, sentences)
     process = subprocess.Popen(
@@ -115,13 +115,13 @@ def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     interrupted_at = task_count(ls, project_id)
-    assert 0 < interrupted_at < 3000, "the kill should land mid-push"
+    assert 0 < interrupted_at < 5000, "the kill should land mid-push"
     rerun = run_cli("push", path, "--batch-size", "250", "--predictor", "none", env=cli_env(ls), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     after = task_count(ls, project_id)
-    assert after == 3000
-    ids = [t.data["sentence_id"] for t in ls.client().tasks.list(project=project_id, page_size=1000)]
-    assert len(ids) == len(set(ids)) == 3000
+    assert after == 5000
+    ids = existing_sentence_ids(ls, project_id)
+    assert len(ids) == 5000 and ids == {s["id"] for s in sentences}
 
 
 def test_server_error_mid_push_then_rerun(ls, tmp_path):
