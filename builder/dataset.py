@@ -169,7 +169,18 @@ def write_dataset(
     encoder = Encoder(project)
     (folder / "data").mkdir(exist_ok=True)
     writers = {s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", schema, compression="zstd") for s in SPLITS}
-    batches: dict[str, list] = {s: [] for s in SPLITS}
+    names = schema.names
+    # columns, not rows: pa.array per column skips from_pylist's per-row dict walk
+    batches: dict[str, dict[str, list]] = {s: {name: [] for name in names} for s in SPLITS}
+    sizes = dict.fromkeys(SPLITS, 0)
+
+    def flush(split: str) -> None:
+        columns = batches[split]
+        arrays = [pa.array(columns[name], type=schema.field(name).type) for name in names]
+        writers[split].write_table(pa.Table.from_arrays(arrays, schema=schema))
+        batches[split] = {name: [] for name in names}
+        sizes[split] = 0
+
     total = 0
     for record in read_jsonl(records_path):
         total += 1
@@ -177,7 +188,10 @@ def write_dataset(
         row, dropped = encoder.row(record)
         for span in dropped:
             facts.overlaps.append({"id": record["id"], **span})
-        batches[split].append(row)
+        columns = batches[split]
+        for name in names:
+            columns[name].append(row[name])
+        sizes[split] += 1
         counts = facts.counts[split]
         counts["records"] += 1
         counts["articles"].add(record["article_id"])
@@ -188,12 +202,11 @@ def write_dataset(
             facts.annotators.add(annotation["annotator"])
         if total <= AGREEMENT_IN_CARD_LIMIT:
             facts.records.append({"stance": record["stance"], "annotations": [{"stance": a["stance"], "entities": a["entities"]} for a in record["annotations"]]})
-        if len(batches[split]) >= BATCH_ROWS:
-            writers[split].write_table(pa.Table.from_pylist(batches[split], schema=schema))
-            batches[split] = []
+        if sizes[split] >= BATCH_ROWS:
+            flush(split)
     for split, writer in writers.items():
-        if batches[split]:
-            writer.write_table(pa.Table.from_pylist(batches[split], schema=schema))
+        if sizes[split]:
+            flush(split)
         writer.close()
     if total > AGREEMENT_IN_CARD_LIMIT:
         facts.records = []
