@@ -14,13 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
-from builder import __version__
 from builder.bio import spans_to_bio
 from builder.errors import BuilderError
 from builder.jsonio import paused_gc, read_jsonl
-from builder.labelstudio.config import config_hash
 from builder.pipeline import validate_snapshot
 from builder.scheme import Project
 from builder.splits import SPLITS, assign_splits
@@ -214,14 +210,3 @@ def write_dataset(
         if facts.counts[split]["records"] == 0:
             (folder / "data" / f"{split}-00000-of-00001.parquet").unlink()
     return facts
-
-
-def labeling_config_hash(project: Project) -> str:
-    return config_hash(project)
-
-
-def dumps(obj) -> str:
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
-
-
-__all__ = ["BuildFacts", "__version__", "build_dataset", "features", "sha256_file"]
