@@ -30,21 +30,28 @@ began = time.perf_counter()
 result = validate_snapshot(project, Path(sys.argv[2]), Path(sys.argv[3]))
 seconds = time.perf_counter() - began
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+assert result.sorted_input
 print(f"{result.tasks_in} {result.records} {result.quarantined} {seconds:.3f} {peak:.1f}")
 """
 
 
+def _text(i: int) -> str:
+    return f"Minister Ri Chang Dae met Sergei Shoigu in Moscow on day {i} to discuss cooperation."
+
+
 def generate(path: Path, n: int) -> None:
+    """A snapshot as `builder pull` writes it: sorted by sentence id."""
     import orjson
 
     from builder.split import sentence_id
 
     labels = ["PER", "ORG", "LOC", "MISC"]
     stances = ["favor", "against", "neutral"]
+    order = sorted((sentence_id(f"article-{i // 30}", _text(i)), i) for i in range(n))
     with open(path, "wb") as out:
-        for i in range(n):
-            text = f"Minister Ri Chang Dae met Sergei Shoigu in Moscow on day {i} to discuss cooperation."
-            data = {"sentence_id": sentence_id(f"article-{i // 30}", text), "article_id": f"article-{i // 30}", "article_title": "T",
+        for sid, i in order:
+            text = _text(i)
+            data = {"sentence_id": sid, "article_id": f"article-{i // 30}", "article_title": "T",
                     "sentence_index": i % 30, "text": text, "prev_text": "", "next_text": "", "target": "t", "start": 0, "end": len(text)}
             annotations = []
             for a in range(2):

@@ -12,7 +12,7 @@ from builder.records import to_records
 from builder.report import Report
 from builder.scheme import Project
 from builder.split import DEFAULT_ENGINE, split_articles, splitter_name
-from builder.validate import validate_tasks
+from builder.validate import UnsortedSnapshot, validate_tasks
 
 
 @dataclass
@@ -68,12 +68,24 @@ class ValidateResult:
     tasks_in: int
     records: int
     quarantined: int
+    sorted_input: bool = True
 
 
 def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
-    """Validate a snapshot and (optionally) write its records; everything dropped is in the report."""
+    """Validate a snapshot and (optionally) write its records; everything dropped is in the report.
+
+    Streams with constant memory over a snapshot sorted by sentence id (as `builder pull` writes
+    it); a hand-edited, unsorted one is validated again from the start, remembering every id.
+    """
+    try:
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True)
+    except UnsortedSnapshot:
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False)
+
+
+def _validate_snapshot(project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool) -> ValidateResult:
     report = Report("validate")
-    records = to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)
+    records = to_records(validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project)
     count = 0
     with paused_gc():
         if records_path is not None:
@@ -86,7 +98,7 @@ def validate_snapshot(project: Project, snapshot: Path, records_path: Path | Non
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined)
+    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted)
 
 
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:

@@ -26,16 +26,28 @@ from builder.scheme import Project
 from builder.split import sentence_id
 
 
-class TaskValidator:
-    """Streams valid tasks (with only their valid annotations), reporting everything it drops."""
+class UnsortedSnapshot(Exception):
+    """Raised in `assume_sorted` mode when a task's sentence id is lower than the previous one."""
 
-    def __init__(self, project: Project, report: Report) -> None:
+
+class TaskValidator:
+    """Streams valid tasks (with only their valid annotations), reporting everything it drops.
+
+    Duplicate tasks (the same sentence twice) are caught with constant memory when the snapshot
+    is sorted by sentence id, as `builder pull` writes it (`assume_sorted`: an out-of-order task
+    raises UnsortedSnapshot, so the caller can start again without the assumption); otherwise
+    every sentence id is remembered.
+    """
+
+    def __init__(self, project: Project, report: Report, assume_sorted: bool = False) -> None:
         self.project = project
         self.report = report
         self.schema = task_schema(project)
         self.entity_labels = set(project.entity_values)
         self.stance_labels = set(project.stance_values)
         self.seen: dict[str, object] = {}
+        self.assume_sorted = assume_sorted
+        self.previous: tuple[str, object] = ("", None)
 
     @cached_property
     def _fast(self):
@@ -86,11 +98,8 @@ class TaskValidator:
         if not any(sentence_id(data["article_id"], text, n) == data["sentence_id"] for n in range(50)):
             self._quarantine(task, "changed sentence text", "data.text no longer matches the sentence id it was pushed with", "data.text")
             return None
-        first = self.seen.get(data["sentence_id"])
-        if first is not None:
-            self._quarantine(task, "duplicate task", f"sentence {data['sentence_id']} is also task {first}", "data.sentence_id")
+        if self._is_duplicate(task, data["sentence_id"]):
             return None
-        self.seen[data["sentence_id"]] = task.get("task_id")
         if not task["annotations"]:
             self._quarantine(task, "no annotations", "the task has no annotation", "annotations")
             return None
@@ -103,6 +112,23 @@ class TaskValidator:
             self._quarantine(task, "no valid annotation", "no annotation of this task passed validation", "annotations")
             return None
         return {**task, "annotations": kept}
+
+    def _is_duplicate(self, task: dict, sid: str) -> bool:
+        if self.assume_sorted:
+            previous, previous_task = self.previous
+            if sid < previous:
+                raise UnsortedSnapshot(sid)
+            first = previous_task if sid == previous else None
+            if first is None:
+                self.previous = (sid, task.get("task_id"))
+        else:
+            first = self.seen.get(sid)
+            if first is None:
+                self.seen[sid] = task.get("task_id")
+        if first is not None:
+            self._quarantine(task, "duplicate task", f"sentence {sid} is also task {first}", "data.sentence_id")
+            return True
+        return False
 
     def _explain_schema_failure(self, task: dict) -> None:
         """Report the schema errors with jsonschema's messages and paths (for the few that fail)."""
@@ -194,6 +220,6 @@ def _schema_reason(error: jsonschema.ValidationError, path: list) -> str:
     return "schema"
 
 
-def validate_tasks(tasks: Iterable[dict], project: Project, report: Report) -> Iterator[dict]:
+def validate_tasks(tasks: Iterable[dict], project: Project, report: Report, assume_sorted: bool = False) -> Iterator[dict]:
     """The library stage: valid tasks out, every problem in `report`."""
-    return TaskValidator(project, report).validate(tasks)
+    return TaskValidator(project, report, assume_sorted).validate(tasks)
