@@ -19,7 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 OURS = """
-import resource, sys, time
+import sys, time
+def peak_mb():
+    # VmHWM resets at exec; ru_maxrss would also count the parent's pages at fork
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 from pathlib import Path
 from builder.card import write_card
 from builder.dataset import write_dataset
@@ -31,11 +37,16 @@ began = time.perf_counter()
 with paused_gc():  # as build_dataset does
     facts = write_dataset(project, Path(sys.argv[2]), out)
 write_card(project, out, facts, None)
-print(f"{time.perf_counter() - began:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+print(f"{time.perf_counter() - began:.3f} {peak_mb():.1f}")
 """
 
 FLOOR = """
-import gc, resource, sys, time
+import gc, sys, time
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 import orjson, pyarrow as pa, pyarrow.parquet as pq
 gc.disable()  # the floor gets the same treatment as builder
 began = time.perf_counter()
@@ -53,7 +64,7 @@ with open(sys.argv[2], "rb") as handle:
 if batch:
     flush()
 writer.close()
-print(f"{time.perf_counter() - began:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+print(f"{time.perf_counter() - began:.3f} {peak_mb():.1f}")
 """
 
 

@@ -20,7 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import resource, sys, time
+import sys, time
+def peak_mb():
+    # VmHWM resets at exec; ru_maxrss would also count the parent's pages at fork
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 from pathlib import Path
 from builder.pipeline import validate_snapshot
 from builder.scheme import load_project
@@ -29,7 +35,7 @@ project = load_project(sys.argv[1])
 began = time.perf_counter()
 result = validate_snapshot(project, Path(sys.argv[2]), Path(sys.argv[3]))
 seconds = time.perf_counter() - began
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 assert result.sorted_input
 print(f"{result.tasks_in} {result.records} {result.quarantined} {seconds:.3f} {peak:.1f}")
 """
