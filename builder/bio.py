@@ -8,7 +8,7 @@ held by BIO: the longest (then earliest) wins and the others are returned as dro
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -30,17 +30,12 @@ def tokenize(text: str, boundaries: set[int] = frozenset()) -> list[tuple[int, i
     """Token offsets: words and punctuation, cut at `boundaries` (span starts and ends)."""
     if not boundaries:
         return [match.span() for match in _TOKEN.finditer(text)]
-    cuts = sorted(boundaries)
-    offsets = []
-    for match in _TOKEN.finditer(text):
-        start, end = match.span()
-        if cuts:
-            i = bisect_right(cuts, start)
-            while i < len(cuts) and cuts[i] < end:
-                offsets.append((start, cuts[i]))
-                start = cuts[i]
-                i += 1
-        offsets.append((start, end))
+    offsets: list[tuple[int, int]] = []
+    start = 0
+    for cut in sorted(boundaries) + [len(text)]:
+        if cut > start:  # tokens of each stretch between boundaries: none can cross a boundary
+            offsets += [match.span() for match in _TOKEN.finditer(text, start, cut)]
+            start = cut
     return offsets
 
 
