@@ -15,6 +15,9 @@ _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 def non_overlapping(spans: list[dict]) -> tuple[list[dict], list[dict]]:
     """(kept, dropped): longest first, then earliest; a span overlapping a kept one is dropped."""
+    by_start = sorted(spans, key=lambda s: (s["start"], s["end"]))
+    if all(a["end"] <= b["start"] for a, b in zip(by_start, by_start[1:])):
+        return by_start, []  # the usual case: nothing overlaps
     kept: list[dict] = []
     dropped: list[dict] = []
     for span in sorted(spans, key=lambda s: (-(s["end"] - s["start"]), s["start"], s["label"])):
@@ -41,7 +44,7 @@ def tokenize(text: str, boundaries: set[int] = frozenset()) -> list[tuple[int, i
 
 def spans_to_bio(text: str, spans: list[dict]) -> tuple[list[str], list[str], list[dict]]:
     """(tokens, tags, dropped_overlaps) for `text` and its entity spans."""
-    kept, dropped = non_overlapping(spans) if len(spans) > 1 else (list(spans), [])
+    kept, dropped = non_overlapping(spans)
     boundaries = {s["start"] for s in kept} | {s["end"] for s in kept}
     offsets = tokenize(text, boundaries)
     starts = [s for s, _ in offsets]
