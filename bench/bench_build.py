@@ -11,21 +11,17 @@ floor and build; the best of each is compared (this machine's timings vary by +-
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 
 OURS = """
 import sys, time
-def peak_mb():
-    # VmHWM resets at exec; ru_maxrss would also count the parent's pages at fork
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+from measure import peak_mb
 
 from pathlib import Path
 from builder.card import write_card
@@ -43,10 +39,7 @@ print(f"{time.perf_counter() - began:.3f} {peak_mb():.1f}")
 
 FLOOR = """
 import gc, sys, time
-def peak_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+from measure import peak_mb
 
 import orjson, pyarrow as pa, pyarrow.parquet as pq
 gc.disable()  # the floor gets the same treatment as builder
@@ -92,8 +85,7 @@ def generate(path: Path, n: int) -> None:
 
 
 def timed(code: str, *args) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True)
-    seconds, peak = out.stdout.split()
+    seconds, peak = measure.run_child(code, *args)
     return float(seconds), float(peak)
 
 

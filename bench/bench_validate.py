@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import sys, time
-def peak_mb():
-    # VmHWM resets at exec; ru_maxrss would also count the parent's pages at fork
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+from measure import peak_mb
 
 from pathlib import Path
 from builder.pipeline import validate_snapshot
@@ -72,8 +68,7 @@ def generate(path: Path, n: int) -> None:
 
 
 def run_child(project: Path, snapshot: Path, records: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(project), str(snapshot), str(records)], capture_output=True, text=True, check=True)
-    tasks_in, records_n, quarantined, seconds, peak = out.stdout.split()
+    tasks_in, records_n, quarantined, seconds, peak = measure.run_child(CHILD, project, snapshot, records)
     return {"tasks": int(tasks_in), "records": int(records_n), "quarantined": int(quarantined), "seconds": float(seconds), "peak_mb": float(peak)}
 
 

@@ -12,6 +12,7 @@ import orjson
 from builder.errors import LabelStudioError
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.push import require_project
+from builder.labelstudio.views import upsert_view
 from builder.scheme import Project
 from builder.snapshot import merge, normalise_task, pseudonym, read_snapshot, write_snapshot
 
@@ -57,20 +58,11 @@ def annotator_names(connection: Connection, dataset: str) -> dict[int, str]:
 
 def _changed_view(connection: Connection, project_id: int, since: str) -> int:
     """A Data Manager view of the tasks updated after `since` (created or updated in place)."""
-    client = connection.client()
-    data = {
-        "title": CHANGED_VIEW_TITLE,
-        "filters": {
-            "conjunction": "and",
-            "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
-        },
+    filters = {
+        "conjunction": "and",
+        "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
     }
-    with calling(connection, "preparing the incremental pull"):
-        for view in client.views.list(project=project_id):
-            if (view.data or {}).get("title") == CHANGED_VIEW_TITLE:
-                client.views.update(str(view.id), project=project_id, data=data)
-                return view.id
-        return client.views.create(project=project_id, data=data).id
+    return upsert_view(connection, project_id, CHANGED_VIEW_TITLE, filters, "preparing the incremental pull")
 
 
 def export_tasks(connection: Connection, project_id: int, view_id: int | None = None) -> list[dict]:
