@@ -8,7 +8,6 @@ held by BIO: the longest (then earliest) wins and the others are returned as dro
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -29,34 +28,36 @@ def non_overlapping(spans: list[dict]) -> tuple[list[dict], list[dict]]:
     return kept, dropped
 
 
-def tokenize(text: str, boundaries: set[int] = frozenset()) -> list[tuple[int, int]]:
-    """Token offsets: words and punctuation, cut at `boundaries` (span starts and ends)."""
-    if not boundaries:
-        return [match.span() for match in _TOKEN.finditer(text)]
-    offsets: list[tuple[int, int]] = []
-    start = 0
-    for cut in sorted(boundaries) + [len(text)]:
-        if cut > start:  # tokens of each stretch between boundaries: none can cross a boundary
-            offsets += [match.span() for match in _TOKEN.finditer(text, start, cut)]
-            start = cut
-    return offsets
+def spans_to_bio(text: str, spans: list[dict], tag_ids: dict | None = None) -> tuple[list[str], list, list[dict]]:
+    """(tokens, tags, dropped_overlaps) for `text` and its entity spans.
 
-
-def spans_to_bio(text: str, spans: list[dict]) -> tuple[list[str], list[str], list[dict]]:
-    """(tokens, tags, dropped_overlaps) for `text` and its entity spans."""
+    With `tag_ids` (tag name -> id), tags come as ids. The text is cut at span boundaries and
+    each stretch tokenized on its own, so a stretch's tags are all O, or B then I of one span.
+    """
     kept, dropped = non_overlapping(spans)
-    boundaries = {s["start"] for s in kept} | {s["end"] for s in kept}
-    offsets = tokenize(text, boundaries)
-    starts = [s for s, _ in offsets]
-    tags = ["O"] * len(offsets)
+    findall = _TOKEN.findall
+    outside = tag_ids["O"] if tag_ids else "O"
+    tokens: list[str] = []
+    tags: list = []
+    position = 0
     for span in kept:
-        i = bisect_left(starts, span["start"])
-        first = True
-        while i < len(offsets) and offsets[i][1] <= span["end"]:
-            tags[i] = ("B-" if first else "I-") + span["label"]
-            first = False
-            i += 1
-    return [text[s:e] for s, e in offsets], tags, dropped
+        start, end = span["start"], span["end"]
+        if start > position:
+            stretch = findall(text, position, start)
+            tokens += stretch
+            tags += [outside] * len(stretch)
+        stretch = findall(text, start, end)
+        if stretch:
+            label = span["label"]
+            begin, inside = (tag_ids[f"B-{label}"], tag_ids[f"I-{label}"]) if tag_ids else (f"B-{label}", f"I-{label}")
+            tokens += stretch
+            tags.append(begin)
+            tags += [inside] * (len(stretch) - 1)
+        position = end
+    stretch = findall(text, position)
+    tokens += stretch
+    tags += [outside] * len(stretch)
+    return tokens, tags, dropped
 
 
 def bio_to_spans(text: str, tokens: list[str], tags: list[str]) -> list[dict]:

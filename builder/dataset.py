@@ -67,40 +67,85 @@ class BuildFacts:
     snapshot_hash: str = ""
 
 
+def _names_type(feature):
+    """The Arrow type of `feature` with every ClassLabel held as its name (a string)."""
+    import pyarrow as pa
+    from datasets import ClassLabel, List
+
+    if isinstance(feature, ClassLabel):
+        return pa.string()
+    if isinstance(feature, dict):
+        return pa.struct([(key, _names_type(value)) for key, value in feature.items()])
+    if isinstance(feature, List):
+        return pa.list_(_names_type(feature.feature))
+    return feature.pa_type
+
+
+def _names_to_ids(array, feature, column: str):
+    """`array` (ClassLabels as names) -> the same values with ClassLabel ids; a missing name is -1."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import ClassLabel, List
+
+    if isinstance(feature, ClassLabel):
+        ids = pc.index_in(array, value_set=pa.array(feature.names))
+        if ids.null_count != array.null_count:
+            unknown = sorted(set(pc.filter(array, pc.and_(pc.is_null(ids), pc.is_valid(array))).to_pylist()))
+            raise BuilderError(f"{column}: label(s) {unknown} are not in the label scheme; validate the records first")
+        return pc.fill_null(ids.cast(pa.int64()), -1)
+    if isinstance(feature, dict):
+        children = [_names_to_ids(array.field(key), value, f"{column}.{key}") for key, value in feature.items()]
+        return pa.StructArray.from_arrays(children, names=list(feature), mask=array.is_null() if array.null_count else None)
+    if isinstance(feature, List):
+        values = _names_to_ids(array.values, feature.feature, column)
+        return pa.ListArray.from_arrays(array.offsets, values, mask=array.is_null() if array.null_count else None)
+    return array
+
+
 class Encoder:
-    """Record (with string labels) -> row (with ClassLabel ids, tokens and BIO tags)."""
+    """Validated records (labels as names) -> Arrow columns (ClassLabel ids, tokens, BIO tags).
+
+    Per record, Python only derives tokens and tags and appends references to the record's own
+    values; label names become ids column by column in Arrow.
+    """
+
+    NAMED = ("stance", "entities", "annotations")  # columns that hold ClassLabel names until encoded
 
     def __init__(self, project: Project) -> None:
-        self.stance = {v: i for i, v in enumerate(project.stance_values)}
-        self.entity = {v: i for i, v in enumerate(project.entity_values)}
-        self.tag = {v: i for i, v in enumerate(project.bio_tags)}
+        self.features = features(project)
+        self.schema = self.features.arrow_schema
+        self.names = self.schema.names
+        self.tag_ids = {v: i for i, v in enumerate(project.bio_tags)}
+        self.types = {name: _names_type(self.features[name]) if name in self.NAMED else self.schema.field(name).type for name in self.names}
 
-    def spans(self, spans: list[dict]) -> list[dict]:
-        entity = self.entity
-        return [{**s, "label": entity[s["label"]]} for s in spans]
+    def new_columns(self) -> dict[str, list]:
+        return {name: [] for name in self.names}
 
-    def row(self, record: dict) -> tuple[dict, list[dict]]:
-        tokens, tags, dropped = spans_to_bio(record["text"], record["entities"])
-        row = {
-            "id": record["id"],
-            "article_id": record["article_id"],
-            "sentence_index": record["sentence_index"],
-            "text": record["text"],
-            "target": record["target"],
-            "stance": self.stance[record["stance"]] if record["stance"] is not None else -1,
-            "stance_status": record["stance_status"],
-            "entities": self.spans(record["entities"]),
-            "tokens": tokens,
-            "ner_tags": [self.tag[t] for t in tags],
-            "annotations": [
-                {"annotator": a["annotator"], "stance": self.stance[a["stance"]] if a["stance"] is not None else -1,
-                 "entities": self.spans(a["entities"]), "lead_time": a["lead_time"], "ground_truth": a["ground_truth"]}
-                for a in record["annotations"]
-            ],
-            "num_annotators": record["num_annotators"],
-            "agreement": record["agreement"],
-        }
-        return row, dropped
+    def add(self, record: dict, columns: dict[str, list]) -> list[dict]:
+        """Append `record` to `columns`; return the spans the BIO view cannot hold (overlaps)."""
+        try:
+            tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
+        except KeyError as exc:  # a tag the scheme does not have
+            raise BuilderError(f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; validate the records first") from None
+        for name in ("id", "article_id", "sentence_index", "text", "target", "stance", "stance_status", "entities"):
+            columns[name].append(record[name])
+        columns["tokens"].append(tokens)
+        columns["ner_tags"].append(tags)
+        for name in ("annotations", "num_annotators", "agreement"):
+            columns[name].append(record[name])
+        return dropped
+
+    def table(self, columns: dict[str, list]):
+        """A `pyarrow.Table` in the dataset's schema from appended columns."""
+        import pyarrow as pa
+
+        arrays = []
+        for name in self.names:
+            array = pa.array(columns[name], type=self.types[name])
+            if name in self.NAMED:
+                array = _names_to_ids(array, self.features[name], name)
+            arrays.append(array)
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def sha256_file(path: Path) -> str:
@@ -154,54 +199,43 @@ def write_dataset(
     project: Project, records_path: Path, folder: Path, frozen_test=frozenset(), version: str | None = None, snapshot_hash: str = ""
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
     facts.snapshot_hash = snapshot_hash
     splits, facts.split_facts = assign_splits(((r["article_id"], r["text"]) for r in read_jsonl(records_path)), project.split_proportions, frozen_test, salt=project.name)
     facts.splits = splits
-    schema = features(project).arrow_schema
     encoder = Encoder(project)
     (folder / "data").mkdir(exist_ok=True)
-    writers = {s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", schema, compression="zstd") for s in SPLITS}
-    names = schema.names
-    # columns, not rows: pa.array per column skips from_pylist's per-row dict walk
-    batches: dict[str, dict[str, list]] = {s: {name: [] for name in names} for s in SPLITS}
-    sizes = dict.fromkeys(SPLITS, 0)
+    writers = {s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", encoder.schema, compression="zstd") for s in SPLITS}
+    batches = {s: encoder.new_columns() for s in SPLITS}
 
     def flush(split: str) -> None:
         columns = batches[split]
-        arrays = [pa.array(columns[name], type=schema.field(name).type) for name in names]
-        writers[split].write_table(pa.Table.from_arrays(arrays, schema=schema))
-        batches[split] = {name: [] for name in names}
-        sizes[split] = 0
+        count(facts.counts[split], columns)
+        writers[split].write_table(encoder.table(columns))
+        batches[split] = encoder.new_columns()
+
+    def count(counts: dict, columns: dict[str, list]) -> None:
+        counts["records"] += len(columns["id"])
+        counts["articles"].update(columns["article_id"])
+        counts["stance"].update("(unresolved)" if stance is None else stance for stance in columns["stance"])
+        counts["entities"].update(entity["label"] for entities in columns["entities"] for entity in entities)
+        facts.annotators.update(a["annotator"] for annotations in columns["annotations"] for a in annotations)
 
     total = 0
     for record in read_jsonl(records_path):
         total += 1
         split = splits[record["article_id"]]
-        row, dropped = encoder.row(record)
-        for span in dropped:
-            facts.overlaps.append({"id": record["id"], **span})
         columns = batches[split]
-        for name in names:
-            columns[name].append(row[name])
-        sizes[split] += 1
-        counts = facts.counts[split]
-        counts["records"] += 1
-        counts["articles"].add(record["article_id"])
-        counts["stance"][record["stance"] if record["stance"] is not None else "(unresolved)"] += 1
-        for entity in record["entities"]:
-            counts["entities"][entity["label"]] += 1
-        for annotation in record["annotations"]:
-            facts.annotators.add(annotation["annotator"])
+        for span in encoder.add(record, columns):
+            facts.overlaps.append({"id": record["id"], **span})
         if total <= AGREEMENT_IN_CARD_LIMIT:
-            facts.records.append({"stance": record["stance"], "annotations": [{"stance": a["stance"], "entities": a["entities"]} for a in record["annotations"]]})
-        if sizes[split] >= BATCH_ROWS:
+            facts.records.append({"stance": record["stance"], "annotations": record["annotations"]})
+        if len(columns["id"]) >= BATCH_ROWS:
             flush(split)
     for split, writer in writers.items():
-        if sizes[split]:
+        if batches[split]["id"]:
             flush(split)
         writer.close()
     if total > AGREEMENT_IN_CARD_LIMIT:

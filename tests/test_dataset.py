@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.bio import bio_to_spans, non_overlapping, spans_to_bio
-from builder.dataset import build_dataset, sha256_file
-from builder.errors import InputError
+from builder.dataset import Encoder, build_dataset, sha256_file
+from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.splits import assign_splits, hash_split
 
@@ -88,6 +88,54 @@ def test_spans_to_bio_to_spans_round_trip(case):
     tokens, tags, dropped = spans_to_bio(text, spans)
     assert dropped == []
     assert bio_to_spans(text, tokens, tags) == sorted(spans, key=lambda s: s["start"])
+
+
+def reference_bio(text, spans):
+    """The plain algorithm: token offsets cut at span boundaries, then tag tokens inside each span."""
+    import re
+
+    word_or_punctuation = re.compile(r"\w+|[^\w\s]")
+    kept, _ = non_overlapping(spans)
+    offsets, start = [], 0
+    for cut in sorted({s["start"] for s in kept} | {s["end"] for s in kept} | {len(text)}):
+        offsets += [m.span() for m in word_or_punctuation.finditer(text, start, cut)]
+        start = cut
+    tags = ["O"] * len(offsets)
+    for span in kept:
+        inside = [i for i, (a, b) in enumerate(offsets) if a >= span["start"] and b <= span["end"]]
+        for n, i in enumerate(inside):
+            tags[i] = ("B-" if n == 0 else "I-") + span["label"]
+    return [text[a:b] for a, b in offsets], tags
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_and_spans())
+def test_spans_to_bio_matches_the_plain_algorithm_with_names_and_ids(case):
+    text, spans = case
+    tokens, tags, _ = spans_to_bio(text, spans)
+    assert (tokens, tags) == reference_bio(text, spans)
+    ids = {t: i for i, t in enumerate(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])}
+    assert spans_to_bio(text, spans, ids)[1] == [ids[t] for t in tags]
+
+
+def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
+    encoder = Encoder(project)
+    record = {"id": "s1", "article_id": "a", "sentence_index": 0, "text": "Kim met Putin.", "target": "t", "stance": None,
+              "stance_status": "tie", "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
+              "annotations": [{"annotator": "x", "stance": "against", "entities": [], "lead_time": None, "ground_truth": False}],
+              "num_annotators": 1, "agreement": None}
+    columns = encoder.new_columns()
+    encoder.add(record, columns)
+    row = encoder.table(columns).to_pylist()[0]
+    assert row["stance"] == -1 and row["annotations"][0]["stance"] == project.stance_values.index("against")
+    assert row["entities"][0]["label"] == project.entity_values.index("PER")
+    assert row["tokens"] == ["Kim", "met", "Putin", "."] and row["ner_tags"][2] == project.bio_tags.index("B-PER")
+    with pytest.raises(BuilderError, match="s1: entity label 'ANIMAL' is not in the label scheme"):
+        encoder.add({**record, "entities": [{**record["entities"][0], "label": "ANIMAL"}]}, encoder.new_columns())
+    columns = encoder.new_columns()
+    encoder.add({**record, "annotations": [{**record["annotations"][0], "stance": "bored"}]}, columns)
+    with pytest.raises(BuilderError, match=r"annotations.stance: label\(s\) \['bored'\]"):
+        encoder.table(columns)
 
 
 def test_splits_are_by_article_stable_and_keep_shared_text_together(project, built):
