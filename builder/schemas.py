@@ -29,36 +29,34 @@ def _span(project: Project, label_key: str, label_items: dict) -> dict:
     }
 
 
+def _result_item(from_name: str, result_type: str, value: dict) -> dict:
+    """One item of an annotation's `result`, from the control tag `from_name` on the sentence."""
+    return {
+        "type": "object",
+        "required": ["from_name", "to_name", "type", "value"],
+        "properties": {
+            "id": {"type": "string"},
+            "origin": {"type": "string"},
+            "from_name": {"const": from_name},
+            "to_name": {"const": SENTENCE},
+            "type": {"const": result_type},
+            "value": value,
+        },
+    }
+
+
 def task_schema(project: Project) -> dict:
     """A task in annotations/snapshot.jsonl, as `builder pull` writes it."""
-    entity_item = {
-        "type": "object",
-        "required": ["from_name", "to_name", "type", "value"],
-        "properties": {
-            "id": {"type": "string"},
-            "origin": {"type": "string"},
-            "from_name": {"const": ENTITIES},
-            "to_name": {"const": SENTENCE},
-            "type": {"const": "labels"},
-            "value": _span(project, "labels", {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": project.entity_values}}),
+    entity_item = _result_item(ENTITIES, "labels", _span(project, "labels", {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": project.entity_values}}))
+    stance_item = _result_item(
+        STANCE,
+        "choices",
+        {
+            "type": "object",
+            "required": ["choices"],
+            "properties": {"choices": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": project.stance_values}}},
         },
-    }
-    stance_item = {
-        "type": "object",
-        "required": ["from_name", "to_name", "type", "value"],
-        "properties": {
-            "id": {"type": "string"},
-            "origin": {"type": "string"},
-            "from_name": {"const": STANCE},
-            "to_name": {"const": SENTENCE},
-            "type": {"const": "choices"},
-            "value": {
-                "type": "object",
-                "required": ["choices"],
-                "properties": {"choices": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"enum": project.stance_values}}},
-            },
-        },
-    }
+    )
     return {
         "$schema": DRAFT,
         "$id": "https://github.com/builder/schema/task.schema.json",
