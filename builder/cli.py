@@ -24,7 +24,7 @@ class CleanErrors(click.Group):
             return super().invoke(ctx)
         except BuilderError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             click.echo("error: interrupted; outputs were left as they were before this run", err=True)
             ctx.exit(130)
@@ -238,10 +238,13 @@ def pull(ctx, since_last, output) -> None:
     from builder.labelstudio.pull import pull as pull_snapshot
 
     project = project_of(ctx)
-    result = pull_snapshot(resolve_connection(project.root), project, output, since_last)
+    result = pull_snapshot(resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True))
+    if since_last and not result.incremental:
+        click.echo(f"full pull: {result.why_full}", err=True)
     mode = "changed tasks merged" if result.incremental else "full export"
+    removed = f", {result.removed} tasks no longer annotated or deleted removed" if result.incremental else ""
     click.echo(
-        f"pull ({mode}): fetched {result.fetched} tasks, {result.unannotated} without annotations left out; "
+        f"pull ({mode}): fetched {result.fetched} tasks, {result.unannotated} without annotations left out{removed}; "
         f"{result.written} annotated tasks in {result.path}"
     )
 

@@ -17,3 +17,9 @@ class InputError(BuilderError):
 
 class LabelStudioError(BuilderError):
     """Label Studio could not be reached or refused a request."""
+
+
+class Interrupted(BuilderError):
+    """The user interrupted a run that had already changed something; the message says what and how to finish."""
+
+    exit_code = 130

@@ -1,7 +1,7 @@
 """The annotation snapshot: what `builder pull` writes under annotations/ and a release is built from.
 
 One task per line, sorted by sentence id, keys sorted, no timestamps and no user identities:
-annotators appear as stable pseudonyms. Shape (schema/task.schema.json):
+annotators appear as stable pseudonyms (builder/pseudonyms.py). Shape (schema/task.schema.json):
 
     {"task_id": 12, "data": {"sentence_id": ..., "text": ..., ...},
      "annotations": [{"id": 3, "annotator": "annotator-1a2b3c4d", "result": [...],
@@ -11,20 +11,13 @@ annotators appear as stable pseudonyms. Shape (schema/task.schema.json):
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from builder.jsonio import read_jsonl, write_jsonl
 
 SNAPSHOT_NAME = "snapshot.jsonl"
 RESULT_KEYS = ("id", "from_name", "to_name", "type", "value", "origin")
-
-
-def pseudonym(dataset: str, email: str) -> str:
-    """A stable annotator pseudonym: the same person gets the same name on any server."""
-    digest = hashlib.sha256(f"{dataset}\x00{email.strip().lower()}".encode()).hexdigest()[:8]
-    return f"annotator-{digest}"
 
 
 def _user_id(completed_by) -> int | None:
@@ -39,15 +32,17 @@ def _result(items) -> list:
     return [{k: item[k] for k in RESULT_KEYS if k in item} if isinstance(item, dict) else item for item in items]
 
 
-def normalise_task(task: dict, annotator_names: dict[int, str]) -> dict:
-    """A Label Studio export task in the snapshot's shape."""
+def normalise_task(task: dict, annotator_name: Callable[[int | None], str]) -> dict:
+    """A Label Studio export task in the snapshot's shape; `annotator_name` maps a user id to a pseudonym."""
     annotations = []
     for annotation in task.get("annotations") or []:
+        if not isinstance(annotation, dict):
+            annotation = {"result": annotation}  # kept: validation reports it
         user = _user_id(annotation.get("completed_by"))
         annotations.append(
             {
                 "id": annotation.get("id"),
-                "annotator": annotator_names.get(user, f"unknown-user-{user}"),
+                "annotator": annotator_name(user),
                 "result": _result(annotation.get("result", [])),
                 "was_cancelled": bool(annotation.get("was_cancelled", False)),
                 "ground_truth": bool(annotation.get("ground_truth", False)),
@@ -81,9 +76,3 @@ def read_snapshot(path: Path) -> Iterator[dict]:
     return read_jsonl(path)
 
 
-def merge(old: Iterable[dict], changed: Iterable[dict]) -> list[dict]:
-    """Tasks of `old` with those in `changed` replaced or added (matched by task id)."""
-    merged = {task.get("task_id"): task for task in old}
-    for task in changed:
-        merged[task.get("task_id")] = task
-    return list(merged.values())

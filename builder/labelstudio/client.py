@@ -22,6 +22,7 @@ class Connection:
     url: str
     api_key: str
     source: str
+    data_dir: str | None = None  # the local server's data folder, when builder started it
 
     def __repr__(self) -> str:
         return f"Connection(url={self.url!r}, source={self.source!r})"
@@ -49,13 +50,14 @@ def resolve_connection(root: Path) -> Connection:
         raise LabelStudioError(
             f"no Label Studio to talk to: run `builder server start`, or set {URL_VARIABLE} and {KEY_VARIABLE}"
         )
-    return Connection(state.url, state.token, "local server")
+    return Connection(state.url, state.token, "local server", state.data_dir)
 
 
 @contextlib.contextmanager
 def calling(connection: Connection, doing: str):
     """Translate SDK and network failures while `doing` into a LabelStudioError."""
     import httpx
+    import pydantic
     from label_studio_sdk.core.api_error import ApiError
 
     try:
@@ -72,12 +74,22 @@ def calling(connection: Connection, doing: str):
                 f"Label Studio at {connection.url} failed ({status}) while {doing}; nothing was written: retry, and see the server's log if it persists"
             ) from None
         raise LabelStudioError(f"Label Studio at {connection.url} rejected the request ({status}) while {doing}: {_short(exc.body)}") from None
+    except pydantic.ValidationError:
+        raise unexpected_answer(connection, doing, "the shape label-studio-sdk knows") from None
     except httpx.TimeoutException:
         raise LabelStudioError(f"Label Studio at {connection.url} timed out while {doing}; retry") from None
     except httpx.HTTPError as exc:
         raise LabelStudioError(
             f"cannot reach Label Studio at {connection.url} while {doing} ({type(exc).__name__}): is it running? try `builder server status`"
         ) from None
+
+
+def unexpected_answer(connection: Connection, doing: str, expected: str) -> LabelStudioError:
+    """The error for an answer whose shape builder does not know (another version, or a proxy's page)."""
+    return LabelStudioError(
+        f"Label Studio at {connection.url} gave an unexpected answer while {doing} (expected {expected}); "
+        f"is it Label Studio {server.LABEL_STUDIO_VERSION}? retry, and see the server's log if it persists"
+    )
 
 
 def _short(body) -> str:
@@ -92,4 +104,9 @@ def check_response(connection: Connection, response, doing: str):
     if response.status_code >= 400:
         with calling(connection, doing):
             raise ApiError(status_code=response.status_code, body=response.text[:500])
-    return response.json() if response.content else None
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise unexpected_answer(connection, doing, "JSON") from None

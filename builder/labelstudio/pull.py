@@ -1,23 +1,65 @@
-"""Pulling annotated tasks from Label Studio into the snapshot under annotations/."""
+"""Pulling annotated tasks from Label Studio into the snapshot under annotations/.
+
+A full pull exports every task and keeps the annotated ones. An incremental pull (`--since-last`)
+must give, byte for byte, what a full pull would give at the same moment, without exporting every
+task:
+
+1. it exports only the tasks updated since the previous pull into the same file (Label Studio
+   bumps a task's `updated_at` when its data, an annotation or a prediction is saved or deleted
+   one at a time, and when the Data Manager deletes annotations in bulk), and merges them: a
+   changed task replaces the old one, or leaves the snapshot when it has no annotation any more;
+2. what can change a task without bumping it is a deletion (a whole task, or predictions and
+   annotations deleted in bulk), and a deletion lowers a count: so the merged snapshot's counts
+   (tasks, annotations, cancelled annotations, predictions) are compared with the server's for the
+   same population (tasks with any annotation), a few cheap requests;
+3. only when a count differs, the population is listed with each task's counts (no export), and the
+   tasks that differ are dropped or exported again by id.
+
+Its state (`.builder/pull-state.json`) is kept per server, project *and output file*, with the
+sha256 of the snapshot it wrote: an output changed since (edited, checked out, written by another
+pull) or a state that cannot be read makes the pull a full one, and says why.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import orjson
 
 from builder.errors import LabelStudioError
-from builder.labelstudio.client import Connection, calling
+from builder.jsonio import atomic_write
+from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
 from builder.labelstudio.views import upsert_view
+from builder.pseudonyms import Pseudonymizer, create_key, load_key, scheme_of
 from builder.scheme import Project
-from builder.snapshot import merge, normalise_task, pseudonym, read_snapshot, write_snapshot
+from builder.snapshot import normalise_task, read_snapshot, write_snapshot
 
 CHANGED_VIEW_TITLE = "builder: changed since last pull"
+REFETCH_VIEW_TITLE = "builder: tasks to fetch again"
+EXPORT_TITLE = "builder pull"
 EXPORT_TIMEOUT_S = 600
+STATE_FORMAT = 2
+# A task saved just before the previous pull's clock reading may be committed after its export
+# read the database: look that far back again (re-fetching a task is harmless).
+SINCE_MARGIN = timedelta(seconds=10)
+LIST_PAGE = 5000
+REFETCH_LIMIT = 2000  # beyond this many tasks to fetch again, one export of the population is cheaper
+ANNOTATED = {
+    "conjunction": "or",
+    "items": [
+        {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0},
+        {"filter": "filter:tasks:cancelled_annotations", "operator": "greater", "type": "Number", "value": 0},
+    ],
+}
 
 
 @dataclass
@@ -27,42 +69,107 @@ class PullResult:
     written: int
     unannotated: int
     incremental: bool
+    why_full: str = ""
+    removed: int = 0
+    reconciled: bool = False
 
 
 def _state_path(project: Project) -> Path:
     return project.root / ".builder" / "pull-state.json"
 
 
-def _read_state(project: Project, connection: Connection, project_id: int) -> str | None:
+def _state_key(connection: Connection, project_id: int, output: Path) -> str:
+    return f"{connection.url}#{project_id}#{output.resolve()}"
+
+
+def read_pull_state(project: Project) -> tuple[dict, str]:
+    """(pulls by key, problem): an unreadable or foreign state file is an empty one, and says so."""
     path = _state_path(project)
     if not path.is_file():
-        return None
-    state = json.loads(path.read_text(encoding="utf-8"))
-    return state.get(f"{connection.url}#{project_id}")
+        return {}, ""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not isinstance(state.get("pulls"), dict):
+            return {}, f"{path} is from another builder version"
+        return state["pulls"], ""
+    except (OSError, ValueError) as exc:
+        return {}, f"{path} is unreadable ({str(exc)[:80]})"
 
 
-def _write_state(project: Project, connection: Connection, project_id: int, since: str) -> None:
-    path = _state_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    state[f"{connection.url}#{project_id}"] = since
-    path.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+def _write_pull_state(project: Project, key: str, entry: dict) -> None:
+    pulls, _ = read_pull_state(project)
+    pulls[key] = entry
+    with atomic_write(_state_path(project), "w") as handle:
+        json.dump({"format": STATE_FORMAT, "pulls": pulls}, handle, indent=2, sort_keys=True)
 
 
-def annotator_names(connection: Connection, dataset: str) -> dict[int, str]:
-    """Label Studio user id -> pseudonym (ids and emails never leave this function)."""
+def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]) -> Pseudonymizer:
+    """The project's pseudonym key; a new one only if nothing was pulled with another key before."""
+    key = load_key(project.root)
+    if key is None:
+        if output.is_file():
+            from builder.jsonio import read_jsonl
+
+            tasks = (t for t in read_jsonl(output, on_bad_line=lambda where, detail: None) if isinstance(t, dict))
+            names = {a.get("annotator") for t in tasks if isinstance(t.get("annotations"), list) for a in t["annotations"] if isinstance(a, dict)}
+            if scheme_of(n for n in names if isinstance(n, str)) not in (None, "sha256-unkeyed/8"):
+                from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError, key_path
+
+                raise PseudonymKeyError(
+                    f"{output} was pulled with a pseudonym key, and {key_path(project.root)} is missing: copy it from the "
+                    f"maintainer who pulled (README: 'The pseudonym key'), or set {KEY_VARIABLE}; "
+                    "a new key would rename every annotator"
+                )
+        key = create_key(project.root)
+        log("made a new pseudonym key in .builder/pseudonym.key (keep a copy: every maintainer who pulls needs the same key)")
+    return Pseudonymizer(key, project.name)
+
+
+def annotator_names(connection: Connection, pseudonymize: Pseudonymizer) -> dict[int, str]:
+    """Label Studio user id -> pseudonym (ids and e-mails never leave this function)."""
     with calling(connection, "listing users"):
         users = list(connection.client().users.list())
-    return {user.id: pseudonym(dataset, user.email or f"user-{user.id}") for user in users}
+    return {user.id: pseudonymize(user.email or f"user-{user.id}@{connection.url}") for user in users}
 
 
-def _changed_view(connection: Connection, project_id: int, since: str) -> int:
-    """A Data Manager view of the tasks updated after `since` (created or updated in place)."""
-    filters = {
-        "conjunction": "and",
-        "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
-    }
-    return upsert_view(connection, project_id, CHANGED_VIEW_TITLE, filters, "preparing the incremental pull")
+def server_time(connection: Connection) -> datetime | None:
+    """Label Studio's clock (its HTTP Date header), so that no local clock skew enters `since`."""
+    with calling(connection, "reading the server's clock"):
+        response = connection.http().request("health", method="GET")
+    try:
+        return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _media_file(connection: Connection, project_id: int, filename: str) -> Path | None:
+    if connection.data_dir is None or not filename or "/" in filename or filename.startswith("."):
+        return None
+    return Path(connection.data_dir) / "media" / "export" / str(project_id) / filename
+
+
+def _delete_export(connection: Connection, project_id: int, export_id: int, filename: str = "") -> None:
+    """Delete a builder export and, on the local server, its file (Label Studio 1.23 keeps the file)."""
+    client = connection.client()
+    with calling(connection, "removing the finished export"):
+        client.projects.exports.delete(project_id, export_id)
+    path = _media_file(connection, project_id, filename)
+    if path is not None and path.is_file():
+        path.unlink()
+
+
+def remove_stale_exports(connection: Connection, project_id: int) -> int:
+    """Exports builder made but did not remove (an interrupted pull); returns how many went."""
+    client = connection.client()
+    with calling(connection, "listing exports"):
+        stale = [e for e in client.projects.exports.list(project_id) if getattr(e, "title", None) == EXPORT_TITLE]
+    for export in stale:
+        _delete_export(connection, project_id, export.id)
+    return len(stale)
 
 
 def export_tasks(connection: Connection, project_id: int, view_id: int | None = None) -> list[dict]:
@@ -72,46 +179,242 @@ def export_tasks(connection: Connection, project_id: int, view_id: int | None = 
     with calling(connection, "creating the export"):
         export = client.projects.exports.create(
             project_id,
-            title="builder pull",
+            title=EXPORT_TITLE,
             serialization_options={"predictions": {"only_id": False}, "annotations__completed_by": {"only_id": True}},
             **({"task_filter_options": options} if options else {}),
         )
-    deadline = time.monotonic() + EXPORT_TIMEOUT_S
-    with calling(connection, "waiting for the export"):
-        while (status := client.projects.exports.get(project_id, export.id).status) not in ("completed", "failed"):
-            if time.monotonic() > deadline:
-                raise LabelStudioError(f"the export did not finish within {EXPORT_TIMEOUT_S} s; retry later")
-            time.sleep(0.5)
-    if status == "failed":
-        raise LabelStudioError(f"Label Studio at {connection.url} could not build the export; see its log, then retry")
-    with calling(connection, "downloading the export"):
-        payload = b"".join(client.projects.exports.download(project_id, export.id, export_type="JSON"))
-    with calling(connection, "removing the finished export"):
-        client.projects.exports.delete(project_id, export.id)
+    filename = ""
+    try:
+        deadline = time.monotonic() + EXPORT_TIMEOUT_S
+        with calling(connection, "waiting for the export"):
+            while (status := client.projects.exports.get(project_id, export.id).status) not in ("completed", "failed"):
+                if time.monotonic() > deadline:
+                    raise LabelStudioError(f"the export did not finish within {EXPORT_TIMEOUT_S} s; retry later")
+                time.sleep(0.2)
+        if status == "failed":
+            raise LabelStudioError(f"Label Studio at {connection.url} could not build the export; see its log, then retry")
+        doing = "downloading the export"
+        with calling(connection, doing):
+            response = connection.http().request(
+                f"api/projects/{project_id}/exports/{export.id}/download", method="GET", params={"exportType": "JSON"}
+            )
+        if response.status_code >= 400:
+            check_response(connection, response, doing)
+        filename = response.headers.get("filename", "")
+        payload = response.content
+    finally:
+        _delete_export(connection, project_id, export.id, filename)
     try:
         tasks = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise LabelStudioError(f"the export from {connection.url} is not valid JSON ({exc}); retry") from None
-    if not isinstance(tasks, list):
-        raise LabelStudioError(f"the export from {connection.url} is not a list of tasks; retry")
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in tasks):
+        raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
     return tasks
 
 
-def pull(connection: Connection, project: Project, output: Path | None = None, since_last: bool = False) -> PullResult:
-    """Fetch annotated tasks and write the snapshot atomically; `since_last` merges only what changed."""
-    output = output or project.annotations_dir / "snapshot.jsonl"
+def _create_view(connection: Connection, project_id: int, title: str, selected: list[int]) -> int:
+    """A view holding exactly the tasks `selected` (by id)."""
+    doing = "preparing tasks to fetch again"
+    for view in _views(connection, project_id, title):
+        with calling(connection, doing):
+            connection.client().views.delete(str(view))
+    body = {"project": project_id, "data": {"title": title}, "selected_items": {"all": False, "included": sorted(selected)}}
+    with calling(connection, doing):
+        response = connection.http().request("api/dm/views/", method="POST", json=body)
+    created = check_response(connection, response, doing)
+    if not isinstance(created, dict) or not isinstance(created.get("id"), int):
+        raise unexpected_answer(connection, doing, "the new view")
+    return created["id"]
+
+
+def _views(connection: Connection, project_id: int, title: str) -> list[int]:
+    with calling(connection, "listing views"):
+        return [v.id for v in connection.client().views.list(project=project_id) if (v.data or {}).get("title") == title]
+
+
+def _count(connection: Connection, project_id: int, filters: dict) -> tuple[int, int, int]:
+    """(tasks, non-cancelled annotations, predictions) of the tasks matching `filters`."""
+    doing = "counting annotated tasks"
+    with calling(connection, doing):
+        response = connection.http().request(
+            "api/tasks/", method="GET",
+            params={"project": project_id, "page_size": 1, "fields": "task_only", "include": "id", "query": json.dumps({"filters": filters})},
+        )
+    body = check_response(connection, response, doing)
+    try:
+        return int(body["total"]), int(body["total_annotations"]), int(body["total_predictions"])
+    except (KeyError, TypeError, ValueError):
+        raise unexpected_answer(connection, doing, "task counts") from None
+
+
+def _with_cancelled_at_least(k: int) -> dict:
+    item = {"filter": "filter:tasks:cancelled_annotations", "operator": "greater", "type": "Number", "value": k - 1}
+    return {"conjunction": "and", "items": [item]}
+
+
+def _local_counts(task: dict) -> tuple[int, int, int]:
+    annotations = task["annotations"]
+    cancelled = sum(1 for a in annotations if a.get("was_cancelled"))
+    return len(annotations) - cancelled, cancelled, len(task.get("predictions") or [])
+
+
+def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict]) -> bool:
+    """True when the snapshot's counts equal the server's for the tasks that have annotations."""
+    per_task = [_local_counts(t) for t in tasks]
+    total, annotations, predictions = _count(connection, project_id, ANNOTATED)
+    if (total, annotations, predictions) != (len(per_task), sum(a for a, _, _ in per_task), sum(p for _, _, p in per_task)):
+        return False
+    cancelled = Counter(c for _, c, _ in per_task)
+    highest = max(cancelled, default=0)
+    for k in range(1, highest + 2):  # tasks with at least k cancelled annotations, up to one past the highest
+        expected = sum(n for c, n in cancelled.items() if c >= k)
+        if _count(connection, project_id, _with_cancelled_at_least(k))[0] != expected:
+            return False
+    return True
+
+
+def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[int, int, int]]:
+    """Task id -> (annotations, cancelled annotations, predictions) of every task with an annotation."""
+    doing = "listing annotated tasks"
+    found: dict[int, tuple[int, int, int]] = {}
+    page = 1
+    while True:
+        with calling(connection, doing):
+            response = connection.http().request(
+                "api/tasks/", method="GET",
+                params={
+                    "project": project_id, "page": page, "page_size": LIST_PAGE, "fields": "task_only",
+                    "include": "id,total_annotations,cancelled_annotations,total_predictions",
+                    "query": json.dumps({"filters": ANNOTATED, "ordering": ["tasks:id"]}),
+                },
+            )
+        if response.status_code == 404 and page > 1:
+            break
+        body = check_response(connection, response, doing)
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        try:
+            for task in tasks:
+                found[int(task["id"])] = (int(task["total_annotations"]), int(task["cancelled_annotations"]), int(task["total_predictions"]))
+        except (KeyError, TypeError, ValueError):
+            raise unexpected_answer(connection, doing, "tasks with their counts") from None
+        if len(tasks) < LIST_PAGE:
+            break
+        page += 1
+    return found
+
+
+def _snapshot_sha256(path: Path) -> str:
+    from builder.dataset import sha256_file
+
+    return sha256_file(path)
+
+
+def _annotated(tasks: Iterable[dict], names: dict[int, str], pseudonymize: Pseudonymizer, url: str) -> dict[int, dict]:
+    def name(user) -> str:
+        return names.get(user) or pseudonymize(f"user-{user}@{url}")
+
+    return {t["id"]: normalise_task(t, name) for t in tasks if t.get("annotations")}
+
+
+def pull(
+    connection: Connection,
+    project: Project,
+    output: Path | None = None,
+    since_last: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> PullResult:
+    """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed."""
+    from builder.locks import exclusive, lock_path
+
+    output = Path(output or project.annotations_dir / "snapshot.jsonl")
     project_id = require_project(connection, project)
-    since = _read_state(project, connection, project_id) if since_last else None
-    incremental = since is not None and output.is_file()
-    view_id = _changed_view(connection, project_id, since) if incremental else None
-    tasks = export_tasks(connection, project_id, view_id)
-    names = annotator_names(connection, project.name)
-    newest = max((t.get("updated_at") or "" for t in tasks), default="") or since
-    annotated = [normalise_task(t, names) for t in tasks if t.get("annotations")]
-    unannotated = len(tasks) - len(annotated)
-    if incremental:
-        annotated = merge(read_snapshot(output), annotated)
-    written = write_snapshot(output, annotated)
-    if newest:
-        _write_state(project, connection, project_id, newest)
-    return PullResult(output, len(tasks), written, unannotated, incremental)
+    with exclusive(lock_path("pull", str(output.resolve())), on_wait=lambda pid: log(f"waiting for another pull into {output} (pid {pid})")):
+        return _pull_locked(connection, project, project_id, output, since_last, log)
+
+
+def _pull_locked(connection, project, project_id, output, since_last, log) -> PullResult:
+    pseudonymize = pseudonymizer_for(project, output, log)
+    remove_stale_exports(connection, project_id)
+    now = server_time(connection)
+    names = annotator_names(connection, pseudonymize)
+    key = _state_key(connection, project_id, output)
+    why_full = ""
+    previous = None
+    if since_last:
+        pulls, problem = read_pull_state(project)
+        previous = pulls.get(key)
+        why_full = problem or _why_not_incremental(previous, output, names, pseudonymize)
+        if why_full:
+            previous = None
+    if previous is None:
+        tasks = export_tasks(connection, project_id)
+        snapshot = _annotated(tasks, names, pseudonymize, connection.url)
+        result = PullResult(output, len(tasks), 0, len(tasks) - len(snapshot), False, why_full)
+    else:
+        snapshot, result = _incremental(connection, project_id, output, previous["since"], names, pseudonymize)
+    result.written = write_snapshot(output, snapshot.values())
+    entry = {
+        "since": _iso(now - SINCE_MARGIN) if now else _newest(snapshot.values(), previous),
+        "snapshot_sha256": _snapshot_sha256(output),
+        "annotators": {str(k): v for k, v in sorted(names.items())},
+        "key_id": pseudonymize.key_id,
+    }
+    _write_pull_state(project, key, entry)
+    return result
+
+
+def _newest(tasks: Iterable[dict], previous: dict | None) -> str:
+    """Fallback when the server sends no Date header: the previous `since` (never later than now)."""
+    return (previous or {}).get("since") or "1970-01-01T00:00:00.000000Z"
+
+
+def _why_not_incremental(previous: dict | None, output: Path, names: dict[int, str], pseudonymize: Pseudonymizer) -> str:
+    if previous is None:
+        return f"no earlier pull into {output} from this server and project"
+    if not output.is_file():
+        return f"{output} does not exist"
+    if not isinstance(previous, dict) or not all(isinstance(previous.get(k), str) for k in ("since", "snapshot_sha256", "key_id")):
+        return "the pull state is incomplete"
+    if _snapshot_sha256(output) != previous["snapshot_sha256"]:
+        return f"{output} changed since the last pull into it"
+    if previous["key_id"] != pseudonymize.key_id:
+        return "the pseudonym key changed"
+    recorded = previous.get("annotators") if isinstance(previous.get("annotators"), dict) else {}
+    if any(names.get(int(user)) != name for user, name in recorded.items() if user.isdigit()):
+        return "an annotator's account changed (e-mail or removal), which renames their annotations"
+    return ""
+
+
+def _incremental(connection, project_id, output, since, names, pseudonymize) -> tuple[dict[int, dict], PullResult]:
+    filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
+    view_id = upsert_view(connection, project_id, CHANGED_VIEW_TITLE, filters, "preparing the incremental pull")
+    changed = export_tasks(connection, project_id, view_id)
+    snapshot = {t["task_id"]: t for t in read_snapshot(output)}
+    before = set(snapshot)
+    updated = _annotated(changed, names, pseudonymize, connection.url)
+    for task in changed:
+        snapshot.pop(task["id"], None)
+    snapshot.update(updated)
+    result = PullResult(output, len(changed), 0, len(changed) - len(updated), True)
+    if not counts_agree(connection, project_id, snapshot.values()):
+        # A deletion that did not touch `updated_at`: compare task by task, fetch again what differs.
+        result.reconciled = True
+        server = list_annotated(connection, project_id)
+        for task_id in [t for t in snapshot if t not in server]:
+            del snapshot[task_id]
+        differing = [t for t, counts in server.items() if t not in snapshot or _local_counts(snapshot[t]) != counts]
+        if len(differing) > REFETCH_LIMIT:  # one export of everything is cheaper than a huge selection
+            everything = export_tasks(connection, project_id)
+            snapshot = _annotated(everything, names, pseudonymize, connection.url)
+            result.fetched += len(everything)
+        elif differing:
+            view_id = _create_view(connection, project_id, REFETCH_VIEW_TITLE, differing)
+            refetched = export_tasks(connection, project_id, view_id)
+            fresh = _annotated(refetched, names, pseudonymize, connection.url)
+            for task_id in differing:
+                snapshot.pop(task_id, None)
+            snapshot.update(fresh)
+            result.fetched += len(refetched)
+    result.removed = len(before - set(snapshot))
+    return snapshot, result

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from builder.errors import LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response
+from builder.errors import Interrupted, LabelStudioError
+from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.config import labeling_config
 from builder.predict import prediction_for
 from builder.scheme import Project
@@ -83,16 +83,20 @@ def ensure_project(connection: Connection, project: Project) -> tuple[int, bool]
 def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
     """`sentence_id` of every task already in the project."""
     http, ids, page = connection.http(), set(), 1
+    doing = "listing the project's tasks"
     while True:
-        response = http.request(
-            "api/tasks/",
-            method="GET",
-            params={"project": project_id, "page": page, "page_size": 5000, "fields": "task_only", "include": "id,data"},
-        )
+        with calling(connection, doing):
+            response = http.request(
+                "api/tasks/",
+                method="GET",
+                params={"project": project_id, "page": page, "page_size": 5000, "fields": "task_only", "include": "id,data"},
+            )
         if response.status_code == 404 and page > 1:
             break
-        body = check_response(connection, response, "listing the project's tasks")
-        tasks = body.get("tasks", []) if isinstance(body, dict) else body
+        body = check_response(connection, response, doing)
+        tasks = body.get("tasks") if isinstance(body, dict) else body
+        if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
+            raise unexpected_answer(connection, doing, "a list of tasks with data")
         ids.update(task["data"].get("sentence_id") for task in tasks)
         if len(tasks) < 5000:
             break
@@ -113,6 +117,16 @@ def task_for(sentence: dict, project: Project, predictor) -> dict:
     return task
 
 
+def push_lock(connection: Connection, project: Project):
+    """Serializes pushes into one Label Studio project (released when the process ends, however)."""
+    from builder.locks import exclusive, lock_path
+
+    def waiting(holder: str) -> None:
+        print(f"waiting for another builder push into '{project.project_title}' on {connection.url} (pid {holder})", file=sys.stderr)
+
+    return exclusive(lock_path("push", connection.url, project.project_title), on_wait=waiting)
+
+
 def push_sentences(
     connection: Connection,
     project: Project,
@@ -125,9 +139,15 @@ def push_sentences(
     """Create or update the project, then import the sentences it does not have yet, in batches.
 
     Safe to re-run after any interruption: what is already there (by sentence id) is skipped.
+    Pushes into the same project wait for each other, so parallel runs never duplicate tasks.
     """
     if batch_size < 1:
         raise LabelStudioError("batch size must be at least 1")
+    with push_lock(connection, project):
+        return _push_locked(connection, project, sentences, predictor, batch_size, progress, on_batch)
+
+
+def _push_locked(connection, project, sentences, predictor, batch_size, progress, on_batch) -> PushResult:
     project_id, created = ensure_project(connection, project)
     present = existing_sentence_ids(connection, project_id)
     todo, skipped, seen = [], 0, set()
@@ -167,6 +187,12 @@ def push_sentences(
                 bar.update(len(batch))
             if on_batch is not None:
                 on_batch(done)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {done} of {len(todo)} new tasks were imported into project '{project.project_title}' "
+            f"(id {project_id}) on {connection.url}, and the batch in flight may have arrived too; "
+            "re-run the same `builder push` to complete it (tasks already there are skipped)"
+        ) from None
     finally:
         if bar is not None:
             bar.close()

@@ -14,7 +14,7 @@ from builder.errors import LabelStudioError
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.pull import export_tasks
 from builder.labelstudio.users import annotator_connection
-from builder.snapshot import pseudonym
+from builder.pseudonyms import Pseudonymizer, legacy_pseudonym
 
 
 @dataclass
@@ -30,12 +30,16 @@ def replay(
     dataset: str,
     tasks: Iterable[dict],
     accounts: dict[str, str],
+    pseudonymize: Pseudonymizer | None = None,
 ) -> ReplayResult:
     """Submit each annotation of `tasks` (snapshot shape) as its annotator.
 
-    `accounts` maps e-mail to password; an annotation's pseudonym must belong to one of them.
+    `accounts` maps e-mail to password; an annotation's pseudonym (keyed with `pseudonymize`, or of
+    the unkeyed scheme of release 1.0.0) must belong to one of them.
     """
-    by_pseudonym = {pseudonym(dataset, email): (email, password) for email, password in accounts.items()}
+    by_pseudonym = {legacy_pseudonym(dataset, email): (email, password) for email, password in accounts.items()}
+    if pseudonymize is not None:
+        by_pseudonym.update({pseudonymize(email): (email, password) for email, password in accounts.items()})
     sessions: dict[str, Connection] = {}
     existing = {}
     for task in export_tasks(connection, project_id):

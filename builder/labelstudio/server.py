@@ -2,7 +2,12 @@
 environment (under the user's cache folder), data kept in the project's git-ignored `.builder/`.
 
 The state file `.builder/server.json` (mode 0600) holds URL, process id and credentials; it is the
-only file the API token is ever written to.
+only file the API token is ever written to. `.builder/` and the server's data folder (its database
+holds every user's API token and e-mail) are private to their owner (0700, files 0600).
+
+Access is never lost: when the state file is missing or unreadable, or Label Studio refuses the
+recorded token, `start` makes new credentials and sets them on the admin account with Label
+Studio's own Django models (run in the server's virtual environment), so a restart recovers.
 """
 
 from __future__ import annotations
@@ -53,8 +58,32 @@ class ServerState:
         return f"ServerState(url={self.url!r}, pid={self.pid}, data_dir={self.data_dir!r})"
 
 
+class UnreadableState(LabelStudioError):
+    """`.builder/server.json` exists but cannot be used; `builder server start` recovers from it."""
+
+
 def state_path(root: Path) -> Path:
     return root / STATE_DIR / "server.json"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (with parents) readable by its owner only; tighten it if it exists already."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def tighten(folder: Path) -> None:
+    """Make every folder under `folder` 0700 and every file 0600 (made by earlier versions or other umasks)."""
+    for current, _folders, files in os.walk(folder):
+        os.chmod(current, 0o700)
+        for name in files:
+            path = os.path.join(current, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
+_STATE_TYPES = {"url": str, "port": int, "data_dir": str, "username": str, "password": str, "token": str, "version": str}
 
 
 def read_state(root: Path) -> ServerState | None:
@@ -62,14 +91,21 @@ def read_state(root: Path) -> ServerState | None:
     if not path.is_file():
         return None
     try:
-        return ServerState(**json.loads(path.read_text(encoding="utf-8")))
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        state = ServerState(**raw)
     except (ValueError, TypeError) as exc:
-        raise LabelStudioError(f"{path}: unreadable server state ({exc}); delete it and run `builder server start`") from None
+        detail = str(exc).split("\n")[0][:120]
+        raise UnreadableState(f"{path}: unreadable server state ({detail}); run `builder server start`, which recovers access to the local server") from None
+    wrong = [key for key, kind in _STATE_TYPES.items() if not isinstance(getattr(state, key), kind)]
+    if wrong or not (state.pid is None or isinstance(state.pid, int)):
+        field = wrong[0] if wrong else "pid"
+        raise UnreadableState(f"{path}: unreadable server state (field '{field}' has the wrong type); run `builder server start`, which recovers access to the local server")
+    return state
 
 
 def write_state(root: Path, state: ServerState) -> None:
     path = state_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,19 +125,45 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _cmdline(pid: int) -> list[bytes] | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+
+
+def _is_our_server(cmdline: list[bytes], data_dir: str) -> bool:
+    return any(b"label-studio" in part for part in cmdline) and os.fsencode(data_dir) in cmdline
+
+
 def is_running(state: ServerState | None) -> bool:
-    """True when the recorded process is alive and is a Label Studio we started."""
+    """True when the recorded process is alive and is the Label Studio of this data folder."""
     if state is None or not state.pid:
         return False
-    try:
-        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes()
-    except OSError:
-        try:
+    cmdline = _cmdline(state.pid)
+    if cmdline is None:
+        if Path("/proc/self").exists():
+            return False
+        try:  # no /proc: trust the pid
             os.kill(state.pid, 0)
         except OSError:
             return False
         return True
-    return b"label-studio" in cmdline
+    return _is_our_server(cmdline, state.data_dir)
+
+
+def servers_using(data_dir: Path) -> list[int]:
+    """Process ids of Label Studio servers started on `data_dir` (found even when the state file is lost)."""
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            cmdline = _cmdline(int(entry.name))
+            if cmdline and _is_our_server(cmdline, str(data_dir)):
+                found.append(int(entry.name))
+    return sorted(found)
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
@@ -153,6 +215,7 @@ def _server_environment(state: ServerState) -> dict:
         LABEL_STUDIO_USER_TOKEN=state.token,
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
         LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+        LABEL_STUDIO_BASE_DATA_DIR=state.data_dir,
         LATEST_VERSION_CHECK="false",
         COLLECT_ANALYTICS="false",
         SENTRY_DSN="",
@@ -162,27 +225,117 @@ def _server_environment(state: ServerState) -> dict:
     return env
 
 
+# Run with the server's own Python: sets the admin's password and API token to the ones in the
+# state file (from the environment, never from argv, which other users can read in `ps`).
+_RESET_ACCESS = """
+import os, sys
+import label_studio
+sys.path.insert(0, os.path.dirname(label_studio.__file__))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "label_studio.core.settings.label_studio")
+import django
+django.setup()
+from rest_framework.authtoken.models import Token
+from users.models import User
+user = User.objects.filter(email=os.environ["LABEL_STUDIO_USERNAME"]).first()
+if user is None:
+    sys.exit(3)
+user.set_password(os.environ["LABEL_STUDIO_PASSWORD"])
+user.save()
+Token.objects.filter(user=user).delete()
+Token.objects.create(user=user, key=os.environ["LABEL_STUDIO_USER_TOKEN"])
+"""
+
+
+def token_accepted(url: str, token: str, timeout: float = 10.0) -> bool | None:
+    """True if Label Studio accepts `token`, False if it refuses it, None if it does not answer."""
+    request = urllib.request.Request(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return False if exc.code in (401, 403) else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def reset_access(executable: Path, state: ServerState) -> None:
+    """Give the admin account the password and token of `state` (Label Studio keeps its first ones otherwise)."""
+    python = executable.parent / "python"
+    result = subprocess.run(
+        [str(python), "-c", _RESET_ACCESS], env=_server_environment(state), capture_output=True, text=True, umask=0o077
+    )
+    if result.returncode == 3:
+        raise LabelStudioError(f"the admin account {state.username} is missing from {state.data_dir}; start with a new data folder")
+    if result.returncode != 0:
+        last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
+        raise LabelStudioError(f"could not reset the admin account's access in {state.data_dir}: {last[:200]}")
+
+
+def _new_credentials(data_dir: Path, port: int) -> ServerState:
+    return ServerState(
+        url="", port=port, pid=None, data_dir=str(data_dir), username=ADMIN_EMAIL,
+        password=secrets.token_urlsafe(18), token=secrets.token_hex(20),
+    )
+
+
+def _terminate(pid: int) -> None:
+    """Stop the process group of a Label Studio we started (SIGTERM, then SIGKILL after 20 s)."""
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return not isinstance(sys.exc_info()[1], ProcessLookupError)
+        return stat.rsplit(b")", 1)[-1].split()[0] != b"Z"  # a zombie has exited already
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alive():
+        time.sleep(0.2)
+    if alive():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print) -> ServerState:
-    """Start (or find running) the local Label Studio for the project at `root`; wait until healthy."""
-    state = read_state(root)
-    if is_running(state) and is_healthy(state.url) and (port is None or port == state.port):
+    """Start (or find running) the local Label Studio for the project at `root`; wait until healthy.
+
+    Recovers access when the state file is missing or unreadable, or the recorded token is refused.
+    """
+    data_dir = (root / STATE_DIR / "label-studio-data").resolve()
+    try:
+        state = read_state(root)
+    except UnreadableState as exc:
+        log(f"{str(exc).split(';')[0]}: making new credentials for the local server")
+        state = None
+    if state is not None and Path(state.data_dir).resolve() != data_dir:
+        state = None  # a state file copied from elsewhere: its server is not this project's
+    if state is not None and is_running(state) and (port is None or port == state.port) and is_healthy(state.url):
+        _ensure_access(state, log)
         return state
-    if is_running(state):
+    if state is not None and is_running(state):
         raise LabelStudioError(f"a local Label Studio already runs (pid {state.pid}) on {state.url}; run `builder server stop` first")
+    for orphan in servers_using(data_dir):  # ours (same data folder), but its state file was lost
+        log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
+        _terminate(orphan)
     port = port or (state.port if state else DEFAULT_PORT)
     if not port_is_free(port):
         raise LabelStudioError(f"port {port} is busy; choose another with `builder server start --port N`")
     executable = ensure_installed(log)
-    data_dir = root / STATE_DIR / "label-studio-data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if state is None or not Path(state.data_dir).exists():
-        state = ServerState(
-            url="", port=port, pid=None, data_dir=str(data_dir), username=ADMIN_EMAIL,
-            password=secrets.token_urlsafe(12), token=secrets.token_hex(20),
-        )
+    private_dir(root / STATE_DIR)
+    private_dir(data_dir)
+    tighten(data_dir)
+    existing_database = any(data_dir.glob("*.sqlite3"))
+    if state is None:
+        state = _new_credentials(data_dir, port)
     state.port, state.url = port, f"http://127.0.0.1:{port}"
     log_path = root / STATE_DIR / "label-studio.log"
-    with open(log_path, "ab") as log_file:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.chmod(log_path, 0o600)
+    with os.fdopen(fd, "ab") as log_file:
         process = subprocess.Popen(
             [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
             env=_server_environment(state),
@@ -190,10 +343,12 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,  # the database holds every user's token and e-mail
         )
     state.pid = process.pid
     write_state(root, state)
-    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url} (first start migrates its database: ~1 minute)")
+    first = "" if existing_database else " (first start migrates its database: ~1 minute)"
+    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}{first}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -201,25 +356,38 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
             write_state(root, state)
             raise LabelStudioError(f"Label Studio exited during start (status {process.returncode}); see {log_path}")
         if is_healthy(state.url):
+            _ensure_access(state, log, executable)
+            tighten(data_dir)
             return state
         time.sleep(1.0)
     stop(root)
     raise LabelStudioError(f"Label Studio did not become healthy within {timeout:.0f} s; see {log_path}")
 
 
+def _ensure_access(state: ServerState, log, executable: Path | None = None) -> None:
+    """Make sure the recorded token works; if Label Studio refuses it, reset the admin's credentials."""
+    accepted = token_accepted(state.url, state.token)
+    if accepted is not False:
+        return
+    log("Label Studio refused the recorded API token: resetting the admin account's password and token")
+    reset_access(executable or ensure_installed(log), state)
+    if token_accepted(state.url, state.token) is False:
+        raise LabelStudioError(f"Label Studio at {state.url} still refuses the reset token; see {Path(state.data_dir).parent / 'label-studio.log'}")
+
+
 def stop(root: Path) -> bool:
     """Stop the Label Studio this project started; False if none was running."""
-    state = read_state(root)
-    if not is_running(state):
+    try:
+        state = read_state(root)
+    except UnreadableState:
+        state = None
+    data_dir = (root / STATE_DIR / "label-studio-data").resolve()
+    pids = [state.pid] if is_running(state) else servers_using(data_dir)
+    if not pids:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(state.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and is_running(state):
-        time.sleep(0.2)
-    if is_running(state):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(state.pid, signal.SIGKILL)
-    state.pid = None
-    write_state(root, state)
+    for pid in pids:
+        _terminate(pid)
+    if state is not None:
+        state.pid = None
+        write_state(root, state)
     return True
