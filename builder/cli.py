@@ -41,7 +41,7 @@ def print_report(report: Report, *, show_removed: bool = True) -> None:
     """Problems one per line, then counts, all on stderr (stdout stays for data)."""
     for problem in report.problems:
         if problem.error or show_removed:
-            prefix = "rejected" if problem.error else "removed"
+            prefix = "rejected" if problem.error else problem.fields.get("notice", "removed")
             click.echo(f"{prefix}: {problem.line()}", err=True)
     kept = ", ".join(f"{n} {what}" for what, n in sorted(report.kept.items())) or "nothing"
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(report.dropped().items()))
@@ -83,7 +83,9 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     A .txt file's first non-empty line is its headline; a .jsonl file has one article per line
     with `id` and `text` (optional `title`, `url`, `published`, `target`). Boilerplate lines
     (donation appeals, subscribe/share lines) are removed and listed on stderr. Exit status 1
-    if any input was rejected; the valid articles are still written.
+    if any input was rejected; the valid articles are still written. Files builder wrote
+    (OUTPUT itself, sentence and article records) are never read as articles. When nothing
+    valid was read, the previous OUTPUT is kept untouched (exit status 1).
 
     \b
     Example:
@@ -94,13 +96,17 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
 
     result = split_files(articles, output, project_of(ctx), articles_output)
     print_report(result.report)
-    click.echo(f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True)
+    if not result.written:
+        kept = " and ".join(str(path) for path in result.kept)
+        click.echo(f"error: nothing valid was read; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True)
+    else:
+        click.echo(f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True)
     if report_path:
         import json
 
         with atomic_write(report_path, "w") as handle:
             json.dump(result.report.as_dict(), handle, indent=2, sort_keys=True, ensure_ascii=False)
-    if result.report.errors():
+    if result.report.errors() or not result.written:
         ctx.exit(1)
 
 

@@ -7,8 +7,13 @@ and `metadata` (any other JSONL keys).
 
 from __future__ import annotations
 
+import codecs
+import os
+import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -18,6 +23,27 @@ from builder.scheme import BoilerplateRule
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 OPTIONAL_FIELDS = ("title", "url", "published", "target")
+TITLE_MAX = 200  # characters; a longer first line is body text, a longer explicit title is cut
+TARGET_MAX = 1000  # characters; a per-article stance target is copied into every sentence
+MIN_SENTENCE_WORDS = 6  # an HTML page needs one line this long with sentence punctuation
+
+_BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32LE"),
+    (codecs.BOM_UTF32_BE, "UTF-32BE"),
+    (codecs.BOM_UTF8, "UTF-8"),
+    (codecs.BOM_UTF16_LE, "UTF-16LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16BE"),
+)
+_NON_SPACE = re.compile(r"\S")
+_FIRST_RECORD = re.compile(r"[\ufeff\s]*(\{[^\n]*)")  # the first non-empty line, when it opens a JSON object
+_SENTENCE_PUNCTUATION = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?:\s|$)")
+
+
+class InputFile(NamedTuple):
+    """A file to read; `named` when it was named as input, not found in a folder."""
+
+    path: Path
+    named: bool
 
 
 def normalise_text(text: str) -> str:
@@ -25,18 +51,85 @@ def normalise_text(text: str) -> str:
     return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def expand_inputs(paths: Iterable[str | Path], report: Report) -> list[Path]:
-    """Files named, plus every supported file under named folders, in a stable order."""
-    files: list[Path] = []
+def headline(text: str) -> str:
+    """The first non-empty line as a title, when it is short (<= TITLE_MAX) and more text follows; else ''.
+
+    A longer first line is body text: copying it into every sentence would make output quadratic.
+    """
+    position = 0
+    while True:  # scan lines without splitting the whole text: it may be one 50 MB line
+        end = text.find("\n", position)
+        line = text[position:end] if end >= 0 else text[position:]
+        if line.strip():
+            break
+        if end < 0:
+            return ""
+        position = end + 1
+    title = line.strip()
+    if end < 0 or len(title) > TITLE_MAX or not _NON_SPACE.search(text, end + 1):
+        return ""
+    return title
+
+
+def cut_title(title: str) -> str:
+    """A title cut to TITLE_MAX characters, ending in '\u2026' when cut."""
+    return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1].rstrip() + "\u2026"
+
+
+def builder_output_kind(record: object) -> str | None:
+    """What `record` is when builder wrote it, else None (an article).
+
+    The rule looks at the first record of a .jsonl file: an article as `builder split` writes it
+    has `splitter` (a string) and `source` (an object); a sentence (`builder split`) or a dataset
+    record (`builder validate`, `builder build`) has `article_id` and an integer `sentence_index`;
+    a Label Studio task (`builder pull`) has `data` with a `sentence_id`. Input articles have none.
+    """
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("splitter"), str) and isinstance(record.get("source"), dict):
+        return "article records"
+    if "article_id" in record and type(record.get("sentence_index")) is int:
+        return "sentence records"
+    if isinstance(record.get("data"), dict) and "sentence_id" in record["data"]:
+        return "Label Studio tasks"
+    return None
+
+
+def expand_inputs(paths: Iterable[str | Path], report: Report, exclude: Iterable[str | Path] = ()) -> list[InputFile]:
+    """Files named, plus every supported file under named folders, in a stable order.
+
+    Paths in `exclude` (this run's outputs, compared resolved) are never read: skipped with a note
+    when found in a folder, rejected when named. Anything that is not a regular file (a FIFO, a
+    socket, a device) is reported and never opened.
+    """
+    excluded = {Path(p).resolve() for p in exclude}
+    files: list[InputFile] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-            if not found:
+            candidates = 0
+            for found in sorted(path.rglob("*")):
+                if found.is_dir():
+                    continue
+                supported = found.suffix.lower() in SUPPORTED_SUFFIXES
+                candidates += supported
+                if supported and found.resolve() in excluded:
+                    detail = "this run's output, not articles"
+                    report.drop("builder output", str(found), detail, error=False, notice="skipped")
+                elif not _is_regular(found):
+                    # an unsupported name is no input (like notes.md): noted, not an error
+                    notice = {} if supported else {"error": False, "notice": "skipped"}
+                    report.drop("not a regular file", str(found), _not_regular(found), **notice)
+                elif supported:
+                    files.append(InputFile(found, named=False))
+            if not candidates:
                 report.drop("empty folder", str(path), f"no {', '.join(SUPPORTED_SUFFIXES)} files in this folder")
-            files += found
+        elif path.resolve() in excluded:
+            report.drop("builder output", str(path), "this run's output (-o), not articles: not read")
         elif not path.exists():
             report.drop("missing file", str(path), "no such file or folder")
+        elif not _is_regular(path):
+            report.drop("not a regular file", str(path), _not_regular(path))
         elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
             report.drop(
                 "unknown extension",
@@ -44,23 +137,105 @@ def expand_inputs(paths: Iterable[str | Path], report: Report) -> list[Path]:
                 f"unknown extension '{path.suffix or '(none)'}' (expected {', '.join(SUPPORTED_SUFFIXES)})",
             )
         else:
-            files.append(path)
+            files.append(InputFile(path, named=True))
     return files
 
 
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _not_regular(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"not a regular file (cannot stat: {exc.strerror}); not read"
+    if stat.S_ISFIFO(mode):
+        kind = "a FIFO"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    else:
+        kind = "not a file or folder"
+    return f"not a regular file ({kind}); not read"
+
+
+class _NotRegular(Exception):
+    pass
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; opened without blocking, so a FIFO swapped in after the check cannot hang."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _NotRegular
+        return handle.read()
+
+
 def _decode(path: Path, data: bytes, report: Report) -> str | None:
-    if not data.strip():
-        report.drop("empty file", str(path), "empty file")
-        return None
-    if b"\x00" in data:
-        report.drop("binary file", str(path), "binary file (contains NUL bytes), expected UTF-8 text")
+    """Text of a file: UTF-8, or UTF-16/UTF-32 with a byte-order mark (the BOM is dropped)."""
+    encoding, skipped = "UTF-8", 0
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            encoding, skipped, data = name, len(bom), data[len(bom) :]
+            break
+    if encoding == "UTF-8" and b"\x00" in data:
+        wide = _looks_like_wide_text(data)
+        if wide:
+            report.drop(
+                "unsupported encoding",
+                str(path),
+                f"looks like {wide} text without a byte-order mark; convert it to UTF-8: iconv -f {wide} -t UTF-8",
+            )
+        else:
+            report.drop("binary file", str(path), "binary file (contains NUL bytes), expected UTF-8 text")
         return None
     try:
-        return data.decode("utf-8")
+        text = data.decode(encoding.lower())
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        report.drop("invalid utf-8", f"{path}:{line}", f"invalid UTF-8 at byte {exc.start}: {exc.reason}")
+        if encoding == "UTF-8":
+            line = data[: exc.start].count(b"\n") + 1
+            report.drop("invalid utf-8", f"{path}:{line}", f"invalid UTF-8 at byte {skipped + exc.start}: {exc.reason}")
+        else:
+            detail = f"invalid {encoding} (the byte-order mark says so) at byte {skipped + exc.start}: {exc.reason}"
+            report.drop("invalid encoding", str(path), detail)
         return None
+    if not text.strip():
+        report.drop("empty file", str(path), "empty file")
+        return None
+    return text
+
+
+def _looks_like_wide_text(data: bytes) -> str | None:
+    """The UTF-16/UTF-32 encoding NUL-rich bytes decode to as readable text, if any.
+
+    At least a tenth of the bytes must be NUL (the high bytes of Latin text): a stray NUL in UTF-8
+    text pairs up into readable CJK characters too, and stays "binary file".
+    """
+    sample = data[:4096]
+    if sample.count(0) < len(sample) / 10:
+        return None
+    for name in ("UTF-32LE", "UTF-32BE", "UTF-16LE", "UTF-16BE"):
+        try:
+            text = codecs.getincrementaldecoder(name.lower())().decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+        readable = sum(char.isprintable() or char in "\n\r\t" for char in text)
+        if text and "\x00" not in text and readable >= 0.95 * len(text):
+            return name
+    return None
+
+
+def has_sentence(text: str) -> bool:
+    """Whether some line has at least MIN_SENTENCE_WORDS words and sentence punctuation (. ! ? ...)."""
+    return any(
+        len(line.split()) >= MIN_SENTENCE_WORDS and _SENTENCE_PUNCTUATION.search(line) for line in text.split("\n")
+    )
 
 
 class ArticleReader:
@@ -71,10 +246,14 @@ class ArticleReader:
         self.boilerplate = BoilerplateFilter(DEFAULT_RULES + tuple(rules))
         self.seen_ids: dict[str, str] = {}
 
-    def read(self, paths: Iterable[str | Path]) -> Iterator[dict]:
-        for path in expand_inputs(paths, self.report):
+    def read(self, paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> Iterator[dict]:
+        """Article records from files and folders; `exclude`: this run's output paths, never read."""
+        for path, named in expand_inputs(paths, self.report, exclude):
             try:
-                data = path.read_bytes()
+                data = _read_regular(path)
+            except _NotRegular:
+                self.report.drop("not a regular file", str(path), "not a regular file; not read")
+                continue
             except OSError as exc:
                 self.report.drop("unreadable file", str(path), f"cannot read ({exc.strerror})")
                 continue
@@ -82,6 +261,8 @@ class ArticleReader:
             if text is None:
                 continue
             suffix = path.suffix.lower()
+            if suffix in (".jsonl", ".txt") and self._is_builder_output(path, text, named):
+                continue
             if suffix == ".jsonl":
                 yield from self._from_jsonl(path, text)
             elif suffix == ".txt":
@@ -91,22 +272,30 @@ class ArticleReader:
 
     def _from_txt(self, path: Path, text: str) -> dict:
         text = normalise_text(text)
-        title = next((line.strip() for line in text.split("\n") if line.strip()), "")
-        return {"id": path.stem, "title": title, "text": text, "source": {"file": str(path)}}
+        return {"id": path.stem, "title": headline(text), "text": text, "source": {"file": str(path)}}
 
     def _from_html(self, path: Path, html: str) -> dict | None:
         import trafilatura
 
         body = trafilatura.extract(html, include_comments=False, include_tables=False, favor_precision=True)
         metadata = trafilatura.extract_metadata(html)
-        title = (metadata.title if metadata else None) or ""
+        title = normalise_text((metadata.title if metadata else None) or "").strip()
         if not body or not body.strip():
             self.report.drop("no article text", str(path), "no main text found in the HTML")
             return None
         body = normalise_text(body)
+        if not has_sentence(body):
+            self.report.drop(
+                "no article text",
+                str(path),
+                f"no article text in the HTML: no line of {MIN_SENTENCE_WORDS}+ words with sentence punctuation"
+                " (navigation or a menu only?)",
+            )
+            return None
         if title and not body.lstrip().startswith(title):
             body = f"{title}\n{body}"
-        record = {"id": path.stem, "title": title or body.strip().split("\n")[0], "text": body, "source": {"file": str(path)}}
+        title = self._bounded_title(title, str(path)) if title else headline(body)
+        record = {"id": path.stem, "title": title, "text": body, "source": {"file": str(path)}}
         if metadata is not None:
             if metadata.url:
                 record["url"] = metadata.url
@@ -114,8 +303,21 @@ class ArticleReader:
                 record["published"] = metadata.date
         return record
 
+    def _bounded_title(self, title: str, where: str) -> str:
+        if len(title) > TITLE_MAX:
+            self.report.drop(
+                "long title",
+                where,
+                f"title of {len(title):,} characters cut to {TITLE_MAX}",
+                error=False,
+                notice="warning",
+            )
+        return cut_title(title)
+
     def _from_jsonl(self, path: Path, text: str) -> Iterator[dict]:
-        for number, line in enumerate(normalise_text(text).split("\n"), 1):
+        # Lines end at LF only (CRLF counts as one line end): a stray CR must not shift later line numbers.
+        for number, line in enumerate(text.lstrip("\ufeff").split("\n"), 1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -141,6 +343,10 @@ class ArticleReader:
             if bad:
                 self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
                 continue
+            if len(obj.get("target") or "") > TARGET_MAX:
+                detail = f"field 'target' has {len(obj['target']):,} characters (at most {TARGET_MAX}: copied into every sentence)"
+                self.report.drop("bad field", where, detail, field="target")
+                continue
             record = {
                 "id": str(obj["id"]),
                 "text": normalise_text(obj["text"]),
@@ -149,8 +355,29 @@ class ArticleReader:
             }
             for key in OPTIONAL_FIELDS:
                 if obj.get(key) is not None:
-                    record[key] = normalise_text(obj[key]) if key == "title" else obj[key]
+                    record[key] = self._bounded_title(normalise_text(obj[key]), where) if key == "title" else obj[key]
             yield from self._finish(record, where)
+
+    def _is_builder_output(self, path: Path, text: str, named: bool) -> bool:
+        """Whether the file's first line is a record builder writes (skipped in a folder, rejected when named).
+
+        Also for .txt: an output written as `-o sentences.txt` is JSON Lines all the same.
+        """
+        match = _FIRST_RECORD.match(text)
+        if match is None:
+            return False
+        try:
+            kind = builder_output_kind(orjson.loads(match.group(1)))
+        except orjson.JSONDecodeError:
+            return False
+        if kind is None:
+            return False
+        if named:
+            self.report.drop("builder output", str(path), f"builder output ({kind}), not articles: not read")
+        else:
+            detail = f"builder output ({kind}), not articles"
+            self.report.drop("builder output", str(path), detail, error=False, notice="skipped")
+        return True
 
     def _finish(self, record: dict | None, where: str) -> Iterator[dict]:
         if record is None:
@@ -175,6 +402,6 @@ class ArticleReader:
         if not record["text"].strip():
             self.report.drop("empty article", where, "no article text left after removing boilerplate")
             return
-        record.setdefault("title", record["text"].strip().split("\n")[0].strip())
+        record.setdefault("title", headline(record["text"]))
         self.report.keep("articles")
         yield record

@@ -22,6 +22,8 @@ class SplitResult:
     report: Report
     sentences_path: Path
     articles_path: Path
+    written: bool = True  # False when nothing valid was read: the previous outputs were left as they were
+    kept: tuple[Path, ...] = ()  # the previous outputs left untouched (when not written)
 
 
 def default_articles_path(sentences_path: Path) -> Path:
@@ -36,11 +38,19 @@ def split_files(
     articles_path: str | Path | None = None,
     engine: str = DEFAULT_ENGINE,
 ) -> SplitResult:
-    """Read articles, split them into sentences, write both files atomically (sorted by article id)."""
+    """Read articles, split them into sentences, write both files atomically (sorted by article id).
+
+    The output paths are never read as input. When no valid article was read, nothing is written:
+    the previous outputs stay as they were (`written` is False, `kept` names them).
+    """
     sentences_path = Path(sentences_path)
     articles_path = Path(articles_path) if articles_path else default_articles_path(sentences_path)
     report = Report("split")
-    articles = sorted(ArticleReader(report, project.boilerplate_rules).read(inputs), key=lambda a: a["id"])
+    reader = ArticleReader(report, project.boilerplate_rules)
+    articles = sorted(reader.read(inputs, exclude=(sentences_path, articles_path)), key=lambda a: a["id"])
+    if not articles:
+        kept = tuple(path for path in (sentences_path, articles_path) if path.exists())
+        return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept)
     for article in articles:
         article["splitter"] = splitter_name(engine)
     with atomic_write(sentences_path) as out_sentences, atomic_write(articles_path) as out_articles:

@@ -89,6 +89,8 @@ ENGINES: dict[str, Callable[[str], Spans]] = {
 }
 DEFAULT_ENGINE = "segtok"
 SPLITTER_VERSION = "1"
+# Context copied into every sentence record (title, neighbours) is bounded, so output stays linear in input.
+CONTEXT_MAX = 1000
 
 _LINE = re.compile(r"[^\n]+")
 # Captions run into their credit without punctuation ("Belle Image: Nick Moreau."): the credit starts a sentence.
@@ -141,11 +143,22 @@ def sentence_id(article_id: str, text: str, occurrence: int = 0) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
+def context_before(text: str) -> str:
+    """`text` as context before a sentence: its last CONTEXT_MAX characters, starting with '\u2026' when cut."""
+    return text if len(text) <= CONTEXT_MAX else "\u2026" + text[len(text) - CONTEXT_MAX + 1 :]
+
+
+def context_after(text: str) -> str:
+    """`text` as context after a sentence, or a title: its first CONTEXT_MAX characters, '\u2026' at the end when cut."""
+    return text if len(text) <= CONTEXT_MAX else text[: CONTEXT_MAX - 1] + "\u2026"
+
+
 def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
     """Sentence records of one article, in order, each with its neighbours as context."""
     text = article["text"]
     spans = sentence_spans(text, engine)
     texts = [text[start:end] for start, end in spans]
+    title = context_after(article.get("title", ""))
     repeats: Counter = Counter()
     sentences = []
     for index, ((start, end), sentence) in enumerate(zip(spans, texts)):
@@ -154,13 +167,13 @@ def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
         record = {
             "id": sentence_id(article["id"], sentence, occurrence),
             "article_id": article["id"],
-            "article_title": article.get("title", ""),
+            "article_title": title,
             "sentence_index": index,
             "text": sentence,
             "start": start,
             "end": end,
-            "prev_text": texts[index - 1] if index > 0 else "",
-            "next_text": texts[index + 1] if index + 1 < len(texts) else "",
+            "prev_text": context_before(texts[index - 1]) if index > 0 else "",
+            "next_text": context_after(texts[index + 1]) if index + 1 < len(texts) else "",
         }
         if article.get("target"):
             record["target"] = article["target"]

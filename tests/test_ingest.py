@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import os
+import random
+import shutil
 import subprocess
 import sys
 
@@ -21,7 +25,7 @@ def read(paths):
 
 def run_split(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "builder", "split", *map(str, args)], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "builder", "split", *map(str, args)], check=False, capture_output=True, text=True, cwd=cwd
     )
 
 
@@ -123,3 +127,241 @@ def test_failed_run_leaves_no_half_written_output(tmp_path):
     result = run_split(tmp_path / "missing-folder", "-o", output)
     assert result.returncode == 1 and "no such file or folder" in result.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def split_lines(stderr, prefix):
+    return [line for line in stderr.splitlines() if line.startswith(prefix)]
+
+
+def test_split_never_reads_its_own_output_nor_other_builder_outputs(tmp_path):
+    folder = tmp_path / "articles"
+    shutil.copytree(SAMPLE, folder)
+    output = folder / "sentences.jsonl"
+    first = run_split(folder, "-o", output)
+    assert first.returncode == 0, first.stderr
+    assert "from 5 articles" in first.stderr
+    before = output.read_bytes(), output.with_name("sentences.articles.jsonl").read_bytes()
+    # an older run's outputs under other names, and a pulled snapshot, in the same folder
+    shutil.copy(output, folder / "old.jsonl")
+    shutil.copy(output.with_name("sentences.articles.jsonl"), folder / "old.articles.jsonl")
+    shutil.copy(ROOT / "annotations" / "snapshot.jsonl", folder / "snapshot.jsonl")
+    second = run_split(folder, "-o", output)
+    assert second.returncode == 0, second.stderr
+    assert "from 5 articles" in second.stderr
+    assert (output.read_bytes(), output.with_name("sentences.articles.jsonl").read_bytes()) == before
+    skipped = split_lines(second.stderr, "skipped:")
+    assert len(skipped) == 5 and all("builder output" in line or "this run's output" in line for line in skipped)
+    for name in ("sentences.jsonl", "sentences.articles.jsonl", "old.jsonl", "old.articles.jsonl", "snapshot.jsonl"):
+        assert sum(str(folder / name) + ":" in line for line in skipped) == 1, name
+    assert not split_lines(second.stderr, "rejected:")
+
+
+def test_builder_output_named_as_input_is_rejected(tmp_path):
+    output = tmp_path / "sentences.jsonl"
+    assert run_split(SEED, "-o", output).returncode == 0
+    shutil.copy(output, tmp_path / "old.jsonl")
+    result = run_split(tmp_path / "old.jsonl", SEED, "-o", tmp_path / "new.jsonl")
+    assert result.returncode == 1
+    [rejected] = split_lines(result.stderr, "rejected:")
+    assert str(tmp_path / "old.jsonl") in rejected and "builder output (sentence records)" in rejected
+    assert "from 1 articles" in result.stderr
+    own = run_split(output, SEED, "-o", output)
+    assert own.returncode == 1
+    [rejected] = split_lines(own.stderr, "rejected:")
+    assert str(output) in rejected and "this run's output" in rejected
+
+
+def test_a_run_that_reads_nothing_valid_keeps_the_previous_output(tmp_path):
+    output = tmp_path / "sentences.jsonl"
+    assert run_split(SEED, "-o", output).returncode == 0
+    articles = output.with_name("sentences.articles.jsonl")
+    before = output.read_bytes(), articles.read_bytes()
+    (tmp_path / "empty.txt").write_bytes(b"")
+    result = run_split(tmp_path / "empty.txt", tmp_path / "missing.txt", "-o", output)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: nothing valid was read; kept the previous {output} and {articles}" in result.stderr
+    assert (output.read_bytes(), articles.read_bytes()) == before
+    assert len(split_lines(result.stderr, "rejected:")) == 2
+    fresh = tmp_path / "fresh" / "sentences.jsonl"
+    result = run_split(tmp_path / "empty.txt", "-o", fresh)
+    assert result.returncode == 1 and "error: nothing valid was read; wrote nothing" in result.stderr
+    assert not fresh.parent.exists() or not any(fresh.parent.iterdir())
+
+
+def test_output_stays_linear_in_input_for_one_line_articles(tmp_path):
+    """A one-line article is no headline: a title copied into every sentence made output quadratic."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    sentence = "The council met on Monday to discuss the budget for the coming year and voted on it. "
+    (folder / "many.txt").write_text(sentence * 30_000, encoding="utf-8")  # 2.6 MB, one line
+    (folder / "unpunctuated.txt").write_text("word " * 500_000, encoding="utf-8")  # 2.5 MB, one sentence
+    (folder / "huge.txt").write_text("Headline\n" + "x" * 300_000 + ".\nShort one.\n", encoding="utf-8")
+    (folder / "lines.jsonl").write_text(
+        json.dumps({"id": "untitled", "text": sentence * 10_000}) + "\n"
+        + json.dumps({"id": "long-title", "title": "T" * 5000, "text": "Body. " * 1000}) + "\n",
+        encoding="utf-8",
+    )
+    size_in = sum(p.stat().st_size for p in folder.iterdir())
+    output = tmp_path / "out" / "sentences.jsonl"
+
+    def limit_file_size():  # the quadratic bug wrote tens of GB: fail, never fill the disk
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * size_in, 20 * size_in))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "builder", "split", str(folder), "-o", str(output)],
+        check=False, capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=limit_file_size,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert output.stat().st_size < 4 * size_in
+    articles = {a["id"]: a for a in map(json.loads, output.with_name("sentences.articles.jsonl").read_text().splitlines())}
+    assert articles["many"]["title"] == "" and articles["unpunctuated"]["title"] == ""
+    assert articles["untitled"]["title"] == "" and articles["huge"]["title"] == "Headline"
+    assert articles["long-title"]["title"] == "T" * 199 + "\u2026"
+    [warning] = split_lines(result.stderr, "warning:")
+    assert f"{folder / 'lines.jsonl'}:2" in warning and "5,000 characters cut to 200" in warning
+    with output.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            assert len(record["article_title"]) <= 200
+            assert len(record["prev_text"]) <= 1000 and len(record["next_text"]) <= 1000
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
+def test_utf16_and_utf32_with_a_bom_are_decoded(tmp_path, encoding):
+    text = "Café headline\nNorth Korea’s minister arrived in Moscow. Talks began.\n"
+    path = tmp_path / "wide.txt"
+    bom = {"utf-16-be": codecs.BOM_UTF16_BE, "utf-32-be": codecs.BOM_UTF32_BE}.get(encoding, b"")
+    path.write_bytes(bom + text.encode(encoding))
+    [article], report = read([path])
+    assert not report.problems
+    assert article["title"] == "Café headline" and article["text"] == text.strip("\n")
+
+
+def test_utf16_jsonl_with_a_bom_is_decoded(tmp_path):
+    path = tmp_path / "wide.jsonl"
+    lines = [json.dumps({"id": f"a{i}", "text": "Körper text."}) for i in range(3)]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == ["a0", "a1", "a2"] and not report.problems
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16LE", "UTF-16BE"])
+def test_utf16_without_a_bom_is_named_with_how_to_convert(tmp_path, encoding):
+    path = tmp_path / "wide.txt"
+    path.write_bytes("Headline\nSome body text, in English.\n".encode(encoding))
+    articles, report = read([path])
+    [problem] = report.errors()
+    assert not articles and problem.where == str(path)
+    assert f"looks like {encoding} text" in problem.detail and f"iconv -f {encoding} -t UTF-8" in problem.detail
+
+
+@pytest.mark.parametrize(
+    "content",
+    [random.Random(7).randbytes(8192) + b"\x00\x00", b"Plain UTF-8 text with one stray \x00 NUL byte in it.\n" * 20],
+    ids=["noise", "stray-nul"],
+)
+def test_real_binary_stays_binary(tmp_path, content):
+    path = tmp_path / "noise.txt"
+    path.write_bytes(content)
+    _, report = read([path])
+    [problem] = report.errors()
+    assert problem.reason == "binary file"
+
+
+def test_truncated_utf16_after_a_bom_is_named(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "Headline\nBody.\n".encode("utf-16-le")[:-1])
+    _, report = read([path])
+    [problem] = report.errors()
+    assert problem.reason == "invalid encoding" and "invalid UTF-16LE" in problem.detail and "at byte 30" in problem.detail
+
+
+def test_builder_output_with_a_txt_name_is_recognised(tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    shutil.copy(SEED, folder)
+    assert run_split(SEED, "-o", folder / "old.txt").returncode == 0  # sentences written as .txt
+    articles, report = read([folder])
+    assert [a["id"] for a in articles] == ["ri-chang-dae-moscow"]
+    skipped = [(p.where, p.error, p.detail) for p in report.problems if p.reason == "builder output"]
+    assert skipped == [
+        (str(folder / "old.articles.jsonl"), False, "builder output (article records), not articles"),
+        (str(folder / "old.txt"), False, "builder output (sentence records), not articles"),
+    ]
+
+
+def test_stray_cr_in_jsonl_does_not_shift_line_numbers(tmp_path):
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "text": "One."}\r\n'
+        b'{"id": "b",\r "text": "Two."}\n'
+        b'{"id": "c", "text": "Three."}\n'
+        b'{"id": "d", "text": "Four."}\r\n'
+        b"{not json\n"
+        b'{"id": "f", "text": "Six."}\n'
+    )
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == ["a", "b", "c", "d", "f"]
+    assert [a["source"]["line"] for a in articles] == [1, 2, 3, 4, 6]
+    [problem] = report.errors()
+    assert problem.where == f"{path}:5" and problem.reason == "invalid json"
+
+
+MENUS = {
+    "paragraphs": "".join(f"<p>{w}</p>" for w in ("Home", "World news", "Politics", "Business and markets", "Contact us")),
+    "list": "<ul>" + "".join(f"<li>{w}</li>" for w in ("Home", "World news", "Politics and elections", "Markets")) + "</ul>",
+    "bars": "<h2>Sections</h2><p>World | Politics | Business | Sport | Culture | Weather</p><p>Latest: Markets | Election live</p>",
+}
+
+
+@pytest.mark.parametrize("menu", MENUS)
+def test_html_of_navigation_only_is_no_article(tmp_path, menu):
+    """trafilatura returns menu text from such pages; it has no sentence, so it is no article."""
+    import trafilatura
+
+    html = f"<html><head><title>Example News</title></head><body><main>{MENUS[menu]}</main></body></html>"
+    assert trafilatura.extract(html, favor_precision=True)  # the extractor does return text
+    path = tmp_path / "menu.html"
+    path.write_text(html, encoding="utf-8")
+    articles, report = read([path, SEED])
+    [problem] = report.errors()
+    assert [a["id"] for a in articles] == ["ri-chang-dae-moscow"]
+    assert problem.reason == "no article text" and problem.where == str(path)
+
+
+def test_fifo_named_or_found_in_a_folder_is_reported_and_never_opened(tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.txt")
+    os.mkfifo(tmp_path / "named.txt")
+    os.mkfifo(folder / "other.fifo")
+    result = subprocess.run(
+        [sys.executable, "-m", "builder", "split", str(folder), str(tmp_path / "named.txt"), str(SEED),
+         "-o", str(tmp_path / "out.jsonl")],
+        check=False, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert result.returncode == 1
+    rejected = split_lines(result.stderr, "rejected:")
+    assert len(rejected) == 2 and all("not a regular file (a FIFO)" in line for line in rejected)
+    assert {str(folder / "pipe.txt"), str(tmp_path / "named.txt")} == {line.split(": ")[1] for line in rejected}
+    [skipped] = split_lines(result.stderr, "skipped:")
+    assert str(folder / "other.fifo") in skipped
+    assert "from 1 articles" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("\n  Headline  \n\nBody.", "Headline"),
+        ("Only one line of text.", ""),
+        ("Headline\n   \n", ""),
+        ("H" * 200 + "\nBody.", "H" * 200),
+        ("H" * 201 + "\nBody.", ""),
+    ],
+)
+def test_headline_is_a_short_first_line_followed_by_text(text, title):
+    from builder.ingest import headline
+
+    assert headline(text) == title

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.ingest import ArticleReader
 from builder.report import Report
-from builder.split import sentence_spans, split_article
+from builder.split import sentence_id, sentence_spans, split_article
 
-from .conftest import SEED
+from .conftest import ROOT, SEED
 
 WORDS = st.sampled_from(
     ["Mr.", "Smith", "said", "U.S.", "troops", "left.", "Why?", "Yes!", "“Quote.”", "Ri", "Chang", "Dae", "3.5", "km", "😀", "(a)", "...", "–"]
@@ -118,3 +120,31 @@ def test_sentence_boundary_f1_on_gum_is_at_target(gum_docs):
     f1 = 2 * tp / (2 * tp + fp + fn)
     assert len(gum_docs) == 24
     assert f1 >= 0.975
+
+
+def test_context_fields_are_bounded_and_offsets_ids_unchanged():
+    from builder.split import CONTEXT_MAX
+
+    long_sentence = "Word " * 600 + "end."  # 3,004 characters
+    text = f"First sentence here.\n{long_sentence}\nLast sentence here."
+    article = {"id": "a", "title": "T" * 5000, "text": text}
+    first, middle, last = split_article(article)
+    assert middle["text"] == long_sentence and text[middle["start"] : middle["end"]] == long_sentence
+    assert [s["id"] for s in (first, middle, last)] == [sentence_id("a", s["text"]) for s in (first, middle, last)]
+    assert len(first["next_text"]) == CONTEXT_MAX and first["next_text"] == long_sentence[: CONTEXT_MAX - 1] + "\u2026"
+    assert len(last["prev_text"]) == CONTEXT_MAX and last["prev_text"] == "\u2026" + long_sentence[-(CONTEXT_MAX - 1) :]
+    assert middle["prev_text"] == "First sentence here." and middle["next_text"] == "Last sentence here."
+    assert all(len(s["article_title"]) == CONTEXT_MAX for s in (first, middle, last))
+
+
+def test_sample_sentences_match_the_committed_snapshot(sample_sentences):
+    """Ordinary articles keep their ids, offsets, titles and context: the committed annotations point at them."""
+    _, sentences = sample_sentences
+    by_id = {s["id"]: s for s in sentences}
+    tasks = [json.loads(line) for line in (ROOT / "annotations" / "snapshot.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(tasks) == len(sentences) == 65
+    for task in tasks:
+        data = task["data"]
+        sentence = by_id[data["sentence_id"]]
+        for key in ("article_id", "article_title", "sentence_index", "text", "start", "end", "prev_text", "next_text"):
+            assert sentence[key] == data[key], (data["sentence_id"], key)
