@@ -156,6 +156,7 @@ def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
             "article_id": article["id"],
             "article_title": article.get("title", ""),
             "sentence_index": index,
+            "occurrence": occurrence,  # which repeat of this text in the article: lets validation check the id exactly
             "text": sentence,
             "start": start,
             "end": end,
