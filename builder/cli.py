@@ -212,15 +212,15 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     Example:
         builder push work/sentences.jsonl
     """
-    from builder.jsonio import read_jsonl
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import push_sentences
+    from builder.pipeline import read_sentences
     from builder.predict import make_predictor
 
     project = project_of(ctx)
     connection = resolve_connection(project.root)
     chosen = make_predictor(predictor, project.annotations_dir / "snapshot.jsonl", project.entity_values)
-    result = push_sentences(connection, project, read_jsonl(sentences), chosen, batch_size)
+    result = push_sentences(connection, project, read_sentences(sentences), chosen, batch_size)
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")

@@ -18,6 +18,7 @@ from builder.bio import spans_to_bio
 from builder.errors import BuilderError
 from builder.jsonio import paused_gc, read_jsonl
 from builder.pipeline import validate_snapshot
+from builder.pseudonyms import is_pseudonym
 from builder.scheme import Project
 from builder.splits import SPLITS, assign_splits
 
@@ -117,12 +118,22 @@ class Encoder:
         self.names = self.schema.names
         self.tag_ids = {v: i for i, v in enumerate(project.bio_tags)}
         self.types = {name: _names_type(self.features[name]) if name in self.NAMED else self.schema.field(name).type for name in self.names}
+        self.pseudonyms: set[str] = set()  # annotator names already checked
 
     def new_columns(self) -> dict[str, list]:
         return {name: [] for name in self.names}
 
     def add(self, record: dict, columns: dict[str, list]) -> list[dict]:
-        """Append `record` to `columns`; return the spans the BIO view cannot hold (overlaps)."""
+        """Append `record` to `columns`; return the spans the BIO view cannot hold (overlaps).
+
+        An annotator that is not a pseudonym is a BuilderError naming the record, never the name.
+        """
+        for annotation in record["annotations"]:
+            name = annotation["annotator"]
+            if not (isinstance(name, str) and name in self.pseudonyms):
+                if not is_pseudonym(name):
+                    raise BuilderError(f"{record['id']}: an annotator is not a pseudonym; validate the records first")
+                self.pseudonyms.add(name)
         try:
             tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
         except KeyError as exc:  # a tag the scheme does not have

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.errors import InputError
 from builder.ingest import ArticleReader
 from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl
 from builder.records import to_records
@@ -59,6 +60,78 @@ def split_files(
         for sentence in split_articles(articles, report, engine):
             out_sentences.write(dumps_line(sentence))
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
+
+
+_SENTENCE_STRINGS = {"id": True, "text": True, "article_id": True, "article_title": False, "prev_text": False, "next_text": False, "target": False}
+_SENTENCE_INTEGERS = {"sentence_index": True, "start": True, "end": True, "occurrence": False}
+
+
+def read_sentences(path: str | Path) -> list[dict]:
+    """Every sentence of a sentences file (as `builder split` writes it), checked before any is pushed.
+
+    A line must be a JSON object with non-empty strings `id`, `text`, `article_id`, integers
+    `sentence_index`, `start`, `end` in 0..2**31-1 (what a pushed task must hold to pass
+    validation), optional strings `article_title`, `prev_text`, `next_text`, `target` and an
+    optional integer `occurrence` (set to None when absent, in files split before it existed:
+    validation then searches for it). The first bad line raises InputError "FILE:LINE: field 'id' ...".
+    """
+    from builder.schemas import INT32_MAX
+
+    path = Path(path)
+    sentences = []
+    for number, sentence in _numbered_jsonl(path):
+        where = f"{path}:{number}"
+        if not isinstance(sentence, dict):
+            raise InputError(f"{where}: expected a JSON object (a sentence), not {_kind(sentence)}")
+        for key, required in _SENTENCE_STRINGS.items():
+            if key not in sentence:
+                if required:
+                    raise InputError(f"{where}: field '{key}' is missing")
+                continue
+            value = sentence[key]
+            if not isinstance(value, str) or (required and not value):
+                raise InputError(f"{where}: field '{key}' must be a {'non-empty ' if required else ''}string, not {_kind(value)}")
+        for key, required in _SENTENCE_INTEGERS.items():
+            if key not in sentence:
+                if required:
+                    raise InputError(f"{where}: field '{key}' is missing")
+                continue
+            value = sentence[key]
+            if key == "occurrence" and value is None:
+                continue
+            if type(value) is not int or not 0 <= value <= INT32_MAX:
+                raise InputError(f"{where}: field '{key}' must be an integer from 0 to {INT32_MAX}, not {_kind(value)}")
+        sentences.append(sentence if "occurrence" in sentence else {**sentence, "occurrence": None})
+    return sentences
+
+
+def _kind(value: object) -> str:
+    """How an unexpected value is named in an error: its type, and the value itself when it is a number."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return f"{type(value).__name__} {value!r}"
+    if isinstance(value, str):
+        return "an empty string" if not value else "a string"
+    return f"a {type(value).__name__}"
+
+
+def _numbered_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, value) for each non-blank line; a line that is not JSON is an InputError."""
+    import orjson
+
+    values = []
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        values.append((number, orjson.loads(line)))
+                    except orjson.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return values
 
 
 def read_tasks(path: Path, report: Report) -> Iterator[dict]:

@@ -44,29 +44,46 @@ class GazetteerPredictor:
 
     @classmethod
     def from_snapshot(cls, snapshot: Path, allowed_labels: Iterable[str]) -> GazetteerPredictor:
-        """Learn surface -> label from the annotations in a snapshot (majority label per string)."""
+        """Learn surface -> label from the annotations in a snapshot (majority label per string).
+
+        It only learns surface strings, so whatever is not usable (a task, annotation, result item
+        or value of the wrong shape, an unknown label) is skipped; `builder validate` reports it.
+        A line that is not JSON is a one-line InputError naming file and line.
+        """
         allowed = set(allowed_labels)
         votes: dict[str, Counter] = defaultdict(Counter)
         if snapshot.is_file():
+            from builder.errors import InputError
             from builder.jsonio import read_jsonl
 
-            for task in read_jsonl(snapshot):
-                for annotation in task.get("annotations", []):
-                    if annotation.get("was_cancelled"):
+            def unreadable(where: str, detail: str) -> None:
+                raise InputError(f"{where}: {detail}; run `builder validate` to see every problem")
+
+            for task in read_jsonl(snapshot, unreadable):
+                for annotation in _list(task.get("annotations") if isinstance(task, dict) else None):
+                    if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
                         continue
-                    for item in annotation.get("result", []):
-                        value = item.get("value", {})
-                        labels = value.get("labels") or [None]
-                        if item.get("from_name") == ENTITIES and labels[0] in allowed and isinstance(value.get("text"), str):
-                            surface = value["text"].strip()
+                    for item in _list(annotation.get("result")):
+                        value = item.get("value") if isinstance(item, dict) else None
+                        if not isinstance(value, dict) or item.get("from_name") != ENTITIES:
+                            continue
+                        labels, text = _list(value.get("labels")), value.get("text")
+                        label = labels[0] if labels else None
+                        if isinstance(label, str) and label in allowed and isinstance(text, str):
+                            surface = text.strip()
                             if len(surface) >= 2:
-                                votes[surface][labels[0]] += 1
+                                votes[surface][label] += 1
         return cls({surface: counts.most_common(1)[0][0] for surface, counts in votes.items()})
 
     def predict(self, text: str) -> list[dict]:
         if self.pattern is None:
             return []
         return [region(m.start(), m.end(), m.group(), self.entries[m.group()]) for m in self.pattern.finditer(text)]
+
+
+def _list(value: object) -> list:
+    """`value` if it is a list, else an empty one (for reading hand-edited snapshots defensively)."""
+    return value if isinstance(value, list) else []
 
 
 class SpacyPredictor:

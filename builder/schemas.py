@@ -10,10 +10,18 @@ import json
 from pathlib import Path
 
 from builder.labelstudio.config import ENTITIES, SENTENCE, STANCE
+from builder.pseudonyms import PATTERN
 from builder.scheme import Project
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NULLABLE_NUMBER = {"type": ["number", "null"]}
+INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num_annotators as int32
+# Seconds an annotator spent on a task (Label Studio's lead_time): about 11.6 days at most, which
+# covers a task left open over a holiday, and float32 (the dataset's type) holds it to 1/16 s.
+LEAD_TIME_MAX = 1_000_000
+LEAD_TIME = {"type": ["number", "null"], "minimum": 0, "maximum": LEAD_TIME_MAX}
+NON_NEGATIVE_INT32 = {"type": "integer", "minimum": 0, "maximum": INT32_MAX}
+PSEUDONYM = {"type": "string", "pattern": PATTERN.pattern}
 
 
 def _span(project: Project, label_key: str, label_items: dict) -> dict:
@@ -21,8 +29,8 @@ def _span(project: Project, label_key: str, label_items: dict) -> dict:
         "type": "object",
         "required": ["start", "end", "text", label_key],
         "properties": {
-            "start": {"type": "integer", "minimum": 0},
-            "end": {"type": "integer", "minimum": 0},
+            "start": NON_NEGATIVE_INT32,
+            "end": NON_NEGATIVE_INT32,
             "text": {"type": "string"},
             label_key: label_items,
         },
@@ -73,13 +81,14 @@ def task_schema(project: Project) -> dict:
                     "sentence_id": {"type": "string", "minLength": 1},
                     "article_id": {"type": "string", "minLength": 1},
                     "article_title": {"type": "string"},
-                    "sentence_index": {"type": "integer", "minimum": 0},
+                    "sentence_index": NON_NEGATIVE_INT32,
+                    "occurrence": {"type": ["integer", "null"], "minimum": 0, "maximum": INT32_MAX},
                     "text": {"type": "string", "minLength": 1},
                     "prev_text": {"type": "string"},
                     "next_text": {"type": "string"},
                     "target": {"type": "string"},
-                    "start": {"type": "integer", "minimum": 0},
-                    "end": {"type": "integer", "minimum": 0},
+                    "start": NON_NEGATIVE_INT32,
+                    "end": NON_NEGATIVE_INT32,
                 },
             },
             "annotations": {"type": "array", "items": {"$ref": "#/$defs/annotation"}},
@@ -94,11 +103,11 @@ def task_schema(project: Project) -> dict:
                 "required": ["id", "annotator", "result", "was_cancelled"],
                 "properties": {
                     "id": {"type": "integer"},
-                    "annotator": {"type": "string", "minLength": 1},
+                    "annotator": PSEUDONYM,
                     "result": {"type": "array", "items": {"$ref": "#/$defs/result_item"}},
                     "was_cancelled": {"type": "boolean"},
                     "ground_truth": {"type": "boolean"},
-                    "lead_time": NULLABLE_NUMBER,
+                    "lead_time": LEAD_TIME,
                 },
             },
             "result_item": {
@@ -129,7 +138,7 @@ def record_schema(project: Project) -> dict:
         "properties": {
             "id": {"type": "string"},
             "article_id": {"type": "string"},
-            "sentence_index": {"type": "integer", "minimum": 0},
+            "sentence_index": NON_NEGATIVE_INT32,
             "text": {"type": "string"},
             "target": {"type": "string"},
             "stance": stance,
@@ -142,15 +151,15 @@ def record_schema(project: Project) -> dict:
                     "required": ["annotator", "stance", "entities", "lead_time", "ground_truth"],
                     "additionalProperties": False,
                     "properties": {
-                        "annotator": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+                        "annotator": PSEUDONYM,
                         "stance": stance,
                         "entities": {"type": "array", "items": entity},
-                        "lead_time": NULLABLE_NUMBER,
+                        "lead_time": LEAD_TIME,
                         "ground_truth": {"type": "boolean"},
                     },
                 },
             },
-            "num_annotators": {"type": "integer", "minimum": 1},
+            "num_annotators": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
             "agreement": NULLABLE_NUMBER,
         },
     }

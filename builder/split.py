@@ -169,6 +169,7 @@ def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
             "article_id": article["id"],
             "article_title": title,
             "sentence_index": index,
+            "occurrence": occurrence,  # which repeat of this text in the article: lets validation check the id exactly
             "text": sentence,
             "start": start,
             "end": end,

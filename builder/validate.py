@@ -9,21 +9,63 @@ reported) while the task's other annotations go on. Rules:
 - labels and choices must exist in the scheme; control names must be the generated config's;
 - one span per (start, end, label) in an annotation; exactly one stance in every submitted,
   non-cancelled annotation;
-- the task's sentence id must still match its article id and text (the id is their hash).
+- the task's sentence id must still match its article id, text and occurrence (the id is their hash);
+- every value the dataset stores as an integer (ids, sentence_index, offsets) must be a JSON integer:
+  `0.0` passes a JSON Schema "integer" but is a float (reason `not an integer`);
+- annotators must be pseudonyms (reason `not a pseudonym`; the name itself is never echoed);
+- a lead time that is not a number of seconds in 0-LEAD_TIME_MAX is set to null with a warning
+  (`bad lead time`): the labels are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 
 import jsonschema
 
 from builder.labelstudio.config import SENTENCE, STANCE
+from builder.pseudonyms import is_pseudonym
 from builder.report import Report
-from builder.schemas import task_schema
+from builder.schemas import LEAD_TIME_MAX, task_schema
 from builder.scheme import Project
 from builder.split import sentence_id
+
+# Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
+# 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
+LEGACY_OCCURRENCE_LIMIT = 1000
+TASK_DATA_INTEGERS = ("sentence_index", "start", "end", "occurrence")
+NOT_A_PSEUDONYM = "(not a pseudonym)"
+
+
+def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
+    """The occurrence n <= `limit` with `sentence_id(article_id, text, n) == sid`, or None.
+
+    Mirrors `builder.split.sentence_id`, hashing the common prefix once so that each try costs the
+    same whatever the text's length.
+    """
+    if sentence_id(article_id, text) == sid:
+        return 0
+    prefix = hashlib.sha256(f"{article_id}\x00{text}".encode())
+    for occurrence in range(1, limit + 1):
+        digest = prefix.copy()
+        digest.update(f"\x00{occurrence}".encode())
+        if digest.hexdigest()[:20] == sid:
+            return occurrence
+    return None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """`repr(value)`, cut to `limit` characters: a hostile value cannot flood the report."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(value: object) -> str:
+    """An id as written (`12`, `?`), or shortened when it is something odder."""
+    text = str(value) if isinstance(value, (int, str)) else _short(value, 24)
+    return text if len(text) <= 24 else _short(value, 24)
 
 
 class UnsortedSnapshot(Exception):
@@ -60,9 +102,9 @@ class TaskValidator:
         return jsonschema.Draft202012Validator(self.schema)
 
     def _where(self, task: dict, annotation: dict | None = None) -> str:
-        where = f"task {task.get('task_id', '?')}"
+        where = f"task {_plain(task.get('task_id', '?'))}"
         if annotation is not None:
-            where += f" annotation {annotation.get('id', '?')} ({annotation.get('annotator', '?')})"
+            where += f" annotation {_plain(annotation.get('id', '?'))} ({_annotator(annotation)})"
         return where
 
     def _quarantine(self, task: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
@@ -75,7 +117,7 @@ class TaskValidator:
     def _drop_annotation(self, task: dict, annotation: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
         self.report.drop(
             reason, self._where(task, annotation), detail, error=error, scope="annotation", task_id=task.get("task_id"),
-            annotation_id=annotation.get("id"), annotator=annotation.get("annotator"), field=field,
+            annotation_id=annotation.get("id"), annotator=_annotator(annotation), field=field,
         )
 
     def validate(self, tasks: Iterable[dict]) -> Iterator[dict]:
@@ -95,7 +137,12 @@ class TaskValidator:
                 return None
         data = task["data"]
         text = data["text"]
-        if not any(sentence_id(data["article_id"], text, n) == data["sentence_id"] for n in range(50)):
+        not_int = _first_non_integer(task)
+        if not_int is not None:
+            key, value = not_int
+            self._quarantine(task, "not an integer", f"{key}: {_short(value)} is a {type(value).__name__}, not an integer", key)
+            return None
+        if not self._id_matches(data):
             self._quarantine(task, "changed sentence text", "data.text no longer matches the sentence id it was pushed with", "data.text")
             return None
         if self._is_duplicate(task, data["sentence_id"]):
@@ -112,6 +159,15 @@ class TaskValidator:
             self._quarantine(task, "no valid annotation", "no annotation of this task passed validation", "annotations")
             return None
         return {**task, "annotations": kept}
+
+    @staticmethod
+    def _id_matches(data: dict) -> bool:
+        """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
+        occurrence = data.get("occurrence")
+        if occurrence is not None:
+            return sentence_id(data["article_id"], data["text"], occurrence) == data["sentence_id"]
+        limit = min(data["sentence_index"], LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
+        return find_occurrence(data["article_id"], data["text"], data["sentence_id"], limit) is not None
 
     def _is_duplicate(self, task: dict, sid: str) -> bool:
         if self.assume_sorted:
@@ -150,13 +206,20 @@ class TaskValidator:
         return not task.pop("_invalid", False)
 
     def validate_annotation(self, task: dict, annotation: dict, text: str) -> dict | None:
-        errors = annotation.pop("_schema_errors", None)
+        errors = annotation.pop("_schema_errors", None) or []
+        bad_lead_time = any(list(e.absolute_path)[2:] == ["lead_time"] for e in errors)
+        errors = [e for e in errors if list(e.absolute_path)[2:] != ["lead_time"]]
         if errors:
-            error = errors[0]
+            error = next((e for e in errors if list(e.absolute_path)[2:3] == ["annotator"]), errors[0])
             path = list(error.absolute_path)[2:]
             field = ".".join(map(str, path)) or "annotation"
             reason = _schema_reason(error, path)
-            self._drop_annotation(task, annotation, reason, f"{field}: {error.message}", field)
+            # A hand-edited name may be an e-mail: never echo it.
+            detail = "annotator is not a pseudonym" if reason == "not a pseudonym" else f"{field}: {error.message}"
+            self._drop_annotation(task, annotation, reason, detail, field)
+            return None
+        if type(annotation["id"]) is not int:
+            self._drop_annotation(task, annotation, "not an integer", f"id: {_short(annotation['id'])} is a {type(annotation['id']).__name__}, not an integer", "id")
             return None
         if annotation["was_cancelled"]:
             self._drop_annotation(task, annotation, "cancelled annotation", "annotation was cancelled (skipped) by its annotator", "was_cancelled", error=False)
@@ -176,6 +239,11 @@ class TaskValidator:
                 continue
             value = item["value"]
             start, end = value["start"], value["end"]
+            if type(start) is not int or type(end) is not int:
+                key, offset = ("start", start) if type(start) is not int else ("end", end)
+                detail = f"{field}.value.{key}: {_short(offset)} is a {type(offset).__name__}, not an integer"
+                self._drop_annotation(task, annotation, "not an integer", detail, f"{field}.value.{key}")
+                return None
             if not 0 <= start < end <= len(text):
                 self._drop_annotation(task, annotation, "span out of range", f"{field}.value: span {start}-{end} outside 0-{len(text)} or empty", f"{field}.value.start")
                 return None
@@ -205,10 +273,37 @@ class TaskValidator:
             reason = "missing stance" if not stances else "several stances"
             self._drop_annotation(task, annotation, reason, f"result: {len(stances)} stance choices, expected exactly 1", "result")
             return None
+        if bad_lead_time:  # reported only for an annotation that is kept: its labels are worth more than its timing
+            self._drop_annotation(
+                task, annotation, "bad lead time",
+                f"lead_time: {_short(annotation['lead_time'])} is not a number of seconds in 0-{LEAD_TIME_MAX}; stored as null, labels kept",
+                "lead_time", error=False,
+            )
+            return {**annotation, "result": result, "lead_time": None}
         return {**annotation, "result": result}
 
 
+def _first_non_integer(task: dict) -> tuple[str, object] | None:
+    """(field, value) of the first integer field of a schema-valid task that holds a float (`0.0`)."""
+    if type(task["task_id"]) is not int:
+        return "task_id", task["task_id"]
+    data = task["data"]
+    for key in TASK_DATA_INTEGERS:
+        value = data.get(key)
+        if value is not None and type(value) is not int:
+            return f"data.{key}", value
+    return None
+
+
+def _annotator(annotation: dict) -> str:
+    """The annotator's pseudonym, for reports; anything else is not shown (it may be an e-mail)."""
+    name = annotation.get("annotator", "?")
+    return name if is_pseudonym(name) else NOT_A_PSEUDONYM
+
+
 def _schema_reason(error: jsonschema.ValidationError, path: list) -> str:
+    if path[:1] == ["annotator"]:
+        return "not a pseudonym"
     if "labels" in path and error.validator == "enum":
         return "unknown label"
     if "choices" in path and error.validator == "enum":

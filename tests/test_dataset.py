@@ -122,7 +122,7 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
     encoder = Encoder(project)
     record = {"id": "s1", "article_id": "a", "sentence_index": 0, "text": "Kim met Putin.", "target": "t", "stance": None,
               "stance_status": "tie", "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
-              "annotations": [{"annotator": "x", "stance": "against", "entities": [], "lead_time": None, "ground_truth": False}],
+              "annotations": [{"annotator": "annotator-0123456789ab", "stance": "against", "entities": [], "lead_time": None, "ground_truth": False}],
               "num_annotators": 1, "agreement": None}
     columns = encoder.new_columns()
     encoder.add(record, columns)
@@ -136,6 +136,19 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
     encoder.add({**record, "annotations": [{**record["annotations"][0], "stance": "bored"}]}, columns)
     with pytest.raises(BuilderError, match=r"annotations.stance: label\(s\) \['bored'\]"):
         encoder.table(columns)
+
+
+def test_encoder_refuses_an_annotator_that_is_not_a_pseudonym_without_echoing_it(project):
+    encoder = Encoder(project)
+    annotation = {"annotator": "annotator-0123456789ab", "stance": "neutral", "entities": [], "lead_time": 1.0, "ground_truth": False}
+    record = {"id": "s1", "article_id": "a", "sentence_index": 0, "text": "Kim met Putin.", "target": "t", "stance": "neutral",
+              "stance_status": "unanimous", "entities": [], "annotations": [annotation], "num_annotators": 1, "agreement": None}
+    encoder.add(record, encoder.new_columns())
+    encoder.add({**record, "annotations": [{**annotation, "annotator": "annotator-0123abcd"}]}, encoder.new_columns())  # release 1.0.0's scheme
+    for name in ("kim.jong@example.com", "annotator-0123456789AB", "annotator-", None, ["annotator-0123456789ab"]):
+        with pytest.raises(BuilderError) as caught:
+            encoder.add({**record, "annotations": [annotation, {**annotation, "annotator": name}]}, encoder.new_columns())
+        assert str(caught.value) == "s1: an annotator is not a pseudonym; validate the records first"
 
 
 def test_splits_are_by_article_stable_and_keep_shared_text_together(project, built):

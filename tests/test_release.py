@@ -28,7 +28,7 @@ def synthetic_tasks(articles: range, stance="neutral") -> list[dict]:
                 {"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": start, "end": start + 11, "text": "Kim Jong Un", "labels": ["PER"]}},
                 {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}},
             ]
-            annotations = [{"id": 10 * (a * 3 + s) + k, "annotator": f"annotator-{k}", "result": result, "was_cancelled": False, "ground_truth": False, "lead_time": 3.0} for k in range(2)]
+            annotations = [{"id": 10 * (a * 3 + s) + k, "annotator": f"annotator-{k:08x}", "result": result, "was_cancelled": False, "ground_truth": False, "lead_time": 3.0} for k in range(2)]
             tasks.append({"task_id": a * 3 + s, "data": {"sentence_id": sentence_id(article_id, text), "article_id": article_id, "sentence_index": s, "text": text, "target": "t"}, "annotations": annotations, "predictions": []})
     return tasks
 

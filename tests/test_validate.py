@@ -11,10 +11,13 @@ import pytest
 from builder.agreement import span_agreement, stance_agreement
 from builder.jsonio import read_jsonl
 from builder.pipeline import validate_snapshot
+from builder.predict import GazetteerPredictor
+from builder.pseudonyms import is_pseudonym
 from builder.records import aggregate_entities, aggregate_stance, task_to_record
 from builder.resources import load_schema
 from builder.schemas import record_schema, task_schema
 from builder.split import sentence_id
+from builder.validate import NOT_A_PSEUDONYM
 
 from .conftest import ROOT, run_cli
 
@@ -83,6 +86,34 @@ CASES = [
     ("CRLF text", lambda t: t["data"].update(text=t["data"]["text"] + "\r\n"), "changed sentence text", 0),
     ("whitespace around span", lambda t: None, "trimmed span", 2),  # set up below
     ("text with emoji", emoji_text, None, 2),
+    # Hostile or odd values: each a reason, never a traceback (in validate, stats, build, release, the gazetteer).
+    ("float start", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=float(entity_items(t["annotations"][0])[0]["value"]["start"])), "not an integer", 1),
+    ("float end", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=float(entity_items(t["annotations"][0])[0]["value"]["end"])), "not an integer", 1),
+    ("float sentence_index", lambda t: t["data"].update(sentence_index=float(t["data"]["sentence_index"])), "not an integer", 0),
+    ("float data.start", lambda t: t["data"].update(start=float(t["data"]["start"])), "not an integer", 0),
+    ("float task_id", lambda t: t.update(task_id=float(t["task_id"])), "not an integer", 0),
+    ("float annotation id", lambda t: t["annotations"][0].update(id=float(t["annotations"][0]["id"])), "not an integer", 1),
+    ("sentence_index past int32", lambda t: t["data"].update(sentence_index=2**31), "schema", 0),
+    ("sentence_index past int64", lambda t: t["data"].update(sentence_index=1e30), "schema", 0),  # how orjson reads 10**30
+    ("start past int32", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=2**31, end=2**31 + 3), "schema", 1),
+    ("negative lead time", lambda t: t["annotations"][0].update(lead_time=-5), "bad lead time", 2),
+    ("lead time 1e308", lambda t: t["annotations"][0].update(lead_time=1e308), "bad lead time", 2),
+    ("lead time 'NaN'", lambda t: t["annotations"][0].update(lead_time="NaN"), "bad lead time", 2),
+    ("bad lead time on a dropped annotation", lambda t: t["annotations"][0].update(lead_time=-5, result=[]), "empty result", 1),
+    ("e-mail as annotator", lambda t: t["annotations"][0].update(annotator="kim.jong@example.com"), "not a pseudonym", 1),
+    ("annotator not a string", lambda t: t["annotations"][0].update(annotator=["kim.jong@example.com"]), "not a pseudonym", 1),
+    ("null annotations", lambda t: t.update(annotations=None), "schema", 0),
+    ("null annotation", lambda t: t["annotations"].append(None), "schema", 0),
+    ("null result", lambda t: t["annotations"][0].update(result=None), "schema", 1),
+    ("null result item", lambda t: t["annotations"][0]["result"].append(None), "schema", 1),
+    ("null value", lambda t: entity_items(t["annotations"][0])[0].update(value=None), "schema", 1),
+    ("null labels", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=None), "schema", 1),
+    ("list as label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[["PER"]]), "unknown label", 1),
+    ("object as label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[{"PER": 1}]), "unknown label", 1),
+    ("occurrence given", lambda t: t["data"].update(occurrence=0), None, 2),
+    ("wrong occurrence", lambda t: t["data"].update(occurrence=1), "changed sentence text", 0),
+    ("float occurrence", lambda t: t["data"].update(occurrence=0.0), "not an integer", 0),
+    ("negative occurrence", lambda t: t["data"].update(occurrence=-1), "schema", 0),
 ]
 
 
@@ -111,6 +142,8 @@ def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched
     snapshot = tmp_path / "snapshot.jsonl"
     write_snapshot(snapshot, [neighbour, broken])
     result = validate_snapshot(project, snapshot, tmp_path / "records.jsonl")
+    gazetteer = GazetteerPredictor.from_snapshot(snapshot, project.entity_values)  # `builder push` reads the same snapshot
+    assert set(GazetteerPredictor.from_snapshot(write_one(tmp_path, neighbour), project.entity_values).entries) <= set(gazetteer.entries)
     records = {r["id"]: r for r in read_jsonl(tmp_path / "records.jsonl")}
     assert records[neighbour["data"]["sentence_id"]] == task_to_record(base_tasks[1], project)
     reasons = [p.reason for p in result.report.problems]
@@ -127,9 +160,17 @@ def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched
         assert result.quarantined == 1
     problem = result.report.problems[0] if result.report.problems else None
     if problem is not None and problem.fields.get("scope") == "annotation":
+        annotator = broken["annotations"][0]["annotator"]
         assert problem.fields["annotation_id"] == broken["annotations"][0]["id"]
-        assert problem.fields["annotator"] == broken["annotations"][0]["annotator"]
+        assert problem.fields["annotator"] == (annotator if is_pseudonym(annotator) else NOT_A_PSEUDONYM)
         assert problem.fields["task_id"] == broken["task_id"] and problem.fields["field"]
+    assert "@" not in json.dumps(result.report.as_dict())  # a hand-edited e-mail is never echoed
+
+
+def write_one(tmp_path, task):
+    path = tmp_path / "one.jsonl"
+    write_snapshot(path, [task])
+    return path
 
 
 def test_truncated_file_and_duplicate_task(project, tmp_path, base_tasks):
@@ -235,3 +276,128 @@ def test_agreement_figures_on_known_cases():
     assert spans["f1"] == 1.0 and spans["per_label"] == {"PER": 1.0, "LOC": 1.0}
     mixed = span_agreement([rec(("favor", "PER"), ("favor", "LOC"))], ["PER", "LOC"])
     assert mixed["f1"] == 0.0
+
+
+def hostile_snapshot(tmp_path):
+    """The committed snapshot with one hostile value in each of several tasks (and one bad lead time)."""
+    tasks = list(read_jsonl(SNAPSHOT))
+    seed = [t for t in tasks if t["data"]["article_id"] == "ri-chang-dae-moscow" and len(t["annotations"]) == 2 and entity_items(t["annotations"][0])]
+    entity_items(seed[0]["annotations"][0])[0]["value"]["start"] += 0.0  # 0.0 passes a JSON Schema "integer"
+    seed[1]["data"]["sentence_index"] = 2**31  # overflows the dataset's int32
+    seed[2]["annotations"][0]["lead_time"] = 1e308  # inf in float32
+    seed[3]["annotations"][0]["annotator"] = "kim.jong@example.com"
+    seed[4]["annotations"] = None
+    seed[5]["annotations"][0]["result"].append(None)
+    path = tmp_path / "hostile.jsonl"
+    write_snapshot(path, tasks)
+    return path, seed
+
+
+def test_hostile_snapshot_through_validate_stats_build_and_release(project, tmp_path):
+    from builder.errors import BuilderError
+    from builder.release import build_release_folder
+
+    snapshot, seed = hostile_snapshot(tmp_path)
+    report = tmp_path / "report.json"
+    validated = run_cli("validate", "--snapshot", snapshot, "-o", tmp_path / "records.jsonl", "--report", report, cwd=ROOT)
+    assert validated.returncode == 1 and "Traceback" not in validated.stderr, validated.stderr
+    for reason in ("not an integer", "schema", "bad lead time", "not a pseudonym"):
+        assert reason in validated.stderr, reason
+    assert "65 tasks in = 63 records + 2 quarantined" in validated.stderr
+    assert "@" not in validated.stderr + report.read_text()
+    problems = {p["reason"]: p for p in json.loads(report.read_text())["problems"]}
+    assert problems["bad lead time"]["error"] is False and "1e+308" in problems["bad lead time"]["detail"]
+    assert problems["not a pseudonym"]["annotation_id"] == seed[3]["annotations"][0]["id"]
+    for command in (["stats"], ["build", "-o", tmp_path / "dist"]):
+        result = run_cli(*command, "--snapshot", snapshot, cwd=ROOT)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert "@" not in result.stdout + result.stderr
+    with pytest.raises(BuilderError, match="validation found"):
+        build_release_folder(project, "9.0.0", tmp_path / "release", snapshot=snapshot)
+    assert not (tmp_path / "release").exists()
+
+
+def test_bad_lead_time_is_nulled_and_the_labels_are_kept(project, tmp_path):
+    import datasets
+
+    from builder.release import build_release_folder
+
+    tasks = list(read_jsonl(SNAPSHOT))
+    task = next(t for t in tasks if len(t["annotations"]) == 2)
+    task["annotations"][0]["lead_time"] = 1e308
+    task["annotations"][1]["lead_time"] = -3
+    snapshot = tmp_path / "snapshot.jsonl"
+    write_snapshot(snapshot, tasks)
+    result = validate_snapshot(project, snapshot, tmp_path / "records.jsonl")
+    assert [p.reason for p in result.report.problems] == ["bad lead time"] * 2 and not result.report.errors()
+    record = next(r for r in read_jsonl(tmp_path / "records.jsonl") if r["id"] == task["data"]["sentence_id"])
+    assert record == task_to_record({**task, "annotations": [{**a, "lead_time": None} for a in task["annotations"]]}, project)
+    build_release_folder(project, "9.0.0", tmp_path / "release", snapshot=snapshot)  # warnings do not stop a release
+    rows = [row for split in datasets.load_dataset(str(tmp_path / "release")).values() for row in split]
+    row = next(r for r in rows if r["id"] == task["data"]["sentence_id"])
+    assert [a["lead_time"] for a in row["annotations"]] == [None, None]
+    assert all(a["lead_time"] is None or 0 <= a["lead_time"] < 1e6 for r in rows for a in r["annotations"])
+
+
+def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
+    from builder.labelstudio.push import task_for
+    from builder.split import split_article
+
+    sentences = split_article({"id": "repeats", "title": "Repeats", "text": "Repeats\n" + " ".join(["The talks went on."] * 60)})
+    repeated = [s for s in sentences if s["text"] == "The talks went on."]
+    assert [s["occurrence"] for s in repeated] == list(range(60)) and len({s["id"] for s in sentences}) == 61
+    stance = {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}
+    annotation = {"id": 1, "annotator": "annotator-0123456789ab", "result": [stance], "was_cancelled": False, "ground_truth": False, "lead_time": 2.0}
+    tasks = [{**task_for(s, project, None), "task_id": n, "annotations": [{**annotation, "id": n}], "predictions": []} for n, s in enumerate(sentences)]
+    assert all(t["data"]["occurrence"] == s["occurrence"] for t, s in zip(tasks, sentences))
+
+    def check(tasks):
+        snapshot = tmp_path / "snapshot.jsonl"
+        write_snapshot(snapshot, tasks)
+        return validate_snapshot(project, snapshot)
+
+    result = check(tasks)
+    assert result.records == 61 and not result.report.problems
+    legacy = [{**t, "data": {k: v for k, v in t["data"].items() if k != "occurrence"}} for t in tasks]  # pushed before `occurrence`
+    result = check(legacy)
+    assert result.records == 61 and not result.report.problems
+    unknown = [{**t, "data": {**t["data"], "occurrence": None}} for t in tasks]  # read_sentences on an older sentences file
+    assert check(unknown).records == 61
+    tampered = copy.deepcopy(tasks)
+    tampered[-1]["data"]["occurrence"] = 3
+    tampered[-2]["data"]["sentence_index"] = 5  # legacy search stops at the index: an occurrence is never larger
+    del tampered[-2]["data"]["occurrence"]
+    result = check(tampered)
+    assert [p.reason for p in result.report.problems] == ["changed sentence text"] * 2 and result.records == 59
+
+
+def test_find_occurrence_mirrors_sentence_id_and_respects_its_limit():
+    from builder.validate import find_occurrence
+
+    for text in ("Kim met Putin.", "🇰🇵 " * 1000):
+        for n in (0, 1, 2, 59, 999):
+            sid = sentence_id("a", text, n)
+            assert find_occurrence("a", text, sid, 1000) == n
+            assert find_occurrence("a", text, sid, n - 1) is None if n else True
+        assert find_occurrence("a", text, "0" * 20, 1000) is None
+
+
+def test_record_schema_bounds_int32_fields_lead_time_and_pseudonyms(project, tmp_path):
+    import jsonschema
+
+    validate_snapshot(project, SNAPSHOT, tmp_path / "records.jsonl")
+    record = next(r for r in read_jsonl(tmp_path / "records.jsonl") if r["entities"] and r["num_annotators"] == 2)
+    validator = jsonschema.Draft202012Validator(record_schema(project))
+    assert validator.is_valid(record)
+    entity = record["entities"][0]
+    bad = [
+        {"sentence_index": 2**31},
+        {"num_annotators": 2**31},
+        {"entities": [{**entity, "end": 2**31}]},
+        {"annotations": [{**record["annotations"][0], "lead_time": 1e308}]},
+        {"annotations": [{**record["annotations"][0], "lead_time": -1}]},
+        {"annotations": [{**record["annotations"][0], "annotator": "kim@example.com"}]},
+        {"annotations": [{**record["annotations"][0], "annotator": "annotator-x"}]},
+    ]
+    for change in bad:
+        assert not validator.is_valid({**record, **change}), change

@@ -15,7 +15,7 @@ from builder.predict import prediction_for
 from builder.scheme import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
-TASK_DATA_FIELDS = ("article_id", "article_title", "sentence_index", "text", "prev_text", "next_text", "start", "end")
+TASK_DATA_FIELDS = ("article_id", "article_title", "sentence_index", "occurrence", "text", "prev_text", "next_text", "start", "end")
 
 
 @dataclass
