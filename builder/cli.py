@@ -455,9 +455,11 @@ def run(ctx, port, output) -> None:
 def release(ctx, version, repo_id) -> None:
     """Cut release VERSION from the committed snapshot into releases/VERSION/.
 
-    Refused, with nothing written, if VERSION exists or is not greater than the last release,
-    if validation finds problems, or if annotations/snapshot.jsonl has uncommitted changes.
-    Adds a generated entry to CHANGELOG.md. Articles in an earlier release's test split stay in test.
+    Refused, with nothing written, if VERSION exists or is not greater than the last release
+    (Semantic Versioning 2.0.0 order), if validation finds problems, if the project file, the
+    guidelines or annotations/snapshot.jsonl are not committed in git, or if the previous release
+    does not verify. Adds a generated entry to CHANGELOG.md (with the manifest's sha256). Articles
+    in an earlier release's test split stay in test. Two releases at once run one after the other.
 
     \b
     Example:
@@ -483,6 +485,9 @@ def release(ctx, version, repo_id) -> None:
 def diff_command(ctx, a, b) -> None:
     """Compare releases A and B: sentences, articles, stance, entities, label and agreement deltas.
 
+    Each release is decoded with its own label names, so a reordered label scheme relabels nothing;
+    a change of annotator pseudonym scheme is said plainly.
+
     \b
     Example:
         builder diff 1.0.0 1.1.0
@@ -497,7 +502,11 @@ def diff_command(ctx, a, b) -> None:
 @click.argument("version")
 @click.pass_context
 def verify(ctx, version) -> None:
-    """Recompute the sha256 of every file of release VERSION against its manifest.
+    """Check release VERSION against its manifest, and the manifests against each other.
+
+    Recomputes the sha256 of every file; the counts, article ids, agreement and pseudonym scheme
+    from the Parquet files; compares the input hashes with the card; and checks the chain of
+    manifest hashes across releases and CHANGELOG.md. One line per mismatch.
 
     \b
     Example:
@@ -510,7 +519,7 @@ def verify(ctx, version) -> None:
         click.echo(f"mismatch: {problem}", err=True)
     if problems:
         raise BuilderError(f"release {version} does not match its manifest ({len(problems)} problem(s))")
-    click.echo(f"release {version}: every file matches its manifest")
+    click.echo(f"release {version}: its files, manifest, card and the chain of releases agree")
 
 
 def main() -> None:

@@ -1,13 +1,43 @@
 """Versioned, reproducible releases under releases/<VERSION>/, with a manifest and a changelog.
 
 A release is the dataset folder (card + Parquet per split) built from the committed snapshot,
-plus `manifest.json`: versions, hashes of the inputs (label scheme, labeling config, guidelines,
-snapshot), counts per split and label, agreement, the test articles, and the sha256 of every
-file. Rebuilding from the same inputs gives byte-identical files.
+plus `manifest.json`: versions, hashes of the inputs, counts per split and label, agreement, the
+test articles, and the sha256 of every file. Rebuilding from the same inputs gives byte-identical
+files, the manifest included.
+
+Manifest formats. Format 1 (release 1.0.0; no `manifest_format` field): `dataset`, `version`,
+`builder_version`, `hashes` (label scheme, labeling config, guidelines, snapshot),
+`split_proportions`, `frozen_test_articles`, `splits`, `agreement`, `files`. Format 2 (every new
+release) adds `manifest_format: 2`, `hashes.project_file` (sha256 of the project file's bytes, so
+every setting that changes the output counts), `pseudonym_scheme` (the scheme of the annotator
+names in the records, `builder.pseudonyms.scheme_of`; format 1 means `LEGACY_SCHEME`) and
+`previous` (the version and manifest sha256 of the release before it, or null). Rebuilding an
+existing release writes the format it has; a published release never changes.
+
+Tamper evidence (`builder verify`):
+- every file's sha256 against the manifest;
+- the manifest against the release's own files: records, articles, article ids, stance and entity
+  counts per split, agreement and pseudonym scheme are recomputed from the Parquet files (decoded
+  with their own `huggingface` features), by the same code that wrote them at release time
+  (`release_summary`); `frozen_test_articles` from the earlier releases' test Parquet files;
+- the manifest's input hashes, version, dataset name and split proportions against what the card
+  (README.md, itself hashed in the manifest) prints;
+- the chain, across all releases: each format-2 manifest records the sha256 of the previous
+  release's manifest, and the CHANGELOG.md entry of each format-2 release states its own manifest's
+  sha256, so a manifest edited after release no longer matches what its successor and the changelog
+  recorded. The newest release is held by its changelog entry (and git) only.
+Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
+release that does not verify, and takes the frozen test articles from the earlier releases' test
+Parquet files (after checking their sha256), never from a manifest's list.
+
+`builder release` holds an exclusive `flock` on the project folder while it checks and writes, so two
+releases at once run one after the other (the second then finds the version taken); the lock goes
+with the process. Versions are compared by Semantic Versioning 2.0.0 precedence (`version_key`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -16,28 +46,45 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
 from builder.errors import BuilderError
 from builder.labelstudio.config import config_hash
+from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 from builder.scheme import Project
 from builder.splits import SPLITS
 
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?$")
+MANIFEST_FORMAT = 2
+# Semantic Versioning 2.0.0 (semver.org), build metadata included
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?",
+    re.ASCII,
+)
 
 
-def parse_version(text: str):
-    """A semantic version (MAJOR.MINOR.PATCH[-pre]) as a comparable `packaging` Version."""
-    from packaging.version import Version
+# --- versions ----------------------------------------------------------------------------------
 
-    if not _SEMVER.match(text):
-        raise BuilderError(f"'{text}' is not a semantic version such as 1.2.0")
-    return Version(text)
+
+def version_key(text: str) -> tuple:
+    """A sort key with Semantic Versioning 2.0.0 precedence (pre-releases first, build metadata ignored)."""
+    match = _SEMVER.fullmatch(text)
+    if not match:
+        raise BuilderError(f"{text!r} is not a semantic version such as 1.2.0 (or 1.2.0-rc.1)")
+    major, minor, patch, pre = int(match[1]), int(match[2]), int(match[3]), match[4]
+    if pre is None:
+        return (major, minor, patch, (1,))
+    # numeric identifiers compare as numbers and sort before alphanumeric ones (compared in ASCII)
+    fields = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
+    return (major, minor, patch, (0, fields))
 
 
 def releases(project: Project) -> list[str]:
@@ -45,66 +92,269 @@ def releases(project: Project) -> list[str]:
     folder = project.root / RELEASES_DIR
     if not folder.is_dir():
         return []
-    found = [p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _SEMVER.match(p.name)]
-    return sorted(found, key=parse_version)
+    found = [p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _SEMVER.fullmatch(p.name)]
+    return sorted(found, key=version_key)
+
+
+# --- the manifest ------------------------------------------------------------------------------
+
+_HEX64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+_SPLIT = {
+    "type": "object",
+    "required": ["records", "articles", "stance", "entities", "article_ids"],
+    "properties": {
+        "records": {"type": "integer", "minimum": 0},
+        "articles": {"type": "integer", "minimum": 0},
+        "stance": _COUNTS,
+        "entities": _COUNTS,
+        "article_ids": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_INPUTS = ["label_scheme", "labeling_config", "guidelines", "snapshot"]
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["dataset", "version", "builder_version", "hashes", "split_proportions", "frozen_test_articles", "splits", "agreement", "files"],
+    "properties": {
+        "manifest_format": {"enum": [1, MANIFEST_FORMAT]},
+        "dataset": {"type": "string"},
+        "version": {"type": "string"},
+        "builder_version": {"type": "string"},
+        "hashes": {"type": "object", "required": _INPUTS, "properties": {name: _HEX64 for name in [*_INPUTS, "project_file"]}},
+        "split_proportions": {"type": "object", "additionalProperties": {"type": "number"}},
+        "frozen_test_articles": {"type": "integer", "minimum": 0},
+        "splits": {"type": "object", "required": list(SPLITS), "properties": {split: _SPLIT for split in SPLITS}},
+        "agreement": {"type": "object"},
+        "files": {"type": "object", "additionalProperties": _HEX64},
+        "pseudonym_scheme": {"type": ["string", "null"]},
+        "previous": {
+            "oneOf": [
+                {"type": "null"},
+                {"type": "object", "required": ["version", "manifest_sha256"], "properties": {"version": {"type": "string"}, "manifest_sha256": _HEX64}},
+            ]
+        },
+    },
+    "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"const": MANIFEST_FORMAT}}},
+    "then": {"required": ["pseudonym_scheme", "previous"], "properties": {"hashes": {"required": ["project_file"]}}},
+}
+
+
+def _json_path(error) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "(top level)"
+
+
+def load_manifest(path: Path) -> dict:
+    """A manifest file, checked for shape; a corrupt one is a one-line BuilderError."""
+    import jsonschema
+
+    hint = f"restore it from git (git checkout -- {path})"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BuilderError(f"{path}: not a valid JSON manifest ({exc}); {hint}") from None
+    except OSError as exc:
+        raise BuilderError(f"{path}: cannot read the manifest ({exc.strerror}); {hint}") from None
+    if isinstance(manifest, dict) and isinstance(manifest.get("manifest_format"), int) and manifest["manifest_format"] > MANIFEST_FORMAT:
+        raise BuilderError(f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; upgrade builder")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
+    if error is not None:
+        raise BuilderError(f"{path}: not a release manifest: {_json_path(error)}: {error.message}; {hint}")
+    return manifest
 
 
 def read_manifest(project: Project, version: str) -> dict:
+    """The manifest of release `version` (shape checked)."""
     path = project.root / RELEASES_DIR / version / MANIFEST
     if not path.is_file():
         known = ", ".join(releases(project)) or "none"
         raise BuilderError(f"no release {version} in {project.root / RELEASES_DIR} (releases: {known})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_manifest(path)
+
+
+def format_of(manifest: dict) -> int:
+    """The manifest format (1 when the field is absent, as in release 1.0.0)."""
+    return manifest.get("manifest_format", 1)
 
 
 def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _git_dirty(path: Path) -> bool | None:
-    """True if `path` has uncommitted changes in git; None if it is not in a git work tree."""
-    try:
-        inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=path.parent, capture_output=True, text=True)
-    except OSError:
-        return None
-    if inside.returncode != 0:
-        return None
-    status = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=path.parent, capture_output=True, text=True)
-    return bool(status.stdout.strip())
+def _sha256(path: Path) -> str:
+    from builder.dataset import sha256_file
+
+    return sha256_file(path)
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    from builder.dataset import sha256_file
-
-    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
 
 
-def build_release_folder(project: Project, version: str, output: Path, snapshot: Path | None = None) -> dict:
-    """Build the release into `output` (a fresh folder) and write its manifest; returns the manifest."""
+# --- what the Parquet files say (written, verified and compared by the same code) --------------
+
+
+def _parquet_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    for split in SPLITS:
+        for path in sorted((folder / "data").glob(f"{split}-*.parquet")):
+            yield split, path
+
+
+def _label_names(path: Path) -> tuple[list[str], list[str]]:
+    """Stance and entity label names from a Parquet file's own `huggingface` features metadata."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        features = json.loads(metadata[b"huggingface"])["info"]["features"]
+        return features["stance"]["names"], features["entities"]["feature"]["label"]["names"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BuilderError(f"{path}: no readable `huggingface` features metadata ({type(exc).__name__}: {exc})") from None
+
+
+def _decoder(stance_names: list[str], entity_names: list[str]):
+    """A function that turns a row's ClassLabel ids into names (a stance of -1 becomes None)."""
+
+    def stance(i):
+        return None if i is None or i < 0 else stance_names[i]
+
+    def spans(entities):
+        return [{**e, "label": entity_names[e["label"]]} for e in entities]
+
+    def decode(row: dict) -> dict:
+        if "stance" in row:
+            row["stance"] = stance(row["stance"])
+        if "entities" in row:
+            row["entities"] = spans(row["entities"])
+        if "annotations" in row:
+            row["annotations"] = [{**a, "stance": stance(a["stance"]), "entities": spans(a["entities"])} for a in row["annotations"]]
+        return row
+
+    return decode
+
+
+def _read_rows(folder: Path, columns: list[str]) -> Iterator[tuple[str, dict]]:
+    """(split, row) for every row of a release folder, ClassLabel ids decoded to names with each file's own features."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split, path in _parquet_files(folder):
+        decode = _decoder(*_label_names(path))
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000, columns=columns):
+                for row in batch.to_pylist():
+                    yield split, decode(row)
+        except (pa.ArrowException, OSError, IndexError) as exc:
+            raise BuilderError(f"{path}: cannot read it as this release's Parquet ({type(exc).__name__}: {exc})") from None
+
+
+def _total_rows(folder: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.ParquetFile(path).metadata.num_rows for _, path in _parquet_files(folder))
+    except (pa.ArrowException, OSError) as exc:
+        raise BuilderError(f"{folder}: cannot read its Parquet files ({type(exc).__name__}: {exc})") from None
+
+
+def _summarize(rows, total: int, stance_names: list[str], entity_names: list[str]) -> dict:
+    """Counts per split, agreement and pseudonym scheme from decoded (split, row) pairs."""
     from builder.agreement import span_agreement, stance_agreement
-    from builder.dataset import build_dataset, sha256_file
+    from builder.dataset import AGREEMENT_IN_CARD_LIMIT
 
+    counts = {s: {"records": 0, "articles": set(), "stance": Counter(), "entities": Counter()} for s in SPLITS}
+    annotators: set[str] = set()
+    keep = 0 < total <= AGREEMENT_IN_CARD_LIMIT  # as the card: agreement on datasets up to the limit
+    kept = []
+    for split, row in rows:
+        c = counts[split]
+        c["records"] += 1
+        c["articles"].add(row["article_id"])
+        c["stance"]["(unresolved)" if row["stance"] is None else row["stance"]] += 1
+        c["entities"].update(e["label"] for e in row["entities"])
+        annotators.update(a["annotator"] for a in row["annotations"])
+        if keep:
+            kept.append({"stance": row["stance"], "annotations": row["annotations"]})
+    splits = {
+        s: {
+            "records": c["records"],
+            "articles": len(c["articles"]),
+            "stance": dict(sorted(c["stance"].items())),
+            "entities": dict(sorted(c["entities"].items())),
+            "article_ids": sorted(c["articles"]),
+        }
+        for s, c in counts.items()
+    }
+    agreement = {}
+    if kept:
+        agreement = {"stance": stance_agreement(kept, stance_names), "entities": span_agreement(kept, entity_names)}
+    return {"splits": splits, "agreement": agreement, "pseudonym_scheme": scheme_of(annotators)}
+
+
+_SUMMARY_COLUMNS = ["article_id", "stance", "entities", "annotations"]
+
+
+def release_summary(folder: Path, stance_names: list[str] | None = None, entity_names: list[str] | None = None) -> dict:
+    """Counts per split, agreement and pseudonym scheme of a release folder, from its Parquet files."""
+    files = [path for _, path in _parquet_files(folder)]
+    if files and stance_names is None:
+        stance_names, entity_names = _label_names(files[0])
+    return _summarize(_read_rows(folder, _SUMMARY_COLUMNS), _total_rows(folder), stance_names or [], entity_names or [])
+
+
+def _test_articles(project: Project, version: str) -> set[str]:
+    """The article ids in release `version`'s test Parquet files, after checking their sha256."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest = read_manifest(project, version)
+    folder = project.root / RELEASES_DIR / version
+    names = sorted(n for n in manifest["files"] if re.fullmatch(r"data/test-[^/]*\.parquet", n) and ".." not in n)
+    if manifest["splits"]["test"]["records"] and not names:
+        raise BuilderError(f"release {version}: its manifest lists no test Parquet file; run `builder verify {version}`")
+    articles: set[str] = set()
+    for name in names:
+        path = folder / name
+        if not path.is_file() or _sha256(path) != manifest["files"][name]:
+            raise BuilderError(f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; run `builder verify {version}`")
+        try:
+            articles.update(pq.read_table(path, columns=["article_id"]).column("article_id").to_pylist())
+        except (pa.ArrowException, OSError) as exc:  # a damaged file whose hash was recorded so
+            raise BuilderError(f"release {version}: cannot read {name} ({type(exc).__name__}: {exc})") from None
+    return articles
+
+
+def _frozen_test(project: Project, earlier: list[str]) -> set[str]:
+    frozen: set[str] = set()
+    for version in earlier:
+        frozen |= _test_articles(project, version)
+    return frozen
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def build_release_folder(
+    project: Project, version: str, output: Path, snapshot: Path | None = None, manifest_format: int | None = None
+) -> dict:
+    """Build the release into `output` (a fresh folder) and write its manifest; returns the manifest.
+
+    The manifest format is `manifest_format`, else that of the existing release `version` (a rebuild
+    stays byte-identical), else the current one.
+    """
+    from builder.dataset import build_dataset
+
+    key = version_key(version)
     snapshot = snapshot or project.annotations_dir / "snapshot.jsonl"
     if not snapshot.is_file():
         raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
-    frozen = set()
-    for previous in releases(project):
-        if parse_version(previous) < parse_version(version):  # rebuilding an old release sees only its past
-            frozen |= set(read_manifest(project, previous)["splits"]["test"]["article_ids"])
-    facts = build_dataset(project, snapshot, output, frozen_test=frozen, version=version, strict=True)
-    split_info = {}
-    for split in SPLITS:
-        counts = facts.counts[split]
-        split_info[split] = {
-            "records": counts["records"],
-            "articles": len(counts["articles"]),
-            "stance": dict(sorted(counts["stance"].items())),
-            "entities": dict(sorted(counts["entities"].items())),
-            "article_ids": sorted(counts["articles"]),
-        }
-    agreement = {}
-    if facts.records:
-        agreement = {"stance": stance_agreement(facts.records, project.stance_values), "entities": span_agreement(facts.records, project.entity_values)}
+    if manifest_format is None:
+        existing = project.root / RELEASES_DIR / version / MANIFEST
+        manifest_format = format_of(load_manifest(existing)) if existing.is_file() else MANIFEST_FORMAT
+    earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
+    frozen = _frozen_test(project, earlier)
+    build_dataset(project, snapshot, output, frozen_test=frozen, version=version, strict=True)
+    summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
         "dataset": project.name,
         "version": version,
@@ -113,16 +363,53 @@ def build_release_folder(project: Project, version: str, output: Path, snapshot:
             "label_scheme": project.scheme_hash(),
             "labeling_config": config_hash(project),
             "guidelines": _sha256_text(project.guidelines()),
-            "snapshot": sha256_file(snapshot),
+            "snapshot": _sha256(snapshot),
         },
         "split_proportions": project.split_proportions,
         "frozen_test_articles": len(frozen),
-        "splits": split_info,
-        "agreement": agreement,
+        "splits": summary["splits"],
+        "agreement": summary["agreement"],
         "files": file_hashes(output),
     }
+    if manifest_format >= 2:
+        previous = earlier[-1] if earlier else None
+        manifest["manifest_format"] = MANIFEST_FORMAT
+        manifest["hashes"]["project_file"] = _sha256(project.source)
+        manifest["pseudonym_scheme"] = summary["pseudonym_scheme"]
+        manifest["previous"] = {"version": previous, "manifest_sha256": _sha256(project.root / RELEASES_DIR / previous / MANIFEST)} if previous else None
     (output / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
+
+
+def _git_refusal(path: Path) -> str | None:
+    """Why `path` cannot be released from (not committed in git), as a one-line message; None if clean."""
+    try:
+        status = subprocess.run(
+            ["git", "--literal-pathspecs", "status", "--porcelain", "--ignored", "--", path.name], cwd=path.parent, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return "git cannot be run: releases are cut from files committed in git; install git"
+    if status.returncode != 0:
+        return f"{path} is not in a git work tree: commit the project to git first, so the release can be rebuilt from git"
+    code = status.stdout[:2]
+    if not code:
+        return None
+    if code == "??":
+        return f"{path} is not committed (untracked): add and commit it first, so the release can be rebuilt from git"
+    if code == "!!":
+        return f"{path} is ignored by git: commit it (git add -f) first, so the release can be rebuilt from git"
+    return f"{path} has uncommitted changes: commit it first, so the release can be rebuilt from git"
+
+
+@contextmanager
+def _release_lock(project: Project):
+    """An exclusive flock on the project folder (released on exit, and by the kernel if the process dies)."""
+    fd = os.open(project.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -135,87 +422,264 @@ class ReleaseResult:
 
 
 def cut_release(project: Project, version: str) -> ReleaseResult:
-    """Guarded release: refuses (writing nothing) on a bad version, invalid or uncommitted snapshot."""
-    new = parse_version(version)
-    existing = releases(project)
-    folder = project.root / RELEASES_DIR / version
-    if folder.exists():
-        raise BuilderError(f"release {version} exists already ({folder}); choose a new version")
-    if existing and new <= parse_version(existing[-1]):
-        raise BuilderError(f"version {version} is not greater than the last release {existing[-1]}")
+    """Guarded release: refuses, writing nothing, on a bad or taken version, an invalid snapshot, a
+    project file, guidelines or snapshot not committed in git, or a previous release that does not verify."""
+    key = version_key(version)
+    parent = project.root / RELEASES_DIR
+    folder = parent / version
     snapshot = project.annotations_dir / "snapshot.jsonl"
-    if _git_dirty(snapshot):
-        raise BuilderError(f"{snapshot} has uncommitted changes: commit it first, so the release can be rebuilt from git")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=folder.parent))
-    try:
-        target = staging / version
-        manifest = build_release_folder(project, version, target, snapshot)
+    with _release_lock(project):
+        existing = releases(project)
+        if folder.exists():
+            raise BuilderError(f"release {version} exists already ({folder}); choose a new version")
+        if existing and key <= version_key(existing[-1]):
+            raise BuilderError(f"version {version} is not greater than the last release {existing[-1]}")
+        if not snapshot.is_file():
+            raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
+        project.guidelines()  # a missing guidelines file is a ConfigError naming the setting
+        for path in (project.source, project.guidelines_path, snapshot):
+            refusal = _git_refusal(Path(path))
+            if refusal:
+                raise BuilderError(refusal)
         previous = existing[-1] if existing else None
-        entry = changelog_entry(project, previous, version, manifest, target)
-        changelog = project.root / CHANGELOG
-        old = changelog.read_text(encoding="utf-8") if changelog.is_file() else "# Changelog\n\nGenerated by `builder release`; do not edit by hand.\n"
-        head, _, rest = old.partition("\n## ")
-        new_text = head.rstrip("\n") + "\n\n" + entry + ("\n## " + rest if rest else "")
-        tmp_changelog = changelog.with_name(f".{CHANGELOG}.tmp")
-        tmp_changelog.write_text(new_text, encoding="utf-8")
-        os.chmod(target, 0o755)
-        os.replace(target, folder)
-        os.replace(tmp_changelog, changelog)
-        return ReleaseResult(version, folder, manifest, previous, entry)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if previous:
+            problems = verify_release(project, previous)
+            if problems:
+                raise BuilderError(
+                    f"release {previous} does not verify ({len(problems)} problem(s), first: {problems[0]}); "
+                    f"run `builder verify {previous}` and restore it from git before releasing on top of it"
+                )
+        created_parent = not parent.exists()
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=parent))
+        tmp_changelog: Path | None = None
+        done = False
+        try:
+            target = staging / version
+            manifest = build_release_folder(project, version, target, snapshot, manifest_format=MANIFEST_FORMAT)
+            entry = changelog_entry(project, previous, version, manifest, target)
+            changelog = project.root / CHANGELOG
+            old = changelog.read_text(encoding="utf-8") if changelog.is_file() else "# Changelog\n\nGenerated by `builder release`; do not edit by hand.\n"
+            head, _, rest = old.partition("\n## ")
+            new_text = head.rstrip("\n") + "\n\n" + entry + ("\n## " + rest if rest else "")
+            fd, name = tempfile.mkstemp(prefix=f".{CHANGELOG}.", suffix=".tmp", dir=project.root)
+            tmp_changelog = Path(name)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(new_text)
+            os.chmod(tmp_changelog, (changelog.stat().st_mode & 0o777) if changelog.is_file() else 0o644)
+            os.chmod(target, 0o755)
+            os.replace(target, folder)
+            try:
+                os.replace(tmp_changelog, changelog)
+            except BaseException:
+                os.replace(folder, target)  # no release without its changelog entry
+                raise
+            done = True
+            return ReleaseResult(version, folder, manifest, previous, entry)
+        except OSError as exc:
+            raise BuilderError(f"cannot write release {version} ({exc}); nothing was released") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            if tmp_changelog is not None:
+                tmp_changelog.unlink(missing_ok=True)
+            if created_parent and not done and not any(parent.iterdir()):
+                parent.rmdir()
+
+
+# --- verifying ---------------------------------------------------------------------------------
+
+_CARD = {
+    "version": r"dataset version (\S+?)\.\s",
+    "builder_version": r"Built with builder (\S+?),",
+    "dataset": r'hub-id/of/([^"]+)"',
+    "split_proportions": r"\(proportions (\{[^}]*\})\)",
+    "hashes.labeling_config": r"labeling config\s+\(sha256 `([0-9a-f]+)`\)",
+    "hashes.guidelines": r"annotation guidelines\s+\(sha256 `([0-9a-f]+)`\)",
+    "hashes.snapshot": r"snapshot\s+\(sha256 `([0-9a-f]+)`\)",
+    "hashes.label_scheme": r"Label scheme sha256 `([0-9a-f]+)`",
+}
+
+
+def _card_problems(manifest: dict, card: str) -> list[str]:
+    import ast
+
+    problems = []
+    for field, pattern in _CARD.items():
+        match = re.search(pattern, card)
+        value = manifest
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if match is None:
+            problems.append(f"{field}: the card (README.md) does not state it, so the manifest's value cannot be checked")
+            continue
+        printed = match[1]
+        if field.startswith("hashes."):
+            ok = isinstance(value, str) and value.startswith(printed)
+        elif field == "split_proportions":
+            try:
+                ok = ast.literal_eval(printed) == value
+            except (ValueError, SyntaxError):
+                ok = False
+        else:
+            ok = printed == value
+        if not ok:
+            problems.append(f"{field}: the manifest says {value!r} but the card (README.md) states {printed!r}")
+    return problems
+
+
+def _flatten(value, prefix: str) -> dict:
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}"))
+        return out
+    return {prefix: value}
+
+
+def _summary_problems(manifest: dict, summary: dict) -> list[str]:
+    problems = []
+    for split in SPLITS:
+        claimed, actual = manifest["splits"][split], summary["splits"][split]
+        for key in ("records", "articles", "stance", "entities"):
+            if claimed.get(key) != actual[key]:
+                problems.append(f"splits.{split}.{key}: the manifest says {claimed.get(key)} but the Parquet files give {actual[key]}")
+        if claimed.get("article_ids") != actual["article_ids"]:
+            listed, found = set(claimed.get("article_ids") or []), set(actual["article_ids"])
+            detail = "; ".join(
+                part for part in (
+                    f"not in the Parquet files: {', '.join(sorted(listed - found))}" if listed - found else "",
+                    f"missing from the manifest: {', '.join(sorted(found - listed))}" if found - listed else "",
+                ) if part
+            ) or "same ids in another order or repeated"
+            problems.append(f"splits.{split}.article_ids: the manifest's list differs from the Parquet files ({detail})")
+    claimed, actual = _flatten(manifest["agreement"], "agreement"), _flatten(summary["agreement"], "agreement")
+    for path in sorted(set(claimed) | set(actual)):
+        if claimed.get(path, "(absent)") != actual.get(path, "(absent)"):
+            problems.append(f"{path}: the manifest says {claimed.get(path, '(absent)')} but the Parquet files give {actual.get(path, '(absent)')}")
+    if format_of(manifest) >= 2 and manifest["pseudonym_scheme"] != summary["pseudonym_scheme"]:
+        problems.append(f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} but the annotator names are {summary['pseudonym_scheme']}")
+    return problems
+
+
+def _changelog_entries(project: Project) -> dict[str, str]:
+    path = project.root / CHANGELOG
+    if not path.is_file():
+        return {}
+    entries = {}
+    for section in path.read_text(encoding="utf-8", errors="replace").split("\n## ")[1:]:
+        version, _, body = section.partition("\n")
+        entries.setdefault(version.strip(), body)
+    return entries
+
+
+_STATED = re.compile(r"manifest sha256 `([0-9a-f]{64})`")
+
+
+def _chain_problems(project: Project) -> list[str]:
+    """Each format-2 manifest against its successor's record of it and its CHANGELOG.md entry."""
+    problems = []
+    versions = releases(project)
+    digests = {v: _sha256(project.root / RELEASES_DIR / v / MANIFEST) for v in versions}
+    entries = _changelog_entries(project)
+    for i, version in enumerate(versions):
+        try:
+            manifest = read_manifest(project, version)
+        except BuilderError as exc:
+            problems.append(f"release {version}: {exc}")
+            continue
+        if format_of(manifest) < 2:
+            continue
+        before = versions[i - 1] if i else None
+        recorded = manifest["previous"]
+        if recorded is None and before:
+            problems.append(f"release {version}: its manifest names no previous release, but {before} precedes it")
+        elif recorded is not None and recorded["version"] != before:
+            problems.append(f"release {version}: its manifest names {recorded['version']} as previous release, but the release before it is {before or '(none)'}")
+        elif recorded is not None and recorded["manifest_sha256"] != digests[before]:
+            problems.append(
+                f"release {before}: manifest.json sha256 {digests[before][:12]} differs from the {recorded['manifest_sha256'][:12]} "
+                f"that release {version} recorded: the manifest was changed after {version} was cut"
+            )
+        stated = _STATED.search(entries.get(version, ""))
+        if stated is None:
+            problems.append(f"release {version}: {CHANGELOG} has no entry stating its manifest sha256")
+        elif stated[1] != digests[version]:
+            problems.append(
+                f"release {version}: manifest.json sha256 {digests[version][:12]} differs from the {stated[1][:12]} "
+                f"that {CHANGELOG} states: the manifest was changed after release"
+            )
+    return problems
 
 
 def verify_release(project: Project, version: str) -> list[str]:
-    """Problems found by recomputing the hashes of a release on disk (empty list: intact)."""
+    """Problems found by checking a release on disk against its manifest, and the chain of manifests (empty: intact)."""
     manifest = read_manifest(project, version)
-    actual = file_hashes(project.root / RELEASES_DIR / version)
+    folder = project.root / RELEASES_DIR / version
+    actual = file_hashes(folder)
     problems = []
+    if manifest["version"] != version:
+        problems.append(f"version: the manifest says {manifest['version']} but the release is in {folder}")
     for name, digest in manifest["files"].items():
         if name not in actual:
             problems.append(f"{name}: missing")
         elif actual[name] != digest:
             problems.append(f"{name}: sha256 {actual[name][:12]} differs from the manifest's {digest[:12]}")
     problems += [f"{name}: not in the manifest" for name in actual if name not in manifest["files"]]
+    try:
+        problems += _summary_problems(manifest, release_summary(folder))
+    except BuilderError as exc:
+        problems.append(f"the Parquet files cannot be read to check the manifest's counts: {exc}")
+    earlier = [v for v in releases(project) if version_key(v) < version_key(version)]
+    try:
+        frozen = len(_frozen_test(project, earlier))
+        if manifest["frozen_test_articles"] != frozen:
+            problems.append(f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} but the earlier releases' test files hold {frozen}")
+    except BuilderError as exc:
+        problems.append(f"frozen_test_articles: cannot be checked: {exc}")
+    card = folder / "README.md"
+    if card.is_file():
+        problems += _card_problems(manifest, card.read_text(encoding="utf-8", errors="replace"))
+    problems += _chain_problems(project)
     return problems
 
 
 # --- comparing releases -------------------------------------------------------------------
 
 
-def _load_rows(folder: Path) -> dict[str, dict]:
-    import pyarrow.parquet as pq
-
-    rows = {}
-    for path in sorted((folder / "data").glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            rows[row["id"]] = row
-    return rows
+_COMPARE_COLUMNS = ["id", "article_id", "text", "stance", "entities", "annotations"]
 
 
-def _names(manifest_folder: Path) -> tuple[list[str], list[str]]:
-    import pyarrow.parquet as pq
+def _release_rows(folder: Path) -> tuple[dict[str, dict], dict]:
+    """Rows by id, decoded with the folder's own features, and the summary of the folder."""
+    pairs = list(_read_rows(folder, _COMPARE_COLUMNS))
+    files = [path for _, path in _parquet_files(folder)]
+    names = _label_names(files[0]) if files else ([], [])
+    summary = _summarize(iter(pairs), len(pairs), *names)
+    return {row["id"]: row for _, row in pairs}, summary
 
-    path = next((manifest_folder / "data").glob("*.parquet"))
-    meta = json.loads(pq.read_schema(path).metadata[b"huggingface"])["info"]["features"]
-    return meta["stance"]["names"], meta["entities"]["feature"]["label"]["names"]
+
+def _scheme(manifest: dict) -> str | None:
+    return manifest.get("pseudonym_scheme") if format_of(manifest) >= 2 else LEGACY_SCHEME
 
 
 def compare(project: Project, a: str, b: str | None, b_folder: Path | None = None, b_manifest: dict | None = None) -> dict:
-    """What changed from release `a` to release `b` (or to a folder being released)."""
+    """What changed from release `a` to release `b` (or to a folder being released).
+
+    Each release is read from its own Parquet files and decoded with its own features, so labels are
+    compared by name even when the label scheme's order changed between them.
+    """
     folder_a = project.root / RELEASES_DIR / a
     folder_b = b_folder or project.root / RELEASES_DIR / b
     manifest_a = read_manifest(project, a)
     manifest_b = b_manifest or read_manifest(project, b)
-    rows_a, rows_b = _load_rows(folder_a), _load_rows(folder_b)
-    stance_names, entity_names = _names(folder_b)
+    rows_a, summary_a = _release_rows(folder_a)
+    rows_b, summary_b = _release_rows(folder_b)
 
     def stance(row):
-        return stance_names[row["stance"]] if row["stance"] >= 0 else "(unresolved)"
+        return row["stance"] if row["stance"] is not None else "(unresolved)"
 
     def spans(row):
-        return {(e["start"], e["end"], entity_names[e["label"]], e["text"]) for e in row["entities"]}
+        return {(e["start"], e["end"], e["label"], e["text"]) for e in row["entities"]}
 
     added = sorted(set(rows_b) - set(rows_a))
     removed = sorted(set(rows_a) - set(rows_b))
@@ -229,31 +693,39 @@ def compare(project: Project, a: str, b: str | None, b_folder: Path | None = Non
     articles_a = {r["article_id"] for r in rows_a.values()}
     articles_b = {r["article_id"] for r in rows_b.values()}
 
-    def distribution(manifest, key):
+    def distribution(summary, key):
         total = Counter()
         for split in SPLITS:
-            total.update(manifest["splits"][split][key])
+            total.update(summary["splits"][split][key])
         return total
 
     deltas = {}
     for key in ("stance", "entities"):
-        da, db = distribution(manifest_a, key), distribution(manifest_b, key)
+        da, db = distribution(summary_a, key), distribution(summary_b, key)
         deltas[key] = {label: (da.get(label, 0), db.get(label, 0)) for label in sorted(set(da) | set(db))}
     agreement = {}
     for name, path in (("krippendorff_alpha", ("stance", "krippendorff_alpha")), ("fleiss_kappa", ("stance", "fleiss_kappa")), ("span_f1", ("entities", "f1"))):
-        agreement[name] = tuple(m.get("agreement", {}).get(path[0], {}).get(path[1]) for m in (manifest_a, manifest_b))
+        agreement[name] = tuple(s["agreement"].get(path[0], {}).get(path[1]) for s in (summary_a, summary_b))
     return {
         "from": a, "to": b or manifest_b["version"],
         "sentences_added": added, "sentences_removed": removed,
         "articles_added": sorted(articles_b - articles_a), "articles_removed": sorted(articles_a - articles_b),
         "stance_relabelled": relabelled, "entities_added": ent_added, "entities_removed": ent_removed,
         "label_deltas": deltas, "agreement": agreement,
+        "pseudonym_scheme": (_scheme(manifest_a), _scheme(manifest_b)),
         "texts": {i: (rows_b.get(i) or rows_a.get(i))["text"] for i in added[:3] + removed[:3] + [r[0] for r in relabelled[:3]]},
     }
 
 
 def format_comparison(diff: dict, examples: int = 3) -> str:
-    lines = [
+    lines = []
+    old_scheme, new_scheme = diff.get("pseudonym_scheme", (None, None))
+    if old_scheme and new_scheme and old_scheme != new_scheme:
+        lines.append(
+            f"- annotator pseudonyms changed ({old_scheme} -> {new_scheme}): the same person has a new name from {diff['to']} on; "
+            "these are not new annotators"
+        )
+    lines += [
         f"- sentences: +{len(diff['sentences_added'])} / -{len(diff['sentences_removed'])}; "
         f"articles: +{len(diff['articles_added'])} / -{len(diff['articles_removed'])}"
         + (f" (added: {', '.join(diff['articles_added'][:examples])})" if diff["articles_added"] else ""),
@@ -279,7 +751,12 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
 def changelog_entry(project: Project, previous: str | None, version: str, manifest: dict, folder: Path) -> str:
     """The CHANGELOG.md section of a release built in `folder`, compared with the previous one."""
     totals = {s: manifest["splits"][s]["records"] for s in SPLITS}
-    header = f"## {version}\n\nDataset {project.name} {version}, builder {__version__}, snapshot sha256 `{manifest['hashes']['snapshot'][:16]}`; " + ", ".join(f"{s} {n}" for s, n in totals.items()) + ".\n"
+    header = (
+        f"## {version}\n\nDataset {project.name} {version}, builder {__version__}, snapshot sha256 `{manifest['hashes']['snapshot'][:16]}`; "
+        + ", ".join(f"{s} {n}" for s, n in totals.items()) + ".\n"
+    )
+    if format_of(manifest) >= 2:
+        header += f"\nRelease manifest sha256 `{_sha256(folder / MANIFEST)}` (`builder verify {version}` checks it).\n"
     if previous is None:
         return header + "\nFirst release.\n"
     diff = compare(project, previous, None, folder, manifest)
