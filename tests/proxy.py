@@ -1,7 +1,9 @@
 """A pass-through HTTP hop in front of the real Label Studio that can fail chosen requests.
 
 It stands for a flaky network or an overloaded server: every request reaches the real server
-except the ones `fail_when(method, path, count)` picks, which get a 502/500 without being forwarded.
+except the ones `fail_when(method, path, count)` picks, which get a 502/500 (or `body`, for an
+answer of an unexpected shape) without being forwarded, or, with `drop`, a closed connection (a
+server that went away).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import httpx
 
 
 class FailingProxy:
-    def __init__(self, upstream: str, fail_when, status: int = 500) -> None:
-        self.upstream, self.fail_when, self.status = upstream.rstrip("/"), fail_when, status
+    def __init__(self, upstream: str, fail_when, status: int = 500, body: bytes = b'{"detail": "injected failure"}', drop: bool = False) -> None:
+        self.upstream, self.fail_when, self.status, self.body, self.drop = upstream.rstrip("/"), fail_when, status, body, drop
         self.counts: Counter = Counter()
         self.failed = 0
         proxy = self
@@ -31,11 +33,15 @@ class FailingProxy:
                 proxy.counts[key] += 1
                 if proxy.fail_when(self.command, self.path, proxy.counts[key]):
                     proxy.failed += 1
+                    if proxy.drop:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self.send_response(proxy.status)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", "29")
+                    self.send_header("Content-Length", str(len(proxy.body)))
                     self.end_headers()
-                    self.wfile.write(b'{"detail": "injected failure"}'[:29])
+                    self.wfile.write(proxy.body)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
                 response = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=120)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +286,115 @@ def server_root(state):
     from pathlib import Path
 
     return Path(state.data_dir).parents[1]
+
+
+def test_parallel_pushes_into_a_new_project_make_each_task_once(ls, tmp_path):
+    project = make_project(tmp_path, "parallel pushes")
+    sentences = synthetic_sentences(2000, "par")
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, sentences)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "500", "--predictor", "none"],
+            env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    created = sorted(int(out.split("push: created ")[1].split(" ")[0]) for out, _ in outputs)
+    assert created == [0, 0, 2000]
+    assert sum("waiting for another builder push" in err for _, err in outputs) >= 1
+    matches = [p for p in ls.client().projects.list(title=project.project_title) if p.title == project.project_title]
+    assert len(matches) == 1
+    assert task_count(ls, matches[0].id) == 2000
+
+
+def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
+    project = make_project(tmp_path, "interrupted push")
+    sentences = synthetic_sentences(5000, "int")
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, sentences)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "250", "--predictor", "none"],
+        env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline, project_id = time.monotonic() + 120, None
+    while time.monotonic() < deadline:
+        project_id = project_id or find_project(ls, project)
+        if project_id and task_count(ls, project_id) >= 500:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("error: interrupted: ") and stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert "left as they were" not in stderr and "re-run the same `builder push` to complete it" in stderr
+    reported = int(stderr.split("interrupted: ")[1].split(" of ")[0])
+    on_server = task_count(ls, project_id)
+    assert 0 < reported <= on_server <= reported + 250 < 5000
+    rerun = run_cli("push", path, "--batch-size", "250", "--predictor", "none", env=cli_env(ls), cwd=tmp_path)
+    assert rerun.returncode == 0 and f"created {5000 - on_server} tasks, skipped {on_server}" in rerun.stdout
+    assert task_count(ls, project_id) == 5000
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ({"drop": True}, "cannot reach Label Studio"),
+        ({"status": 200, "body": b'{"tasks": "not a list"}'}, "unexpected answer"),
+        ({"status": 200, "body": b"<html>a proxy's page</html>"}, "unexpected answer"),
+    ],
+)
+def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
+    make_project(tmp_path, "listing fails")
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, synthetic_sentences(3, "lst"))
+    with FailingProxy(ls.url, lambda m, p, c: m == "GET" and p.startswith("/api/tasks/"), **how) as proxy:
+        result = run_cli("push", path, env={**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and "while listing the project's tasks" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path):
+    """Label Studio 1.23 keeps an export's file after the export is deleted: builder removes it (local server)."""
+    project = make_project(tmp_path, "no export left")
+    result = push_sentences(ls, project, synthetic_sentences(3, "exp"))
+    task = next(iter(ls.client().tasks.list(project=result.project_id)))
+    annotate(ls, task.id, [], "neutral", 1.0)
+    ls.client().projects.exports.create(result.project_id, title="builder pull")  # as if a pull had been killed
+    local = Connection(ls.url, ls.api_key, "local server", ls_server.data_dir)
+    pull(local, project)
+    pull(local, project, since_last=True)
+    assert list(ls.client().projects.exports.list(result.project_id)) == []
+    folder = Path(ls_server.data_dir) / "media" / "export" / str(result.project_id)
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_pseudonym_key_is_needed_to_pull_again_and_never_leaks(ls, tmp_path):
+    from builder.pseudonyms import KEY_VARIABLE, key_path, legacy_pseudonym
+
+    project = make_project(tmp_path, "pseudonym key")
+    result = push_sentences(ls, project, synthetic_sentences(2, "key"))
+    task = next(iter(ls.client().tasks.list(project=result.project_id)))
+    annotate(annotator_connection(ls, "carol@example.org", "carol-secret-1"), task.id, [], "favor", 2.0)
+    first = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert first.returncode == 0 and "made a new pseudonym key" in first.stderr
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
+    pulled = snapshot.read_bytes()
+    key = key_path(tmp_path)
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    secret = key.read_text().strip()
+    name = json.loads(pulled)["annotations"][0]["annotator"]
+    assert name == Pseudonymizer(bytes.fromhex(secret), project.name)("carol@example.org")
+    assert name != legacy_pseudonym(project.name, "carol@example.org")  # guessing the e-mail is not enough
+    assert secret not in pulled.decode() + first.stdout + first.stderr
+
+    key.rename(tmp_path / "moved.key")
+    refused = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "was pulled with a pseudonym key" in refused.stderr and KEY_VARIABLE in refused.stderr
+    assert snapshot.read_bytes() == pulled and not key.exists()
+    with_variable = run_cli("pull", env={**cli_env(ls), KEY_VARIABLE: secret}, cwd=tmp_path)
+    assert with_variable.returncode == 0, with_variable.stderr
+    assert snapshot.read_bytes() == pulled and secret not in with_variable.stdout + with_variable.stderr

@@ -146,18 +146,28 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _media_file(connection: Connection, project_id: int, filename: str) -> Path | None:
+def _export_file(connection: Connection, project_id: int, filename: str) -> Path | None:
+    """The local server's file of an export downloaded under `filename` (None for a remote server)."""
     if connection.data_dir is None or not filename or "/" in filename or filename.startswith("."):
         return None
     return Path(connection.data_dir) / "media" / "export" / str(project_id) / filename
 
 
+def _file_name(connection: Connection, project_id: int, export_id: int) -> str:
+    """The name Label Studio stored an export under (one byte of it is downloaded to read the header)."""
+    with calling(connection, "finding an unfinished pull's export"):
+        response = connection.http().request(
+            f"api/projects/{project_id}/exports/{export_id}/download", method="GET",
+            params={"exportType": "JSON"}, headers={"Range": "bytes=0-0"},
+        )
+    return response.headers.get("filename", "") if response.status_code < 300 else ""
+
+
 def _delete_export(connection: Connection, project_id: int, export_id: int, filename: str = "") -> None:
     """Delete a builder export and, on the local server, its file (Label Studio 1.23 keeps the file)."""
-    client = connection.client()
     with calling(connection, "removing the finished export"):
-        client.projects.exports.delete(project_id, export_id)
-    path = _media_file(connection, project_id, filename)
+        connection.client().projects.exports.delete(project_id, export_id)
+    path = _export_file(connection, project_id, filename)
     if path is not None and path.is_file():
         path.unlink()
 
@@ -168,7 +178,8 @@ def remove_stale_exports(connection: Connection, project_id: int) -> int:
     with calling(connection, "listing exports"):
         stale = [e for e in client.projects.exports.list(project_id) if getattr(e, "title", None) == EXPORT_TITLE]
     for export in stale:
-        _delete_export(connection, project_id, export.id)
+        filename = _file_name(connection, project_id, export.id) if connection.data_dir and export.status == "completed" else ""
+        _delete_export(connection, project_id, export.id, filename)
     return len(stale)
 
 
