@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import LabelStudioError
+from builder.jsonio import atomic_write
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.push import require_project
 from builder.labelstudio.views import upsert_view
@@ -46,7 +47,8 @@ def _write_state(project: Project, connection: Connection, project_id: int, sinc
     path.parent.mkdir(parents=True, exist_ok=True)
     state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     state[f"{connection.url}#{project_id}"] = since
-    path.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    with atomic_write(path, "w") as handle:  # a full disk is one line, and the previous state is kept
+        handle.write(json.dumps(state, indent=2, sort_keys=True))
 
 
 def annotator_names(connection: Connection, dataset: str) -> dict[int, str]:
