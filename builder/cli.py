@@ -13,7 +13,7 @@ import click
 from builder import __version__
 from builder.errors import BuilderError
 from builder.report import Report
-from builder.scheme import Project, load_project
+from builder.scheme import Project, load_project, no_project_file_error
 
 
 class CleanErrors(click.Group):
@@ -30,11 +30,27 @@ class CleanErrors(click.Group):
             ctx.exit(130)
 
 
-def project_of(ctx: click.Context) -> Project:
+def project_of(ctx: click.Context, needs_root: bool = False) -> Project:
+    """The project; `needs_root`: the command works in the project folder (writes there), so the bundled
+    default (whose root is inside the installed package) is refused."""
     root = ctx.find_root()
     if "project" not in root.meta:
         root.meta["project"] = load_project(root.params.get("config"))
+    if needs_root and root.meta["project"].bundled:
+        raise no_project_file_error()
     return root.meta["project"]
+
+
+class OutputFile(click.ParamType):
+    """A file to write: a folder (`-o .`, `-o ../`) is refused in one line, before any work is done."""
+
+    name = "file"
+
+    def convert(self, value, param, ctx):
+        from builder.outputs import check_output_file
+
+        check_output_file(value, option=param.opts[0] if param else "-o")
+        return Path(value)
 
 
 def print_report(report: Report, *, show_removed: bool = True) -> None:
@@ -54,7 +70,7 @@ def print_report(report: Report, *, show_removed: bool = True) -> None:
     "-c",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="BUILDER_CONFIG",
-    help="Project file. Default: the nearest builder.toml, else the bundled default.",
+    help="Project file. Default: the nearest builder.toml, else the bundled default (then commands that write into the project folder refuse).",
 )
 @click.version_option(__version__, prog_name="builder")
 def cli(config: Path | None) -> None:
@@ -69,13 +85,13 @@ def cli(config: Path | None) -> None:
 
 @cli.command()
 @click.argument("articles", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Sentences, JSON Lines.")
+@click.option("-o", "--output", required=True, type=OutputFile(), help="Sentences, JSON Lines.")
 @click.option(
     "--articles-output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputFile(),
     help="Articles (the text offsets point into). Default: OUTPUT with .articles.jsonl.",
 )
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full report (removed lines, rejected inputs) as JSON.")
+@click.option("--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON.")
 @click.pass_context
 def split(ctx, articles, output, articles_output, report_path) -> None:
     """Split ARTICLES (.txt, .jsonl, .html files or folders of them) into sentences.
@@ -92,9 +108,14 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
         builder split examples/sample -o work/sentences.jsonl
     """
     from builder.jsonio import atomic_write
-    from builder.pipeline import split_files
+    from builder.outputs import check_output_file
+    from builder.pipeline import default_articles_path, split_files
 
-    result = split_files(articles, output, project_of(ctx), articles_output)
+    project = project_of(ctx)
+    for path, option in ((output, "-o"), (articles_output or default_articles_path(output), "--articles-output"), (report_path, "--report")):
+        if path is not None:
+            check_output_file(path, project, option)
+    result = split_files(articles, output, project, articles_output)
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)
@@ -152,7 +173,7 @@ def server_start(ctx, port) -> None:
     """
     from builder.labelstudio import server as local
 
-    state = local.start(_root(ctx), port, log=lambda m: click.echo(m, err=True))
+    state = local.start(project_of(ctx, needs_root=True).root, port, log=lambda m: click.echo(m, err=True))
     click.echo(f"Label Studio runs on {state.url} (pid {state.pid}); log in as {state.username}, password in {local.state_path(_root(ctx))}")
 
 
@@ -228,7 +249,7 @@ def push(ctx, sentences, predictor, batch_size) -> None:
 
 @cli.command()
 @click.option("--since-last", is_flag=True, help="Fetch only tasks changed since the previous pull and merge them.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file. Default: annotations/snapshot.jsonl.")
+@click.option("-o", "--output", type=OutputFile(), help="Snapshot file. Default: annotations/snapshot.jsonl.")
 @click.pass_context
 def pull(ctx, since_last, output) -> None:
     """Fetch annotated tasks through a Label Studio snapshot export into annotations/.
@@ -242,8 +263,11 @@ def pull(ctx, since_last, output) -> None:
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.pull import pull as pull_snapshot
+    from builder.outputs import check_output_file
 
-    project = project_of(ctx)
+    project = project_of(ctx, needs_root=True)  # the pull state is kept under the project root
+    if output is not None:
+        check_output_file(output, project)
     result = pull_snapshot(resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True))
     if since_last and not result.incremental:
         click.echo(f"full pull: {result.why_full}", err=True)
@@ -280,8 +304,8 @@ def print_validation(result, limit: int = 30) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("-o", "--records", "records_path", type=click.Path(dir_okay=False, path_type=Path), help="Validated records (JSON Lines). Default: build/records.jsonl in the project.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Machine-readable report of every problem. Default: build/validation-report.json in the project.")
+@click.option("-o", "--records", "records_path", type=OutputFile(), help="Validated records (JSON Lines). Default: build/records.jsonl in the project.")
+@click.option("--report", "report_path", type=OutputFile(), help="Machine-readable report of every problem. Default: build/validation-report.json in the project.")
 @click.pass_context
 def validate(ctx, snapshot, records_path, report_path) -> None:
     """Check the pulled snapshot against the task schema and the scheme; write records.
@@ -296,11 +320,14 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     import json
 
     from builder.jsonio import atomic_write
+    from builder.outputs import check_output_file
     from builder.pipeline import validate_snapshot
 
     project = project_of(ctx)
     records_path = records_path or project.root / "build" / "records.jsonl"
     report_path = report_path or project.root / "build" / "validation-report.json"
+    check_output_file(records_path, project)
+    check_output_file(report_path, project, "--report")
     result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
     print_validation(result)
     with atomic_write(report_path, "w") as handle:
@@ -386,7 +413,7 @@ def schema_command(ctx, check) -> None:
 
     from builder.schemas import write_schemas
 
-    project = project_of(ctx)
+    project = project_of(ctx, needs_root=True)  # checks or writes the project's schema/
     folder = project.root / "schema"
     if check:
         with tempfile.TemporaryDirectory() as tmp:
@@ -401,13 +428,15 @@ def schema_command(ctx, check) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder. Default: dist/<dataset name>.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.")
 @click.option("--push-to-hub", "repo_id", help="Also upload the folder to this Hub dataset repo (token from HF_TOKEN).")
 @click.pass_context
 def build(ctx, snapshot, output, repo_id) -> None:
     """Build the Hugging Face dataset folder: Parquet per split and a generated card.
 
     Validation problems are reported (as by `builder validate`) and the valid records are built.
+    OUTPUT must be new, empty, or an earlier output of builder's (marked by .builder-output.json);
+    it is replaced whole, or kept as it was if the build fails.
 
     \b
     Example:
@@ -429,7 +458,7 @@ def build(ctx, snapshot, output, repo_id) -> None:
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder. Default: dist/<dataset name>.")
+@click.option("--output", type=click.Path(path_type=Path), help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.")
 @click.pass_context
 def run(ctx, port, output) -> None:
     """The whole loop on the bundled sample: Label Studio, push, annotations, pull, validate, build, load.
@@ -444,7 +473,7 @@ def run(ctx, port, output) -> None:
     """
     from builder.loop import run_sample_loop
 
-    summary = run_sample_loop(project_of(ctx), port=port, output=output, log=lambda m: click.echo(m, err=True))
+    summary = run_sample_loop(project_of(ctx, needs_root=True), port=port, output=output, log=lambda m: click.echo(m, err=True))
     click.echo(summary)
 
 
@@ -467,7 +496,7 @@ def release(ctx, version, repo_id) -> None:
     """
     from builder.release import cut_release
 
-    project = project_of(ctx)
+    project = project_of(ctx, needs_root=True)
     result = cut_release(project, version)
     splits = result.manifest["splits"]
     click.echo(f"released {project.name} {version} in {result.folder}: " + ", ".join(f"{s} {splits[s]['records']}" for s in splits))

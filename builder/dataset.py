@@ -174,36 +174,67 @@ def build_dataset(
     frozen_test: set[str] | frozenset = frozenset(),
     version: str | None = None,
     strict: bool = False,
+    command: str = "builder build",
 ) -> BuildFacts:
-    """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    os.chmod(staging, 0o755)
-    try:
-        records_path = staging / "records.jsonl"
-        result = validate_snapshot(project, snapshot, records_path)
-        if strict and result.report.errors():
-            raise BuilderError(f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first")
-        with paused_gc():
-            facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
-        facts.validation = result
-        records_path.unlink()
-        from builder.card import write_card
+    """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
-        write_card(project, staging, facts, version)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(output, old)
-            os.replace(staging, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, output)
+    `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
+    marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
+    marker: releases are written once and never replaced. A failed write (disk full...) is one
+    line, and the previous `output` is kept.
+    """
+    from builder.outputs import OutputError, check_output_folder, write_error, write_marker
+
+    given = Path(output)
+    output = check_output_folder(given, project, fresh=version is not None)
+    staging = None
+    try:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+            os.chmod(staging, 0o755)
+            records_path = staging / "records.jsonl"
+            result = validate_snapshot(project, snapshot, records_path)
+            if strict and result.report.errors():
+                raise BuilderError(f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first")
+            with paused_gc():
+                facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
+            facts.validation = result
+            records_path.unlink()
+            from builder.card import write_card
+
+            write_card(project, staging, facts, version)
+            if version is None:
+                write_marker(staging, command)
+            _replace_folder(staging, output)
+        except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
+            raise write_error(given, exc.reason) from None
+        except OSError as exc:
+            raise write_error(given, exc) from None
         return facts
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _replace_folder(staging: Path, output: Path) -> None:
+    """Put `staging` in place of `output` (checked replaceable); on failure the previous `output` stays."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+    try:
+        os.replace(output, old)  # over the new empty folder: both are ours
+    except BaseException:
+        os.rmdir(old)
+        raise
+    try:
+        os.replace(staging, output)
+    except BaseException:
+        os.replace(old, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_dataset(

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from builder.errors import BuilderError
+from builder.outputs import MARKER
 
 
 def push_folder(folder: Path, repo_id: str, tag: str | None = None, message: str | None = None, api=None) -> str:
@@ -24,7 +25,11 @@ def push_folder(folder: Path, repo_id: str, tag: str | None = None, message: str
     try:
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
         commit = api.upload_folder(
-            folder_path=str(folder), repo_id=repo_id, repo_type="dataset", commit_message=message or f"Upload {Path(folder).name}"
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="dataset",
+            commit_message=message or f"Upload {Path(folder).name}",
+            ignore_patterns=[MARKER],  # local bookkeeping (builder.outputs), not part of the dataset
         )
         if tag:
             api.create_tag(repo_id, tag=tag, repo_type="dataset", revision=commit.oid, tag_message=message or tag, exist_ok=False)

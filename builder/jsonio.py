@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import InputError
+from builder.outputs import write_error
 
 _DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
@@ -20,21 +21,60 @@ def dumps_line(record: dict) -> bytes:
     return orjson.dumps(record, option=_DUMP_OPTIONS)
 
 
+class _Guarded:
+    """A file handle whose write errors (disk full, file too large...) name the output, not the temp file."""
+
+    __slots__ = ("_handle", "_path")
+
+    def __init__(self, handle, path: Path) -> None:
+        self._handle = handle
+        self._path = path
+
+    def write(self, data):
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            raise write_error(self._path, exc) from None
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb"):
-    """Write to a temp file beside `path`, then rename over it; on error `path` is untouched."""
+    """Write to a temp file beside `path`, then rename over it; on error `path` is untouched.
+
+    A failed write (disk full, file too large, read-only, permission...) raises `OutputError`, one
+    line naming `path` and saying whether a previous `path` was kept; the temp file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = handle = None
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        yield _Guarded(handle, path)
+        try:
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            handle.close()
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise write_error(path, exc) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()  # flushes what is buffered into the temp file, removed next
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 

@@ -22,10 +22,16 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     from builder.labelstudio.pull import pull
     from builder.labelstudio.push import push_sentences
     from builder.labelstudio.replay import replay
+    from builder.outputs import check_output_folder
     from builder.pipeline import split_files
     from builder.predict import make_predictor
+    from builder.scheme import no_project_file_error
 
+    if project.bundled:
+        raise no_project_file_error()
     root = project.root
+    output = output or root / "dist" / project.name
+    check_output_folder(output, project, option="--output")  # before any work: the build would refuse it last
     sample, accounts_file, committed = root / SAMPLE_DIR, root / ACCOUNTS_FILE, project.annotations_dir / "snapshot.jsonl"
     for needed in (sample, accounts_file, committed):
         if not needed.exists():
@@ -49,8 +55,7 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     snapshot = work / "snapshot.jsonl"
     pulled = pull(connection, project, snapshot)
     log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
-    output = output or root / "dist" / project.name
-    facts = build_dataset(project, snapshot, output)
+    facts = build_dataset(project, snapshot, output, command="builder run")
     v = facts.validation
     log(f"5/6 validated: {v.tasks_in} tasks = {v.records} records + {v.quarantined} quarantined; built {output}")
     import datasets

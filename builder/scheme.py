@@ -85,6 +85,11 @@ class Project:
         return tags
 
     @property
+    def bundled(self) -> bool:
+        """True for the bundled default project file (no builder.toml was found): its root is inside the package."""
+        return self.source.resolve() == default_project_file().resolve()
+
+    @property
     def annotations_dir(self) -> Path:
         return self.root / "annotations"
 
@@ -122,6 +127,14 @@ def default_project_file() -> Path:
     return DEFAULTS_DIR / PROJECT_FILE
 
 
+def no_project_file_error() -> ConfigError:
+    """The refusal of a command that would write under the bundled default's root (the installed package)."""
+    return ConfigError(
+        f"no {PROJECT_FILE} in {Path.cwd()} or above: run this in your project folder, or pass --config "
+        f"(to start a project, copy {default_project_file()} into it)"
+    )
+
+
 def load_project(path: str | Path | None = None) -> Project:
     """Load and validate a project file; without a path, the nearest builder.toml, else the bundled default."""
     if path is None:
@@ -130,7 +143,10 @@ def load_project(path: str | Path | None = None) -> Project:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: project file not found (run `builder init` or pass --config)") from None
+        raise ConfigError(
+            f"{path}: project file not found; pass --config the path of your {PROJECT_FILE} "
+            f"(to start a project, copy {default_project_file()} into your project folder)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read project file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:

@@ -14,6 +14,7 @@ from builder.bio import bio_to_spans, non_overlapping, spans_to_bio
 from builder.dataset import Encoder, build_dataset, sha256_file
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
+from builder.outputs import MARKER
 from builder.splits import assign_splits, hash_split
 
 from .conftest import ROOT
@@ -264,7 +265,7 @@ def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
     assert methods[-1][1].endswith("/tag/" + "a" * 40) or "/tag/" in methods[-1][1]
     assert fake.tag["tag"] == "v1.0.0"
     assert "dataset_info" in fake.validated_yaml["content"]
-    assert fake.committed == sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert fake.committed == sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
 
 
 def test_push_without_token_is_a_clean_error(built, monkeypatch):

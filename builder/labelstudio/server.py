@@ -106,13 +106,14 @@ def read_state(root: Path) -> ServerState | None:
 def write_state(root: Path, state: ServerState) -> None:
     path = state_path(root)
     private_dir(path.parent)
-    (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    from builder.jsonio import atomic_write  # a full disk is one line, and the previous state is kept
+
+    if not (path.parent / ".gitignore").is_file():
+        with atomic_write(path.parent / ".gitignore", "w") as handle:
+            handle.write("*\n")
+    with atomic_write(path, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         json.dump(asdict(state), handle, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,0 +1,147 @@
+"""Where builder may write, and one-line errors when a write fails.
+
+The output-folder rule (`builder build -o`, `builder run --output`, `build_dataset`): an output folder
+may only replace a previous output of builder's. Builder writes a marker, `.builder-output.json`,
+naming the command and the files it wrote, into every folder it creates as output; a folder is
+replaced only when it is empty, or carries that marker and holds no file the marker does not list.
+Never the project folder, the current folder or a folder containing either, never `annotations/`
+or `releases/` or anything inside them. Paths are resolved first (`.`, `..`, symlinks). A release
+folder (`releases/VERSION`) is written fresh by `builder release` and never replaced, so it carries
+no marker: its manifest lists every file.
+
+Write errors (disk full, file too large, read-only file system, permission) become `OutputError`:
+"cannot write PATH (No space left on device); the previous PATH was kept".
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import json
+import os
+from pathlib import Path
+
+from builder.errors import BuilderError
+
+MARKER = ".builder-output.json"
+PROTECTED = ("annotations", "releases")  # under the project root: builder's inputs and published releases
+
+
+class OutputError(BuilderError):
+    """An output could not be written; the message names it and says what was kept."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
+        return f"{exc.filename} is not a folder"
+    if exc.errno:
+        return os.strerror(exc.errno)  # pyarrow's messages repeat the errno in a long sentence
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def write_error(path: str | Path, exc: OSError | str) -> OutputError:
+    """The one-line error for a failed write of `path` (`exc` an OSError or its reason)."""
+    path = Path(path)
+    reason = exc if isinstance(exc, str) else _reason(exc)
+    if isinstance(exc, OSError) and exc.errno == errno_codes.EISDIR and path.is_dir():
+        return OutputError(f"cannot write {path}: it is a folder; name a file instead", reason)
+    kept = f"the previous {path} was kept" if path.exists() else "nothing was written"
+    return OutputError(f"cannot write {path} ({reason}); {kept}", reason)
+
+
+def _refuse(path: Path, why: str, todo: str) -> BuilderError:
+    return BuilderError(f"refusing to write into {path}: {why}; {todo}")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def _bundled_error():
+    from builder.scheme import no_project_file_error
+
+    return no_project_file_error()
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The marker of a builder output folder, or None when `folder` has no valid one."""
+    marker = folder / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        content = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(content, dict) or not isinstance(content.get("files"), list):
+        return None
+    return content
+
+
+def write_marker(folder: Path, command: str) -> Path:
+    """Mark `folder` as builder's output: the command and every file in it (deterministic content)."""
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
+    content = {"written_by": f"`{command}`; builder may replace this folder (and only these files) on its next run", "command": command, "files": files}
+    path = folder / MARKER
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False, option: str = "-o") -> Path:
+    """Resolve `folder` and refuse (one line) unless builder may write it; returns the resolved path.
+
+    `fresh`: the folder is a release being staged by `builder release` (must not exist or be empty;
+    allowed under releases/).
+    """
+    given = Path(folder)
+    resolved = given.resolve()
+    todo = f"pass {option} a new or empty folder, such as dist/<name>"
+    if resolved == Path(resolved.anchor):
+        raise _refuse(resolved, "it is the root of the file system", todo)
+    if project is not None:
+        root = project.root.resolve()
+        if getattr(project, "bundled", False) and _inside(resolved, root):
+            raise _bundled_error()
+        if _inside(root, resolved):
+            raise _refuse(resolved, f"it is or contains the project folder {root}", todo)
+        if not fresh:
+            for name in PROTECTED:
+                if _inside(resolved, root / name):
+                    raise _refuse(resolved, f"it is inside {root / name}, which builder never replaces", todo)
+    cwd = Path.cwd().resolve()
+    if _inside(cwd, resolved):
+        raise _refuse(resolved, "it is or contains the current folder", todo)
+    if not resolved.exists():
+        return resolved
+    if not resolved.is_dir():
+        raise _refuse(resolved, "it is a file", todo)
+    present = sorted(str(p.relative_to(resolved)) for p in resolved.rglob("*") if not p.is_dir() or p.is_symlink())
+    if not present and not any(resolved.iterdir()):
+        return resolved
+    if fresh:
+        raise _refuse(resolved, "it is not empty", "choose a new version")
+    marker = read_marker(resolved)
+    if marker is None:
+        raise _refuse(resolved, f"it is not empty and was not written by builder (no {MARKER})", f"{todo}, or empty it yourself")
+    strangers = [name for name in present if name != MARKER and name not in marker["files"]]
+    if strangers:
+        shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
+        raise _refuse(resolved, f"it holds files builder did not write ({shown})", f"move them away, or {todo}")
+    return resolved
+
+
+def check_output_file(path: str | Path, project=None, option: str = "-o") -> Path:
+    """Refuse (one line) a file output that is a folder, inside releases/, or under the bundled default's root."""
+    given = Path(path)
+    resolved = given.resolve()
+    if resolved.is_dir():
+        raise BuilderError(f"{option} {path}: {resolved} is a folder; name a file, such as {given / 'out.jsonl'}")
+    if project is not None:
+        root = project.root.resolve()
+        if getattr(project, "bundled", False) and _inside(resolved, root):
+            raise _bundled_error()
+        if _inside(resolved, root / "releases"):
+            raise BuilderError(f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; name a file elsewhere")
+    return resolved
