@@ -22,7 +22,6 @@ pull) or a state that cannot be read makes the pull a full one, and says why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
