@@ -117,14 +117,14 @@ def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False
         return resolved
     if not resolved.is_dir():
         raise _refuse(resolved, "it is a file", todo)
-    present = sorted(str(p.relative_to(resolved)) for p in resolved.rglob("*") if not p.is_dir() or p.is_symlink())
-    if not present and not any(resolved.iterdir()):
+    if not any(resolved.iterdir()):
         return resolved
     if fresh:
         raise _refuse(resolved, "it is not empty", "choose a new version")
-    marker = read_marker(resolved)
+    marker = read_marker(resolved)  # checked before walking the folder: `-o ~` must not walk a home folder
     if marker is None:
         raise _refuse(resolved, f"it is not empty and was not written by builder (no {MARKER})", f"{todo}, or empty it yourself")
+    present = sorted(str(p.relative_to(resolved)) for p in resolved.rglob("*") if not p.is_dir() or p.is_symlink())
     strangers = [name for name in present if name != MARKER and name not in marker["files"]]
     if strangers:
         shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")

@@ -330,7 +330,7 @@ def test_pull_on_a_full_disk(ls, small_disk, tmp_path):
     before = previous(small_disk, "snapshot.jsonl")
     small_disk.fill()
     result = small_disk.run("pull", "-o", small_disk.folder / "snapshot.jsonl", env=cli_env(ls), cwd=tmp_path / "project")
-    one_line_error(result, f"cannot write {small_disk.folder / 'snapshot.jsonl'} ({small_disk.reason()}); the previous")
+    one_line_error(result, f"cannot write {small_disk.folder / 'snapshot.jsonl'} ({small_disk.reason()}); the previous", after_output=True)
     assert ls.api_key not in result.stderr
     assert small_disk.tree() == before
     assert not (tmp_path / "project" / ".builder" / "pull-state.json").exists()

@@ -284,12 +284,23 @@ def _terminate(pid: int) -> None:
     def alive() -> bool:
         try:
             os.kill(pid, 0)
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
-        except FileNotFoundError:
+        except ProcessLookupError:
             return False
-        except OSError:
-            return not isinstance(sys.exc_info()[1], ProcessLookupError)
-        return stat.rsplit(b")", 1)[-1].split()[0] != b"Z"  # a zombie has exited already
+        except PermissionError:
+            return True
+        threads = Path(f"/proc/{pid}/task")
+        if not threads.is_dir():
+            return not Path("/proc/self").exists()
+        # The main thread of an exiting process turns zombie while its other threads (holding the
+        # listening socket) still run: alive until every thread has exited.
+        for thread in threads.iterdir():
+            try:
+                state = (thread / "stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"Z", b"X"):
+                return True
+        return False
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -319,10 +330,14 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
         return state
     if state is not None and is_running(state):
         raise LabelStudioError(f"a local Label Studio already runs (pid {state.pid}) on {state.url}; run `builder server stop` first")
-    for orphan in servers_using(data_dir):  # ours (same data folder), but its state file was lost
+    servers_stopped = servers_using(data_dir)
+    for orphan in servers_stopped:  # ours (same data folder), but its state file was lost
         log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
         _terminate(orphan)
     port = port or (state.port if state else DEFAULT_PORT)
+    deadline = time.monotonic() + 20  # a stopped server's workers may hold the port a moment longer
+    while not port_is_free(port) and time.monotonic() < deadline and servers_stopped:
+        time.sleep(0.2)
     if not port_is_free(port):
         raise LabelStudioError(f"port {port} is busy; choose another with `builder server start --port N`")
     executable = ensure_installed(log)
