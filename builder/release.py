@@ -62,29 +62,25 @@ RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
 MANIFEST_FORMAT = 2
-# Semantic Versioning 2.0.0 (semver.org), build metadata included
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?",
-    re.ASCII,
-)
 
 
 # --- versions ----------------------------------------------------------------------------------
 
 
-def version_key(text: str) -> tuple:
+def version_key(text: str):
     """A sort key with Semantic Versioning 2.0.0 precedence (pre-releases first, build metadata ignored)."""
-    match = _SEMVER.fullmatch(text)
-    if not match:
-        raise BuilderError(f"{text!r} is not a semantic version such as 1.2.0 (or 1.2.0-rc.1)")
-    major, minor, patch, pre = int(match[1]), int(match[2]), int(match[3]), match[4]
-    if pre is None:
-        return (major, minor, patch, (1,))
-    # numeric identifiers compare as numbers and sort before alphanumeric ones (compared in ASCII)
-    fields = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
-    return (major, minor, patch, (0, fields))
+    import semver
+
+    try:
+        return semver.Version.parse(text)
+    except (ValueError, TypeError):
+        raise BuilderError(f"{text!r} is not a semantic version such as 1.2.0 (or 1.2.0-rc.1)") from None
+
+
+def _is_version(text: str) -> bool:
+    import semver
+
+    return semver.Version.is_valid(text)
 
 
 def releases(project: Project) -> list[str]:
@@ -92,7 +88,7 @@ def releases(project: Project) -> list[str]:
     folder = project.root / RELEASES_DIR
     if not folder.is_dir():
         return []
-    found = [p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _SEMVER.fullmatch(p.name)]
+    found = [p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _is_version(p.name)]
     return sorted(found, key=version_key)
 
 
