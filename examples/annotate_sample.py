@@ -18,13 +18,12 @@ from pathlib import Path
 from builder.jsonio import read_jsonl
 from builder.labelstudio.client import resolve_connection
 from builder.labelstudio.config import STANCE
-from builder.labelstudio.pull import pull
+from builder.labelstudio.pull import pseudonymizer_for, pull
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.replay import replay
 from builder.pipeline import split_files
 from builder.predict import GazetteerPredictor, region
 from builder.scheme import load_project
-from builder.snapshot import pseudonym
 
 HERE = Path(__file__).resolve().parent
 SEED_ARTICLE = "ri-chang-dae-moscow"
@@ -45,6 +44,7 @@ def main() -> None:
     accounts = json.loads((HERE / "sample-annotators.json").read_text(encoding="utf-8"))["accounts"]
     labels = json.loads((HERE / "seed_labels.json").read_text(encoding="utf-8"))
     gold = {d["article_id"]: d["entities"] for d in read_jsonl(HERE / "gum_gold_entities.jsonl")}
+    pseudonym = pseudonymizer_for(project, project.annotations_dir / "snapshot.jsonl", print)  # the project's key
 
     with tempfile.TemporaryDirectory() as tmp:
         result = split_files([HERE / "sample"], Path(tmp) / "sentences.jsonl", project)
@@ -58,7 +58,7 @@ def main() -> None:
             for number, (email, given) in enumerate(zip(labels["annotators"], labels["sentences"][str(sentence["sentence_index"])]), 1):
                 spans = GazetteerPredictor(given["entities"]).predict(sentence["text"])
                 annotations.append(
-                    {"annotator": pseudonym(project.name, email), "result": spans + [stance_item(given["stance"])], "lead_time": lead_time(sentence["text"], number)}
+                    {"annotator": pseudonym(email), "result": spans + [stance_item(given["stance"])], "lead_time": lead_time(sentence["text"], number)}
                 )
         else:
             spans = [
@@ -67,10 +67,10 @@ def main() -> None:
                 if sentence["start"] <= e["start"] and e["end"] <= sentence["end"]
             ]
             annotations.append(
-                {"annotator": pseudonym(project.name, "gum-gold@builder.local"), "result": spans + [stance_item("neutral")], "lead_time": lead_time(sentence["text"], 0)}
+                {"annotator": pseudonym("gum-gold@builder.local"), "result": spans + [stance_item("neutral")], "lead_time": lead_time(sentence["text"], 0)}
             )
         tasks.append({"data": {"sentence_id": sentence["id"]}, "annotations": annotations})
-    replayed = replay(connection, pushed.project_id, project.name, tasks, accounts)
+    replayed = replay(connection, pushed.project_id, project.name, tasks, accounts, pseudonym)
     print(f"annotations created {replayed.created}, already there {replayed.already_there}")
     pulled = pull(connection, project)
     print(f"pulled {pulled.written} annotated tasks into {pulled.path}")

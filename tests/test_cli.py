@@ -45,3 +45,20 @@ def test_bad_config_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_example_and_bench_scripts_import():
+    """The scripts beside the package (examples/, bench/, notebooks/) still import what they use."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = sorted([*root.glob("examples/*.py"), *root.glob("bench/*.py"), *root.glob("notebooks/*.py")])
+    assert scripts
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        for path in scripts:
+            spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))  # each runs only under __main__
+    finally:
+        sys.path.remove(str(root / "bench"))
