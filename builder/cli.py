@@ -108,13 +108,18 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
         builder split examples/sample -o work/sentences.jsonl
     """
     from builder.jsonio import atomic_write
-    from builder.outputs import check_output_file
+    from builder.outputs import REPORT, check_output_file
     from builder.pipeline import default_articles_path, split_files
 
     project = project_of(ctx)
-    for path, option in ((output, "-o"), (articles_output or default_articles_path(output), "--articles-output"), (report_path, "--report")):
+    outputs = (
+        (output, "-o", ("sentence records",)),
+        (articles_output or default_articles_path(output), "--articles-output", ("article records",)),
+        (report_path, "--report", (REPORT,)),
+    )
+    for path, option, kinds in outputs:
         if path is not None:
-            check_output_file(path, project, option)
+            check_output_file(path, project, option, replaces=kinds)
     result = split_files(articles, output, project, articles_output)
     print_report(result.report)
     if not result.written:
@@ -267,7 +272,7 @@ def pull(ctx, since_last, output) -> None:
 
     project = project_of(ctx, needs_root=True)  # the pull state is kept under the project root
     if output is not None:
-        check_output_file(output, project)
+        check_output_file(output, project, replaces=("Label Studio tasks",))
     result = pull_snapshot(resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True))
     if since_last and not result.incremental:
         click.echo(f"full pull: {result.why_full}", err=True)
@@ -320,14 +325,14 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     import json
 
     from builder.jsonio import atomic_write
-    from builder.outputs import check_output_file
+    from builder.outputs import REPORT, check_output_file
     from builder.pipeline import validate_snapshot
 
     project = project_of(ctx)
     records_path = records_path or project.root / "build" / "records.jsonl"
     report_path = report_path or project.root / "build" / "validation-report.json"
-    check_output_file(records_path, project)
-    check_output_file(report_path, project, "--report")
+    check_output_file(records_path, project, replaces=("sentence records",))
+    check_output_file(report_path, project, "--report", replaces=(REPORT,))
     result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
     print_validation(result)
     with atomic_write(report_path, "w") as handle:

@@ -132,12 +132,50 @@ def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False
     return resolved
 
 
-def check_output_file(path: str | Path, project=None, option: str = "-o") -> Path:
-    """Refuse (one line) a file output that is a folder, inside releases/, or under the bundled default's root."""
+REPORT = "a builder report"
+_WHOLE_FILE_LIMIT = 64 << 20  # a report is read whole to recognise it; larger files are not reports
+
+
+def existing_kind(path: Path) -> str | None:
+    """What builder wrote at `path` (`builder.ingest.builder_output_kind` of its first record, or
+    REPORT), or None when it is anything else: a file builder did not write."""
+    import orjson
+
+    from builder.ingest import builder_output_kind
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(min(size, _WHOLE_FILE_LIMIT))
+    except OSError:
+        return None
+    if size <= _WHOLE_FILE_LIMIT:
+        try:
+            whole = orjson.loads(head)
+            if isinstance(whole, dict) and {"stage", "problems"} <= whole.keys():
+                return REPORT
+        except orjson.JSONDecodeError:
+            pass
+    first = next((line for line in head.split(b"\n") if line.strip()), b"")
+    try:
+        return builder_output_kind(orjson.loads(first))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def check_output_file(path: str | Path, project=None, option: str = "-o", replaces: tuple[str, ...] = ()) -> Path:
+    """Refuse (one line) a file output that is a folder, inside releases/, or under the bundled default's root;
+    with `replaces` (the kinds of builder output this option writes), also an existing, non-empty file of
+    another kind: an input (a snapshot, an article file) or a file builder did not write is never overwritten."""
     given = Path(path)
     resolved = given.resolve()
     if resolved.is_dir():
         raise BuilderError(f"{option} {path}: {resolved} is a folder; name a file, such as {given / 'out.jsonl'}")
+    if replaces and resolved.is_file() and resolved.stat().st_size > 0:
+        kind = existing_kind(resolved)
+        if kind not in replaces:
+            what = f"it holds {kind}" if kind else "builder did not write it"
+            raise BuilderError(f"{option} {path}: refusing to overwrite {resolved}: {what}; name a new file, or move it away first")
     if project is not None:
         root = project.root.resolve()
         if getattr(project, "bundled", False) and _inside(resolved, root):

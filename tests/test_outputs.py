@@ -242,9 +242,18 @@ def size_limited(tmp_path):
     return SmallDisk(folder, mounted=False)
 
 
+PREVIOUS = {  # a previous output of each kind, as builder writes it (only those may be replaced)
+    "sentences.articles.jsonl": '{"id": "previous", "source": {}, "splitter": "lines+segtok/1"}\n',
+    "sentences.jsonl": '{"article_id": "previous", "id": "x", "sentence_index": 0}\n',
+    "records.jsonl": '{"article_id": "previous", "id": "x", "sentence_index": 0}\n',
+    "snapshot.jsonl": '{"annotations": [], "data": {"sentence_id": "previous"}, "task_id": 1}\n',
+    "report.json": '{"problems": [], "stage": "previous"}\n',
+}
+
+
 def previous(disk, *names) -> dict[str, str]:
     for name in names:
-        (disk.folder / name).write_text(f"previous {name}\n", encoding="utf-8")
+        (disk.folder / name).write_text(PREVIOUS[name], encoding="utf-8")
     return disk.tree()
 
 
@@ -373,3 +382,35 @@ def test_missing_project_file_says_what_to_do_today(tmp_path):
     result = run_cli("--config", tmp_path / "nope.toml", "stats")
     message = one_line_error(result, "project file not found; pass --config", str(default_project_file()))
     assert "builder init" not in message
+
+
+# --- file outputs replace only builder's own outputs of the same kind --------------------------------
+
+
+def test_file_outputs_never_overwrite_inputs_or_files_builder_did_not_write(tmp_path):
+    project_dir = tmp_path / "project"
+    make_project(project_dir, "file outputs", snapshot=SNAPSHOT)
+    articles = project_dir / "articles"
+    shutil.copytree(SAMPLE, articles)
+    user_article = articles / "gum_news_sample.jsonl"
+    notes = project_dir / "notes.md"
+    notes.write_text("my notes\n", encoding="utf-8")
+    snapshot = project_dir / "annotations" / "snapshot.jsonl"
+    before = tree(project_dir)
+    closed = {**os.environ, "LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "x" * 40}
+    cases = [
+        (("split", articles, "-o", user_article), "builder did not write it"),  # an input article file
+        (("split", articles / "ri-chang-dae-moscow.txt", "-o", notes), "builder did not write it"),
+        (("split", articles, "-o", project_dir / "s.jsonl", "--report", snapshot), "it holds Label Studio tasks"),
+        (("validate", "-o", snapshot), "it holds Label Studio tasks"),  # the snapshot it reads
+        (("validate", "--report", notes), "builder did not write it"),
+        (("pull", "-o", user_article), "builder did not write it"),
+    ]
+    for args, expected in cases:
+        result = run_cli(*args, cwd=project_dir, env=closed)
+        one_line_error(result, "refusing to overwrite", expected)
+    assert tree(project_dir) == before
+    # builder's own outputs of the same kind are replaced as before
+    for _ in range(2):
+        assert run_cli("split", articles, "-o", project_dir / "out" / "s.jsonl", "--report", project_dir / "out" / "r.json", cwd=project_dir).returncode == 0
+        assert run_cli("validate", "-o", project_dir / "out" / "records.jsonl", "--report", project_dir / "out" / "v.json", cwd=project_dir).returncode == 0
