@@ -164,7 +164,7 @@ def server_install() -> None:
 
 
 @server.command("start")
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
 @click.pass_context
 def server_start(ctx, port) -> None:
     """Start the local Label Studio and wait until it is healthy.
@@ -254,9 +254,10 @@ def push(ctx, sentences, predictor, batch_size) -> None:
 
 @cli.command()
 @click.option("--since-last", is_flag=True, help="Fetch only tasks changed since the previous pull and merge them.")
+@click.option("--rename-annotators", is_flag=True, help="Accept that a new pseudonym key renames the annotators already in the snapshot.")
 @click.option("-o", "--output", type=OutputFile(), help="Snapshot file. Default: annotations/snapshot.jsonl.")
 @click.pass_context
-def pull(ctx, since_last, output) -> None:
+def pull(ctx, since_last, rename_annotators, output) -> None:
     """Fetch annotated tasks through a Label Studio snapshot export into annotations/.
 
     The snapshot is JSON Lines, one task per line sorted by sentence id, annotators as
@@ -273,7 +274,9 @@ def pull(ctx, since_last, output) -> None:
     project = project_of(ctx, needs_root=True)  # the pull state is kept under the project root
     if output is not None:
         check_output_file(output, project, replaces=("Label Studio tasks",))
-    result = pull_snapshot(resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True))
+    result = pull_snapshot(
+        resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True), rename_annotators=rename_annotators
+    )
     if since_last and not result.incremental:
         click.echo(f"full pull: {result.why_full}", err=True)
     mode = "changed tasks merged" if result.incremental else "full export"
@@ -462,7 +465,7 @@ def build(ctx, snapshot, output, repo_id) -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=None, help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).")
 @click.option("--output", type=click.Path(path_type=Path), help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.")
 @click.pass_context
 def run(ctx, port, output) -> None:

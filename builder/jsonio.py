@@ -78,6 +78,13 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         raise
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` (with parents) readable by its owner only; tighten it if it exists already."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     """Atomically write records as JSON Lines; returns the number written."""
     count = 0

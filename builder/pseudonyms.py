@@ -86,16 +86,33 @@ def load_key(root: Path) -> bytes | None:
 
 
 def create_key(root: Path) -> bytes:
-    """Make a new random key in .builder/pseudonym.key (mode 0600); refuses to replace one."""
+    """Make a new random key in .builder/pseudonym.key (mode 0600); refuses to replace one.
+
+    Written whole to a temporary file, then linked into place (which fails if a key appeared
+    meanwhile): a full disk or a crash never leaves a partial key behind.
+    """
+    import tempfile
+
+    from builder.jsonio import private_dir
+    from builder.outputs import write_error
+
     path = key_path(root)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".pseudonym.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(key.hex() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     except FileExistsError:
         raise PseudonymKeyError(f"{path} exists already; builder never replaces a pseudonym key") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.hex() + "\n")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     return key
 
 

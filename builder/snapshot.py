@@ -22,8 +22,8 @@ RESULT_KEYS = ("id", "from_name", "to_name", "type", "value", "origin")
 
 def _user_id(completed_by) -> int | None:
     if isinstance(completed_by, dict):
-        return completed_by.get("id")
-    return completed_by
+        completed_by = completed_by.get("id")
+    return completed_by if type(completed_by) is int else None
 
 
 def _result(items) -> list:

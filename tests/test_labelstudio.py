@@ -356,19 +356,27 @@ def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
     assert expected in result.stderr and "while listing the project's tasks" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path):
+def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path, monkeypatch):
     """Label Studio 1.23 keeps an export's file after the export is deleted: builder removes it (local server)."""
+    from datetime import timedelta
+
+    from builder.labelstudio import pull as pull_module
+
+    monkeypatch.setattr(pull_module, "STALE_AFTER", timedelta(0))  # the killed pull's export is old enough
     project = make_project(tmp_path, "no export left")
     result = push_sentences(ls, project, synthetic_sentences(3, "exp"))
     task = next(iter(ls.client().tasks.list(project=result.project_id)))
     annotate(ls, task.id, [], "neutral", 1.0)
     ls.client().projects.exports.create(result.project_id, title="builder pull")  # as if a pull had been killed
+    time.sleep(1.1)  # the server's clock (its Date header) has whole seconds
     local = Connection(ls.url, ls.api_key, "local server", ls_server.data_dir)
     pull(local, project)
     pull(local, project, since_last=True)
     assert list(ls.client().projects.exports.list(result.project_id)) == []
     folder = Path(ls_server.data_dir) / "media" / "export" / str(result.project_id)
     assert not folder.exists() or list(folder.iterdir()) == []
+    views = [v for v in ls.client().views.list(project=result.project_id) if (v.data or {}).get("title", "").startswith("builder")]
+    assert views == []  # the incremental pull's own view went with it
 
 
 def test_pseudonym_key_is_needed_to_pull_again_and_never_leaks(ls, tmp_path):
@@ -398,3 +406,36 @@ def test_pseudonym_key_is_needed_to_pull_again_and_never_leaks(ls, tmp_path):
     with_variable = run_cli("pull", env={**cli_env(ls), KEY_VARIABLE: secret}, cwd=tmp_path)
     assert with_variable.returncode == 0, with_variable.stderr
     assert snapshot.read_bytes() == pulled and secret not in with_variable.stdout + with_variable.stderr
+
+    # a key made by a pull into another file, or another key given: never a silent renaming
+    assert run_cli("pull", "-o", tmp_path / "elsewhere.jsonl", env=cli_env(ls), cwd=tmp_path).returncode == 0
+    assert key.exists() and key.read_text().strip() != secret
+    for env in (cli_env(ls), {**cli_env(ls), KEY_VARIABLE: "ab" * 32}):
+        renamed = run_cli("pull", env=env, cwd=tmp_path)
+        assert renamed.returncode == 1 and "pulling would rename the annotators of 1 annotations" in renamed.stderr
+        assert snapshot.read_bytes() == pulled
+    on_purpose = run_cli("pull", "--rename-annotators", env=cli_env(ls), cwd=tmp_path)
+    assert on_purpose.returncode == 0 and snapshot.read_bytes() != pulled
+
+
+def test_removed_accounts_keep_their_names(ls, tmp_path):
+    """Label Studio renames the e-mail of every account removed from the organization to "Deleted"."""
+    project = make_project(tmp_path, "removed accounts")
+    result = push_sentences(ls, project, synthetic_sentences(2, "rm"))
+    tasks = [t.id for t in ls.client().tasks.list(project=result.project_id)]
+    people = [annotator_connection(ls, f"leaver{n}@example.org", f"leaver-secret-{n}") for n in range(2)]
+    for person in people:
+        annotate(person, tasks[0], [], "neutral", 1.0)
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
+    assert run_cli("pull", env=cli_env(ls), cwd=tmp_path).returncode == 0
+    before = snapshot.read_bytes()
+    names = {a["annotator"] for a in json.loads(before)["annotations"]}
+    assert len(names) == 2
+    organization = ls.client().users.whoami().active_organization
+    for person in people:
+        user_id = person.client().users.whoami().id
+        response = ls.http().request(f"api/organizations/{organization}/memberships/{user_id}/", method="DELETE")
+        assert response.status_code < 300, response.text
+    again = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert snapshot.read_bytes() == before  # neither renamed nor merged into one "Deleted" person

@@ -41,16 +41,43 @@ def resolve_connection(root: Path) -> Connection:
     """LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY when set, else the project's local server."""
     url, key = os.environ.get(URL_VARIABLE), os.environ.get(KEY_VARIABLE)
     if url and key:
-        return Connection(url.rstrip("/"), key, "environment")
+        return Connection(_checked_url(url), _checked_key(key), "environment")
     if url or key:
         missing = KEY_VARIABLE if url else URL_VARIABLE
         raise LabelStudioError(f"{missing} is not set: set both {URL_VARIABLE} and {KEY_VARIABLE}, or neither to use the local server")
     state = server.read_state(root)
+    if state is not None and not server.belongs_to(state, root):
+        raise LabelStudioError(
+            f"{server.state_path(root)} belongs to another project folder ({state.data_dir}): "
+            "run `builder server start` to start this project's own server"
+        )
     if state is None or not server.is_running(state):
         raise LabelStudioError(
             f"no Label Studio to talk to: run `builder server start`, or set {URL_VARIABLE} and {KEY_VARIABLE}"
         )
     return Connection(state.url, state.token, "local server", state.data_dir)
+
+
+def _checked_url(url: str) -> str:
+    """LABEL_STUDIO_URL as an http(s) URL without credentials (they would appear in every message)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        raise LabelStudioError(f"{URL_VARIABLE} is not a URL such as http://localhost:8080") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LabelStudioError(f"{URL_VARIABLE} is not an http(s) URL such as http://localhost:8080")
+    if parts.username or parts.password:
+        raise LabelStudioError(f"{URL_VARIABLE} must not hold a user name or password: put the API key in {KEY_VARIABLE}")
+    return url.strip().rstrip("/")
+
+
+def _checked_key(key: str) -> str:
+    if not key.isascii() or not key.isprintable() or " " in key.strip():
+        raise LabelStudioError(f"{KEY_VARIABLE} is not an API key (printable ASCII without spaces): copy it from Label Studio's Account page")
+    return key.strip()
 
 
 @contextlib.contextmanager

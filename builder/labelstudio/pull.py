@@ -22,7 +22,9 @@ pull) or a state that cannot be read makes the pull a full one, and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -37,11 +39,11 @@ from builder.errors import LabelStudioError
 from builder.jsonio import atomic_write
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
-from builder.labelstudio.views import upsert_view
-from builder.pseudonyms import Pseudonymizer, create_key, load_key, scheme_of
+from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
 from builder.scheme import Project
 from builder.snapshot import normalise_task, read_snapshot, write_snapshot
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 CHANGED_VIEW_TITLE = "builder: changed since last pull"
 REFETCH_VIEW_TITLE = "builder: tasks to fetch again"
 EXPORT_TITLE = "builder pull"
@@ -95,11 +97,38 @@ def read_pull_state(project: Project) -> tuple[dict, str]:
         return {}, f"{path} is unreadable ({str(exc)[:80]})"
 
 
-def _write_pull_state(project: Project, key: str, entry: dict) -> None:
+def read_accounts(project: Project, key_id: str, url: str) -> dict[str, str]:
+    """The pseudonyms already given to this server's accounts under this key (user id -> pseudonym)."""
+    path = _state_path(project)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        accounts = state["accounts"][key_id][url] if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(accounts, dict):
+        return {}
+    return {k: v for k, v in accounts.items() if isinstance(k, str) and k.isascii() and k.isdigit() and is_pseudonym(v)}
+
+
+def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url: str, names: dict[int, str]) -> None:
+    from builder.jsonio import private_dir
+
+    path = _state_path(project)
     pulls, _ = read_pull_state(project)
     pulls[key] = entry
-    with atomic_write(_state_path(project), "w") as handle:
-        json.dump({"format": STATE_FORMAT, "pulls": pulls}, handle, indent=2, sort_keys=True)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        accounts = state.get("accounts") if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+    except (OSError, ValueError):
+        accounts = None
+    accounts = accounts if isinstance(accounts, dict) else {}
+    per_key = accounts.get(key_id) if isinstance(accounts.get(key_id), dict) else {}
+    known = per_key.get(url) if isinstance(per_key.get(url), dict) else {}
+    per_key[url] = {**known, **{str(user): name for user, name in sorted(names.items())}}
+    accounts[key_id] = per_key
+    private_dir(path.parent)
+    with atomic_write(path, "w") as handle:
+        json.dump({"format": STATE_FORMAT, "pulls": pulls, "accounts": accounts}, handle, indent=2, sort_keys=True)
 
 
 def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]) -> Pseudonymizer:
@@ -124,11 +153,31 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
     return Pseudonymizer(key, project.name)
 
 
-def annotator_names(connection: Connection, pseudonymize: Pseudonymizer) -> dict[int, str]:
-    """Label Studio user id -> pseudonym (ids and e-mails never leave this function)."""
-    with calling(connection, "listing users"):
+def annotator_names(connection: Connection, pseudonymize: Pseudonymizer, known: dict[str, str] | None = None) -> dict[int, str]:
+    """Label Studio user id -> pseudonym (ids and e-mails never leave this function).
+
+    An account keeps the name it was first given (`known`, from earlier pulls with this key), so a
+    changed e-mail never renames anyone; Label Studio sets the e-mail of every account removed from
+    the organization to "Deleted", which must not merge those people into one. A new account is
+    named from its e-mail, so the same person gets the same name on any server; an account without
+    a usable e-mail is named from its id on this server.
+    """
+    doing = "listing users"
+    with calling(connection, doing):
         users = list(connection.client().users.list())
-    return {user.id: pseudonymize(user.email or f"user-{user.id}@{connection.url}") for user in users}
+    known = known or {}
+    names = {}
+    for user in users:
+        user_id, email = getattr(user, "id", None), getattr(user, "email", None)
+        if type(user_id) is not int:
+            raise unexpected_answer(connection, doing, "users with integer ids")
+        if str(user_id) in known:
+            names[user_id] = known[str(user_id)]
+        elif isinstance(email, str) and _EMAIL.match(email.strip()):
+            names[user_id] = pseudonymize(email)
+        else:
+            names[user_id] = pseudonymize(f"user-{user_id}@{connection.url}")
+    return names
 
 
 def server_time(connection: Connection) -> datetime | None:
@@ -171,11 +220,24 @@ def _delete_export(connection: Connection, project_id: int, export_id: int, file
         path.unlink()
 
 
-def remove_stale_exports(connection: Connection, project_id: int) -> int:
-    """Exports builder made but did not remove (an interrupted pull); returns how many went."""
+STALE_AFTER = timedelta(hours=1)  # an export this old titled "builder pull" belongs to no running pull
+
+
+def remove_stale_exports(connection: Connection, project_id: int, now: datetime | None) -> int:
+    """Exports builder made but did not remove (a killed pull); returns how many went.
+
+    Only those older than STALE_AFTER: a younger one may belong to a pull running elsewhere.
+    """
+    if now is None:
+        return 0
     client = connection.client()
     with calling(connection, "listing exports"):
-        stale = [e for e in client.projects.exports.list(project_id) if getattr(e, "title", None) == EXPORT_TITLE]
+        exports = list(client.projects.exports.list(project_id))
+    stale = [
+        e for e in exports
+        if getattr(e, "title", None) == EXPORT_TITLE and isinstance(getattr(e, "created_at", None), datetime)
+        and now - e.created_at.astimezone(UTC) > STALE_AFTER
+    ]
     for export in stale:
         filename = _file_name(connection, project_id, export.id) if connection.data_dir and export.status == "completed" else ""
         _delete_export(connection, project_id, export.id, filename)
@@ -223,24 +285,23 @@ def export_tasks(connection: Connection, project_id: int, view_id: int | None = 
     return tasks
 
 
-def _create_view(connection: Connection, project_id: int, title: str, selected: list[int]) -> int:
-    """A view holding exactly the tasks `selected` (by id)."""
-    doing = "preparing tasks to fetch again"
-    for view in _views(connection, project_id, title):
-        with calling(connection, doing):
-            connection.client().views.delete(str(view))
-    body = {"project": project_id, "data": {"title": title}, "selected_items": {"all": False, "included": sorted(selected)}}
+@contextlib.contextmanager
+def temporary_view(connection: Connection, project_id: int, title: str, filters: dict | None = None, selected: list[int] | None = None):
+    """A Data Manager view of this pull's own (filtered or selected tasks), deleted when the block ends."""
+    doing = "preparing the tasks to fetch"
+    body: dict = {"project": project_id, "data": {"title": title, **({"filters": filters} if filters else {})}}
+    if selected is not None:
+        body["selected_items"] = {"all": False, "included": sorted(selected)}
     with calling(connection, doing):
         response = connection.http().request("api/dm/views/", method="POST", json=body)
     created = check_response(connection, response, doing)
-    if not isinstance(created, dict) or not isinstance(created.get("id"), int):
+    if not isinstance(created, dict) or type(created.get("id")) is not int:
         raise unexpected_answer(connection, doing, "the new view")
-    return created["id"]
-
-
-def _views(connection: Connection, project_id: int, title: str) -> list[int]:
-    with calling(connection, "listing views"):
-        return [v.id for v in connection.client().views.list(project=project_id) if (v.data or {}).get("title") == title]
+    try:
+        yield created["id"]
+    finally:
+        with calling(connection, "removing a view builder made"):
+            connection.client().views.delete(str(created["id"]))
 
 
 def _count(connection: Connection, project_id: int, filters: dict) -> tuple[int, int, int]:
@@ -333,28 +394,34 @@ def pull(
     output: Path | None = None,
     since_last: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    rename_annotators: bool = False,
 ) -> PullResult:
-    """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed."""
+    """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed.
+
+    Refuses to rename the annotators of an existing output (another pseudonym key) unless
+    `rename_annotators`."""
     from builder.locks import exclusive, lock_path
 
     output = Path(output or project.annotations_dir / "snapshot.jsonl")
     project_id = require_project(connection, project)
-    with exclusive(lock_path("pull", str(output.resolve())), on_wait=lambda pid: log(f"waiting for another pull into {output} (pid {pid})")):
-        return _pull_locked(connection, project, project_id, output, since_last, log)
+    # One pull of a project at a time: the exports and views a pull makes are its own until it ends.
+    waiting = lambda pid: log(f"waiting for another pull of '{project.project_title}' on {connection.url} (pid {pid})")  # noqa: E731
+    with exclusive(lock_path("pull", connection.url, str(project_id)), on_wait=waiting):
+        return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators)
 
 
-def _pull_locked(connection, project, project_id, output, since_last, log) -> PullResult:
+def _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators) -> PullResult:
     pseudonymize = pseudonymizer_for(project, output, log)
-    remove_stale_exports(connection, project_id)
     now = server_time(connection)
-    names = annotator_names(connection, pseudonymize)
+    remove_stale_exports(connection, project_id, now)
+    names = annotator_names(connection, pseudonymize, read_accounts(project, pseudonymize.key_id, connection.url))
     key = _state_key(connection, project_id, output)
     why_full = ""
     previous = None
     if since_last:
         pulls, problem = read_pull_state(project)
         previous = pulls.get(key)
-        why_full = problem or _why_not_incremental(previous, output, names, pseudonymize)
+        why_full = problem or _why_not_incremental(previous, output, pseudonymize, now)
         if why_full:
             previous = None
     if previous is None:
@@ -363,15 +430,55 @@ def _pull_locked(connection, project, project_id, output, since_last, log) -> Pu
         result = PullResult(output, len(tasks), 0, len(tasks) - len(snapshot), False, why_full)
     else:
         snapshot, result = _incremental(connection, project_id, output, previous["since"], names, pseudonymize)
+    if output.is_file() and not rename_annotators:
+        _refuse_renames(output, snapshot, log)
     result.written = write_snapshot(output, snapshot.values())
     entry = {
         "since": _iso(now - SINCE_MARGIN) if now else _newest(snapshot.values(), previous),
         "snapshot_sha256": _snapshot_sha256(output),
-        "annotators": {str(k): v for k, v in sorted(names.items())},
         "key_id": pseudonymize.key_id,
     }
-    _write_pull_state(project, key, entry)
+    _write_pull_state(project, key, entry, pseudonymize.key_id, connection.url, names)
     return result
+
+
+def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str], None]) -> None:
+    """Refuse a pull that would give an annotation already in `output` another keyed pseudonym.
+
+    The same annotation (task id, annotation id, sentence and labels) under another name means another
+    pseudonym key: every annotator would be renamed. Names of the unkeyed scheme of release 1.0.0 move
+    to the keyed scheme, as intended, and that is said.
+    """
+    from builder.jsonio import read_jsonl
+    from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError
+
+    renamed, example, legacy = 0, None, 0
+    for old in read_jsonl(output, on_bad_line=lambda where, detail: None):
+        if not isinstance(old, dict) or not isinstance(old.get("annotations"), list):
+            continue
+        new = snapshot.get(old.get("task_id"))
+        if new is None or not isinstance(old.get("data"), dict) or old["data"].get("sentence_id") != new["data"].get("sentence_id"):
+            continue
+        now_named = {a["id"]: a for a in new["annotations"]}
+        for annotation in old["annotations"]:
+            if not isinstance(annotation, dict) or annotation.get("id") not in now_named:
+                continue
+            same = now_named[annotation["id"]]
+            if same["result"] != annotation.get("result") or same["annotator"] == annotation.get("annotator"):
+                continue
+            if scheme_of([str(annotation.get("annotator"))]) == LEGACY_SCHEME:
+                legacy += 1
+                continue
+            renamed += 1
+            example = example or (annotation.get("annotator"), same["annotator"])
+    if legacy:
+        log(f"{legacy} annotations in {output} move from the unkeyed pseudonyms of release 1.0.0 to keyed ones")
+    if renamed:
+        raise PseudonymKeyError(
+            f"pulling would rename the annotators of {renamed} annotations in {output} (e.g. {example[0]} -> {example[1]}): "
+            f"this is not the pseudonym key they were pulled with; use that key (.builder/pseudonym.key or {KEY_VARIABLE}), "
+            "or pass --rename-annotators to rename them on purpose"
+        )
 
 
 def _newest(tasks: Iterable[dict], previous: dict | None) -> str:
@@ -379,27 +486,30 @@ def _newest(tasks: Iterable[dict], previous: dict | None) -> str:
     return (previous or {}).get("since") or "1970-01-01T00:00:00.000000Z"
 
 
-def _why_not_incremental(previous: dict | None, output: Path, names: dict[int, str], pseudonymize: Pseudonymizer) -> str:
+def _why_not_incremental(previous: dict | None, output: Path, pseudonymize: Pseudonymizer, now: datetime | None) -> str:
     if previous is None:
         return f"no earlier pull into {output} from this server and project"
     if not output.is_file():
         return f"{output} does not exist"
     if not isinstance(previous, dict) or not all(isinstance(previous.get(k), str) for k in ("since", "snapshot_sha256", "key_id")):
         return "the pull state is incomplete"
+    try:
+        since = datetime.strptime(previous["since"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "the pull state's time is unreadable"
+    if now is not None and since > now:
+        return "the pull state's time is later than the server's clock"
     if _snapshot_sha256(output) != previous["snapshot_sha256"]:
         return f"{output} changed since the last pull into it"
     if previous["key_id"] != pseudonymize.key_id:
         return "the pseudonym key changed"
-    recorded = previous.get("annotators") if isinstance(previous.get("annotators"), dict) else {}
-    if any(names.get(int(user)) != name for user, name in recorded.items() if user.isdigit()):
-        return "an annotator's account changed (e-mail or removal), which renames their annotations"
     return ""
 
 
 def _incremental(connection, project_id, output, since, names, pseudonymize) -> tuple[dict[int, dict], PullResult]:
     filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
-    view_id = upsert_view(connection, project_id, CHANGED_VIEW_TITLE, filters, "preparing the incremental pull")
-    changed = export_tasks(connection, project_id, view_id)
+    with temporary_view(connection, project_id, CHANGED_VIEW_TITLE, filters=filters) as view_id:
+        changed = export_tasks(connection, project_id, view_id)
     snapshot = {t["task_id"]: t for t in read_snapshot(output)}
     before = set(snapshot)
     updated = _annotated(changed, names, pseudonymize, connection.url)
@@ -419,8 +529,8 @@ def _incremental(connection, project_id, output, since, names, pseudonymize) -> 
             snapshot = _annotated(everything, names, pseudonymize, connection.url)
             result.fetched += len(everything)
         elif differing:
-            view_id = _create_view(connection, project_id, REFETCH_VIEW_TITLE, differing)
-            refetched = export_tasks(connection, project_id, view_id)
+            with temporary_view(connection, project_id, REFETCH_VIEW_TITLE, selected=differing) as view_id:
+                refetched = export_tasks(connection, project_id, view_id)
             fresh = _annotated(refetched, names, pseudonymize, connection.url)
             for task_id in differing:
                 snapshot.pop(task_id, None)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from builder.errors import LabelStudioError
+from builder.jsonio import private_dir
 
 LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_PORT = 8080
@@ -66,13 +67,6 @@ def state_path(root: Path) -> Path:
     return root / STATE_DIR / "server.json"
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (with parents) readable by its owner only; tighten it if it exists already."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
-
-
 def tighten(folder: Path) -> None:
     """Make every folder under `folder` 0700 and every file 0600 (made by earlier versions or other umasks)."""
     for current, _folders, files in os.walk(folder):
@@ -96,11 +90,24 @@ def read_state(root: Path) -> ServerState | None:
     except (ValueError, TypeError) as exc:
         detail = str(exc).split("\n")[0][:120]
         raise UnreadableState(f"{path}: unreadable server state ({detail}); run `builder server start`, which recovers access to the local server") from None
-    wrong = [key for key, kind in _STATE_TYPES.items() if not isinstance(getattr(state, key), kind)]
-    if wrong or not (state.pid is None or isinstance(state.pid, int)):
-        field = wrong[0] if wrong else "pid"
-        raise UnreadableState(f"{path}: unreadable server state (field '{field}' has the wrong type); run `builder server start`, which recovers access to the local server")
+    wrong = [key for key, kind in _STATE_TYPES.items() if type(getattr(state, key)) is not kind]
+    if not wrong and not 1 <= state.port <= 65535:
+        wrong = ["port"]
+    if not wrong and not (state.pid is None or (type(state.pid) is int and state.pid > 0)):
+        wrong = ["pid"]
+    if wrong:
+        raise UnreadableState(f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); run `builder server start`, which recovers access to the local server")
     return state
+
+
+def data_dir_of(root: Path) -> Path:
+    """The local server's data folder of the project at `root`."""
+    return (root / STATE_DIR / "label-studio-data").resolve()
+
+
+def belongs_to(state: ServerState, root: Path) -> bool:
+    """Whether `state` is this project's (a state file copied from another project is not)."""
+    return Path(state.data_dir).resolve() == data_dir_of(root)
 
 
 def write_state(root: Path, state: ServerState) -> None:
@@ -134,7 +141,10 @@ def _cmdline(pid: int) -> list[bytes] | None:
 
 
 def _is_our_server(cmdline: list[bytes], data_dir: str) -> bool:
-    return any(b"label-studio" in part for part in cmdline) and os.fsencode(data_dir) in cmdline
+    """A `label-studio start ... --data-dir DATA_DIR` process (not any process naming the folder)."""
+    runs_label_studio = any(os.path.basename(part) == b"label-studio" for part in cmdline[:2])
+    pairs = zip(cmdline, cmdline[1:])
+    return runs_label_studio and b"start" in cmdline[:4] and (b"--data-dir", os.fsencode(data_dir)) in pairs
 
 
 def is_running(state: ServerState | None) -> bool:
@@ -151,6 +161,14 @@ def is_running(state: ServerState | None) -> bool:
             return False
         return True
     return _is_our_server(cmdline, state.data_dir)
+
+
+def _port_of(pid: int) -> int | None:
+    cmdline = _cmdline(pid) or []
+    for flag, value in zip(cmdline, cmdline[1:]):
+        if flag == b"--port" and value.isdigit() and 1 <= int(value) <= 65535:
+            return int(value)
+    return None
 
 
 def servers_using(data_dir: Path) -> list[int]:
@@ -317,14 +335,17 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
 
     Recovers access when the state file is missing or unreadable, or the recorded token is refused.
     """
-    data_dir = (root / STATE_DIR / "label-studio-data").resolve()
+    if port is not None and not 1 <= port <= 65535:
+        raise LabelStudioError(f"--port {port}: a port is a number from 1 to 65535")
+    data_dir = data_dir_of(root)
     try:
         state = read_state(root)
     except UnreadableState as exc:
         log(f"{str(exc).split(';')[0]}: making new credentials for the local server")
         state = None
-    if state is not None and Path(state.data_dir).resolve() != data_dir:
-        state = None  # a state file copied from elsewhere: its server is not this project's
+    if state is not None and not belongs_to(state, root):
+        log(f"{state_path(root)} belongs to another project folder ({state.data_dir}): making new credentials for this one")
+        state = None  # copied from elsewhere: its server and its credentials are not this project's
     if state is not None and is_running(state) and (port is None or port == state.port) and is_healthy(state.url):
         _ensure_access(state, log)
         return state
@@ -333,6 +354,7 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
     servers_stopped = servers_using(data_dir)
     for orphan in servers_stopped:  # ours (same data folder), but its state file was lost
         log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
+        port = port or _port_of(orphan)  # annotators' links keep working
         _terminate(orphan)
     port = port or (state.port if state else DEFAULT_PORT)
     deadline = time.monotonic() + 20  # a stopped server's workers may hold the port a moment longer
@@ -397,7 +419,9 @@ def stop(root: Path) -> bool:
         state = read_state(root)
     except UnreadableState:
         state = None
-    data_dir = (root / STATE_DIR / "label-studio-data").resolve()
+    if state is not None and not belongs_to(state, root):
+        state = None  # never stop another project's server
+    data_dir = data_dir_of(root)
     pids = [state.pid] if is_running(state) else servers_using(data_dir)
     if not pids:
         return False
