@@ -25,6 +25,10 @@ class CleanErrors(click.Group):
         except BuilderError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
+        except OSError as exc:  # a write builder does not guard itself: stdout to a full disk, a closed pipe
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("error: interrupted; outputs were left as they were before this run", err=True)
             ctx.exit(130)
@@ -120,7 +124,7 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     for path, option, kinds in outputs:
         if path is not None:
             check_output_file(path, project, option, replaces=kinds)
-    result = split_files(articles, output, project, articles_output)
+    result = split_files(articles, output, project, articles_output, report_path=report_path)
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)

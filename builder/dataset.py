@@ -206,6 +206,7 @@ def build_dataset(
             write_card(project, staging, facts, version)
             if version is None:
                 write_marker(staging, command)
+            check_output_folder(given, project, fresh=version is not None)  # again: files may have appeared meanwhile
             _replace_folder(staging, output)
         except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
             raise write_error(given, exc.reason) from None

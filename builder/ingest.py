@@ -25,6 +25,7 @@ SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 OPTIONAL_FIELDS = ("title", "url", "published", "target")
 TITLE_MAX = 200  # characters; a longer first line is body text, a longer explicit title is cut
 TARGET_MAX = 1000  # characters; a per-article stance target is copied into every sentence
+ID_MAX = 200  # characters; an article id is copied into every sentence (and hashed into its id)
 MIN_SENTENCE_WORDS = 6  # an HTML page needs one line this long with sentence punctuation
 
 _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
@@ -238,6 +239,15 @@ def has_sentence(text: str) -> bool:
     )
 
 
+def _report_kind(text: str) -> str | None:
+    """'a report' when `text` is a builder report (split or validate `--report`), else None."""
+    try:
+        whole = orjson.loads(text.lstrip("\ufeff"))
+    except orjson.JSONDecodeError:  # fails at the second line of a JSON Lines file: cheap
+        return None
+    return "a report" if isinstance(whole, dict) and {"stage", "problems"} <= whole.keys() else None
+
+
 class ArticleReader:
     """Turns files into article records, dropping (and reporting) what cannot be used."""
 
@@ -336,6 +346,10 @@ class ArticleReader:
             if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]).strip() == "":
                 self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
                 continue
+            if len(str(obj["id"])) > ID_MAX:
+                detail = f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
+                self.report.drop("bad field", where, detail, field="id")
+                continue
             if not isinstance(obj["text"], str) or not obj["text"].strip():
                 self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")
                 continue
@@ -369,7 +383,7 @@ class ArticleReader:
         try:
             kind = builder_output_kind(orjson.loads(match.group(1)))
         except orjson.JSONDecodeError:
-            return False
+            kind = _report_kind(text)  # a report is one JSON object over many lines
         if kind is None:
             return False
         if named:

@@ -52,11 +52,14 @@ def atomic_write(path: str | Path, mode: str = "wb"):
     line naming `path` and saying whether a previous `path` was kept; the temp file is removed.
     """
     path = Path(path)
+    if path.is_symlink():  # write where the link points; the link stays a link
+        path = path.resolve()
     tmp = handle = None
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; an output gets the usual mode
             handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
         except OSError as exc:
             raise write_error(path, exc) from None
@@ -76,6 +79,16 @@ def atomic_write(path: str | Path, mode: str = "wb"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file being replaced, else what a new file gets under the current umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def private_dir(path: Path) -> Path:

@@ -38,17 +38,20 @@ def split_files(
     project: Project,
     articles_path: str | Path | None = None,
     engine: str = DEFAULT_ENGINE,
+    report_path: str | Path | None = None,
 ) -> SplitResult:
     """Read articles, split them into sentences, write both files atomically (sorted by article id).
 
-    The output paths are never read as input. When no valid article was read, nothing is written:
-    the previous outputs stay as they were (`written` is False, `kept` names them).
+    The output paths (and `report_path`, written by the caller) are never read as input. When no
+    valid article was read, nothing is written: the previous outputs stay as they were (`written`
+    is False, `kept` names them).
     """
     sentences_path = Path(sentences_path)
     articles_path = Path(articles_path) if articles_path else default_articles_path(sentences_path)
     report = Report("split")
     reader = ArticleReader(report, project.boilerplate_rules)
-    articles = sorted(reader.read(inputs, exclude=(sentences_path, articles_path)), key=lambda a: a["id"])
+    outputs = [path for path in (sentences_path, articles_path, report_path) if path is not None]
+    articles = sorted(reader.read(inputs, exclude=outputs), key=lambda a: a["id"])
     if not articles:
         kept = tuple(path for path in (sentences_path, articles_path) if path.exists())
         return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept)

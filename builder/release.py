@@ -71,6 +71,8 @@ def version_key(text: str):
     """A sort key with Semantic Versioning 2.0.0 precedence (pre-releases first, build metadata ignored)."""
     import semver
 
+    if len(text) > 64:  # a folder name under releases/; semver itself sets no bound
+        raise BuilderError(f"'{text[:20]}...' is not a semantic version such as 1.2.0 (at most 64 characters)")
     try:
         return semver.Version.parse(text)
     except (ValueError, TypeError):
@@ -81,6 +83,12 @@ def _is_version(text: str) -> bool:
     import semver
 
     return semver.Version.is_valid(text)
+
+
+def _release_folders(project: Project) -> list[str]:
+    """Folders under releases/ named like a version, with or without a manifest."""
+    folder = project.root / RELEASES_DIR
+    return [p.name for p in folder.iterdir() if p.is_dir() and _is_version(p.name)] if folder.is_dir() else []
 
 
 def releases(project: Project) -> list[str]:
@@ -192,6 +200,8 @@ def file_hashes(folder: Path) -> dict[str, str]:
 def _parquet_files(folder: Path) -> Iterator[tuple[str, Path]]:
     for split in SPLITS:
         for path in sorted((folder / "data").glob(f"{split}-*.parquet")):
+            if not path.is_file():  # a folder or a FIFO in its place: never opened (a FIFO would hang)
+                raise OSError(f"{path} is not a regular file")
             yield split, path
 
 
@@ -577,6 +587,10 @@ def _chain_problems(project: Project) -> list[str]:
     versions = releases(project)
     digests = {v: _sha256(project.root / RELEASES_DIR / v / MANIFEST) for v in versions}
     entries = _changelog_entries(project)
+    for name in sorted(set(_release_folders(project)) - set(versions)):
+        problems.append(f"release {name}: {RELEASES_DIR}/{name} has no {MANIFEST}: restore it from git")
+    for name in sorted(set(entries) - set(versions)):
+        problems.append(f"release {name}: {CHANGELOG} has an entry for it, but {RELEASES_DIR}/{name}/{MANIFEST} is missing: restore it from git")
     for i, version in enumerate(versions):
         try:
             manifest = read_manifest(project, version)

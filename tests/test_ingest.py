@@ -15,7 +15,7 @@ import pytest
 from builder.ingest import ArticleReader
 from builder.report import Report
 
-from .conftest import ROOT, SAMPLE, SEED
+from .conftest import ROOT, SAMPLE, SEED, run_cli
 
 
 def read(paths):
@@ -365,3 +365,17 @@ def test_headline_is_a_short_first_line_followed_by_text(text, title):
     from builder.ingest import headline
 
     assert headline(text) == title
+
+
+def test_split_never_reads_its_report_and_bounds_article_ids(tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(SAMPLE, folder)
+    for name in ("report.txt", "report.jsonl"):
+        args = ["split", folder, "-o", folder / "out.jsonl", "--report", folder / name]
+        first, second = run_cli(*args, cwd=ROOT), run_cli(*args, cwd=ROOT)
+        assert first.returncode == 0 and second.returncode == 0, second.stderr
+        assert "5 articles" in second.stderr and "invalid json" not in second.stderr
+    long_id = tmp_path / "long.jsonl"
+    long_id.write_text(json.dumps({"id": "x" * 5000, "text": "One sentence here. " * 50}) + "\n", encoding="utf-8")
+    result = run_cli("split", long_id, "-o", tmp_path / "s.jsonl", cwd=ROOT)
+    assert result.returncode == 1 and "field 'id' has 5,000 characters (at most 200" in result.stderr

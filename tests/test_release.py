@@ -379,6 +379,18 @@ def test_verify_checks_the_chain_across_releases(copy):
         assert "mismatch: release 1.0.0: manifest.json sha256" in result.stderr and "that release 1.1.0 recorded" in result.stderr
 
 
+def test_a_release_whose_manifest_is_gone_is_not_skipped(copy):
+    """Removing the newest manifest must not let verify pass, nor a new release chain onto an older one."""
+    folder, project = copy
+    (folder / "releases" / "1.1.0" / "manifest.json").unlink()
+    for version in ("1.0.0",):
+        result = builder(folder, "verify", version)
+        assert result.returncode == 1 and "release 1.1.0: releases/1.1.0 has no manifest.json" in result.stderr
+    refused = builder(folder, "release", "1.2.0")
+    assert refused.returncode == 1 and "does not verify" in refused.stderr
+    assert not (folder / "releases" / "1.2.0").exists()
+
+
 def test_diff_decodes_each_release_with_its_own_label_names(repo):
     """Reordering the stance labels between two releases with unchanged annotations: nothing relabelled."""
     folder, project = repo
