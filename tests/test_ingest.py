@@ -123,7 +123,7 @@ def test_split_command_on_sample_writes_sorted_deterministic_output(tmp_path):
 
 def test_failed_run_leaves_no_half_written_output(tmp_path):
     output = tmp_path / "sentences.jsonl"
-    output.write_text("previous\n", encoding="utf-8")
+    output.write_text('{"article_id": "previous", "id": "x", "sentence_index": 0}\n', encoding="utf-8")
     result = run_split(tmp_path / "missing-folder", "-o", output)
     assert result.returncode == 1 and "no such file or folder" in result.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -11,7 +11,7 @@ def upsert_view(connection: Connection, project_id: int, title: str, filters: di
     data = {"title": title, "filters": filters}
     with calling(connection, doing):
         for view in client.views.list(project=project_id):
-            if (view.data or {}).get("title") == title:
+            if isinstance(view.data, dict) and view.data.get("title") == title:
                 client.views.update(str(view.id), project=project_id, data=data)
                 return view.id
         return client.views.create(project=project_id, data=data).id
