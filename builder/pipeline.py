@@ -86,23 +86,17 @@ def read_sentences(path: str | Path) -> list[dict]:
         where = f"{path}:{number}"
         if not isinstance(sentence, dict):
             raise InputError(f"{where}: expected a JSON object (a sentence), not {_kind(sentence)}")
-        for key, required in _SENTENCE_STRINGS.items():
+        fields = [(key, required, str) for key, required in _SENTENCE_STRINGS.items()]
+        fields += [(key, required, int) for key, required in _SENTENCE_INTEGERS.items()]
+        for key, required, kind in fields:
             if key not in sentence:
                 if required:
                     raise InputError(f"{where}: field '{key}' is missing")
                 continue
             value = sentence[key]
-            if not isinstance(value, str) or (required and not value):
+            if kind is str and (not isinstance(value, str) or (required and not value)):
                 raise InputError(f"{where}: field '{key}' must be a {'non-empty ' if required else ''}string, not {_kind(value)}")
-        for key, required in _SENTENCE_INTEGERS.items():
-            if key not in sentence:
-                if required:
-                    raise InputError(f"{where}: field '{key}' is missing")
-                continue
-            value = sentence[key]
-            if key == "occurrence" and value is None:
-                continue
-            if type(value) is not int or not 0 <= value <= INT32_MAX:
+            if kind is int and not (key == "occurrence" and value is None) and (type(value) is not int or not 0 <= value <= INT32_MAX):
                 raise InputError(f"{where}: field '{key}' must be an integer from 0 to {INT32_MAX}, not {_kind(value)}")
         sentences.append(sentence if "occurrence" in sentence else {**sentence, "occurrence": None})
     return sentences

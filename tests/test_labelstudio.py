@@ -39,6 +39,14 @@ def synthetic_sentences(n: int, prefix: str = "s") -> list[dict]:
     ]
 
 
+def start_push(connection: Connection, path, cwd, batch_size: int) -> subprocess.Popen:
+    """`builder push` running in the background (to kill, interrupt or run beside others)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "builder", "push", str(path), "--batch-size", str(batch_size), "--predictor", "none"],
+        env=cli_env(connection), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 def test_push_sets_up_project_from_scheme_and_is_idempotent(ls, tmp_path, sample_sentences):
     project = make_project(tmp_path, "push twice")
     path, sentences = sample_sentences
@@ -102,10 +110,7 @@ def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
     sentences = synthetic_sentences(5000, "k")
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, sentences)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "250", "--predictor", "none"],
-        env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    process = start_push(ls, path, tmp_path, 250)
     deadline = time.monotonic() + 120
     project_id = None
     while time.monotonic() < deadline:
@@ -294,10 +299,7 @@ def test_parallel_pushes_into_a_new_project_make_each_task_once(ls, tmp_path):
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, sentences)
     runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "500", "--predictor", "none"],
-            env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        start_push(ls, path, tmp_path, 500)
         for _ in range(3)
     ]
     outputs = [run.communicate(timeout=300) for run in runs]
@@ -315,10 +317,7 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
     sentences = synthetic_sentences(5000, "int")
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, sentences)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "push", str(path), "--batch-size", "250", "--predictor", "none"],
-        env=cli_env(ls), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = start_push(ls, path, tmp_path, 250)
     deadline, project_id = time.monotonic() + 120, None
     while time.monotonic() < deadline:
         project_id = project_id or find_project(ls, project)

@@ -83,52 +83,53 @@ def _state_key(connection: Connection, project_id: int, output: Path) -> str:
     return f"{connection.url}#{project_id}#{output.resolve()}"
 
 
-def read_pull_state(project: Project) -> tuple[dict, str]:
-    """(pulls by key, problem): an unreadable or foreign state file is an empty one, and says so."""
+def _load_state(project: Project) -> tuple[dict, str]:
+    """The whole state file (`pulls` and `accounts`), and a problem when it cannot be used (then it is empty)."""
     path = _state_path(project)
+    empty = {"pulls": {}, "accounts": {}}
     if not path.is_file():
-        return {}, ""
+        return empty, ""
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not isinstance(state.get("pulls"), dict):
-            return {}, f"{path} is from another builder version"
-        return state["pulls"], ""
     except (OSError, ValueError) as exc:
-        return {}, f"{path} is unreadable ({str(exc)[:80]})"
+        return empty, f"{path} is unreadable ({str(exc)[:80]})"
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not isinstance(state.get("pulls"), dict):
+        return empty, f"{path} is from another builder version"
+    accounts = state.get("accounts")
+    return {"pulls": state["pulls"], "accounts": accounts if isinstance(accounts, dict) else {}}, ""
+
+
+def read_pull_state(project: Project) -> tuple[dict, str]:
+    """(pulls by key, problem): an unreadable or foreign state file is an empty one, and says so."""
+    state, problem = _load_state(project)
+    return state["pulls"], problem
+
+
+def _accounts_of(state: dict, key_id: str, url: str) -> dict:
+    per_key = state["accounts"].get(key_id)
+    known = per_key.get(url) if isinstance(per_key, dict) else None
+    return known if isinstance(known, dict) else {}
 
 
 def read_accounts(project: Project, key_id: str, url: str) -> dict[str, str]:
     """The pseudonyms already given to this server's accounts under this key (user id -> pseudonym)."""
-    path = _state_path(project)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        accounts = state["accounts"][key_id][url] if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    if not isinstance(accounts, dict):
-        return {}
-    return {k: v for k, v in accounts.items() if isinstance(k, str) and k.isascii() and k.isdigit() and is_pseudonym(v)}
+    known = _accounts_of(_load_state(project)[0], key_id, url)
+    return {k: v for k, v in known.items() if isinstance(k, str) and k.isascii() and k.isdigit() and is_pseudonym(v)}
 
 
 def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url: str, names: dict[int, str]) -> None:
     from builder.jsonio import private_dir
 
-    path = _state_path(project)
-    pulls, _ = read_pull_state(project)
-    pulls[key] = entry
-    try:
-        state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        accounts = state.get("accounts") if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
-    except (OSError, ValueError):
-        accounts = None
-    accounts = accounts if isinstance(accounts, dict) else {}
-    per_key = accounts.get(key_id) if isinstance(accounts.get(key_id), dict) else {}
-    known = per_key.get(url) if isinstance(per_key.get(url), dict) else {}
+    state, _ = _load_state(project)
+    state["pulls"][key] = entry
+    known = _accounts_of(state, key_id, url)
+    per_key = state["accounts"].get(key_id) if isinstance(state["accounts"].get(key_id), dict) else {}
     per_key[url] = {**known, **{str(user): name for user, name in sorted(names.items())}}
-    accounts[key_id] = per_key
+    state["accounts"][key_id] = per_key
+    path = _state_path(project)
     private_dir(path.parent)
     with atomic_write(path, "w") as handle:
-        json.dump({"format": STATE_FORMAT, "pulls": pulls, "accounts": accounts}, handle, indent=2, sort_keys=True)
+        json.dump({"format": STATE_FORMAT, **state}, handle, indent=2, sort_keys=True)
 
 
 def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]) -> Pseudonymizer:
@@ -434,7 +435,7 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
         _refuse_renames(output, snapshot, log)
     result.written = write_snapshot(output, snapshot.values())
     entry = {
-        "since": _iso(now - SINCE_MARGIN) if now else _newest(snapshot.values(), previous),
+        "since": _iso(now - SINCE_MARGIN) if now else _previous_since(previous),
         "snapshot_sha256": _snapshot_sha256(output),
         "key_id": pseudonymize.key_id,
     }
@@ -481,7 +482,7 @@ def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str]
         )
 
 
-def _newest(tasks: Iterable[dict], previous: dict | None) -> str:
+def _previous_since(previous: dict | None) -> str:
     """Fallback when the server sends no Date header: the previous `since` (never later than now)."""
     return (previous or {}).get("since") or "1970-01-01T00:00:00.000000Z"
 
