@@ -24,9 +24,9 @@ import sys, time
 from measure import peak_mb
 
 from pathlib import Path
-from builder.card import write_card
-from builder.dataset import write_dataset
-from builder.scheme import load_project
+from builder.dataset.card import write_card
+from builder.dataset.build import write_dataset
+from builder.project import load_project
 project = load_project(sys.argv[1])
 from builder.jsonio import paused_gc
 out = Path(sys.argv[3]); out.mkdir()

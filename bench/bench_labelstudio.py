@@ -23,10 +23,10 @@ from pathlib import Path
 
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection, resolve_connection
-from builder.labelstudio.config import labeling_config
+from builder.labeling_config import labeling_config
 from builder.labelstudio.pull import pull
 from builder.labelstudio.push import push_sentences, task_for
-from builder.scheme import load_project, project_from_dict
+from builder.project import load_project, project_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

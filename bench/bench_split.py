@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from builder.split import DEFAULT_ENGINE, ENGINES, sentence_spans
+from builder.sentences.segmenter import DEFAULT_ENGINE, ENGINES, sentence_spans
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "gum_news.jsonl"
 

@@ -24,8 +24,8 @@ import sys, time
 from measure import peak_mb
 
 from pathlib import Path
-from builder.pipeline import validate_snapshot
-from builder.scheme import load_project
+from builder.records.stage import validate_snapshot
+from builder.project import load_project
 project = load_project(sys.argv[1])
 
 began = time.perf_counter()
@@ -45,7 +45,7 @@ def generate(path: Path, n: int) -> None:
     """A snapshot as `builder pull` writes it: sorted by sentence id."""
     import orjson
 
-    from builder.split import sentence_id
+    from builder.sentences.segmenter import sentence_id
 
     labels = ["PER", "ORG", "LOC", "MISC"]
     stances = ["favor", "against", "neutral"]
@@ -75,8 +75,8 @@ def run_child(project: Path, snapshot: Path, records: Path) -> dict:
 def jsonschema_baseline(snapshot: Path, sample: int) -> float:
     import jsonschema
 
-    from builder.schemas import task_schema
-    from builder.scheme import load_project
+    from builder.model import task_schema
+    from builder.project import load_project
 
     validator = jsonschema.Draft202012Validator(task_schema(load_project(ROOT / "builder.toml")))
     with open(snapshot, "rb") as handle:

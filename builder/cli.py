@@ -13,7 +13,7 @@ import click
 from builder import __version__
 from builder.errors import BuilderError
 from builder.report import Report
-from builder.scheme import Project, load_project, no_project_file_error
+from builder.project import Project, load_project, no_project_file_error
 
 
 class CleanErrors(click.Group):
@@ -113,7 +113,7 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     """
     from builder.jsonio import atomic_write
     from builder.outputs import REPORT, check_output_file
-    from builder.pipeline import default_articles_path, split_files
+    from builder.sentences.stage import default_articles_path, split_files
 
     project = project_of(ctx)
     outputs = (
@@ -244,8 +244,8 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import push_sentences
-    from builder.pipeline import read_sentences
-    from builder.predict import make_predictor
+    from builder.sentences.stage import read_sentences
+    from builder.preannotate import make_predictor
 
     project = project_of(ctx)
     connection = resolve_connection(project.root)
@@ -333,7 +333,7 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
 
     from builder.jsonio import atomic_write
     from builder.outputs import REPORT, check_output_file
-    from builder.pipeline import validate_snapshot
+    from builder.records.stage import validate_snapshot
 
     project = project_of(ctx)
     records_path = records_path or project.root / "build" / "records.jsonl"
@@ -362,7 +362,7 @@ def stats(ctx, snapshot, as_json) -> None:
     """
     import json
 
-    from builder.pipeline import dataset_statistics
+    from builder.records.stage import dataset_statistics
 
     project = project_of(ctx)
     figures = dataset_statistics(project, snapshot or project.annotations_dir / "snapshot.jsonl")
@@ -396,7 +396,7 @@ def review(ctx, snapshot) -> None:
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.review import create_review_view
-    from builder.pipeline import unresolved_records
+    from builder.records.stage import unresolved_records
 
     project = project_of(ctx)
     unresolved = unresolved_records(project, snapshot or project.annotations_dir / "snapshot.jsonl")
@@ -423,7 +423,7 @@ def schema_command(ctx, check) -> None:
     """
     import tempfile
 
-    from builder.schemas import write_schemas
+    from builder.model import write_schemas
 
     project = project_of(ctx, needs_root=True)  # checks or writes the project's schema/
     folder = project.root / "schema"
@@ -454,7 +454,7 @@ def build(ctx, snapshot, output, repo_id) -> None:
     Example:
         builder build -o dist/my-dataset && python -c "import datasets; print(datasets.load_dataset('dist/my-dataset'))"
     """
-    from builder.dataset import build_dataset
+    from builder.dataset.build import build_dataset
 
     project = project_of(ctx)
     output = output or project.root / "dist" / project.name
@@ -463,7 +463,7 @@ def build(ctx, snapshot, output, repo_id) -> None:
     sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
     click.echo(f"built {output}: {sizes}")
     if repo_id:
-        from builder.hub import push_folder
+        from builder.dataset.hub import push_folder
 
         click.echo(f"pushed to {push_folder(output, repo_id)}")
 
@@ -483,7 +483,7 @@ def run(ctx, port, output) -> None:
     Example:
         builder run
     """
-    from builder.loop import run_sample_loop
+    from builder.sample_loop import run_sample_loop
 
     summary = run_sample_loop(project_of(ctx, needs_root=True), port=port, output=output, log=lambda m: click.echo(m, err=True))
     click.echo(summary)
@@ -506,7 +506,7 @@ def release(ctx, version, repo_id) -> None:
     Example:
         builder release 1.1.0
     """
-    from builder.release import cut_release
+    from builder.dataset.release import cut_release
 
     project = project_of(ctx, needs_root=True)
     result = cut_release(project, version)
@@ -514,7 +514,7 @@ def release(ctx, version, repo_id) -> None:
     click.echo(f"released {project.name} {version} in {result.folder}: " + ", ".join(f"{s} {splits[s]['records']}" for s in splits))
     click.echo(result.changelog_entry)
     if repo_id:
-        from builder.hub import push_folder
+        from builder.dataset.hub import push_folder
 
         click.echo(f"pushed to {push_folder(result.folder, repo_id, tag=f'v{version}', message=f'{project.name} {version}')} and tagged v{version}")
 
@@ -533,7 +533,7 @@ def diff_command(ctx, a, b) -> None:
     Example:
         builder diff 1.0.0 1.1.0
     """
-    from builder.release import compare, format_comparison
+    from builder.dataset.release import compare, format_comparison
 
     click.echo(f"{a} -> {b}")
     click.echo(format_comparison(compare(project_of(ctx), a, b)))
@@ -553,7 +553,7 @@ def verify(ctx, version) -> None:
     Example:
         builder verify 1.0.0
     """
-    from builder.release import verify_release
+    from builder.dataset.release import verify_release
 
     problems = verify_release(project_of(ctx), version)
     for problem in problems:

@@ -61,7 +61,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _bundled_error():
-    from builder.scheme import no_project_file_error
+    from builder.project import no_project_file_error
 
     return no_project_file_error()
 
@@ -137,11 +137,11 @@ _WHOLE_FILE_LIMIT = 64 << 20  # a report is read whole to recognise it; larger f
 
 
 def existing_kind(path: Path) -> str | None:
-    """What builder wrote at `path` (`builder.ingest.builder_output_kind` of its first record, or
+    """What builder wrote at `path` (`builder.sentences.articles.builder_output_kind` of its first record, or
     REPORT), or None when it is anything else: a file builder did not write."""
     import orjson
 
-    from builder.ingest import builder_output_kind
+    from builder.sentences.articles import builder_output_kind
 
     try:
         size = path.stat().st_size

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from builder.jsonio import read_jsonl
 from builder.labelstudio.client import resolve_connection
-from builder.labelstudio.config import STANCE
+from builder.model import STANCE
 from builder.labelstudio.pull import pseudonymizer_for, pull
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.replay import replay
-from builder.pipeline import split_files
-from builder.predict import GazetteerPredictor, region
-from builder.scheme import load_project
+from builder.sentences.stage import split_files
+from builder.preannotate import GazetteerPredictor, region
+from builder.project import load_project
 
 HERE = Path(__file__).resolve().parent
 SEED_ARTICLE = "ri-chang-dae-moscow"

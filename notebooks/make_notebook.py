@@ -11,12 +11,12 @@ cells = [
     ),
     nbf.v4.new_code_cell(
         "%matplotlib inline\nimport os\nfrom pathlib import Path\n\nimport datasets\nimport matplotlib.pyplot as plt\n"
-        "from IPython.display import HTML, display\n\nfrom builder.scheme import load_project\n\n"
+        "from IPython.display import HTML, display\n\nfrom builder.project import load_project\n\n"
         "ROOT = Path.cwd() if (Path.cwd() / 'builder.toml').exists() else Path.cwd().parent\n"
         "project = load_project(ROOT / 'builder.toml')\n"
         "path = os.environ.get('BUILDER_DATASET') or str(ROOT / 'dist' / project.name)\n"
         "if not Path(path).exists() and '/' not in path.strip('/').split('dist/')[-1]:\n"
-        "    from builder.dataset import build_dataset\n"
+        "    from builder.dataset.build import build_dataset\n"
         "    build_dataset(project, project.annotations_dir / 'snapshot.jsonl', Path(path))\n"
         "ds = datasets.load_dataset(path)\nds"
     ),
@@ -37,7 +37,7 @@ cells = [
     ),
     nbf.v4.new_markdown_cell("## Agreement\n\nThe same figures as the card and `builder stats`."),
     nbf.v4.new_code_cell(
-        "from builder.agreement import span_agreement, stance_agreement\n\n"
+        "from builder.records.agreement import span_agreement, stance_agreement\n\n"
         "records = []\nfor part in ds.values():\n"
         "    for row in part:\n"
         "        records.append({'annotations': [{'stance': stance_names[a['stance']] if a['stance'] >= 0 else None,\n"

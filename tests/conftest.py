@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.scheme import load_project
+from builder.project import load_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -81,7 +81,7 @@ def run_cli(*args, env=None, cwd=None):
 @pytest.fixture(scope="session")
 def sample_sentences(tmp_path_factory, project):
     from builder.jsonio import read_jsonl
-    from builder.pipeline import split_files
+    from builder.sentences.stage import split_files
 
     out = tmp_path_factory.mktemp("sample") / "sentences.jsonl"
     split_files([SAMPLE], out, project)

@@ -10,7 +10,7 @@ import pytest
 
 from builder.jsonio import read_jsonl
 from builder.labelstudio.push import push_sentences
-from builder.split import split_article
+from builder.sentences.segmenter import split_article
 
 from .conftest import ROOT, cli_env, make_project, run_cli
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.bio import bio_to_spans, non_overlapping, spans_to_bio
-from builder.dataset import Encoder, build_dataset, sha256_file
+from builder.dataset.bio import bio_to_spans, non_overlapping, spans_to_bio
+from builder.dataset.build import Encoder, build_dataset, sha256_file
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
-from builder.splits import assign_splits, hash_split
+from builder.dataset.splits import assign_splits, hash_split
 
 from .conftest import ROOT
 
@@ -248,7 +248,7 @@ def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
     from huggingface_hub import HfApi, set_client_factory
     from huggingface_hub.utils import _http
 
-    from builder.hub import push_folder
+    from builder.dataset.hub import push_folder
 
     folder, _ = built
     fake = FakeHub()
@@ -270,7 +270,7 @@ def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
 
 def test_push_without_token_is_a_clean_error(built, monkeypatch):
     from builder.errors import BuilderError
-    from builder.hub import push_folder
+    from builder.dataset.hub import push_folder
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(BuilderError, match="HF_TOKEN is not set"):
@@ -298,7 +298,7 @@ def test_notebook_executes(built, tmp_path):
 
 
 def test_records_hash_is_stable_across_runs(project, tmp_path):
-    from builder.pipeline import validate_snapshot
+    from builder.records.stage import validate_snapshot
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     validate_snapshot(project, SNAPSHOT, a)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from builder.ingest import ArticleReader
+from builder.sentences.articles import ArticleReader
 from builder.report import Report
 
 from .conftest import ROOT, SAMPLE, SEED, run_cli
@@ -362,7 +362,7 @@ def test_fifo_named_or_found_in_a_folder_is_reported_and_never_opened(tmp_path):
     ],
 )
 def test_headline_is_a_short_first_line_followed_by_text(text, title):
-    from builder.ingest import headline
+    from builder.sentences.articles import headline
 
     assert headline(text) == title
 

@@ -17,7 +17,7 @@ from builder.errors import LabelStudioError
 from builder.jsonio import read_jsonl, write_jsonl
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.config import labeling_config
+from builder.labeling_config import labeling_config
 from builder.labelstudio.pull import export_tasks, pull
 from builder.labelstudio.push import existing_sentence_ids, find_project, push_sentences
 from builder.labelstudio.users import annotator_connection

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from builder.cli import cli
-from builder.dataset import build_dataset
+from builder.dataset.build import build_dataset
 from builder.errors import BuilderError
 from builder.outputs import MARKER, OutputError, read_marker
-from builder.scheme import default_project_file, find_project_file
+from builder.project import default_project_file, find_project_file
 
 from .conftest import ROOT, SAMPLE, cli_env, make_project, run_cli
 
@@ -132,7 +132,7 @@ def test_build_replaces_only_its_own_output(project, tmp_path):
 def test_marker_is_not_data_and_releases_carry_none(project, tmp_path):
     import datasets
 
-    from builder.release import build_release_folder
+    from builder.dataset.release import build_release_folder
 
     datasets.disable_progress_bars()
     marked = tmp_path / "marked"

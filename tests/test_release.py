@@ -18,7 +18,7 @@ import pytest
 from builder.errors import BuilderError
 from builder.jsonio import write_jsonl
 from builder.pseudonyms import KEYED_SCHEME, LEGACY_SCHEME
-from builder.release import (
+from builder.dataset.release import (
     build_release_folder,
     compare,
     cut_release,
@@ -27,8 +27,8 @@ from builder.release import (
     verify_release,
     version_key,
 )
-from builder.scheme import load_project
-from builder.split import sentence_id
+from builder.project import load_project
+from builder.sentences.segmenter import sentence_id
 
 from .conftest import ROOT, make_project, run_cli
 
@@ -515,7 +515,7 @@ def test_release_pushed_and_tagged_with_fake_hub(repo):
     from huggingface_hub import HfApi, set_client_factory
     from huggingface_hub.utils import _http
 
-    from builder.hub import push_folder
+    from builder.dataset.hub import push_folder
 
     from .test_dataset import FakeHub
 

@@ -8,7 +8,7 @@ import pytest
 
 from builder.errors import ConfigError
 from builder.resources import load_schema
-from builder.scheme import default_project_file, load_project, project_from_dict
+from builder.project import default_project_file, load_project, project_from_dict
 
 from .conftest import ROOT
 

@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.ingest import ArticleReader
+from builder.sentences.articles import ArticleReader
 from builder.report import Report
-from builder.split import sentence_id, sentence_spans, split_article
+from builder.sentences.segmenter import sentence_id, sentence_spans, split_article
 
 from .conftest import ROOT, SEED
 
@@ -123,7 +123,7 @@ def test_sentence_boundary_f1_on_gum_is_at_target(gum_docs):
 
 
 def test_context_fields_are_bounded_and_offsets_ids_unchanged():
-    from builder.split import CONTEXT_MAX
+    from builder.sentences.segmenter import CONTEXT_MAX
 
     long_sentence = "Word " * 600 + "end."  # 3,004 characters
     text = f"First sentence here.\n{long_sentence}\nLast sentence here."

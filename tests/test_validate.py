@@ -8,16 +8,16 @@ import json
 import orjson
 import pytest
 
-from builder.agreement import span_agreement, stance_agreement
+from builder.records.agreement import span_agreement, stance_agreement
 from builder.jsonio import read_jsonl
-from builder.pipeline import validate_snapshot
-from builder.predict import GazetteerPredictor
+from builder.records.stage import validate_snapshot
+from builder.preannotate import GazetteerPredictor
 from builder.pseudonyms import is_pseudonym
-from builder.records import aggregate_entities, aggregate_stance, task_to_record
+from builder.records.aggregate import aggregate_entities, aggregate_stance, task_to_record
 from builder.resources import load_schema
-from builder.schemas import record_schema, task_schema
-from builder.split import sentence_id
-from builder.validate import NOT_A_PSEUDONYM
+from builder.model import record_schema, task_schema
+from builder.sentences.segmenter import sentence_id
+from builder.records.validate import NOT_A_PSEUDONYM
 
 from .conftest import ROOT, run_cli
 
@@ -295,7 +295,7 @@ def hostile_snapshot(tmp_path):
 
 def test_hostile_snapshot_through_validate_stats_build_and_release(project, tmp_path):
     from builder.errors import BuilderError
-    from builder.release import build_release_folder
+    from builder.dataset.release import build_release_folder
 
     snapshot, seed = hostile_snapshot(tmp_path)
     report = tmp_path / "report.json"
@@ -320,7 +320,7 @@ def test_hostile_snapshot_through_validate_stats_build_and_release(project, tmp_
 def test_bad_lead_time_is_nulled_and_the_labels_are_kept(project, tmp_path):
     import datasets
 
-    from builder.release import build_release_folder
+    from builder.dataset.release import build_release_folder
 
     tasks = list(read_jsonl(SNAPSHOT))
     task = next(t for t in tasks if len(t["annotations"]) == 2)
@@ -341,7 +341,7 @@ def test_bad_lead_time_is_nulled_and_the_labels_are_kept(project, tmp_path):
 
 def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
     from builder.labelstudio.push import task_for
-    from builder.split import split_article
+    from builder.sentences.segmenter import split_article
 
     sentences = split_article({"id": "repeats", "title": "Repeats", "text": "Repeats\n" + " ".join(["The talks went on."] * 60)})
     repeated = [s for s in sentences if s["text"] == "The talks went on."]
@@ -372,7 +372,7 @@ def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
 
 
 def test_find_occurrence_mirrors_sentence_id_and_respects_its_limit():
-    from builder.validate import find_occurrence
+    from builder.records.validate import find_occurrence
 
     for text in ("Kim met Putin.", "🇰🇵 " * 1000):
         for n in (0, 1, 2, 59, 999):

@@ -40,8 +40,8 @@ from builder.jsonio import atomic_write
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
-from builder.scheme import Project
-from builder.snapshot import normalise_task, read_snapshot, write_snapshot
+from builder.project import Project
+from builder.records.snapshot import normalise_task, read_snapshot, write_snapshot
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 CHANGED_VIEW_TITLE = "builder: changed since last pull"
@@ -377,7 +377,7 @@ def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[i
 
 
 def _snapshot_sha256(path: Path) -> str:
-    from builder.dataset import sha256_file
+    from builder.dataset.build import sha256_file
 
     return sha256_file(path)
 

@@ -10,9 +10,9 @@ import orjson
 
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
-from builder.labelstudio.config import labeling_config
-from builder.predict import prediction_for
-from builder.scheme import Project
+from builder.labeling_config import labeling_config
+from builder.preannotate import prediction_for
+from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
 TASK_DATA_FIELDS = ("article_id", "article_title", "sentence_index", "occurrence", "text", "prev_text", "next_text", "start", "end")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from builder.labelstudio.client import Connection
 from builder.labelstudio.push import require_project
 from builder.labelstudio.views import upsert_view
-from builder.scheme import Project
+from builder.project import Project
 
 REVIEW_VIEW_TITLE = "builder: unresolved stance"
 

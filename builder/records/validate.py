@@ -25,12 +25,11 @@ from functools import cached_property
 
 import jsonschema
 
-from builder.labelstudio.config import SENTENCE, STANCE
 from builder.pseudonyms import is_pseudonym
 from builder.report import Report
-from builder.schemas import LEAD_TIME_MAX, task_schema
-from builder.scheme import Project
-from builder.split import sentence_id
+from builder.model import LEAD_TIME_MAX, SENTENCE, STANCE, task_schema
+from builder.project import Project
+from builder.sentences.segmenter import sentence_id
 
 # Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
 # 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
@@ -42,7 +41,7 @@ NOT_A_PSEUDONYM = "(not a pseudonym)"
 def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
     """The occurrence n <= `limit` with `sentence_id(article_id, text, n) == sid`, or None.
 
-    Mirrors `builder.split.sentence_id`, hashing the common prefix once so that each try costs the
+    Mirrors `builder.sentences.segmenter.sentence_id`, hashing the common prefix once so that each try costs the
     same whatever the text's length.
     """
     if sentence_id(article_id, text) == sid:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from builder.scheme import BoilerplateRule
+from builder.project import BoilerplateRule
 
 DEFAULT_RULES: tuple[BoilerplateRule, ...] = (
     BoilerplateRule("appeal-heading", r"^\s*(help )?(keep|support|save) (independent|quality|free|local) (journalism|news|reporting)\b"),

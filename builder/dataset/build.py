@@ -14,43 +14,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.bio import spans_to_bio
+from builder.dataset.bio import spans_to_bio
 from builder.errors import BuilderError
 from builder.jsonio import paused_gc, read_jsonl
-from builder.pipeline import validate_snapshot
+from builder.model import features
+from builder.records.stage import validate_snapshot
 from builder.pseudonyms import is_pseudonym
-from builder.scheme import Project
-from builder.splits import SPLITS, assign_splits
+from builder.project import Project
+from builder.dataset.splits import SPLITS, assign_splits
 
 BATCH_ROWS = 10_000
 AGREEMENT_IN_CARD_LIMIT = 100_000
-
-
-def features(project: Project):
-    """The dataset's `datasets.Features`, generated from the label scheme."""
-    from datasets import ClassLabel, Features, List, Value
-
-    stance = ClassLabel(names=project.stance_values)
-    span = {"start": Value("int32"), "end": Value("int32"), "label": ClassLabel(names=project.entity_values), "text": Value("string")}
-    return Features(
-        {
-            "id": Value("string"),
-            "article_id": Value("string"),
-            "sentence_index": Value("int32"),
-            "text": Value("string"),
-            "target": Value("string"),
-            "stance": stance,
-            "stance_status": Value("string"),
-            "entities": List(span),
-            "tokens": List(Value("string")),
-            "ner_tags": List(ClassLabel(names=project.bio_tags)),
-            "annotations": List(
-                {"annotator": Value("string"), "stance": stance, "entities": List(span), "lead_time": Value("float32"), "ground_truth": Value("bool")}
-            ),
-            "num_annotators": Value("int32"),
-            "agreement": Value("float32"),
-        }
-    )
 
 
 @dataclass
@@ -201,7 +175,7 @@ def build_dataset(
                 facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
             facts.validation = result
             records_path.unlink()
-            from builder.card import write_card
+            from builder.dataset.card import write_card
 
             write_card(project, staging, facts, version)
             if version is None:

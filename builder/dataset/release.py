@@ -53,10 +53,10 @@ from pathlib import Path
 
 from builder import __version__
 from builder.errors import BuilderError
-from builder.labelstudio.config import config_hash
+from builder.labeling_config import config_hash
 from builder.pseudonyms import LEGACY_SCHEME, scheme_of
-from builder.scheme import Project
-from builder.splits import SPLITS
+from builder.project import Project
+from builder.dataset.splits import SPLITS
 
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
@@ -185,7 +185,7 @@ def _sha256_text(text: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    from builder.dataset import sha256_file
+    from builder.dataset.build import sha256_file
 
     return sha256_file(path)
 
@@ -265,8 +265,8 @@ def _total_rows(folder: Path) -> int:
 
 def _summarize(rows, total: int, stance_names: list[str], entity_names: list[str]) -> dict:
     """Counts per split, agreement and pseudonym scheme from decoded (split, row) pairs."""
-    from builder.agreement import span_agreement, stance_agreement
-    from builder.dataset import AGREEMENT_IN_CARD_LIMIT
+    from builder.records.agreement import span_agreement, stance_agreement
+    from builder.dataset.build import AGREEMENT_IN_CARD_LIMIT
 
     counts = {s: {"records": 0, "articles": set(), "stance": Counter(), "entities": Counter()} for s in SPLITS}
     annotators: set[str] = set()
@@ -348,7 +348,7 @@ def build_release_folder(
     The manifest format is `manifest_format`, else that of the existing release `version` (a rebuild
     stays byte-identical), else the current one.
     """
-    from builder.dataset import build_dataset
+    from builder.dataset.build import build_dataset
 
     key = version_key(version)
     snapshot = snapshot or project.annotations_dir / "snapshot.jsonl"

@@ -17,12 +17,13 @@ from typing import NamedTuple
 
 import orjson
 
-from builder.boilerplate import DEFAULT_RULES, BoilerplateFilter
+from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
+from builder.model import ARTICLE_OPTIONAL
+from builder.project import BoilerplateRule
 from builder.report import Report
-from builder.scheme import BoilerplateRule
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
-OPTIONAL_FIELDS = ("title", "url", "published", "target")
+OPTIONAL_FIELDS = ARTICLE_OPTIONAL  # title, url, published, target
 TITLE_MAX = 200  # characters; a longer first line is body text, a longer explicit title is cut
 TARGET_MAX = 1000  # characters; a per-article stance target is copied into every sentence
 ID_MAX = 200  # characters; an article id is copied into every sentence (and hashed into its id)

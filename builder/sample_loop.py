@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from builder.errors import BuilderError
-from builder.scheme import Project
+from builder.project import Project
 
 SAMPLE_DIR = Path("examples") / "sample"
 ACCOUNTS_FILE = Path("examples") / "sample-annotators.json"
@@ -15,7 +15,7 @@ ACCOUNTS_FILE = Path("examples") / "sample-annotators.json"
 
 def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
     """Server, split, push, replay the bundled annotations, pull, validate, build, load; returns a summary."""
-    from builder.dataset import build_dataset
+    from builder.dataset.build import build_dataset
     from builder.jsonio import read_jsonl
     from builder.labelstudio import server
     from builder.labelstudio.client import URL_VARIABLE, resolve_connection
@@ -23,9 +23,9 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     from builder.labelstudio.push import push_sentences
     from builder.labelstudio.replay import replay
     from builder.outputs import check_output_folder
-    from builder.pipeline import split_files
-    from builder.predict import make_predictor
-    from builder.scheme import no_project_file_error
+    from builder.sentences.stage import split_files
+    from builder.preannotate import make_predictor
+    from builder.project import no_project_file_error
 
     if project.bundled:
         raise no_project_file_error()

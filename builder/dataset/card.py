@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
-from builder.agreement import span_agreement, stance_agreement
-from builder.labelstudio.config import config_hash
-from builder.scheme import Project
-from builder.split import splitter_name
-from builder.splits import SPLITS
+from builder.records.agreement import span_agreement, stance_agreement
+from builder.labeling_config import config_hash
+from builder.model import card_field_table, features
+from builder.project import Project
+from builder.sentences.segmenter import splitter_name
+from builder.dataset.splits import SPLITS
 
 
 def _size_category(n: int) -> str:
@@ -26,8 +27,6 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def card_metadata(project: Project, folder: Path, facts) -> dict:
-    from builder.dataset import features
-
     present = [s for s in SPLITS if facts.counts[s]["records"]]
     info = {"features": features(project)._to_yaml_list()}
     info["splits"] = [
@@ -102,17 +101,7 @@ ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labe
 
 ## Data
 
-| field | type | meaning |
-|---|---|---|
-| `id` | string | sentence id: a hash of the article id and the sentence text |
-| `article_id`, `sentence_index` | string, int | the article and the sentence's position in it |
-| `text`, `target` | string | the sentence, and what its stance is about |
-| `stance` | ClassLabel ({labels_yaml}) | aggregated stance; -1 when unresolved (a tie) |
-| `stance_status` | string | `ground_truth`, `unanimous`, `majority`, `tie` or `none` |
-| `entities` | list of {{start, end, label, text}} | aggregated entity spans, character offsets into `text` (end exclusive) |
-| `tokens`, `ner_tags` | list of string, list of ClassLabel | the BIO view ({", ".join(project.bio_tags)}), derived once from `entities` |
-| `annotations` | list | every annotator's own stance, entities, lead time (s) and ground-truth flag |
-| `num_annotators`, `agreement` | int, float | annotators of the sentence; share agreeing with the aggregated stance |
+{card_field_table(project)}
 
 ## Splits and label distribution
 

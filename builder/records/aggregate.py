@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from builder.labelstudio.config import STANCE
-from builder.scheme import Project
+from builder.model import GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS
+from builder.project import Project
 
 
 def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
@@ -32,11 +32,11 @@ def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
 def aggregate_stance(stances: list[str]) -> tuple[str | None, str]:
     """(stance, status): unanimous, majority, tie or none."""
     if not stances:
-        return None, "none"
+        return None, NONE
     counts = Counter(stances).most_common()
     if len(counts) > 1 and counts[0][1] == counts[1][1]:
-        return None, "tie"
-    return counts[0][0], "unanimous" if len(counts) == 1 else "majority"
+        return None, TIE
+    return counts[0][0], UNANIMOUS if len(counts) == 1 else MAJORITY
 
 
 def aggregate_entities(per_annotator: list[list[dict]], share: float) -> list[dict]:
@@ -64,7 +64,7 @@ def task_to_record(task: dict, project: Project) -> dict:
     truth = [a for a in individual if a["ground_truth"]]
     if truth:
         stance, status = aggregate_stance([a["stance"] for a in truth])
-        status = "ground_truth" if stance is not None else status
+        status = GROUND_TRUTH if stance is not None else status
         entities = truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
     else:
         stance, status = aggregate_stance([a["stance"] for a in individual])

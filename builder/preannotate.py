@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from builder.errors import ConfigError
-from builder.labelstudio.config import ENTITIES, SENTENCE
+from builder.model import ENTITIES, SENTENCE
 
 
 def region(start: int, end: int, text: str, label: str) -> dict:

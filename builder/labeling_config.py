@@ -1,7 +1,9 @@
 """Label Studio's labeling config, generated from the label scheme (never written by hand).
 
-The sentence is a `Text` object (never `HyperText`: article text is untrusted). Control names are
-constants here so that validation checks pulled annotations against the same names.
+The sentence is a `Text` object (never `HyperText`: article text is untrusted). The control names
+are the project's (`builder.model`), so validation checks pulled annotations against the same
+names. The config lives in the core, not in the adapter: its hash goes into the card and the
+release manifest.
 """
 
 from __future__ import annotations
@@ -9,14 +11,8 @@ from __future__ import annotations
 import hashlib
 from xml.sax.saxutils import escape, quoteattr
 
-from builder.scheme import Project
-
-SENTENCE = "sentence"
-ENTITIES = "entities"
-STANCE = "stance"
-CONTEXT_BEFORE = "context_before"
-CONTEXT_AFTER = "context_after"
-CONTROL_TYPES = {ENTITIES: "labels", STANCE: "choices"}
+from builder.model import CONTEXT_AFTER, CONTEXT_BEFORE, ENTITIES, SENTENCE, STANCE
+from builder.project import Project
 
 _STYLE = """
   .builder-context { color: #6b7280; font-size: 0.9em; font-style: italic; }
@@ -69,4 +65,5 @@ def labeling_config(project: Project) -> str:
 
 
 def config_hash(project: Project) -> str:
+    """sha256 of the labeling config (in the card and the release manifest)."""
     return hashlib.sha256(labeling_config(project).encode("utf-8")).hexdigest()

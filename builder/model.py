@@ -1,0 +1,499 @@
+"""The shapes of builder's data, declared once: article, sentence, task, record, and the stance statuses.
+
+Every other description of the data is generated from the declarations here:
+
+- the JSON Schemas of a pulled task and of a published record (`task_schema`, `record_schema`,
+  written to schema/ by `builder schema`; a test checks the committed files);
+- the `datasets` features, hence the Parquet columns (`features`, `dataset_columns`);
+- the field table of the dataset card (`card_field_table`);
+- the checks `builder push` makes on a sentences file (`SENTENCE_FIELDS`).
+
+The names of the labeling controls (`SENTENCE`, `ENTITIES`, `STANCE`) are the project's: an
+annotation's result items carry them as `from_name`, and the Label Studio adapter builds its
+labeling config with them. A test checks that the schema, the features and the card agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.project import Project
+from builder.pseudonyms import PATTERN
+
+# The labeling controls: the sentence shown, its context, and what annotators produce.
+SENTENCE = "sentence"
+CONTEXT_BEFORE = "context_before"
+CONTEXT_AFTER = "context_after"
+ENTITIES = "entities"
+STANCE = "stance"
+
+# How a record's stance was decided (builder.records.aggregate), in the order the card lists them.
+GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE = "ground_truth", "unanimous", "majority", "tie", "none"
+STANCE_STATUSES = (GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE)
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num_annotators as int32
+# Seconds an annotator spent on a task (Label Studio's lead_time): about 11.6 days at most, which
+# covers a task left open over a holiday, and float32 (the dataset's type) holds it to 1/16 s.
+LEAD_TIME_MAX = 1_000_000
+
+
+# --- the kinds of values a field holds; each says how it reads in a JSON Schema, a feature, the card
+
+
+@dataclass(frozen=True)
+class Text:
+    non_empty: bool = False
+
+    def json(self, project: Project) -> dict:
+        return {"type": "string", "minLength": 1} if self.non_empty else {"type": "string"}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("string")
+
+    def card(self, project: Project) -> str:
+        return "string"
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A JSON integer of any size (Label Studio's own ids)."""
+
+    def json(self, project: Project) -> dict:
+        return {"type": "integer"}
+
+    def card(self, project: Project) -> str:
+        return "int"
+
+
+@dataclass(frozen=True)
+class Int32:
+    minimum: int = 0
+    nullable: bool = False
+
+    def json(self, project: Project) -> dict:
+        return {"type": ["integer", "null"] if self.nullable else "integer", "minimum": self.minimum, "maximum": INT32_MAX}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("int32")
+
+    def card(self, project: Project) -> str:
+        return "int"
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """A lead time: seconds from 0 to LEAD_TIME_MAX, or null."""
+
+    def json(self, project: Project) -> dict:
+        return {"type": ["number", "null"], "minimum": 0, "maximum": LEAD_TIME_MAX}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("float32")
+
+    def card(self, project: Project) -> str:
+        return "float"
+
+
+@dataclass(frozen=True)
+class Share:
+    """A number from 0 to 1, or null."""
+
+    def json(self, project: Project) -> dict:
+        return {"type": ["number", "null"]}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("float32")
+
+    def card(self, project: Project) -> str:
+        return "float"
+
+
+@dataclass(frozen=True)
+class Flag:
+    def json(self, project: Project) -> dict:
+        return {"type": "boolean"}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("bool")
+
+    def card(self, project: Project) -> str:
+        return "bool"
+
+
+@dataclass(frozen=True)
+class Pseudonym:
+    """An annotator, as the pseudonym `builder pull` gives (never a name or an e-mail)."""
+
+    def json(self, project: Project) -> dict:
+        return {"type": "string", "pattern": PATTERN.pattern}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("string")
+
+    def card(self, project: Project) -> str:
+        return "string"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of fixed strings, stored as a string."""
+
+    values: tuple[str, ...]
+
+    def json(self, project: Project) -> dict:
+        return {"enum": list(self.values)}
+
+    def feature(self, project: Project):
+        from datasets import Value
+
+        return Value("string")
+
+    def card(self, project: Project) -> str:
+        return "string"
+
+
+@dataclass(frozen=True)
+class StanceLabel:
+    """A stance label of the scheme; null when unresolved. A ClassLabel in the dataset (-1 when null)."""
+
+    def json(self, project: Project) -> dict:
+        return {"enum": [*project.stance_values, None]}
+
+    def feature(self, project: Project):
+        from datasets import ClassLabel
+
+        return ClassLabel(names=project.stance_values)
+
+    def card(self, project: Project) -> str:
+        return f"ClassLabel ({', '.join(f'`{value}`' for value in project.stance_values)})"
+
+
+@dataclass(frozen=True)
+class EntityLabel:
+    def json(self, project: Project) -> dict:
+        return {"enum": project.entity_values}
+
+    def feature(self, project: Project):
+        from datasets import ClassLabel
+
+        return ClassLabel(names=project.entity_values)
+
+    def card(self, project: Project) -> str:
+        return "ClassLabel"
+
+
+@dataclass(frozen=True)
+class BioTag:
+    """A conll2003-style tag (O, B-X, I-X for each entity label): derived, never annotated."""
+
+    def feature(self, project: Project):
+        from datasets import ClassLabel
+
+        return ClassLabel(names=project.bio_tags)
+
+    def card(self, project: Project) -> str:
+        return "ClassLabel"
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: object
+
+    def json(self, project: Project) -> dict:
+        return {"type": "array", "items": self.item.json(project)}
+
+    def feature(self, project: Project):
+        from datasets import List
+
+        return List(self.item.feature(project))
+
+    def card(self, project: Project) -> str:
+        return f"list of {self.item.card(project)}"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a shape. `meaning` is the card's text for it (`{placeholders}` filled from the
+    project); None joins the card row of the field before. `derived` fields are computed by the
+    build (in the dataset, not in a record)."""
+
+    name: str
+    kind: object
+    meaning: str | None = None
+    required: bool = True
+    derived: bool = False
+    card_type: str | None = None  # instead of the kind's own card text
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An object of named fields, in the order the dataset stores them."""
+
+    name: str
+    fields: tuple[Field, ...]
+    closed: bool = False  # no other keys allowed (a record)
+
+    def __getitem__(self, name: str) -> Field:
+        return next(field for field in self.fields if field.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        return [field.name for field in self.fields]
+
+    def stored(self) -> tuple[Field, ...]:
+        """The fields a JSON record holds (derived ones are computed at build time)."""
+        return tuple(field for field in self.fields if not field.derived)
+
+    def json(self, project: Project) -> dict:
+        fields = self.stored()
+        schema: dict = {"type": "object", "required": [field.name for field in fields if field.required]}
+        if self.closed:
+            schema["additionalProperties"] = False
+        schema["properties"] = {field.name: field.kind.json(project) for field in fields}
+        return schema
+
+    def feature(self, project: Project) -> dict:
+        return {field.name: field.kind.feature(project) for field in self.fields}
+
+    def card(self, project: Project) -> str:
+        return "{" + ", ".join(self.names) + "}"
+
+
+# --- the shapes
+
+ARTICLE = Shape(
+    "article",
+    (
+        Field("id", Text(non_empty=True), "the article's id (a JSON Lines input may give an integer)"),
+        Field("text", Text(non_empty=True), "the article's text, newlines normalised, boilerplate removed"),
+        Field("title", Text(), "its headline (a .txt file's first line)", required=False),
+        Field("url", Text(), "where it was published", required=False),
+        Field("published", Text(), "when", required=False),
+        Field("target", Text(), "the stance target of its sentences, instead of the project's", required=False),
+    ),
+)
+ARTICLE_OPTIONAL = tuple(field.name for field in ARTICLE.fields if not field.required)
+
+SENTENCE_FIELDS = Shape(
+    "sentence",
+    (
+        Field("id", Text(non_empty=True), "sentence id: a hash of the article id, the text and its occurrence"),
+        Field("article_id", Text(non_empty=True)),
+        Field("article_title", Text(), required=False),
+        Field("sentence_index", Int32()),
+        Field("occurrence", Int32(nullable=True), "which repeat of this text in its article", required=False),
+        Field("text", Text(non_empty=True)),
+        Field("prev_text", Text(), "the sentence before, as context", required=False),
+        Field("next_text", Text(), "the sentence after, as context", required=False),
+        Field("target", Text(), required=False),
+        Field("start", Int32(), "character offsets into the article's text"),
+        Field("end", Int32()),
+    ),
+)
+# A pushed task's data is the sentence, its id named `sentence_id`; a task needs only what a record is made of.
+TASK_DATA_REQUIRED = ("sentence_id", "article_id", "sentence_index", "text")
+
+SPAN = Shape("span", (Field("start", Int32()), Field("end", Int32()), Field("label", EntityLabel()), Field("text", Text())))
+
+ANNOTATION = Shape(
+    "annotation",
+    (
+        Field("annotator", Pseudonym()),
+        Field("stance", StanceLabel()),
+        Field("entities", ListOf(SPAN)),
+        Field("lead_time", Seconds()),
+        Field("ground_truth", Flag()),
+    ),
+    closed=True,
+)
+
+RECORD = Shape(
+    "record",
+    (
+        Field("id", Text(), "sentence id: a hash of the article id and the sentence text"),
+        Field("article_id", Text(), "the article and the sentence's position in it"),
+        Field("sentence_index", Int32()),
+        Field("text", Text(), "the sentence, and what its stance is about"),
+        Field("target", Text()),
+        Field("stance", StanceLabel(), "aggregated stance; -1 when unresolved (a tie)"),
+        Field("stance_status", OneOf(STANCE_STATUSES), "{statuses}"),
+        Field("entities", ListOf(SPAN), "aggregated entity spans, character offsets into `text` (end exclusive)"),
+        Field("tokens", ListOf(Text()), "the BIO view ({bio_tags}), derived once from `entities`", derived=True),
+        Field("ner_tags", ListOf(BioTag()), derived=True),
+        Field(
+            "annotations",
+            ListOf(ANNOTATION),
+            "every annotator's own stance, entities, lead time (s) and ground-truth flag",
+            card_type="list",
+        ),
+        Field("num_annotators", Int32(minimum=1), "annotators of the sentence; share agreeing with the aggregated stance"),
+        Field("agreement", Share()),
+    ),
+    closed=True,
+)
+RECORD_FIELDS = tuple(field.name for field in RECORD.stored())  # the keys of a JSON record
+
+
+# --- what is generated from the shapes
+
+
+def features(project: Project):
+    """The dataset's `datasets.Features` (hence its Parquet columns), generated from RECORD."""
+    from datasets import Features
+
+    return Features(RECORD.feature(project))
+
+
+def dataset_columns() -> list[str]:
+    """The dataset's columns, in order: a record's fields with the derived BIO view after `entities`."""
+    return RECORD.names
+
+
+def card_field_table(project: Project) -> str:
+    """The card's table of fields: one row per field, or per run of fields sharing a meaning."""
+    rows: list[list[Field]] = []
+    for field in RECORD.fields:
+        if field.meaning is None and rows:
+            rows[-1].append(field)
+        else:
+            rows.append([field])
+    placeholders = {
+        "statuses": ", ".join(f"`{status}`" for status in STANCE_STATUSES[:-1]) + f" or `{STANCE_STATUSES[-1]}`",
+        "bio_tags": ", ".join(project.bio_tags),
+    }
+    lines = ["| field | type | meaning |", "|---|---|---|"]
+    for row in rows:
+        names = ", ".join(f"`{field.name}`" for field in row)
+        types = list(dict.fromkeys(field.card_type or field.kind.card(project) for field in row))
+        lines.append(f"| {names} | {', '.join(types)} | {row[0].meaning.format(**placeholders)} |")
+    return "\n".join(lines)
+
+
+def record_schema(project: Project) -> dict:
+    """A published record: one sentence with its aggregated and individual labels."""
+    return {
+        "$schema": DRAFT,
+        "$id": "https://github.com/builder/schema/record.schema.json",
+        "title": f"A record of {project.name}",
+        "description": "One sentence of the dataset. Generated from builder.toml by `builder schema`.",
+        **RECORD.json(project),
+    }
+
+
+def _task_data(project: Project) -> dict:
+    properties = {}
+    for field in SENTENCE_FIELDS.fields:
+        properties["sentence_id" if field.name == "id" else field.name] = field.kind.json(project)
+    return {"type": "object", "required": list(TASK_DATA_REQUIRED), "properties": properties}
+
+
+def _result_item(from_name: str, result_type: str, value: dict) -> dict:
+    """One item of an annotation's `result`, from the control `from_name` on the sentence."""
+    return {
+        "type": "object",
+        "required": ["from_name", "to_name", "type", "value"],
+        "properties": {
+            "id": {"type": "string"},
+            "origin": {"type": "string"},
+            "from_name": {"const": from_name},
+            "to_name": {"const": SENTENCE},
+            "type": {"const": result_type},
+            "value": value,
+        },
+    }
+
+
+def task_schema(project: Project) -> dict:
+    """A task in annotations/snapshot.jsonl, as `builder pull` writes it.
+
+    Its result items keep Label Studio's shape: an entity is `{"start", "end", "text", "labels": [LABEL]}`
+    from the ENTITIES control, a stance `{"choices": [LABEL]}` from the STANCE control.
+    """
+    one_label = {"type": "array", "minItems": 1, "maxItems": 1}
+    span_value = {
+        "type": "object",
+        "required": ["start", "end", "text", "labels"],
+        "properties": {
+            "start": SPAN["start"].kind.json(project),
+            "end": SPAN["end"].kind.json(project),
+            "text": SPAN["text"].kind.json(project),
+            "labels": {**one_label, "items": SPAN["label"].kind.json(project)},
+        },
+    }
+    stance_value = {
+        "type": "object",
+        "required": ["choices"],
+        "properties": {"choices": {**one_label, "items": {"enum": project.stance_values}}},
+    }
+    return {
+        "$schema": DRAFT,
+        "$id": "https://github.com/builder/schema/task.schema.json",
+        "title": f"A pulled Label Studio task of {project.name}",
+        "description": "One line of annotations/snapshot.jsonl. Generated from builder.toml by `builder schema`.",
+        "type": "object",
+        "required": ["task_id", "data", "annotations"],
+        "properties": {
+            "task_id": Integer().json(project),
+            "data": _task_data(project),
+            "annotations": {"type": "array", "items": {"$ref": "#/$defs/annotation"}},
+            "predictions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["model_version", "result"],
+                    "properties": {"model_version": {"type": "string"}, "result": {"type": "array"}},
+                },
+            },
+        },
+        "$defs": {
+            "annotation": {
+                "type": "object",
+                "required": ["id", "annotator", "result", "was_cancelled"],
+                "properties": {
+                    "id": Integer().json(project),
+                    "annotator": ANNOTATION["annotator"].kind.json(project),
+                    "result": {"type": "array", "items": {"$ref": "#/$defs/result_item"}},
+                    "was_cancelled": Flag().json(project),
+                    "ground_truth": ANNOTATION["ground_truth"].kind.json(project),
+                    "lead_time": ANNOTATION["lead_time"].kind.json(project),
+                },
+            },
+            "result_item": {
+                "type": "object",
+                "required": ["from_name"],
+                "properties": {"from_name": {"enum": [ENTITIES, STANCE]}},
+                "allOf": [
+                    {"if": {"properties": {"from_name": {"const": ENTITIES}}}, "then": _result_item(ENTITIES, "labels", span_value)},
+                    {"if": {"properties": {"from_name": {"const": STANCE}}}, "then": _result_item(STANCE, "choices", stance_value)},
+                ],
+            },
+        },
+    }
+
+
+def write_schemas(project: Project, folder: Path) -> list[Path]:
+    """Write task.schema.json and record.schema.json (stable formatting)."""
+    from builder.jsonio import atomic_write
+
+    written = []
+    for name, schema in (("task", task_schema(project)), ("record", record_schema(project))):
+        path = folder / f"{name}.schema.json"
+        with atomic_write(path, "w") as handle:
+            handle.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written

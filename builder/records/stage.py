@@ -1,0 +1,87 @@
+"""Stage 3, snapshot to records: what `builder validate`, `stats`, `review` and `build` call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl
+from builder.project import Project
+from builder.records.aggregate import to_records
+from builder.records.validate import UnsortedSnapshot, validate_tasks
+from builder.report import Report
+
+
+def read_tasks(path: Path, report: Report) -> Iterator[dict]:
+    """Stream a snapshot; a line that is not JSON is reported (file and line), not fatal."""
+
+    def unreadable(where: str, detail: str) -> None:
+        report.drop("unreadable line", where, detail, scope="task", field="")
+
+    for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
+        report.keep("lines read")
+        yield task
+
+
+@dataclass
+class ValidateResult:
+    report: Report
+    tasks_in: int
+    records: int
+    quarantined: int
+    sorted_input: bool = True
+
+
+def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
+    """Validate a snapshot and (optionally) write its records; everything dropped is in the report.
+
+    Streams with constant memory over a snapshot sorted by sentence id (as `builder pull` writes
+    it); a hand-edited, unsorted one is validated again from the start, remembering every id.
+    """
+    try:
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True)
+    except UnsortedSnapshot:
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False)
+
+
+def _validate_snapshot(project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool) -> ValidateResult:
+    report = Report("validate")
+    records = to_records(validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project)
+    count = 0
+    with paused_gc():
+        if records_path is not None:
+            with atomic_write(records_path) as out:
+                for record in records:
+                    out.write(dumps_line(record))
+                    count += 1
+        else:
+            for _ in records:
+                count += 1
+    quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
+    tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
+    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted)
+
+
+def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
+    """Validated records in memory (for statistics on dataset-sized snapshots)."""
+    report = Report("validate")
+    return list(to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)), report
+
+
+def dataset_statistics(project: Project, snapshot: Path) -> dict:
+    from builder.records.agreement import annotator_counts, label_counts, span_agreement, stance_agreement
+
+    records, _ = load_records(project, snapshot)
+    return {
+        "records": len(records),
+        "labels": label_counts(records),
+        "annotators": annotator_counts(records),
+        "stance_agreement": stance_agreement(records, project.stance_values),
+        "span_agreement": span_agreement(records, project.entity_values),
+    }
+
+
+def unresolved_records(project: Project, snapshot: Path) -> list[dict]:
+    records, _ = load_records(project, snapshot)
+    return [r for r in records if r["stance"] is None]

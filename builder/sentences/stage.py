@@ -1,0 +1,137 @@
+"""Stage 1, articles to sentences: what `builder split` calls, and the reader of its output that `builder push` uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import InputError
+from builder.jsonio import atomic_write, dumps_line
+from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
+from builder.project import Project
+from builder.report import Report
+from builder.sentences.articles import ArticleReader
+from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
+
+
+@dataclass
+class SplitResult:
+    articles: int
+    sentences: int
+    report: Report
+    sentences_path: Path
+    articles_path: Path
+    written: bool = True  # False when nothing valid was read: the previous outputs were left as they were
+    kept: tuple[Path, ...] = ()  # the previous outputs left untouched (when not written)
+
+
+def default_articles_path(sentences_path: Path) -> Path:
+    """`x/sentences.jsonl` -> `x/sentences.articles.jsonl`."""
+    return sentences_path.with_name(sentences_path.stem + ".articles.jsonl")
+
+
+def split_files(
+    inputs: Iterable[str | Path],
+    sentences_path: str | Path,
+    project: Project,
+    articles_path: str | Path | None = None,
+    engine: str = DEFAULT_ENGINE,
+    report_path: str | Path | None = None,
+) -> SplitResult:
+    """Read articles, split them into sentences, write both files atomically (sorted by article id).
+
+    The output paths (and `report_path`, written by the caller) are never read as input. When no
+    valid article was read, nothing is written: the previous outputs stay as they were (`written`
+    is False, `kept` names them).
+    """
+    sentences_path = Path(sentences_path)
+    articles_path = Path(articles_path) if articles_path else default_articles_path(sentences_path)
+    report = Report("split")
+    reader = ArticleReader(report, project.boilerplate_rules)
+    outputs = [path for path in (sentences_path, articles_path, report_path) if path is not None]
+    articles = sorted(reader.read(inputs, exclude=outputs), key=lambda a: a["id"])
+    if not articles:
+        kept = tuple(path for path in (sentences_path, articles_path) if path.exists())
+        return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept)
+    for article in articles:
+        article["splitter"] = splitter_name(engine)
+    with atomic_write(sentences_path) as out_sentences, atomic_write(articles_path) as out_articles:
+        for article in articles:
+            out_articles.write(dumps_line(article))
+        for sentence in split_articles(articles, report, engine):
+            out_sentences.write(dumps_line(sentence))
+    return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
+
+
+def read_sentences(path: str | Path) -> list[dict]:
+    """Every sentence of a sentences file (as `builder split` writes it), checked before any is pushed.
+
+    A line must be a JSON object with the fields of `builder.model.SENTENCE_FIELDS`: non-empty
+    strings `id`, `text`, `article_id`, integers `sentence_index`, `start`, `end` in 0..2**31-1
+    (what a pushed task must hold to pass validation), optional strings `article_title`,
+    `prev_text`, `next_text`, `target` and an optional integer `occurrence` (set to None when
+    absent, in files split before it existed: validation then searches for it). The first bad
+    line raises InputError "FILE:LINE: field 'id' ...".
+    """
+    path = Path(path)
+    sentences = []
+    for number, sentence in _numbered_jsonl(path):
+        where = f"{path}:{number}"
+        if not isinstance(sentence, dict):
+            raise InputError(f"{where}: expected a JSON object (a sentence), not {_kind(sentence)}")
+        for field in SENTENCE_FIELDS.fields:
+            if field.name not in sentence:
+                if field.required:
+                    raise InputError(f"{where}: field '{field.name}' is missing")
+                continue
+            problem = _field_problem(field, sentence[field.name])
+            if problem:
+                raise InputError(f"{where}: field '{field.name}' must be {problem}, not {_kind(sentence[field.name])}")
+        sentences.append(sentence if "occurrence" in sentence else {**sentence, "occurrence": None})
+    return sentences
+
+
+def _field_problem(field: Field, value: object) -> str | None:
+    """What `value` should have been, or None when it fits `field`."""
+    kind = field.kind
+    if isinstance(kind, Text):
+        if not isinstance(value, str) or (kind.non_empty and not value):
+            return "a non-empty string" if kind.non_empty else "a string"
+        return None
+    if isinstance(kind, Int32):
+        if value is None and kind.nullable:
+            return None
+        if type(value) is not int or not kind.minimum <= value <= INT32_MAX:
+            return f"an integer from {kind.minimum} to {INT32_MAX}"
+        return None
+    raise TypeError(f"no check for {kind!r}")  # a field kind added to SENTENCE_FIELDS needs its check here
+
+
+def _kind(value: object) -> str:
+    """How an unexpected value is named in an error: its type, and the value itself when it is a number."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return f"{type(value).__name__} {value!r}"
+    if isinstance(value, str):
+        return "an empty string" if not value else "a string"
+    return f"a {type(value).__name__}"
+
+
+def _numbered_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, value) for each non-blank line; a line that is not JSON is an InputError."""
+    import orjson
+
+    values = []
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        values.append((number, orjson.loads(line)))
+                    except orjson.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return values
