@@ -75,12 +75,28 @@ def generate(path: Path, n: int) -> None:
                 {"start": 43, "end": 49, "label": "LOC", "text": "Moscow"},
             ]
             annotations = [
-                {"annotator": f"annotator-{a:08d}", "stance": stances[(i + a) % 3], "entities": entities, "lead_time": 12.5, "ground_truth": False}
+                {
+                    "annotator": f"annotator-{a:08d}",
+                    "stance": stances[(i + a) % 3],
+                    "entities": entities,
+                    "lead_time": 12.5,
+                    "ground_truth": False,
+                }
                 for a in range(2)
             ]
-            record = {"id": f"s{i:09d}", "article_id": f"article-{i // 30:06d}", "sentence_index": i % 30, "text": text, "target": "t",
-                      "stance": stances[i % 3] if i % 7 else None, "stance_status": "majority" if i % 7 else "tie",
-                      "entities": entities, "annotations": annotations, "num_annotators": 2, "agreement": 0.5}
+            record = {
+                "id": f"s{i:09d}",
+                "article_id": f"article-{i // 30:06d}",
+                "sentence_index": i % 30,
+                "text": text,
+                "target": "t",
+                "stance": stances[i % 3] if i % 7 else None,
+                "stance_status": "majority" if i % 7 else "tie",
+                "entities": entities,
+                "annotations": annotations,
+                "num_annotators": 2,
+                "agreement": 0.5,
+            }
             out.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS) + b"\n")
 
 
@@ -99,17 +115,26 @@ def main() -> None:
         records = tmp / "records.jsonl"
         began = time.perf_counter()
         generate(records, args.records)
-        print(f"generated {args.records:,} records ({records.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s", flush=True)
+        print(
+            f"generated {args.records:,} records ({records.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s",
+            flush=True,
+        )
         floors, ours = [], []
         for round_ in range(args.rounds):
             floors.append(timed(FLOOR, "-", records, tmp / f"floor-{round_}.parquet"))
             ours.append(timed(OURS, ROOT / "builder.toml", records, tmp / f"dataset-{round_}"))
-        print(f"rounds (s): floor {', '.join(f'{s:.1f}' for s, _ in floors)}; builder {', '.join(f'{s:.1f}' for s, _ in ours)}")
+        print(
+            f"rounds (s): floor {', '.join(f'{s:.1f}' for s, _ in floors)}; builder {', '.join(f'{s:.1f}' for s, _ in ours)}"
+        )
         floor_s, floor_mb = min(floors)
         ours_s, ours_mb = min(ours)
         print(f"{'':<34} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
-        print(f"{'floor (orjson + pyarrow Parquet)':<34} {floor_s:>8.1f} {args.records / floor_s:>10,.0f} {floor_mb:>12.0f}")
-        print(f"{'builder build (splits, BIO, card)':<34} {ours_s:>8.1f} {args.records / ours_s:>10,.0f} {ours_mb:>12.0f}")
+        print(
+            f"{'floor (orjson + pyarrow Parquet)':<34} {floor_s:>8.1f} {args.records / floor_s:>10,.0f} {floor_mb:>12.0f}"
+        )
+        print(
+            f"{'builder build (splits, BIO, card)':<34} {ours_s:>8.1f} {args.records / ours_s:>10,.0f} {ours_mb:>12.0f}"
+        )
         print(f"ratio builder/floor: {ours_s / floor_s:.2f} (goal <= 3); peak {ours_mb:.0f} MB (goal <= 2048)")
 
 

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from builder.labeling_config import labeling_config
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection, resolve_connection
-from builder.labeling_config import labeling_config
 from builder.labelstudio.pull import pull
 from builder.labelstudio.push import push_sentences, task_for
 from builder.project import load_project, project_from_dict
@@ -34,10 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def sentences(n: int) -> list[dict]:
     return [
         {
-            "id": f"bench{i:07d}", "article_id": f"article-{i // 40}", "article_title": f"Article {i // 40}",
-            "sentence_index": i % 40, "start": 0, "end": 60,
+            "id": f"bench{i:07d}",
+            "article_id": f"article-{i // 40}",
+            "article_title": f"Article {i // 40}",
+            "sentence_index": i % 40,
+            "start": 0,
+            "end": 60,
             "text": f"Sentence {i}: officials in Moscow and Pyongyang discussed the talks.",
-            "prev_text": "The previous sentence gives context.", "next_text": "The next sentence gives more.",
+            "prev_text": "The previous sentence gives context.",
+            "next_text": "The next sentence gives more.",
         }
         for i in range(n)
     ]
@@ -81,7 +86,9 @@ def run(connection: Connection, base, args, tmp: Path) -> None:
         # baseline: one plain bulk import of the same tasks through the SDK, into a fresh project
         baseline_project = fresh_project(base, f"bench baseline {stamp}-{round_}")
         tasks = [task_for(s, baseline_project, None) for s in data]
-        project_id = client.projects.create(title=baseline_project.project_title, label_config=labeling_config(baseline_project)).id
+        project_id = client.projects.create(
+            title=baseline_project.project_title, label_config=labeling_config(baseline_project)
+        ).id
         began = time.perf_counter()
         client.projects.import_tasks(project_id, request=tasks, return_task_ids=False)
         baseline_times.append(time.perf_counter() - began)
@@ -98,7 +105,9 @@ def run(connection: Connection, base, args, tmp: Path) -> None:
     assert again.created == 0
 
     print(f"push of {len(data):,} sentences, best of {args.rounds} alternating rounds")
-    print(f"  all rounds (s): baseline {', '.join(f'{t:.2f}' for t in baseline_times)}; builder {', '.join(f'{t:.2f}' for t in ours_times)}")
+    print(
+        f"  all rounds (s): baseline {', '.join(f'{t:.2f}' for t in baseline_times)}; builder {', '.join(f'{t:.2f}' for t in ours_times)}"
+    )
     print(f"  SDK bulk import (baseline): {baseline_s:6.2f} s  {len(data) / baseline_s:8,.0f} tasks/s")
     print(f"  builder push:               {ours_s:6.2f} s  {len(data) / ours_s:8,.0f} tasks/s")
     print(f"  ratio builder/baseline:     {baseline_s / ours_s:.2f}  (goal >= 0.8)")
@@ -111,17 +120,29 @@ def run(connection: Connection, base, args, tmp: Path) -> None:
     pull_project = project_from_dict(raw, project_dir / "builder.toml")
     ids = [t.id for t in client.tasks.list(project=result.project_id, page_size=args.changed)][: args.changed]
     for task_id in ids[: args.changed // 2]:
-        client.annotations.create(id=task_id, result=[{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}])
+        client.annotations.create(
+            id=task_id,
+            result=[
+                {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}
+            ],
+        )
     pull(connection, pull_project)
     time.sleep(pull_margin_s() + 1.1)  # as if the next pull came later: nothing is re-fetched for safety
     for task_id in ids:
-        client.annotations.create(id=task_id, result=[{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["favor"]}}])
-    compare_pulls(connection, pull_project, project_dir, f"pull after {len(ids)} tasks changed (project of {len(data):,} tasks)")
+        client.annotations.create(
+            id=task_id,
+            result=[{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["favor"]}}],
+        )
+    compare_pulls(
+        connection, pull_project, project_dir, f"pull after {len(ids)} tasks changed (project of {len(data):,} tasks)"
+    )
 
     time.sleep(pull_margin_s() + 1.1)
     deleted = ids[:10]
     response = connection.http().request(
-        "api/dm/actions", method="POST", params={"id": "delete_tasks", "project": result.project_id},
+        "api/dm/actions",
+        method="POST",
+        params={"id": "delete_tasks", "project": result.project_id},
         json={"selectedItems": {"all": False, "included": deleted}},
     )
     assert response.status_code < 300, response.text

@@ -43,7 +43,14 @@ def evaluate(docs: list[dict], engine: str, repeat: int) -> dict:
         for doc in docs:
             sentence_spans(doc["text"], engine)
         best = min(best, time.perf_counter() - began)
-    return {"engine": engine, "precision": precision, "recall": recall, "f1": f1, "chars_per_s": characters / best, "gold_boundaries": tp + fn}
+    return {
+        "engine": engine,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "chars_per_s": characters / best,
+        "gold_boundaries": tp + fn,
+    }
 
 
 def main() -> None:
@@ -60,9 +67,13 @@ def main() -> None:
         r = evaluate(docs, engine, args.repeat if engine != "pysbd" else 1)
         results[engine] = r
         mark = "  <- builder default" if engine == DEFAULT_ENGINE else ""
-        print(f"{engine:<24} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['chars_per_s']:>12,.0f}{mark}")
+        print(
+            f"{engine:<24} {r['precision']:>9.3f} {r['recall']:>7.3f} {r['f1']:>6.3f} {r['chars_per_s']:>12,.0f}{mark}"
+        )
     ours, baseline = results[DEFAULT_ENGINE], results["pysbd"]
-    print(f"\nbuilder ({DEFAULT_ENGINE}) vs pysbd: F1 {ours['f1']:.3f} vs {baseline['f1']:.3f}, speed x{ours['chars_per_s'] / baseline['chars_per_s']:.1f}")
+    print(
+        f"\nbuilder ({DEFAULT_ENGINE}) vs pysbd: F1 {ours['f1']:.3f} vs {baseline['f1']:.3f}, speed x{ours['chars_per_s'] / baseline['chars_per_s']:.1f}"
+    )
     ok = ours["f1"] >= 0.975 and ours["chars_per_s"] >= 1_000_000
     print(f"targets F1 >= 0.975 and >= 1,000,000 chars/s: {'met' if ok else 'NOT met'}")
 

@@ -53,23 +53,78 @@ def generate(path: Path, n: int) -> None:
     with open(path, "wb") as out:
         for sid, i in order:
             text = _text(i)
-            data = {"sentence_id": sid, "article_id": f"article-{i // 30}", "article_title": "T",
-                    "sentence_index": i % 30, "text": text, "prev_text": "", "next_text": "", "target": "t", "start": 0, "end": len(text)}
+            data = {
+                "sentence_id": sid,
+                "article_id": f"article-{i // 30}",
+                "article_title": "T",
+                "sentence_index": i % 30,
+                "text": text,
+                "prev_text": "",
+                "next_text": "",
+                "target": "t",
+                "start": 0,
+                "end": len(text),
+            }
             annotations = []
             for a in range(2):
                 result = [
-                    {"id": "r1", "from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": 9, "end": 21, "text": "Ri Chang Dae", "labels": [labels[0]]}},
-                    {"id": "r2", "from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": 26, "end": 39, "text": "Sergei Shoigu", "labels": [labels[0]]}},
-                    {"id": "r3", "from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": 43, "end": 49, "text": "Moscow", "labels": [labels[2 + (i + a) % 2]]}},
-                    {"id": "r4", "from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stances[(i * (a + 1)) % 3]]}},
+                    {
+                        "id": "r1",
+                        "from_name": "entities",
+                        "to_name": "sentence",
+                        "type": "labels",
+                        "value": {"start": 9, "end": 21, "text": "Ri Chang Dae", "labels": [labels[0]]},
+                    },
+                    {
+                        "id": "r2",
+                        "from_name": "entities",
+                        "to_name": "sentence",
+                        "type": "labels",
+                        "value": {"start": 26, "end": 39, "text": "Sergei Shoigu", "labels": [labels[0]]},
+                    },
+                    {
+                        "id": "r3",
+                        "from_name": "entities",
+                        "to_name": "sentence",
+                        "type": "labels",
+                        "value": {"start": 43, "end": 49, "text": "Moscow", "labels": [labels[2 + (i + a) % 2]]},
+                    },
+                    {
+                        "id": "r4",
+                        "from_name": "stance",
+                        "to_name": "sentence",
+                        "type": "choices",
+                        "value": {"choices": [stances[(i * (a + 1)) % 3]]},
+                    },
                 ]
-                annotations.append({"id": 2 * i + a, "annotator": f"annotator-{a:08d}", "result": result, "was_cancelled": False, "ground_truth": False, "lead_time": 12.5})
-            out.write(orjson.dumps({"task_id": i, "data": data, "annotations": annotations, "predictions": []}, option=orjson.OPT_SORT_KEYS) + b"\n")
+                annotations.append(
+                    {
+                        "id": 2 * i + a,
+                        "annotator": f"annotator-{a:08d}",
+                        "result": result,
+                        "was_cancelled": False,
+                        "ground_truth": False,
+                        "lead_time": 12.5,
+                    }
+                )
+            out.write(
+                orjson.dumps(
+                    {"task_id": i, "data": data, "annotations": annotations, "predictions": []},
+                    option=orjson.OPT_SORT_KEYS,
+                )
+                + b"\n"
+            )
 
 
 def run_child(project: Path, snapshot: Path, records: Path) -> dict:
     tasks_in, records_n, quarantined, seconds, peak = measure.run_child(CHILD, project, snapshot, records)
-    return {"tasks": int(tasks_in), "records": int(records_n), "quarantined": int(quarantined), "seconds": float(seconds), "peak_mb": float(peak)}
+    return {
+        "tasks": int(tasks_in),
+        "records": int(records_n),
+        "quarantined": int(quarantined),
+        "seconds": float(seconds),
+        "peak_mb": float(peak),
+    }
 
 
 def jsonschema_baseline(snapshot: Path, sample: int) -> float:
@@ -99,7 +154,10 @@ def main() -> None:
             snapshot = tmp / f"snapshot-{n}.jsonl"
             began = time.perf_counter()
             generate(snapshot, n)
-            print(f"generated {n:,} tasks ({snapshot.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s", flush=True)
+            print(
+                f"generated {n:,} tasks ({snapshot.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s",
+                flush=True,
+            )
             row = run_child(ROOT / "builder.toml", snapshot, tmp / "records.jsonl")
             assert row["records"] == n and row["quarantined"] == 0
             rows.append(row)
@@ -108,11 +166,17 @@ def main() -> None:
             snapshot.unlink()
         print(f"{'tasks':>10} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
         for row in rows:
-            print(f"{row['tasks']:>10,} {row['seconds']:>8.1f} {row['tasks'] / row['seconds']:>10,.0f} {row['peak_mb']:>12.0f}")
+            print(
+                f"{row['tasks']:>10,} {row['seconds']:>8.1f} {row['tasks'] / row['seconds']:>10,.0f} {row['peak_mb']:>12.0f}"
+            )
         ours = rows[-1]["tasks"] / rows[-1]["seconds"]
-        print(f"baseline: plain jsonschema is_valid on {args.sample:,} tasks: {baseline:,.0f} tasks/s (schema only, no semantic checks, no records)")
+        print(
+            f"baseline: plain jsonschema is_valid on {args.sample:,} tasks: {baseline:,.0f} tasks/s (schema only, no semantic checks, no records)"
+        )
         print(f"builder validate+convert vs jsonschema alone: x{ours / baseline:.1f}")
-        print(f"peak memory at {rows[-1]['tasks']:,} vs {rows[0]['tasks']:,} tasks: {rows[-1]['peak_mb']:.0f} vs {rows[0]['peak_mb']:.0f} MB (goal <= 1024 MB, flat)")
+        print(
+            f"peak memory at {rows[-1]['tasks']:,} vs {rows[0]['tasks']:,} tasks: {rows[-1]['peak_mb']:.0f} vs {rows[0]['peak_mb']:.0f} MB (goal <= 1024 MB, flat)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,5 +23,7 @@ def peak_mb() -> float:
 def run_child(code: str, *args) -> list[str]:
     """Run `code` with `python -c` (bench/ importable, so it can use peak_mb); its stdout, split."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True, env=env
+    )
     return out.stdout.split()

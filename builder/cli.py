@@ -12,8 +12,8 @@ import click
 
 from builder import __version__
 from builder.errors import BuilderError
-from builder.report import Report
 from builder.project import Project, load_project, no_project_file_error
+from builder.report import Report
 
 
 class CleanErrors(click.Group):
@@ -95,7 +95,9 @@ def cli(config: Path | None) -> None:
     type=OutputFile(),
     help="Articles (the text offsets point into). Default: OUTPUT with .articles.jsonl.",
 )
-@click.option("--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON.")
+@click.option(
+    "--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON."
+)
 @click.pass_context
 def split(ctx, articles, output, articles_output, report_path) -> None:
     """Split ARTICLES (.txt, .jsonl, .html files or folders of them) into sentences.
@@ -128,9 +130,13 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)
-        click.echo(f"error: nothing valid was read; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True)
+        click.echo(
+            f"error: nothing valid was read; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True
+        )
     else:
-        click.echo(f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True)
+        click.echo(
+            f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True
+        )
     if report_path:
         import json
 
@@ -164,11 +170,18 @@ def server_install() -> None:
     """
     from builder.labelstudio import server as local
 
-    click.echo(f"Label Studio {local.LABEL_STUDIO_VERSION}: {local.ensure_installed(log=lambda m: click.echo(m, err=True))}")
+    click.echo(
+        f"Label Studio {local.LABEL_STUDIO_VERSION}: {local.ensure_installed(log=lambda m: click.echo(m, err=True))}"
+    )
 
 
 @server.command("start")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 (default 8080, or the last one used).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port on 127.0.0.1 (default 8080, or the last one used).",
+)
 @click.pass_context
 def server_start(ctx, port) -> None:
     """Start the local Label Studio and wait until it is healthy.
@@ -183,7 +196,9 @@ def server_start(ctx, port) -> None:
     from builder.labelstudio import server as local
 
     state = local.start(project_of(ctx, needs_root=True).root, port, log=lambda m: click.echo(m, err=True))
-    click.echo(f"Label Studio runs on {state.url} (pid {state.pid}); log in as {state.username}, password in {local.state_path(_root(ctx))}")
+    click.echo(
+        f"Label Studio runs on {state.url} (pid {state.pid}); log in as {state.username}, password in {local.state_path(_root(ctx))}"
+    )
 
 
 @server.command("stop")
@@ -224,13 +239,23 @@ def server_status(ctx) -> None:
         click.echo("no local Label Studio is running (start one with `builder server start`)")
         ctx.exit(3)
     health = "healthy" if local.is_healthy(state.url) else "not answering yet"
-    click.echo(f"local Label Studio {state.version} on {state.url}, pid {state.pid}, {health}; data in {state.data_dir}")
+    click.echo(
+        f"local Label Studio {state.version} on {state.url}, pid {state.pid}, {health}; data in {state.data_dir}"
+    )
 
 
 @cli.command()
 @click.argument("sentences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--predictor", default="gazetteer", show_default=True, help="Pre-annotations: gazetteer, spacy:<model>, or none.")
-@click.option("--batch-size", type=int, default=5000, show_default=True, help="Tasks per import request (Label Studio recounts the project after each).")
+@click.option(
+    "--predictor", default="gazetteer", show_default=True, help="Pre-annotations: gazetteer, spacy:<model>, or none."
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=5000,
+    show_default=True,
+    help="Tasks per import request (Label Studio recounts the project after each).",
+)
 @click.pass_context
 def push(ctx, sentences, predictor, batch_size) -> None:
     """Create or update the Label Studio project from the scheme and import SENTENCES.
@@ -244,8 +269,8 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import push_sentences
-    from builder.sentences.stage import read_sentences
     from builder.preannotate import make_predictor
+    from builder.sentences.stage import read_sentences
 
     project = project_of(ctx)
     connection = resolve_connection(project.root)
@@ -258,7 +283,11 @@ def push(ctx, sentences, predictor, batch_size) -> None:
 
 @cli.command()
 @click.option("--since-last", is_flag=True, help="Fetch only tasks changed since the previous pull and merge them.")
-@click.option("--rename-annotators", is_flag=True, help="Accept that a new pseudonym key renames the annotators already in the snapshot.")
+@click.option(
+    "--rename-annotators",
+    is_flag=True,
+    help="Accept that a new pseudonym key renames the annotators already in the snapshot.",
+)
 @click.option("-o", "--output", type=OutputFile(), help="Snapshot file. Default: annotations/snapshot.jsonl.")
 @click.pass_context
 def pull(ctx, since_last, rename_annotators, output) -> None:
@@ -279,7 +308,12 @@ def pull(ctx, since_last, rename_annotators, output) -> None:
     if output is not None:
         check_output_file(output, project, replaces=("Label Studio tasks",))
     result = pull_snapshot(
-        resolve_connection(project.root), project, output, since_last, log=lambda m: click.echo(m, err=True), rename_annotators=rename_annotators
+        resolve_connection(project.root),
+        project,
+        output,
+        since_last,
+        log=lambda m: click.echo(m, err=True),
+        rename_annotators=rename_annotators,
     )
     if since_last and not result.incremental:
         click.echo(f"full pull: {result.why_full}", err=True)
@@ -304,7 +338,10 @@ def print_validation(result, limit: int = 30) -> None:
         click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
         for problem in rows[:limit]:
             kind = "" if problem.error else " (warning)"
-            click.echo(f"{problem.reason + kind:<22} {problem.where:<44} {problem.fields.get('field', '')!s:<26} {problem.detail[:100]}", err=True)
+            click.echo(
+                f"{problem.reason + kind:<22} {problem.where:<44} {problem.fields.get('field', '')!s:<26} {problem.detail[:100]}",
+                err=True,
+            )
         if len(rows) > limit:
             click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
@@ -316,8 +353,19 @@ def print_validation(result, limit: int = 30) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("-o", "--records", "records_path", type=OutputFile(), help="Validated records (JSON Lines). Default: build/records.jsonl in the project.")
-@click.option("--report", "report_path", type=OutputFile(), help="Machine-readable report of every problem. Default: build/validation-report.json in the project.")
+@click.option(
+    "-o",
+    "--records",
+    "records_path",
+    type=OutputFile(),
+    help="Validated records (JSON Lines). Default: build/records.jsonl in the project.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=OutputFile(),
+    help="Machine-readable report of every problem. Default: build/validation-report.json in the project.",
+)
 @click.pass_context
 def validate(ctx, snapshot, records_path, report_path) -> None:
     """Check the pulled snapshot against the task schema and the scheme; write records.
@@ -343,7 +391,18 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
     print_validation(result)
     with atomic_write(report_path, "w") as handle:
-        json.dump({**result.report.as_dict(), "tasks_in": result.tasks_in, "records": result.records, "quarantined": result.quarantined}, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        json.dump(
+            {
+                **result.report.as_dict(),
+                "tasks_in": result.tasks_in,
+                "records": result.records,
+                "quarantined": result.quarantined,
+            },
+            handle,
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
+        )
     click.echo(f"wrote {result.records} records to {records_path}, report to {report_path}", err=True)
     if result.report.errors():
         ctx.exit(1)
@@ -370,7 +429,9 @@ def stats(ctx, snapshot, as_json) -> None:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
         return
     s, e = figures["stance_agreement"], figures["span_agreement"]
-    click.echo(f"records: {figures['records']}, annotators: {len(figures['annotators'])} ({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})")
+    click.echo(
+        f"records: {figures['records']}, annotators: {len(figures['annotators'])} ({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})"
+    )
     click.echo(f"stance: {figures['labels']['stance']}  status: {figures['labels']['stance_status']}")
     click.echo(f"entities: {figures['labels']['entities']}")
     click.echo(
@@ -402,7 +463,9 @@ def review(ctx, snapshot) -> None:
     unresolved = unresolved_records(project, snapshot or project.annotations_dir / "snapshot.jsonl")
     for record in unresolved:
         votes = ", ".join(f"{a['annotator']}: {a['stance']}" for a in record["annotations"])
-        click.echo(f"{record['id']}  {record['article_id']}#{record['sentence_index']}  [{votes}]  {record['text'][:80]}")
+        click.echo(
+            f"{record['id']}  {record['article_id']}#{record['sentence_index']}  [{votes}]  {record['text'][:80]}"
+        )
     if not unresolved:
         click.echo("no unresolved sentences")
         return
@@ -429,7 +492,11 @@ def schema_command(ctx, check) -> None:
     folder = project.root / "schema"
     if check:
         with tempfile.TemporaryDirectory() as tmp:
-            stale = [p.name for p in write_schemas(project, Path(tmp)) if not (folder / p.name).is_file() or (folder / p.name).read_text() != p.read_text()]
+            stale = [
+                p.name
+                for p in write_schemas(project, Path(tmp))
+                if not (folder / p.name).is_file() or (folder / p.name).read_text() != p.read_text()
+            ]
         if stale:
             raise BuilderError(f"{', '.join(stale)} in {folder} do not match {project.source}: run `builder schema`")
         click.echo("schema/ matches the label scheme")
@@ -440,7 +507,12 @@ def schema_command(ctx, check) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.",
+)
 @click.option("--push-to-hub", "repo_id", help="Also upload the folder to this Hub dataset repo (token from HF_TOKEN).")
 @click.pass_context
 def build(ctx, snapshot, output, repo_id) -> None:
@@ -469,8 +541,17 @@ def build(ctx, snapshot, output, repo_id) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).")
-@click.option("--output", type=click.Path(path_type=Path), help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port for the local Label Studio (when LABEL_STUDIO_URL is not set).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.",
+)
 @click.pass_context
 def run(ctx, port, output) -> None:
     """The whole loop on the bundled sample: Label Studio, push, annotations, pull, validate, build, load.
@@ -485,7 +566,9 @@ def run(ctx, port, output) -> None:
     """
     from builder.sample_loop import run_sample_loop
 
-    summary = run_sample_loop(project_of(ctx, needs_root=True), port=port, output=output, log=lambda m: click.echo(m, err=True))
+    summary = run_sample_loop(
+        project_of(ctx, needs_root=True), port=port, output=output, log=lambda m: click.echo(m, err=True)
+    )
     click.echo(summary)
 
 
@@ -511,12 +594,17 @@ def release(ctx, version, repo_id) -> None:
     project = project_of(ctx, needs_root=True)
     result = cut_release(project, version)
     splits = result.manifest["splits"]
-    click.echo(f"released {project.name} {version} in {result.folder}: " + ", ".join(f"{s} {splits[s]['records']}" for s in splits))
+    click.echo(
+        f"released {project.name} {version} in {result.folder}: "
+        + ", ".join(f"{s} {splits[s]['records']}" for s in splits)
+    )
     click.echo(result.changelog_entry)
     if repo_id:
         from builder.dataset.hub import push_folder
 
-        click.echo(f"pushed to {push_folder(result.folder, repo_id, tag=f'v{version}', message=f'{project.name} {version}')} and tagged v{version}")
+        click.echo(
+            f"pushed to {push_folder(result.folder, repo_id, tag=f'v{version}', message=f'{project.name} {version}')} and tagged v{version}"
+        )
 
 
 @cli.command("diff")

@@ -76,7 +76,11 @@ class Int32:
     nullable: bool = False
 
     def json(self, project: Project) -> dict:
-        return {"type": ["integer", "null"] if self.nullable else "integer", "minimum": self.minimum, "maximum": INT32_MAX}
+        return {
+            "type": ["integer", "null"] if self.nullable else "integer",
+            "minimum": self.minimum,
+            "maximum": INT32_MAX,
+        }
 
     def feature(self, project: Project):
         from datasets import Value
@@ -308,7 +312,9 @@ SENTENCE_FIELDS = Shape(
 # A pushed task's data is the sentence, its id named `sentence_id`; a task needs only what a record is made of.
 TASK_DATA_REQUIRED = ("sentence_id", "article_id", "sentence_index", "text")
 
-SPAN = Shape("span", (Field("start", Int32()), Field("end", Int32()), Field("label", EntityLabel()), Field("text", Text())))
+SPAN = Shape(
+    "span", (Field("start", Int32()), Field("end", Int32()), Field("label", EntityLabel()), Field("text", Text()))
+)
 
 ANNOTATION = Shape(
     "annotation",
@@ -341,7 +347,9 @@ RECORD = Shape(
             "every annotator's own stance, entities, lead time (s) and ground-truth flag",
             card_type="list",
         ),
-        Field("num_annotators", Int32(minimum=1), "annotators of the sentence; share agreeing with the aggregated stance"),
+        Field(
+            "num_annotators", Int32(minimum=1), "annotators of the sentence; share agreeing with the aggregated stance"
+        ),
         Field("agreement", Share()),
     ),
     closed=True,
@@ -478,8 +486,14 @@ def task_schema(project: Project) -> dict:
                 "required": ["from_name"],
                 "properties": {"from_name": {"enum": [ENTITIES, STANCE]}},
                 "allOf": [
-                    {"if": {"properties": {"from_name": {"const": ENTITIES}}}, "then": _result_item(ENTITIES, "labels", span_value)},
-                    {"if": {"properties": {"from_name": {"const": STANCE}}}, "then": _result_item(STANCE, "choices", stance_value)},
+                    {
+                        "if": {"properties": {"from_name": {"const": ENTITIES}}},
+                        "then": _result_item(ENTITIES, "labels", span_value),
+                    },
+                    {
+                        "if": {"properties": {"from_name": {"const": STANCE}}},
+                        "then": _result_item(STANCE, "choices", stance_value),
+                    },
                 ],
             },
         },

@@ -83,7 +83,11 @@ def read_marker(folder: Path) -> dict | None:
 def write_marker(folder: Path, command: str) -> Path:
     """Mark `folder` as builder's output: the command and every file in it (deterministic content)."""
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
-    content = {"written_by": f"`{command}`; builder may replace this folder (and only these files) on its next run", "command": command, "files": files}
+    content = {
+        "written_by": f"`{command}`; builder may replace this folder (and only these files) on its next run",
+        "command": command,
+        "files": files,
+    }
     path = folder / MARKER
     path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
@@ -123,7 +127,9 @@ def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False
         raise _refuse(resolved, "it is not empty", "choose a new version")
     marker = read_marker(resolved)  # checked before walking the folder: `-o ~` must not walk a home folder
     if marker is None:
-        raise _refuse(resolved, f"it is not empty and was not written by builder (no {MARKER})", f"{todo}, or empty it yourself")
+        raise _refuse(
+            resolved, f"it is not empty and was not written by builder (no {MARKER})", f"{todo}, or empty it yourself"
+        )
     present = sorted(str(p.relative_to(resolved)) for p in resolved.rglob("*") if not p.is_dir() or p.is_symlink())
     strangers = [name for name in present if name != MARKER and name not in marker["files"]]
     if strangers:
@@ -175,11 +181,15 @@ def check_output_file(path: str | Path, project=None, option: str = "-o", replac
         kind = existing_kind(resolved)
         if kind not in replaces:
             what = f"it holds {kind}" if kind else "builder did not write it"
-            raise BuilderError(f"{option} {path}: refusing to overwrite {resolved}: {what}; name a new file, or move it away first")
+            raise BuilderError(
+                f"{option} {path}: refusing to overwrite {resolved}: {what}; name a new file, or move it away first"
+            )
     if project is not None:
         root = project.root.resolve()
         if getattr(project, "bundled", False) and _inside(resolved, root):
             raise _bundled_error()
         if _inside(resolved, root / "releases"):
-            raise BuilderError(f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; name a file elsewhere")
+            raise BuilderError(
+                f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; name a file elsewhere"
+            )
     return resolved

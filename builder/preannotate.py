@@ -89,7 +89,18 @@ def _list(value: object) -> list:
 class SpacyPredictor:
     """Entities from an installed spaCy pipeline, mapped to the scheme's labels."""
 
-    LABELS = {"PERSON": "PER", "PER": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC", "NORP": "MISC", "EVENT": "MISC", "WORK_OF_ART": "MISC", "MISC": "MISC"}
+    LABELS = {
+        "PERSON": "PER",
+        "PER": "PER",
+        "ORG": "ORG",
+        "GPE": "LOC",
+        "LOC": "LOC",
+        "FAC": "LOC",
+        "NORP": "MISC",
+        "EVENT": "MISC",
+        "WORK_OF_ART": "MISC",
+        "MISC": "MISC",
+    }
 
     def __init__(self, model: str, allowed_labels: Iterable[str]) -> None:
         try:
@@ -97,7 +108,9 @@ class SpacyPredictor:
 
             self.nlp = spacy.load(model)
         except (ImportError, OSError) as exc:
-            raise ConfigError(f"predictor spacy:{model}: cannot load ({exc}); install spaCy and the model, or use the gazetteer") from None
+            raise ConfigError(
+                f"predictor spacy:{model}: cannot load ({exc}); install spaCy and the model, or use the gazetteer"
+            ) from None
         self.allowed = set(allowed_labels)
         self.model_version = f"spacy/{model}-{self.nlp.meta.get('version', '0')}"
 

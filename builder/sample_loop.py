@@ -23,19 +23,25 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     from builder.labelstudio.push import push_sentences
     from builder.labelstudio.replay import replay
     from builder.outputs import check_output_folder
-    from builder.sentences.stage import split_files
     from builder.preannotate import make_predictor
     from builder.project import no_project_file_error
+    from builder.sentences.stage import split_files
 
     if project.bundled:
         raise no_project_file_error()
     root = project.root
     output = output or root / "dist" / project.name
     check_output_folder(output, project, option="--output")  # before any work: the build would refuse it last
-    sample, accounts_file, committed = root / SAMPLE_DIR, root / ACCOUNTS_FILE, project.annotations_dir / "snapshot.jsonl"
+    sample, accounts_file, committed = (
+        root / SAMPLE_DIR,
+        root / ACCOUNTS_FILE,
+        project.annotations_dir / "snapshot.jsonl",
+    )
     for needed in (sample, accounts_file, committed):
         if not needed.exists():
-            raise BuilderError(f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample")
+            raise BuilderError(
+                f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample"
+            )
     work = root / "build" / "run"
     if not os.environ.get(URL_VARIABLE):
         server.start(root, port, log=log)
@@ -43,7 +49,9 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     log(f"1/6 split {sample}")
     split = split_files([sample], work / "sentences.jsonl", project)
     if split.report.errors():
-        raise BuilderError(f"the sample has {len(split.report.errors())} rejected inputs; run `builder split {sample} -o x.jsonl`")
+        raise BuilderError(
+            f"the sample has {len(split.report.errors())} rejected inputs; run `builder split {sample} -o x.jsonl`"
+        )
     log(f"2/6 push {split.sentences} sentences to {connection.url}")
     predictor = make_predictor("gazetteer", committed, project.entity_values)
     pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
@@ -69,6 +77,7 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
         f"features: stance {stance.names}, ner_tags {loaded['train'].features['ner_tags'].feature.names}",
         f"card: {output / 'README.md'}",
         f"Label Studio: {connection.url}/projects/{pushed.project_id}/data (log in with the credentials in {server.state_path(root)})"
-        if connection.source == "local server" else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
+        if connection.source == "local server"
+        else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
     ]
     return "\n".join(lines)

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from builder.jsonio import read_jsonl
 from builder.labelstudio.client import resolve_connection
-from builder.model import STANCE
 from builder.labelstudio.pull import pseudonymizer_for, pull
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.replay import replay
-from builder.sentences.stage import split_files
+from builder.model import STANCE
 from builder.preannotate import GazetteerPredictor, region
 from builder.project import load_project
+from builder.sentences.stage import split_files
 
 HERE = Path(__file__).resolve().parent
 SEED_ARTICLE = "ri-chang-dae-moscow"
@@ -55,10 +55,16 @@ def main() -> None:
     for sentence in sentences:
         annotations = []
         if sentence["article_id"] == SEED_ARTICLE:
-            for number, (email, given) in enumerate(zip(labels["annotators"], labels["sentences"][str(sentence["sentence_index"])]), 1):
+            for number, (email, given) in enumerate(
+                zip(labels["annotators"], labels["sentences"][str(sentence["sentence_index"])]), 1
+            ):
                 spans = GazetteerPredictor(given["entities"]).predict(sentence["text"])
                 annotations.append(
-                    {"annotator": pseudonym(email), "result": spans + [stance_item(given["stance"])], "lead_time": lead_time(sentence["text"], number)}
+                    {
+                        "annotator": pseudonym(email),
+                        "result": spans + [stance_item(given["stance"])],
+                        "lead_time": lead_time(sentence["text"], number),
+                    }
                 )
         else:
             spans = [
@@ -67,7 +73,11 @@ def main() -> None:
                 if sentence["start"] <= e["start"] and e["end"] <= sentence["end"]
             ]
             annotations.append(
-                {"annotator": pseudonym("gum-gold@builder.local"), "result": spans + [stance_item("neutral")], "lead_time": lead_time(sentence["text"], 0)}
+                {
+                    "annotator": pseudonym("gum-gold@builder.local"),
+                    "result": spans + [stance_item("neutral")],
+                    "lead_time": lead_time(sentence["text"], 0),
+                }
             )
         tasks.append({"data": {"sentence_id": sentence["id"]}, "annotations": annotations})
     replayed = replay(connection, pushed.project_id, project.name, tasks, accounts, pseudonym)

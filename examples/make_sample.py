@@ -28,7 +28,7 @@ def named_span(start: int, end: int, surface: str, meta: dict) -> tuple[int, int
         return None
     for prefix in ("the ", "The "):
         if surface.startswith(prefix):
-            start, surface = start + len(prefix), surface[len(prefix):]
+            start, surface = start + len(prefix), surface[len(prefix) :]
     for suffix in (" 's", "'s", "’s", " '"):
         if surface.endswith(suffix):
             end, surface = end - len(suffix), surface[: -len(suffix)]
@@ -40,9 +40,10 @@ def named_span(start: int, end: int, surface: str, meta: dict) -> tuple[int, int
 
 def main() -> None:
     docs = {d["doc_id"]: d for d in map(json.loads, CORPUS.read_text(encoding="utf-8").splitlines())}
-    with open(HERE / "sample" / "gum_news_sample.jsonl", "w", encoding="utf-8") as articles, open(
-        HERE / "gum_gold_entities.jsonl", "w", encoding="utf-8"
-    ) as gold:
+    with (
+        open(HERE / "sample" / "gum_news_sample.jsonl", "w", encoding="utf-8") as articles,
+        open(HERE / "gum_gold_entities.jsonl", "w", encoding="utf-8") as gold,
+    ):
         for doc_id in ARTICLES:
             doc = docs[doc_id]
             article = {

@@ -64,5 +64,7 @@ cells = [
         "display(HTML(''.join(highlight(row) for row in ds[split].select(range(min(8, len(ds[split])))))))"
     ),
 ]
-notebook = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+notebook = nbf.v4.new_notebook(
+    cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+)
 nbf.write(notebook, "notebooks/explore.ipynb")

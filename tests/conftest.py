@@ -75,7 +75,9 @@ def run_cli(*args, env=None, cwd=None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "builder", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "builder", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,21 @@ import httpx
 
 
 class FailingProxy:
-    def __init__(self, upstream: str, fail_when, status: int = 500, body: bytes = b'{"detail": "injected failure"}', drop: bool = False) -> None:
-        self.upstream, self.fail_when, self.status, self.body, self.drop = upstream.rstrip("/"), fail_when, status, body, drop
+    def __init__(
+        self,
+        upstream: str,
+        fail_when,
+        status: int = 500,
+        body: bytes = b'{"detail": "injected failure"}',
+        drop: bool = False,
+    ) -> None:
+        self.upstream, self.fail_when, self.status, self.body, self.drop = (
+            upstream.rstrip("/"),
+            fail_when,
+            status,
+            body,
+            drop,
+        )
         self.counts: Counter = Counter()
         self.failed = 0
         proxy = self
@@ -43,8 +56,12 @@ class FailingProxy:
                     self.end_headers()
                     self.wfile.write(proxy.body)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-                response = httpx.request(self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=120)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")
+                }
+                response = httpx.request(
+                    self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=120
+                )
                 self.send_response(response.status_code)
                 for k, v in response.headers.items():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):

@@ -16,7 +16,14 @@ from .conftest import ROOT, cli_env, make_project, run_cli
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # Screen rectangle of `word` inside the element matched by `selector` (first and last character).
 WORD_RECT_JS = """([selector, word]) => {
@@ -52,7 +59,11 @@ def chromium():
 
 def test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them(chromium, ls, ls_server, tmp_path):
     project = make_project(tmp_path, "browser annotator")
-    article = {"id": "pact", "title": "Putin praises new pact", "text": "Putin praises new pact\nVladimir Putin met Kim Jong Un in Pyongyang on Wednesday."}
+    article = {
+        "id": "pact",
+        "title": "Putin praises new pact",
+        "text": "Putin praises new pact\nVladimir Putin met Kim Jong Un in Pyongyang on Wednesday.",
+    }
     sentences = split_article(article)
     result = push_sentences(ls, project, sentences)
     task_id = next(t.id for t in ls.client().tasks.list(project=result.project_id) if t.data["sentence_index"] == 1)
@@ -70,7 +81,12 @@ def test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them(chromi
     page.wait_for_timeout(500)
     # the annotator sees title, context, guidelines-named labels with hotkeys, and the target
     body = page.locator("body").inner_text()
-    for visible in ("Putin praises new pact", "Target: Russia and North Korea expanding military cooperation", "PER", "favor"):
+    for visible in (
+        "Putin praises new pact",
+        "Target: Russia and North Korea expanding military cooperation",
+        "PER",
+        "favor",
+    ):
         assert visible in body
 
     page.keyboard.press("p")  # PER, by its hotkey

@@ -38,7 +38,17 @@ def test_bad_config_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "builder.toml"
     bad.write_text("[dataset]\nname = 'x'\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "builder", "--config", str(bad), "split", str(tmp_path), "-o", str(tmp_path / "o.jsonl")],
+        [
+            sys.executable,
+            "-m",
+            "builder",
+            "--config",
+            str(bad),
+            "split",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ],
         capture_output=True,
         text=True,
     )

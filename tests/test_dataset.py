@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from builder.dataset.bio import bio_to_spans, non_overlapping, spans_to_bio
 from builder.dataset.build import Encoder, build_dataset, sha256_file
+from builder.dataset.splits import assign_splits, hash_split
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
-from builder.dataset.splits import assign_splits, hash_split
 
 from .conftest import ROOT
 
@@ -59,7 +59,10 @@ def test_bio_is_lossless_on_the_sample(built):
     labels = ds["train"].features["entities"].feature["label"].names
     overlapping = {o["id"] for o in facts.overlaps}
     for row in (r for split in ds.values() for r in split):
-        spans = [{"start": e["start"], "end": e["end"], "label": labels[e["label"]], "text": e["text"]} for e in row["entities"]]
+        spans = [
+            {"start": e["start"], "end": e["end"], "label": labels[e["label"]], "text": e["text"]}
+            for e in row["entities"]
+        ]
         kept, _ = non_overlapping(spans)
         back = bio_to_spans(row["text"], row["tokens"], [names[t] for t in row["ner_tags"]])
         assert back == sorted(kept, key=lambda s: s["start"])
@@ -71,7 +74,13 @@ def test_bio_is_lossless_on_the_sample(built):
 
 @st.composite
 def text_and_spans(draw):
-    words = draw(st.lists(st.sampled_from(["Kim", "Jong-un", "met", "Putin", "in", "Pyongyang", ",", "U.S.", "’s", "🙂", "x"]), min_size=1, max_size=20))
+    words = draw(
+        st.lists(
+            st.sampled_from(["Kim", "Jong-un", "met", "Putin", "in", "Pyongyang", ",", "U.S.", "’s", "🙂", "x"]),
+            min_size=1,
+            max_size=20,
+        )
+    )
     text = " ".join(words)
     cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=8))))
     spans = []
@@ -121,10 +130,27 @@ def test_spans_to_bio_matches_the_plain_algorithm_with_names_and_ids(case):
 
 def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
     encoder = Encoder(project)
-    record = {"id": "s1", "article_id": "a", "sentence_index": 0, "text": "Kim met Putin.", "target": "t", "stance": None,
-              "stance_status": "tie", "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
-              "annotations": [{"annotator": "annotator-0123456789ab", "stance": "against", "entities": [], "lead_time": None, "ground_truth": False}],
-              "num_annotators": 1, "agreement": None}
+    record = {
+        "id": "s1",
+        "article_id": "a",
+        "sentence_index": 0,
+        "text": "Kim met Putin.",
+        "target": "t",
+        "stance": None,
+        "stance_status": "tie",
+        "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
+        "annotations": [
+            {
+                "annotator": "annotator-0123456789ab",
+                "stance": "against",
+                "entities": [],
+                "lead_time": None,
+                "ground_truth": False,
+            }
+        ],
+        "num_annotators": 1,
+        "agreement": None,
+    }
     columns = encoder.new_columns()
     encoder.add(record, columns)
     row = encoder.table(columns).to_pylist()[0]
@@ -141,14 +167,35 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
 
 def test_encoder_refuses_an_annotator_that_is_not_a_pseudonym_without_echoing_it(project):
     encoder = Encoder(project)
-    annotation = {"annotator": "annotator-0123456789ab", "stance": "neutral", "entities": [], "lead_time": 1.0, "ground_truth": False}
-    record = {"id": "s1", "article_id": "a", "sentence_index": 0, "text": "Kim met Putin.", "target": "t", "stance": "neutral",
-              "stance_status": "unanimous", "entities": [], "annotations": [annotation], "num_annotators": 1, "agreement": None}
+    annotation = {
+        "annotator": "annotator-0123456789ab",
+        "stance": "neutral",
+        "entities": [],
+        "lead_time": 1.0,
+        "ground_truth": False,
+    }
+    record = {
+        "id": "s1",
+        "article_id": "a",
+        "sentence_index": 0,
+        "text": "Kim met Putin.",
+        "target": "t",
+        "stance": "neutral",
+        "stance_status": "unanimous",
+        "entities": [],
+        "annotations": [annotation],
+        "num_annotators": 1,
+        "agreement": None,
+    }
     encoder.add(record, encoder.new_columns())
-    encoder.add({**record, "annotations": [{**annotation, "annotator": "annotator-0123abcd"}]}, encoder.new_columns())  # release 1.0.0's scheme
+    encoder.add(
+        {**record, "annotations": [{**annotation, "annotator": "annotator-0123abcd"}]}, encoder.new_columns()
+    )  # release 1.0.0's scheme
     for name in ("kim.jong@example.com", "annotator-0123456789AB", "annotator-", None, ["annotator-0123456789ab"]):
         with pytest.raises(BuilderError) as caught:
-            encoder.add({**record, "annotations": [annotation, {**annotation, "annotator": name}]}, encoder.new_columns())
+            encoder.add(
+                {**record, "annotations": [annotation, {**annotation, "annotator": name}]}, encoder.new_columns()
+            )
         assert str(caught.value) == "s1: an annotator is not a pseudonym; validate the records first"
 
 
@@ -164,13 +211,19 @@ def test_splits_are_by_article_stable_and_keep_shared_text_together(project, bui
     proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
     articles = [f"article-{i}" for i in range(300)]
     before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
-    after, _ = assign_splits(((a, f"{a} text") for a in articles + [f"new-{i}" for i in range(300)]), proportions, salt="s")
+    after, _ = assign_splits(
+        ((a, f"{a} text") for a in articles + [f"new-{i}" for i in range(300)]), proportions, salt="s"
+    )
     assert all(after[a] == before[a] for a in articles)
     counts = {s: sum(1 for v in after.values() if v == s) for s in ("train", "validation", "test")}
     assert 0.5 < counts["train"] / 600 < 0.7 and counts["test"] > 60
     test_article = next(a for a in articles if before[a] == "test")
     train_article = next(a for a in articles if before[a] == "train")
-    shared, facts_ = assign_splits([(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")], proportions, salt="s")
+    shared, facts_ = assign_splits(
+        [(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")],
+        proportions,
+        salt="s",
+    )
     assert shared[train_article] == shared[test_article] == "test" and facts_["shared_text_groups"] == 1
     frozen, _ = assign_splits([(train_article, "x")], proportions, frozen_test={train_article}, salt="s")
     assert frozen[train_article] == "test"
@@ -183,15 +236,36 @@ def test_card_passes_huggingface_hub_checks(project, built):
     folder, _ = built
     card = DatasetCard.load(folder / "README.md")
     data = card.data.to_dict()
-    for key in ("license", "language", "pretty_name", "task_categories", "task_ids", "annotations_creators",
-                "language_creators", "size_categories", "source_datasets", "configs", "dataset_info"):
+    for key in (
+        "license",
+        "language",
+        "pretty_name",
+        "task_categories",
+        "task_ids",
+        "annotations_creators",
+        "language_creators",
+        "size_categories",
+        "source_datasets",
+        "configs",
+        "dataset_info",
+    ):
         assert data.get(key), key
     assert data["configs"][0]["data_files"][0]["path"].startswith("data/")
     splits = {s["name"]: s["num_examples"] for s in data["dataset_info"]["splits"]}
     assert sum(splits.values()) == 65
     text = card.text
-    for section in ("## Splits and label distribution", "## Agreement", "## How it was made", "## Sources and licences",
-                    "## Known limitations", "## Citation", "load_dataset(", "Krippendorff", "CC BY 2.5", "lines+segtok/1"):
+    for section in (
+        "## Splits and label distribution",
+        "## Agreement",
+        "## How it was made",
+        "## Sources and licences",
+        "## Known limitations",
+        "## Citation",
+        "load_dataset(",
+        "Krippendorff",
+        "CC BY 2.5",
+        "lines+segtok/1",
+    ):
         assert section in text, section
 
 
@@ -231,11 +305,24 @@ class FakeHub:
             return httpx.Response(200, json={"url": "https://huggingface.co/datasets/org/sample", "name": "org/sample"})
         if "/preupload/" in path:
             files = json.loads(request.content)["files"]
-            return httpx.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files], "commitOid": "0" * 40})
+            return httpx.Response(
+                200,
+                json={
+                    "files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files],
+                    "commitOid": "0" * 40,
+                },
+            )
         if "/commit/" in path:
             lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
             self.committed = sorted(line["value"]["path"] for line in lines if line.get("key") == "file")
-            return httpx.Response(200, json={"commitUrl": "https://huggingface.co/datasets/org/sample/commit/" + "a" * 40, "commitOid": "a" * 40, "success": True})
+            return httpx.Response(
+                200,
+                json={
+                    "commitUrl": "https://huggingface.co/datasets/org/sample/commit/" + "a" * 40,
+                    "commitOid": "a" * 40,
+                    "success": True,
+                },
+            )
         if "/tag/" in path:
             self.tag = json.loads(request.content)
             return httpx.Response(200, json={})
@@ -254,7 +341,9 @@ def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
     fake = FakeHub()
     set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake)))
     try:
-        url = push_folder(folder, "org/sample", tag="v1.0.0", api=HfApi(token="hf_fake", endpoint="https://huggingface.co"))
+        url = push_folder(
+            folder, "org/sample", tag="v1.0.0", api=HfApi(token="hf_fake", endpoint="https://huggingface.co")
+        )
     finally:
         _http.close_session()
         set_client_factory(_http.default_client_factory)
@@ -265,12 +354,14 @@ def test_push_to_hub_call_sequence_with_fake_transport(built, monkeypatch):
     assert methods[-1][1].endswith("/tag/" + "a" * 40) or "/tag/" in methods[-1][1]
     assert fake.tag["tag"] == "v1.0.0"
     assert "dataset_info" in fake.validated_yaml["content"]
-    assert fake.committed == sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
+    assert fake.committed == sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER
+    )
 
 
 def test_push_without_token_is_a_clean_error(built, monkeypatch):
-    from builder.errors import BuilderError
     from builder.dataset.hub import push_folder
+    from builder.errors import BuilderError
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(BuilderError, match="HF_TOKEN is not set"):
@@ -283,12 +374,16 @@ def test_notebook_executes(built, tmp_path):
 
     folder, _ = built
     notebook = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "commit the notebook without outputs"
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
+        "commit the notebook without outputs"
+    )
     import os
 
     os.environ["BUILDER_DATASET"] = str(folder)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+        ).execute()
     finally:
         os.environ.pop("BUILDER_DATASET")
     outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from builder.sentences.articles import ArticleReader
 from builder.report import Report
+from builder.sentences.articles import ArticleReader
 
 from .conftest import ROOT, SAMPLE, SEED, run_cli
 
@@ -25,7 +25,11 @@ def read(paths):
 
 def run_split(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "builder", "split", *map(str, args)], check=False, capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "builder", "split", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
 
 
@@ -33,14 +37,20 @@ def test_txt_jsonl_html_and_folders(tmp_path):
     (tmp_path / "nested").mkdir()
     (tmp_path / "nested" / "one.txt").write_text("Headline here\n\nFirst sentence. Second one.\n", encoding="utf-8")
     (tmp_path / "many.jsonl").write_text(
-        json.dumps({"id": "j1", "text": "Body one.", "title": "T", "url": "http://x", "section": "world"}) + "\n"
-        + json.dumps({"id": 2, "text": "Body two.", "target": "a per-article target"}) + "\n",
+        json.dumps({"id": "j1", "text": "Body one.", "title": "T", "url": "http://x", "section": "world"})
+        + "\n"
+        + json.dumps({"id": 2, "text": "Body two.", "target": "a per-article target"})
+        + "\n",
         encoding="utf-8",
     )
     (tmp_path / "page.html").write_text(
         "<html><head><title>Page title</title></head><body><nav>Home | About</nav><article><h1>Page title</h1>"
-        + "<p>" + "The council met on Monday to discuss the budget for the coming year. " * 4 + "</p>"
-        + "<p>" + "Members voted to approve the plan after a long debate in the chamber. " * 4 + "</p>"
+        + "<p>"
+        + "The council met on Monday to discuss the budget for the coming year. " * 4
+        + "</p>"
+        + "<p>"
+        + "Members voted to approve the plan after a long debate in the chamber. " * 4
+        + "</p>"
         + "</article><footer>Copyright</footer></body></html>",
         encoding="utf-8",
     )
@@ -77,7 +87,7 @@ def test_newlines_and_bom_are_normalised_first(tmp_path):
         ("notext.jsonl", b'{"id": "a"}\n', ":1: missing required field 'text'"),
         ("noid.jsonl", b'{"text": "x"}\n', ":1: missing required field 'id'"),
         ("wrongtype.jsonl", b'{"id": "a", "text": 5}\n', "field 'text' must be a non-empty string"),
-        ("array.jsonl", b'[1, 2]\n', "expected a JSON object, got list"),
+        ("array.jsonl", b"[1, 2]\n", "expected a JSON object, got list"),
     ],
 )
 def test_bad_input_is_named_and_valid_articles_still_processed(tmp_path, name, content, expected):
@@ -197,8 +207,10 @@ def test_output_stays_linear_in_input_for_one_line_articles(tmp_path):
     (folder / "unpunctuated.txt").write_text("word " * 500_000, encoding="utf-8")  # 2.5 MB, one sentence
     (folder / "huge.txt").write_text("Headline\n" + "x" * 300_000 + ".\nShort one.\n", encoding="utf-8")
     (folder / "lines.jsonl").write_text(
-        json.dumps({"id": "untitled", "text": sentence * 10_000}) + "\n"
-        + json.dumps({"id": "long-title", "title": "T" * 5000, "text": "Body. " * 1000}) + "\n",
+        json.dumps({"id": "untitled", "text": sentence * 10_000})
+        + "\n"
+        + json.dumps({"id": "long-title", "title": "T" * 5000, "text": "Body. " * 1000})
+        + "\n",
         encoding="utf-8",
     )
     size_in = sum(p.stat().st_size for p in folder.iterdir())
@@ -211,11 +223,18 @@ def test_output_stays_linear_in_input_for_one_line_articles(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "builder", "split", str(folder), "-o", str(output)],
-        check=False, capture_output=True, text=True, cwd=ROOT, timeout=120, preexec_fn=limit_file_size,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        preexec_fn=limit_file_size,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert output.stat().st_size < 4 * size_in
-    articles = {a["id"]: a for a in map(json.loads, output.with_name("sentences.articles.jsonl").read_text().splitlines())}
+    articles = {
+        a["id"]: a for a in map(json.loads, output.with_name("sentences.articles.jsonl").read_text().splitlines())
+    }
     assert articles["many"]["title"] == "" and articles["unpunctuated"]["title"] == ""
     assert articles["untitled"]["title"] == "" and articles["huge"]["title"] == "Headline"
     assert articles["long-title"]["title"] == "T" * 199 + "\u2026"
@@ -275,7 +294,9 @@ def test_truncated_utf16_after_a_bom_is_named(tmp_path):
     path.write_bytes(codecs.BOM_UTF16_LE + "Headline\nBody.\n".encode("utf-16-le")[:-1])
     _, report = read([path])
     [problem] = report.errors()
-    assert problem.reason == "invalid encoding" and "invalid UTF-16LE" in problem.detail and "at byte 30" in problem.detail
+    assert (
+        problem.reason == "invalid encoding" and "invalid UTF-16LE" in problem.detail and "at byte 30" in problem.detail
+    )
 
 
 def test_builder_output_with_a_txt_name_is_recognised(tmp_path):
@@ -310,8 +331,12 @@ def test_stray_cr_in_jsonl_does_not_shift_line_numbers(tmp_path):
 
 
 MENUS = {
-    "paragraphs": "".join(f"<p>{w}</p>" for w in ("Home", "World news", "Politics", "Business and markets", "Contact us")),
-    "list": "<ul>" + "".join(f"<li>{w}</li>" for w in ("Home", "World news", "Politics and elections", "Markets")) + "</ul>",
+    "paragraphs": "".join(
+        f"<p>{w}</p>" for w in ("Home", "World news", "Politics", "Business and markets", "Contact us")
+    ),
+    "list": "<ul>"
+    + "".join(f"<li>{w}</li>" for w in ("Home", "World news", "Politics and elections", "Markets"))
+    + "</ul>",
     "bars": "<h2>Sections</h2><p>World | Politics | Business | Sport | Culture | Weather</p><p>Latest: Markets | Election live</p>",
 }
 
@@ -338,9 +363,22 @@ def test_fifo_named_or_found_in_a_folder_is_reported_and_never_opened(tmp_path):
     os.mkfifo(tmp_path / "named.txt")
     os.mkfifo(folder / "other.fifo")
     result = subprocess.run(
-        [sys.executable, "-m", "builder", "split", str(folder), str(tmp_path / "named.txt"), str(SEED),
-         "-o", str(tmp_path / "out.jsonl")],
-        check=False, capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "builder",
+            "split",
+            str(folder),
+            str(tmp_path / "named.txt"),
+            str(SEED),
+            "-o",
+            str(tmp_path / "out.jsonl"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 1
     rejected = split_lines(result.stderr, "rejected:")

@@ -15,9 +15,9 @@ import pytest
 
 from builder.errors import LabelStudioError
 from builder.jsonio import read_jsonl, write_jsonl
+from builder.labeling_config import labeling_config
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection
-from builder.labeling_config import labeling_config
 from builder.labelstudio.pull import export_tasks, pull
 from builder.labelstudio.push import existing_sentence_ids, find_project, push_sentences
 from builder.labelstudio.users import annotator_connection
@@ -33,8 +33,17 @@ def task_count(connection: Connection, project_id: int) -> int:
 
 def synthetic_sentences(n: int, prefix: str = "s") -> list[dict]:
     return [
-        {"id": f"{prefix}{i:06d}", "article_id": f"{prefix}-article-{i // 50}", "article_title": "Synthetic", "sentence_index": i % 50,
-         "text": f"Sentence number {i} mentions Moscow and Pyongyang.", "start": 0, "end": 48, "prev_text": "", "next_text": ""}
+        {
+            "id": f"{prefix}{i:06d}",
+            "article_id": f"{prefix}-article-{i // 50}",
+            "article_title": "Synthetic",
+            "sentence_index": i % 50,
+            "text": f"Sentence number {i} mentions Moscow and Pyongyang.",
+            "start": 0,
+            "end": 48,
+            "prev_text": "",
+            "next_text": "",
+        }
         for i in range(n)
     ]
 
@@ -43,7 +52,11 @@ def start_push(connection: Connection, path, cwd, batch_size: int) -> subprocess
     """`builder push` running in the background (to kill, interrupt or run beside others)."""
     return subprocess.Popen(
         [sys.executable, "-m", "builder", "push", str(path), "--batch-size", str(batch_size), "--predictor", "none"],
-        env=cli_env(connection), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(connection),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -150,9 +163,16 @@ def test_server_error_mid_push_then_rerun(ls, tmp_path):
     assert task_count(ls, project_id) == 1000
 
 
-def annotate(connection: Connection, task_id: int, spans: list[tuple[int, int, str, str]], stance: str, lead_time: float):
+def annotate(
+    connection: Connection, task_id: int, spans: list[tuple[int, int, str, str]], stance: str, lead_time: float
+):
     result = [
-        {"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": s, "end": e, "text": t, "labels": [label]}}
+        {
+            "from_name": "entities",
+            "to_name": "sentence",
+            "type": "labels",
+            "value": {"start": s, "end": e, "text": t, "labels": [label]},
+        }
         for s, e, t, label in spans
     ]
     result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
@@ -182,7 +202,10 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     lines = snapshot.read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["data"]["sentence_id"] for r in records] == sorted(s["id"] for s in seed)
-    assert all(line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False) for line in lines)
+    assert all(
+        line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for line in lines
+    )
     by_id = {r["data"]["sentence_id"]: r for r in records}
     record = by_id[first["id"]]
     assert record["task_id"] == tasks[first["id"]]
@@ -224,7 +247,11 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     review = run_cli("review", env=cli_env(ls), cwd=tmp_path)
     assert review.returncode == 0, review.stderr
     assert first["id"] in review.stdout and "1 unresolved; review them in Label Studio:" in review.stdout
-    views = [v for v in ls.client().views.list(project=result.project_id) if (v.data or {}).get("title") == "builder: unresolved stance"]
+    views = [
+        v
+        for v in ls.client().views.list(project=result.project_id)
+        if (v.data or {}).get("title") == "builder: unresolved stance"
+    ]
     assert len(views) == 1
     items = views[0].data["filters"]["items"]
     assert [i["value"] for i in items] == [first["id"]] and items[0]["filter"] == "filter:tasks:data.sentence_id"
@@ -281,9 +308,13 @@ def test_state_file_is_private_and_busy_port_is_refused(ls_server, tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(LabelStudioError, match=f"port {port} is busy"):
             server.start(tmp_path, port)
-    result = run_cli("server", "stop", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")})
+    result = run_cli(
+        "server", "stop", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")}
+    )
     assert "no local Label Studio was running" in result.stdout
-    status = run_cli("server", "status", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")})
+    status = run_cli(
+        "server", "status", cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")}
+    )
     assert status.returncode == 3 and "no local Label Studio is running" in status.stdout
 
 
@@ -298,10 +329,7 @@ def test_parallel_pushes_into_a_new_project_make_each_task_once(ls, tmp_path):
     sentences = synthetic_sentences(2000, "par")
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, sentences)
-    runs = [
-        start_push(ls, path, tmp_path, 500)
-        for _ in range(3)
-    ]
+    runs = [start_push(ls, path, tmp_path, 500) for _ in range(3)]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert all(run.returncode == 0 for run in runs), outputs
     created = sorted(int(out.split("push: created ")[1].split(" ")[0]) for out, _ in outputs)
@@ -351,8 +379,14 @@ def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
     write_jsonl(path, synthetic_sentences(3, "lst"))
     with FailingProxy(ls.url, lambda m, p, c: m == "GET" and p.startswith("/api/tasks/"), **how) as proxy:
         result = run_cli("push", path, env={**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert expected in result.stderr and "while listing the project's tasks" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, (
+        result.stderr
+    )
+    assert (
+        expected in result.stderr
+        and "while listing the project's tasks" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path, monkeypatch):
@@ -374,7 +408,11 @@ def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path, monkeypatch):
     assert list(ls.client().projects.exports.list(result.project_id)) == []
     folder = Path(ls_server.data_dir) / "media" / "export" / str(result.project_id)
     assert not folder.exists() or list(folder.iterdir()) == []
-    views = [v for v in ls.client().views.list(project=result.project_id) if (v.data or {}).get("title", "").startswith("builder")]
+    views = [
+        v
+        for v in ls.client().views.list(project=result.project_id)
+        if (v.data or {}).get("title", "").startswith("builder")
+    ]
     assert views == []  # the incremental pull's own view went with it
 
 

@@ -94,7 +94,9 @@ def test_build_refuses_every_folder_it_did_not_create(project_copy, monkeypatch)
     assert sorted(p.name for p in root.parent.iterdir()) == ["project"]  # no staging folder left beside it
     for output in (".", "..", "annotations"):  # through the CLI: one line naming the folder, no traceback
         result = cli_in(root, monkeypatch, "build", "-o", output)
-        one_line_error(result, "refusing to write into", str((root / output).resolve()), "pass -o a new or empty folder")
+        one_line_error(
+            result, "refusing to write into", str((root / output).resolve()), "pass -o a new or empty folder"
+        )
     assert tree(root) == before
 
 
@@ -112,7 +114,9 @@ def test_build_replaces_only_its_own_output(project, tmp_path):
     build_dataset(project, SNAPSHOT, output)  # an empty folder is fine
     marker = read_marker(output)
     assert marker["command"] == "builder build"
-    assert marker["files"] == sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() and p.name != MARKER)
+    assert marker["files"] == sorted(
+        str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() and p.name != MARKER
+    )
     first = tree(output)
     link = tmp_path / "link"
     link.symlink_to(output)
@@ -173,7 +177,9 @@ def test_file_outputs_that_are_folders_are_one_line(project_copy, monkeypatch, a
 def test_a_file_output_under_a_file_is_one_line(project_copy, monkeypatch):
     root, _ = project_copy
     result = cli_in(root, monkeypatch, "validate", "-o", "builder.toml/records.jsonl")
-    one_line_error(result, "cannot write builder.toml/records.jsonl (builder.toml is not a folder); nothing was written")
+    one_line_error(
+        result, "cannot write builder.toml/records.jsonl (builder.toml is not a folder); nothing was written"
+    )
 
 
 # --- 2. a full disk is one line; the previous output is kept; no temp file is left --------------------
@@ -204,7 +210,12 @@ class SmallDisk:
             resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # Python ignores SIGXFSZ: writes fail with EFBIG
 
         return subprocess.run(
-            [sys.executable, "-m", "builder", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, check=False,
+            [sys.executable, "-m", "builder", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            check=False,
             preexec_fn=None if self.mounted else limit,
         )
 
@@ -221,7 +232,12 @@ class SmallDisk:
 def _mount(folder) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @pytest.fixture
@@ -290,8 +306,14 @@ def test_validate_report_on_a_full_disk_names_the_report(small_disk, tmp_path):
         pytest.skip("needs a tmpfs (root): under the file size limit the report is small enough to be written")
     before = previous(small_disk, "report.json")
     small_disk.fill()
-    result = small_disk.run("validate", "-o", tmp_path / "records.jsonl", "--report", small_disk.folder / "report.json", cwd=ROOT)
-    one_line_error(result, f"cannot write {small_disk.folder / 'report.json'} (No space left on device); the previous", after_output=True)
+    result = small_disk.run(
+        "validate", "-o", tmp_path / "records.jsonl", "--report", small_disk.folder / "report.json", cwd=ROOT
+    )
+    one_line_error(
+        result,
+        f"cannot write {small_disk.folder / 'report.json'} (No space left on device); the previous",
+        after_output=True,
+    )
     assert small_disk.tree() == before
 
 
@@ -318,11 +340,15 @@ def test_server_state_on_a_full_disk(small_disk):
 
     if not small_disk.mounted:
         pytest.skip("needs a tmpfs (root)")
-    state = server.ServerState(url="http://127.0.0.1:1", pid=0, port=1, token="t", username="u", password="p", data_dir="d", version="v")
+    state = server.ServerState(
+        url="http://127.0.0.1:1", pid=0, port=1, token="t", username="u", password="p", data_dir="d", version="v"
+    )
     server.write_state(small_disk.folder, state)
     before = small_disk.tree()
     small_disk.fill()
-    with pytest.raises(OutputError, match=r"cannot write .*server.json \(No space left on device\); the previous .* was kept"):
+    with pytest.raises(
+        OutputError, match=r"cannot write .*server.json \(No space left on device\); the previous .* was kept"
+    ):
         server.write_state(small_disk.folder, server.ServerState(**{**vars(state), "token": "x" * 8192}))
     assert small_disk.tree() == before
 
@@ -338,8 +364,14 @@ def test_pull_on_a_full_disk(ls, small_disk, tmp_path):
         annotate(ls, task.id, [], "neutral", 1.0)
     before = previous(small_disk, "snapshot.jsonl")
     small_disk.fill()
-    result = small_disk.run("pull", "-o", small_disk.folder / "snapshot.jsonl", env=cli_env(ls), cwd=tmp_path / "project")
-    one_line_error(result, f"cannot write {small_disk.folder / 'snapshot.jsonl'} ({small_disk.reason()}); the previous", after_output=True)
+    result = small_disk.run(
+        "pull", "-o", small_disk.folder / "snapshot.jsonl", env=cli_env(ls), cwd=tmp_path / "project"
+    )
+    one_line_error(
+        result,
+        f"cannot write {small_disk.folder / 'snapshot.jsonl'} ({small_disk.reason()}); the previous",
+        after_output=True,
+    )
     assert ls.api_key not in result.stderr
     assert small_disk.tree() == before
     assert not (tmp_path / "project" / ".builder" / "pull-state.json").exists()
@@ -359,7 +391,17 @@ def outside(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "args", [("pull",), ("release", "1.0.0"), ("validate",), ("build",), ("run",), ("server", "start"), ("schema",), ("schema", "--check")]
+    "args",
+    [
+        ("pull",),
+        ("release", "1.0.0"),
+        ("validate",),
+        ("build",),
+        ("run",),
+        ("server", "start"),
+        ("schema",),
+        ("schema", "--check"),
+    ],
 )
 def test_commands_outside_a_project_refuse_to_write_into_the_package(outside, args):
     package = default_project_file().parents[1]
@@ -371,7 +413,9 @@ def test_commands_outside_a_project_refuse_to_write_into_the_package(outside, ar
 
 def test_outside_a_project_explicit_outputs_still_work(outside):
     runner = CliRunner()
-    validated = runner.invoke(cli, ["validate", "--snapshot", str(SNAPSHOT), "-o", "records.jsonl", "--report", "report.json"])
+    validated = runner.invoke(
+        cli, ["validate", "--snapshot", str(SNAPSHOT), "-o", "records.jsonl", "--report", "report.json"]
+    )
     assert validated.exit_code == 0, validated.stderr
     built = runner.invoke(cli, ["build", "--snapshot", str(SNAPSHOT), "-o", "dataset"])
     assert built.exit_code == 0, built.stderr
@@ -412,5 +456,26 @@ def test_file_outputs_never_overwrite_inputs_or_files_builder_did_not_write(tmp_
     assert tree(project_dir) == before
     # builder's own outputs of the same kind are replaced as before
     for _ in range(2):
-        assert run_cli("split", articles, "-o", project_dir / "out" / "s.jsonl", "--report", project_dir / "out" / "r.json", cwd=project_dir).returncode == 0
-        assert run_cli("validate", "-o", project_dir / "out" / "records.jsonl", "--report", project_dir / "out" / "v.json", cwd=project_dir).returncode == 0
+        assert (
+            run_cli(
+                "split",
+                articles,
+                "-o",
+                project_dir / "out" / "s.jsonl",
+                "--report",
+                project_dir / "out" / "r.json",
+                cwd=project_dir,
+            ).returncode
+            == 0
+        )
+        assert (
+            run_cli(
+                "validate",
+                "-o",
+                project_dir / "out" / "records.jsonl",
+                "--report",
+                project_dir / "out" / "v.json",
+                cwd=project_dir,
+            ).returncode
+            == 0
+        )

@@ -26,12 +26,28 @@ from .test_labelstudio import synthetic_sentences
 
 OPERATIONS = st.sampled_from(
     [
-        "annotate", "annotate", "annotate_as_annotator", "update", "delete_annotation", "cancel", "star",
-        "bulk_delete_annotations", "delete_task", "bulk_delete_tasks", "predict", "bulk_delete_predictions",
-        "import", "pull", "pull",
+        "annotate",
+        "annotate",
+        "annotate_as_annotator",
+        "update",
+        "delete_annotation",
+        "cancel",
+        "star",
+        "bulk_delete_annotations",
+        "delete_task",
+        "bulk_delete_tasks",
+        "predict",
+        "bulk_delete_predictions",
+        "import",
+        "pull",
+        "pull",
     ]
 )
-STEPS = st.lists(st.tuples(OPERATIONS, st.integers(0, 1000), st.sampled_from(["favor", "against", "neutral"])), min_size=4, max_size=14)
+STEPS = st.lists(
+    st.tuples(OPERATIONS, st.integers(0, 1000), st.sampled_from(["favor", "against", "neutral"])),
+    min_size=4,
+    max_size=14,
+)
 
 
 class Playground:
@@ -60,7 +76,9 @@ class Playground:
 
     def action(self, name: str, task_ids: list[int]) -> None:
         response = self.ls.http().request(
-            "api/dm/actions", method="POST", params={"id": name, "project": self.project_id},
+            "api/dm/actions",
+            method="POST",
+            params={"id": name, "project": self.project_id},
             json={"selectedItems": {"all": False, "included": task_ids}},
         )
         assert response.status_code < 300, response.text
@@ -70,8 +88,14 @@ class Playground:
         items = [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}}]
         if "Moscow" in text:
             start = text.index("Moscow")
-            items.append({"from_name": "entities", "to_name": "sentence", "type": "labels",
-                          "value": {"start": start, "end": start + 6, "text": "Moscow", "labels": ["LOC"]}})
+            items.append(
+                {
+                    "from_name": "entities",
+                    "to_name": "sentence",
+                    "type": "labels",
+                    "value": {"start": start, "end": start + 6, "text": "Moscow", "labels": ["LOC"]},
+                }
+            )
         return items
 
     def apply(self, operation: str, pick: int, stance: str) -> None:
@@ -85,7 +109,9 @@ class Playground:
                 who = self.annotator
             text = client.tasks.get(task).data["text"]
             cancelled = operation == "cancel"
-            who.client().annotations.create(id=task, result=[] if cancelled else self.result(stance, text), was_cancelled=cancelled, lead_time=1.5)
+            who.client().annotations.create(
+                id=task, result=[] if cancelled else self.result(stance, text), was_cancelled=cancelled, lead_time=1.5
+            )
         elif operation in ("update", "delete_annotation", "star"):
             annotations = self.annotations()
             if annotations:
@@ -124,7 +150,9 @@ def no_margin(monkeypatch):
     monkeypatch.setattr(pull_module, "SINCE_MARGIN", timedelta(0))
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(steps=STEPS)
 def test_incremental_pull_equals_full_pull(ls, tmp_path_factory, no_margin, steps):
     folder = tmp_path_factory.mktemp("property")

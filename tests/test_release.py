@@ -15,9 +15,6 @@ from typing import NamedTuple
 import httpx
 import pytest
 
-from builder.errors import BuilderError
-from builder.jsonio import write_jsonl
-from builder.pseudonyms import KEYED_SCHEME, LEGACY_SCHEME
 from builder.dataset.release import (
     build_release_folder,
     compare,
@@ -27,7 +24,10 @@ from builder.dataset.release import (
     verify_release,
     version_key,
 )
+from builder.errors import BuilderError
+from builder.jsonio import write_jsonl
 from builder.project import load_project
+from builder.pseudonyms import KEYED_SCHEME, LEGACY_SCHEME
 from builder.sentences.segmenter import sentence_id
 
 from .conftest import ROOT, make_project, run_cli
@@ -43,14 +43,39 @@ def synthetic_tasks(articles: range, stance="neutral", digits=8) -> list[dict]:
             start = text.index("Kim Jong Un")
             label = stance(a) if callable(stance) else stance
             result = [
-                {"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": start, "end": start + 11, "text": "Kim Jong Un", "labels": ["PER"]}},
+                {
+                    "from_name": "entities",
+                    "to_name": "sentence",
+                    "type": "labels",
+                    "value": {"start": start, "end": start + 11, "text": "Kim Jong Un", "labels": ["PER"]},
+                },
                 {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [label]}},
             ]
             annotations = [
-                {"id": 10 * (a * 3 + s) + k, "annotator": f"annotator-{k + 10:0{digits}x}", "result": result, "was_cancelled": False, "ground_truth": False, "lead_time": 3.0}
+                {
+                    "id": 10 * (a * 3 + s) + k,
+                    "annotator": f"annotator-{k + 10:0{digits}x}",
+                    "result": result,
+                    "was_cancelled": False,
+                    "ground_truth": False,
+                    "lead_time": 3.0,
+                }
                 for k in range(2)
             ]
-            tasks.append({"task_id": a * 3 + s, "data": {"sentence_id": sentence_id(article_id, text), "article_id": article_id, "sentence_index": s, "text": text, "target": "t"}, "annotations": annotations, "predictions": []})
+            tasks.append(
+                {
+                    "task_id": a * 3 + s,
+                    "data": {
+                        "sentence_id": sentence_id(article_id, text),
+                        "article_id": article_id,
+                        "sentence_index": s,
+                        "text": text,
+                        "target": "t",
+                    },
+                    "annotations": annotations,
+                    "predictions": [],
+                }
+            )
     return tasks
 
 
@@ -73,14 +98,31 @@ def builder(folder, *args) -> Ran:
 
 
 def git(folder, *args):
-    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        ["git", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
 
 
 def new_repo(folder, tasks):
     """A project in its own git repository, project file, guidelines and snapshot committed."""
     make_project(folder, "releases")
     toml = folder / "builder.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace(f'guidelines = "{ROOT / "guidelines.md"}"', 'guidelines = "guidelines.md"'), encoding="utf-8")
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            f'guidelines = "{ROOT / "guidelines.md"}"', 'guidelines = "guidelines.md"'
+        ),
+        encoding="utf-8",
+    )
     shutil.copyfile(ROOT / "guidelines.md", folder / "guidelines.md")
     (folder / "annotations").mkdir()
     write_jsonl(folder / "annotations" / "snapshot.jsonl", tasks)
@@ -116,7 +158,11 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     assert result.returncode == 0, result.stderr
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
-    assert manifest["manifest_format"] == 2 and manifest["previous"] is None and manifest["pseudonym_scheme"] == LEGACY_SCHEME
+    assert (
+        manifest["manifest_format"] == 2
+        and manifest["previous"] is None
+        and manifest["pseudonym_scheme"] == LEGACY_SCHEME
+    )
     assert set(manifest["hashes"]) == {"label_scheme", "labeling_config", "guidelines", "snapshot", "project_file"}
     assert sum(manifest["splits"][s]["records"] for s in manifest["splits"]) == 60
     assert "README.md" in manifest["files"] and any(name.startswith("data/") for name in manifest["files"])
@@ -126,7 +172,10 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     assert f"manifest sha256 `{digest_1}`" in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
 
     tasks = synthetic_tasks(range(20)) + synthetic_tasks(range(20, 26))
-    tasks[0]["annotations"] = [{**a, "result": [a["result"][0], {**a["result"][1], "value": {"choices": ["against"]}}]} for a in tasks[0]["annotations"]]
+    tasks[0]["annotations"] = [
+        {**a, "result": [a["result"][0], {**a["result"][1], "value": {"choices": ["against"]}}]}
+        for a in tasks[0]["annotations"]
+    ]
     tasks[1]["annotations"] = [{**a, "result": [a["result"][1]]} for a in tasks[1]["annotations"]]
     commit_snapshot(folder, tasks)
     second = builder(folder, "release", "1.1.0")
@@ -141,13 +190,19 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     assert manifest_2["previous"] == {"version": "1.0.0", "manifest_sha256": digest_1}
     assert f"manifest sha256 `{hashlib_file(folder / 'releases' / '1.1.0' / 'manifest.json')}`" in changelog
     diff = builder(folder, "diff", "1.0.0", "1.1.0")
-    assert diff.returncode == 0 and "stance relabelled: 1" in diff.stdout and "stance distribution: against 0->" in diff.stdout
+    assert (
+        diff.returncode == 0
+        and "stance relabelled: 1" in diff.stdout
+        and "stance distribution: against 0->" in diff.stdout
+    )
     assert builder(folder, "verify", "1.1.0").returncode == 0
 
     # a format-2 release rebuilds byte for byte too (the chain included)
     rebuilt = build_release_folder(project, "1.1.0", folder.parent / "rebuilt")
     assert rebuilt == manifest_2
-    assert (folder.parent / "rebuilt" / "manifest.json").read_bytes() == (folder / "releases" / "1.1.0" / "manifest.json").read_bytes()
+    assert (folder.parent / "rebuilt" / "manifest.json").read_bytes() == (
+        folder / "releases" / "1.1.0" / "manifest.json"
+    ).read_bytes()
 
     (folder / "releases" / "1.0.0" / "README.md").write_text("tampered\n", encoding="utf-8")
     bad = builder(folder, "verify", "1.0.0")
@@ -172,7 +227,11 @@ def test_rebuild_is_byte_identical(repo, tmp_path):
 
 def snapshot_state(folder):
     """Every path and its content under `folder` (the .git folder aside)."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*")) if ".git" not in p.parts}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+        if ".git" not in p.parts
+    }
 
 
 def assert_refused(result, expected):
@@ -223,12 +282,18 @@ def test_release_refuses_uncommitted_project_file_and_guidelines(repo, change, e
     """The output depends on the whole project file and the guidelines: both must be committed, as the snapshot."""
     folder, _ = repo
     if change == "toml":  # a setting the label scheme does not hash
-        (folder / "builder.toml").write_text((folder / "builder.toml").read_text().replace("entity_agreement = 0.5", "entity_agreement = 1.0"))
+        (folder / "builder.toml").write_text(
+            (folder / "builder.toml").read_text().replace("entity_agreement = 0.5", "entity_agreement = 1.0")
+        )
     elif change == "guidelines":
         (folder / "guidelines.md").write_text((folder / "guidelines.md").read_text() + "\nOne more rule.\n")
     elif change == "untracked guidelines":
         shutil.copyfile(folder / "guidelines.md", folder / "other-guidelines.md")
-        (folder / "builder.toml").write_text((folder / "builder.toml").read_text().replace('guidelines = "guidelines.md"', 'guidelines = "other-guidelines.md"'))
+        (folder / "builder.toml").write_text(
+            (folder / "builder.toml")
+            .read_text()
+            .replace('guidelines = "guidelines.md"', 'guidelines = "other-guidelines.md"')
+        )
         git(folder, "commit", "-qam", "other guidelines")
     elif change == "ignored snapshot":
         (folder / ".gitignore").write_text("annotations/\n")
@@ -260,7 +325,9 @@ def test_test_split_is_frozen_across_three_releases(repo):
     test_1 = set(read_manifest(project, "1.0.0")["splits"]["test"]["article_ids"])
     assert test_1
     commit_snapshot(folder, synthetic_tasks(range(40)))
-    project = edit_toml(folder, "train = 0.6\nvalidation = 0.2\ntest = 0.2", "train = 0.8\nvalidation = 0.15\ntest = 0.05")
+    project = edit_toml(
+        folder, "train = 0.6\nvalidation = 0.2\ntest = 0.2", "train = 0.8\nvalidation = 0.15\ntest = 0.05"
+    )
     cut_release(project, "1.1.0")
     test_2 = set(read_manifest(project, "1.1.0")["splits"]["test"]["article_ids"])
     assert test_1 <= test_2
@@ -290,11 +357,15 @@ def test_frozen_test_articles_come_from_the_test_parquet_not_the_manifest(repo, 
 
     def forge(manifest):
         ids = manifest["splits"]["test"]["article_ids"]
-        manifest["splits"]["test"]["article_ids"] = sorted([i for i in ids if i != dropped] + ["article-forged-1", "article-forged-2"])
+        manifest["splits"]["test"]["article_ids"] = sorted(
+            [i for i in ids if i != dropped] + ["article-forged-1", "article-forged-2"]
+        )
 
     rewrite_manifest(folder / "releases" / "1.0.0" / "manifest.json", forge)
     commit_snapshot(folder, synthetic_tasks(range(40)))
-    project = edit_toml(folder, "train = 0.6\nvalidation = 0.2\ntest = 0.2", "train = 0.95\nvalidation = 0.04\ntest = 0.01")
+    project = edit_toml(
+        folder, "train = 0.6\nvalidation = 0.2\ntest = 0.2", "train = 0.95\nvalidation = 0.04\ntest = 0.01"
+    )
     manifest = build_release_folder(project, "1.1.0", tmp_path / "1.1.0")
     assert manifest["frozen_test_articles"] == len(real)
     assert real <= set(manifest["splits"]["test"]["article_ids"])
@@ -308,7 +379,9 @@ def test_frozen_test_articles_come_from_the_test_parquet_not_the_manifest(repo, 
     (folder / "releases" / "1.0.0" / "manifest.json").write_bytes(original)
     test_file = folder / "releases" / "1.0.0" / "data" / "test-00000-of-00001.parquet"
     test_file.write_bytes(test_file.read_bytes() + b"\0")
-    with pytest.raises(BuilderError, match=r"release 1.0.0: data/test-00000-of-00001.parquet does not match its manifest"):
+    with pytest.raises(
+        BuilderError, match=r"release 1.0.0: data/test-00000-of-00001.parquet does not match its manifest"
+    ):
         build_release_folder(project, "1.1.0", tmp_path / "again")
     assert not (tmp_path / "again").exists()
 
@@ -316,7 +389,10 @@ def test_frozen_test_articles_come_from_the_test_parquet_not_the_manifest(repo, 
 @pytest.fixture(scope="module")
 def two_releases(tmp_path_factory):
     """A repository with releases 1.0.0 and 1.1.0 (built once; tests work on copies)."""
-    folder, project = new_repo(tmp_path_factory.mktemp("two") / "repo", synthetic_tasks(range(20), stance=lambda a: "against" if a % 3 == 0 else "neutral"))
+    folder, project = new_repo(
+        tmp_path_factory.mktemp("two") / "repo",
+        synthetic_tasks(range(20), stance=lambda a: "against" if a % 3 == 0 else "neutral"),
+    )
     cut_release(project, "1.0.0")
     commit_snapshot(folder, synthetic_tasks(range(26), stance=lambda a: "against" if a % 3 == 0 else "neutral"))
     cut_release(project, "1.1.0")
@@ -342,15 +418,31 @@ def _set(path, value):
 
 TAMPERING = {
     "a count": (["splits", "test", "records"], lambda n: n + 1, "splits.test.records: the manifest says"),
-    "a label count": (["splits", "train", "stance"], lambda c: {**c, "neutral": c["neutral"] - 1, "favor": 1}, "splits.train.stance: the manifest says"),
-    "a test article id": (["splits", "test", "article_ids"], lambda ids: ["article-999", *ids[1:]], "splits.test.article_ids: the manifest's list differs from the Parquet files (not in the Parquet files: article-999; missing from the manifest: "),
-    "an agreement figure": (["agreement", "entities", "f1"], lambda f: 0.5, "agreement.entities.f1: the manifest says 0.5 but the Parquet files give"),
+    "a label count": (
+        ["splits", "train", "stance"],
+        lambda c: {**c, "neutral": c["neutral"] - 1, "favor": 1},
+        "splits.train.stance: the manifest says",
+    ),
+    "a test article id": (
+        ["splits", "test", "article_ids"],
+        lambda ids: ["article-999", *ids[1:]],
+        "splits.test.article_ids: the manifest's list differs from the Parquet files (not in the Parquet files: article-999; missing from the manifest: ",
+    ),
+    "an agreement figure": (
+        ["agreement", "entities", "f1"],
+        lambda f: 0.5,
+        "agreement.entities.f1: the manifest says 0.5 but the Parquet files give",
+    ),
     "the guidelines hash": (["hashes", "guidelines"], lambda h: "0" * 64, "hashes.guidelines: the manifest says '0000"),
     "the snapshot hash": (["hashes", "snapshot"], lambda h: "f" * 64, "hashes.snapshot: the manifest says 'ffff"),
     "the label scheme hash": (["hashes", "label_scheme"], lambda h: "1" * 64, "hashes.label_scheme: the manifest says"),
     "the project file hash": (["hashes", "project_file"], lambda h: "2" * 64, "release 1.1.0: manifest.json sha256"),
     "the frozen test count": (["frozen_test_articles"], lambda n: n + 5, "frozen_test_articles: the manifest says"),
-    "the pseudonym scheme": (["pseudonym_scheme"], lambda s: KEYED_SCHEME, "pseudonym_scheme: the manifest says hmac-sha256/12 but the annotator names are sha256-unkeyed/8"),
+    "the pseudonym scheme": (
+        ["pseudonym_scheme"],
+        lambda s: KEYED_SCHEME,
+        "pseudonym_scheme: the manifest says hmac-sha256/12 but the annotator names are sha256-unkeyed/8",
+    ),
     "the split proportions": (["split_proportions", "test"], lambda p: 0.3, "split_proportions: the manifest says"),
 }
 
@@ -372,11 +464,16 @@ def test_verify_checks_the_chain_across_releases(copy):
     """An earlier manifest edited after a later release was cut: verify of either release names it."""
     folder, project = copy
     assert verify_release(project, "1.1.0") == [] and verify_release(project, "1.0.0") == []
-    rewrite_manifest(folder / "releases" / "1.0.0" / "manifest.json", _set(["hashes", "project_file"], lambda h: "3" * 64))
+    rewrite_manifest(
+        folder / "releases" / "1.0.0" / "manifest.json", _set(["hashes", "project_file"], lambda h: "3" * 64)
+    )
     for version in ("1.0.0", "1.1.0"):
         result = builder(folder, "verify", version)
         assert result.returncode == 1
-        assert "mismatch: release 1.0.0: manifest.json sha256" in result.stderr and "that release 1.1.0 recorded" in result.stderr
+        assert (
+            "mismatch: release 1.0.0: manifest.json sha256" in result.stderr
+            and "that release 1.1.0 recorded" in result.stderr
+        )
 
 
 def test_a_release_whose_manifest_is_gone_is_not_skipped(copy):
@@ -397,9 +494,9 @@ def test_diff_decodes_each_release_with_its_own_label_names(repo):
     commit_snapshot(folder, synthetic_tasks(range(20), stance=lambda a: ["against", "favor", "neutral"][a % 3]))
     cut_release(project, "1.0.0")
     toml = (folder / "builder.toml").read_text(encoding="utf-8")
-    favor = toml[toml.index("[[stance.labels]]\nvalue = \"favor\""):toml.index("[[stance.labels]]\nvalue = \"against\"")]
+    favor = toml[toml.index('[[stance.labels]]\nvalue = "favor"') : toml.index('[[stance.labels]]\nvalue = "against"')]
     project = edit_toml(folder, favor, "")
-    project = edit_toml(folder, "[[entities.labels]]\nvalue = \"PER\"", favor + "[[entities.labels]]\nvalue = \"PER\"")
+    project = edit_toml(folder, '[[entities.labels]]\nvalue = "PER"', favor + '[[entities.labels]]\nvalue = "PER"')
     assert project.stance_values == ["against", "neutral", "favor"]
     result = builder(folder, "release", "1.1.0")
     assert result.returncode == 0, result.stderr
@@ -414,8 +511,12 @@ CORRUPT = {
     "not an object": lambda text: "[1, 2]\n",
     "missing splits": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "splits"}),
     "wrong type": lambda text: json.dumps({**json.loads(text), "files": {"README.md": 7}}),
-    "missing split": lambda text: json.dumps({**json.loads(text), "splits": {"train": json.loads(text)["splits"]["train"]}}),
-    "format 2 without its fields": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "previous"}),
+    "missing split": lambda text: json.dumps(
+        {**json.loads(text), "splits": {"train": json.loads(text)["splits"]["train"]}}
+    ),
+    "format 2 without its fields": lambda text: json.dumps(
+        {k: v for k, v in json.loads(text).items() if k != "previous"}
+    ),
 }
 
 
@@ -436,7 +537,10 @@ def test_two_releases_at_once_are_serialized(repo):
     """Two `builder release 1.0.0` at once: one releases, the other says it exists; nothing left behind."""
     folder, project = repo
     command = [sys.executable, "-m", "builder", "release", "1.0.0"]
-    runs = [subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = sorted((run.wait(), run.stderr.read()) for run in runs)
     for run in runs:
         run.stdout.close()
@@ -461,7 +565,13 @@ def test_release_waits_for_the_lock(repo):
     fd = os.open(folder, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        run = subprocess.Popen([sys.executable, "-m", "builder", "release", "1.0.0"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "builder", "release", "1.0.0"],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while run.poll() is None and time.monotonic() < deadline:
             if any("->" in line and me in line for line in locks.read_text().splitlines()):
@@ -477,7 +587,21 @@ def test_release_waits_for_the_lock(repo):
 
 def test_semantic_version_precedence(repo):
     """SemVer 2.0.0 section 11 example order; pre-releases release after their predecessor."""
-    order = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0-foo", "2.0.0", "10.0.0"]
+    order = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.1.0",
+        "2.0.0-foo",
+        "2.0.0",
+        "10.0.0",
+    ]
     assert sorted(order[6:] + order[:6][::-1], key=version_key) == order
     assert version_key("1.0.0+build.5") == version_key("1.0.0")
     for bad in ("1.0.0\n", "1.0.\u0663", "01.0.0", "1.0.0-alpha..1", "1.0"):
@@ -488,7 +612,9 @@ def test_semantic_version_precedence(repo):
     result = builder(folder, "release", "2.0.0-foo")
     assert result.returncode == 0, result.stderr
     assert releases(project) == ["1.0.0", "2.0.0-foo"]
-    assert_refused(builder(folder, "release", "2.0.0-alpha"), "version 2.0.0-alpha is not greater than the last release 2.0.0-foo")
+    assert_refused(
+        builder(folder, "release", "2.0.0-alpha"), "version 2.0.0-alpha is not greater than the last release 2.0.0-foo"
+    )
     assert builder(folder, "release", "2.0.0").returncode == 0
     assert builder(folder, "verify", "2.0.0").returncode == 0
 
@@ -524,7 +650,9 @@ def test_release_pushed_and_tagged_with_fake_hub(repo):
     fake = FakeHub()
     set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake)))
     try:
-        push_folder(result.folder, "org/releases", tag="v1.0.0", api=HfApi(token="hf_fake", endpoint="https://huggingface.co"))
+        push_folder(
+            result.folder, "org/releases", tag="v1.0.0", api=HfApi(token="hf_fake", endpoint="https://huggingface.co")
+        )
     finally:
         _http.close_session()
         set_client_factory(_http.default_client_factory)
@@ -544,5 +672,7 @@ def test_committed_release_rebuilds_byte_identical(project, tmp_path):
     committed = read_manifest(project, "1.0.0")
     rebuilt = build_release_folder(project, "1.0.0", tmp_path / "1.0.0")
     assert rebuilt == committed
-    assert (tmp_path / "1.0.0" / "manifest.json").read_bytes() == (ROOT / "releases" / "1.0.0" / "manifest.json").read_bytes()
+    assert (tmp_path / "1.0.0" / "manifest.json").read_bytes() == (
+        ROOT / "releases" / "1.0.0" / "manifest.json"
+    ).read_bytes()
     assert verify_release(project, "1.0.0") == []

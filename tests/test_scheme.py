@@ -7,8 +7,8 @@ import tomllib
 import pytest
 
 from builder.errors import ConfigError
-from builder.resources import load_schema
 from builder.project import default_project_file, load_project, project_from_dict
+from builder.resources import load_schema
 
 from .conftest import ROOT
 
@@ -62,8 +62,14 @@ def test_guidelines_file_exists_and_names_every_label(project):
         (lambda raw: raw["entities"]["labels"][0].update(color="red"), "entities.labels[0].color:"),
         (lambda raw: raw["annotation"].update(annotators_per_sentence=0), "annotation.annotators_per_sentence:"),
         (lambda raw: raw["dataset"].update(colour="x"), "dataset: Additional properties are not allowed ('colour'"),
-        (lambda raw: raw["entities"]["labels"][1].update(value="PER"), "entities.labels[1].value: 'PER' is declared twice"),
-        (lambda raw: raw["entities"]["labels"][0].update(hotkey="1"), "entities.labels[0].hotkey: '1' is already the hotkey of stance.labels[0]"),
+        (
+            lambda raw: raw["entities"]["labels"][1].update(value="PER"),
+            "entities.labels[1].value: 'PER' is declared twice",
+        ),
+        (
+            lambda raw: raw["entities"]["labels"][0].update(hotkey="1"),
+            "entities.labels[0].hotkey: '1' is already the hotkey of stance.labels[0]",
+        ),
         (lambda raw: raw["splits"].update(train=0.5), "splits: proportions add up to"),
     ],
 )

@@ -10,8 +10,18 @@ from builder.sentences.stage import read_sentences
 
 from .conftest import free_port, run_cli
 
-GOOD = {"id": "s000001", "article_id": "a", "article_title": "A", "sentence_index": 0, "text": "Kim met Putin.", "start": 0, "end": 14,
-        "prev_text": "", "next_text": "", "occurrence": 0}
+GOOD = {
+    "id": "s000001",
+    "article_id": "a",
+    "article_title": "A",
+    "sentence_index": 0,
+    "text": "Kim met Putin.",
+    "start": 0,
+    "end": 14,
+    "prev_text": "",
+    "next_text": "",
+    "occurrence": 0,
+}
 
 # (name, line 2 of the file, expected message after "FILE:2: ")
 BAD_LINES = [
@@ -24,12 +34,28 @@ BAD_LINES = [
     ("object text", {**GOOD, "text": {"t": 1}}, "field 'text' must be a non-empty string, not a dict"),
     ("no article id", {k: v for k, v in GOOD.items() if k != "article_id"}, "field 'article_id' is missing"),
     ("number title", {**GOOD, "article_title": 3}, "field 'article_title' must be a string, not int 3"),
-    ("no sentence index", {k: v for k, v in GOOD.items() if k != "sentence_index"}, "field 'sentence_index' is missing"),
-    ("float sentence index", {**GOOD, "sentence_index": 1.0}, "field 'sentence_index' must be an integer from 0 to 2147483647, not float 1.0"),
-    ("huge sentence index", {**GOOD, "sentence_index": 2**31}, "field 'sentence_index' must be an integer from 0 to 2147483647, not int 2147483648"),
+    (
+        "no sentence index",
+        {k: v for k, v in GOOD.items() if k != "sentence_index"},
+        "field 'sentence_index' is missing",
+    ),
+    (
+        "float sentence index",
+        {**GOOD, "sentence_index": 1.0},
+        "field 'sentence_index' must be an integer from 0 to 2147483647, not float 1.0",
+    ),
+    (
+        "huge sentence index",
+        {**GOOD, "sentence_index": 2**31},
+        "field 'sentence_index' must be an integer from 0 to 2147483647, not int 2147483648",
+    ),
     ("bool start", {**GOOD, "start": True}, "field 'start' must be an integer from 0 to 2147483647, not bool True"),
     ("negative end", {**GOOD, "end": -1}, "field 'end' must be an integer from 0 to 2147483647, not int -1"),
-    ("string occurrence", {**GOOD, "occurrence": "0"}, "field 'occurrence' must be an integer from 0 to 2147483647, not a string"),
+    (
+        "string occurrence",
+        {**GOOD, "occurrence": "0"},
+        "field 'occurrence' must be an integer from 0 to 2147483647, not a string",
+    ),
     ("list line", [GOOD], "expected a JSON object (a sentence), not a list"),
     ("number line", 5, "expected a JSON object (a sentence), not int 5"),
     ("null line", None, "expected a JSON object (a sentence), not null"),
@@ -61,10 +87,16 @@ def test_push_refuses_a_bad_sentences_file_before_connecting(tmp_path):
     import os
 
     path = write_lines(tmp_path / "sentences.jsonl", [GOOD, {**GOOD, "id": None}])
-    env = {**os.environ, "LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}", "LABEL_STUDIO_API_KEY": "0123456789abcdef"}
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": f"http://127.0.0.1:{free_port()}",
+        "LABEL_STUDIO_API_KEY": "0123456789abcdef",
+    }
     result = run_cli("push", path, "--predictor", "none", env=env, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr == f"error: {path}:2: field 'id' must be a non-empty string, not null\n"
     good = write_lines(tmp_path / "good.jsonl", [GOOD])
-    result = run_cli("push", good, "--predictor", "none", env=env, cwd=tmp_path)  # a good file gets as far as the server
+    result = run_cli(
+        "push", good, "--predictor", "none", env=env, cwd=tmp_path
+    )  # a good file gets as far as the server
     assert result.returncode == 1 and "cannot reach Label Studio" in result.stderr

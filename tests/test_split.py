@@ -7,14 +7,33 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.sentences.articles import ArticleReader
 from builder.report import Report
+from builder.sentences.articles import ArticleReader
 from builder.sentences.segmenter import sentence_id, sentence_spans, split_article
 
 from .conftest import ROOT, SEED
 
 WORDS = st.sampled_from(
-    ["Mr.", "Smith", "said", "U.S.", "troops", "left.", "Why?", "Yes!", "“Quote.”", "Ri", "Chang", "Dae", "3.5", "km", "😀", "(a)", "...", "–"]
+    [
+        "Mr.",
+        "Smith",
+        "said",
+        "U.S.",
+        "troops",
+        "left.",
+        "Why?",
+        "Yes!",
+        "“Quote.”",
+        "Ri",
+        "Chang",
+        "Dae",
+        "3.5",
+        "km",
+        "😀",
+        "(a)",
+        "...",
+        "–",
+    ]
 )
 TEXT = st.lists(
     st.one_of(WORDS, st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)), max_size=60
@@ -141,7 +160,9 @@ def test_sample_sentences_match_the_committed_snapshot(sample_sentences):
     """Ordinary articles keep their ids, offsets, titles and context: the committed annotations point at them."""
     _, sentences = sample_sentences
     by_id = {s["id"]: s for s in sentences}
-    tasks = [json.loads(line) for line in (ROOT / "annotations" / "snapshot.jsonl").read_text(encoding="utf-8").splitlines()]
+    tasks = [
+        json.loads(line) for line in (ROOT / "annotations" / "snapshot.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert len(tasks) == len(sentences) == 65
     for task in tasks:
         data = task["data"]

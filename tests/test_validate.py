@@ -8,16 +8,16 @@ import json
 import orjson
 import pytest
 
-from builder.records.agreement import span_agreement, stance_agreement
 from builder.jsonio import read_jsonl
-from builder.records.stage import validate_snapshot
+from builder.model import record_schema, task_schema
 from builder.preannotate import GazetteerPredictor
 from builder.pseudonyms import is_pseudonym
 from builder.records.aggregate import aggregate_entities, aggregate_stance, task_to_record
-from builder.resources import load_schema
-from builder.model import record_schema, task_schema
-from builder.sentences.segmenter import sentence_id
+from builder.records.agreement import span_agreement, stance_agreement
+from builder.records.stage import validate_snapshot
 from builder.records.validate import NOT_A_PSEUDONYM
+from builder.resources import load_schema
+from builder.sentences.segmenter import sentence_id
 
 from .conftest import ROOT, run_cli
 
@@ -28,7 +28,9 @@ SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
 def base_tasks():
     tasks = list(read_jsonl(SNAPSHOT))
     seed = [t for t in tasks if t["data"]["article_id"] == "ri-chang-dae-moscow" and len(t["annotations"]) == 2]
-    two_entities = next(t for t in seed if sum(i["from_name"] == "entities" for i in t["annotations"][0]["result"]) >= 2)
+    two_entities = next(
+        t for t in seed if sum(i["from_name"] == "entities" for i in t["annotations"][0]["result"]) >= 2
+    )
     neighbour = next(t for t in seed if t is not two_entities)
     return two_entities, neighbour
 
@@ -67,49 +69,167 @@ CASES = [
     ("negative start", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=-1), "schema", 1),
     ("missing sentence id", lambda t: t["data"].pop("sentence_id"), "schema", 0),
     ("annotation not an object", lambda t: t["annotations"].__setitem__(0, "oops"), "schema", 0),
-    ("offset off by one", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=entity_items(t["annotations"][0])[0]["value"]["end"] + 1), "span text mismatch", 1),
-    ("end past text", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=len(t["data"]["text"]) + 5), "span out of range", 1),
-    ("start after end", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=entity_items(t["annotations"][0])[0]["value"]["end"]), "span out of range", 1),
-    ("unknown label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["GPE"]), "unknown label", 1),
-    ("two labels on a span", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["PER", "LOC"]), "schema", 1),
-    ("unknown choice", lambda t: stance_item(t["annotations"][0])["value"].update(choices=["support"]), "unknown choice", 1),
+    (
+        "offset off by one",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(
+            end=entity_items(t["annotations"][0])[0]["value"]["end"] + 1
+        ),
+        "span text mismatch",
+        1,
+    ),
+    (
+        "end past text",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=len(t["data"]["text"]) + 5),
+        "span out of range",
+        1,
+    ),
+    (
+        "start after end",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(
+            start=entity_items(t["annotations"][0])[0]["value"]["end"]
+        ),
+        "span out of range",
+        1,
+    ),
+    (
+        "unknown label",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["GPE"]),
+        "unknown label",
+        1,
+    ),
+    (
+        "two labels on a span",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=["PER", "LOC"]),
+        "schema",
+        1,
+    ),
+    (
+        "unknown choice",
+        lambda t: stance_item(t["annotations"][0])["value"].update(choices=["support"]),
+        "unknown choice",
+        1,
+    ),
     ("unknown control", lambda t: stance_item(t["annotations"][0]).update(from_name="sentiment"), "unknown control", 1),
-    ("unknown object", lambda t: stance_item(t["annotations"][0]).update(to_name="context_before"), "unknown object", 1),
+    (
+        "unknown object",
+        lambda t: stance_item(t["annotations"][0]).update(to_name="context_before"),
+        "unknown object",
+        1,
+    ),
     ("empty result", lambda t: t["annotations"][0].update(result=[]), "empty result", 1),
-    ("missing stance", lambda t: t["annotations"][0].update(result=entity_items(t["annotations"][0])), "missing stance", 1),
-    ("two stances", lambda t: t["annotations"][0]["result"].append(copy.deepcopy(stance_item(t["annotations"][0]))), "several stances", 1),
-    ("duplicate span", lambda t: t["annotations"][0]["result"].append(copy.deepcopy(entity_items(t["annotations"][0])[0])), "duplicate span", 1),
+    (
+        "missing stance",
+        lambda t: t["annotations"][0].update(result=entity_items(t["annotations"][0])),
+        "missing stance",
+        1,
+    ),
+    (
+        "two stances",
+        lambda t: t["annotations"][0]["result"].append(copy.deepcopy(stance_item(t["annotations"][0]))),
+        "several stances",
+        1,
+    ),
+    (
+        "duplicate span",
+        lambda t: t["annotations"][0]["result"].append(copy.deepcopy(entity_items(t["annotations"][0])[0])),
+        "duplicate span",
+        1,
+    ),
     ("cancelled annotation", lambda t: t["annotations"][0].update(was_cancelled=True), "cancelled annotation", 1),
     ("skipped task", lambda t: [a.update(was_cancelled=True) for a in t["annotations"]], "skipped task", 0),
     ("no annotations", lambda t: t.update(annotations=[]), "no annotations", 0),
-    ("changed sentence text", lambda t: t["data"].update(text=t["data"]["text"].replace(" ", "  ", 1)), "changed sentence text", 0),
+    (
+        "changed sentence text",
+        lambda t: t["data"].update(text=t["data"]["text"].replace(" ", "  ", 1)),
+        "changed sentence text",
+        0,
+    ),
     ("CRLF text", lambda t: t["data"].update(text=t["data"]["text"] + "\r\n"), "changed sentence text", 0),
     ("whitespace around span", lambda t: None, "trimmed span", 2),  # set up below
     ("text with emoji", emoji_text, None, 2),
     # Hostile or odd values: each a reason, never a traceback (in validate, stats, build, release, the gazetteer).
-    ("float start", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=float(entity_items(t["annotations"][0])[0]["value"]["start"])), "not an integer", 1),
-    ("float end", lambda t: entity_items(t["annotations"][0])[0]["value"].update(end=float(entity_items(t["annotations"][0])[0]["value"]["end"])), "not an integer", 1),
-    ("float sentence_index", lambda t: t["data"].update(sentence_index=float(t["data"]["sentence_index"])), "not an integer", 0),
+    (
+        "float start",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(
+            start=float(entity_items(t["annotations"][0])[0]["value"]["start"])
+        ),
+        "not an integer",
+        1,
+    ),
+    (
+        "float end",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(
+            end=float(entity_items(t["annotations"][0])[0]["value"]["end"])
+        ),
+        "not an integer",
+        1,
+    ),
+    (
+        "float sentence_index",
+        lambda t: t["data"].update(sentence_index=float(t["data"]["sentence_index"])),
+        "not an integer",
+        0,
+    ),
     ("float data.start", lambda t: t["data"].update(start=float(t["data"]["start"])), "not an integer", 0),
     ("float task_id", lambda t: t.update(task_id=float(t["task_id"])), "not an integer", 0),
-    ("float annotation id", lambda t: t["annotations"][0].update(id=float(t["annotations"][0]["id"])), "not an integer", 1),
+    (
+        "float annotation id",
+        lambda t: t["annotations"][0].update(id=float(t["annotations"][0]["id"])),
+        "not an integer",
+        1,
+    ),
     ("sentence_index past int32", lambda t: t["data"].update(sentence_index=2**31), "schema", 0),
-    ("sentence_index past int64", lambda t: t["data"].update(sentence_index=1e30), "schema", 0),  # how orjson reads 10**30
-    ("start past int32", lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=2**31, end=2**31 + 3), "schema", 1),
+    (
+        "sentence_index past int64",
+        lambda t: t["data"].update(sentence_index=1e30),
+        "schema",
+        0,
+    ),  # how orjson reads 10**30
+    (
+        "start past int32",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(start=2**31, end=2**31 + 3),
+        "schema",
+        1,
+    ),
     ("negative lead time", lambda t: t["annotations"][0].update(lead_time=-5), "bad lead time", 2),
     ("lead time 1e308", lambda t: t["annotations"][0].update(lead_time=1e308), "bad lead time", 2),
     ("lead time 'NaN'", lambda t: t["annotations"][0].update(lead_time="NaN"), "bad lead time", 2),
-    ("bad lead time on a dropped annotation", lambda t: t["annotations"][0].update(lead_time=-5, result=[]), "empty result", 1),
-    ("e-mail as annotator", lambda t: t["annotations"][0].update(annotator="kim.jong@example.com"), "not a pseudonym", 1),
-    ("annotator not a string", lambda t: t["annotations"][0].update(annotator=["kim.jong@example.com"]), "not a pseudonym", 1),
+    (
+        "bad lead time on a dropped annotation",
+        lambda t: t["annotations"][0].update(lead_time=-5, result=[]),
+        "empty result",
+        1,
+    ),
+    (
+        "e-mail as annotator",
+        lambda t: t["annotations"][0].update(annotator="kim.jong@example.com"),
+        "not a pseudonym",
+        1,
+    ),
+    (
+        "annotator not a string",
+        lambda t: t["annotations"][0].update(annotator=["kim.jong@example.com"]),
+        "not a pseudonym",
+        1,
+    ),
     ("null annotations", lambda t: t.update(annotations=None), "schema", 0),
     ("null annotation", lambda t: t["annotations"].append(None), "schema", 0),
     ("null result", lambda t: t["annotations"][0].update(result=None), "schema", 1),
     ("null result item", lambda t: t["annotations"][0]["result"].append(None), "schema", 1),
     ("null value", lambda t: entity_items(t["annotations"][0])[0].update(value=None), "schema", 1),
     ("null labels", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=None), "schema", 1),
-    ("list as label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[["PER"]]), "unknown label", 1),
-    ("object as label", lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[{"PER": 1}]), "unknown label", 1),
+    (
+        "list as label",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[["PER"]]),
+        "unknown label",
+        1,
+    ),
+    (
+        "object as label",
+        lambda t: entity_items(t["annotations"][0])[0]["value"].update(labels=[{"PER": 1}]),
+        "unknown label",
+        1,
+    ),
     ("occurrence given", lambda t: t["data"].update(occurrence=0), None, 2),
     ("wrong occurrence", lambda t: t["data"].update(occurrence=1), "changed sentence text", 0),
     ("float occurrence", lambda t: t["data"].update(occurrence=0.0), "not an integer", 0),
@@ -129,11 +249,18 @@ def widen_span(task):
 
 
 def write_snapshot(path, lines):
-    path.write_bytes(b"".join(line if isinstance(line, bytes) else orjson.dumps(line, option=orjson.OPT_SORT_KEYS) + b"\n" for line in lines))
+    path.write_bytes(
+        b"".join(
+            line if isinstance(line, bytes) else orjson.dumps(line, option=orjson.OPT_SORT_KEYS) + b"\n"
+            for line in lines
+        )
+    )
 
 
 @pytest.mark.parametrize(("name", "mutate", "reason", "kept_annotations"), CASES, ids=[c[0] for c in CASES])
-def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched(project, tmp_path, base_tasks, name, mutate, reason, kept_annotations):
+def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched(
+    project, tmp_path, base_tasks, name, mutate, reason, kept_annotations
+):
     broken, neighbour = copy.deepcopy(base_tasks[0]), copy.deepcopy(base_tasks[1])
     if name == "whitespace around span":
         assert widen_span(broken)
@@ -142,8 +269,12 @@ def test_each_malformed_snapshot_has_its_own_reason_and_neighbours_are_untouched
     snapshot = tmp_path / "snapshot.jsonl"
     write_snapshot(snapshot, [neighbour, broken])
     result = validate_snapshot(project, snapshot, tmp_path / "records.jsonl")
-    gazetteer = GazetteerPredictor.from_snapshot(snapshot, project.entity_values)  # `builder push` reads the same snapshot
-    assert set(GazetteerPredictor.from_snapshot(write_one(tmp_path, neighbour), project.entity_values).entries) <= set(gazetteer.entries)
+    gazetteer = GazetteerPredictor.from_snapshot(
+        snapshot, project.entity_values
+    )  # `builder push` reads the same snapshot
+    assert set(GazetteerPredictor.from_snapshot(write_one(tmp_path, neighbour), project.entity_values).entries) <= set(
+        gazetteer.entries
+    )
     records = {r["id"]: r for r in read_jsonl(tmp_path / "records.jsonl")}
     assert records[neighbour["data"]["sentence_id"]] == task_to_record(base_tasks[1], project)
     reasons = [p.reason for p in result.report.problems]
@@ -175,9 +306,12 @@ def write_one(tmp_path, task):
 
 def test_truncated_file_and_duplicate_task(project, tmp_path, base_tasks):
     good, other = base_tasks
-    lines = [orjson.dumps(other, option=orjson.OPT_SORT_KEYS) + b"\n", orjson.dumps(good, option=orjson.OPT_SORT_KEYS) + b"\n",
-             orjson.dumps(dict(good, task_id=999), option=orjson.OPT_SORT_KEYS) + b"\n",
-             orjson.dumps(good, option=orjson.OPT_SORT_KEYS)[:-40]]
+    lines = [
+        orjson.dumps(other, option=orjson.OPT_SORT_KEYS) + b"\n",
+        orjson.dumps(good, option=orjson.OPT_SORT_KEYS) + b"\n",
+        orjson.dumps(dict(good, task_id=999), option=orjson.OPT_SORT_KEYS) + b"\n",
+        orjson.dumps(good, option=orjson.OPT_SORT_KEYS)[:-40],
+    ]
     snapshot = tmp_path / "snapshot.jsonl"
     write_snapshot(snapshot, lines)
     result = validate_snapshot(project, snapshot)
@@ -210,7 +344,9 @@ def test_validate_command_table_report_and_exit_code(project, tmp_path, base_tas
     assert "unknown label" in result.stderr and f"task {broken['task_id']} annotation" in result.stderr
     assert "2 tasks in = 2 records + 0 quarantined" in result.stderr
     problems = json.loads(report.read_text())["problems"]
-    assert problems[0]["annotator"] == broken["annotations"][0]["annotator"] and problems[0]["field"].endswith("labels.0")
+    assert problems[0]["annotator"] == broken["annotations"][0]["annotator"] and problems[0]["field"].endswith(
+        "labels.0"
+    )
     ok = run_cli("validate", "--snapshot", SNAPSHOT, "-o", tmp_path / "r.jsonl", "--report", report, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
 
@@ -251,15 +387,36 @@ def test_aggregation_rules(project):
 
 
 def annotation(aid, who, stance, spans=(), truth=False):
-    result = [{"from_name": "entities", "to_name": "sentence", "type": "labels", "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [l]}} for s, e, l in spans]
+    result = [
+        {
+            "from_name": "entities",
+            "to_name": "sentence",
+            "type": "labels",
+            "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [l]},
+        }
+        for s, e, l in spans
+    ]
     result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
-    return {"id": aid, "annotator": who, "result": result, "was_cancelled": False, "ground_truth": truth, "lead_time": 1.0}
+    return {
+        "id": aid,
+        "annotator": who,
+        "result": result,
+        "was_cancelled": False,
+        "ground_truth": truth,
+        "lead_time": 1.0,
+    }
 
 
 def test_ground_truth_wins(project):
-    task = {"task_id": 1, "data": {"sentence_id": "s", "article_id": "a", "sentence_index": 0, "text": "x" * 20},
-            "annotations": [annotation(1, "annotator-a", "favor", [(0, 3, "PER")]), annotation(2, "annotator-b", "favor"),
-                            annotation(3, "annotator-c", "against", [(5, 9, "LOC")], truth=True)]}
+    task = {
+        "task_id": 1,
+        "data": {"sentence_id": "s", "article_id": "a", "sentence_index": 0, "text": "x" * 20},
+        "annotations": [
+            annotation(1, "annotator-a", "favor", [(0, 3, "PER")]),
+            annotation(2, "annotator-b", "favor"),
+            annotation(3, "annotator-c", "against", [(5, 9, "LOC")], truth=True),
+        ],
+    }
     record = task_to_record(task, project)
     assert record["stance"] == "against" and record["stance_status"] == "ground_truth"
     assert [(e["start"], e["label"]) for e in record["entities"]] == [(5, "LOC")]
@@ -267,9 +424,17 @@ def test_ground_truth_wins(project):
 
 def test_agreement_figures_on_known_cases():
     def rec(*pairs):
-        return {"annotations": [{"stance": s, "entities": [{"start": 0, "end": 1, "label": l}] if l else []} for s, l in pairs]}
+        return {
+            "annotations": [
+                {"stance": s, "entities": [{"start": 0, "end": 1, "label": l}] if l else []} for s, l in pairs
+            ]
+        }
 
-    perfect = [rec(("favor", "PER"), ("favor", "PER")), rec(("against", None), ("against", None)), rec(("neutral", "LOC"), ("neutral", "LOC"))]
+    perfect = [
+        rec(("favor", "PER"), ("favor", "PER")),
+        rec(("against", None), ("against", None)),
+        rec(("neutral", "LOC"), ("neutral", "LOC")),
+    ]
     result = stance_agreement(perfect, ["favor", "against", "neutral"])
     assert result["krippendorff_alpha"] == 1.0 and result["fleiss_kappa"] == 1.0 and result["units"] == 3
     spans = span_agreement(perfect, ["PER", "LOC"])
@@ -281,7 +446,13 @@ def test_agreement_figures_on_known_cases():
 def hostile_snapshot(tmp_path):
     """The committed snapshot with one hostile value in each of several tasks (and one bad lead time)."""
     tasks = list(read_jsonl(SNAPSHOT))
-    seed = [t for t in tasks if t["data"]["article_id"] == "ri-chang-dae-moscow" and len(t["annotations"]) == 2 and entity_items(t["annotations"][0])]
+    seed = [
+        t
+        for t in tasks
+        if t["data"]["article_id"] == "ri-chang-dae-moscow"
+        and len(t["annotations"]) == 2
+        and entity_items(t["annotations"][0])
+    ]
     entity_items(seed[0]["annotations"][0])[0]["value"]["start"] += 0.0  # 0.0 passes a JSON Schema "integer"
     seed[1]["data"]["sentence_index"] = 2**31  # overflows the dataset's int32
     seed[2]["annotations"][0]["lead_time"] = 1e308  # inf in float32
@@ -294,12 +465,14 @@ def hostile_snapshot(tmp_path):
 
 
 def test_hostile_snapshot_through_validate_stats_build_and_release(project, tmp_path):
-    from builder.errors import BuilderError
     from builder.dataset.release import build_release_folder
+    from builder.errors import BuilderError
 
     snapshot, seed = hostile_snapshot(tmp_path)
     report = tmp_path / "report.json"
-    validated = run_cli("validate", "--snapshot", snapshot, "-o", tmp_path / "records.jsonl", "--report", report, cwd=ROOT)
+    validated = run_cli(
+        "validate", "--snapshot", snapshot, "-o", tmp_path / "records.jsonl", "--report", report, cwd=ROOT
+    )
     assert validated.returncode == 1 and "Traceback" not in validated.stderr, validated.stderr
     for reason in ("not an integer", "schema", "bad lead time", "not a pseudonym"):
         assert reason in validated.stderr, reason
@@ -331,7 +504,9 @@ def test_bad_lead_time_is_nulled_and_the_labels_are_kept(project, tmp_path):
     result = validate_snapshot(project, snapshot, tmp_path / "records.jsonl")
     assert [p.reason for p in result.report.problems] == ["bad lead time"] * 2 and not result.report.errors()
     record = next(r for r in read_jsonl(tmp_path / "records.jsonl") if r["id"] == task["data"]["sentence_id"])
-    assert record == task_to_record({**task, "annotations": [{**a, "lead_time": None} for a in task["annotations"]]}, project)
+    assert record == task_to_record(
+        {**task, "annotations": [{**a, "lead_time": None} for a in task["annotations"]]}, project
+    )
     build_release_folder(project, "9.0.0", tmp_path / "release", snapshot=snapshot)  # warnings do not stop a release
     rows = [row for split in datasets.load_dataset(str(tmp_path / "release")).values() for row in split]
     row = next(r for r in rows if r["id"] == task["data"]["sentence_id"])
@@ -343,12 +518,24 @@ def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
     from builder.labelstudio.push import task_for
     from builder.sentences.segmenter import split_article
 
-    sentences = split_article({"id": "repeats", "title": "Repeats", "text": "Repeats\n" + " ".join(["The talks went on."] * 60)})
+    sentences = split_article(
+        {"id": "repeats", "title": "Repeats", "text": "Repeats\n" + " ".join(["The talks went on."] * 60)}
+    )
     repeated = [s for s in sentences if s["text"] == "The talks went on."]
     assert [s["occurrence"] for s in repeated] == list(range(60)) and len({s["id"] for s in sentences}) == 61
     stance = {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}
-    annotation = {"id": 1, "annotator": "annotator-0123456789ab", "result": [stance], "was_cancelled": False, "ground_truth": False, "lead_time": 2.0}
-    tasks = [{**task_for(s, project, None), "task_id": n, "annotations": [{**annotation, "id": n}], "predictions": []} for n, s in enumerate(sentences)]
+    annotation = {
+        "id": 1,
+        "annotator": "annotator-0123456789ab",
+        "result": [stance],
+        "was_cancelled": False,
+        "ground_truth": False,
+        "lead_time": 2.0,
+    }
+    tasks = [
+        {**task_for(s, project, None), "task_id": n, "annotations": [{**annotation, "id": n}], "predictions": []}
+        for n, s in enumerate(sentences)
+    ]
     assert all(t["data"]["occurrence"] == s["occurrence"] for t, s in zip(tasks, sentences))
 
     def check(tasks):
@@ -358,10 +545,14 @@ def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
 
     result = check(tasks)
     assert result.records == 61 and not result.report.problems
-    legacy = [{**t, "data": {k: v for k, v in t["data"].items() if k != "occurrence"}} for t in tasks]  # pushed before `occurrence`
+    legacy = [
+        {**t, "data": {k: v for k, v in t["data"].items() if k != "occurrence"}} for t in tasks
+    ]  # pushed before `occurrence`
     result = check(legacy)
     assert result.records == 61 and not result.report.problems
-    unknown = [{**t, "data": {**t["data"], "occurrence": None}} for t in tasks]  # read_sentences on an older sentences file
+    unknown = [
+        {**t, "data": {**t["data"], "occurrence": None}} for t in tasks
+    ]  # read_sentences on an older sentences file
     assert check(unknown).records == 61
     tampered = copy.deepcopy(tasks)
     tampered[-1]["data"]["occurrence"] = 3

@@ -69,7 +69,9 @@ def bio_to_spans(text: str, tokens: list[str], tags: list[str]) -> list[dict]:
         position = start + len(token)
     spans: list[dict] = []
     for (start, end), tag in zip(offsets, tags):
-        if tag.startswith("B-") or (tag.startswith("I-") and (not spans or spans[-1]["label"] != tag[2:] or spans[-1].get("closed"))):
+        if tag.startswith("B-") or (
+            tag.startswith("I-") and (not spans or spans[-1]["label"] != tag[2:] or spans[-1].get("closed"))
+        ):
             spans.append({"start": start, "end": end, "label": tag[2:]})
         elif tag.startswith("I-"):
             spans[-1]["end"] = end

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.dataset.bio import spans_to_bio
+from builder.dataset.splits import SPLITS, assign_splits
 from builder.errors import BuilderError
 from builder.jsonio import paused_gc, read_jsonl
 from builder.model import features
-from builder.records.stage import validate_snapshot
-from builder.pseudonyms import is_pseudonym
 from builder.project import Project
-from builder.dataset.splits import SPLITS, assign_splits
+from builder.pseudonyms import is_pseudonym
+from builder.records.stage import validate_snapshot
 
 BATCH_ROWS = 10_000
 AGREEMENT_IN_CARD_LIMIT = 100_000
@@ -32,7 +32,11 @@ class BuildFacts:
     """What the card reports; also returned to callers."""
 
     splits: dict = field(default_factory=dict)
-    counts: dict = field(default_factory=lambda: defaultdict(lambda: {"stance": Counter(), "entities": Counter(), "records": 0, "articles": set()}))
+    counts: dict = field(
+        default_factory=lambda: defaultdict(
+            lambda: {"stance": Counter(), "entities": Counter(), "records": 0, "articles": set()}
+        )
+    )
     overlaps: list = field(default_factory=list)
     stance_units: list = field(default_factory=list)
     records: list = field(default_factory=list)  # kept only for small datasets (agreement examples)
@@ -70,7 +74,9 @@ def _names_to_ids(array, feature, column: str):
         return pc.fill_null(ids.cast(pa.int64()), -1)
     if isinstance(feature, dict):
         children = [_names_to_ids(array.field(key), value, f"{column}.{key}") for key, value in feature.items()]
-        return pa.StructArray.from_arrays(children, names=list(feature), mask=array.is_null() if array.null_count else None)
+        return pa.StructArray.from_arrays(
+            children, names=list(feature), mask=array.is_null() if array.null_count else None
+        )
     if isinstance(feature, List):
         values = _names_to_ids(array.values, feature.feature, column)
         return pa.ListArray.from_arrays(array.offsets, values, mask=array.is_null() if array.null_count else None)
@@ -91,7 +97,10 @@ class Encoder:
         self.schema = self.features.arrow_schema
         self.names = self.schema.names
         self.tag_ids = {v: i for i, v in enumerate(project.bio_tags)}
-        self.types = {name: _names_type(self.features[name]) if name in self.NAMED else self.schema.field(name).type for name in self.names}
+        self.types = {
+            name: _names_type(self.features[name]) if name in self.NAMED else self.schema.field(name).type
+            for name in self.names
+        }
         self.pseudonyms: set[str] = set()  # annotator names already checked
 
     def new_columns(self) -> dict[str, list]:
@@ -111,7 +120,9 @@ class Encoder:
         try:
             tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
         except KeyError as exc:  # a tag the scheme does not have
-            raise BuilderError(f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; validate the records first") from None
+            raise BuilderError(
+                f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; validate the records first"
+            ) from None
         for name in ("id", "article_id", "sentence_index", "text", "target", "stance", "stance_status", "entities"):
             columns[name].append(record[name])
         columns["tokens"].append(tokens)
@@ -170,7 +181,9 @@ def build_dataset(
             records_path = staging / "records.jsonl"
             result = validate_snapshot(project, snapshot, records_path)
             if strict and result.report.errors():
-                raise BuilderError(f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first")
+                raise BuilderError(
+                    f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first"
+                )
             with paused_gc():
                 facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
             facts.validation = result
@@ -213,18 +226,31 @@ def _replace_folder(staging: Path, output: Path) -> None:
 
 
 def write_dataset(
-    project: Project, records_path: Path, folder: Path, frozen_test=frozenset(), version: str | None = None, snapshot_hash: str = ""
+    project: Project,
+    records_path: Path,
+    folder: Path,
+    frozen_test=frozenset(),
+    version: str | None = None,
+    snapshot_hash: str = "",
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
     facts.snapshot_hash = snapshot_hash
-    splits, facts.split_facts = assign_splits(((r["article_id"], r["text"]) for r in read_jsonl(records_path)), project.split_proportions, frozen_test, salt=project.name)
+    splits, facts.split_facts = assign_splits(
+        ((r["article_id"], r["text"]) for r in read_jsonl(records_path)),
+        project.split_proportions,
+        frozen_test,
+        salt=project.name,
+    )
     facts.splits = splits
     encoder = Encoder(project)
     (folder / "data").mkdir(exist_ok=True)
-    writers = {s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", encoder.schema, compression="zstd") for s in SPLITS}
+    writers = {
+        s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", encoder.schema, compression="zstd")
+        for s in SPLITS
+    }
     batches = {s: encoder.new_columns() for s in SPLITS}
 
     def flush(split: str) -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
-from builder.records.agreement import span_agreement, stance_agreement
+from builder.dataset.splits import SPLITS
 from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
 from builder.project import Project
+from builder.records.agreement import span_agreement, stance_agreement
 from builder.sentences.segmenter import splitter_name
-from builder.dataset.splits import SPLITS
 
 
 def _size_category(n: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if n < limit:
             return name
     return "10M<n<100M"
@@ -30,7 +36,11 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
     present = [s for s in SPLITS if facts.counts[s]["records"]]
     info = {"features": features(project)._to_yaml_list()}
     info["splits"] = [
-        {"name": s, "num_bytes": (folder / "data" / f"{s}-00000-of-00001.parquet").stat().st_size, "num_examples": facts.counts[s]["records"]}
+        {
+            "name": s,
+            "num_bytes": (folder / "data" / f"{s}-00000-of-00001.parquet").stat().st_size,
+            "num_examples": facts.counts[s]["records"],
+        }
         for s in present
     ]
     info["dataset_size"] = sum(split["num_bytes"] for split in info["splits"])
@@ -46,7 +56,13 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
         "multilinguality": ["monolingual"],
         "size_categories": [_size_category(total)],
         "source_datasets": list(project.source_datasets),
-        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in present], "default": True}],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in present],
+                "default": True,
+            }
+        ],
         "dataset_info": info,
     }
 
@@ -58,7 +74,15 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         c = facts.counts[split]
         if not c["records"]:
             continue
-        stance_rows.append([split, len(c["articles"]), c["records"], *[c["stance"].get(v, 0) for v in project.stance_values], c["stance"].get("(unresolved)", 0)])
+        stance_rows.append(
+            [
+                split,
+                len(c["articles"]),
+                c["records"],
+                *[c["stance"].get(v, 0) for v in project.stance_values],
+                c["stance"].get("(unresolved)", 0),
+            ]
+        )
         entity_rows.append([split, *[c["entities"].get(v, 0) for v in project.entity_values]])
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
     agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
@@ -68,21 +92,42 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         agreement = _table(
             ["measure", "value", "based on"],
             [
-                ["Krippendorff's alpha (nominal), stance", s["krippendorff_alpha"], f"{s['units']} sentences with 2+ annotators, {s['ratings']} ratings"],
-                ["Fleiss' kappa, stance", s["fleiss_kappa"], f"{s['fleiss_units']} sentences with the most common number of annotators"],
+                [
+                    "Krippendorff's alpha (nominal), stance",
+                    s["krippendorff_alpha"],
+                    f"{s['units']} sentences with 2+ annotators, {s['ratings']} ratings",
+                ],
+                [
+                    "Fleiss' kappa, stance",
+                    s["fleiss_kappa"],
+                    f"{s['fleiss_units']} sentences with the most common number of annotators",
+                ],
                 ["pairwise exact-span F1, entities (all labels)", e["f1"], f"{e['pairs']} annotator pairs"],
-                *[[f"pairwise exact-span F1, {label}", e["per_label"][label], f"{e['spans'][label]} spans"] for label in project.entity_values],
+                *[
+                    [f"pairwise exact-span F1, {label}", e["per_label"][label], f"{e['spans'][label]} spans"]
+                    for label in project.entity_values
+                ],
             ],
         )
-    sources = "\n".join(
-        f"- **{src['name']}**" + (f" ({src['articles']})" if src.get("articles") else "") + f": licence {src['license']}."
-        + (f" {src['attribution']}" if src.get("attribution") else "") + (f" <{src['url']}>" if src.get("url") else "")
-        for src in project.sources
-    ) or "- (no sources declared in builder.toml `[[dataset.sources]]`)"
+    sources = (
+        "\n".join(
+            f"- **{src['name']}**"
+            + (f" ({src['articles']})" if src.get("articles") else "")
+            + f": licence {src['license']}."
+            + (f" {src['attribution']}" if src.get("attribution") else "")
+            + (f" <{src['url']}>" if src.get("url") else "")
+            for src in project.sources
+        )
+        or "- (no sources declared in builder.toml `[[dataset.sources]]`)"
+    )
     overlaps = ""
     if facts.overlaps:
         names = ", ".join(f"`{o['id']}` {o['label']} '{o['text']}'" for o in facts.overlaps[:10])
-        overlaps = f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` but cannot be held by the BIO view (`ner_tags`): {names}" + (" ..." if len(facts.overlaps) > 10 else "") + "."
+        overlaps = (
+            f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` but cannot be held by the BIO view (`ner_tags`): {names}"
+            + (" ..." if len(facts.overlaps) > 10 else "")
+            + "."
+        )
     v = facts.validation
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
     return f"""

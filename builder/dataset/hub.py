@@ -20,7 +20,9 @@ def push_folder(folder: Path, repo_id: str, tag: str | None = None, message: str
 
     token = os.environ.get("HF_TOKEN")
     if api is None and not token:
-        raise BuilderError("HF_TOKEN is not set: create a write token at huggingface.co/settings/tokens and export HF_TOKEN")
+        raise BuilderError(
+            "HF_TOKEN is not set: create a write token at huggingface.co/settings/tokens and export HF_TOKEN"
+        )
     api = api or HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
@@ -32,7 +34,9 @@ def push_folder(folder: Path, repo_id: str, tag: str | None = None, message: str
             ignore_patterns=[MARKER],  # local bookkeeping (builder.outputs), not part of the dataset
         )
         if tag:
-            api.create_tag(repo_id, tag=tag, repo_type="dataset", revision=commit.oid, tag_message=message or tag, exist_ok=False)
+            api.create_tag(
+                repo_id, tag=tag, repo_type="dataset", revision=commit.oid, tag_message=message or tag, exist_ok=False
+            )
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         raise BuilderError(f"the Hub refused the upload to {repo_id} ({status}): {str(exc).splitlines()[0]}") from None

@@ -52,11 +52,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.splits import SPLITS
 from builder.errors import BuilderError
 from builder.labeling_config import config_hash
-from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 from builder.project import Project
-from builder.dataset.splits import SPLITS
+from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
@@ -118,13 +118,27 @@ _SPLIT = {
 _INPUTS = ["label_scheme", "labeling_config", "guidelines", "snapshot"]
 MANIFEST_SCHEMA = {
     "type": "object",
-    "required": ["dataset", "version", "builder_version", "hashes", "split_proportions", "frozen_test_articles", "splits", "agreement", "files"],
+    "required": [
+        "dataset",
+        "version",
+        "builder_version",
+        "hashes",
+        "split_proportions",
+        "frozen_test_articles",
+        "splits",
+        "agreement",
+        "files",
+    ],
     "properties": {
         "manifest_format": {"enum": [1, MANIFEST_FORMAT]},
         "dataset": {"type": "string"},
         "version": {"type": "string"},
         "builder_version": {"type": "string"},
-        "hashes": {"type": "object", "required": _INPUTS, "properties": {name: _HEX64 for name in [*_INPUTS, "project_file"]}},
+        "hashes": {
+            "type": "object",
+            "required": _INPUTS,
+            "properties": {name: _HEX64 for name in [*_INPUTS, "project_file"]},
+        },
         "split_proportions": {"type": "object", "additionalProperties": {"type": "number"}},
         "frozen_test_articles": {"type": "integer", "minimum": 0},
         "splits": {"type": "object", "required": list(SPLITS), "properties": {split: _SPLIT for split in SPLITS}},
@@ -134,7 +148,11 @@ MANIFEST_SCHEMA = {
         "previous": {
             "oneOf": [
                 {"type": "null"},
-                {"type": "object", "required": ["version", "manifest_sha256"], "properties": {"version": {"type": "string"}, "manifest_sha256": _HEX64}},
+                {
+                    "type": "object",
+                    "required": ["version", "manifest_sha256"],
+                    "properties": {"version": {"type": "string"}, "manifest_sha256": _HEX64},
+                },
             ]
         },
     },
@@ -144,7 +162,9 @@ MANIFEST_SCHEMA = {
 
 
 def _json_path(error) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "(top level)"
+    return (
+        "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "(top level)"
+    )
 
 
 def load_manifest(path: Path) -> dict:
@@ -158,8 +178,14 @@ def load_manifest(path: Path) -> dict:
         raise BuilderError(f"{path}: not a valid JSON manifest ({exc}); {hint}") from None
     except OSError as exc:
         raise BuilderError(f"{path}: cannot read the manifest ({exc.strerror}); {hint}") from None
-    if isinstance(manifest, dict) and isinstance(manifest.get("manifest_format"), int) and manifest["manifest_format"] > MANIFEST_FORMAT:
-        raise BuilderError(f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; upgrade builder")
+    if (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("manifest_format"), int)
+        and manifest["manifest_format"] > MANIFEST_FORMAT
+    ):
+        raise BuilderError(
+            f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; upgrade builder"
+        )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
     if error is not None:
         raise BuilderError(f"{path}: not a release manifest: {_json_path(error)}: {error.message}; {hint}")
@@ -191,7 +217,9 @@ def _sha256(path: Path) -> str:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
 
 
 # --- what the Parquet files say (written, verified and compared by the same code) --------------
@@ -214,7 +242,9 @@ def _label_names(path: Path) -> tuple[list[str], list[str]]:
         features = json.loads(metadata[b"huggingface"])["info"]["features"]
         return features["stance"]["names"], features["entities"]["feature"]["label"]["names"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise BuilderError(f"{path}: no readable `huggingface` features metadata ({type(exc).__name__}: {exc})") from None
+        raise BuilderError(
+            f"{path}: no readable `huggingface` features metadata ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _decoder(stance_names: list[str], entity_names: list[str]):
@@ -232,7 +262,9 @@ def _decoder(stance_names: list[str], entity_names: list[str]):
         if "entities" in row:
             row["entities"] = spans(row["entities"])
         if "annotations" in row:
-            row["annotations"] = [{**a, "stance": stance(a["stance"]), "entities": spans(a["entities"])} for a in row["annotations"]]
+            row["annotations"] = [
+                {**a, "stance": stance(a["stance"]), "entities": spans(a["entities"])} for a in row["annotations"]
+            ]
         return row
 
     return decode
@@ -250,7 +282,9 @@ def _read_rows(folder: Path, columns: list[str]) -> Iterator[tuple[str, dict]]:
                 for row in batch.to_pylist():
                     yield split, decode(row)
         except (pa.ArrowException, OSError, IndexError) as exc:
-            raise BuilderError(f"{path}: cannot read it as this release's Parquet ({type(exc).__name__}: {exc})") from None
+            raise BuilderError(
+                f"{path}: cannot read it as this release's Parquet ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def _total_rows(folder: Path) -> int:
@@ -265,8 +299,8 @@ def _total_rows(folder: Path) -> int:
 
 def _summarize(rows, total: int, stance_names: list[str], entity_names: list[str]) -> dict:
     """Counts per split, agreement and pseudonym scheme from decoded (split, row) pairs."""
-    from builder.records.agreement import span_agreement, stance_agreement
     from builder.dataset.build import AGREEMENT_IN_CARD_LIMIT
+    from builder.records.agreement import span_agreement, stance_agreement
 
     counts = {s: {"records": 0, "articles": set(), "stance": Counter(), "entities": Counter()} for s in SPLITS}
     annotators: set[str] = set()
@@ -317,12 +351,16 @@ def _test_articles(project: Project, version: str) -> set[str]:
     folder = project.root / RELEASES_DIR / version
     names = sorted(n for n in manifest["files"] if re.fullmatch(r"data/test-[^/]*\.parquet", n) and ".." not in n)
     if manifest["splits"]["test"]["records"] and not names:
-        raise BuilderError(f"release {version}: its manifest lists no test Parquet file; run `builder verify {version}`")
+        raise BuilderError(
+            f"release {version}: its manifest lists no test Parquet file; run `builder verify {version}`"
+        )
     articles: set[str] = set()
     for name in names:
         path = folder / name
         if not path.is_file() or _sha256(path) != manifest["files"][name]:
-            raise BuilderError(f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; run `builder verify {version}`")
+            raise BuilderError(
+                f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; run `builder verify {version}`"
+            )
         try:
             articles.update(pq.read_table(path, columns=["article_id"]).column("article_id").to_pylist())
         except (pa.ArrowException, OSError) as exc:  # a damaged file whose hash was recorded so
@@ -382,8 +420,14 @@ def build_release_folder(
         manifest["manifest_format"] = MANIFEST_FORMAT
         manifest["hashes"]["project_file"] = _sha256(project.source)
         manifest["pseudonym_scheme"] = summary["pseudonym_scheme"]
-        manifest["previous"] = {"version": previous, "manifest_sha256": _sha256(project.root / RELEASES_DIR / previous / MANIFEST)} if previous else None
-    (output / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        manifest["previous"] = (
+            {"version": previous, "manifest_sha256": _sha256(project.root / RELEASES_DIR / previous / MANIFEST)}
+            if previous
+            else None
+        )
+    (output / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return manifest
 
 
@@ -391,12 +435,18 @@ def _git_refusal(path: Path) -> str | None:
     """Why `path` cannot be released from (not committed in git), as a one-line message; None if clean."""
     try:
         status = subprocess.run(
-            ["git", "--literal-pathspecs", "status", "--porcelain", "--ignored", "--", path.name], cwd=path.parent, capture_output=True, text=True, check=False
+            ["git", "--literal-pathspecs", "status", "--porcelain", "--ignored", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError:
         return "git cannot be run: releases are cut from files committed in git; install git"
     if status.returncode != 0:
-        return f"{path} is not in a git work tree: commit the project to git first, so the release can be rebuilt from git"
+        return (
+            f"{path} is not in a git work tree: commit the project to git first, so the release can be rebuilt from git"
+        )
     code = status.stdout[:2]
     if not code:
         return None
@@ -465,7 +515,11 @@ def cut_release(project: Project, version: str) -> ReleaseResult:
             manifest = build_release_folder(project, version, target, snapshot, manifest_format=MANIFEST_FORMAT)
             entry = changelog_entry(project, previous, version, manifest, target)
             changelog = project.root / CHANGELOG
-            old = changelog.read_text(encoding="utf-8") if changelog.is_file() else "# Changelog\n\nGenerated by `builder release`; do not edit by hand.\n"
+            old = (
+                changelog.read_text(encoding="utf-8")
+                if changelog.is_file()
+                else "# Changelog\n\nGenerated by `builder release`; do not edit by hand.\n"
+            )
             head, _, rest = old.partition("\n## ")
             new_text = head.rstrip("\n") + "\n\n" + entry + ("\n## " + rest if rest else "")
             fd, name = tempfile.mkstemp(prefix=f".{CHANGELOG}.", suffix=".tmp", dir=project.root)
@@ -516,7 +570,9 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
         for part in field.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if match is None:
-            problems.append(f"{field}: the card (README.md) does not state it, so the manifest's value cannot be checked")
+            problems.append(
+                f"{field}: the card (README.md) does not state it, so the manifest's value cannot be checked"
+            )
             continue
         printed = match[1]
         if field.startswith("hashes."):
@@ -548,22 +604,35 @@ def _summary_problems(manifest: dict, summary: dict) -> list[str]:
         claimed, actual = manifest["splits"][split], summary["splits"][split]
         for key in ("records", "articles", "stance", "entities"):
             if claimed.get(key) != actual[key]:
-                problems.append(f"splits.{split}.{key}: the manifest says {claimed.get(key)} but the Parquet files give {actual[key]}")
+                problems.append(
+                    f"splits.{split}.{key}: the manifest says {claimed.get(key)} but the Parquet files give {actual[key]}"
+                )
         if claimed.get("article_ids") != actual["article_ids"]:
             listed, found = set(claimed.get("article_ids") or []), set(actual["article_ids"])
-            detail = "; ".join(
-                part for part in (
-                    f"not in the Parquet files: {', '.join(sorted(listed - found))}" if listed - found else "",
-                    f"missing from the manifest: {', '.join(sorted(found - listed))}" if found - listed else "",
-                ) if part
-            ) or "same ids in another order or repeated"
-            problems.append(f"splits.{split}.article_ids: the manifest's list differs from the Parquet files ({detail})")
+            detail = (
+                "; ".join(
+                    part
+                    for part in (
+                        f"not in the Parquet files: {', '.join(sorted(listed - found))}" if listed - found else "",
+                        f"missing from the manifest: {', '.join(sorted(found - listed))}" if found - listed else "",
+                    )
+                    if part
+                )
+                or "same ids in another order or repeated"
+            )
+            problems.append(
+                f"splits.{split}.article_ids: the manifest's list differs from the Parquet files ({detail})"
+            )
     claimed, actual = _flatten(manifest["agreement"], "agreement"), _flatten(summary["agreement"], "agreement")
     for path in sorted(set(claimed) | set(actual)):
         if claimed.get(path, "(absent)") != actual.get(path, "(absent)"):
-            problems.append(f"{path}: the manifest says {claimed.get(path, '(absent)')} but the Parquet files give {actual.get(path, '(absent)')}")
+            problems.append(
+                f"{path}: the manifest says {claimed.get(path, '(absent)')} but the Parquet files give {actual.get(path, '(absent)')}"
+            )
     if format_of(manifest) >= 2 and manifest["pseudonym_scheme"] != summary["pseudonym_scheme"]:
-        problems.append(f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} but the annotator names are {summary['pseudonym_scheme']}")
+        problems.append(
+            f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} but the annotator names are {summary['pseudonym_scheme']}"
+        )
     return problems
 
 
@@ -590,7 +659,9 @@ def _chain_problems(project: Project) -> list[str]:
     for name in sorted(set(_release_folders(project)) - set(versions)):
         problems.append(f"release {name}: {RELEASES_DIR}/{name} has no {MANIFEST}: restore it from git")
     for name in sorted(set(entries) - set(versions)):
-        problems.append(f"release {name}: {CHANGELOG} has an entry for it, but {RELEASES_DIR}/{name}/{MANIFEST} is missing: restore it from git")
+        problems.append(
+            f"release {name}: {CHANGELOG} has an entry for it, but {RELEASES_DIR}/{name}/{MANIFEST} is missing: restore it from git"
+        )
     for i, version in enumerate(versions):
         try:
             manifest = read_manifest(project, version)
@@ -604,7 +675,9 @@ def _chain_problems(project: Project) -> list[str]:
         if recorded is None and before:
             problems.append(f"release {version}: its manifest names no previous release, but {before} precedes it")
         elif recorded is not None and recorded["version"] != before:
-            problems.append(f"release {version}: its manifest names {recorded['version']} as previous release, but the release before it is {before or '(none)'}")
+            problems.append(
+                f"release {version}: its manifest names {recorded['version']} as previous release, but the release before it is {before or '(none)'}"
+            )
         elif recorded is not None and recorded["manifest_sha256"] != digests[before]:
             problems.append(
                 f"release {before}: manifest.json sha256 {digests[before][:12]} differs from the {recorded['manifest_sha256'][:12]} "
@@ -643,7 +716,9 @@ def verify_release(project: Project, version: str) -> list[str]:
     try:
         frozen = len(_frozen_test(project, earlier))
         if manifest["frozen_test_articles"] != frozen:
-            problems.append(f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} but the earlier releases' test files hold {frozen}")
+            problems.append(
+                f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} but the earlier releases' test files hold {frozen}"
+            )
     except BuilderError as exc:
         problems.append(f"frozen_test_articles: cannot be checked: {exc}")
     card = folder / "README.md"
@@ -672,7 +747,9 @@ def _scheme(manifest: dict) -> str | None:
     return manifest.get("pseudonym_scheme") if format_of(manifest) >= 2 else LEGACY_SCHEME
 
 
-def compare(project: Project, a: str, b: str | None, b_folder: Path | None = None, b_manifest: dict | None = None) -> dict:
+def compare(
+    project: Project, a: str, b: str | None, b_folder: Path | None = None, b_manifest: dict | None = None
+) -> dict:
     """What changed from release `a` to release `b` (or to a folder being released).
 
     Each release is read from its own Parquet files and decoded with its own features, so labels are
@@ -714,16 +791,29 @@ def compare(project: Project, a: str, b: str | None, b_folder: Path | None = Non
         da, db = distribution(summary_a, key), distribution(summary_b, key)
         deltas[key] = {label: (da.get(label, 0), db.get(label, 0)) for label in sorted(set(da) | set(db))}
     agreement = {}
-    for name, path in (("krippendorff_alpha", ("stance", "krippendorff_alpha")), ("fleiss_kappa", ("stance", "fleiss_kappa")), ("span_f1", ("entities", "f1"))):
+    for name, path in (
+        ("krippendorff_alpha", ("stance", "krippendorff_alpha")),
+        ("fleiss_kappa", ("stance", "fleiss_kappa")),
+        ("span_f1", ("entities", "f1")),
+    ):
         agreement[name] = tuple(s["agreement"].get(path[0], {}).get(path[1]) for s in (summary_a, summary_b))
     return {
-        "from": a, "to": b or manifest_b["version"],
-        "sentences_added": added, "sentences_removed": removed,
-        "articles_added": sorted(articles_b - articles_a), "articles_removed": sorted(articles_a - articles_b),
-        "stance_relabelled": relabelled, "entities_added": ent_added, "entities_removed": ent_removed,
-        "label_deltas": deltas, "agreement": agreement,
+        "from": a,
+        "to": b or manifest_b["version"],
+        "sentences_added": added,
+        "sentences_removed": removed,
+        "articles_added": sorted(articles_b - articles_a),
+        "articles_removed": sorted(articles_a - articles_b),
+        "stance_relabelled": relabelled,
+        "entities_added": ent_added,
+        "entities_removed": ent_removed,
+        "label_deltas": deltas,
+        "agreement": agreement,
         "pseudonym_scheme": (_scheme(manifest_a), _scheme(manifest_b)),
-        "texts": {i: (rows_b.get(i) or rows_a.get(i))["text"] for i in added[:3] + removed[:3] + [r[0] for r in relabelled[:3]]},
+        "texts": {
+            i: (rows_b.get(i) or rows_a.get(i))["text"]
+            for i in added[:3] + removed[:3] + [r[0] for r in relabelled[:3]]
+        },
     }
 
 
@@ -742,10 +832,12 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         f"- stance relabelled: {len(diff['stance_relabelled'])}",
     ]
     for sid, old, new in diff["stance_relabelled"][:examples]:
-        lines.append(f"  - `{sid}` {old} -> {new}: \"{diff['texts'][sid][:90]}\"")
+        lines.append(f'  - `{sid}` {old} -> {new}: "{diff["texts"][sid][:90]}"')
     for sid in diff["sentences_added"][:examples]:
-        lines.append(f"  - added `{sid}`: \"{diff['texts'][sid][:90]}\"")
-    lines.append(f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} (a changed span counts as one of each)")
+        lines.append(f'  - added `{sid}`: "{diff["texts"][sid][:90]}"')
+    lines.append(
+        f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} (a changed span counts as one of each)"
+    )
     for sid, (start, end, label, text) in diff["entities_added"][:examples]:
         lines.append(f"  - `{sid}` +{label} '{text}' [{start}:{end}]")
     for sid, (start, end, label, text) in diff["entities_removed"][:examples]:
@@ -763,7 +855,8 @@ def changelog_entry(project: Project, previous: str | None, version: str, manife
     totals = {s: manifest["splits"][s]["records"] for s in SPLITS}
     header = (
         f"## {version}\n\nDataset {project.name} {version}, builder {__version__}, snapshot sha256 `{manifest['hashes']['snapshot'][:16]}`; "
-        + ", ".join(f"{s} {n}" for s, n in totals.items()) + ".\n"
+        + ", ".join(f"{s} {n}" for s, n in totals.items())
+        + ".\n"
     )
     if format_of(manifest) >= 2:
         header += f"\nRelease manifest sha256 `{_sha256(folder / MANIFEST)}` (`builder verify {version}` checks it).\n"

@@ -44,7 +44,9 @@ def resolve_connection(root: Path) -> Connection:
         return Connection(_checked_url(url), _checked_key(key), "environment")
     if url or key:
         missing = KEY_VARIABLE if url else URL_VARIABLE
-        raise LabelStudioError(f"{missing} is not set: set both {URL_VARIABLE} and {KEY_VARIABLE}, or neither to use the local server")
+        raise LabelStudioError(
+            f"{missing} is not set: set both {URL_VARIABLE} and {KEY_VARIABLE}, or neither to use the local server"
+        )
     state = server.read_state(root)
     if state is not None and not server.belongs_to(state, root):
         raise LabelStudioError(
@@ -70,13 +72,17 @@ def _checked_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LabelStudioError(f"{URL_VARIABLE} is not an http(s) URL such as http://localhost:8080")
     if parts.username or parts.password:
-        raise LabelStudioError(f"{URL_VARIABLE} must not hold a user name or password: put the API key in {KEY_VARIABLE}")
+        raise LabelStudioError(
+            f"{URL_VARIABLE} must not hold a user name or password: put the API key in {KEY_VARIABLE}"
+        )
     return url.strip().rstrip("/")
 
 
 def _checked_key(key: str) -> str:
     if not key.isascii() or not key.isprintable() or " " in key.strip():
-        raise LabelStudioError(f"{KEY_VARIABLE} is not an API key (printable ASCII without spaces): copy it from Label Studio's Account page")
+        raise LabelStudioError(
+            f"{KEY_VARIABLE} is not an API key (printable ASCII without spaces): copy it from Label Studio's Account page"
+        )
     return key.strip()
 
 
@@ -92,15 +98,23 @@ def calling(connection: Connection, doing: str):
     except ApiError as exc:
         status = exc.status_code or 0
         if status in (401, 403):
-            hint = f"check {KEY_VARIABLE}" if connection.source == "environment" else "run `builder server stop` then `builder server start`"
-            raise LabelStudioError(f"Label Studio at {connection.url} refused the API key ({status}) while {doing}: {hint}") from None
+            hint = (
+                f"check {KEY_VARIABLE}"
+                if connection.source == "environment"
+                else "run `builder server stop` then `builder server start`"
+            )
+            raise LabelStudioError(
+                f"Label Studio at {connection.url} refused the API key ({status}) while {doing}: {hint}"
+            ) from None
         if status == 404:
             raise LabelStudioError(f"Label Studio at {connection.url} has no such object (404) while {doing}") from None
         if status >= 500:
             raise LabelStudioError(
                 f"Label Studio at {connection.url} failed ({status}) while {doing}; nothing was written: retry, and see the server's log if it persists"
             ) from None
-        raise LabelStudioError(f"Label Studio at {connection.url} rejected the request ({status}) while {doing}: {_short(exc.body)}") from None
+        raise LabelStudioError(
+            f"Label Studio at {connection.url} rejected the request ({status}) while {doing}: {_short(exc.body)}"
+        ) from None
     except pydantic.ValidationError:
         raise unexpected_answer(connection, doing, "the shape label-studio-sdk knows") from None
     except httpx.TimeoutException:

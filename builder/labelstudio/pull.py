@@ -39,8 +39,8 @@ from builder.errors import LabelStudioError
 from builder.jsonio import atomic_write
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
-from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
 from builder.project import Project
+from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
 from builder.records.snapshot import normalise_task, read_snapshot, write_snapshot
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -140,7 +140,13 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
             from builder.jsonio import read_jsonl
 
             tasks = (t for t in read_jsonl(output, on_bad_line=lambda where, detail: None) if isinstance(t, dict))
-            names = {a.get("annotator") for t in tasks if isinstance(t.get("annotations"), list) for a in t["annotations"] if isinstance(a, dict)}
+            names = {
+                a.get("annotator")
+                for t in tasks
+                if isinstance(t.get("annotations"), list)
+                for a in t["annotations"]
+                if isinstance(a, dict)
+            }
             if scheme_of(n for n in names if isinstance(n, str)) not in (None, "sha256-unkeyed/8"):
                 from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError, key_path
 
@@ -150,11 +156,15 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
                     "a new key would rename every annotator"
                 )
         key = create_key(project.root)
-        log("made a new pseudonym key in .builder/pseudonym.key (keep a copy: every maintainer who pulls needs the same key)")
+        log(
+            "made a new pseudonym key in .builder/pseudonym.key (keep a copy: every maintainer who pulls needs the same key)"
+        )
     return Pseudonymizer(key, project.name)
 
 
-def annotator_names(connection: Connection, pseudonymize: Pseudonymizer, known: dict[str, str] | None = None) -> dict[int, str]:
+def annotator_names(
+    connection: Connection, pseudonymize: Pseudonymizer, known: dict[str, str] | None = None
+) -> dict[int, str]:
     """Label Studio user id -> pseudonym (ids and e-mails never leave this function).
 
     An account keeps the name it was first given (`known`, from earlier pulls with this key), so a
@@ -206,8 +216,10 @@ def _file_name(connection: Connection, project_id: int, export_id: int) -> str:
     """The name Label Studio stored an export under (one byte of it is downloaded to read the header)."""
     with calling(connection, "finding an unfinished pull's export"):
         response = connection.http().request(
-            f"api/projects/{project_id}/exports/{export_id}/download", method="GET",
-            params={"exportType": "JSON"}, headers={"Range": "bytes=0-0"},
+            f"api/projects/{project_id}/exports/{export_id}/download",
+            method="GET",
+            params={"exportType": "JSON"},
+            headers={"Range": "bytes=0-0"},
         )
     return response.headers.get("filename", "") if response.status_code < 300 else ""
 
@@ -235,12 +247,18 @@ def remove_stale_exports(connection: Connection, project_id: int, now: datetime 
     with calling(connection, "listing exports"):
         exports = list(client.projects.exports.list(project_id))
     stale = [
-        e for e in exports
-        if getattr(e, "title", None) == EXPORT_TITLE and isinstance(getattr(e, "created_at", None), datetime)
+        e
+        for e in exports
+        if getattr(e, "title", None) == EXPORT_TITLE
+        and isinstance(getattr(e, "created_at", None), datetime)
         and now - e.created_at.astimezone(UTC) > STALE_AFTER
     ]
     for export in stale:
-        filename = _file_name(connection, project_id, export.id) if connection.data_dir and export.status == "completed" else ""
+        filename = (
+            _file_name(connection, project_id, export.id)
+            if connection.data_dir and export.status == "completed"
+            else ""
+        )
         _delete_export(connection, project_id, export.id, filename)
     return len(stale)
 
@@ -265,7 +283,9 @@ def export_tasks(connection: Connection, project_id: int, view_id: int | None = 
                     raise LabelStudioError(f"the export did not finish within {EXPORT_TIMEOUT_S} s; retry later")
                 time.sleep(0.2)
         if status == "failed":
-            raise LabelStudioError(f"Label Studio at {connection.url} could not build the export; see its log, then retry")
+            raise LabelStudioError(
+                f"Label Studio at {connection.url} could not build the export; see its log, then retry"
+            )
         doing = "downloading the export"
         with calling(connection, doing):
             response = connection.http().request(
@@ -287,7 +307,9 @@ def export_tasks(connection: Connection, project_id: int, view_id: int | None = 
 
 
 @contextlib.contextmanager
-def temporary_view(connection: Connection, project_id: int, title: str, filters: dict | None = None, selected: list[int] | None = None):
+def temporary_view(
+    connection: Connection, project_id: int, title: str, filters: dict | None = None, selected: list[int] | None = None
+):
     """A Data Manager view of this pull's own (filtered or selected tasks), deleted when the block ends."""
     doing = "preparing the tasks to fetch"
     body: dict = {"project": project_id, "data": {"title": title, **({"filters": filters} if filters else {})}}
@@ -310,8 +332,15 @@ def _count(connection: Connection, project_id: int, filters: dict) -> tuple[int,
     doing = "counting annotated tasks"
     with calling(connection, doing):
         response = connection.http().request(
-            "api/tasks/", method="GET",
-            params={"project": project_id, "page_size": 1, "fields": "task_only", "include": "id", "query": json.dumps({"filters": filters})},
+            "api/tasks/",
+            method="GET",
+            params={
+                "project": project_id,
+                "page_size": 1,
+                "fields": "task_only",
+                "include": "id",
+                "query": json.dumps({"filters": filters}),
+            },
         )
     body = check_response(connection, response, doing)
     try:
@@ -335,7 +364,11 @@ def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict])
     """True when the snapshot's counts equal the server's for the tasks that have annotations."""
     per_task = [_local_counts(t) for t in tasks]
     total, annotations, predictions = _count(connection, project_id, ANNOTATED)
-    if (total, annotations, predictions) != (len(per_task), sum(a for a, _, _ in per_task), sum(p for _, _, p in per_task)):
+    if (total, annotations, predictions) != (
+        len(per_task),
+        sum(a for a, _, _ in per_task),
+        sum(p for _, _, p in per_task),
+    ):
         return False
     cancelled = Counter(c for _, c, _ in per_task)
     highest = max(cancelled, default=0)
@@ -354,9 +387,13 @@ def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[i
     while True:
         with calling(connection, doing):
             response = connection.http().request(
-                "api/tasks/", method="GET",
+                "api/tasks/",
+                method="GET",
                 params={
-                    "project": project_id, "page": page, "page_size": LIST_PAGE, "fields": "task_only",
+                    "project": project_id,
+                    "page": page,
+                    "page_size": LIST_PAGE,
+                    "fields": "task_only",
                     "include": "id,total_annotations,cancelled_annotations,total_predictions",
                     "query": json.dumps({"filters": ANNOTATED, "ordering": ["tasks:id"]}),
                 },
@@ -367,7 +404,11 @@ def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[i
         tasks = body.get("tasks") if isinstance(body, dict) else None
         try:
             for task in tasks:
-                found[int(task["id"])] = (int(task["total_annotations"]), int(task["cancelled_annotations"]), int(task["total_predictions"]))
+                found[int(task["id"])] = (
+                    int(task["total_annotations"]),
+                    int(task["cancelled_annotations"]),
+                    int(task["total_predictions"]),
+                )
         except (KeyError, TypeError, ValueError):
             raise unexpected_answer(connection, doing, "tasks with their counts") from None
         if len(tasks) < LIST_PAGE:
@@ -458,7 +499,11 @@ def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str]
         if not isinstance(old, dict) or not isinstance(old.get("annotations"), list):
             continue
         new = snapshot.get(old.get("task_id"))
-        if new is None or not isinstance(old.get("data"), dict) or old["data"].get("sentence_id") != new["data"].get("sentence_id"):
+        if (
+            new is None
+            or not isinstance(old.get("data"), dict)
+            or old["data"].get("sentence_id") != new["data"].get("sentence_id")
+        ):
             continue
         now_named = {a["id"]: a for a in new["annotations"]}
         for annotation in old["annotations"]:
@@ -492,7 +537,9 @@ def _why_not_incremental(previous: dict | None, output: Path, pseudonymize: Pseu
         return f"no earlier pull into {output} from this server and project"
     if not output.is_file():
         return f"{output} does not exist"
-    if not isinstance(previous, dict) or not all(isinstance(previous.get(k), str) for k in ("since", "snapshot_sha256", "key_id")):
+    if not isinstance(previous, dict) or not all(
+        isinstance(previous.get(k), str) for k in ("since", "snapshot_sha256", "key_id")
+    ):
         return "the pull state is incomplete"
     try:
         since = datetime.strptime(previous["since"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -508,7 +555,10 @@ def _why_not_incremental(previous: dict | None, output: Path, pseudonymize: Pseu
 
 
 def _incremental(connection, project_id, output, since, names, pseudonymize) -> tuple[dict[int, dict], PullResult]:
-    filters = {"conjunction": "and", "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}
+    filters = {
+        "conjunction": "and",
+        "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
+    }
     with temporary_view(connection, project_id, CHANGED_VIEW_TITLE, filters=filters) as view_id:
         changed = export_tasks(connection, project_id, view_id)
     snapshot = {t["task_id"]: t for t in read_snapshot(output)}

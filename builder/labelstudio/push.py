@@ -9,13 +9,23 @@ from dataclasses import dataclass
 import orjson
 
 from builder.errors import Interrupted, LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labeling_config import labeling_config
+from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.preannotate import prediction_for
 from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
-TASK_DATA_FIELDS = ("article_id", "article_title", "sentence_index", "occurrence", "text", "prev_text", "next_text", "start", "end")
+TASK_DATA_FIELDS = (
+    "article_id",
+    "article_title",
+    "sentence_index",
+    "occurrence",
+    "text",
+    "prev_text",
+    "next_text",
+    "start",
+    "end",
+)
 
 
 @dataclass
@@ -50,7 +60,11 @@ def find_project(connection: Connection, project: Project) -> int | None:
     """The id of the Label Studio project titled like the scheme's, or None."""
     client = connection.client()
     with calling(connection, "looking up the project"):
-        matches = [p for p in client.projects.list(title=project.project_title, page_size=100) if p.title == project.project_title]
+        matches = [
+            p
+            for p in client.projects.list(title=project.project_title, page_size=100)
+            if p.title == project.project_title
+        ]
     if len(matches) > 1:
         raise LabelStudioError(
             f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}: rename or delete the extra ones"
@@ -89,13 +103,21 @@ def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
             response = http.request(
                 "api/tasks/",
                 method="GET",
-                params={"project": project_id, "page": page, "page_size": 5000, "fields": "task_only", "include": "id,data"},
+                params={
+                    "project": project_id,
+                    "page": page,
+                    "page_size": 5000,
+                    "fields": "task_only",
+                    "include": "id,data",
+                },
             )
         if response.status_code == 404 and page > 1:
             break
         body = check_response(connection, response, doing)
         tasks = body.get("tasks") if isinstance(body, dict) else body
-        if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
+        if not isinstance(tasks, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks
+        ):
             raise unexpected_answer(connection, doing, "a list of tasks with data")
         ids.update(task["data"].get("sentence_id") for task in tasks)
         if len(tasks) < 5000:
@@ -122,7 +144,10 @@ def push_lock(connection: Connection, project: Project):
     from builder.locks import exclusive, lock_path
 
     def waiting(holder: str) -> None:
-        print(f"waiting for another builder push into '{project.project_title}' on {connection.url} (pid {holder})", file=sys.stderr)
+        print(
+            f"waiting for another builder push into '{project.project_title}' on {connection.url} (pid {holder})",
+            file=sys.stderr,
+        )
 
     return exclusive(lock_path("push", connection.url, project.project_title), on_wait=waiting)
 

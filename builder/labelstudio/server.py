@@ -77,7 +77,15 @@ def tighten(folder: Path) -> None:
                 os.chmod(path, 0o600)
 
 
-_STATE_TYPES = {"url": str, "port": int, "data_dir": str, "username": str, "password": str, "token": str, "version": str}
+_STATE_TYPES = {
+    "url": str,
+    "port": int,
+    "data_dir": str,
+    "username": str,
+    "password": str,
+    "token": str,
+    "version": str,
+}
 
 
 def read_state(root: Path) -> ServerState | None:
@@ -89,14 +97,18 @@ def read_state(root: Path) -> ServerState | None:
         state = ServerState(**raw)
     except (ValueError, TypeError) as exc:
         detail = str(exc).split("\n")[0][:120]
-        raise UnreadableState(f"{path}: unreadable server state ({detail}); run `builder server start`, which recovers access to the local server") from None
+        raise UnreadableState(
+            f"{path}: unreadable server state ({detail}); run `builder server start`, which recovers access to the local server"
+        ) from None
     wrong = [key for key, kind in _STATE_TYPES.items() if type(getattr(state, key)) is not kind]
     if not wrong and not 1 <= state.port <= 65535:
         wrong = ["port"]
     if not wrong and not (state.pid is None or (type(state.pid) is int and state.pid > 0)):
         wrong = ["pid"]
     if wrong:
-        raise UnreadableState(f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); run `builder server start`, which recovers access to the local server")
+        raise UnreadableState(
+            f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); run `builder server start`, which recovers access to the local server"
+        )
     return state
 
 
@@ -219,7 +231,9 @@ def ensure_installed(log=print) -> Path:
 
 def _imports(venv: Path) -> bool:
     """An install made by hand (without our marker) counts if its label_studio imports."""
-    ok = subprocess.run([str(venv / "bin" / "python"), "-c", "import label_studio"], capture_output=True).returncode == 0
+    ok = (
+        subprocess.run([str(venv / "bin" / "python"), "-c", "import label_studio"], capture_output=True).returncode == 0
+    )
     if ok:
         (venv / ".builder-complete").write_text(LABEL_STUDIO_VERSION + "\n", encoding="utf-8")
     return ok
@@ -284,7 +298,9 @@ def reset_access(executable: Path, state: ServerState) -> None:
         [str(python), "-c", _RESET_ACCESS], env=_server_environment(state), capture_output=True, text=True, umask=0o077
     )
     if result.returncode == 3:
-        raise LabelStudioError(f"the admin account {state.username} is missing from {state.data_dir}; start with a new data folder")
+        raise LabelStudioError(
+            f"the admin account {state.username} is missing from {state.data_dir}; start with a new data folder"
+        )
     if result.returncode != 0:
         last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
         raise LabelStudioError(f"could not reset the admin account's access in {state.data_dir}: {last[:200]}")
@@ -292,13 +308,19 @@ def reset_access(executable: Path, state: ServerState) -> None:
 
 def _new_credentials(data_dir: Path, port: int) -> ServerState:
     return ServerState(
-        url="", port=port, pid=None, data_dir=str(data_dir), username=ADMIN_EMAIL,
-        password=secrets.token_urlsafe(18), token=secrets.token_hex(20),
+        url="",
+        port=port,
+        pid=None,
+        data_dir=str(data_dir),
+        username=ADMIN_EMAIL,
+        password=secrets.token_urlsafe(18),
+        token=secrets.token_hex(20),
     )
 
 
 def _terminate(pid: int) -> None:
     """Stop the process group of a Label Studio we started (SIGTERM, then SIGKILL after 20 s)."""
+
     def alive() -> bool:
         try:
             os.kill(pid, 0)
@@ -344,13 +366,17 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
         log(f"{str(exc).split(';')[0]}: making new credentials for the local server")
         state = None
     if state is not None and not belongs_to(state, root):
-        log(f"{state_path(root)} belongs to another project folder ({state.data_dir}): making new credentials for this one")
+        log(
+            f"{state_path(root)} belongs to another project folder ({state.data_dir}): making new credentials for this one"
+        )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
     if state is not None and is_running(state) and (port is None or port == state.port) and is_healthy(state.url):
         _ensure_access(state, log)
         return state
     if state is not None and is_running(state):
-        raise LabelStudioError(f"a local Label Studio already runs (pid {state.pid}) on {state.url}; run `builder server stop` first")
+        raise LabelStudioError(
+            f"a local Label Studio already runs (pid {state.pid}) on {state.url}; run `builder server stop` first"
+        )
     servers_stopped = servers_using(data_dir)
     for orphan in servers_stopped:  # ours (same data folder), but its state file was lost
         log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
@@ -375,7 +401,17 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
     os.chmod(log_path, 0o600)
     with os.fdopen(fd, "ab") as log_file:
         process = subprocess.Popen(
-            [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+            [
+                str(executable),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
             env=_server_environment(state),
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -410,7 +446,9 @@ def _ensure_access(state: ServerState, log, executable: Path | None = None) -> N
     log("Label Studio refused the recorded API token: resetting the admin account's password and token")
     reset_access(executable or ensure_installed(log), state)
     if token_accepted(state.url, state.token) is False:
-        raise LabelStudioError(f"Label Studio at {state.url} still refuses the reset token; see {Path(state.data_dir).parent / 'label-studio.log'}")
+        raise LabelStudioError(
+            f"Label Studio at {state.url} still refuses the reset token; see {Path(state.data_dir).parent / 'label-studio.log'}"
+        )
 
 
 def stop(root: Path) -> bool:

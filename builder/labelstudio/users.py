@@ -44,5 +44,7 @@ def annotator_connection(connection: Connection, email: str, password: str) -> C
             )
         response = session.get("/api/current-user/token")
         if response.status_code != 200:
-            raise LabelStudioError(f"could not sign up or log in an annotator account at {connection.url} ({response.status_code})")
+            raise LabelStudioError(
+                f"could not sign up or log in an annotator account at {connection.url} ({response.status_code})"
+            )
         return Connection(connection.url, response.json()["token"], f"annotator {email}")

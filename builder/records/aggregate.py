@@ -24,7 +24,9 @@ def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
             stance = item["value"]["choices"][0]
         else:
             value = item["value"]
-            entities.append({"start": value["start"], "end": value["end"], "label": value["labels"][0], "text": value["text"]})
+            entities.append(
+                {"start": value["start"], "end": value["end"], "label": value["labels"][0], "text": value["text"]}
+            )
     entities.sort(key=lambda e: (e["start"], e["end"], e["label"]))
     return stance, entities
 
@@ -57,19 +59,30 @@ def task_to_record(task: dict, project: Project) -> dict:
     for annotation in task["annotations"]:
         stance, entities = _labels_of(annotation)
         individual.append(
-            {"annotator": annotation["annotator"], "stance": stance, "entities": entities,
-             "lead_time": annotation.get("lead_time"), "ground_truth": bool(annotation.get("ground_truth"))}
+            {
+                "annotator": annotation["annotator"],
+                "stance": stance,
+                "entities": entities,
+                "lead_time": annotation.get("lead_time"),
+                "ground_truth": bool(annotation.get("ground_truth")),
+            }
         )
     individual.sort(key=lambda a: a["annotator"])
     truth = [a for a in individual if a["ground_truth"]]
     if truth:
         stance, status = aggregate_stance([a["stance"] for a in truth])
         status = GROUND_TRUTH if stance is not None else status
-        entities = truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
+        entities = (
+            truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
+        )
     else:
         stance, status = aggregate_stance([a["stance"] for a in individual])
         entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
-    agreeing = sum(1 for a in individual if a["stance"] == stance) if stance is not None else max(Counter(a["stance"] for a in individual).values())
+    agreeing = (
+        sum(1 for a in individual if a["stance"] == stance)
+        if stance is not None
+        else max(Counter(a["stance"] for a in individual).values())
+    )
     return {
         "id": data["sentence_id"],
         "article_id": data["article_id"],

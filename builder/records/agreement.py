@@ -13,7 +13,13 @@ def stance_agreement(records: Iterable[dict], labels: list[str]) -> dict:
 
     units = [[a["stance"] for a in r["annotations"] if a["stance"] is not None] for r in records]
     units = [u for u in units if len(u) >= 2]
-    result = {"units": len(units), "ratings": sum(map(len, units)), "krippendorff_alpha": None, "fleiss_kappa": None, "fleiss_units": 0}
+    result = {
+        "units": len(units),
+        "ratings": sum(map(len, units)),
+        "krippendorff_alpha": None,
+        "fleiss_kappa": None,
+        "fleiss_units": 0,
+    }
     if not units:
         return result
     index = {label: i for i, label in enumerate(labels)}
@@ -25,7 +31,14 @@ def stance_agreement(records: Iterable[dict], labels: list[str]) -> dict:
     import krippendorff
 
     if len({v for u in units for v in u}) > 1:
-        result["krippendorff_alpha"] = round(float(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal", value_domain=list(range(len(labels))))), 4)
+        result["krippendorff_alpha"] = round(
+            float(
+                krippendorff.alpha(
+                    reliability_data=matrix, level_of_measurement="nominal", value_domain=list(range(len(labels)))
+                )
+            ),
+            4,
+        )
     else:
         result["krippendorff_alpha"] = 1.0
     modal = Counter(map(len, units)).most_common(1)[0][0]
@@ -56,8 +69,12 @@ def span_agreement(records: Iterable[dict], labels: list[str]) -> dict:
                 size[label] += len(a) + len(b)
     per_label = {label: (round(2 * tp[label] / size[label], 4) if size[label] else None) for label in labels}
     total = sum(size.values())
-    return {"pairs": pairs, "f1": round(2 * sum(tp.values()) / total, 4) if total else None, "per_label": per_label,
-            "spans": {label: size[label] for label in labels}}
+    return {
+        "pairs": pairs,
+        "f1": round(2 * sum(tp.values()) / total, 4) if total else None,
+        "per_label": per_label,
+        "spans": {label: size[label] for label in labels},
+    }
 
 
 def label_counts(records: Iterable[dict]) -> dict:
@@ -69,7 +86,11 @@ def label_counts(records: Iterable[dict]) -> dict:
         status[record["stance_status"]] += 1
         for entity in record["entities"]:
             entities[entity["label"]] += 1
-    return {"stance": dict(sorted(stance.items())), "stance_status": dict(sorted(status.items())), "entities": dict(sorted(entities.items()))}
+    return {
+        "stance": dict(sorted(stance.items())),
+        "stance_status": dict(sorted(status.items())),
+        "entities": dict(sorted(entities.items())),
+    }
 
 
 def annotator_counts(records: Iterable[dict]) -> dict:

@@ -74,5 +74,3 @@ def write_snapshot(path: Path, tasks: Iterable[dict]) -> int:
 
 def read_snapshot(path: Path) -> Iterator[dict]:
     return read_jsonl(path)
-
-

@@ -45,7 +45,9 @@ def validate_snapshot(project: Project, snapshot: Path, records_path: Path | Non
         return _validate_snapshot(project, snapshot, records_path, assume_sorted=False)
 
 
-def _validate_snapshot(project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool) -> ValidateResult:
+def _validate_snapshot(
+    project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool
+) -> ValidateResult:
     report = Report("validate")
     records = to_records(validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project)
     count = 0

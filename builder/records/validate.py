@@ -25,10 +25,10 @@ from functools import cached_property
 
 import jsonschema
 
-from builder.pseudonyms import is_pseudonym
-from builder.report import Report
 from builder.model import LEAD_TIME_MAX, SENTENCE, STANCE, task_schema
 from builder.project import Project
+from builder.pseudonyms import is_pseudonym
+from builder.report import Report
 from builder.sentences.segmenter import sentence_id
 
 # Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
@@ -109,14 +109,29 @@ class TaskValidator:
     def _quarantine(self, task: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
         self.report.drop(
-            reason, self._where(task), detail, error=error, scope="task",
-            task_id=task.get("task_id"), sentence_id=data.get("sentence_id"), field=field,
+            reason,
+            self._where(task),
+            detail,
+            error=error,
+            scope="task",
+            task_id=task.get("task_id"),
+            sentence_id=data.get("sentence_id"),
+            field=field,
         )
 
-    def _drop_annotation(self, task: dict, annotation: dict, reason: str, detail: str, field: str, *, error: bool = True) -> None:
+    def _drop_annotation(
+        self, task: dict, annotation: dict, reason: str, detail: str, field: str, *, error: bool = True
+    ) -> None:
         self.report.drop(
-            reason, self._where(task, annotation), detail, error=error, scope="annotation", task_id=task.get("task_id"),
-            annotation_id=annotation.get("id"), annotator=_annotator(annotation), field=field,
+            reason,
+            self._where(task, annotation),
+            detail,
+            error=error,
+            scope="annotation",
+            task_id=task.get("task_id"),
+            annotation_id=annotation.get("id"),
+            annotator=_annotator(annotation),
+            field=field,
         )
 
     def validate(self, tasks: Iterable[dict]) -> Iterator[dict]:
@@ -128,7 +143,9 @@ class TaskValidator:
 
     def validate_task(self, task: dict) -> dict | None:
         if not isinstance(task, dict):
-            self.report.drop("not a task", "task ?", f"expected a JSON object, got {type(task).__name__}", scope="task", field="")
+            self.report.drop(
+                "not a task", "task ?", f"expected a JSON object, got {type(task).__name__}", scope="task", field=""
+            )
             return None
         if not self._fast.is_valid(task):
             self._explain_schema_failure(task)
@@ -139,10 +156,17 @@ class TaskValidator:
         not_int = _first_non_integer(task)
         if not_int is not None:
             key, value = not_int
-            self._quarantine(task, "not an integer", f"{key}: {_short(value)} is a {type(value).__name__}, not an integer", key)
+            self._quarantine(
+                task, "not an integer", f"{key}: {_short(value)} is a {type(value).__name__}, not an integer", key
+            )
             return None
         if not self._id_matches(data):
-            self._quarantine(task, "changed sentence text", "data.text no longer matches the sentence id it was pushed with", "data.text")
+            self._quarantine(
+                task,
+                "changed sentence text",
+                "data.text no longer matches the sentence id it was pushed with",
+                "data.text",
+            )
             return None
         if self._is_duplicate(task, data["sentence_id"]):
             return None
@@ -151,9 +175,15 @@ class TaskValidator:
             return None
         if all(isinstance(a, dict) and a.get("was_cancelled") is True for a in task["annotations"]):
             n = len(task["annotations"])
-            self._quarantine(task, "skipped task", f"all {n} annotation(s) were cancelled (skipped)", "annotations", error=False)
+            self._quarantine(
+                task, "skipped task", f"all {n} annotation(s) were cancelled (skipped)", "annotations", error=False
+            )
             return None
-        kept = [a for a in (self.validate_annotation(task, annotation, text) for annotation in task["annotations"]) if a is not None]
+        kept = [
+            a
+            for a in (self.validate_annotation(task, annotation, text) for annotation in task["annotations"])
+            if a is not None
+        ]
         if not kept:
             self._quarantine(task, "no valid annotation", "no annotation of this task passed validation", "annotations")
             return None
@@ -218,10 +248,23 @@ class TaskValidator:
             self._drop_annotation(task, annotation, reason, detail, field)
             return None
         if type(annotation["id"]) is not int:
-            self._drop_annotation(task, annotation, "not an integer", f"id: {_short(annotation['id'])} is a {type(annotation['id']).__name__}, not an integer", "id")
+            self._drop_annotation(
+                task,
+                annotation,
+                "not an integer",
+                f"id: {_short(annotation['id'])} is a {type(annotation['id']).__name__}, not an integer",
+                "id",
+            )
             return None
         if annotation["was_cancelled"]:
-            self._drop_annotation(task, annotation, "cancelled annotation", "annotation was cancelled (skipped) by its annotator", "was_cancelled", error=False)
+            self._drop_annotation(
+                task,
+                annotation,
+                "cancelled annotation",
+                "annotation was cancelled (skipped) by its annotator",
+                "was_cancelled",
+                error=False,
+            )
             return None
         if not annotation["result"]:
             self._drop_annotation(task, annotation, "empty result", "submitted with no labels at all", "result")
@@ -230,7 +273,13 @@ class TaskValidator:
         for index, item in enumerate(annotation["result"]):
             field = f"result[{index}]"
             if item["to_name"] != SENTENCE:
-                self._drop_annotation(task, annotation, "unknown object", f"{field}.to_name: '{item['to_name']}' is not '{SENTENCE}'", f"{field}.to_name")
+                self._drop_annotation(
+                    task,
+                    annotation,
+                    "unknown object",
+                    f"{field}.to_name: '{item['to_name']}' is not '{SENTENCE}'",
+                    f"{field}.to_name",
+                )
                 return None
             if item["from_name"] == STANCE:
                 stances.append(item["value"]["choices"][0])
@@ -244,39 +293,68 @@ class TaskValidator:
                 self._drop_annotation(task, annotation, "not an integer", detail, f"{field}.value.{key}")
                 return None
             if not 0 <= start < end <= len(text):
-                self._drop_annotation(task, annotation, "span out of range", f"{field}.value: span {start}-{end} outside 0-{len(text)} or empty", f"{field}.value.start")
+                self._drop_annotation(
+                    task,
+                    annotation,
+                    "span out of range",
+                    f"{field}.value: span {start}-{end} outside 0-{len(text)} or empty",
+                    f"{field}.value.start",
+                )
                 return None
             if text[start:end] != value["text"]:
                 self._drop_annotation(
-                    task, annotation, "span text mismatch",
-                    f"{field}.value.text: {value['text']!r} but text[{start}:{end}] is {text[start:end]!r}", f"{field}.value.text",
+                    task,
+                    annotation,
+                    "span text mismatch",
+                    f"{field}.value.text: {value['text']!r} but text[{start}:{end}] is {text[start:end]!r}",
+                    f"{field}.value.text",
                 )
                 return None
             piece = text[start:end]
             if piece != piece.strip():
                 if not piece.strip():
-                    self._drop_annotation(task, annotation, "whitespace span", f"{field}.value: span {start}-{end} is only whitespace", f"{field}.value")
+                    self._drop_annotation(
+                        task,
+                        annotation,
+                        "whitespace span",
+                        f"{field}.value: span {start}-{end} is only whitespace",
+                        f"{field}.value",
+                    )
                     return None
                 start += len(piece) - len(piece.lstrip())
                 end -= len(piece) - len(piece.rstrip())
                 value = {**value, "start": start, "end": end, "text": text[start:end]}
                 item = {**item, "value": value}
-                self._drop_annotation(task, annotation, "trimmed span", f"{field}.value: surrounding whitespace trimmed to {start}-{end}", f"{field}.value", error=False)
+                self._drop_annotation(
+                    task,
+                    annotation,
+                    "trimmed span",
+                    f"{field}.value: surrounding whitespace trimmed to {start}-{end}",
+                    f"{field}.value",
+                    error=False,
+                )
             key = (start, end, value["labels"][0])
             if key in spans:
-                self._drop_annotation(task, annotation, "duplicate span", f"{field}: span {start}-{end} {key[2]} marked twice", field)
+                self._drop_annotation(
+                    task, annotation, "duplicate span", f"{field}: span {start}-{end} {key[2]} marked twice", field
+                )
                 return None
             spans.add(key)
             result.append(item)
         if len(stances) != 1:
             reason = "missing stance" if not stances else "several stances"
-            self._drop_annotation(task, annotation, reason, f"result: {len(stances)} stance choices, expected exactly 1", "result")
+            self._drop_annotation(
+                task, annotation, reason, f"result: {len(stances)} stance choices, expected exactly 1", "result"
+            )
             return None
         if bad_lead_time:  # reported only for an annotation that is kept: its labels are worth more than its timing
             self._drop_annotation(
-                task, annotation, "bad lead time",
+                task,
+                annotation,
+                "bad lead time",
                 f"lead_time: {_short(annotation['lead_time'])} is not a number of seconds in 0-{LEAD_TIME_MAX}; stored as null, labels kept",
-                "lead_time", error=False,
+                "lead_time",
+                error=False,
             )
             return {**annotation, "result": result, "lead_time": None}
         return {**annotation, "result": result}
@@ -314,6 +392,8 @@ def _schema_reason(error: jsonschema.ValidationError, path: list) -> str:
     return "schema"
 
 
-def validate_tasks(tasks: Iterable[dict], project: Project, report: Report, assume_sorted: bool = False) -> Iterator[dict]:
+def validate_tasks(
+    tasks: Iterable[dict], project: Project, report: Report, assume_sorted: bool = False
+) -> Iterator[dict]:
     """The library stage: valid tasks out, every problem in `report`."""
     return TaskValidator(project, report, assume_sorted).validate(tasks)

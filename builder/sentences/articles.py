@@ -17,10 +17,10 @@ from typing import NamedTuple
 
 import orjson
 
-from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
 from builder.model import ARTICLE_OPTIONAL
 from builder.project import BoilerplateRule
 from builder.report import Report
+from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
 OPTIONAL_FIELDS = ARTICLE_OPTIONAL  # title, url, published, target
@@ -348,13 +348,17 @@ class ArticleReader:
                 self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
                 continue
             if len(str(obj["id"])) > ID_MAX:
-                detail = f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
+                detail = (
+                    f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
+                )
                 self.report.drop("bad field", where, detail, field="id")
                 continue
             if not isinstance(obj["text"], str) or not obj["text"].strip():
                 self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")
                 continue
-            bad = next((k for k in OPTIONAL_FIELDS if k in obj and obj[k] is not None and not isinstance(obj[k], str)), None)
+            bad = next(
+                (k for k in OPTIONAL_FIELDS if k in obj and obj[k] is not None and not isinstance(obj[k], str)), None
+            )
             if bad:
                 self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
                 continue
@@ -399,7 +403,9 @@ class ArticleReader:
             return
         first = self.seen_ids.get(record["id"])
         if first is not None:
-            self.report.drop("duplicate article id", where, f"duplicate article id '{record['id']}' (first in {first})", field="id")
+            self.report.drop(
+                "duplicate article id", where, f"duplicate article id '{record['id']}' (first in {first})", field="id"
+            )
             return
         self.seen_ids[record["id"]] = where
         clean, removed = self.boilerplate.clean(record["text"])

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from builder.project import BoilerplateRule
 
 DEFAULT_RULES: tuple[BoilerplateRule, ...] = (
-    BoilerplateRule("appeal-heading", r"^\s*(help )?(keep|support|save) (independent|quality|free|local) (journalism|news|reporting)\b"),
+    BoilerplateRule(
+        "appeal-heading",
+        r"^\s*(help )?(keep|support|save) (independent|quality|free|local) (journalism|news|reporting)\b",
+    ),
     BoilerplateRule("donation-appeal", r"\b(please )?consider (making |a )?(a )?(donation|donating|supporting us)\b"),
     BoilerplateRule("support-us", r"^\s*support (us|our (work|journalism|reporting))\b"),
     BoilerplateRule("subscribe", r"^\s*(subscribe|sign up)\b.{0,80}\b(newsletter|subscription|updates|today|now)\b"),
