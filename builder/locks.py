@@ -17,7 +17,7 @@ from pathlib import Path
 
 def lock_dir() -> Path:
     """Per-user folder of lock files (beside the Label Studio install, under the user's cache)."""
-    from builder.labelstudio.server import cache_dir
+    from builder.resources import cache_dir
 
     return cache_dir() / "locks"
 

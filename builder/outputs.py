@@ -143,11 +143,9 @@ _WHOLE_FILE_LIMIT = 64 << 20  # a report is read whole to recognise it; larger f
 
 
 def existing_kind(path: Path) -> str | None:
-    """What builder wrote at `path` (`builder.sentences.articles.builder_output_kind` of its first record, or
+    """What builder wrote at `path` (`builder_output_kind` of its first record, or
     REPORT), or None when it is anything else: a file builder did not write."""
     import orjson
-
-    from builder.sentences.articles import builder_output_kind
 
     try:
         size = path.stat().st_size
@@ -193,3 +191,22 @@ def check_output_file(path: str | Path, project=None, option: str = "-o", replac
                 f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; name a file elsewhere"
             )
     return resolved
+
+
+def builder_output_kind(record: object) -> str | None:
+    """What `record` is when builder wrote it, else None (an article).
+
+    The rule looks at the first record of a .jsonl file: an article as `builder split` writes it
+    has `splitter` (a string) and `source` (an object); a sentence (`builder split`) or a dataset
+    record (`builder validate`, `builder build`) has `article_id` and an integer `sentence_index`;
+    a Label Studio task (`builder pull`) has `data` with a `sentence_id`. Input articles have none.
+    """
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("splitter"), str) and isinstance(record.get("source"), dict):
+        return "article records"
+    if "article_id" in record and type(record.get("sentence_index")) is int:
+        return "sentence records"
+    if isinstance(record.get("data"), dict) and "sentence_id" in record["data"]:
+        return "Label Studio tasks"
+    return None

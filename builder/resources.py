@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULTS_DIR = PACKAGE_DIR / "defaults"
+
+
+def cache_dir() -> Path:
+    """builder's cache (`$XDG_CACHE_HOME/builder`, else `~/.cache/builder`): Label Studio's install, locks."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "builder"
 
 
 def schema_dir() -> Path:

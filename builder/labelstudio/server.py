@@ -28,16 +28,12 @@ from pathlib import Path
 
 from builder.errors import LabelStudioError
 from builder.jsonio import private_dir
+from builder.resources import cache_dir
 
 LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_PORT = 8080
 ADMIN_EMAIL = "admin@builder.local"
 STATE_DIR = ".builder"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "builder"
 
 
 def server_venv() -> Path:

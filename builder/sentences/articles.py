@@ -18,6 +18,7 @@ from typing import NamedTuple
 import orjson
 
 from builder.model import ARTICLE_OPTIONAL
+from builder.outputs import builder_output_kind
 from builder.project import BoilerplateRule
 from builder.report import Report
 from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
@@ -76,25 +77,6 @@ def headline(text: str) -> str:
 def cut_title(title: str) -> str:
     """A title cut to TITLE_MAX characters, ending in '\u2026' when cut."""
     return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1].rstrip() + "\u2026"
-
-
-def builder_output_kind(record: object) -> str | None:
-    """What `record` is when builder wrote it, else None (an article).
-
-    The rule looks at the first record of a .jsonl file: an article as `builder split` writes it
-    has `splitter` (a string) and `source` (an object); a sentence (`builder split`) or a dataset
-    record (`builder validate`, `builder build`) has `article_id` and an integer `sentence_index`;
-    a Label Studio task (`builder pull`) has `data` with a `sentence_id`. Input articles have none.
-    """
-    if not isinstance(record, dict):
-        return None
-    if isinstance(record.get("splitter"), str) and isinstance(record.get("source"), dict):
-        return "article records"
-    if "article_id" in record and type(record.get("sentence_index")) is int:
-        return "sentence records"
-    if isinstance(record.get("data"), dict) and "sentence_id" in record["data"]:
-        return "Label Studio tasks"
-    return None
 
 
 def expand_inputs(paths: Iterable[str | Path], report: Report, exclude: Iterable[str | Path] = ()) -> list[InputFile]:
