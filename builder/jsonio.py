@@ -45,8 +45,11 @@ class _Guarded:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb"):
+def atomic_write(path: str | Path, mode: str = "wb", private: bool = False):
     """Write to a temp file beside `path`, then rename over it; on error `path` is untouched.
+
+    `private`: the file is readable by its owner only (0600), for builder's state under .builder/;
+    otherwise it keeps the mode of the file it replaces, or gets the usual one under the umask.
 
     A failed write (disk full, file too large, read-only, permission...) raises `OutputError`, one
     line naming `path` and saying whether a previous `path` was kept; the temp file is removed.
@@ -59,7 +62,7 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; an output gets the usual mode
+            os.fchmod(fd, 0o600 if private else _mode_for(path))  # mkstemp makes 0600; an output gets the usual mode
             handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
         except OSError as exc:
             raise write_error(path, exc) from None
@@ -89,6 +92,20 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0o022)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+STATE_DIR = ".builder"
+
+
+def state_dir(root: Path) -> Path:
+    """`root/.builder`, builder's private state (server credentials, pseudonym key, pull state): made
+    0700 and git-ignored whole by its own .gitignore, whichever command creates it first."""
+    folder = private_dir(Path(root) / STATE_DIR)
+    ignore = folder / ".gitignore"
+    if not ignore.is_file():
+        with atomic_write(ignore, "w", private=True) as handle:
+            handle.write("*\n")
+    return folder
 
 
 def private_dir(path: Path) -> Path:

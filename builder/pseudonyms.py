@@ -93,13 +93,13 @@ def create_key(root: Path) -> bytes:
     """
     import tempfile
 
-    from builder.jsonio import private_dir
+    from builder.jsonio import state_dir
     from builder.outputs import write_error
 
     path = key_path(root)
     key = secrets.token_bytes(32)
     try:
-        private_dir(path.parent)
+        state_dir(root)
         fd, tmp = tempfile.mkstemp(prefix=".pseudonym.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="ascii") as handle:

@@ -429,6 +429,10 @@ def test_pseudonym_key_is_needed_to_pull_again_and_never_leaks(ls, tmp_path):
     pulled = snapshot.read_bytes()
     key = key_path(tmp_path)
     assert os.stat(key).st_mode & 0o777 == 0o600
+    private = [path for path in (tmp_path / ".builder").rglob("*") if path.is_file()]
+    modes = {oct(path.stat().st_mode & 0o777) for path in private}
+    assert len(private) >= 3 and modes == {"0o600"}, private  # the pull state and .gitignore too
+    assert (tmp_path / ".builder" / ".gitignore").read_text() == "*\n"  # no server started: ignored all the same
     secret = key.read_text().strip()
     name = json.loads(pulled)["annotations"][0]["annotator"]
     assert name == Pseudonymizer(bytes.fromhex(secret), project.name)("carol@example.org")

@@ -36,7 +36,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import LabelStudioError
-from builder.jsonio import atomic_write
+from builder.jsonio import STATE_DIR, atomic_write, state_dir
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
 from builder.project import Project
@@ -76,7 +76,7 @@ class PullResult:
 
 
 def _state_path(project: Project) -> Path:
-    return project.root / ".builder" / "pull-state.json"
+    return project.root / STATE_DIR / "pull-state.json"
 
 
 def _state_key(connection: Connection, project_id: int, output: Path) -> str:
@@ -118,8 +118,6 @@ def read_accounts(project: Project, key_id: str, url: str) -> dict[str, str]:
 
 
 def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url: str, names: dict[int, str]) -> None:
-    from builder.jsonio import private_dir
-
     state, _ = _load_state(project)
     state["pulls"][key] = entry
     known = _accounts_of(state, key_id, url)
@@ -127,8 +125,8 @@ def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url:
     per_key[url] = {**known, **{str(user): name for user, name in sorted(names.items())}}
     state["accounts"][key_id] = per_key
     path = _state_path(project)
-    private_dir(path.parent)
-    with atomic_write(path, "w") as handle:
+    state_dir(project.root)
+    with atomic_write(path, "w", private=True) as handle:
         json.dump({"format": STATE_FORMAT, **state}, handle, indent=2, sort_keys=True)
 
 

@@ -27,13 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from builder.errors import LabelStudioError
-from builder.jsonio import private_dir
+from builder.jsonio import STATE_DIR, private_dir, state_dir
 from builder.resources import cache_dir
 
 LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_PORT = 8080
 ADMIN_EMAIL = "admin@builder.local"
-STATE_DIR = ".builder"
 
 
 def server_venv() -> Path:
@@ -120,14 +119,10 @@ def belongs_to(state: ServerState, root: Path) -> bool:
 
 def write_state(root: Path, state: ServerState) -> None:
     path = state_path(root)
-    private_dir(path.parent)
+    state_dir(root)
     from builder.jsonio import atomic_write  # a full disk is one line, and the previous state is kept
 
-    if not (path.parent / ".gitignore").is_file():
-        with atomic_write(path.parent / ".gitignore", "w") as handle:
-            handle.write("*\n")
-    with atomic_write(path, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)
+    with atomic_write(path, "w", private=True) as handle:
         json.dump(asdict(state), handle, indent=2, sort_keys=True)
 
 
@@ -385,7 +380,7 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
     if not port_is_free(port):
         raise LabelStudioError(f"port {port} is busy; choose another with `builder server start --port N`")
     executable = ensure_installed(log)
-    private_dir(root / STATE_DIR)
+    state_dir(root)
     private_dir(data_dir)
     tighten(data_dir)
     existing_database = any(data_dir.glob("*.sqlite3"))
