@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from builder import __version__
+from builder import __version__, scaffold
 from builder.errors import BuilderError
 from builder.project import Project, load_project, no_project_file_error
 from builder.report import Report
@@ -85,6 +85,62 @@ def cli(config: Path | None) -> None:
     Example:
         builder run          # the whole loop on the bundled sample
     """
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+@cli.command()
+@click.argument("folder", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--name", help="Dataset name: lowercase letters, digits, '.', '_', '-'. Default: from FOLDER's name.")
+@click.option("--target", help=f"What the stance is towards. Default: '{scaffold.DEFAULT_TARGET}'.")
+@click.option("--stance-labels", help="Comma-separated, lowercase. Default: favor,against,neutral.")
+@click.option("--entity-labels", help="Comma-separated, uppercase. Default: PER,ORG,LOC,MISC.")
+@click.option("--language", help="ISO 639-1 (or -3) code of the articles. Default: en.")
+@click.option("--license", help="Hugging Face Hub licence id (cc-by-4.0, apache-2.0, other...). Default: cc-by-4.0.")
+@click.option("--annotators-per-sentence", type=int, help="1 to 20. Default: 2.")
+@click.option("--project-title", help="Label Studio project title, 3 to 50 characters. Default: from the name.")
+@click.option("--yes", "-y", "--no-input", "no_input", is_flag=True, help="Ask nothing: take flags and defaults.")
+def init(folder, no_input, **given) -> None:
+    """Start a dataset project in FOLDER (default: the current folder; made if missing).
+
+    Writes builder.toml (the label scheme), guidelines.md (a template with a section per label),
+    annotations/ and .gitignore lines for builder's outputs. In a terminal it asks for each value
+    not given as a flag; otherwise (or with --yes) it takes the defaults. It never replaces a
+    builder.toml or guidelines.md, and a failed write leaves the folder as it was. Needs no project.
+
+    \b
+    Example:
+        builder init my-dataset --target "the new climate law" --stance-labels support,oppose,none
+    """
+    # the flags are checked before anything is asked
+    answers = {q.key: q.check(given[q.key]) for q in scaffold.QUESTIONS if given[q.key] is not None}
+    if not no_input and _stdin_is_terminal():
+        for question in scaffold.QUESTIONS:
+            if question.key not in answers:
+                answers[question.key] = click.prompt(
+                    question.text, default=question.default(folder, answers), value_proc=_checked(question.check)
+                )
+    result = scaffold.init_project(folder, **answers)
+    click.echo(scaffold.summary(result))
+    steps = scaffold.next_steps(result, folder)
+    width = max(len(step) for step, _ in steps)
+    click.echo("next:")
+    for step, why in steps:
+        click.echo(f"  {step:<{width}}  {why}".rstrip())
+
+
+def _checked(check):
+    """A click value_proc: the library's check; a refused answer is asked again."""
+
+    def proc(value):
+        try:
+            return check(value)
+        except BuilderError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return proc
 
 
 @cli.command()

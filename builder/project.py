@@ -131,7 +131,7 @@ def no_project_file_error() -> ConfigError:
     """The refusal of a command that would write under the bundled default's root (the installed package)."""
     return ConfigError(
         f"no {PROJECT_FILE} in {Path.cwd()} or above: run this in your project folder, or pass --config "
-        f"(to start a project, copy {default_project_file()} into it)"
+        "(to start a project here, run `builder init`)"
     )
 
 
@@ -145,7 +145,7 @@ def load_project(path: str | Path | None = None) -> Project:
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: project file not found; pass --config the path of your {PROJECT_FILE} "
-            f"(to start a project, copy {default_project_file()} into your project folder)"
+            "(to start a project, run `builder init` in its folder)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read project file ({exc})") from None

@@ -424,8 +424,8 @@ def test_outside_a_project_explicit_outputs_still_work(outside):
 
 def test_missing_project_file_says_what_to_do_today(tmp_path):
     result = run_cli("--config", tmp_path / "nope.toml", "stats")
-    message = one_line_error(result, "project file not found; pass --config", str(default_project_file()))
-    assert "builder init" not in message
+    message = one_line_error(result, "project file not found; pass --config", "run `builder init`")
+    assert str(default_project_file()) not in message
 
 
 # --- file outputs replace only builder's own outputs of the same kind --------------------------------
