@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -108,6 +109,14 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return count
 
 
+def write_json(path: str | Path, value: object) -> None:
+    """Atomically write one JSON document, indented, keys sorted (a report builder can recognise later)."""
+    import json
+
+    with atomic_write(path, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None = None, hint: str = "") -> Iterator:
     """Stream records from a JSON Lines file.
 
@@ -133,6 +142,12 @@ def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None 
             if on_bad_line is None and not isinstance(record, dict):
                 raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             yield record
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, in hex (read in chunks: constant memory)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager
