@@ -56,9 +56,10 @@ def atomic_write(path: str | Path, mode: str = "wb"):
     if path.is_symlink():  # write where the link points; the link stays a link
         path = path.resolve()
     tmp = handle = None
+    created: list[Path] = []
     try:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            created = make_parents(path)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; an output gets the usual mode
             handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
@@ -79,7 +80,26 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        remove_empty(created)
         raise
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of `path`; returns those created, for `remove_empty` on failure."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        remove_empty(missing)
+        raise
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) where they are still empty: a failed write leaves no folder it made."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _mode_for(path: Path) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits
 from builder.errors import BuilderError
-from builder.jsonio import paused_gc, read_jsonl, sha256_file
+from builder.jsonio import make_parents, paused_gc, read_jsonl, remove_empty, sha256_file
 from builder.model import features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -174,9 +174,10 @@ def build_dataset(
     given = Path(output)
     output = check_output_folder(given, project, fresh=version is not None)
     staging = None
+    created: list[Path] = []
     try:
         try:
-            output.parent.mkdir(parents=True, exist_ok=True)
+            created = make_parents(output)
             staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
             os.chmod(staging, 0o755)
             records_path = staging / "records.jsonl"
@@ -204,6 +205,7 @@ def build_dataset(
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)
         raise
 
 
