@@ -169,20 +169,9 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     Example:
         builder split examples/sample -o work/sentences.jsonl
     """
-    from builder.jsonio import atomic_write
-    from builder.outputs import REPORT, check_output_file
-    from builder.sentences.stage import default_articles_path, split_files
+    from builder.sentences.stage import split_files
 
-    project = project_of(ctx)
-    outputs = (
-        (output, "-o", ("sentence records",)),
-        (articles_output or default_articles_path(output), "--articles-output", ("article records",)),
-        (report_path, "--report", (REPORT,)),
-    )
-    for path, option, kinds in outputs:
-        if path is not None:
-            check_output_file(path, project, option, replaces=kinds)
-    result = split_files(articles, output, project, articles_output, report_path=report_path)
+    result = split_files(articles, output, project_of(ctx), articles_output, report_path=report_path)
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)
@@ -193,11 +182,6 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
         click.echo(
             f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True
         )
-    if report_path:
-        import json
-
-        with atomic_write(report_path, "w") as handle:
-            json.dump(result.report.as_dict(), handle, indent=2, sort_keys=True, ensure_ascii=False)
     if result.report.errors() or not result.written:
         ctx.exit(1)
 
@@ -280,24 +264,20 @@ def server_status(ctx) -> None:
     Example:
         builder server status
     """
-    import os
+    from builder.labelstudio.client import URL_VARIABLE
+    from builder.labelstudio.server import status
 
-    from builder.labelstudio import client as ls_client
-    from builder.labelstudio import server as local
-
-    if os.environ.get(ls_client.URL_VARIABLE):
-        url = os.environ[ls_client.URL_VARIABLE]
-        health = "healthy" if local.is_healthy(url.rstrip("/")) else "not answering"
-        click.echo(f"using {url} from {ls_client.URL_VARIABLE} ({health})")
-        return
-    state = local.read_state(_root(ctx))
-    if not local.is_running(state):
+    found = status(_root(ctx))
+    if found.source == "environment":
+        click.echo(f"using {found.url} from {URL_VARIABLE} ({'healthy' if found.healthy else 'not answering'})")
+    elif found.source is None:
         click.echo("no local Label Studio is running (start one with `builder server start`)")
         ctx.exit(3)
-    health = "healthy" if local.is_healthy(state.url) else "not answering yet"
-    click.echo(
-        f"local Label Studio {state.version} on {state.url}, pid {state.pid}, {health}; data in {state.data_dir}"
-    )
+    else:
+        health = "healthy" if found.healthy else "not answering yet"
+        click.echo(
+            f"local Label Studio {found.version} on {found.url}, pid {found.pid}, {health}; data in {found.data_dir}"
+        )
 
 
 @cli.command()
@@ -330,7 +310,7 @@ def push(ctx, sentences, predictor, batch_size) -> None:
 
     project = project_of(ctx)
     connection = resolve_connection(project.root)
-    chosen = make_predictor(predictor, project.annotations_dir / "snapshot.jsonl", project.entity_values)
+    chosen = make_predictor(predictor, project.snapshot_path, project.entity_values)
     result = push_sentences(connection, project, read_sentences(sentences), chosen, batch_size)
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
@@ -433,33 +413,11 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     Example:
         builder validate --report build/validation-report.json
     """
-    import json
+    from builder.records.stage import validate_to_files
 
-    from builder.jsonio import atomic_write
-    from builder.outputs import REPORT, check_output_file
-    from builder.records.stage import validate_snapshot
-
-    project = project_of(ctx)
-    records_path = records_path or project.root / "build" / "records.jsonl"
-    report_path = report_path or project.root / "build" / "validation-report.json"
-    check_output_file(records_path, project, replaces=("sentence records",))
-    check_output_file(report_path, project, "--report", replaces=(REPORT,))
-    result = validate_snapshot(project, snapshot or project.annotations_dir / "snapshot.jsonl", records_path)
+    result = validate_to_files(project_of(ctx), snapshot, records_path, report_path)
     print_validation(result)
-    with atomic_write(report_path, "w") as handle:
-        json.dump(
-            {
-                **result.report.as_dict(),
-                "tasks_in": result.tasks_in,
-                "records": result.records,
-                "quarantined": result.quarantined,
-            },
-            handle,
-            indent=2,
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-    click.echo(f"wrote {result.records} records to {records_path}, report to {report_path}", err=True)
+    click.echo(f"wrote {result.records} records to {result.records_path}, report to {result.report_path}", err=True)
     if result.report.errors():
         ctx.exit(1)
 
@@ -480,7 +438,7 @@ def stats(ctx, snapshot, as_json) -> None:
     from builder.records.stage import dataset_statistics
 
     project = project_of(ctx)
-    figures = dataset_statistics(project, snapshot or project.annotations_dir / "snapshot.jsonl")
+    figures = dataset_statistics(project, snapshot or project.snapshot_path)
     if as_json:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
         return
@@ -516,7 +474,7 @@ def review(ctx, snapshot) -> None:
     from builder.records.stage import unresolved_records
 
     project = project_of(ctx)
-    unresolved = unresolved_records(project, snapshot or project.annotations_dir / "snapshot.jsonl")
+    unresolved = unresolved_records(project, snapshot or project.snapshot_path)
     for record in unresolved:
         votes = ", ".join(f"{a['annotator']}: {a['stance']}" for a in record["annotations"])
         click.echo(
@@ -540,19 +498,12 @@ def schema_command(ctx, check) -> None:
     Example:
         builder schema --check
     """
-    import tempfile
-
-    from builder.model import write_schemas
+    from builder.model import stale_schemas, write_schemas
 
     project = project_of(ctx, needs_root=True)  # checks or writes the project's schema/
-    folder = project.root / "schema"
+    folder = project.schema_dir
     if check:
-        with tempfile.TemporaryDirectory() as tmp:
-            stale = [
-                p.name
-                for p in write_schemas(project, Path(tmp))
-                if not (folder / p.name).is_file() or (folder / p.name).read_text() != p.read_text()
-            ]
+        stale = stale_schemas(project, folder)
         if stale:
             raise BuilderError(f"{', '.join(stale)} in {folder} do not match {project.source}: run `builder schema`")
         click.echo("schema/ matches the label scheme")
@@ -585,8 +536,8 @@ def build(ctx, snapshot, output, repo_id) -> None:
     from builder.dataset.build import build_dataset
 
     project = project_of(ctx)
-    output = output or project.root / "dist" / project.name
-    facts = build_dataset(project, snapshot or project.annotations_dir / "snapshot.jsonl", output)
+    output = output or project.dataset_path
+    facts = build_dataset(project, snapshot or project.snapshot_path, output)
     print_validation(facts.validation, limit=10)
     sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
     click.echo(f"built {output}: {sizes}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -58,9 +59,10 @@ def atomic_write(path: str | Path, mode: str = "wb", private: bool = False):
     if path.is_symlink():  # write where the link points; the link stays a link
         path = path.resolve()
     tmp = handle = None
+    created: list[Path] = []
     try:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            created = make_parents(path)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.fchmod(fd, 0o600 if private else _mode_for(path))  # mkstemp makes 0600; an output gets the usual mode
             handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
@@ -81,7 +83,26 @@ def atomic_write(path: str | Path, mode: str = "wb", private: bool = False):
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        remove_empty(created)
         raise
+
+
+def make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of `path`; returns those created, for `remove_empty` on failure."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        remove_empty(missing)
+        raise
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) where they are still empty: a failed write leaves no folder it made."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _mode_for(path: Path) -> int:
@@ -125,6 +146,14 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return count
 
 
+def write_json(path: str | Path, value: object) -> None:
+    """Atomically write one JSON document, indented, keys sorted (a report builder can recognise later)."""
+    import json
+
+    with atomic_write(path, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None = None, hint: str = "") -> Iterator:
     """Stream records from a JSON Lines file.
 
@@ -150,6 +179,12 @@ def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None 
             if on_bad_line is None and not isinstance(record, dict):
                 raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             yield record
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, in hex (read in chunks: constant memory)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

@@ -500,14 +500,35 @@ def task_schema(project: Project) -> dict:
     }
 
 
+def schema_files(project: Project) -> dict[str, str]:
+    """The text of task.schema.json and record.schema.json, by file name (stable formatting)."""
+    return {
+        f"{name}.schema.json": json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for name, schema in (("task", task_schema(project)), ("record", record_schema(project)))
+    }
+
+
 def write_schemas(project: Project, folder: Path) -> list[Path]:
-    """Write task.schema.json and record.schema.json (stable formatting)."""
+    """Write task.schema.json and record.schema.json."""
     from builder.jsonio import atomic_write
 
     written = []
-    for name, schema in (("task", task_schema(project)), ("record", record_schema(project))):
-        path = folder / f"{name}.schema.json"
+    for name, text in schema_files(project).items():
+        path = folder / name
         with atomic_write(path, "w") as handle:
-            handle.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+            handle.write(text)
         written.append(path)
     return written
+
+
+def stale_schemas(project: Project, folder: Path) -> list[str]:
+    """The schema files in `folder` that are missing, unreadable or differ from what `project` generates."""
+    stale = []
+    for name, text in schema_files(project).items():
+        try:
+            current = (folder / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            stale.append(name)
+    return stale

@@ -93,6 +93,31 @@ class Project:
     def annotations_dir(self) -> Path:
         return self.root / "annotations"
 
+    @property
+    def snapshot_path(self) -> Path:
+        """The snapshot `builder pull` writes and a release is built from: annotations/snapshot.jsonl."""
+        return self.annotations_dir / "snapshot.jsonl"
+
+    @property
+    def records_path(self) -> Path:
+        """Where `builder validate` writes records by default: build/records.jsonl."""
+        return self.root / "build" / "records.jsonl"
+
+    @property
+    def validation_report_path(self) -> Path:
+        """Where `builder validate` writes its report by default: build/validation-report.json."""
+        return self.root / "build" / "validation-report.json"
+
+    @property
+    def dataset_path(self) -> Path:
+        """The dataset folder `builder build` and `builder run` write by default: dist/<dataset name>."""
+        return self.root / "dist" / self.name
+
+    @property
+    def schema_dir(self) -> Path:
+        """The task and record schemas `builder schema` writes: schema/."""
+        return self.root / "schema"
+
     def guidelines(self) -> str:
         """The annotation guidelines (markdown)."""
         try:

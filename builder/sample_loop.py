@@ -30,12 +30,12 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     if project.bundled:
         raise no_project_file_error()
     root = project.root
-    output = output or root / "dist" / project.name
+    output = output or project.dataset_path
     check_output_folder(output, project, option="--output")  # before any work: the build would refuse it last
     sample, accounts_file, committed = (
         root / SAMPLE_DIR,
         root / ACCOUNTS_FILE,
-        project.annotations_dir / "snapshot.jsonl",
+        project.snapshot_path,
     )
     for needed in (sample, accounts_file, committed):
         if not needed.exists():

@@ -44,7 +44,7 @@ def main() -> None:
     accounts = json.loads((HERE / "sample-annotators.json").read_text(encoding="utf-8"))["accounts"]
     labels = json.loads((HERE / "seed_labels.json").read_text(encoding="utf-8"))
     gold = {d["article_id"]: d["entities"] for d in read_jsonl(HERE / "gum_gold_entities.jsonl")}
-    pseudonym = pseudonymizer_for(project, project.annotations_dir / "snapshot.jsonl", print)  # the project's key
+    pseudonym = pseudonymizer_for(project, project.snapshot_path, print)  # the project's key
 
     with tempfile.TemporaryDirectory() as tmp:
         result = split_files([HERE / "sample"], Path(tmp) / "sentences.jsonl", project)

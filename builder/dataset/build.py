@@ -6,7 +6,6 @@ files carry the features in their metadata and `load_dataset` restores the Class
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits
 from builder.errors import BuilderError
-from builder.jsonio import paused_gc, read_jsonl
+from builder.jsonio import make_parents, paused_gc, read_jsonl, remove_empty, sha256_file
 from builder.model import features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -25,6 +24,16 @@ from builder.records.stage import validate_snapshot
 
 BATCH_ROWS = 10_000
 AGREEMENT_IN_CARD_LIMIT = 100_000
+
+
+def parquet_name(split: str) -> str:
+    """Where `split` is written, relative to the dataset folder: one shard per split."""
+    return f"data/{split}-00000-of-00001.parquet"
+
+
+def parquet_pattern(split: str) -> str:
+    """The shards of `split`, as the card's `data_files` names them (a glob relative to the dataset folder)."""
+    return f"data/{split}-*.parquet"
 
 
 @dataclass
@@ -144,14 +153,6 @@ class Encoder:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_dataset(
     project: Project,
     snapshot: Path,
@@ -173,9 +174,10 @@ def build_dataset(
     given = Path(output)
     output = check_output_folder(given, project, fresh=version is not None)
     staging = None
+    created: list[Path] = []
     try:
         try:
-            output.parent.mkdir(parents=True, exist_ok=True)
+            created = make_parents(output)
             staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
             os.chmod(staging, 0o755)
             records_path = staging / "records.jsonl"
@@ -203,6 +205,7 @@ def build_dataset(
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)
         raise
 
 
@@ -247,10 +250,7 @@ def write_dataset(
     facts.splits = splits
     encoder = Encoder(project)
     (folder / "data").mkdir(exist_ok=True)
-    writers = {
-        s: pq.ParquetWriter(folder / "data" / f"{s}-00000-of-00001.parquet", encoder.schema, compression="zstd")
-        for s in SPLITS
-    }
+    writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
     batches = {s: encoder.new_columns() for s in SPLITS}
 
     def flush(split: str) -> None:
@@ -285,5 +285,5 @@ def write_dataset(
         facts.records = []
     for split in SPLITS:  # an empty split has no file: the card's configs list only present ones
         if facts.counts[split]["records"] == 0:
-            (folder / "data" / f"{split}-00000-of-00001.parquet").unlink()
+            (folder / parquet_name(split)).unlink()
     return facts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.build import parquet_name, parquet_pattern
 from builder.dataset.splits import SPLITS
 from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
@@ -38,7 +39,7 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
     info["splits"] = [
         {
             "name": s,
-            "num_bytes": (folder / "data" / f"{s}-00000-of-00001.parquet").stat().st_size,
+            "num_bytes": (folder / parquet_name(s)).stat().st_size,
             "num_examples": facts.counts[s]["records"],
         }
         for s in present
@@ -59,7 +60,7 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
         "configs": [
             {
                 "config_name": "default",
-                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in present],
+                "data_files": [{"split": s, "path": parquet_pattern(s)} for s in present],
                 "default": True,
             }
         ],

@@ -52,8 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.build import parquet_pattern
 from builder.dataset.splits import SPLITS
 from builder.errors import BuilderError
+from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, scheme_of
@@ -210,15 +212,11 @@ def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    from builder.dataset.build import sha256_file
-
-    return sha256_file(path)
-
-
 def file_hashes(folder: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
+        str(p.relative_to(folder)): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
     }
 
 
@@ -227,7 +225,7 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 def _parquet_files(folder: Path) -> Iterator[tuple[str, Path]]:
     for split in SPLITS:
-        for path in sorted((folder / "data").glob(f"{split}-*.parquet")):
+        for path in sorted(folder.glob(parquet_pattern(split))):
             if not path.is_file():  # a folder or a FIFO in its place: never opened (a FIFO would hang)
                 raise OSError(f"{path} is not a regular file")
             yield split, path
@@ -357,7 +355,7 @@ def _test_articles(project: Project, version: str) -> set[str]:
     articles: set[str] = set()
     for name in names:
         path = folder / name
-        if not path.is_file() or _sha256(path) != manifest["files"][name]:
+        if not path.is_file() or sha256_file(path) != manifest["files"][name]:
             raise BuilderError(
                 f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; run `builder verify {version}`"
             )
@@ -389,7 +387,7 @@ def build_release_folder(
     from builder.dataset.build import build_dataset
 
     key = version_key(version)
-    snapshot = snapshot or project.annotations_dir / "snapshot.jsonl"
+    snapshot = snapshot or project.snapshot_path
     if not snapshot.is_file():
         raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
     if manifest_format is None:
@@ -407,7 +405,7 @@ def build_release_folder(
             "label_scheme": project.scheme_hash(),
             "labeling_config": config_hash(project),
             "guidelines": _sha256_text(project.guidelines()),
-            "snapshot": _sha256(snapshot),
+            "snapshot": sha256_file(snapshot),
         },
         "split_proportions": project.split_proportions,
         "frozen_test_articles": len(frozen),
@@ -418,10 +416,10 @@ def build_release_folder(
     if manifest_format >= 2:
         previous = earlier[-1] if earlier else None
         manifest["manifest_format"] = MANIFEST_FORMAT
-        manifest["hashes"]["project_file"] = _sha256(project.source)
+        manifest["hashes"]["project_file"] = sha256_file(project.source)
         manifest["pseudonym_scheme"] = summary["pseudonym_scheme"]
         manifest["previous"] = (
-            {"version": previous, "manifest_sha256": _sha256(project.root / RELEASES_DIR / previous / MANIFEST)}
+            {"version": previous, "manifest_sha256": sha256_file(project.root / RELEASES_DIR / previous / MANIFEST)}
             if previous
             else None
         )
@@ -483,7 +481,7 @@ def cut_release(project: Project, version: str) -> ReleaseResult:
     key = version_key(version)
     parent = project.root / RELEASES_DIR
     folder = parent / version
-    snapshot = project.annotations_dir / "snapshot.jsonl"
+    snapshot = project.snapshot_path
     with _release_lock(project):
         existing = releases(project)
         if folder.exists():
@@ -654,7 +652,7 @@ def _chain_problems(project: Project) -> list[str]:
     """Each format-2 manifest against its successor's record of it and its CHANGELOG.md entry."""
     problems = []
     versions = releases(project)
-    digests = {v: _sha256(project.root / RELEASES_DIR / v / MANIFEST) for v in versions}
+    digests = {v: sha256_file(project.root / RELEASES_DIR / v / MANIFEST) for v in versions}
     entries = _changelog_entries(project)
     for name in sorted(set(_release_folders(project)) - set(versions)):
         problems.append(f"release {name}: {RELEASES_DIR}/{name} has no {MANIFEST}: restore it from git")
@@ -859,7 +857,9 @@ def changelog_entry(project: Project, previous: str | None, version: str, manife
         + ".\n"
     )
     if format_of(manifest) >= 2:
-        header += f"\nRelease manifest sha256 `{_sha256(folder / MANIFEST)}` (`builder verify {version}` checks it).\n"
+        header += (
+            f"\nRelease manifest sha256 `{sha256_file(folder / MANIFEST)}` (`builder verify {version}` checks it).\n"
+        )
     if previous is None:
         return header + "\nFirst release.\n"
     diff = compare(project, previous, None, folder, manifest)

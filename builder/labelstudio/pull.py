@@ -36,7 +36,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import LabelStudioError
-from builder.jsonio import STATE_DIR, atomic_write, state_dir
+from builder.jsonio import STATE_DIR, atomic_write, sha256_file, state_dir
 from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.push import require_project
 from builder.project import Project
@@ -415,12 +415,6 @@ def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[i
     return found
 
 
-def _snapshot_sha256(path: Path) -> str:
-    from builder.dataset.build import sha256_file
-
-    return sha256_file(path)
-
-
 def _annotated(tasks: Iterable[dict], names: dict[int, str], pseudonymize: Pseudonymizer, url: str) -> dict[int, dict]:
     def name(user) -> str:
         return names.get(user) or pseudonymize(f"user-{user}@{url}")
@@ -442,7 +436,7 @@ def pull(
     `rename_annotators`."""
     from builder.locks import exclusive, lock_path
 
-    output = Path(output or project.annotations_dir / "snapshot.jsonl")
+    output = Path(output or project.snapshot_path)
     project_id = require_project(connection, project)
     # One pull of a project at a time: the exports and views a pull makes are its own until it ends.
     waiting = lambda pid: log(f"waiting for another pull of '{project.project_title}' on {connection.url} (pid {pid})")  # noqa: E731
@@ -475,7 +469,7 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
     result.written = write_snapshot(output, snapshot.values())
     entry = {
         "since": _iso(now - SINCE_MARGIN) if now else _previous_since(previous),
-        "snapshot_sha256": _snapshot_sha256(output),
+        "snapshot_sha256": sha256_file(output),
         "key_id": pseudonymize.key_id,
     }
     _write_pull_state(project, key, entry, pseudonymize.key_id, connection.url, names)
@@ -545,7 +539,7 @@ def _why_not_incremental(previous: dict | None, output: Path, pseudonymize: Pseu
         return "the pull state's time is unreadable"
     if now is not None and since > now:
         return "the pull state's time is later than the server's clock"
-    if _snapshot_sha256(output) != previous["snapshot_sha256"]:
+    if sha256_file(output) != previous["snapshot_sha256"]:
         return f"{output} changed since the last pull into it"
     if previous["key_id"] != pseudonymize.key_id:
         return "the pseudonym key changed"

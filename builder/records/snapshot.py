@@ -16,7 +16,6 @@ from pathlib import Path
 
 from builder.jsonio import read_jsonl, write_jsonl
 
-SNAPSHOT_NAME = "snapshot.jsonl"
 RESULT_KEYS = ("id", "from_name", "to_name", "type", "value", "origin")
 
 

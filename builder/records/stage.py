@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl
+from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl, write_json
 from builder.project import Project
 from builder.records.aggregate import to_records
 from builder.records.validate import UnsortedSnapshot, validate_tasks
@@ -31,6 +31,8 @@ class ValidateResult:
     records: int
     quarantined: int
     sorted_input: bool = True
+    records_path: Path | None = None  # what was written, when it was
+    report_path: Path | None = None
 
 
 def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
@@ -43,6 +45,30 @@ def validate_snapshot(project: Project, snapshot: Path, records_path: Path | Non
         return _validate_snapshot(project, snapshot, records_path, assume_sorted=True)
     except UnsortedSnapshot:
         return _validate_snapshot(project, snapshot, records_path, assume_sorted=False)
+
+
+def validate_to_files(
+    project: Project, snapshot: Path | None = None, records_path: Path | None = None, report_path: Path | None = None
+) -> ValidateResult:
+    """What `builder validate` does: validate `snapshot`, write its records and the JSON report.
+
+    Defaults are the project's (`snapshot_path`, `records_path`, `validation_report_path`). Both
+    outputs are checked before any work (`builder.outputs.check_output_file`): neither may be a
+    folder or overwrite a file of another kind. The report is the problems of the `Report` plus
+    `tasks_in`, `records` and `quarantined`; the result names the paths written.
+    """
+    from builder.outputs import REPORT, check_output_file
+
+    snapshot = snapshot or project.snapshot_path
+    records_path = records_path or project.records_path
+    report_path = report_path or project.validation_report_path
+    check_output_file(records_path, project, replaces=("sentence records",))
+    check_output_file(report_path, project, "--report", replaces=(REPORT,))
+    result = validate_snapshot(project, snapshot, records_path)
+    counts = {"tasks_in": result.tasks_in, "records": result.records, "quarantined": result.quarantined}
+    write_json(report_path, {**result.report.as_dict(), **counts})
+    result.report_path = report_path
+    return result
 
 
 def _validate_snapshot(
@@ -62,7 +88,7 @@ def _validate_snapshot(
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted)
+    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted, records_path)
 
 
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import InputError
-from builder.jsonio import atomic_write, dumps_line
+from builder.jsonio import atomic_write, dumps_line, write_json
 from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
 from builder.report import Report
@@ -41,12 +41,38 @@ def split_files(
 ) -> SplitResult:
     """Read articles, split them into sentences, write both files atomically (sorted by article id).
 
-    The output paths (and `report_path`, written by the caller) are never read as input. When no
-    valid article was read, nothing is written: the previous outputs stay as they were (`written`
-    is False, `kept` names them).
+    Each output is checked first (`builder.outputs.check_output_file`): none may be a folder or
+    overwrite a file of another kind. The output paths are never read as input. With `report_path`,
+    the full report is written there as JSON (also when nothing valid was read). When no valid
+    article was read, the sentence and article files are not written: the previous ones stay as
+    they were (`written` is False, `kept` names them).
     """
+    from builder.outputs import REPORT, check_output_file
+
     sentences_path = Path(sentences_path)
     articles_path = Path(articles_path) if articles_path else default_articles_path(sentences_path)
+    report_path = Path(report_path) if report_path else None
+    for path, option, kinds in (
+        (sentences_path, "-o", ("sentence records",)),
+        (articles_path, "--articles-output", ("article records",)),
+        (report_path, "--report", (REPORT,)),
+    ):
+        if path is not None:
+            check_output_file(path, project, option, replaces=kinds)
+    result = _split(inputs, sentences_path, articles_path, report_path, project, engine)
+    if report_path is not None:
+        write_json(report_path, result.report.as_dict())
+    return result
+
+
+def _split(
+    inputs: Iterable[str | Path],
+    sentences_path: Path,
+    articles_path: Path,
+    report_path: Path | None,
+    project: Project,
+    engine: str,
+) -> SplitResult:
     report = Report("split")
     reader = ArticleReader(report, project.boilerplate_rules)
     outputs = [path for path in (sentences_path, articles_path, report_path) if path is not None]
