@@ -280,6 +280,150 @@ def server_status(ctx) -> None:
         )
 
 
+@cli.group()
+def annotators() -> None:
+    """Annotator accounts of the Label Studio organization: add, list with progress, remove.
+
+    E-mails are shown masked (a•••@example.org) unless --show-emails: annotators' e-mails never
+    reach the dataset, and stay off shared logs too. The API key is never printed.
+
+    \b
+    Example:
+        builder annotators add ann1@example.org ann2@example.org
+    """
+
+
+_show_emails = click.option(
+    "--show-emails", is_flag=True, help="Print e-mails in full (for the maintainer's own terminal, not for logs)."
+)
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@annotators.command("add")
+@click.argument("emails", nargs=-1)
+@click.option(
+    "--invite-only",
+    is_flag=True,
+    help="Make no account: print the invite link, for people to sign up with a password of their own.",
+)
+@_show_emails
+@click.pass_context
+def annotators_add(ctx, emails, invite_only, show_emails) -> None:
+    """Make an annotator account for each e-mail, the way a person joins (the invite link).
+
+    Prints each account's generated password (hand it over privately: Label Studio Community has no
+    page to change it), or with --invite-only the invite link (anyone who has it can join). An e-mail
+    that is a member already is reported and left alone; invalid e-mails stop the command before
+    anything is made.
+
+    \b
+    Example:
+        builder annotators add ann1@example.org ann2@example.org
+        builder annotators add --invite-only
+    """
+    from builder.labelstudio.accounts import REMOVED_EARLIER, add_annotators, checked_emails, mask_email
+    from builder.labelstudio.client import resolve_connection
+
+    if not emails and not invite_only:
+        raise click.UsageError("give at least one e-mail, or --invite-only")
+    shown = (lambda e: e) if show_emails else mask_email
+    wanted = checked_emails(emails)
+    width = max([len(shown(e)) for e in wanted] + [len("e-mail")])
+    if wanted:
+        click.echo(f"{'e-mail':<{width}}  {'status':<30}  password")
+
+    def row(account) -> None:
+        click.echo(f"{shown(account.email):<{width}}  {account.status:<30}  {account.password or '-'}".rstrip())
+
+    result = add_annotators(resolve_connection(project_of(ctx).root), wanted, invite_only, on_account=row)
+    if result.invite_url:
+        click.echo(f"invite link (anyone who has it can join the organization): {result.invite_url}")
+    if any(a.password for a in result.accounts):
+        click.echo(f"they log in at {result.login_url}")
+    not_added = [a for a in result.accounts if a.status == REMOVED_EARLIER]
+    if not_added:
+        raise BuilderError(
+            f"{len(not_added)} e-mail(s) belong to accounts removed from the organization earlier; "
+            "Label Studio Community cannot add them again (use another e-mail)"
+        )
+
+
+@annotators.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the accounts as JSON.")
+@_show_emails
+@click.pass_context
+def annotators_list(ctx, as_json, show_emails) -> None:
+    """Each account: its pseudonym in the dataset, whether it is active, and its progress.
+
+    Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
+    annotated or skipped by them, and still short of the annotators per task the project asks for).
+    The pseudonym is the one `builder pull` gives (shown after the first pull, which makes the key).
+
+    \b
+    Example:
+        builder annotators list
+        builder annotators list --json
+    """
+    import json
+
+    from builder.labelstudio.accounts import list_annotators, mask_email
+    from builder.labelstudio.client import resolve_connection
+
+    project = project_of(ctx, needs_root=True)  # the pseudonym key and the pull state are the project's
+    listing = list_annotators(resolve_connection(project.root), project)
+    if as_json:
+        click.echo(json.dumps(listing.as_dict(show_emails), indent=2, ensure_ascii=False))
+        return
+    shown = (lambda e: e or "-") if show_emails else mask_email
+    click.echo(f"project '{listing.project_title}': {listing.tasks} tasks, {listing.overlap} annotator(s) per task")
+    rows = [["pseudonym", "active", "annotated", "skipped", "remaining", "e-mail"]]
+    for a in listing.annotators:
+        remaining = "-" if a.remaining is None else str(a.remaining)
+        active = "yes" if a.active else "no (removed)"
+        rows.append([a.pseudonym, active, str(a.annotated), str(a.skipped), remaining, shown(a.email)])
+    if len(rows) == 1:
+        click.echo("no annotator accounts yet: `builder annotators add EMAIL...`")
+        return
+    _table(rows)
+
+
+@annotators.command("remove")
+@click.argument("email")
+@_show_emails
+@click.pass_context
+def annotators_remove(ctx, email, show_emails) -> None:
+    """Remove the account with EMAIL from the organization; its annotations stay.
+
+    The account can no longer open the project or annotate (Label Studio still lets it log in and
+    see project titles); everything it annotated stays in Label Studio, and later pulls keep it
+    under the same pseudonym. Label Studio Community cannot add the same e-mail again afterwards.
+
+    \b
+    Example:
+        builder annotators remove ann2@example.org
+    """
+    from builder.labelstudio.accounts import mask_email, remove_annotator
+    from builder.labelstudio.client import resolve_connection
+
+    project = project_of(ctx, needs_root=True)  # the account's pseudonym is recorded in the pull state
+    connection = resolve_connection(project.root)
+    removed = remove_annotator(connection, email, project)
+    name = (
+        f"under the pseudonym {removed.pseudonym}"
+        if removed.pseudonym
+        else "(no pseudonym key yet: the first pull names them from the account's id)"
+    )
+    click.echo(
+        f"removed {removed.email if show_emails else mask_email(removed.email)} from the organization at "
+        f"{connection.url}; its annotations stay, {name}"
+    )
+
+
 @cli.command()
 @click.argument("sentences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

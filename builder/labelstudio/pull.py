@@ -117,6 +117,19 @@ def read_accounts(project: Project, key_id: str, url: str) -> dict[str, str]:
     return {k: v for k, v in known.items() if isinstance(k, str) and k.isascii() and k.isdigit() and is_pseudonym(v)}
 
 
+def remember_accounts(project: Project, key_id: str, url: str, names: dict[int, str]) -> None:
+    """Record pseudonyms of accounts (user id -> name) the way a pull does, without a pull entry.
+
+    For an account about to leave the organization: Label Studio hides its e-mail afterwards."""
+    state, _ = _load_state(project)
+    per_key = state["accounts"].get(key_id) if isinstance(state["accounts"].get(key_id), dict) else {}
+    per_key[url] = {**_accounts_of(state, key_id, url), **{str(user): name for user, name in sorted(names.items())}}
+    state["accounts"][key_id] = per_key
+    state_dir(project.root)
+    with atomic_write(_state_path(project), "w", private=True) as handle:
+        json.dump({"format": STATE_FORMAT, **state}, handle, indent=2, sort_keys=True)
+
+
 def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url: str, names: dict[int, str]) -> None:
     state, _ = _load_state(project)
     state["pulls"][key] = entry
