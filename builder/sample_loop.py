@@ -76,7 +76,8 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
         f"dataset {project.name}: " + ", ".join(f"{name} {len(split_)}" for name, split_ in loaded.items()),
         f"features: stance {stance.names}, ner_tags {loaded['train'].features['ner_tags'].feature.names}",
         f"card: {output / 'README.md'}",
-        f"Label Studio: {connection.url}/projects/{pushed.project_id}/data (log in with the credentials in {server.state_path(root)})"
+        f"Label Studio: {connection.url}/projects/{pushed.project_id}/data "
+        f"(log in with the credentials in {server.state_path(root)})"
         if connection.source == "local server"
         else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
     ]

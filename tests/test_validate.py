@@ -392,9 +392,9 @@ def annotation(aid, who, stance, spans=(), truth=False):
             "from_name": "entities",
             "to_name": "sentence",
             "type": "labels",
-            "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [l]},
+            "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [label]},
         }
-        for s, e, l in spans
+        for s, e, label in spans
     ]
     result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
     return {
@@ -426,7 +426,8 @@ def test_agreement_figures_on_known_cases():
     def rec(*pairs):
         return {
             "annotations": [
-                {"stance": s, "entities": [{"start": 0, "end": 1, "label": l}] if l else []} for s, l in pairs
+                {"stance": s, "entities": [{"start": 0, "end": 1, "label": label}] if label else []}
+                for s, label in pairs
             ]
         }
 

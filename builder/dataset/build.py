@@ -121,7 +121,8 @@ class Encoder:
             tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
         except KeyError as exc:  # a tag the scheme does not have
             raise BuilderError(
-                f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; validate the records first"
+                f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
+                "validate the records first"
             ) from None
         for name in ("id", "article_id", "sentence_index", "text", "target", "stance", "stance_status", "entities"):
             columns[name].append(record[name])
@@ -182,7 +183,8 @@ def build_dataset(
             result = validate_snapshot(project, snapshot, records_path)
             if strict and result.report.errors():
                 raise BuilderError(
-                    f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first"
+                    f"{snapshot}: validation found {len(result.report.errors())} problems; "
+                    "run `builder validate` and fix them first"
                 )
             with paused_gc():
                 facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
