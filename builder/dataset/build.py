@@ -38,7 +38,6 @@ class BuildFacts:
         )
     )
     overlaps: list = field(default_factory=list)
-    stance_units: list = field(default_factory=list)
     records: list = field(default_factory=list)  # kept only for small datasets (agreement examples)
     split_facts: dict = field(default_factory=dict)
     annotators: set = field(default_factory=set)

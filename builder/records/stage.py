@@ -30,7 +30,6 @@ class ValidateResult:
     tasks_in: int
     records: int
     quarantined: int
-    sorted_input: bool = True
 
 
 def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
@@ -62,7 +61,7 @@ def _validate_snapshot(
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted)
+    return ValidateResult(report, tasks_in, count, quarantined)
 
 
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
