@@ -116,7 +116,8 @@ def main() -> None:
         began = time.perf_counter()
         generate(records, args.records)
         print(
-            f"generated {args.records:,} records ({records.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s",
+            f"generated {args.records:,} records ({records.stat().st_size / 1e9:.2f} GB) "
+            f"in {time.perf_counter() - began:.0f} s",
             flush=True,
         )
         floors, ours = [], []
@@ -124,13 +125,15 @@ def main() -> None:
             floors.append(timed(FLOOR, "-", records, tmp / f"floor-{round_}.parquet"))
             ours.append(timed(OURS, ROOT / "builder.toml", records, tmp / f"dataset-{round_}"))
         print(
-            f"rounds (s): floor {', '.join(f'{s:.1f}' for s, _ in floors)}; builder {', '.join(f'{s:.1f}' for s, _ in ours)}"
+            f"rounds (s): floor {', '.join(f'{s:.1f}' for s, _ in floors)}; "
+            f"builder {', '.join(f'{s:.1f}' for s, _ in ours)}"
         )
         floor_s, floor_mb = min(floors)
         ours_s, ours_mb = min(ours)
         print(f"{'':<34} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
         print(
-            f"{'floor (orjson + pyarrow Parquet)':<34} {floor_s:>8.1f} {args.records / floor_s:>10,.0f} {floor_mb:>12.0f}"
+            f"{'floor (orjson + pyarrow Parquet)':<34} {floor_s:>8.1f} "
+            f"{args.records / floor_s:>10,.0f} {floor_mb:>12.0f}"
         )
         print(
             f"{'builder build (splits, BIO, card)':<34} {ours_s:>8.1f} {args.records / ours_s:>10,.0f} {ours_mb:>12.0f}"

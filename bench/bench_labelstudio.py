@@ -106,7 +106,8 @@ def run(connection: Connection, base, args, tmp: Path) -> None:
 
     print(f"push of {len(data):,} sentences, best of {args.rounds} alternating rounds")
     print(
-        f"  all rounds (s): baseline {', '.join(f'{t:.2f}' for t in baseline_times)}; builder {', '.join(f'{t:.2f}' for t in ours_times)}"
+        f"  all rounds (s): baseline {', '.join(f'{t:.2f}' for t in baseline_times)}; "
+        f"builder {', '.join(f'{t:.2f}' for t in ours_times)}"
     )
     print(f"  SDK bulk import (baseline): {baseline_s:6.2f} s  {len(data) / baseline_s:8,.0f} tasks/s")
     print(f"  builder push:               {ours_s:6.2f} s  {len(data) / ours_s:8,.0f} tasks/s")

@@ -72,7 +72,8 @@ def main() -> None:
         )
     ours, baseline = results[DEFAULT_ENGINE], results["pysbd"]
     print(
-        f"\nbuilder ({DEFAULT_ENGINE}) vs pysbd: F1 {ours['f1']:.3f} vs {baseline['f1']:.3f}, speed x{ours['chars_per_s'] / baseline['chars_per_s']:.1f}"
+        f"\nbuilder ({DEFAULT_ENGINE}) vs pysbd: F1 {ours['f1']:.3f} vs {baseline['f1']:.3f}, "
+        f"speed x{ours['chars_per_s'] / baseline['chars_per_s']:.1f}"
     )
     ok = ours["f1"] >= 0.975 and ours["chars_per_s"] >= 1_000_000
     print(f"targets F1 >= 0.975 and >= 1,000,000 chars/s: {'met' if ok else 'NOT met'}")

@@ -32,7 +32,6 @@ began = time.perf_counter()
 result = validate_snapshot(project, Path(sys.argv[2]), Path(sys.argv[3]))
 seconds = time.perf_counter() - began
 peak = peak_mb()
-assert result.sorted_input
 print(f"{result.tasks_in} {result.records} {result.quarantined} {seconds:.3f} {peak:.1f}")
 """
 
@@ -155,7 +154,8 @@ def main() -> None:
             began = time.perf_counter()
             generate(snapshot, n)
             print(
-                f"generated {n:,} tasks ({snapshot.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - began:.0f} s",
+                f"generated {n:,} tasks ({snapshot.stat().st_size / 1e9:.2f} GB) "
+                f"in {time.perf_counter() - began:.0f} s",
                 flush=True,
             )
             row = run_child(ROOT / "builder.toml", snapshot, tmp / "records.jsonl")
@@ -167,15 +167,18 @@ def main() -> None:
         print(f"{'tasks':>10} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
         for row in rows:
             print(
-                f"{row['tasks']:>10,} {row['seconds']:>8.1f} {row['tasks'] / row['seconds']:>10,.0f} {row['peak_mb']:>12.0f}"
+                f"{row['tasks']:>10,} {row['seconds']:>8.1f} "
+                f"{row['tasks'] / row['seconds']:>10,.0f} {row['peak_mb']:>12.0f}"
             )
         ours = rows[-1]["tasks"] / rows[-1]["seconds"]
         print(
-            f"baseline: plain jsonschema is_valid on {args.sample:,} tasks: {baseline:,.0f} tasks/s (schema only, no semantic checks, no records)"
+            f"baseline: plain jsonschema is_valid on {args.sample:,} tasks: {baseline:,.0f} tasks/s "
+            "(schema only, no semantic checks, no records)"
         )
         print(f"builder validate+convert vs jsonschema alone: x{ours / baseline:.1f}")
         print(
-            f"peak memory at {rows[-1]['tasks']:,} vs {rows[0]['tasks']:,} tasks: {rows[-1]['peak_mb']:.0f} vs {rows[0]['peak_mb']:.0f} MB (goal <= 1024 MB, flat)"
+            f"peak memory at {rows[-1]['tasks']:,} vs {rows[0]['tasks']:,} tasks: "
+            f"{rows[-1]['peak_mb']:.0f} vs {rows[0]['peak_mb']:.0f} MB (goal <= 1024 MB, flat)"
         )
 
 

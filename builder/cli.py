@@ -74,7 +74,10 @@ def print_report(report: Report, *, show_removed: bool = True) -> None:
     "-c",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="BUILDER_CONFIG",
-    help="Project file. Default: the nearest builder.toml, else the bundled default (then commands that write into the project folder refuse).",
+    help=(
+        "Project file. Default: the nearest builder.toml, else the bundled default "
+        "(then commands that write into the project folder refuse)."
+    ),
 )
 @click.version_option(__version__, prog_name="builder")
 def cli(config: Path | None) -> None:
@@ -237,7 +240,8 @@ def server_start(ctx, port) -> None:
 
     state = local.start(project_of(ctx, needs_root=True).root, port, log=lambda m: click.echo(m, err=True))
     click.echo(
-        f"Label Studio runs on {state.url} (pid {state.pid}); log in as {state.username}, password in {local.state_path(_root(ctx))}"
+        f"Label Studio runs on {state.url} (pid {state.pid}); "
+        f"log in as {state.username}, password in {local.state_path(_root(ctx))}"
     )
 
 
@@ -519,14 +523,16 @@ def print_validation(result, limit: int = 30) -> None:
         for problem in rows[:limit]:
             kind = "" if problem.error else " (warning)"
             click.echo(
-                f"{problem.reason + kind:<22} {problem.where:<44} {problem.fields.get('field', '')!s:<26} {problem.detail[:100]}",
+                f"{problem.reason + kind:<22} {problem.where:<44} "
+                f"{problem.fields.get('field', '')!s:<26} {problem.detail[:100]}",
                 err=True,
             )
         if len(rows) > limit:
             click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
     click.echo(
-        f"validate: {result.tasks_in} tasks in = {result.records} records + {result.quarantined} quarantined; problems by reason: {dropped}",
+        f"validate: {result.tasks_in} tasks in = {result.records} records + {result.quarantined} quarantined; "
+        f"problems by reason: {dropped}",
         err=True,
     )
 
@@ -588,13 +594,15 @@ def stats(ctx, snapshot, as_json) -> None:
         return
     s, e = figures["stance_agreement"], figures["span_agreement"]
     click.echo(
-        f"records: {figures['records']}, annotators: {len(figures['annotators'])} ({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})"
+        f"records: {figures['records']}, annotators: {len(figures['annotators'])} "
+        f"({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})"
     )
     click.echo(f"stance: {figures['labels']['stance']}  status: {figures['labels']['stance_status']}")
     click.echo(f"entities: {figures['labels']['entities']}")
     click.echo(
         f"stance agreement over {s['units']} sentences with 2+ annotators ({s['ratings']} ratings): "
-        f"Krippendorff's alpha {s['krippendorff_alpha']}, Fleiss' kappa {s['fleiss_kappa']} ({s['fleiss_units']} sentences)"
+        f"Krippendorff's alpha {s['krippendorff_alpha']}, "
+        f"Fleiss' kappa {s['fleiss_kappa']} ({s['fleiss_units']} sentences)"
     )
     per_label = ", ".join(f"{k} {v}" for k, v in e["per_label"].items())
     click.echo(f"entity agreement, pairwise exact-span F1 over {e['pairs']} annotator pairs: {e['f1']} ({per_label})")
@@ -753,9 +761,8 @@ def release(ctx, version, repo_id) -> None:
     if repo_id:
         from builder.dataset.hub import push_folder
 
-        click.echo(
-            f"pushed to {push_folder(result.folder, repo_id, tag=f'v{version}', message=f'{project.name} {version}')} and tagged v{version}"
-        )
+        pushed = push_folder(result.folder, repo_id, tag=f"v{version}", message=f"{project.name} {version}")
+        click.echo(f"pushed to {pushed} and tagged v{version}")
 
 
 @cli.command("diff")

@@ -25,7 +25,8 @@ _STYLE = """
 def labeling_config(project: Project) -> str:
     """The XML labeling config for `project`'s scheme."""
     labels = "\n".join(
-        f"    <Label value={quoteattr(label.value)} background={quoteattr(label.color)} hotkey={quoteattr(label.hotkey)}"
+        f"    <Label value={quoteattr(label.value)} background={quoteattr(label.color)} "
+        f"hotkey={quoteattr(label.hotkey)}"
         + (f" hint={quoteattr(label.description)}" if label.description else "")
         + "/>"
         for label in project.entity_labels

@@ -354,7 +354,6 @@ RECORD = Shape(
     ),
     closed=True,
 )
-RECORD_FIELDS = tuple(field.name for field in RECORD.stored())  # the keys of a JSON record
 
 
 # --- what is generated from the shapes

@@ -188,7 +188,8 @@ def check_output_file(path: str | Path, project=None, option: str = "-o", replac
             raise _bundled_error()
         if _inside(resolved, root / "releases"):
             raise BuilderError(
-                f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; name a file elsewhere"
+                f"{option} {path}: {resolved} is inside {root / 'releases'}, which only `builder release` writes; "
+                "name a file elsewhere"
             )
     return resolved
 

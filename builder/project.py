@@ -63,7 +63,6 @@ class Project:
     boilerplate_rules: tuple[BoilerplateRule, ...] = ()
     split_proportions: dict = field(default_factory=dict)
     citation: str = ""
-    homepage: str = ""
     sources: tuple = ()
     annotations_creators: tuple = ("expert-generated",)
     source_datasets: tuple = ("original",)
@@ -224,7 +223,6 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         license=dataset["license"],
         language=dataset["language"],
         citation=dataset.get("citation", ""),
-        homepage=dataset.get("homepage", ""),
         sources=tuple(dataset.get("sources", [])),
         annotations_creators=tuple(dataset.get("annotations_creators", ["expert-generated"])),
         source_datasets=tuple(dataset.get("source_datasets", ["original"])),

@@ -11,6 +11,7 @@ from builder.project import Project
 
 SAMPLE_DIR = Path("examples") / "sample"
 ACCOUNTS_FILE = Path("examples") / "sample-annotators.json"
+REPLAY_PROBLEMS_SHOWN = 10  # annotations not replayed, one line each; the rest are counted
 
 
 def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
@@ -59,7 +60,12 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     accounts = json.loads(accounts_file.read_text(encoding="utf-8"))["accounts"]
     log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")
     replayed = replay(connection, pushed.project_id, project.name, read_jsonl(committed), accounts)
-    log(f"    created {replayed.created}, already there {replayed.already_there}")
+    log(f"    {replayed.summary()}")
+    not_replayed = replayed.report.errors()
+    for problem in not_replayed[:REPLAY_PROBLEMS_SHOWN]:
+        log(f"    not replayed: {problem.line()} ({problem.reason})")
+    if len(not_replayed) > REPLAY_PROBLEMS_SHOWN:
+        log(f"    ... and {len(not_replayed) - REPLAY_PROBLEMS_SHOWN} more not replayed")
     snapshot = work / "snapshot.jsonl"
     pulled = pull(connection, project, snapshot)
     log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
@@ -76,7 +82,8 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
         f"dataset {project.name}: " + ", ".join(f"{name} {len(split_)}" for name, split_ in loaded.items()),
         f"features: stance {stance.names}, ner_tags {loaded['train'].features['ner_tags'].feature.names}",
         f"card: {output / 'README.md'}",
-        f"Label Studio: {connection.url}/projects/{pushed.project_id}/data (log in with the credentials in {server.state_path(root)})"
+        f"Label Studio: {connection.url}/projects/{pushed.project_id}/data "
+        f"(log in with the credentials in {server.state_path(root)})"
         if connection.source == "local server"
         else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
     ]

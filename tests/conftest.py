@@ -25,6 +25,20 @@ def gum_docs():
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+# Fixtures that start something heavy; a test whose fixture closure holds one gets the marker, so that
+# `python -m pytest -m "not labelstudio"` runs the offline suite without starting Label Studio or chromium.
+# Tests that start their own server (tests/test_server.py) carry `pytestmark = pytest.mark.labelstudio`.
+MARKED_BY_FIXTURE = {"ls_server": "labelstudio", "chromium": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
 def free_port() -> int:
     import socket
 

@@ -337,7 +337,8 @@ MENUS = {
     "list": "<ul>"
     + "".join(f"<li>{w}</li>" for w in ("Home", "World news", "Politics and elections", "Markets"))
     + "</ul>",
-    "bars": "<h2>Sections</h2><p>World | Politics | Business | Sport | Culture | Weather</p><p>Latest: Markets | Election live</p>",
+    "bars": "<h2>Sections</h2><p>World | Politics | Business | Sport | Culture | Weather</p>"
+    "<p>Latest: Markets | Election live</p>",
 }
 
 

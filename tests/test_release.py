@@ -426,7 +426,8 @@ TAMPERING = {
     "a test article id": (
         ["splits", "test", "article_ids"],
         lambda ids: ["article-999", *ids[1:]],
-        "splits.test.article_ids: the manifest's list differs from the Parquet files (not in the Parquet files: article-999; missing from the manifest: ",
+        "splits.test.article_ids: the manifest's list differs from the Parquet files "
+        "(not in the Parquet files: article-999; missing from the manifest: ",
     ),
     "an agreement figure": (
         ["agreement", "entities", "f1"],
@@ -631,7 +632,10 @@ def test_changed_pseudonym_scheme_is_said_plainly(repo):
     result = builder(folder, "release", "1.1.0")
     assert result.returncode == 0, result.stderr
     assert read_manifest(project, "1.1.0")["pseudonym_scheme"] == KEYED_SCHEME
-    expected = f"annotator pseudonyms changed ({LEGACY_SCHEME} -> {KEYED_SCHEME}): the same person has a new name from 1.1.0 on"
+    expected = (
+        f"annotator pseudonyms changed ({LEGACY_SCHEME} -> {KEYED_SCHEME}): "
+        "the same person has a new name from 1.1.0 on"
+    )
     assert expected in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     assert expected in builder(folder, "diff", "1.0.0", "1.1.0").stdout
     assert builder(folder, "verify", "1.1.0").returncode == 0

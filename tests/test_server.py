@@ -13,6 +13,8 @@ from builder.labelstudio import server
 from .conftest import free_port, make_project, run_cli
 from .test_labelstudio import synthetic_sentences
 
+pytestmark = pytest.mark.labelstudio  # starts its own Label Studio
+
 
 def local_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO")}

@@ -320,17 +320,29 @@ def test_truncated_file_and_duplicate_task(project, tmp_path, base_tasks):
     assert result.tasks_in == 4 and result.records == 2 and result.quarantined == 2
 
 
-def test_sorted_snapshot_checks_duplicates_in_constant_memory(project, tmp_path, base_tasks):
+def test_sorted_snapshot_checks_duplicates_in_constant_memory(project, tmp_path, base_tasks, monkeypatch):
+    from builder.records import stage
+
+    passes = []  # assume_sorted of each pass over the snapshot: one streaming pass when sorted
+    streaming = stage._validate_snapshot
+    monkeypatch.setattr(
+        stage,
+        "_validate_snapshot",
+        lambda *args, assume_sorted: passes.append(assume_sorted) or streaming(*args, assume_sorted),
+    )
     ordered = sorted(base_tasks, key=lambda t: t["data"]["sentence_id"])
     snapshot = tmp_path / "snapshot.jsonl"
     write_snapshot(snapshot, [ordered[0], dict(ordered[0], task_id=999), ordered[1]])
     result = validate_snapshot(project, snapshot)
-    assert result.sorted_input and [p.reason for p in result.report.problems] == ["duplicate task"]
+    assert passes == [True] and [p.reason for p in result.report.problems] == ["duplicate task"]
+    passes.clear()
     write_snapshot(snapshot, [ordered[1], ordered[0], dict(ordered[1], task_id=999)])
     result = validate_snapshot(project, snapshot)
-    assert not result.sorted_input and [p.reason for p in result.report.problems] == ["duplicate task"]
+    assert passes == [True, False] and [p.reason for p in result.report.problems] == ["duplicate task"]
     assert result.records == 2 and result.tasks_in == 3
-    assert validate_snapshot(project, SNAPSHOT).sorted_input  # as `builder pull` writes it
+    passes.clear()
+    validate_snapshot(project, SNAPSHOT)
+    assert passes == [True]  # as `builder pull` writes it
 
 
 def test_validate_command_table_report_and_exit_code(project, tmp_path, base_tasks):
@@ -392,9 +404,9 @@ def annotation(aid, who, stance, spans=(), truth=False):
             "from_name": "entities",
             "to_name": "sentence",
             "type": "labels",
-            "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [l]},
+            "value": {"start": s, "end": e, "text": "x" * (e - s), "labels": [label]},
         }
-        for s, e, l in spans
+        for s, e, label in spans
     ]
     result.append({"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}})
     return {
@@ -426,7 +438,8 @@ def test_agreement_figures_on_known_cases():
     def rec(*pairs):
         return {
             "annotations": [
-                {"stance": s, "entities": [{"start": 0, "end": 1, "label": l}] if l else []} for s, l in pairs
+                {"stance": s, "entities": [{"start": 0, "end": 1, "label": label}] if label else []}
+                for s, label in pairs
             ]
         }
 

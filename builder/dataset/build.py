@@ -47,7 +47,6 @@ class BuildFacts:
         )
     )
     overlaps: list = field(default_factory=list)
-    stance_units: list = field(default_factory=list)
     records: list = field(default_factory=list)  # kept only for small datasets (agreement examples)
     split_facts: dict = field(default_factory=dict)
     annotators: set = field(default_factory=set)
@@ -130,7 +129,8 @@ class Encoder:
             tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
         except KeyError as exc:  # a tag the scheme does not have
             raise BuilderError(
-                f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; validate the records first"
+                f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
+                "validate the records first"
             ) from None
         for name in ("id", "article_id", "sentence_index", "text", "target", "stance", "stance_status", "entities"):
             columns[name].append(record[name])
@@ -184,7 +184,8 @@ def build_dataset(
             result = validate_snapshot(project, snapshot, records_path)
             if strict and result.report.errors():
                 raise BuilderError(
-                    f"{snapshot}: validation found {len(result.report.errors())} problems; run `builder validate` and fix them first"
+                    f"{snapshot}: validation found {len(result.report.errors())} problems; "
+                    "run `builder validate` and fix them first"
                 )
             with paused_gc():
                 facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))

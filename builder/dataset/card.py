@@ -125,7 +125,8 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     if facts.overlaps:
         names = ", ".join(f"`{o['id']}` {o['label']} '{o['text']}'" for o in facts.overlaps[:10])
         overlaps = (
-            f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` but cannot be held by the BIO view (`ner_tags`): {names}"
+            f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
+            f"but cannot be held by the BIO view (`ner_tags`): {names}"
             + (" ..." if len(facts.overlaps) > 10 else "")
             + "."
         )

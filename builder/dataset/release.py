@@ -186,7 +186,8 @@ def load_manifest(path: Path) -> dict:
         and manifest["manifest_format"] > MANIFEST_FORMAT
     ):
         raise BuilderError(
-            f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; upgrade builder"
+            f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; "
+            "upgrade builder"
         )
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
     if error is not None:
@@ -357,7 +358,8 @@ def _test_articles(project: Project, version: str) -> set[str]:
         path = folder / name
         if not path.is_file() or sha256_file(path) != manifest["files"][name]:
             raise BuilderError(
-                f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; run `builder verify {version}`"
+                f"release {version}: {name} does not match its manifest, so its test articles cannot be trusted; "
+                f"run `builder verify {version}`"
             )
         try:
             articles.update(pq.read_table(path, columns=["article_id"]).column("article_id").to_pylist())
@@ -603,7 +605,8 @@ def _summary_problems(manifest: dict, summary: dict) -> list[str]:
         for key in ("records", "articles", "stance", "entities"):
             if claimed.get(key) != actual[key]:
                 problems.append(
-                    f"splits.{split}.{key}: the manifest says {claimed.get(key)} but the Parquet files give {actual[key]}"
+                    f"splits.{split}.{key}: the manifest says {claimed.get(key)} "
+                    f"but the Parquet files give {actual[key]}"
                 )
         if claimed.get("article_ids") != actual["article_ids"]:
             listed, found = set(claimed.get("article_ids") or []), set(actual["article_ids"])
@@ -625,11 +628,13 @@ def _summary_problems(manifest: dict, summary: dict) -> list[str]:
     for path in sorted(set(claimed) | set(actual)):
         if claimed.get(path, "(absent)") != actual.get(path, "(absent)"):
             problems.append(
-                f"{path}: the manifest says {claimed.get(path, '(absent)')} but the Parquet files give {actual.get(path, '(absent)')}"
+                f"{path}: the manifest says {claimed.get(path, '(absent)')} "
+                f"but the Parquet files give {actual.get(path, '(absent)')}"
             )
     if format_of(manifest) >= 2 and manifest["pseudonym_scheme"] != summary["pseudonym_scheme"]:
         problems.append(
-            f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} but the annotator names are {summary['pseudonym_scheme']}"
+            f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} "
+            f"but the annotator names are {summary['pseudonym_scheme']}"
         )
     return problems
 
@@ -658,7 +663,8 @@ def _chain_problems(project: Project) -> list[str]:
         problems.append(f"release {name}: {RELEASES_DIR}/{name} has no {MANIFEST}: restore it from git")
     for name in sorted(set(entries) - set(versions)):
         problems.append(
-            f"release {name}: {CHANGELOG} has an entry for it, but {RELEASES_DIR}/{name}/{MANIFEST} is missing: restore it from git"
+            f"release {name}: {CHANGELOG} has an entry for it, but {RELEASES_DIR}/{name}/{MANIFEST} is missing: "
+            "restore it from git"
         )
     for i, version in enumerate(versions):
         try:
@@ -674,11 +680,13 @@ def _chain_problems(project: Project) -> list[str]:
             problems.append(f"release {version}: its manifest names no previous release, but {before} precedes it")
         elif recorded is not None and recorded["version"] != before:
             problems.append(
-                f"release {version}: its manifest names {recorded['version']} as previous release, but the release before it is {before or '(none)'}"
+                f"release {version}: its manifest names {recorded['version']} as previous release, "
+                f"but the release before it is {before or '(none)'}"
             )
         elif recorded is not None and recorded["manifest_sha256"] != digests[before]:
             problems.append(
-                f"release {before}: manifest.json sha256 {digests[before][:12]} differs from the {recorded['manifest_sha256'][:12]} "
+                f"release {before}: manifest.json sha256 {digests[before][:12]} "
+                f"differs from the {recorded['manifest_sha256'][:12]} "
                 f"that release {version} recorded: the manifest was changed after {version} was cut"
             )
         stated = _STATED.search(entries.get(version, ""))
@@ -715,7 +723,8 @@ def verify_release(project: Project, version: str) -> list[str]:
         frozen = len(_frozen_test(project, earlier))
         if manifest["frozen_test_articles"] != frozen:
             problems.append(
-                f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} but the earlier releases' test files hold {frozen}"
+                f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} "
+                f"but the earlier releases' test files hold {frozen}"
             )
     except BuilderError as exc:
         problems.append(f"frozen_test_articles: cannot be checked: {exc}")
@@ -820,7 +829,8 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
     old_scheme, new_scheme = diff.get("pseudonym_scheme", (None, None))
     if old_scheme and new_scheme and old_scheme != new_scheme:
         lines.append(
-            f"- annotator pseudonyms changed ({old_scheme} -> {new_scheme}): the same person has a new name from {diff['to']} on; "
+            f"- annotator pseudonyms changed ({old_scheme} -> {new_scheme}): "
+            f"the same person has a new name from {diff['to']} on; "
             "these are not new annotators"
         )
     lines += [
@@ -834,7 +844,8 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
     for sid in diff["sentences_added"][:examples]:
         lines.append(f'  - added `{sid}`: "{diff["texts"][sid][:90]}"')
     lines.append(
-        f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} (a changed span counts as one of each)"
+        f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} "
+        "(a changed span counts as one of each)"
     )
     for sid, (start, end, label, text) in diff["entities_added"][:examples]:
         lines.append(f"  - `{sid}` +{label} '{text}' [{start}:{end}]")
@@ -852,7 +863,8 @@ def changelog_entry(project: Project, previous: str | None, version: str, manife
     """The CHANGELOG.md section of a release built in `folder`, compared with the previous one."""
     totals = {s: manifest["splits"][s]["records"] for s in SPLITS}
     header = (
-        f"## {version}\n\nDataset {project.name} {version}, builder {__version__}, snapshot sha256 `{manifest['hashes']['snapshot'][:16]}`; "
+        f"## {version}\n\nDataset {project.name} {version}, builder {__version__}, "
+        f"snapshot sha256 `{manifest['hashes']['snapshot'][:16]}`; "
         + ", ".join(f"{s} {n}" for s, n in totals.items())
         + ".\n"
     )

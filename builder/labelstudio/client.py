@@ -81,7 +81,8 @@ def _checked_url(url: str) -> str:
 def _checked_key(key: str) -> str:
     if not key.isascii() or not key.isprintable() or " " in key.strip():
         raise LabelStudioError(
-            f"{KEY_VARIABLE} is not an API key (printable ASCII without spaces): copy it from Label Studio's Account page"
+            f"{KEY_VARIABLE} is not an API key (printable ASCII without spaces): "
+            "copy it from Label Studio's Account page"
         )
     return key.strip()
 
@@ -110,7 +111,8 @@ def calling(connection: Connection, doing: str):
             raise LabelStudioError(f"Label Studio at {connection.url} has no such object (404) while {doing}") from None
         if status >= 500:
             raise LabelStudioError(
-                f"Label Studio at {connection.url} failed ({status}) while {doing}; nothing was written: retry, and see the server's log if it persists"
+                f"Label Studio at {connection.url} failed ({status}) while {doing}; nothing was written: "
+                "retry, and see the server's log if it persists"
             ) from None
         raise LabelStudioError(
             f"Label Studio at {connection.url} rejected the request ({status}) while {doing}: {_short(exc.body)}"
@@ -121,7 +123,8 @@ def calling(connection: Connection, doing: str):
         raise LabelStudioError(f"Label Studio at {connection.url} timed out while {doing}; retry") from None
     except httpx.HTTPError as exc:
         raise LabelStudioError(
-            f"cannot reach Label Studio at {connection.url} while {doing} ({type(exc).__name__}): is it running? try `builder server status`"
+            f"cannot reach Label Studio at {connection.url} while {doing} ({type(exc).__name__}): "
+            "is it running? try `builder server status`"
         ) from None
 
 

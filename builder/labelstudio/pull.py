@@ -162,13 +162,14 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
                 from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError, key_path
 
                 raise PseudonymKeyError(
-                    f"{output} was pulled with a pseudonym key, and {key_path(project.root)} is missing: copy it from the "
-                    f"maintainer who pulled (README: 'The pseudonym key'), or set {KEY_VARIABLE}; "
+                    f"{output} was pulled with a pseudonym key, and {key_path(project.root)} is missing: "
+                    f"copy it from the maintainer who pulled (README: 'The pseudonym key'), or set {KEY_VARIABLE}; "
                     "a new key would rename every annotator"
                 )
         key = create_key(project.root)
         log(
-            "made a new pseudonym key in .builder/pseudonym.key (keep a copy: every maintainer who pulls needs the same key)"
+            "made a new pseudonym key in .builder/pseudonym.key "
+            "(keep a copy: every maintainer who pulls needs the same key)"
         )
     return Pseudonymizer(key, project.name)
 
@@ -526,8 +527,9 @@ def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str]
         log(f"{legacy} annotations in {output} move from the unkeyed pseudonyms of release 1.0.0 to keyed ones")
     if renamed:
         raise PseudonymKeyError(
-            f"pulling would rename the annotators of {renamed} annotations in {output} (e.g. {example[0]} -> {example[1]}): "
-            f"this is not the pseudonym key they were pulled with; use that key (.builder/pseudonym.key or {KEY_VARIABLE}), "
+            f"pulling would rename the annotators of {renamed} annotations in {output} "
+            f"(e.g. {example[0]} -> {example[1]}): this is not the pseudonym key they were pulled with; "
+            f"use that key (.builder/pseudonym.key or {KEY_VARIABLE}), "
             "or pass --rename-annotators to rename them on purpose"
         )
 

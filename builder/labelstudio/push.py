@@ -67,7 +67,8 @@ def find_project(connection: Connection, project: Project) -> int | None:
         ]
     if len(matches) > 1:
         raise LabelStudioError(
-            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}: rename or delete the extra ones"
+            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}: "
+            "rename or delete the extra ones"
         )
     return matches[0].id if matches else None
 
@@ -76,7 +77,8 @@ def require_project(connection: Connection, project: Project) -> int:
     project_id = find_project(connection, project)
     if project_id is None:
         raise LabelStudioError(
-            f"unknown project '{project.project_title}' in Label Studio at {connection.url}: run `builder push` first, or check label_studio.project_title"
+            f"unknown project '{project.project_title}' in Label Studio at {connection.url}: "
+            "run `builder push` first, or check label_studio.project_title"
         )
     return project_id
 

@@ -93,7 +93,8 @@ def read_state(root: Path) -> ServerState | None:
     except (ValueError, TypeError) as exc:
         detail = str(exc).split("\n")[0][:120]
         raise UnreadableState(
-            f"{path}: unreadable server state ({detail}); run `builder server start`, which recovers access to the local server"
+            f"{path}: unreadable server state ({detail}); "
+            "run `builder server start`, which recovers access to the local server"
         ) from None
     wrong = [key for key, kind in _STATE_TYPES.items() if type(getattr(state, key)) is not kind]
     if not wrong and not 1 <= state.port <= 65535:
@@ -102,7 +103,8 @@ def read_state(root: Path) -> ServerState | None:
         wrong = ["pid"]
     if wrong:
         raise UnreadableState(
-            f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); run `builder server start`, which recovers access to the local server"
+            f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); "
+            "run `builder server start`, which recovers access to the local server"
         )
     return state
 
@@ -358,7 +360,8 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
         state = None
     if state is not None and not belongs_to(state, root):
         log(
-            f"{state_path(root)} belongs to another project folder ({state.data_dir}): making new credentials for this one"
+            f"{state_path(root)} belongs to another project folder ({state.data_dir}): "
+            "making new credentials for this one"
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
     if state is not None and is_running(state) and (port is None or port == state.port) and is_healthy(state.url):
@@ -438,7 +441,8 @@ def _ensure_access(state: ServerState, log, executable: Path | None = None) -> N
     reset_access(executable or ensure_installed(log), state)
     if token_accepted(state.url, state.token) is False:
         raise LabelStudioError(
-            f"Label Studio at {state.url} still refuses the reset token; see {Path(state.data_dir).parent / 'label-studio.log'}"
+            f"Label Studio at {state.url} still refuses the reset token; "
+            f"see {Path(state.data_dir).parent / 'label-studio.log'}"
         )
 
 

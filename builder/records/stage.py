@@ -30,7 +30,6 @@ class ValidateResult:
     tasks_in: int
     records: int
     quarantined: int
-    sorted_input: bool = True
     records_path: Path | None = None  # what was written, when it was
     report_path: Path | None = None
 
@@ -88,7 +87,7 @@ def _validate_snapshot(
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined, assume_sorted, records_path)
+    return ValidateResult(report, tasks_in, count, quarantined, records_path)
 
 
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:

@@ -352,7 +352,8 @@ class TaskValidator:
                 task,
                 annotation,
                 "bad lead time",
-                f"lead_time: {_short(annotation['lead_time'])} is not a number of seconds in 0-{LEAD_TIME_MAX}; stored as null, labels kept",
+                f"lead_time: {_short(annotation['lead_time'])} is not a number of seconds in 0-{LEAD_TIME_MAX}; "
+                "stored as null, labels kept",
                 "lead_time",
                 error=False,
             )

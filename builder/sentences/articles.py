@@ -345,7 +345,10 @@ class ArticleReader:
                 self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
                 continue
             if len(obj.get("target") or "") > TARGET_MAX:
-                detail = f"field 'target' has {len(obj['target']):,} characters (at most {TARGET_MAX}: copied into every sentence)"
+                detail = (
+                    f"field 'target' has {len(obj['target']):,} characters "
+                    f"(at most {TARGET_MAX}: copied into every sentence)"
+                )
                 self.report.drop("bad field", where, detail, field="target")
                 continue
             record = {

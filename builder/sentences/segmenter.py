@@ -149,7 +149,7 @@ def context_before(text: str) -> str:
 
 
 def context_after(text: str) -> str:
-    """`text` as context after a sentence, or a title: its first CONTEXT_MAX characters, '\u2026' at the end when cut."""
+    """`text` as context after a sentence, or a title: its first CONTEXT_MAX characters, '\u2026' at the end if cut."""
     return text if len(text) <= CONTEXT_MAX else text[: CONTEXT_MAX - 1] + "\u2026"
 
 
