@@ -268,8 +268,7 @@ def server_status(ctx) -> None:
     Example:
         builder server status
     """
-    from builder.labelstudio.client import URL_VARIABLE
-    from builder.labelstudio.server import status
+    from builder.labelstudio.client import URL_VARIABLE, status
 
     found = status(_root(ctx))
     if found.source == "environment":

@@ -136,7 +136,7 @@ def test_stale_schemas_compares_in_memory(project, tmp_path):
 
 
 def test_server_status_decides_what_the_cli_prints(tmp_path, monkeypatch):
-    from builder.labelstudio.server import ServerStatus, status
+    from builder.labelstudio.client import ServerStatus, status
 
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9/")
@@ -188,7 +188,7 @@ def test_parquet_names_are_those_of_the_committed_release():
     import fnmatch
     import json
 
-    from builder.dataset.build import parquet_name, parquet_pattern
+    from builder.dataset.splits import parquet_name, parquet_pattern
 
     files = json.loads((ROOT / "releases" / "1.0.0" / "manifest.json").read_text(encoding="utf-8"))["files"]
     for split in ("train", "validation", "test"):

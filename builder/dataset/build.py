@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.dataset.bio import spans_to_bio
-from builder.dataset.splits import SPLITS, assign_splits
+from builder.dataset.splits import SPLITS, assign_splits, parquet_name
 from builder.errors import BuilderError
 from builder.jsonio import make_parents, paused_gc, read_jsonl, remove_empty, sha256_file
 from builder.model import features
@@ -24,16 +24,6 @@ from builder.records.stage import validate_snapshot
 
 BATCH_ROWS = 10_000
 AGREEMENT_IN_CARD_LIMIT = 100_000
-
-
-def parquet_name(split: str) -> str:
-    """Where `split` is written, relative to the dataset folder: one shard per split."""
-    return f"data/{split}-00000-of-00001.parquet"
-
-
-def parquet_pattern(split: str) -> str:
-    """The shards of `split`, as the card's `data_files` names them (a glob relative to the dataset folder)."""
-    return f"data/{split}-*.parquet"
 
 
 @dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.build import parquet_name, parquet_pattern
-from builder.dataset.splits import SPLITS
+from builder.dataset.splits import SPLITS, parquet_name, parquet_pattern
 from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
 from builder.project import Project

@@ -52,8 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.build import parquet_pattern
-from builder.dataset.splits import SPLITS
+from builder.dataset.splits import SPLITS, parquet_pattern
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash

@@ -74,3 +74,13 @@ def assign_splits(
         "frozen_test_articles": len(frozen & set(splits)),
     }
     return splits, facts
+
+
+def parquet_name(split: str) -> str:
+    """Where `split` is written, relative to the dataset folder: one shard per split."""
+    return f"data/{split}-00000-of-00001.parquet"
+
+
+def parquet_pattern(split: str) -> str:
+    """The shards of `split`, as the card's `data_files` names them (a glob relative to the dataset folder)."""
+    return f"data/{split}-*.parquet"

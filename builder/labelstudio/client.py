@@ -154,3 +154,31 @@ def check_response(connection: Connection, response, doing: str):
         return response.json()
     except ValueError:
         raise unexpected_answer(connection, doing, "JSON") from None
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Which Label Studio the other commands use, and whether it answers (`builder server status`).
+
+    `source` is "environment" (LABEL_STUDIO_URL is set), "local server" (this project's, running),
+    or None when there is nothing to talk to.
+    """
+
+    source: str | None
+    url: str | None = None
+    healthy: bool = False
+    pid: int | None = None
+    version: str | None = None
+    data_dir: str | None = None
+
+
+def status(root: Path) -> ServerStatus:
+    """LABEL_STUDIO_URL when set, else the local server of the project at `root` if it runs; with its health."""
+    url = os.environ.get(URL_VARIABLE)
+    if url:
+        return ServerStatus("environment", url, server.is_healthy(url.rstrip("/")))
+    state = server.read_state(root)
+    if not server.is_running(state):
+        return ServerStatus(None)
+    healthy = server.is_healthy(state.url)
+    return ServerStatus("local server", state.url, healthy, state.pid, state.version, state.data_dir)

@@ -464,32 +464,3 @@ def stop(root: Path) -> bool:
         state.pid = None
         write_state(root, state)
     return True
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    """Which Label Studio the other commands use, and whether it answers (`builder server status`).
-
-    `source` is "environment" (LABEL_STUDIO_URL is set), "local server" (this project's, running),
-    or None when there is nothing to talk to.
-    """
-
-    source: str | None
-    url: str | None = None
-    healthy: bool = False
-    pid: int | None = None
-    version: str | None = None
-    data_dir: str | None = None
-
-
-def status(root: Path) -> ServerStatus:
-    """LABEL_STUDIO_URL when set, else the local server of the project at `root` if it runs; with its health."""
-    from builder.labelstudio.client import URL_VARIABLE
-
-    url = os.environ.get(URL_VARIABLE)
-    if url:
-        return ServerStatus("environment", url, is_healthy(url.rstrip("/")))
-    state = read_state(root)
-    if not is_running(state):
-        return ServerStatus(None)
-    return ServerStatus("local server", state.url, is_healthy(state.url), state.pid, state.version, state.data_dir)
