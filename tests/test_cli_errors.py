@@ -274,3 +274,45 @@ def test_diff_unknown_release():
 
 def test_verify_unknown_release():
     one_error(invoke("--config", ROOT / "builder.toml", "verify", "9.9.9"), "no release 9.9.9", "releases: 1.0.0")
+
+
+# --- init and annotators ----------------------------------------------------------------------------
+
+
+def test_init_refuses_an_existing_project(here):
+    before = (here / "builder.toml").read_bytes()
+    one_error(invoke("init", here, "--yes"), "builder.toml")
+    assert (here / "builder.toml").read_bytes() == before
+
+
+def test_annotators_add_an_invalid_email_creates_nothing(here):
+    one_error(invoke("annotators", "add", "ann1@example.org", "not-an-email", env=CLOSED), "not-an-email")
+
+
+def test_annotators_list_on_a_closed_port(here):
+    one_error(invoke("annotators", "list", env=CLOSED), "http://127.0.0.1:9")
+
+
+def test_annotators_remove_on_a_closed_port(here):
+    one_error(invoke("annotators", "remove", "ann1@example.org", env=CLOSED), "http://127.0.0.1:9")
+
+
+def test_every_command_has_an_error_path_test_here():
+    """A command added later gets its bad-input test in this file (found by its `invoke("name", ...)` call)."""
+    import re
+
+    import click
+
+    def leaves(group: click.Group, prefix: tuple = ()):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, (*prefix, name))
+            else:
+                yield (*prefix, name)
+
+    source = Path(__file__).read_text(encoding="utf-8")
+    called = set()  # every run of string literals in an invoke(...) call: ("--config", X, "diff", ...) gives ("diff",)
+    for arguments in re.findall(r"invoke\(([^\n]*)", source):
+        words = tuple(re.findall(r"\"([^\"]+)\"", arguments))
+        called.update(words[i:j] for i in range(len(words)) for j in range(i + 1, len(words) + 1))
+    assert sorted(" ".join(path) for path in leaves(cli) if path not in called) == []
