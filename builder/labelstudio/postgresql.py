@@ -298,11 +298,12 @@ def initialise(root: Path, password: str, log) -> None:
     """Create the cluster (superuser `builder` with `password`), listening on 127.0.0.1 only, no unix socket."""
     bindir, who = binaries(root), run_as()
     folder = cluster_dir(root)
+    if who.is_other:
+        _let_traverse(root, who)  # before anything is made: a folder it cannot enter is refused
     if folder.exists() and not cluster_exists(root):
         shutil.rmtree(folder)  # an initdb that was interrupted: builder made it, nothing to keep
     folder.mkdir(mode=0o700)
     if who.is_other:
-        _let_traverse(root, who)
         os.chown(folder, who.uid, who.gid)
     log(f"creating a PostgreSQL cluster in {folder} (runs as user {who.name})")
     pwfile = folder / "initdb.pw"
@@ -435,3 +436,11 @@ def free_port() -> int:
 
 def new_password() -> str:
     return secrets.token_urlsafe(24)  # letters, digits, - and _: safe inside SQL quotes
+
+
+def preflight(root: Path) -> None:
+    """Refuse, in one line, what would fail half-way: programs missing, a folder the cluster's user cannot enter."""
+    binaries(root)
+    who = run_as()
+    if who.is_other:
+        _let_traverse(root, who)

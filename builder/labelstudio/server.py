@@ -521,6 +521,7 @@ def _prepare_database(root: Path, state: ServerState, database: _Database, execu
         state.database_password = os.environ.get("PGPASSWORD") or state.database_password
         postgresql.check_connection(python, database.target, state.database_password)
         return False
+    postgresql.preflight(root)  # programs installed, folders enterable: refused before anything is made
     new = not postgresql.cluster_exists(root)
     running = None if new else postgresql.running_port(root)
     if new or not state.database_password:
