@@ -587,6 +587,8 @@ def start(
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
     chosen = _database_of(root, state, database, target)
+    if state is not None and is_running(state):
+        _ensure_cluster(root, state, None, log)  # Label Studio is not healthy without its database
     if (
         state is not None
         and is_running(state)
@@ -594,7 +596,6 @@ def start(
         and (bind is None or bind == state.host)
         and is_healthy(state.url)
     ):
-        _ensure_cluster(root, state, None, log)
         _ensure_access(state, log)
         return state
     if state is not None and is_running(state):
