@@ -43,6 +43,7 @@ from .test_loop import test_whole_loop_on_the_sample_and_rerun  # noqa: F401
 def local_env(**extra) -> dict:
     """The environment of a person using the local server (no Label Studio or PostgreSQL variables)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO", "PG"))}
+    env.setdefault("XDG_CACHE_HOME", str(Path.home() / ".cache"))  # Label Studio's install, whatever HOME says
     env.update(extra)
     return env
 
