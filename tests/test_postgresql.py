@@ -206,6 +206,19 @@ def test_stop_stops_both_then_start_reuses_data_and_host_exposes_it(pg_project, 
     if address:
         assert refused(address, state.port)
 
+    # the state file (the only copy of the database password) lost while both run: start recovers
+    server.state_path(root).unlink()
+    recovered = run_cli("server", "start", env=local_env(), cwd=root)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "without a usable state file" in recovered.stderr  # the orphaned Label Studio: stopped, restarted
+    assert "setting a new password on the PostgreSQL cluster's user" in recovered.stderr
+    assert "resetting the admin account's password and token" in recovered.stderr  # Django, on PostgreSQL
+    after = run_cli("push", sentences, "--predictor", "none", env=local_env(), cwd=root)
+    assert after.returncode == 0 and "skipped 3 already present" in after.stdout, after.stderr
+    new = server.read_state(root)
+    assert new.provisioned and new.database_password != state.database_password
+    assert new.database_password not in outputs(recovered, after) + builder_logs(root)
+
 
 def log_in_through_the_form(url: str, email: str, password: str) -> str:
     """Log in as a browser does (GET the form, POST it with its CSRF token); the e-mail the session belongs to."""
