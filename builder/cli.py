@@ -222,7 +222,7 @@ def server_start(ctx, port, database, database_url, host) -> None:
         root, port, log=lambda m: click.echo(m, err=True), database=database, database_url=database_url, host=host
     )
     click.echo(
-        f"Label Studio runs on {state.url} (pid {state.pid}), data in {local.describe_database(state)}; "
+        f"Label Studio runs on {state.url} (pid {state.pid}), database: {local.describe_database(state)}; "
         f"log in as {state.username}, password in {local.state_path(root)}"
     )
     shared = local.share_url(state)
@@ -275,7 +275,7 @@ def server_status(ctx) -> None:
     health = "healthy" if local.is_healthy(state.url) else "not answering yet"
     click.echo(
         f"local Label Studio {state.version} on {state.url}, pid {state.pid}, {health}; "
-        f"data in {local.describe_database(state)}"
+        f"database: {local.describe_database(state)}"
     )
 
 

@@ -128,7 +128,7 @@ def test_provisioned_cluster_is_private_local_and_named(pg_project):
     root, started = pg_project
     state = server.read_state(root)
     assert state.database == "postgresql" and state.provisioned
-    assert "data in PostgreSQL at 127.0.0.1:" in started.stdout and "/labelstudio" in started.stdout
+    assert "database: PostgreSQL at 127.0.0.1:" in started.stdout and "/labelstudio" in started.stdout
     status = run_cli("server", "status", env=local_env(), cwd=root)
     assert status.returncode == 0 and "healthy" in status.stdout
     assert f"PostgreSQL at 127.0.0.1:{postgresql.parse_url(state.database_url).port}/labelstudio" in status.stdout
@@ -352,7 +352,7 @@ def test_database_url_with_pgpass_and_pgpassword(pg_project, tmp_path):
         assert recorded.database_url == other.url and not recorded.provisioned and recorded.database_password == ""
         status = run_cli("server", "status", env=local_env(HOME=str(home)), cwd=project_root)
         runs.append(status)
-        assert f"data in PostgreSQL at 127.0.0.1:{cluster.port}/second" in status.stdout
+        assert f"database: PostgreSQL at 127.0.0.1:{cluster.port}/second" in status.stdout
         sentences = tmp_path / "sentences.jsonl"
         write_jsonl(sentences, synthetic_sentences(2, "url"))
         pushed = run_cli("push", sentences, "--predictor", "none", env=local_env(HOME=str(home)), cwd=project_root)

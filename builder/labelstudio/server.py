@@ -649,7 +649,7 @@ def start(
     state.pid = process.pid
     write_state(root, state)
     first = " (first start migrates its database: ~1 minute)" if new_database else ""
-    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, data in {describe_database(state)}{first}")
+    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, database: {describe_database(state)}{first}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
