@@ -223,26 +223,59 @@ def server_install() -> None:
     "--port",
     type=click.IntRange(1, 65535),
     default=None,
-    help="Port on 127.0.0.1 (default 8080, or the last one used).",
+    help="Port (default 8080, or the last one used).",
+)
+@click.option(
+    "--db",
+    "database",
+    type=click.Choice(["sqlite", "postgresql"]),
+    default=None,
+    help="Label Studio's database: SQLite in .builder/, or PostgreSQL in a private cluster builder makes in "
+    ".builder/postgresql (Debian: apt-get install postgresql). Default: the one the project's server was "
+    "created with, else sqlite.",
+)
+@click.option(
+    "--database-url",
+    metavar="postgresql://USER@HOST:PORT/DB",
+    default=None,
+    help="Use an existing PostgreSQL server; its password comes from PGPASSWORD or ~/.pgpass, never the URL.",
+)
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    default=None,
+    help="Listen on this address (0.0.0.0: every interface) so annotators can connect. Default: 127.0.0.1 only.",
 )
 @click.pass_context
-def server_start(ctx, port) -> None:
+def server_start(ctx, port, database, database_url, host) -> None:
     """Start the local Label Studio and wait until it is healthy.
 
-    Its data lives in .builder/label-studio-data (git-ignored); URL, process id and the API token
-    are kept in .builder/server.json, readable only by you.
+    Its data lives in .builder/ (git-ignored); URL, process id, the API token and the database
+    password are kept in .builder/server.json, readable only by you.
 
     \b
-    Example:
+    Examples:
         builder server start --port 8080
+        builder server start --db postgresql --host 0.0.0.0
     """
     from builder.labelstudio import server as local
 
-    state = local.start(project_of(ctx, needs_root=True).root, port, log=lambda m: click.echo(m, err=True))
-    click.echo(
-        f"Label Studio runs on {state.url} (pid {state.pid}); "
-        f"log in as {state.username}, password in {local.state_path(_root(ctx))}"
+    root = project_of(ctx, needs_root=True).root
+    state = local.start(
+        root, port, log=lambda m: click.echo(m, err=True), database=database, database_url=database_url, host=host
     )
+    click.echo(
+        f"Label Studio runs on {state.url} (pid {state.pid}), database: {local.describe_database(state)}; "
+        f"log in as {state.username}, password in {local.state_path(root)}"
+    )
+    shared = local.share_url(state)
+    if shared:
+        click.echo(f"share with annotators: {shared}")
+        click.echo(
+            "warning: Label Studio speaks plain HTTP: passwords and data cross the network unencrypted; "
+            "put it behind a TLS reverse proxy (nginx, Caddy) beyond a trusted network",
+            err=True,
+        )
 
 
 @server.command("stop")
@@ -279,7 +312,7 @@ def server_status(ctx) -> None:
     else:
         health = "healthy" if found.healthy else "not answering yet"
         click.echo(
-            f"local Label Studio {found.version} on {found.url}, pid {found.pid}, {health}; data in {found.data_dir}"
+            f"local Label Studio {found.version} on {found.url}, pid {found.pid}, {health}; database: {found.database}"
         )
 
 

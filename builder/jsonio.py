@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -116,12 +117,24 @@ def _mode_for(path: Path) -> int:
 
 
 STATE_DIR = ".builder"
+CLUSTER_DIR = "postgresql"  # .builder/postgresql: the database cluster builder provisions
 
 
 def state_dir(root: Path) -> Path:
     """`root/.builder`, builder's private state (server credentials, pseudonym key, pull state): made
-    0700 and git-ignored whole by its own .gitignore, whichever command creates it first."""
-    folder = private_dir(Path(root) / STATE_DIR)
+    0700 and git-ignored whole by its own .gitignore, whichever command creates it first.
+
+    One exception: PostgreSQL refuses to run as root, so under root builder's cluster belongs to an
+    unprivileged user whose group may pass through `.builder/` (0710, set by
+    builder.labelstudio.postgresql); while such a cluster lives in it, that bit is kept.
+    """
+    folder = Path(root) / STATE_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keep = 0
+    with contextlib.suppress(OSError):
+        if (folder / CLUSTER_DIR).stat().st_uid != os.geteuid():
+            keep = stat.S_IMODE(folder.stat().st_mode) & 0o010
+    os.chmod(folder, 0o700 | keep)
     ignore = folder / ".gitignore"
     if not ignore.is_file():
         with atomic_write(ignore, "w", private=True) as handle:

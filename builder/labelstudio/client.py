@@ -170,6 +170,7 @@ class ServerStatus:
     pid: int | None = None
     version: str | None = None
     data_dir: str | None = None
+    database: str | None = None  # which database the local server uses (never its password)
 
 
 def status(root: Path) -> ServerStatus:
@@ -181,4 +182,5 @@ def status(root: Path) -> ServerStatus:
     if not server.is_running(state):
         return ServerStatus(None)
     healthy = server.is_healthy(state.url)
-    return ServerStatus("local server", state.url, healthy, state.pid, state.version, state.data_dir)
+    database = server.describe_database(state)
+    return ServerStatus("local server", state.url, healthy, state.pid, state.version, state.data_dir, database)

@@ -8,11 +8,16 @@ holds every user's API token and e-mail) are private to their owner (0700, files
 Access is never lost: when the state file is missing or unreadable, or Label Studio refuses the
 recorded token, `start` makes new credentials and sets them on the admin account with Label
 Studio's own Django models (run in the server's virtual environment), so a restart recovers.
+
+Its database is SQLite (in the data folder) or PostgreSQL: a private cluster builder provisions under
+`.builder/postgresql/`, or an existing server (`builder.labelstudio.postgresql`). A project keeps the
+database its server was created with; Label Studio listens on 127.0.0.1 unless `--host` says otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -28,11 +33,15 @@ from pathlib import Path
 
 from builder.errors import LabelStudioError
 from builder.jsonio import STATE_DIR, private_dir, state_dir
+from builder.labelstudio import postgresql
 from builder.resources import cache_dir
 
 LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_PORT = 8080
 ADMIN_EMAIL = "admin@builder.local"
+LOCAL_HOST = "127.0.0.1"
+DATABASES = ("sqlite", "postgresql")
+SQLITE_FILE = "label_studio.sqlite3"
 
 
 def server_venv() -> Path:
@@ -49,9 +58,14 @@ class ServerState:
     password: str
     token: str
     version: str = LABEL_STUDIO_VERSION
+    host: str = LOCAL_HOST  # the address Label Studio listens on
+    database: str = "sqlite"  # or "postgresql"
+    database_url: str = ""  # postgresql://USER@HOST:PORT/DB, never with the password
+    database_password: str = ""  # empty: libpq reads ~/.pgpass (or PGPASSFILE)
+    provisioned: bool = False  # PostgreSQL is builder's own cluster in .builder/postgresql
 
     def __repr__(self) -> str:  # never show secrets in logs or tracebacks
-        return f"ServerState(url={self.url!r}, pid={self.pid}, data_dir={self.data_dir!r})"
+        return f"ServerState(url={self.url!r}, pid={self.pid}, data_dir={self.data_dir!r}, database={self.database!r})"
 
 
 class UnreadableState(LabelStudioError):
@@ -80,6 +94,11 @@ _STATE_TYPES = {
     "password": str,
     "token": str,
     "version": str,
+    "host": str,
+    "database": str,
+    "database_url": str,
+    "database_password": str,
+    "provisioned": bool,
 }
 
 
@@ -101,6 +120,13 @@ def read_state(root: Path) -> ServerState | None:
         wrong = ["port"]
     if not wrong and not (state.pid is None or (type(state.pid) is int and state.pid > 0)):
         wrong = ["pid"]
+    if not wrong and state.database not in DATABASES:
+        wrong = ["database"]
+    if not wrong and state.database == "postgresql":
+        try:
+            postgresql.parse_url(state.database_url)
+        except LabelStudioError:
+            wrong = ["database_url"]
     if wrong:
         raise UnreadableState(
             f"{path}: unreadable server state (field '{wrong[0]}' has a wrong value); "
@@ -248,7 +274,66 @@ def _server_environment(state: ServerState) -> dict:
         FRONTEND_SENTRY_DSN="",
         PYTHONUNBUFFERED="1",
     )
+    if state.database == "postgresql":
+        target = postgresql.parse_url(state.database_url)
+        env.update(postgresql.label_studio_environment(target, state.database_password))
     return env
+
+
+def describe_database(state: ServerState) -> str:
+    """Where the data is, for people (never the password)."""
+    if state.database != "postgresql":
+        return f"SQLite in {STATE_DIR}/{Path(state.data_dir).name}/{SQLITE_FILE}"
+    described = postgresql.parse_url(state.database_url).describe()
+    return (
+        f"{described} (builder's cluster in {STATE_DIR}/{postgresql.CLUSTER_DIR})" if state.provisioned else described
+    )
+
+
+def _checked_host(host: str | None) -> str | None:
+    """`--host`: an IPv4 address of this machine, or 0.0.0.0 for all of them."""
+    if host is None:
+        return None
+    try:
+        address = ipaddress.ip_address(host.strip())
+    except ValueError:
+        address = None
+    if not isinstance(address, ipaddress.IPv4Address):
+        raise LabelStudioError(f"--host {host}: give an IPv4 address of this machine, or 0.0.0.0 for all of them")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((str(address), 0))
+        except OSError:
+            raise LabelStudioError(f"--host {host}: not an address of this machine") from None
+    return str(address)
+
+
+def local_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback, by interface."""
+    import fcntl
+    import struct
+
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            try:  # SIOCGIFADDR
+                packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:
+                continue
+            address = socket.inet_ntoa(packed[20:24])
+            if not address.startswith("127.") and address not in found:
+                found.append(address)
+    return found
+
+
+def share_url(state: ServerState) -> str | None:
+    """The URL annotators on other machines open; None when Label Studio listens on 127.0.0.1 only."""
+    if state.host == LOCAL_HOST:
+        return None
+    if state.host == "0.0.0.0":
+        addresses = local_addresses()
+        return f"http://{addresses[0] if addresses else socket.gethostname()}:{state.port}"
+    return state.url
 
 
 # Run with the server's own Python: sets the admin's password and API token to the ones in the
@@ -345,13 +430,132 @@ def _terminate(pid: int) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print) -> ServerState:
+@dataclass(frozen=True)
+class _Database:
+    kind: str  # "sqlite" or "postgresql"
+    target: postgresql.Target | None = None  # an existing server's (None: SQLite, or the provisioned cluster)
+
+    @property
+    def provisioned(self) -> bool:
+        return self.kind == "postgresql" and self.target is None
+
+
+def _database_of(root: Path, state: ServerState | None, kind: str | None, target) -> _Database:
+    """The database to start on: the one this project's server was created with; asking for another is refused."""
+    if kind not in (None, *DATABASES):
+        raise LabelStudioError(f"--db {kind}: choose sqlite or postgresql")
+    if target is not None and kind == "sqlite":
+        raise LabelStudioError("--database-url names a PostgreSQL server: leave out --db sqlite")
+    wanted = "postgresql" if target is not None else kind
+    has_sqlite = (data_dir_of(root) / SQLITE_FILE).is_file()
+    has_cluster = postgresql.cluster_exists(root)
+    existing = None
+    if state is not None and state.database == "postgresql" and not state.provisioned:
+        existing = _Database("postgresql", postgresql.parse_url(state.database_url))
+    elif has_cluster and has_sqlite:  # both on disk: the recorded one, else the caller must say
+        if state is not None:
+            existing = _Database(state.database)
+        elif wanted is None:
+            raise LabelStudioError(
+                f"{STATE_DIR}/ holds both a SQLite database and a PostgreSQL cluster, and {state_path(root)} is "
+                "missing: say which to start with --db sqlite or --db postgresql"
+            )
+        else:
+            existing = _Database(wanted)
+    elif has_cluster:
+        existing = _Database("postgresql")
+    elif has_sqlite:
+        existing = _Database("sqlite")
+    if existing is None:  # nothing yet (or the recorded choice lost its data): what was asked, else recorded
+        kind = wanted or (state.database if state is not None else "sqlite")
+        return _Database(kind, target if kind == "postgresql" else None)
+    if wanted is None or (wanted == existing.kind and (target is None or target == existing.target)):
+        return existing
+    where = (
+        f"SQLite ({STATE_DIR}/{data_dir_of(root).name}/{SQLITE_FILE})"
+        if existing.kind == "sqlite"
+        else existing.target.describe()
+        if existing.target
+        else f"PostgreSQL (builder's cluster in {STATE_DIR}/{postgresql.CLUSTER_DIR})"
+    )
+    if existing.kind == "sqlite":
+        how = "move it with `builder server migrate --to postgresql`, or start without --db/--database-url"
+    elif wanted == "sqlite":
+        how = "start it without --db"
+    else:
+        how = "start it without --database-url (between PostgreSQL servers, move it with pg_dump and pg_restore)"
+    raise LabelStudioError(
+        f"this project's Label Studio keeps its data in {where}; starting it on another database would start "
+        f"from an empty one: {how}"
+    )
+
+
+def _prepare_database(root: Path, state: ServerState, database: _Database, executable: Path, log) -> bool:
+    """Set `state`'s database and make it reachable (the cluster started); True when it is new (to migrate)."""
+    python = executable.parent / "python"
+    state.database, state.provisioned = database.kind, database.provisioned
+    if database.kind == "sqlite":
+        state.database_url = state.database_password = ""
+        return not (Path(state.data_dir) / SQLITE_FILE).is_file()
+    if not database.provisioned:
+        state.database_url = database.target.url
+        # a password given now wins (it may have changed); else the recorded one; else libpq's password file
+        state.database_password = os.environ.get("PGPASSWORD") or state.database_password
+        postgresql.check_connection(python, database.target, state.database_password)
+        return False
+    postgresql.preflight(root)  # programs installed, folders enterable: refused before anything is made
+    new = not postgresql.cluster_exists(root)
+    running = None if new else postgresql.running_port(root)
+    if new or not state.database_password:
+        state.database_password = postgresql.new_password()
+        state.pid = None
+        write_state(root, state)  # before the cluster has it: a crash now loses nothing a restart cannot redo
+        if new:
+            postgresql.initialise(root, state.database_password, log)
+        else:  # the state file that held it was lost
+            if running is not None:
+                postgresql.stop_cluster(root)
+                running = None
+            postgresql.reset_password(root, state.database_password, log)
+    recorded = postgresql.parse_url(state.database_url).port if state.database_url else None
+    port = running or (recorded if recorded and port_is_free(recorded) else postgresql.free_port())
+    target = postgresql.Target(postgresql.SUPERUSER, LOCAL_HOST, port, postgresql.DATABASE)
+    state.database_url = target.url
+    write_state(root, state)
+    if running is None:
+        postgresql.start_cluster(root, port, log)
+    postgresql.check_connection(python, target, state.database_password, create=postgresql.DATABASE)
+    return new
+
+
+def _ensure_cluster(root: Path, state: ServerState, executable: Path | None, log) -> None:
+    """A provisioned cluster stopped under a running Label Studio (crash, reboot, pg_ctl stop) is started again."""
+    if state.provisioned and postgresql.running_port(root) is None:
+        log("PostgreSQL was not running: starting it")
+        _prepare_database(root, state, _Database("postgresql"), executable or ensure_installed(log), log)
+
+
+def start(
+    root: Path,
+    port: int | None = None,
+    timeout: float = 300.0,
+    log=print,
+    *,
+    database: str | None = None,
+    database_url: str | None = None,
+    host: str | None = None,
+) -> ServerState:
     """Start (or find running) the local Label Studio for the project at `root`; wait until healthy.
 
-    Recovers access when the state file is missing or unreadable, or the recorded token is refused.
+    `database`: "sqlite" or "postgresql" (default: the one the project's server was created with, else
+    SQLite); `database_url`: an existing PostgreSQL server instead of a provisioned cluster; `host`: the
+    address to listen on (default 127.0.0.1). Recovers access when the state file is missing or unreadable,
+    or the recorded token is refused.
     """
     if port is not None and not 1 <= port <= 65535:
         raise LabelStudioError(f"--port {port}: a port is a number from 1 to 65535")
+    bind = _checked_host(host)
+    target = postgresql.parse_url(database_url) if database_url is not None else None
     data_dir = data_dir_of(root)
     try:
         state = read_state(root)
@@ -364,7 +568,16 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
             "making new credentials for this one"
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
-    if state is not None and is_running(state) and (port is None or port == state.port) and is_healthy(state.url):
+    chosen = _database_of(root, state, database, target)
+    if state is not None and is_running(state):
+        _ensure_cluster(root, state, None, log)  # Label Studio is not healthy without its database
+    if (
+        state is not None
+        and is_running(state)
+        and (port is None or port == state.port)
+        and (bind is None or bind == state.host)
+        and is_healthy(state.url)
+    ):
         _ensure_access(state, log)
         return state
     if state is not None and is_running(state):
@@ -377,19 +590,21 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
         port = port or _port_of(orphan)  # annotators' links keep working
         _terminate(orphan)
     port = port or (state.port if state else DEFAULT_PORT)
+    bind = bind or LOCAL_HOST
     deadline = time.monotonic() + 20  # a stopped server's workers may hold the port a moment longer
-    while not port_is_free(port) and time.monotonic() < deadline and servers_stopped:
+    while not port_is_free(port, bind) and time.monotonic() < deadline and servers_stopped:
         time.sleep(0.2)
-    if not port_is_free(port):
+    if not port_is_free(port, bind):
         raise LabelStudioError(f"port {port} is busy; choose another with `builder server start --port N`")
     executable = ensure_installed(log)
     state_dir(root)
     private_dir(data_dir)
     tighten(data_dir)
-    existing_database = any(data_dir.glob("*.sqlite3"))
     if state is None:
         state = _new_credentials(data_dir, port)
-    state.port, state.url = port, f"http://127.0.0.1:{port}"
+    new_database = _prepare_database(root, state, chosen, executable, log)
+    state.port, state.host = port, bind
+    state.url = f"http://{LOCAL_HOST if bind == '0.0.0.0' else bind}:{port}"
     log_path = root / STATE_DIR / "label-studio.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.chmod(log_path, 0o600)
@@ -400,7 +615,7 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
                 "start",
                 "--no-browser",
                 "--internal-host",
-                "127.0.0.1",
+                bind,
                 "--port",
                 str(port),
                 "--data-dir",
@@ -415,8 +630,8 @@ def start(root: Path, port: int | None = None, timeout: float = 300.0, log=print
         )
     state.pid = process.pid
     write_state(root, state)
-    first = "" if existing_database else " (first start migrates its database: ~1 minute)"
-    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}{first}")
+    first = " (first start migrates its database: ~1 minute)" if new_database else ""
+    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, database: {describe_database(state)}{first}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -447,7 +662,8 @@ def _ensure_access(state: ServerState, log, executable: Path | None = None) -> N
 
 
 def stop(root: Path) -> bool:
-    """Stop the Label Studio this project started; False if none was running."""
+    """Stop the Label Studio this project started, and the PostgreSQL cluster it provisioned; False if
+    neither was running."""
     try:
         state = read_state(root)
     except UnreadableState:
@@ -456,11 +672,12 @@ def stop(root: Path) -> bool:
         state = None  # never stop another project's server
     data_dir = data_dir_of(root)
     pids = [state.pid] if is_running(state) else servers_using(data_dir)
-    if not pids:
-        return False
     for pid in pids:
         _terminate(pid)
-    if state is not None:
+    if pids and state is not None:
         state.pid = None
         write_state(root, state)
-    return True
+    cluster_stopped = False
+    if (state is None or state.provisioned) and postgresql.cluster_exists(root):
+        cluster_stopped = postgresql.stop_cluster(root)
+    return bool(pids) or cluster_stopped
