@@ -254,7 +254,7 @@ def server_start(ctx, port, database, database_url, host) -> None:
     password are kept in .builder/server.json, readable only by you.
 
     \b
-    Examples:
+    Example:
         builder server start --port 8080
         builder server start --db postgresql --host 0.0.0.0
     """
