@@ -30,6 +30,7 @@ from builder.labelstudio.client import Connection
 from builder.labelstudio.push import existing_sentence_ids, find_project
 
 from .conftest import free_port, make_project, run_cli
+
 # The round trip, on PostgreSQL: these tests use `ls`, which here is this module's server (annotating
 # through the API as two users, in headless Chromium, and the whole loop of `builder run`).
 from .test_annotator_ui import (  # noqa: F401
