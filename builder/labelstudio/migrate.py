@@ -40,9 +40,17 @@ from builder.labelstudio import postgresql, server
 from builder.project import Project
 
 WORK_DIR = "migration"  # .builder/migration/: the dump and the check's snapshots, while a move runs
-# Not moved: rebuilt by `migrate` (content types, permissions), or nothing to keep (sessions, the admin's log,
-# django_rq, whose table does not exist in SQLite).
-EXCLUDED = ("contenttypes", "auth.permission", "sessions", "admin.logentry", "django_rq")
+# Not moved: rebuilt by `migrate` (content types, permissions, and the record of Label Studio's data
+# migrations, which describes the database they ran on: PostgreSQL's has rows SQLite's has not), or nothing to
+# keep (sessions, the admin's log, django_rq, whose table does not exist in SQLite).
+EXCLUDED = (
+    "contenttypes",
+    "auth.permission",
+    "core.asyncmigrationstatus",
+    "sessions",
+    "admin.logentry",
+    "django_rq",
+)
 TOKEN_MODEL = "authtoken.token"
 
 # Run with the server's own Python, in Label Studio's Django (its settings choose SQLite or PostgreSQL
@@ -86,8 +94,10 @@ try:
             Token.objects.all().delete()  # made by a signal for each loaded user: the dumped ones replace them
             if os.environ.get("BUILDER_TOKENS"):
                 call_command("loaddata", os.environ["BUILDER_TOKENS"], verbosity=0)
-            with connection.cursor() as cursor:  # what `sqlsequencereset` prints, for every app
-                for sql in connection.ops.sequence_reset_sql(no_style(), apps.get_models(include_auto_created=True)):
+            # what `sqlsequencereset` prints, for every app's tables (django_rq's models have none)
+            tables = [m for m in apps.get_models(include_auto_created=True) if m._meta.managed]
+            with connection.cursor() as cursor:
+                for sql in connection.ops.sequence_reset_sql(no_style(), tables):
                     cursor.execute(sql)
             found = {label: apps.get_model(label)._base_manager.count() for label in expected}
             if found != expected:
