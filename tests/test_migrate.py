@@ -178,3 +178,42 @@ def test_moving_again_is_refused_and_nothing_leaked(moved):
         and ALICE[0].encode() in p.read_bytes()
     ]
     assert holding == []
+
+
+def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(moved, tmp_path):
+    """An existing server (here: the module's cluster, its databases): a database that holds Label Studio data
+    is refused and the project stays on SQLite, running; an empty one takes the move."""
+    cluster_root = moved["root"]
+    state = server.read_state(cluster_root)
+    cluster = postgresql.parse_url(state.database_url)
+    secret = state.database_password
+    python = server.ensure_installed().parent / "python"
+    empty = postgresql.Target(cluster.user, cluster.host, cluster.port, "moved_here")
+    postgresql.check_connection(python, empty, secret, create="moved_here")
+    root = tmp_path / "project"
+    make_project(root, "moving elsewhere")
+    env = local_env(PGPASSWORD=secret)
+    runs = [run_cli("server", "start", "--port", free_port(), env=env, cwd=root)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    try:
+        refused = run_cli("server", "migrate", "--to", "postgresql", "--database-url", cluster.url, env=env, cwd=root)
+        runs.append(refused)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        error = refused.stderr.splitlines()[-1]
+        assert f"{cluster.describe()} already holds Label Studio data" in error and "stays on SQLite" in error
+        after = server.read_state(root)
+        assert after.database == "sqlite" and server.is_running(after) and server.is_healthy(after.url)
+        assert leftovers(root) == [] and not postgresql.cluster_dir(root).exists()
+
+        into = run_cli("server", "migrate", "--to", "postgresql", "--database-url", empty.url, env=env, cwd=root)
+        runs.append(into)
+        assert into.returncode == 0, into.stderr
+        assert f"moved to {empty.describe()}: 0 tasks" in into.stdout and "no Label Studio project" in into.stdout
+        moved_state = server.read_state(root)
+        assert moved_state.database_url == empty.url and not moved_state.provisioned
+        status = run_cli("server", "status", env=env, cwd=root)
+        runs.append(status)
+        assert f"database: {empty.describe()}" in status.stdout
+    finally:
+        server.stop(root)
+    assert secret not in outputs(*runs) and leftovers(root) == []
