@@ -303,7 +303,7 @@ def server_migrate(ctx, to, database_url) -> None:
     on any difference the project stays on SQLite. The SQLite database is kept as a backup.
 
     \b
-    Examples:
+    Example:
         builder server migrate --to postgresql
         builder server migrate --to postgresql --database-url postgresql://ls@db.example.org:5432/labelstudio
     """
