@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.errors import LabelStudioError
 from builder.labelstudio import postgresql, server
 from builder.labelstudio.client import Connection
 from builder.labelstudio.push import find_project
@@ -23,8 +24,6 @@ from builder.labelstudio.users import annotator_connection
 from .conftest import ROOT, free_port, make_project, run_cli
 from .test_labelstudio import annotate
 from .test_postgresql import builder_logs, local_env, log_in_through_the_form, outputs, traversable_folder
-
-pytestmark = pytest.mark.labelstudio
 
 ALICE = ("alice@example.org", "alice-secret-1")
 BOB = ("bob@example.org", "bob-secret-22")
@@ -111,6 +110,7 @@ def moved(sample_sentences):
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.labelstudio
 def test_the_killed_move_was_undone_then_the_move_is_checked(moved):
     root, migrated = moved["root"], moved["migrated"]
     assert "a move to PostgreSQL was interrupted: removing what it made" in migrated.stderr
@@ -128,6 +128,7 @@ def test_the_killed_move_was_undone_then_the_move_is_checked(moved):
     assert [key for key in pulls if "/.builder/" in key] == []
 
 
+@pytest.mark.labelstudio
 def test_same_snapshot_status_logins_and_incremental_pull(moved):
     root = moved["root"]
     status = run_cli("server", "status", env=local_env(), cwd=root)
@@ -158,6 +159,7 @@ def test_same_snapshot_status_logins_and_incremental_pull(moved):
     moved["runs"] += [status, full, incremental]
 
 
+@pytest.mark.labelstudio
 def test_moving_again_is_refused_and_nothing_leaked(moved):
     root = moved["root"]
     again = run_cli("server", "migrate", "--to", "postgresql", env=local_env(), cwd=root)
@@ -180,6 +182,7 @@ def test_moving_again_is_refused_and_nothing_leaked(moved):
     assert holding == []
 
 
+@pytest.mark.labelstudio
 def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(moved, tmp_path):
     """An existing server (here: the module's cluster, its databases): a database that holds Label Studio data
     is refused and the project stays on SQLite, running; an empty one takes the move."""
@@ -217,3 +220,21 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
     finally:
         server.stop(root)
     assert secret not in outputs(*runs) and leftovers(root) == []
+
+
+def test_an_unfinished_move_keeps_the_project_on_sqlite(tmp_path):
+    """Killed after the state switched: `server start` picks SQLite while the marker is there (offline)."""
+    make_project(tmp_path, "half moved")
+    data = server.data_dir_of(tmp_path)
+    data.mkdir(parents=True)
+    (data / server.SQLITE_FILE).write_bytes(b"")
+    postgresql.data_dir(tmp_path).mkdir(parents=True)
+    (postgresql.data_dir(tmp_path) / "PG_VERSION").write_text("15\n")
+    state = server._new_credentials(data, 8080)
+    state.database, state.provisioned, state.database_url = "postgresql", True, "postgresql://builder@127.0.0.1:5/x"
+    assert server._database_of(tmp_path, state, None, None).kind == "postgresql"
+    server.migration_marker(tmp_path).write_text("{}")
+    assert server._database_of(tmp_path, state, None, None).kind == "sqlite"
+    assert server._database_of(tmp_path, state, None, None, migrating=True).kind == "postgresql"
+    with pytest.raises(LabelStudioError, match="keeps its data in SQLite.*builder server migrate --to postgresql"):
+        server._database_of(tmp_path, state, "postgresql", None)
