@@ -278,6 +278,52 @@ def server_start(ctx, port, database, database_url, host) -> None:
         )
 
 
+@server.command("migrate")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["postgresql"]),
+    required=True,
+    help="The database to move to (PostgreSQL, the only choice for now).",
+)
+@click.option(
+    "--database-url",
+    metavar="postgresql://USER@HOST:PORT/DB",
+    default=None,
+    help="An existing, empty PostgreSQL database instead of a cluster builder makes in .builder/postgresql; "
+    "its password comes from PGPASSWORD or ~/.pgpass, never the URL.",
+)
+@click.pass_context
+def server_migrate(ctx, to, database_url) -> None:
+    """Move the local Label Studio's data from SQLite to PostgreSQL, and check that nothing was lost.
+
+    Everything moves with Label Studio's own ids (tasks, predictions, annotations with their annotator,
+    ground truth, cancellation and lead time, accounts, API tokens), so URL, token and project stay the
+    same. The move is checked: rows per model, and the snapshot pulled before and after, byte for byte;
+    on any difference the project stays on SQLite. The SQLite database is kept as a backup.
+
+    \b
+    Example:
+        builder server migrate --to postgresql
+        builder server migrate --to postgresql --database-url postgresql://ls@db.example.org:5432/labelstudio
+    """
+    from builder.labelstudio.migrate import migrate_to_postgresql
+
+    project = project_of(ctx, needs_root=True)
+    result = migrate_to_postgresql(project.root, project, database_url, log=lambda m: click.echo(m, err=True))
+    check = (
+        "pulled snapshot identical"
+        if result.snapshot_identical
+        else f"no Label Studio project titled '{project.project_title}' to compare"
+    )
+    click.echo(
+        f"moved to {result.database}: {result.tasks} tasks, {result.annotations} annotations, "
+        f"{result.predictions} predictions, {result.users} users ({sum(result.counts.values())} rows); {check}"
+    )
+    click.echo(f"Label Studio runs on {result.url} on PostgreSQL (same URL, token and project id)")
+    click.echo(f"the SQLite database stays as a backup in {result.sqlite_backup}: delete it once you are satisfied")
+
+
 @server.command("stop")
 @click.pass_context
 def server_stop(ctx) -> None:

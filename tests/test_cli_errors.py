@@ -131,6 +131,15 @@ def test_server_status_of_a_closed_url(here):
     assert result.stdout == "using http://127.0.0.1:9 from LABEL_STUDIO_URL (not answering)\n"
 
 
+def test_server_migrate_with_nothing_to_move_or_a_password_in_the_url(here):
+    one_error(invoke("server", "migrate", "--to", "postgresql"), "no SQLite database in .builder/", "nothing to move")
+    one_error(
+        invoke("server", "migrate", "--to", "postgresql", "--database-url", "postgresql://u:pw@127.0.0.1:5/db"),
+        "must not hold a password",
+    )
+    assert not (here / ".builder" / "migration.json").exists() and not (here / ".builder" / "postgresql").exists()
+
+
 # --- push, pull, review: bad files, and a Label Studio that is gone -----------------------------------
 
 

@@ -17,6 +17,7 @@ database its server was created with; Label Studio listens on 127.0.0.1 unless `
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -42,6 +43,7 @@ ADMIN_EMAIL = "admin@builder.local"
 LOCAL_HOST = "127.0.0.1"
 DATABASES = ("sqlite", "postgresql")
 SQLITE_FILE = "label_studio.sqlite3"
+MIGRATION_MARKER = "migration.json"  # .builder/migration.json: a move to PostgreSQL is under way (or was killed)
 
 
 def server_venv() -> Path:
@@ -133,6 +135,11 @@ def read_state(root: Path) -> ServerState | None:
             "run `builder server start`, which recovers access to the local server"
         )
     return state
+
+
+def migration_marker(root: Path) -> Path:
+    """Written by `builder server migrate` before it makes anything, removed when the move is checked."""
+    return root / STATE_DIR / MIGRATION_MARKER
 
 
 def data_dir_of(root: Path) -> Path:
@@ -440,8 +447,10 @@ class _Database:
         return self.kind == "postgresql" and self.target is None
 
 
-def _database_of(root: Path, state: ServerState | None, kind: str | None, target) -> _Database:
-    """The database to start on: the one this project's server was created with; asking for another is refused."""
+def _database_of(root: Path, state: ServerState | None, kind: str | None, target, migrating: bool = False) -> _Database:
+    """The database to start on: the one this project's server was created with; asking for another is refused.
+
+    While a move to PostgreSQL is unfinished (its marker is there), the project is still on SQLite."""
     if kind not in (None, *DATABASES):
         raise LabelStudioError(f"--db {kind}: choose sqlite or postgresql")
     if target is not None and kind == "sqlite":
@@ -450,7 +459,9 @@ def _database_of(root: Path, state: ServerState | None, kind: str | None, target
     has_sqlite = (data_dir_of(root) / SQLITE_FILE).is_file()
     has_cluster = postgresql.cluster_exists(root)
     existing = None
-    if state is not None and state.database == "postgresql" and not state.provisioned:
+    if has_sqlite and not migrating and migration_marker(root).is_file():
+        existing = _Database("sqlite")
+    elif state is not None and state.database == "postgresql" and not state.provisioned:
         existing = _Database("postgresql", postgresql.parse_url(state.database_url))
     elif has_cluster and has_sqlite:  # both on disk: the recorded one, else the caller must say
         if state is not None:
@@ -490,8 +501,12 @@ def _database_of(root: Path, state: ServerState | None, kind: str | None, target
     )
 
 
-def _prepare_database(root: Path, state: ServerState, database: _Database, executable: Path, log) -> bool:
-    """Set `state`'s database and make it reachable (the cluster started); True when it is new (to migrate)."""
+def _prepare_database(
+    root: Path, state: ServerState, database: _Database, executable: Path, log, record: bool = True
+) -> bool:
+    """Set `state`'s database and make it reachable (the cluster started); True when it is new (to migrate).
+
+    `record`: write `state` to the state file on the way (False: a move to PostgreSQL, recorded at its end)."""
     python = executable.parent / "python"
     state.database, state.provisioned = database.kind, database.provisioned
     if database.kind == "sqlite":
@@ -509,7 +524,8 @@ def _prepare_database(root: Path, state: ServerState, database: _Database, execu
     if new or not state.database_password:
         state.database_password = postgresql.new_password()
         state.pid = None
-        write_state(root, state)  # before the cluster has it: a crash now loses nothing a restart cannot redo
+        if record:  # before the cluster has it: a crash now loses nothing a restart cannot redo
+            write_state(root, state)
         if new:
             postgresql.initialise(root, state.database_password, log)
         else:  # the state file that held it was lost
@@ -521,11 +537,20 @@ def _prepare_database(root: Path, state: ServerState, database: _Database, execu
     port = running or (recorded if recorded and port_is_free(recorded) else postgresql.free_port())
     target = postgresql.Target(postgresql.SUPERUSER, LOCAL_HOST, port, postgresql.DATABASE)
     state.database_url = target.url
-    write_state(root, state)
+    if record:
+        write_state(root, state)
     if running is None:
         postgresql.start_cluster(root, port, log)
     postgresql.check_connection(python, target, state.database_password, create=postgresql.DATABASE)
     return new
+
+
+def prepare_postgresql(root: Path, state: ServerState, target: postgresql.Target | None, log) -> ServerState:
+    """A copy of `state` on PostgreSQL, reachable, and not recorded: builder's cluster (made and started)
+    when `target` is None, else the existing server `target` (connection checked)."""
+    moved = dataclasses.replace(state, pid=None, database_url="", database_password="")
+    _prepare_database(root, moved, _Database("postgresql", target), ensure_installed(log), log, record=False)
+    return moved
 
 
 def _ensure_cluster(root: Path, state: ServerState, executable: Path | None, log) -> None:
@@ -544,13 +569,14 @@ def start(
     database: str | None = None,
     database_url: str | None = None,
     host: str | None = None,
+    migrating: bool = False,
 ) -> ServerState:
     """Start (or find running) the local Label Studio for the project at `root`; wait until healthy.
 
     `database`: "sqlite" or "postgresql" (default: the one the project's server was created with, else
     SQLite); `database_url`: an existing PostgreSQL server instead of a provisioned cluster; `host`: the
     address to listen on (default 127.0.0.1). Recovers access when the state file is missing or unreadable,
-    or the recorded token is refused.
+    or the recorded token is refused. `migrating`: `builder server migrate` starts the database it moved to.
     """
     if port is not None and not 1 <= port <= 65535:
         raise LabelStudioError(f"--port {port}: a port is a number from 1 to 65535")
@@ -568,7 +594,11 @@ def start(
             "making new credentials for this one"
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
-    chosen = _database_of(root, state, database, target)
+    chosen = _database_of(root, state, database, target, migrating)
+    if state is not None and is_running(state) and chosen.kind != state.database:
+        log("a move to PostgreSQL was interrupted: stopping Label Studio on PostgreSQL, the project stays on SQLite")
+        stop(root)
+        state = read_state(root)
     if state is not None and is_running(state):
         _ensure_cluster(root, state, None, log)  # Label Studio is not healthy without its database
     if (

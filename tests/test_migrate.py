@@ -1,0 +1,240 @@
+"""`builder server migrate --to postgresql`: a project on SQLite (tasks, gazetteer predictions, two annotators'
+annotations with a ground-truth star, a skip and lead times) moves to PostgreSQL and pulls the same snapshot,
+byte for byte. Real Label Studio, real PostgreSQL: one project for the module, whose first move is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.errors import LabelStudioError
+from builder.labelstudio import postgresql, server
+from builder.labelstudio.client import Connection
+from builder.labelstudio.push import find_project
+from builder.labelstudio.users import annotator_connection
+
+from .conftest import ROOT, free_port, make_project, run_cli
+from .test_labelstudio import annotate
+from .test_postgresql import builder_logs, local_env, log_in_through_the_form, outputs, traversable_folder
+
+ALICE = ("alice@example.org", "alice-secret-1")
+BOB = ("bob@example.org", "bob-secret-22")
+
+
+def connection_of(root: Path) -> Connection:
+    state = server.read_state(root)
+    return Connection(state.url, state.token, "local server", state.data_dir)
+
+
+def leftovers(root: Path) -> list[str]:
+    """What a move may leave behind when it ends: its marker, its folder (dump, snapshots)."""
+    found = [server.migration_marker(root), root / ".builder" / "migration"]
+    return [str(p) for p in found if p.exists()]
+
+
+@pytest.fixture(scope="module")
+def moved(sample_sentences):
+    """A project on SQLite with data; its first move killed once the cluster exists, then moved again."""
+    root = traversable_folder()
+    project = make_project(root, "moving house", snapshot=ROOT / "annotations" / "snapshot.jsonl")  # gazetteer
+    runs = []
+    try:
+        started = run_cli("server", "start", "--port", free_port(), env=local_env(), cwd=root)
+        runs.append(started)
+        assert started.returncode == 0 and "database: SQLite" in started.stdout, started.stderr
+        path, sentences = sample_sentences
+        pushed = run_cli("push", path, env=local_env(), cwd=root)
+        runs.append(pushed)
+        assert pushed.returncode == 0, pushed.stderr
+        admin = connection_of(root)
+        project_id = find_project(admin, project)
+        tasks = {t.data["sentence_id"]: t.id for t in admin.client().tasks.list(project=project_id)}
+        alice, bob = annotator_connection(admin, *ALICE), annotator_connection(admin, *BOB)
+        seed = [s for s in sentences if s["article_id"] == "ri-chang-dae-moscow"][:3]
+        first = seed[0]
+        start = first["text"].index("Ri Chang Dae")
+        span = [(start, start + 12, "Ri Chang Dae", "PER")]
+        starred = annotate(alice, tasks[first["id"]], span, "neutral", 12.5)
+        alice.client().annotations.update(id=starred.id, ground_truth=True)
+        annotate(bob, tasks[first["id"]], span, "favor", 20.25)
+        annotate(alice, tasks[seed[1]["id"]], [], "against", 3.0)
+        bob.client().annotations.create(id=tasks[seed[2]["id"]], result=[], was_cancelled=True, lead_time=1.5)
+
+        pulled = run_cli("pull", env=local_env(), cwd=root)
+        runs.append(pulled)
+        assert pulled.returncode == 0, pulled.stderr
+        before = (root / "annotations" / "snapshot.jsonl").read_bytes()
+
+        # the first move is killed (kill -9) once it has made its cluster
+        process = subprocess.Popen(
+            [sys.executable, "-m", "builder", "server", "migrate", "--to", "postgresql"],
+            env=local_env(),
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not postgresql.cluster_exists(root) and process.poll() is None:
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        assert postgresql.cluster_exists(root) and server.migration_marker(root).is_file()
+        meanwhile = run_cli("server", "start", env=local_env(), cwd=root)  # still SQLite
+        runs.append(meanwhile)
+        assert meanwhile.returncode == 0 and "database: SQLite" in meanwhile.stdout, meanwhile.stderr
+
+        migrated = run_cli("server", "migrate", "--to", "postgresql", env=local_env(), cwd=root)
+        runs.append(migrated)
+        assert migrated.returncode == 0, migrated.stderr
+        yield {
+            "root": root,
+            "before": before,
+            "migrated": migrated,
+            "runs": runs,
+            "alice": alice,
+            "tasks": tasks,
+            "sentences": sentences,
+            "project_id": project_id,
+        }
+    finally:
+        server.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.labelstudio
+def test_the_killed_move_was_undone_then_the_move_is_checked(moved):
+    root, migrated = moved["root"], moved["migrated"]
+    assert "a move to PostgreSQL was interrupted: removing what it made" in migrated.stderr
+    assert "removing the PostgreSQL cluster this move made" in migrated.stderr
+    assert "; pulled snapshot identical" in migrated.stdout
+    assert "moved to PostgreSQL at 127.0.0.1:" in migrated.stdout and "builder's cluster" in migrated.stdout
+    assert "4 annotations, " in migrated.stdout and " 3 users " in migrated.stdout  # admin, alice, bob
+    sqlite = server.data_dir_of(root) / server.SQLITE_FILE
+    assert sqlite.is_file() and f"stays as a backup in {sqlite}" in migrated.stdout
+    assert leftovers(root) == []
+    state = server.read_state(root)
+    assert state.database == "postgresql" and state.provisioned and server.is_healthy(state.url)
+    # the check's pulls left no pull state for their files
+    pulls = json.loads((root / ".builder" / "pull-state.json").read_text(encoding="utf-8"))["pulls"]
+    assert [key for key in pulls if "/.builder/" in key] == []
+
+
+@pytest.mark.labelstudio
+def test_same_snapshot_status_logins_and_incremental_pull(moved):
+    root = moved["root"]
+    status = run_cli("server", "status", env=local_env(), cwd=root)
+    assert status.returncode == 0 and "healthy; database: PostgreSQL at 127.0.0.1:" in status.stdout
+
+    full = run_cli("pull", "-o", "after.jsonl", env=local_env(), cwd=root)
+    assert full.returncode == 0, full.stderr
+    assert (root / "after.jsonl").read_bytes() == moved["before"]
+    records = [json.loads(line) for line in moved["before"].splitlines()]
+    annotations = [a for r in records for a in r["annotations"]]
+    assert sorted(a["lead_time"] for a in annotations) == [1.5, 3.0, 12.5, 20.25]
+    assert sum(a["ground_truth"] for a in annotations) == 1 and sum(a["was_cancelled"] for a in annotations) == 1
+
+    state = server.read_state(root)
+    assert log_in_through_the_form(state.url, *ALICE) == ALICE[0]  # password hashes moved
+    assert log_in_through_the_form(state.url, state.username, state.password) == state.username
+
+    # the pull made before the move goes on incrementally (same URL, same project id)
+    time.sleep(1.1)
+    later = moved["sentences"][10]
+    annotate(moved["alice"], moved["tasks"][later["id"]], [], "favor", 7.0)  # alice's token moved too
+    incremental = run_cli("pull", "--since-last", env=local_env(), cwd=root)
+    assert incremental.returncode == 0 and "(changed tasks merged)" in incremental.stdout, incremental.stderr
+    pulled = [json.loads(line) for line in (root / "annotations" / "snapshot.jsonl").read_text().splitlines()]
+    assert later["id"] in {r["data"]["sentence_id"] for r in pulled} and len(pulled) == len(records) + 1
+    new_id = [a for r in pulled for a in r["annotations"] if r["data"]["sentence_id"] == later["id"]][0]["id"]
+    assert new_id > max(a["id"] for a in annotations)  # the sequences were moved past the loaded ids
+    moved["runs"] += [status, full, incremental]
+
+
+@pytest.mark.labelstudio
+def test_moving_again_is_refused_and_nothing_leaked(moved):
+    root = moved["root"]
+    again = run_cli("server", "migrate", "--to", "postgresql", env=local_env(), cwd=root)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
+    assert "already on PostgreSQL at 127.0.0.1:" in again.stderr and "nothing to move" in again.stderr
+    assert leftovers(root) == []
+    state = server.read_state(root)
+    everything = outputs(*moved["runs"], again)
+    secrets = [state.token, state.password, state.database_password, *ALICE, *BOB, moved["alice"].api_key]
+    assert [s for s in secrets if s in everything] == []
+    assert state.database_password not in builder_logs(root)
+    # the dump (password hashes, tokens, e-mails) is gone: no file under .builder/ names a user's e-mail
+    holding = [
+        p
+        for p in (root / ".builder").rglob("*")
+        if p.is_file()
+        and p.relative_to(root / ".builder").parts[0] not in (postgresql.CLUSTER_DIR, "label-studio-data")
+        and ALICE[0].encode() in p.read_bytes()
+    ]
+    assert holding == []
+
+
+@pytest.mark.labelstudio
+def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(moved, tmp_path):
+    """An existing server (here: the module's cluster, its databases): a database that holds Label Studio data
+    is refused and the project stays on SQLite, running; an empty one takes the move."""
+    cluster_root = moved["root"]
+    state = server.read_state(cluster_root)
+    cluster = postgresql.parse_url(state.database_url)
+    secret = state.database_password
+    python = server.ensure_installed().parent / "python"
+    empty = postgresql.Target(cluster.user, cluster.host, cluster.port, "moved_here")
+    postgresql.check_connection(python, empty, secret, create="moved_here")
+    root = tmp_path / "project"
+    make_project(root, "moving elsewhere")
+    env = local_env(PGPASSWORD=secret)
+    runs = [run_cli("server", "start", "--port", free_port(), env=env, cwd=root)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    try:
+        refused = run_cli("server", "migrate", "--to", "postgresql", "--database-url", cluster.url, env=env, cwd=root)
+        runs.append(refused)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        error = refused.stderr.splitlines()[-1]
+        assert f"{cluster.describe()} already holds Label Studio data" in error and "stays on SQLite" in error
+        after = server.read_state(root)
+        assert after.database == "sqlite" and server.is_running(after) and server.is_healthy(after.url)
+        assert leftovers(root) == [] and not postgresql.cluster_dir(root).exists()
+
+        into = run_cli("server", "migrate", "--to", "postgresql", "--database-url", empty.url, env=env, cwd=root)
+        runs.append(into)
+        assert into.returncode == 0, into.stderr
+        assert f"moved to {empty.describe()}: 0 tasks" in into.stdout and "no Label Studio project" in into.stdout
+        moved_state = server.read_state(root)
+        assert moved_state.database_url == empty.url and not moved_state.provisioned
+        status = run_cli("server", "status", env=env, cwd=root)
+        runs.append(status)
+        assert f"database: {empty.describe()}" in status.stdout
+    finally:
+        server.stop(root)
+    assert secret not in outputs(*runs) and leftovers(root) == []
+
+
+def test_an_unfinished_move_keeps_the_project_on_sqlite(tmp_path):
+    """Killed after the state switched: `server start` picks SQLite while the marker is there (offline)."""
+    make_project(tmp_path, "half moved")
+    data = server.data_dir_of(tmp_path)
+    data.mkdir(parents=True)
+    (data / server.SQLITE_FILE).write_bytes(b"")
+    postgresql.data_dir(tmp_path).mkdir(parents=True)
+    (postgresql.data_dir(tmp_path) / "PG_VERSION").write_text("15\n")
+    state = server._new_credentials(data, 8080)
+    state.database, state.provisioned, state.database_url = "postgresql", True, "postgresql://builder@127.0.0.1:5/x"
+    assert server._database_of(tmp_path, state, None, None).kind == "postgresql"
+    server.migration_marker(tmp_path).write_text("{}")
+    assert server._database_of(tmp_path, state, None, None).kind == "sqlite"
+    assert server._database_of(tmp_path, state, None, None, migrating=True).kind == "postgresql"
+    with pytest.raises(LabelStudioError, match="keeps its data in SQLite.*builder server migrate --to postgresql"):
+        server._database_of(tmp_path, state, "postgresql", None)
