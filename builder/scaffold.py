@@ -349,7 +349,6 @@ def project_toml(s: _Scheme) -> str:
         "# ISO 639-1 (or -3) code of the articles' language.",
         f"language = {q(s.language)}",
         '# citation = ""',
-        '# homepage = ""',
         "",
         "# Where the articles come from (shown in the dataset card); one table per source.",
         "# [[dataset.sources]]",

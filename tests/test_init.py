@@ -554,3 +554,18 @@ def test_a_new_project_end_to_end_on_label_studio(ls, tmp_path):
     ]
     row, features = rows[second]
     assert features["stance"].int2str(row["stance"]) == "oppose"
+
+
+def test_every_commented_out_setting_is_valid_when_uncommented(tmp_path):
+    """The written builder.toml shows optional settings as comments; uncommenting them (the file's own
+    advice) gives a project file that still loads."""
+    import re
+
+    folder = tmp_path / "demo"
+    assert CliRunner().invoke(cli, ["init", str(folder), "--yes"]).exit_code == 0
+    path = folder / "builder.toml"
+    text = path.read_text(encoding="utf-8")
+    setting = re.compile(r"^# (\[\[[a-z_.]+\]\]|[a-z_]+ = .*)$", re.MULTILINE)
+    assert len(setting.findall(text)) >= 5
+    path.write_text(setting.sub(r"\1", text), encoding="utf-8")
+    load_project(path)
