@@ -209,8 +209,8 @@ def _push_locked(connection, project, sentences, total, predictor, batch_size, p
     project_id, created = ensure_project(connection, project)
     task_number, created_at = project_facts(connection, project_id)
     with open_ledger(project.root, connection.url, project_id, created_at) as ledger:
-        if ledger.tasks != task_number:
-            ledger.rebuild(task_sentence_id_pages(connection, project_id))
+        if ledger.tasks != task_number:  # an empty project needs no listing
+            ledger.rebuild(task_sentence_id_pages(connection, project_id) if task_number else [])
         return _import_new(
             connection,
             project,

@@ -91,7 +91,7 @@ class TaskStore:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.executescript(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16000;"
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -4000;"
             "CREATE TABLE tasks (task_id INTEGER PRIMARY KEY, skey BLOB NOT NULL, line BLOB NOT NULL,"
             " a INTEGER NOT NULL, c INTEGER NOT NULL, p INTEGER NOT NULL);"
             "BEGIN;"
