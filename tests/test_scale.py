@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import timedelta
 
 import orjson
 
 from builder.jsonio import write_jsonl
+from builder.labelstudio import pull as pull_module
 from builder.labelstudio.client import Connection
 from builder.labelstudio.pull import pull
 from builder.labelstudio.push import ensure_project, existing_sentence_ids, push_sentences, task_for
@@ -101,10 +104,12 @@ def import_annotated(ls: Connection, project, n: int, prefix: str) -> int:
     return project_id
 
 
-def test_pull_in_parts_equals_pull_in_one_part(ls, tmp_path):
+def test_pull_in_parts_equals_pull_in_one_part(ls, tmp_path, monkeypatch):
+    monkeypatch.setattr(pull_module, "SINCE_MARGIN", timedelta(0))  # re-fetch only what changed
     project = make_project(tmp_path, "parts")
     project_id = import_annotated(ls, project, 3000, "P")
     push_sentences(ls, project, synthetic_sentences(40, "Pu"))  # and some tasks without annotations
+    time.sleep(1.1)  # the server's clock has whole seconds
     one = pull(ls, project, tmp_path / "one.jsonl")
     with counting_proxy(ls) as proxy:
         via = Connection(proxy.url, ls.api_key, "environment")
@@ -115,6 +120,7 @@ def test_pull_in_parts_equals_pull_in_one_part(ls, tmp_path):
     assert (one.fetched, one.written) == (3040, 3000)
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "parts.jsonl").read_bytes()
 
+    time.sleep(1.1)
     client = ls.client()
     for task in sorted(t.id for t in client.tasks.list(project=project_id, page_size=5))[:5]:
         result = [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["favor"]}}]
@@ -124,14 +130,15 @@ def test_pull_in_parts_equals_pull_in_one_part(ls, tmp_path):
     full = pull(ls, project, tmp_path / "parts.jsonl")
     assert full.written == incremental.written == 3000
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "parts.jsonl").read_bytes()
-    assert not list((tmp_path / ".builder").glob("pull-*"))  # the pull's temporary folder is gone
+    assert not list((tmp_path / ".builder").glob("pull-[0-9]*"))  # the pull's temporary folder is gone
 
 
 CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from builder.labelstudio.client import Connection
+    from builder.labelstudio import pull as pull_module
+from builder.labelstudio.client import Connection
     from builder.project import load_project
     what, url, key, root, path = sys.argv[1:6]
     connection = Connection(url, key, "environment")
