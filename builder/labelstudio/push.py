@@ -282,7 +282,7 @@ def _import_new(
             send()
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted: {done} new tasks were imported into project '{project.project_title}' "
+            f"interrupted: {done} of the new tasks were imported into project '{project.project_title}' "
             f"(id {project_id}) on {connection.url}, and the batch in flight may have arrived too; "
             "re-run the same `builder push` to complete it (tasks already there are skipped)"
         ) from None
