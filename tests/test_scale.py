@@ -137,8 +137,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from builder.labelstudio import pull as pull_module
-from builder.labelstudio.client import Connection
+    from builder.labelstudio.client import Connection
     from builder.project import load_project
     what, url, key, root, path = sys.argv[1:6]
     connection = Connection(url, key, "environment")
