@@ -532,12 +532,11 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import push_sentences
     from builder.preannotate import make_predictor
-    from builder.sentences.stage import read_sentences
 
     project = project_of(ctx)
     connection = resolve_connection(project.root)
     chosen = make_predictor(predictor, project.snapshot_path, project.entity_values)
-    result = push_sentences(connection, project, read_sentences(sentences), chosen, batch_size)
+    result = push_sentences(connection, project, Path(sentences), chosen, batch_size)
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")

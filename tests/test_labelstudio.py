@@ -374,7 +374,8 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
     ],
 )
 def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
-    make_project(tmp_path, "listing fails")
+    project = make_project(tmp_path, "listing fails")
+    push_sentences(ls, project, synthetic_sentences(1, "lst0"))  # tasks the ledger of the proxy's URL does not know
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, synthetic_sentences(3, "lst"))
     with FailingProxy(ls.url, lambda m, p, c: m == "GET" and p.startswith("/api/tasks/"), **how) as proxy:

@@ -22,13 +22,18 @@ pull) or a state that cannot be read makes the pull a full one, and says why.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import heapq
 import json
+import os
 import re
+import shutil
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -41,7 +46,7 @@ from builder.labelstudio.client import Connection, calling, check_response, unex
 from builder.labelstudio.push import require_project
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
-from builder.records.snapshot import normalise_task, read_snapshot, write_snapshot
+from builder.records.snapshot import TaskStore, normalise_task, sort_key_bytes, task_counts, write_snapshot_lines
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 CHANGED_VIEW_TITLE = "builder: changed since last pull"
@@ -54,6 +59,7 @@ STATE_FORMAT = 2
 SINCE_MARGIN = timedelta(seconds=10)
 LIST_PAGE = 5000
 REFETCH_LIMIT = 2000  # beyond this many tasks to fetch again, one export of the population is cheaper
+EXPORT_PART_TASKS = 20_000  # tasks per export request; Label Studio without a task queue builds it in the request
 ANNOTATED = {
     "conjunction": "or",
     "items": [
@@ -275,16 +281,19 @@ def remove_stale_exports(connection: Connection, project_id: int, now: datetime 
     return len(stale)
 
 
-def export_tasks(connection: Connection, project_id: int, view_id: int | None = None) -> list[dict]:
-    """A snapshot export (with full predictions) of the project, or of a view's tasks."""
+def export_to_file(connection: Connection, project_id: int, destination: Path, view_id: int | None = None) -> None:
+    """A snapshot export (with full predictions) of the project, or of a view's tasks, streamed into
+    `destination`; the export is removed from Label Studio afterwards."""
     client = connection.client()
     options = {"view": view_id} if view_id is not None else None
     with calling(connection, "creating the export"):
+        # Label Studio without a task queue builds the export inside this request: give it time.
         export = client.projects.exports.create(
             project_id,
             title=EXPORT_TITLE,
             serialization_options={"predictions": {"only_id": False}, "annotations__completed_by": {"only_id": True}},
             **({"task_filter_options": options} if options else {}),
+            request_options={"timeout_in_seconds": EXPORT_TIMEOUT_S},
         )
     filename = ""
     try:
@@ -300,22 +309,129 @@ def export_tasks(connection: Connection, project_id: int, view_id: int | None = 
             )
         doing = "downloading the export"
         with calling(connection, doing):
-            response = connection.http().request(
-                f"api/projects/{project_id}/exports/{export.id}/download", method="GET", params={"exportType": "JSON"}
-            )
-        if response.status_code >= 400:
-            check_response(connection, response, doing)
-        filename = response.headers.get("filename", "")
-        payload = response.content
+            with connection.http().stream(
+                f"api/projects/{project_id}/exports/{export.id}/download",
+                method="GET",
+                params={"exportType": "JSON"},
+                request_options={"timeout_in_seconds": EXPORT_TIMEOUT_S},
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    check_response(connection, response, doing)
+                filename = response.headers.get("filename", "")
+                with open(destination, "wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
     finally:
         _delete_export(connection, project_id, export.id, filename)
-    try:
-        tasks = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise LabelStudioError(f"the export from {connection.url} is not valid JSON ({exc}); retry") from None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in tasks):
-        raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
-    return tasks
+
+
+def read_export(connection: Connection, path: Path) -> Iterator[dict]:
+    """Stream the tasks of a downloaded JSON export (a list of tasks, each with an integer id)."""
+    import ijson
+
+    doing = "reading the export"
+    with open(path, "rb") as handle:
+        head = handle.read(4096).lstrip()
+        if not head.startswith(b"["):
+            raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
+        handle.seek(0)
+        try:
+            for task in ijson.items(handle, "item", use_float=True):
+                if not isinstance(task, dict) or type(task.get("id")) is not int:
+                    raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
+                yield task
+        except ijson.JSONError as exc:
+            raise LabelStudioError(
+                f"the export from {connection.url} is not valid JSON ({str(exc)[:120]}); retry"
+            ) from None
+
+
+def export_tasks(connection: Connection, project_id: int, view_id: int | None = None) -> list[dict]:
+    """A snapshot export of the project (or a view), as a list: for small projects; pulls stream."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="builder-export-") as folder:
+        path = Path(folder) / "export.json"
+        export_to_file(connection, project_id, path, view_id)
+        return list(read_export(connection, path))
+
+
+def _id_range(filters: dict | None, low: int | None, high: int | None) -> dict:
+    """`filters` (None or an "and" of items) restricted to task ids in [low, high)."""
+    items = list((filters or {}).get("items", []))
+    if low is not None:
+        items.append({"filter": "filter:tasks:id", "operator": "greater_or_equal", "type": "Number", "value": low})
+    if high is not None:
+        items.append({"filter": "filter:tasks:id", "operator": "less", "type": "Number", "value": high})
+    return {"conjunction": "and", "items": items}
+
+
+def _task_at(connection: Connection, project_id: int, filters: dict, offset: int) -> int | None:
+    """The id of the task at `offset` (0-based) in id order among those matching `filters`."""
+    doing = "splitting the export into parts"
+    with calling(connection, doing):
+        response = connection.http().request(
+            "api/tasks/",
+            method="GET",
+            params={
+                "project": project_id,
+                "page": offset + 1,
+                "page_size": 1,
+                "fields": "task_only",
+                "include": "id",
+                "query": json.dumps({"filters": filters, "ordering": ["tasks:id"]}),
+            },
+        )
+    if response.status_code == 404:
+        return None
+    body = check_response(connection, response, doing)
+    tasks = body.get("tasks") if isinstance(body, dict) else None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and type(t.get("id")) is int for t in tasks):
+        raise unexpected_answer(connection, doing, "tasks with ids")
+    return tasks[0]["id"] if tasks else None
+
+
+def stream_export(
+    connection: Connection,
+    project_id: int,
+    work: Path,
+    filters: dict | None = None,
+    selected: list[int] | None = None,
+    title: str = CHANGED_VIEW_TITLE,
+    part_size: int | None = None,
+) -> Iterator[dict]:
+    """The tasks of the project (or those matching an "and" of `filters`, or the `selected` ids), streamed.
+
+    More than `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts, each a range of
+    task ids bounded by the ids found at every `part_size`-th position: no part is bigger than what
+    Label Studio exports comfortably in one request, and a task added meanwhile still falls in a part.
+    """
+    part_size = part_size or EXPORT_PART_TASKS
+    path = work / "export.json"
+    if selected is not None:
+        with temporary_view(connection, project_id, title, selected=selected) as view_id:
+            export_to_file(connection, project_id, path, view_id)
+        yield from read_export(connection, path)
+        return
+    everything = _id_range(filters, None, None)
+    bounds = []
+    if _count(connection, project_id, everything)[0] > part_size:
+        while (bound := _task_at(connection, project_id, everything, part_size * (len(bounds) + 1))) is not None:
+            bounds.append(bound)
+    if not bounds:
+        if filters is None:
+            export_to_file(connection, project_id, path)
+        else:
+            with temporary_view(connection, project_id, title, filters=filters) as view_id:
+                export_to_file(connection, project_id, path, view_id)
+        yield from read_export(connection, path)
+        return
+    edges = [None, *bounds, None]
+    for low, high in zip(edges, edges[1:], strict=False):
+        with temporary_view(connection, project_id, title, filters=_id_range(filters, low, high)) as view_id:
+            export_to_file(connection, project_id, path, view_id)
+        yield from read_export(connection, path)
 
 
 @contextlib.contextmanager
@@ -366,35 +482,44 @@ def _with_cancelled_at_least(k: int) -> dict:
     return {"conjunction": "and", "items": [item]}
 
 
-def _local_counts(task: dict) -> tuple[int, int, int]:
-    annotations = task["annotations"]
-    cancelled = sum(1 for a in annotations if a.get("was_cancelled"))
-    return len(annotations) - cancelled, cancelled, len(task.get("predictions") or [])
+@dataclass
+class Counts:
+    """A snapshot's counts, as Label Studio counts the annotated population."""
+
+    tasks: int = 0
+    annotations: int = 0
+    predictions: int = 0
+    cancelled: Counter = field(default_factory=Counter)  # cancelled annotations per task -> tasks
+
+    def add(self, counts: tuple[int, int, int]) -> None:
+        annotations, cancelled, predictions = counts
+        self.tasks += 1
+        self.annotations += annotations
+        self.predictions += predictions
+        if cancelled:
+            self.cancelled[cancelled] += 1
 
 
-def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict]) -> bool:
+def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict] | Counts) -> bool:
     """True when the snapshot's counts equal the server's for the tasks that have annotations."""
-    per_task = [_local_counts(t) for t in tasks]
-    total, annotations, predictions = _count(connection, project_id, ANNOTATED)
-    if (total, annotations, predictions) != (
-        len(per_task),
-        sum(a for a, _, _ in per_task),
-        sum(p for _, _, p in per_task),
-    ):
+    if not isinstance(tasks, Counts):
+        counted = Counts()
+        for task in tasks:
+            counted.add(task_counts(task))
+        tasks = counted
+    if _count(connection, project_id, ANNOTATED) != (tasks.tasks, tasks.annotations, tasks.predictions):
         return False
-    cancelled = Counter(c for _, c, _ in per_task)
-    highest = max(cancelled, default=0)
+    highest = max(tasks.cancelled, default=0)
     for k in range(1, highest + 2):  # tasks with at least k cancelled annotations, up to one past the highest
-        expected = sum(n for c, n in cancelled.items() if c >= k)
+        expected = sum(n for c, n in tasks.cancelled.items() if c >= k)
         if _count(connection, project_id, _with_cancelled_at_least(k))[0] != expected:
             return False
     return True
 
 
-def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[int, int, int]]:
-    """Task id -> (annotations, cancelled annotations, predictions) of every task with an annotation."""
+def annotated_pages(connection: Connection, project_id: int) -> Iterator[list[tuple[int, int, int, int]]]:
+    """(task id, annotations, cancelled annotations, predictions) of every task with an annotation, a page at a time."""
     doing = "listing annotated tasks"
-    found: dict[int, tuple[int, int, int]] = {}
     page = 1
     while True:
         with calling(connection, doing):
@@ -411,29 +536,46 @@ def list_annotated(connection: Connection, project_id: int) -> dict[int, tuple[i
                 },
             )
         if response.status_code == 404 and page > 1:
-            break
+            return
         body = check_response(connection, response, doing)
         tasks = body.get("tasks") if isinstance(body, dict) else None
         try:
-            for task in tasks:
-                found[int(task["id"])] = (
+            yield [
+                (
+                    int(task["id"]),
                     int(task["total_annotations"]),
                     int(task["cancelled_annotations"]),
                     int(task["total_predictions"]),
                 )
+                for task in tasks
+            ]
         except (KeyError, TypeError, ValueError):
             raise unexpected_answer(connection, doing, "tasks with their counts") from None
         if len(tasks) < LIST_PAGE:
-            break
+            return
         page += 1
-    return found
 
 
-def _annotated(tasks: Iterable[dict], names: dict[int, str], pseudonymize: Pseudonymizer, url: str) -> dict[int, dict]:
-    def name(user) -> str:
-        return names.get(user) or pseudonymize(f"user-{user}@{url}")
+class _Names:
+    """User id -> pseudonym, for `normalise_task`."""
 
-    return {t["id"]: normalise_task(t, name) for t in tasks if t.get("annotations")}
+    def __init__(self, names: dict[int, str], pseudonymize: Pseudonymizer, url: str) -> None:
+        self.names, self.pseudonymize, self.url = names, pseudonymize, url
+
+    def __call__(self, user) -> str:
+        return self.names.get(user) or self.pseudonymize(f"user-{user}@{self.url}")
+
+
+def _store_annotated(tasks: Iterable[dict], store: TaskStore, name: _Names, seen: array | None = None) -> int:
+    """Put the annotated tasks into `store`, normalised; returns how many tasks were read (ids into `seen`)."""
+    read = 0
+    for task in tasks:
+        read += 1
+        if seen is not None:
+            seen.append(task["id"])
+        if task.get("annotations"):
+            store.add(normalise_task(task, name))
+    return read
 
 
 def pull(
@@ -443,9 +585,13 @@ def pull(
     since_last: bool = False,
     log: Callable[[str], None] = lambda message: None,
     rename_annotators: bool = False,
+    part_size: int | None = None,
 ) -> PullResult:
     """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed.
 
+    Streams: exports are downloaded to private temporary files under .builder/ and parsed task by
+    task, the snapshot is sorted on disk, so memory does not grow with the project. More than
+    `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts.
     Refuses to rename the annotators of an existing output (another pseudonym key) unless
     `rename_annotators`."""
     from builder.locks import exclusive, lock_path
@@ -455,10 +601,47 @@ def pull(
     # One pull of a project at a time: the exports and views a pull makes are its own until it ends.
     waiting = lambda pid: log(f"waiting for another pull of '{project.project_title}' on {connection.url} (pid {pid})")  # noqa: E731
     with exclusive(lock_path("pull", connection.url, str(project_id)), on_wait=waiting):
-        return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators)
+        return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size)
 
 
-def _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators) -> PullResult:
+class _Work:
+    """A private temporary folder under .builder/ for one pull, removed when the pull ends.
+
+    Named with the pull's pid, so that a later pull removes the folder of one that was killed."""
+
+    def __init__(self, root: Path) -> None:
+        import tempfile
+
+        base = state_dir(root)
+        for stale in base.glob("pull-*-*"):
+            pid = stale.name.split("-")[1]
+            if stale.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"pull-{os.getpid()}-", dir=base))
+        self._stores: list = []
+
+    def store(self, name: str) -> TaskStore:
+        store = TaskStore(self.path / f"{name}.sqlite3")
+        self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._stores:
+            store.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size):
     pseudonymize = pseudonymizer_for(project, output, log)
     now = server_time(connection)
     remove_stale_exports(connection, project_id, now)
@@ -472,15 +655,28 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
         why_full = problem or _why_not_incremental(previous, output, pseudonymize, now)
         if why_full:
             previous = None
-    if previous is None:
-        tasks = export_tasks(connection, project_id)
-        snapshot = _annotated(tasks, names, pseudonymize, connection.url)
-        result = PullResult(output, len(tasks), 0, len(tasks) - len(snapshot), False, why_full)
-    else:
-        snapshot, result = _incremental(connection, project_id, output, previous["since"], names, pseudonymize)
-    if output.is_file() and not rename_annotators:
-        _refuse_renames(output, snapshot, log)
-    result.written = write_snapshot(output, snapshot.values())
+    name = _Names(names, pseudonymize, connection.url)
+    renames = _RenameCheck() if output.is_file() and not rename_annotators else None
+    work = _Work(project.root)
+    try:
+        if previous is None:
+            store = work.store("tasks")
+            fetched = _store_annotated(
+                stream_export(connection, project_id, work.path, part_size=part_size), store, name
+            )
+            if renames is not None:
+                renames.against(output, store)
+            result = PullResult(output, fetched, 0, fetched - len(store), False, why_full)
+            lines = (line for _, _, line, _ in store.rows())
+        else:
+            result, lines = _incremental(
+                connection, project_id, output, previous["since"], work, name, renames, part_size
+            )
+        if renames is not None:
+            renames.finish(output, log)
+        result.written = write_snapshot_lines(output, lines)
+    finally:
+        work.close()
     entry = {
         "since": _iso(now - SINCE_MARGIN) if now else _previous_since(previous),
         "snapshot_sha256": sha256_file(output),
@@ -490,27 +686,26 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
     return result
 
 
-def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str], None]) -> None:
-    """Refuse a pull that would give an annotation already in `output` another keyed pseudonym.
+class _RenameCheck:
+    """Refuses a pull that would give an annotation already in the output another keyed pseudonym.
 
     The same annotation (task id, annotation id, sentence and labels) under another name means another
     pseudonym key: every annotator would be renamed. Names of the unkeyed scheme of release 1.0.0 move
     to the keyed scheme, as intended, and that is said.
     """
-    from builder.jsonio import read_jsonl
-    from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError
 
-    renamed, example, legacy = 0, None, 0
-    for old in read_jsonl(output, on_bad_line=lambda where, detail: None):
+    def __init__(self) -> None:
+        self.renamed, self.example, self.legacy = 0, None, 0
+
+    def compare(self, old, new: dict | None) -> None:
         if not isinstance(old, dict) or not isinstance(old.get("annotations"), list):
-            continue
-        new = snapshot.get(old.get("task_id"))
+            return
         if (
             new is None
             or not isinstance(old.get("data"), dict)
             or old["data"].get("sentence_id") != new["data"].get("sentence_id")
         ):
-            continue
+            return
         now_named = {a["id"]: a for a in new["annotations"]}
         for annotation in old["annotations"]:
             if not isinstance(annotation, dict) or annotation.get("id") not in now_named:
@@ -519,19 +714,35 @@ def _refuse_renames(output: Path, snapshot: dict[int, dict], log: Callable[[str]
             if same["result"] != annotation.get("result") or same["annotator"] == annotation.get("annotator"):
                 continue
             if scheme_of([str(annotation.get("annotator"))]) == LEGACY_SCHEME:
-                legacy += 1
+                self.legacy += 1
                 continue
-            renamed += 1
-            example = example or (annotation.get("annotator"), same["annotator"])
-    if legacy:
-        log(f"{legacy} annotations in {output} move from the unkeyed pseudonyms of release 1.0.0 to keyed ones")
-    if renamed:
-        raise PseudonymKeyError(
-            f"pulling would rename the annotators of {renamed} annotations in {output} "
-            f"(e.g. {example[0]} -> {example[1]}): this is not the pseudonym key they were pulled with; "
-            f"use that key (.builder/pseudonym.key or {KEY_VARIABLE}), "
-            "or pass --rename-annotators to rename them on purpose"
-        )
+            self.renamed += 1
+            self.example = self.example or (annotation.get("annotator"), same["annotator"])
+
+    def against(self, output: Path, store: TaskStore) -> None:
+        """Compare every task of `output` (any content) with the task of the same id in `store`."""
+        from builder.jsonio import read_jsonl
+
+        for old in read_jsonl(output, on_bad_line=lambda where, detail: None):
+            if isinstance(old, dict) and isinstance(old.get("annotations"), list):
+                task_id = old.get("task_id")
+                if type(task_id) is int:
+                    self.compare(old, store.get(task_id))
+
+    def finish(self, output: Path, log: Callable[[str], None]) -> None:
+        from builder.pseudonyms import KEY_VARIABLE, PseudonymKeyError
+
+        if self.legacy:
+            log(
+                f"{self.legacy} annotations in {output} move from the unkeyed pseudonyms of release 1.0.0 to keyed ones"
+            )
+        if self.renamed:
+            raise PseudonymKeyError(
+                f"pulling would rename the annotators of {self.renamed} annotations in {output} "
+                f"(e.g. {self.example[0]} -> {self.example[1]}): "
+                "this is not the pseudonym key they were pulled with; use that key "
+                f"(.builder/pseudonym.key or {KEY_VARIABLE}), or pass --rename-annotators to rename them on purpose"
+            )
 
 
 def _previous_since(previous: dict | None) -> str:
@@ -561,38 +772,145 @@ def _why_not_incremental(previous: dict | None, output: Path, pseudonymize: Pseu
     return ""
 
 
-def _incremental(connection, project_id, output, since, names, pseudonymize) -> tuple[dict[int, dict], PullResult]:
+def _snapshot_rows(path: Path) -> Iterator[tuple]:
+    """(sort key, task id, line, counts, task) of each task of a snapshot builder wrote (sorted)."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            task = orjson.loads(line)
+            yield (
+                sort_key_bytes(task),
+                task.get("task_id") or 0,
+                line if line.endswith(b"\n") else line + b"\n",
+                task_counts(task),
+                task,
+            )
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        yield from handle
+
+
+def _merge(
+    base: Iterator[tuple], fresh: TaskStore | None, leave_out, out: Path, renames, replaced=None
+) -> tuple[Counts, int]:
+    """Write `base` rows (sorted) less those whose id `leave_out` names, merged with `fresh`'s in
+    snapshot order, into `out`. A left-out row that `fresh` does not replace is removed: returns
+    the counts written and how many were removed. `replaced` collects the ids `fresh` replaced."""
+    counts, removed = Counts(), 0
+
+    def kept() -> Iterator[tuple]:
+        nonlocal removed
+        for row in base:
+            if leave_out(row[1]):
+                new = fresh.get(row[1]) if fresh is not None else None
+                if new is None:
+                    removed += 1
+                else:
+                    if renames is not None:
+                        renames.compare(row[4], new)
+                    if replaced is not None:
+                        replaced.append(row[1])
+                continue
+            yield row
+
+    streams = [kept()] + ([fresh.rows()] if fresh is not None else [])
+    with open(out, "wb") as handle:
+        for row in heapq.merge(*streams, key=lambda r: (r[0], r[1])):
+            handle.write(row[2])
+            counts.add(row[3])
+    return counts, removed
+
+
+def _member(ids: array) -> Callable[[int], bool]:
+    """Membership in a sorted array of ids (8 bytes an id, no Python object each)."""
+
+    def contains(task_id: int) -> bool:
+        at = bisect.bisect_left(ids, task_id)
+        return at < len(ids) and ids[at] == task_id
+
+    return contains
+
+
+def _incremental(connection, project_id, output, since, work, name, renames, part_size) -> tuple[PullResult, Iterator]:
     filters = {
         "conjunction": "and",
         "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
     }
-    with temporary_view(connection, project_id, CHANGED_VIEW_TITLE, filters=filters) as view_id:
-        changed = export_tasks(connection, project_id, view_id)
-    snapshot = {t["task_id"]: t for t in read_snapshot(output)}
-    before = set(snapshot)
-    updated = _annotated(changed, names, pseudonymize, connection.url)
-    for task in changed:
-        snapshot.pop(task["id"], None)
-    snapshot.update(updated)
-    result = PullResult(output, len(changed), 0, len(changed) - len(updated), True)
-    if not counts_agree(connection, project_id, snapshot.values()):
-        # A deletion that did not touch `updated_at`: compare task by task, fetch again what differs.
-        result.reconciled = True
-        server = list_annotated(connection, project_id)
-        for task_id in [t for t in snapshot if t not in server]:
-            del snapshot[task_id]
-        differing = [t for t, counts in server.items() if t not in snapshot or _local_counts(snapshot[t]) != counts]
+    fresh, changed = work.store("changed"), array("q")
+    fetched = _store_annotated(
+        stream_export(connection, project_id, work.path, filters=filters, part_size=part_size), fresh, name, changed
+    )
+    changed = array("q", sorted(changed))
+    result = PullResult(output, fetched, 0, fetched - len(fresh), True)
+    merged, replaced = work.path / "merged.jsonl", array("q")
+    counts, result.removed = _merge(_snapshot_rows(output), fresh, _member(changed), merged, renames, replaced)
+    if counts_agree(connection, project_id, counts):
+        return result, _lines(merged)
+    # A deletion that did not touch `updated_at`: compare task by task, fetch again what differs.
+    result.reconciled = True
+    return _reconcile(connection, project_id, output, work, name, renames, part_size, result, merged, changed, replaced)
+
+
+def _reconcile(connection, project_id, output, work, name, renames, part_size, result, merged, changed, replaced):
+    import sqlite3
+
+    db = sqlite3.connect(work.path / "reconcile.sqlite3", isolation_level=None)
+    try:
+        db.executescript(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+            "CREATE TABLE server (task_id INTEGER PRIMARY KEY, a INTEGER, c INTEGER, p INTEGER);"
+            "CREATE TABLE local (task_id INTEGER PRIMARY KEY, a INTEGER, c INTEGER, p INTEGER);"
+        )
+        for page in annotated_pages(connection, project_id):
+            db.executemany("INSERT OR REPLACE INTO server VALUES (?, ?, ?, ?)", page)
+        rows = ((row[1], *row[3]) for row in _snapshot_rows(merged))
+        db.executemany("INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?)", rows)
+        differing = [
+            task_id
+            for (task_id,) in db.execute(
+                "SELECT s.task_id FROM server s LEFT JOIN local l ON l.task_id = s.task_id"
+                " WHERE l.task_id IS NULL OR l.a != s.a OR l.c != s.c OR l.p != s.p ORDER BY s.task_id"
+                f" LIMIT {REFETCH_LIMIT + 1}"
+            )
+        ]
         if len(differing) > REFETCH_LIMIT:  # one export of everything is cheaper than a huge selection
-            everything = export_tasks(connection, project_id)
-            snapshot = _annotated(everything, names, pseudonymize, connection.url)
-            result.fetched += len(everything)
-        elif differing:
-            with temporary_view(connection, project_id, REFETCH_VIEW_TITLE, selected=differing) as view_id:
-                refetched = export_tasks(connection, project_id, view_id)
-            fresh = _annotated(refetched, names, pseudonymize, connection.url)
-            for task_id in differing:
-                snapshot.pop(task_id, None)
-            snapshot.update(fresh)
-            result.fetched += len(refetched)
-    result.removed = len(before - set(snapshot))
-    return snapshot, result
+            store = work.store("everything")
+            result.fetched += _store_annotated(
+                stream_export(connection, project_id, work.path, part_size=part_size), store, name
+            )
+            if renames is not None:
+                renames.against(output, store)
+            result.removed = sum(1 for row in _snapshot_rows(output) if store.get(row[1]) is None)
+            return result, (line for _, _, line, _ in store.rows())
+        gone = array("q", (t for (t,) in db.execute("SELECT task_id FROM local EXCEPT SELECT task_id FROM server")))
+    finally:
+        db.close()
+    refetched = None
+    if differing:
+        refetched = work.store("refetched")
+        result.fetched += _store_annotated(
+            stream_export(connection, project_id, work.path, selected=differing, title=REFETCH_VIEW_TITLE),
+            refetched,
+            name,
+        )
+    leave_out = array("q", sorted({*gone, *differing}))
+    was_old, is_changed = _member(array("q", sorted(replaced))), _member(changed)
+    removed_before = result.removed
+    dropped_old = 0
+
+    def rows() -> Iterator[tuple]:
+        nonlocal dropped_old
+        out_of = _member(leave_out)
+        for row in _snapshot_rows(merged):
+            if out_of(row[1]) and (refetched is None or refetched.get(row[1]) is None):
+                if not is_changed(row[1]) or was_old(row[1]):
+                    dropped_old += 1  # a task of the previous snapshot leaves it
+            yield row
+
+    final = work.path / "final.jsonl"
+    _merge(rows(), refetched, _member(leave_out), final, renames)
+    result.removed = removed_before + dropped_old
+    return result, _lines(final)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -96,9 +97,12 @@ def ensure_project(connection: Connection, project: Project) -> tuple[int, bool]
     return project_id, False
 
 
-def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
-    """`sentence_id` of every task already in the project."""
-    http, ids, page = connection.http(), set(), 1
+LIST_PAGE = 5000
+
+
+def task_sentence_id_pages(connection: Connection, project_id: int) -> Iterator[list]:
+    """The `sentence_id` of every task of the project, a page at a time (None for a task without one)."""
+    http, page = connection.http(), 1
     doing = "listing the project's tasks"
     while True:
         with calling(connection, doing):
@@ -108,25 +112,39 @@ def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
                 params={
                     "project": project_id,
                     "page": page,
-                    "page_size": 5000,
+                    "page_size": LIST_PAGE,
                     "fields": "task_only",
                     "include": "id,data",
                 },
             )
         if response.status_code == 404 and page > 1:
-            break
+            return
         body = check_response(connection, response, doing)
         tasks = body.get("tasks") if isinstance(body, dict) else body
         if not isinstance(tasks, list) or not all(
             isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks
         ):
             raise unexpected_answer(connection, doing, "a list of tasks with data")
-        ids.update(task["data"].get("sentence_id") for task in tasks)
-        if len(tasks) < 5000:
-            break
+        yield [task["data"].get("sentence_id") for task in tasks]
+        if len(tasks) < LIST_PAGE:
+            return
         page += 1
-    ids.discard(None)
-    return ids
+
+
+def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
+    """`sentence_id` of every task already in the project (a full listing: slow on big projects)."""
+    return {s for page in task_sentence_id_pages(connection, project_id) for s in page if s is not None}
+
+
+def project_facts(connection: Connection, project_id: int) -> tuple[int, str]:
+    """(task count, creation time) of a project: one request."""
+    doing = "counting the project's tasks"
+    with calling(connection, doing):
+        response = connection.http().request(f"api/projects/{project_id}", method="GET")
+    body = check_response(connection, response, doing)
+    if not isinstance(body, dict) or type(body.get("task_number")) is not int:
+        raise unexpected_answer(connection, doing, "a project with its task_number")
+    return body["task_number"], str(body.get("created_at") or "")
 
 
 def task_for(sentence: dict, project: Project, predictor) -> dict:
@@ -157,7 +175,7 @@ def push_lock(connection: Connection, project: Project):
 def push_sentences(
     connection: Connection,
     project: Project,
-    sentences: Iterable[dict],
+    sentences: Iterable[dict] | str | Path,
     predictor=None,
     batch_size: int = BATCH_SIZE,
     progress: bool | None = None,
@@ -165,58 +183,108 @@ def push_sentences(
 ) -> PushResult:
     """Create or update the project, then import the sentences it does not have yet, in batches.
 
-    Safe to re-run after any interruption: what is already there (by sentence id) is skipped.
+    `sentences`: dicts, or the path of a sentences file, checked whole (one streaming pass) before
+    anything is sent, then streamed again: no list of every sentence is held in memory.
+    Safe to re-run after any interruption: what is already there (by sentence id) is skipped,
+    known from the project's push ledger (builder/labelstudio/ledger.py) when its count agrees
+    with the project's, else from a listing of the project's tasks.
     Pushes into the same project wait for each other, so parallel runs never duplicate tasks.
     """
     if batch_size < 1:
         raise LabelStudioError("batch size must be at least 1")
+    total = None
+    if isinstance(sentences, (str, Path)):
+        from builder.sentences.stage import iter_sentences
+
+        path = Path(sentences)
+        total = sum(1 for _ in iter_sentences(path))  # every line checked before anything is sent
+        sentences = iter_sentences(path)
+    elif isinstance(sentences, Sized):
+        total = len(sentences)
     with push_lock(connection, project):
-        return _push_locked(connection, project, sentences, predictor, batch_size, progress, on_batch)
+        return _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch)
 
 
-def _push_locked(connection, project, sentences, predictor, batch_size, progress, on_batch) -> PushResult:
+def _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch) -> PushResult:
+    from builder.labelstudio.ledger import open_ledger
+
     project_id, created = ensure_project(connection, project)
-    present = existing_sentence_ids(connection, project_id)
-    todo, skipped, seen = [], 0, set()
-    for sentence in sentences:
-        if sentence["id"] in present or sentence["id"] in seen:
-            skipped += 1
-            continue
-        seen.add(sentence["id"])
-        todo.append(sentence)
+    task_number, created_at = project_facts(connection, project_id)
+    with open_ledger(project.root, connection.url, project_id, created_at) as ledger:
+        if ledger.tasks != task_number:  # an empty project needs no listing
+            ledger.rebuild(task_sentence_id_pages(connection, project_id) if task_number else [])
+        return _import_new(
+            connection,
+            project,
+            project_id,
+            created,
+            ledger,
+            sentences,
+            total,
+            predictor,
+            batch_size,
+            progress,
+            on_batch,
+        )
+
+
+def _import_new(
+    connection, project, project_id, created, ledger, sentences, total, predictor, batch_size, progress, on_batch
+) -> PushResult:
     http = connection.http()
     bar = None
-    if progress or (progress is None and len(todo) > batch_size and sys.stderr.isatty()):
+    if progress or (progress is None and (total or 0) > batch_size and sys.stderr.isatty()):
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), unit="task", desc="push", file=sys.stderr)
-    done = 0
+        bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
+    done = skipped = 0
+    pending: list[dict] = []
+    pending_ids: set[str] = set()
+
+    def send() -> None:
+        nonlocal done
+        batch = [task_for(s, project, predictor) for s in pending]
+        doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
+        with calling(connection, doing):
+            # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
+            # encoder walks every value in Python and costs more than the server's import.
+            # No blind retries: a retried import that the server had committed would duplicate
+            # tasks. A failed push is resumed by re-running it, which skips what arrived.
+            response = http.request(
+                f"api/projects/{project_id}/import",
+                method="POST",
+                params={"return_task_ids": "false", "commit_to_project": "true"},
+                content=orjson.dumps(batch),
+                headers={"Content-Type": "application/json"},
+                request_options={"max_retries": 0},
+            )
+        check_response(connection, response, doing)
+        ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
+        done += len(batch)
+        if bar is not None:
+            bar.update(len(batch))
+        pending.clear()
+        pending_ids.clear()
+        if on_batch is not None:
+            on_batch(done)
+
     try:
-        for begin in range(0, len(todo), batch_size):
-            batch = [task_for(s, project, predictor) for s in todo[begin : begin + batch_size]]
-            doing = f"importing tasks {begin + 1}-{begin + len(batch)} of {len(todo)} (re-run to resume)"
-            with calling(connection, doing):
-                # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
-                # encoder walks every value in Python and costs more than the server's import.
-                # No blind retries: a retried import that the server had committed would duplicate
-                # tasks. A failed push is resumed by re-running it, which skips what arrived.
-                response = http.request(
-                    f"api/projects/{project_id}/import",
-                    method="POST",
-                    params={"return_task_ids": "false", "commit_to_project": "true"},
-                    content=orjson.dumps(batch),
-                    headers={"Content-Type": "application/json"},
-                    request_options={"max_retries": 0},
-                )
-            check_response(connection, response, doing)
-            done += len(batch)
-            if bar is not None:
-                bar.update(len(batch))
-            if on_batch is not None:
-                on_batch(done)
+        for sentence in sentences:
+            sentence_id = sentence["id"]
+            if sentence_id in pending_ids or sentence_id in ledger:
+                skipped += 1
+                if bar is not None:
+                    bar.update(1)
+                continue
+            pending.append(sentence)
+            pending_ids.add(sentence_id)
+            if len(pending) >= batch_size:
+                send()
+        if pending:
+            send()
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted: {done} of {len(todo)} new tasks were imported into project '{project.project_title}' "
+            f"interrupted: {done} of the new tasks were imported into project '{project.project_title}' "
             f"(id {project_id}) on {connection.url}, and the batch in flight may have arrived too; "
             "re-run the same `builder push` to complete it (tasks already there are skipped)"
         ) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +91,12 @@ def _split(
 
 
 def read_sentences(path: str | Path) -> list[dict]:
-    """Every sentence of a sentences file (as `builder split` writes it), checked before any is pushed.
+    """Every sentence of a sentences file (as `builder split` writes it), checked: `iter_sentences` as a list."""
+    return list(iter_sentences(path))
+
+
+def iter_sentences(path: str | Path) -> Iterator[dict]:
+    """Stream the sentences of a sentences file (as `builder split` writes it), each checked as it is read.
 
     A line must be a JSON object with the fields of `builder.model.SENTENCE_FIELDS`: non-empty
     strings `id`, `text`, `article_id`, integers `sentence_index`, `start`, `end` in 0..2**31-1
@@ -101,7 +106,6 @@ def read_sentences(path: str | Path) -> list[dict]:
     line raises InputError "FILE:LINE: field 'id' ...".
     """
     path = Path(path)
-    sentences = []
     for number, sentence in _numbered_jsonl(path):
         where = f"{path}:{number}"
         if not isinstance(sentence, dict):
@@ -114,8 +118,7 @@ def read_sentences(path: str | Path) -> list[dict]:
             problem = _field_problem(field, sentence[field.name])
             if problem:
                 raise InputError(f"{where}: field '{field.name}' must be {problem}, not {_kind(sentence[field.name])}")
-        sentences.append(sentence if "occurrence" in sentence else {**sentence, "occurrence": None})
-    return sentences
+        yield sentence if "occurrence" in sentence else {**sentence, "occurrence": None}
 
 
 def _field_problem(field: Field, value: object) -> str | None:
@@ -145,19 +148,18 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _numbered_jsonl(path: Path) -> list[tuple[int, object]]:
-    """(line number, value) for each non-blank line; a line that is not JSON is an InputError."""
+def _numbered_jsonl(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line, streamed; a line that is not JSON is an InputError."""
     import orjson
 
-    values = []
     try:
         with open(path, "rb") as handle:
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     try:
-                        values.append((number, orjson.loads(line)))
+                        value = orjson.loads(line)
                     except orjson.JSONDecodeError as exc:
                         raise InputError(f"{path}:{number}: not valid JSON ({exc})") from None
+                    yield number, value
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return values

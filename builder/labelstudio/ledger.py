@@ -1,0 +1,121 @@
+"""The push ledger: which sentence ids builder pushed into which Label Studio project.
+
+A re-push must skip the sentences a project already has. Listing every task through Label
+Studio's task API costs ~8 s per 10,000 tasks; the ledger (a SQLite file under the project's
+`.builder/`, private) answers the same question locally. It is trusted only while the number of
+tasks it accounts for equals the project's task count (one request): tasks deleted in Label
+Studio, imported by another machine, or a push killed between an import and its record all make
+the counts differ, and the ledger is then rebuilt from a full listing, streamed page by page into
+it. Ids are recorded only after Label Studio confirmed their import batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from builder.jsonio import state_dir
+
+LEDGER_NAME = "push-ledger.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    id INTEGER PRIMARY KEY,
+    server TEXT NOT NULL,
+    project INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    tasks INTEGER,
+    UNIQUE (server, project, created)
+);
+CREATE TABLE IF NOT EXISTS pushed (
+    ledger INTEGER NOT NULL,
+    sentence_id TEXT NOT NULL,
+    PRIMARY KEY (ledger, sentence_id)
+) WITHOUT ROWID;
+"""
+
+
+def ledger_path(root: Path) -> Path:
+    return Path(root) / ".builder" / LEDGER_NAME
+
+
+class Ledger:
+    """The sentence ids pushed into one project (server URL, project id and creation time)."""
+
+    def __init__(self, db: sqlite3.Connection, ledger_id: int) -> None:
+        self._db = db
+        self._id = ledger_id
+
+    @property
+    def tasks(self) -> int | None:
+        """How many tasks of the project the ledger accounts for (None: never listed)."""
+        return self._db.execute("SELECT tasks FROM projects WHERE id = ?", (self._id,)).fetchone()[0]
+
+    def __contains__(self, sentence_id: str) -> bool:
+        query = "SELECT 1 FROM pushed WHERE ledger = ? AND sentence_id = ?"
+        return self._db.execute(query, (self._id, sentence_id)).fetchone() is not None
+
+    def record(self, sentence_ids: list[str]) -> None:
+        """Ids whose import Label Studio confirmed: one task each."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO pushed (ledger, sentence_id) VALUES (?, ?)",
+                ((self._id, s) for s in sentence_ids),
+            )
+            self._db.execute(
+                "UPDATE projects SET tasks = coalesce(tasks, 0) + ? WHERE id = ?", (len(sentence_ids), self._id)
+            )
+
+    def rebuild(self, pages: Iterable[list]) -> int:
+        """Replace the ledger by a listing of the project (pages of sentence ids, None for a task without
+        one); one transaction, so an interrupted listing leaves the previous ledger. Returns the task count."""
+        tasks = 0
+        with self._db:
+            self._db.execute("DELETE FROM pushed WHERE ledger = ?", (self._id,))
+            for page in pages:
+                tasks += len(page)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO pushed (ledger, sentence_id) VALUES (?, ?)",
+                    ((self._id, s) for s in page if isinstance(s, str)),
+                )
+            self._db.execute("UPDATE projects SET tasks = ? WHERE id = ?", (tasks, self._id))
+        return tasks
+
+
+@contextlib.contextmanager
+def open_ledger(root: Path, server: str, project_id: int, created: str) -> Iterator[Ledger]:
+    """The ledger of one project; a ledger file SQLite cannot read is made anew (it is only a cache)."""
+    path = state_dir(Path(root)) / LEDGER_NAME
+    try:
+        db = _connect(path)
+    except sqlite3.DatabaseError:
+        for stale in (path, path.with_name(path.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        db = _connect(path)
+    try:
+        with db:
+            db.execute(
+                "INSERT OR IGNORE INTO projects (server, project, created) VALUES (?, ?, ?)",
+                (server, project_id, created),
+            )
+        ledger_id = db.execute(
+            "SELECT id FROM projects WHERE server = ? AND project = ? AND created = ?", (server, project_id, created)
+        ).fetchone()[0]
+        yield Ledger(db, ledger_id)
+    finally:
+        db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # made private before SQLite opens it
+    os.chmod(path, 0o600)
+    db = sqlite3.connect(path, timeout=60, isolation_level="DEFERRED")
+    try:
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
