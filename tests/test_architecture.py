@@ -104,7 +104,7 @@ def test_records_and_parquet_columns_follow_the_model(project, tmp_path):
     from builder.dataset.build import build_dataset
 
     records = tmp_path / "records.jsonl"
-    validate_snapshot(project, project.annotations_dir / "snapshot.jsonl", records)
+    validate_snapshot(project, project.snapshot_path, records)
     validator = jsonschema.Draft202012Validator(model.record_schema(project))
     lines = records.read_bytes().splitlines()
     assert lines
@@ -112,7 +112,7 @@ def test_records_and_parquet_columns_follow_the_model(project, tmp_path):
         record = orjson.loads(line)
         assert set(record) == {field.name for field in model.RECORD.stored()}
         validator.validate(record)
-    build_dataset(project, project.annotations_dir / "snapshot.jsonl", tmp_path / "dataset")
+    build_dataset(project, project.snapshot_path, tmp_path / "dataset")
     for parquet in (tmp_path / "dataset" / "data").glob("*.parquet"):
         assert pq.read_schema(parquet).names == model.dataset_columns()
 
