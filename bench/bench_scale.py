@@ -149,7 +149,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    state = server.start(tmp, args.port, log=print, **({"db": args.db} if args.db else {}))
+    tmp.chmod(0o711)  # PostgreSQL runs as its own user when we are root: it must pass through
+    state = server.start(tmp, args.port, log=print, database=args.db)
     connection = Connection(state.url, state.token, "local server", state.data_dir)
     try:
         run(connection, load_project(ROOT / "builder.toml"), args, tmp)

@@ -121,8 +121,9 @@ CLUSTER_DIR = "postgresql"  # .builder/postgresql: the database cluster builder 
 
 
 def state_dir(root: Path) -> Path:
-    """`root/.builder`, builder's private state (server credentials, pseudonym key, pull state): made
-    0700 and git-ignored whole by its own .gitignore, whichever command creates it first.
+    """`root/.builder`, builder's private state (server credentials, pseudonym key, pull state, push
+    ledger): made 0700, its files 0600, and git-ignored whole by its own .gitignore, whichever command
+    creates it first.
 
     One exception: PostgreSQL refuses to run as root, so under root builder's cluster belongs to an
     unprivileged user whose group may pass through `.builder/` (0710, set by
@@ -135,6 +136,11 @@ def state_dir(root: Path) -> Path:
         if (folder / CLUSTER_DIR).stat().st_uid != os.geteuid():
             keep = stat.S_IMODE(folder.stat().st_mode) & 0o010
     os.chmod(folder, 0o700 | keep)
+    for entry in os.scandir(folder):  # what an earlier version or another umask left readable: ours only
+        with contextlib.suppress(OSError):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid == os.geteuid() and stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != 0o600:
+                os.chmod(entry.path, 0o600)
     ignore = folder / ".gitignore"
     if not ignore.is_file():
         with atomic_write(ignore, "w", private=True) as handle:
