@@ -19,6 +19,7 @@ Each builder step runs in a fresh child process, so its peak memory is its own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 import tempfile
@@ -195,7 +196,7 @@ def run(connection: Connection, base, args, tmp: Path) -> None:
     (tmp / "ls-export.json").unlink()
     snapshot = pulled / "annotations" / "snapshot.jsonl"
     full_s, full_mb, _ = child("full", connection, pulled, snapshot)
-    ids = [t.id for t in client.tasks.list(project=pull_id, page_size=args.changed)][: args.changed]
+    ids = [t.id for t in itertools.islice(client.tasks.list(project=pull_id, page_size=args.changed), args.changed)]
     began = time.perf_counter()
     for task_id in ids:
         client.annotations.create(
