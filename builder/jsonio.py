@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import InputError
-from builder.outputs import write_error
+from builder.outputs import not_a_regular_file, write_error
 
 _DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
@@ -59,6 +59,9 @@ def atomic_write(path: str | Path, mode: str = "wb", private: bool = False):
     path = Path(path)
     if path.is_symlink():  # write where the link points; the link stays a link
         path = path.resolve()
+    not_regular = not_a_regular_file(path)
+    if not_regular:  # renaming over it would replace a device (/dev/null) or a FIFO with a file
+        raise write_error(path, f"it is {not_regular}, not a file builder may replace")
     tmp = handle = None
     created: list[Path] = []
     try:

@@ -42,6 +42,24 @@ def _reason(exc: OSError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """What `path` is when it exists and is neither a regular file nor a folder (a device such as
+    /dev/null, a FIFO, a socket): a write must never rename a new file over it. None otherwise."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
 def write_error(path: str | Path, exc: OSError | str) -> OutputError:
     """The one-line error for a failed write of `path` (`exc` an OSError or its reason)."""
     path = Path(path)
@@ -175,6 +193,9 @@ def check_output_file(path: str | Path, project=None, option: str = "-o", replac
     resolved = given.resolve()
     if resolved.is_dir():
         raise BuilderError(f"{option} {path}: {resolved} is a folder; name a file, such as {given / 'out.jsonl'}")
+    not_regular = not_a_regular_file(resolved)
+    if not_regular:
+        raise BuilderError(f"{option} {path}: {resolved} is {not_regular}, not a file builder may replace; name a file")
     if replaces and resolved.is_file() and resolved.stat().st_size > 0:
         kind = existing_kind(resolved)
         if kind not in replaces:

@@ -82,6 +82,7 @@ class InitResult:
     project: Project
     created: tuple[str, ...]
     gitignore_added: tuple[str, ...]
+    gitignore_linked: bool = False  # a .gitignore that is a link was left alone
 
 
 def slug(text: str) -> str:
@@ -294,6 +295,11 @@ def summary(result: InitResult) -> str:
     lines = [f"wrote {', '.join(result.created) or 'nothing new'} in {result.folder}"]
     if result.gitignore_added and ".gitignore" not in result.created:
         lines.append(f"added {', '.join(result.gitignore_added)} to .gitignore")
+    if result.gitignore_linked:
+        lines.append(
+            f"left .gitignore alone: it is a link (git does not read a linked .gitignore, and its target is not "
+            f"builder's to change); .builder/ ignores itself, add {', '.join(GITIGNORE_LINES)} where you keep them"
+        )
     lines.append(
         f"dataset '{p.name}': stance towards '{p.target}' ({', '.join(p.stance_values)}), entities "
         f"{', '.join(p.entity_values)}, {p.annotators_per_sentence} annotator(s) per sentence, "
@@ -554,6 +560,8 @@ def _gitignore_lines(path: Path) -> tuple[bytes | None, list[str]]:
     """The current .gitignore's bytes (None when there is none) and the lines to append."""
     if not os.path.lexists(path):
         return None, list(GITIGNORE_LINES)
+    if path.is_symlink():  # its target may be anywhere, and git does not read a linked .gitignore
+        return None, []
     if not path.is_file():
         raise ConfigError(f"{path} is not a file: cannot add builder's lines to it; nothing was written")
     try:
@@ -702,10 +710,11 @@ def init_project(
             gitignore = folder / ".gitignore"
             if gitignore_text is None:
                 writes.create(gitignore, new)
-            else:  # the user's file, with lines added (through a link, as a link)
-                writes.create(gitignore.resolve(), new, replace=True)
+            else:  # the user's file, with lines added
+                writes.create(gitignore, new, replace=True)
     except BaseException:
         writes.rollback()
         raise
     created = tuple(str(p.relative_to(folder)) for p in writes.files)
-    return InitResult(folder=folder, project=project, created=created, gitignore_added=tuple(gitignore_added))
+    linked = (folder / ".gitignore").is_symlink()
+    return InitResult(folder, project, created, tuple(gitignore_added), gitignore_linked=linked)

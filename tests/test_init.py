@@ -335,13 +335,22 @@ def test_gitignore_is_appended_not_replaced(tmp_path):
     assert "added /dist/, /build/ to .gitignore" in result.stdout
 
 
-def test_a_crlf_gitignore_behind_a_link_gets_crlf_lines_and_stays_a_link(tmp_path):
+def test_a_linked_gitignore_is_left_alone(tmp_path):
+    """Its target may be outside the project (and git does not read a linked .gitignore): never written."""
     (tmp_path / "shared.gitignore").write_bytes(b"*.log\r\n/dist/\r\ncaf\xe9\r\n")  # Latin-1, not UTF-8
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / ".gitignore").symlink_to(tmp_path / "shared.gitignore")
-    assert invoke("init", "project", "--yes", cwd=tmp_path).exit_code == 0
+    result = invoke("init", "project", "--yes", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "project" / ".gitignore").is_symlink()
-    assert (tmp_path / "shared.gitignore").read_bytes() == b"*.log\r\n/dist/\r\ncaf\xe9\r\n/.builder/\r\n/build/\r\n"
+    assert (tmp_path / "shared.gitignore").read_bytes() == b"*.log\r\n/dist/\r\ncaf\xe9\r\n"
+    assert "left .gitignore alone: it is a link" in result.stdout
+
+
+def test_a_crlf_gitignore_gets_crlf_lines(tmp_path):
+    (tmp_path / ".gitignore").write_bytes(b"*.log\r\n/dist/\r\ncaf\xe9\r\n")  # Latin-1, not UTF-8
+    assert invoke("init", "--yes", cwd=tmp_path).exit_code == 0
+    assert (tmp_path / ".gitignore").read_bytes() == b"*.log\r\n/dist/\r\ncaf\xe9\r\n/.builder/\r\n/build/\r\n"
 
 
 def test_a_gitignore_that_has_every_line_is_left_alone(tmp_path):

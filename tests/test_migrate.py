@@ -238,3 +238,17 @@ def test_an_unfinished_move_keeps_the_project_on_sqlite(tmp_path):
     assert server._database_of(tmp_path, state, None, None, migrating=True).kind == "postgresql"
     with pytest.raises(LabelStudioError, match="keeps its data in SQLite.*builder server migrate --to postgresql"):
         server._database_of(tmp_path, state, "postgresql", None)
+
+
+@pytest.mark.labelstudio
+def test_a_lost_state_file_after_the_move_is_recovered_on_postgresql(moved):
+    """The advice for a lost state file (run `builder server start`) works after a move too: the SQLite
+    file left as a backup does not make start ask which database to use."""
+    root = moved["root"]
+    server.state_path(root).unlink()
+    started = run_cli("server", "start", env=local_env(), cwd=root)
+    assert started.returncode == 0, started.stderr
+    status = run_cli("server", "status", env=local_env(), cwd=root)
+    assert status.returncode == 0 and "PostgreSQL" in status.stdout, status.stdout
+    pulled = run_cli("pull", "-o", root / "after-lost-state.jsonl", env=local_env(), cwd=root)
+    assert pulled.returncode == 0, pulled.stderr

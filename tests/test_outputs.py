@@ -479,3 +479,33 @@ def test_file_outputs_never_overwrite_inputs_or_files_builder_did_not_write(tmp_
             ).returncode
             == 0
         )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_device_or_fifo_is_never_replaced_by_an_output(tmp_path, kind):
+    """`-o /dev/null` (as root) must not turn /dev/null into a file: any existing path that is neither a
+    file nor a folder is refused, by the command and by the atomic write underneath."""
+    import stat as stat_codes
+
+    from builder.jsonio import atomic_write
+    from builder.outputs import OutputError
+
+    target = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(target, 0o666 | stat_codes.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+    before = target.lstat()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    for path in (target, link):
+        result = run_cli("split", SAMPLE, "-o", path, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert "not a file builder may replace" in result.stderr
+        with pytest.raises(OutputError, match="not a file builder may replace"):
+            with atomic_write(path) as handle:
+                handle.write(b"x")
+    after = target.lstat()
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (before.st_mode, before.st_rdev, before.st_ino)

@@ -72,9 +72,19 @@ def test_a_corrupt_ledger_is_rebuilt(ls, tmp_path):
     project = make_project(tmp_path, "corrupt ledger")
     sentences = synthetic_sentences(20, "C")
     push_sentences(ls, project, sentences)
-    (tmp_path / ".builder" / "push-ledger.sqlite3").write_bytes(b"not a database at all" * 100)
+    ledger = tmp_path / ".builder" / "push-ledger.sqlite3"
+    ledger.write_bytes(b"not a database at all" * 100)
     again = push_sentences(ls, project, sentences + synthetic_sentences(22, "C")[20:])
     assert (again.created, again.skipped) == (2, 20)
+    ledger.unlink()  # SQLite, but of another shape: rebuilt too, never a traceback
+    import sqlite3
+
+    foreign = sqlite3.connect(ledger)
+    foreign.execute("CREATE TABLE projects (x)")
+    foreign.commit()
+    foreign.close()
+    third = push_sentences(ls, project, synthetic_sentences(23, "C"))
+    assert (third.created, third.skipped) == (1, 22)
 
 
 def annotated_tasks(project, n: int, prefix: str) -> list[dict]:

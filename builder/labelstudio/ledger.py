@@ -89,12 +89,20 @@ def open_ledger(root: Path, server: str, project_id: int, created: str) -> Itera
     """The ledger of one project; a ledger file SQLite cannot read is made anew (it is only a cache)."""
     path = state_dir(Path(root)) / LEDGER_NAME
     try:
-        db = _connect(path)
-    except sqlite3.DatabaseError:
+        db, ledger_id = _open(path, server, project_id, created)
+    except sqlite3.DatabaseError:  # not SQLite, or SQLite of another shape: it is only a cache
         for stale in (path, path.with_name(path.name + "-journal")):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        db = _connect(path)
+        db, ledger_id = _open(path, server, project_id, created)
+    try:
+        yield Ledger(db, ledger_id)
+    finally:
+        db.close()
+
+
+def _open(path: Path, server: str, project_id: int, created: str) -> tuple[sqlite3.Connection, int]:
+    db = _connect(path)
     try:
         with db:
             db.execute(
@@ -104,9 +112,10 @@ def open_ledger(root: Path, server: str, project_id: int, created: str) -> Itera
         ledger_id = db.execute(
             "SELECT id FROM projects WHERE server = ? AND project = ? AND created = ?", (server, project_id, created)
         ).fetchone()[0]
-        yield Ledger(db, ledger_id)
-    finally:
+    except sqlite3.DatabaseError:
         db.close()
+        raise
+    return db, ledger_id
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -857,7 +857,9 @@ def _incremental(connection, project_id, output, since, work, name, renames, par
 def _reconcile(connection, project_id, output, work, name, renames, part_size, result, merged, changed, replaced):
     import sqlite3
 
-    db = sqlite3.connect(work.path / "reconcile.sqlite3", isolation_level=None)
+    path = work.path / "reconcile.sqlite3"
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # private before SQLite opens it
+    db = sqlite3.connect(path, isolation_level=None)
     try:
         db.executescript(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"

@@ -463,16 +463,11 @@ def _database_of(root: Path, state: ServerState | None, kind: str | None, target
         existing = _Database("sqlite")
     elif state is not None and state.database == "postgresql" and not state.provisioned:
         existing = _Database("postgresql", postgresql.parse_url(state.database_url))
-    elif has_cluster and has_sqlite:  # both on disk: the recorded one, else the caller must say
-        if state is not None:
-            existing = _Database(state.database)
-        elif wanted is None:
-            raise LabelStudioError(
-                f"{STATE_DIR}/ holds both a SQLite database and a PostgreSQL cluster, and {state_path(root)} is "
-                "missing: say which to start with --db sqlite or --db postgresql"
-            )
-        else:
-            existing = _Database(wanted)
+    elif has_cluster and has_sqlite:  # both on disk: the recorded one, else what was asked
+        # Without a state file and without an unfinished move's marker, both are there only after a
+        # finished `builder server migrate` (starting on the other database is refused): the SQLite
+        # file is its backup, and PostgreSQL holds the project.
+        existing = _Database(state.database if state is not None else wanted or "postgresql")
     elif has_cluster:
         existing = _Database("postgresql")
     elif has_sqlite:

@@ -11,6 +11,7 @@ annotators appear as stable pseudonyms (builder/pseudonyms.py). Shape (schema/ta
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -88,6 +89,8 @@ class TaskStore:
     """
 
     def __init__(self, path: Path) -> None:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # private before SQLite opens it: it holds tasks
+        os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.executescript(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -4000;"
