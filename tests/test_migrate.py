@@ -199,6 +199,7 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
     runs = [run_cli("server", "start", "--port", free_port(), env=env, cwd=root)]
     assert runs[0].returncode == 0, runs[0].stderr
     try:
+        running = server.read_state(root).pid
         refused = run_cli("server", "migrate", "--to", "postgresql", "--database-url", cluster.url, env=env, cwd=root)
         runs.append(refused)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
@@ -206,7 +207,15 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
         assert f"{cluster.describe()} already holds Label Studio data" in error and "stays on SQLite" in error
         after = server.read_state(root)
         assert after.database == "sqlite" and server.is_running(after) and server.is_healthy(after.url)
+        assert after.pid == running  # found out before anything stopped: no downtime for the annotators
         assert leftovers(root) == [] and not postgresql.cluster_dir(root).exists()
+        closed = postgresql.Target(cluster.user, cluster.host, free_port(), "nowhere")
+        unreachable = run_cli(
+            "server", "migrate", "--to", "postgresql", "--database-url", closed.url, env=env, cwd=root
+        )
+        runs.append(unreachable)
+        assert unreachable.returncode == 1 and "cannot connect to" in unreachable.stderr, unreachable.stderr
+        assert server.read_state(root).pid == running
 
         into = run_cli("server", "migrate", "--to", "postgresql", "--database-url", empty.url, env=env, cwd=root)
         runs.append(into)

@@ -186,6 +186,14 @@ def _check_movable(root: Path, target: postgresql.Target | None) -> server.Serve
             f"no SQLite database in {STATE_DIR}/{sqlite.parent.name}/: nothing to move "
             "(start a new project on PostgreSQL with `builder server start --db postgresql`)"
         )
+    if target is not None:  # reachable, the password right, and empty: found out before Label Studio stops
+        python = server.server_venv() / "bin" / "python"
+        users = postgresql.label_studio_users(python, target, os.environ.get("PGPASSWORD", ""))
+        if users:
+            raise LabelStudioError(
+                f"{target.describe()} already holds Label Studio data ({users} users): give an empty database; "
+                "nothing was moved, the project stays on SQLite, unchanged"
+            )
     if target is None and postgresql.cluster_dir(root).exists():
         raise LabelStudioError(
             f"{STATE_DIR}/{postgresql.CLUSTER_DIR}/ already holds a PostgreSQL cluster that builder did not make for "

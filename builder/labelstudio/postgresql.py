@@ -114,6 +114,36 @@ def check_connection(python: Path, target: Target, password: str, create: str = 
     raise LabelStudioError(f"cannot connect to {target.describe()} as {target.user}: {last[:300]}{hint}")
 
 
+_USERS = """
+import sys
+import psycopg
+try:
+    with psycopg.connect(connect_timeout=10) as conn:
+        if conn.execute("SELECT to_regclass('users_user') IS NULL").fetchone()[0]:
+            print(0)
+        else:
+            print(conn.execute("SELECT count(*) FROM users_user").fetchone()[0])
+except psycopg.Error as exc:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    print(lines[-1] if lines else type(exc).__name__); sys.exit(2)
+"""
+
+
+def label_studio_users(python: Path, target: Target, password: str) -> int:
+    """How many Label Studio users `target` holds (0 for an empty database); one clear line when it cannot
+    be reached."""
+    check_connection(python, target, password)
+    result = subprocess.run(
+        [str(python), "-c", _USERS], env=client_environment(target, password), capture_output=True, text=True
+    )
+    last = ((result.stdout or result.stderr).strip().splitlines() or ["no output"])[-1]
+    if result.returncode != 0 or not last.isdigit():
+        raise LabelStudioError(
+            f"cannot read {target.describe()}: {(last.replace(password, '***') if password else last)[:300]}"
+        )
+    return int(last)
+
+
 def client_environment(target: Target, password: str) -> dict:
     """libpq's variables for `target`: the password only when given (else libpq reads its password file)."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", *LIBPQ_VARIABLES) if key in os.environ}
