@@ -207,7 +207,7 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
         assert f"{cluster.describe()} already holds Label Studio data" in error and "stays on SQLite" in error
         after = server.read_state(root)
         assert after.database == "sqlite" and server.is_running(after) and server.is_healthy(after.url)
-        assert after.pid == running  # found out before anything stopped: no downtime for the annotators
+        assert after.pid == running, refused.stderr  # found out before anything stopped: no downtime
         assert leftovers(root) == [] and not postgresql.cluster_dir(root).exists()
         closed = postgresql.Target(cluster.user, cluster.host, free_port(), "nowhere")
         unreachable = run_cli(

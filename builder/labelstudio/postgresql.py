@@ -114,15 +114,16 @@ def check_connection(python: Path, target: Target, password: str, create: str = 
     raise LabelStudioError(f"cannot connect to {target.describe()} as {target.user}: {last[:300]}{hint}")
 
 
+# Label Studio keeps its users in `htx_user` (users/models.py, db_table).
 _USERS = """
 import sys
 import psycopg
 try:
     with psycopg.connect(connect_timeout=10) as conn:
-        if conn.execute("SELECT to_regclass('users_user') IS NULL").fetchone()[0]:
+        if conn.execute("SELECT to_regclass('htx_user') IS NULL").fetchone()[0]:
             print(0)
         else:
-            print(conn.execute("SELECT count(*) FROM users_user").fetchone()[0])
+            print(conn.execute("SELECT count(*) FROM htx_user").fetchone()[0])
 except psycopg.Error as exc:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     print(lines[-1] if lines else type(exc).__name__); sys.exit(2)
