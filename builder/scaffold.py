@@ -415,6 +415,24 @@ def project_toml(s: _Scheme) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _label_sections(values, keys, placeholder: str, escape) -> list[str]:
+    """One guidelines section per label: its key, its description (or `placeholder`), room for examples."""
+    lines: list[str] = []
+    for value, key in zip(values, keys):
+        description = KNOWN_DESCRIPTIONS.get(value, placeholder.format(value))
+        lines += [
+            "",
+            f"### {value} (key `{key}`)",
+            "",
+            escape(description),
+            "",
+            "Examples from your articles:",
+            "",
+            "- *...*",
+        ]
+    return lines
+
+
 def guidelines_md(s: _Scheme) -> str:
     """The annotators' guidelines template: one section per label, how to use the context and the hotkeys."""
     m = markdown_text
@@ -443,17 +461,7 @@ def guidelines_md(s: _Scheme) -> str:
         "- Reported speech counts: label the stance the sentence conveys, also when it quotes someone.",
         "- Headlines and sub-headings are labelled like any sentence.",
     ]
-    for value, key in zip(s.stance, s.stance_keys):
-        lines += [
-            "",
-            f"### {value} (key `{key}`)",
-            "",
-            m(KNOWN_DESCRIPTIONS.get(value, f"When to choose {value}: describe it here.")),
-            "",
-            "Examples from your articles:",
-            "",
-            "- *...*",
-        ]
+    lines += _label_sections(s.stance, s.stance_keys, "When to choose {}: describe it here.", m)
     lines += [
         "",
         "## 2. Entities",
@@ -471,17 +479,7 @@ def guidelines_md(s: _Scheme) -> str:
         "- Do not mark pronouns or common nouns.",
         "- Spans never overlap: choose the longest name.",
     ]
-    for value, key in zip(s.entities, s.entity_keys):
-        lines += [
-            "",
-            f"### {value} (key `{key}`)",
-            "",
-            m(KNOWN_DESCRIPTIONS.get(value, f"What counts as {value}: describe it here.")),
-            "",
-            "Examples from your articles:",
-            "",
-            "- *...*",
-        ]
+    lines += _label_sections(s.entities, s.entity_keys, "What counts as {}: describe it here.", m)
     lines += [
         "",
         "## Pre-annotations",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from builder.errors import BuilderError, LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
+from builder.labelstudio.client import LIST_PAGE, Connection, calling, check_response, task_pages, unexpected_answer
 from builder.labelstudio.users import invite_token, invite_url, sign_up
 from builder.project import Project
 
@@ -31,7 +31,6 @@ AFTER_FIRST_PULL = "(after the first pull)"
 _REMOVED_EMAIL = "Deleted"
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62}$")
-LIST_PAGE = 5000
 RESOLVE_BATCH = 100  # tasks per request when who skipped what must be read from the annotations
 
 
@@ -187,28 +186,6 @@ class _Progress:
     unclear: list[int] = field(default_factory=list)  # tasks where who skipped must be read from the annotations
 
 
-def _task_pages(connection: Connection, project_id: int, params: dict, doing: str, page_size: int):
-    """Pages of the Data Manager's task listing (each a list of task dicts)."""
-    page = 1
-    while True:
-        with calling(connection, doing):
-            response = connection.http().request(
-                "api/tasks/",
-                method="GET",
-                params={"project": project_id, "page": page, "page_size": page_size, **params},
-            )
-        if response.status_code == 404 and page > 1:
-            return
-        body = check_response(connection, response, doing)
-        tasks = body.get("tasks") if isinstance(body, dict) else None
-        if not isinstance(tasks, list):
-            raise unexpected_answer(connection, doing, "a page of tasks")
-        yield tasks
-        if len(tasks) < page_size:
-            return
-        page += 1
-
-
 def _progress(connection: Connection, project_id: int) -> _Progress:
     """Per-user counts from one listing of the tasks with their annotators and annotation counts.
 
@@ -224,7 +201,7 @@ def _progress(connection: Connection, project_id: int) -> _Progress:
         "query": json.dumps({"ordering": ["tasks:id"]}),
     }
     progress = _Progress()
-    for tasks in _task_pages(connection, project_id, params, doing, LIST_PAGE):
+    for tasks in task_pages(connection, project_id, params, doing, LIST_PAGE):
         for task in tasks:
             try:
                 who = {int(u) for u in task["annotators"] if u is not None}
@@ -257,7 +234,7 @@ def _resolve(connection: Connection, project_id: int, progress: _Progress) -> No
     for start in range(0, len(progress.unclear), RESOLVE_BATCH):
         batch = progress.unclear[start : start + RESOLVE_BATCH]
         params = {"fields": "all", "query": json.dumps({"selectedItems": {"all": False, "included": batch}})}
-        for tasks in _task_pages(connection, project_id, params, doing, RESOLVE_BATCH):
+        for tasks in task_pages(connection, project_id, params, doing, RESOLVE_BATCH):
             for task in tasks:
                 submitted, skipped = set(), set()
                 try:

@@ -184,3 +184,29 @@ def status(root: Path) -> ServerStatus:
     healthy = server.is_healthy(state.url)
     database = server.describe_database(state)
     return ServerStatus("local server", state.url, healthy, state.pid, state.version, state.data_dir, database)
+
+
+LIST_PAGE = 5000  # tasks per page of the Data Manager's task listing
+
+
+def task_pages(connection: Connection, project_id: int, params: dict, doing: str, page_size: int = LIST_PAGE):
+    """Pages of the Data Manager's task listing (`api/tasks/` with `params`), each a list of task dicts;
+    `doing` names the step in errors. Label Studio answers 404 for a page past the last."""
+    page = 1
+    while True:
+        with calling(connection, doing):
+            response = connection.http().request(
+                "api/tasks/",
+                method="GET",
+                params={"project": project_id, "page": page, "page_size": page_size, **params},
+            )
+        if response.status_code == 404 and page > 1:
+            return
+        body = check_response(connection, response, doing)
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        if not isinstance(tasks, list):
+            raise unexpected_answer(connection, doing, "a page of tasks")
+        yield tasks
+        if len(tasks) < page_size:
+            return
+        page += 1

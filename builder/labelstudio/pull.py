@@ -42,7 +42,7 @@ import orjson
 
 from builder.errors import LabelStudioError
 from builder.jsonio import STATE_DIR, atomic_write, sha256_file, state_dir
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
+from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.labelstudio.push import require_project
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
@@ -57,7 +57,6 @@ STATE_FORMAT = 2
 # A task saved just before the previous pull's clock reading may be committed after its export
 # read the database: look that far back again (re-fetching a task is harmless).
 SINCE_MARGIN = timedelta(seconds=10)
-LIST_PAGE = 5000
 REFETCH_LIMIT = 2000  # beyond this many tasks to fetch again, one export of the population is cheaper
 EXPORT_PART_TASKS = 20_000  # tasks per export request; Label Studio without a task queue builds it in the request
 ANNOTATED = {
@@ -520,25 +519,12 @@ def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict] 
 def annotated_pages(connection: Connection, project_id: int) -> Iterator[list[tuple[int, int, int, int]]]:
     """(task id, annotations, cancelled annotations, predictions) of every task with an annotation, a page at a time."""
     doing = "listing annotated tasks"
-    page = 1
-    while True:
-        with calling(connection, doing):
-            response = connection.http().request(
-                "api/tasks/",
-                method="GET",
-                params={
-                    "project": project_id,
-                    "page": page,
-                    "page_size": LIST_PAGE,
-                    "fields": "task_only",
-                    "include": "id,total_annotations,cancelled_annotations,total_predictions",
-                    "query": json.dumps({"filters": ANNOTATED, "ordering": ["tasks:id"]}),
-                },
-            )
-        if response.status_code == 404 and page > 1:
-            return
-        body = check_response(connection, response, doing)
-        tasks = body.get("tasks") if isinstance(body, dict) else None
+    params = {
+        "fields": "task_only",
+        "include": "id,total_annotations,cancelled_annotations,total_predictions",
+        "query": json.dumps({"filters": ANNOTATED, "ordering": ["tasks:id"]}),
+    }
+    for tasks in task_pages(connection, project_id, params, doing):
         try:
             yield [
                 (
@@ -551,9 +537,6 @@ def annotated_pages(connection: Connection, project_id: int) -> Iterator[list[tu
             ]
         except (KeyError, TypeError, ValueError):
             raise unexpected_answer(connection, doing, "tasks with their counts") from None
-        if len(tasks) < LIST_PAGE:
-            return
-        page += 1
 
 
 class _Names:

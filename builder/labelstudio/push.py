@@ -11,7 +11,7 @@ import orjson
 
 from builder.errors import Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
+from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.preannotate import prediction_for
 from builder.project import Project
 
@@ -97,38 +97,13 @@ def ensure_project(connection: Connection, project: Project) -> tuple[int, bool]
     return project_id, False
 
 
-LIST_PAGE = 5000
-
-
 def task_sentence_id_pages(connection: Connection, project_id: int) -> Iterator[list]:
     """The `sentence_id` of every task of the project, a page at a time (None for a task without one)."""
-    http, page = connection.http(), 1
     doing = "listing the project's tasks"
-    while True:
-        with calling(connection, doing):
-            response = http.request(
-                "api/tasks/",
-                method="GET",
-                params={
-                    "project": project_id,
-                    "page": page,
-                    "page_size": LIST_PAGE,
-                    "fields": "task_only",
-                    "include": "id,data",
-                },
-            )
-        if response.status_code == 404 and page > 1:
-            return
-        body = check_response(connection, response, doing)
-        tasks = body.get("tasks") if isinstance(body, dict) else body
-        if not isinstance(tasks, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks
-        ):
+    for tasks in task_pages(connection, project_id, {"fields": "task_only", "include": "id,data"}, doing):
+        if not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
             raise unexpected_answer(connection, doing, "a list of tasks with data")
         yield [task["data"].get("sentence_id") for task in tasks]
-        if len(tasks) < LIST_PAGE:
-            return
-        page += 1
 
 
 def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
