@@ -66,6 +66,10 @@ class Project:
     sources: tuple = ()
     annotations_creators: tuple = ("expert-generated",)
     source_datasets: tuple = ("original",)
+    aggregation: str = "majority"
+    gold_path: Path | None = None
+    gold_rate: float = 0.0
+    min_gold_accuracy: float = 0.7
 
     @property
     def stance_values(self) -> list[str]:
@@ -213,6 +217,10 @@ def project_from_dict(raw: dict, source: Path) -> Project:
 
     root = source.resolve().parent
     guidelines = Path(raw["annotation"]["guidelines"])
+    quality = raw.get("quality", {})
+    gold = Path(quality["gold"]) if "gold" in quality else None
+    if quality.get("gold_rate", 0) > 0 and gold is None:
+        raise ConfigError(f"{source}: quality.gold_rate: set quality.gold, the file of gold questions, as well")
     dataset = raw["dataset"]
     return Project(
         root=root,
@@ -236,6 +244,10 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         project_title=raw["label_studio"]["project_title"],
         boilerplate_rules=tuple(BoilerplateRule(**rule) for rule in raw.get("ingest", {}).get("boilerplate", [])),
         split_proportions=dict(splits),
+        aggregation=raw["annotation"].get("aggregation", "majority"),
+        gold_path=None if gold is None else gold if gold.is_absolute() else root / gold,
+        gold_rate=float(quality.get("gold_rate", 0.0)),
+        min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
     )
 
 

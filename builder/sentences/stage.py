@@ -105,6 +105,12 @@ def iter_sentences(path: str | Path) -> Iterator[dict]:
     absent, in files split before it existed: validation then searches for it). The first bad
     line raises InputError "FILE:LINE: field 'id' ...".
     """
+    for _, sentence in iter_numbered_sentences(path):
+        yield sentence
+
+
+def iter_numbered_sentences(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """("FILE:LINE", sentence) for each sentence of a sentences file, checked as `iter_sentences` does."""
     path = Path(path)
     for number, sentence in _numbered_jsonl(path):
         where = f"{path}:{number}"
@@ -118,7 +124,7 @@ def iter_sentences(path: str | Path) -> Iterator[dict]:
             problem = _field_problem(field, sentence[field.name])
             if problem:
                 raise InputError(f"{where}: field '{field.name}' must be {problem}, not {_kind(sentence[field.name])}")
-        yield sentence if "occurrence" in sentence else {**sentence, "occurrence": None}
+        yield where, sentence if "occurrence" in sentence else {**sentence, "occurrence": None}
 
 
 def _field_problem(field: Field, value: object) -> str | None:
