@@ -523,7 +523,8 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     """Create or update the Label Studio project from the scheme and import SENTENCES.
 
     Sentences already in the project (by id) are skipped, so re-running after an interruption
-    completes the push without duplicates. Tasks carry entity pre-annotations.
+    completes the push without duplicates. Tasks carry entity pre-annotations. With [quality]
+    gold and gold_rate in builder.toml, gold questions are mixed in at that rate, each once.
 
     \b
     Example:
@@ -540,6 +541,14 @@ def push(ctx, sentences, predictor, batch_size) -> None:
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")
+    if project.gold_rate > 0:
+        click.echo(f"push: added {result.gold} gold questions (gold rate {project.gold_rate:g})")
+        if result.gold_short:
+            click.echo(
+                f"push: {result.gold_short} gold questions were due but every one in {project.gold_path} is in the "
+                "project already: add gold questions to keep the rate",
+                err=True,
+            )
 
 
 @cli.command()

@@ -57,6 +57,16 @@ class Ledger:
         query = "SELECT 1 FROM pushed WHERE ledger = ? AND sentence_id = ?"
         return self._db.execute(query, (self._id, sentence_id)).fetchone() is not None
 
+    def present(self, sentence_ids: Iterable[str]) -> set[str]:
+        """Those of `sentence_ids` the project has (the gold questions already in it, say)."""
+        found: set[str] = set()
+        ids = list(sentence_ids)
+        for i in range(0, len(ids), 500):  # SQLite allows 32,766 parameters since 3.32, fewer before
+            chunk = ids[i : i + 500]
+            query = f"SELECT sentence_id FROM pushed WHERE ledger = ? AND sentence_id IN ({','.join('?' * len(chunk))})"
+            found.update(row[0] for row in self._db.execute(query, (self._id, *chunk)))
+        return found
+
     def record(self, sentence_ids: list[str]) -> None:
         """Ids whose import Label Studio confirmed: one task each."""
         with self._db:

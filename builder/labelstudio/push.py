@@ -32,9 +32,11 @@ TASK_DATA_FIELDS = (
 @dataclass
 class PushResult:
     project_id: int
-    created: int
+    created: int  # sentences imported (gold questions not included)
     skipped: int
     project_created: bool
+    gold: int = 0  # gold questions imported among them ([quality] gold_rate)
+    gold_short: int = 0  # gold questions due but not imported: every one of the gold file is in the project
 
 
 def instructions_html(project: Project) -> str:
@@ -164,23 +166,31 @@ def push_sentences(
     known from the project's push ledger (builder/labelstudio/ledger.py) when its count agrees
     with the project's, else from a listing of the project's tasks.
     Pushes into the same project wait for each other, so parallel runs never duplicate tasks.
+    With `[quality] gold` and `gold_rate`, the project's gold questions are mixed into the new
+    sentences at that rate, each once, made like any other task (builder/sentences/mixing.py).
     """
+    from builder.sentences.mixing import check_pushed, gold_questions
+
     if batch_size < 1:
         raise LabelStudioError("batch size must be at least 1")
+    gold = gold_questions(project)  # checked before anything is sent
     total = None
     if isinstance(sentences, (str, Path)):
-        from builder.sentences.stage import iter_sentences
+        from builder.sentences.stage import iter_numbered_sentences, iter_sentences
 
         path = Path(sentences)
-        total = sum(1 for _ in iter_sentences(path))  # every line checked before anything is sent
+        total = check_pushed(iter_numbered_sentences(path), gold)  # every line checked before anything is sent
         sentences = iter_sentences(path)
-    elif isinstance(sentences, Sized):
-        total = len(sentences)
+    else:
+        if gold is not None and not isinstance(sentences, Sized):
+            sentences = list(sentences)  # checked against the gold questions before anything is sent
+        if isinstance(sentences, Sized):
+            total = check_pushed(((None, s) for s in sentences), gold)
     with push_lock(connection, project):
-        return _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch)
+        return _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch, gold)
 
 
-def _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch) -> PushResult:
+def _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch, gold) -> PushResult:
     from builder.labelstudio.ledger import open_ledger
 
     project_id, created = ensure_project(connection, project)
@@ -200,12 +210,15 @@ def _push_locked(connection, project, sentences, total, predictor, batch_size, p
             batch_size,
             progress,
             on_batch,
+            gold,
         )
 
 
 def _import_new(
-    connection, project, project_id, created, ledger, sentences, total, predictor, batch_size, progress, on_batch
+    connection, project, project_id, created, ledger, sentences, total, predictor, batch_size, progress, on_batch, gold
 ) -> PushResult:
+    from builder.sentences.mixing import MixCount, mix_gold
+
     http = connection.http()
     bar = None
     if progress or (progress is None and (total or 0) > batch_size and sys.stderr.isatty()):
@@ -215,9 +228,11 @@ def _import_new(
     done = skipped = 0
     pending: list[dict] = []
     pending_ids: set[str] = set()
+    ordinary_pending = 0  # sentences in `pending`, gold questions not counted (the bar counts sentences)
+    mixed = MixCount()
 
     def send() -> None:
-        nonlocal done
+        nonlocal done, ordinary_pending
         batch = [task_for(s, project, predictor) for s in pending]
         doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
         with calling(connection, doing):
@@ -237,13 +252,16 @@ def _import_new(
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
         done += len(batch)
         if bar is not None:
-            bar.update(len(batch))
+            bar.update(ordinary_pending)
         pending.clear()
         pending_ids.clear()
+        ordinary_pending = 0
         if on_batch is not None:
             on_batch(done)
 
-    try:
+    def new_sentences() -> Iterator[dict]:
+        """The sentences the project does not have yet (each yielded before the next is read)."""
+        nonlocal skipped
         for sentence in sentences:
             sentence_id = sentence["id"]
             if sentence_id in pending_ids or sentence_id in ledger:
@@ -251,8 +269,19 @@ def _import_new(
                 if bar is not None:
                     bar.update(1)
                 continue
+            yield sentence
+
+    stream: Iterator[tuple[dict, bool]] = ((s, False) for s in new_sentences())
+    if gold is not None and project.gold_rate > 0:
+        in_project = ledger.present(gold.sentences)
+        unused = (s for sentence_id, s in gold.sentences.items() if sentence_id not in in_project)
+        before = max(0, (ledger.tasks or 0) - len(in_project))  # the project's ordinary tasks: where the slots are
+        stream = mix_gold(new_sentences(), unused, project.gold_rate, before, mixed)
+    try:
+        for sentence, is_gold in stream:
             pending.append(sentence)
-            pending_ids.add(sentence_id)
+            pending_ids.add(sentence["id"])
+            ordinary_pending += not is_gold
             if len(pending) >= batch_size:
                 send()
         if pending:
@@ -266,4 +295,4 @@ def _import_new(
     finally:
         if bar is not None:
             bar.close()
-    return PushResult(project_id, done, skipped, created)
+    return PushResult(project_id, done - mixed.gold, skipped, created, mixed.gold, mixed.short)
