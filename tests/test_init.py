@@ -577,4 +577,36 @@ def test_every_commented_out_setting_is_valid_when_uncommented(tmp_path):
     setting = re.compile(r"^# (\[\[[a-z_.]+\]\]|[a-z_]+ = .*)$", re.MULTILINE)
     assert len(setting.findall(text)) >= 5
     path.write_text(setting.sub(r"\1", text), encoding="utf-8")
-    load_project(path)
+    project = load_project(path)  # no gold file is needed to load it: `builder push` and `builder quality` read it
+    assert project.aggregation == "majority"
+    assert (project.gold_path, project.gold_rate, project.min_gold_accuracy) == (folder / "gold.jsonl", 0.05, 0.7)
+
+
+def test_init_and_the_bundled_default_show_every_optional_setting_of_the_schema(tmp_path):
+    """[annotation] aggregation and the [quality] keys are in the written builder.toml and in the bundled default,
+    commented out, each under a line that explains it; uncommenting the bundled default's still loads."""
+    import re
+
+    from builder.project import default_project_file
+    from builder.resources import load_schema
+
+    folder = tmp_path / "demo"
+    assert CliRunner().invoke(cli, ["init", str(folder), "--yes"]).exit_code == 0
+    schema = load_schema("config")["properties"]
+    wanted = ["aggregation", *schema["quality"]["properties"]]
+    assert set(wanted) == {"aggregation", "gold", "gold_rate", "min_gold_accuracy"}
+    for path in (folder / "builder.toml", default_project_file()):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for key in wanted:
+            at = [i for i, line in enumerate(lines) if line.startswith(f"# {key} = ")]
+            assert len(at) == 1, (path, key)
+            explanation = lines[at[0] - 1]
+            assert explanation.startswith("# ") and not re.match(r"# [a-z_]+ = ", explanation), (path, key)
+        assert "[quality]" in lines
+    text = default_project_file().read_text(encoding="utf-8")
+    uncommented = tmp_path / "default" / "builder.toml"
+    uncommented.parent.mkdir()
+    (uncommented.parent / "guidelines.md").write_text("# Guidelines\n", encoding="utf-8")
+    setting = re.compile(r"^# ([a-z_]+ = .*)$", re.MULTILINE)
+    uncommented.write_text(setting.sub(r"\1", text), encoding="utf-8")
+    assert load_project(uncommented).gold_rate == 0.05
