@@ -46,7 +46,7 @@ from builder.labelstudio.client import Connection, calling, check_response, task
 from builder.labelstudio.push import require_project
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
-from builder.records.snapshot import TaskStore, normalise_task, sort_key_bytes, task_counts, write_snapshot_lines
+from builder.records.snapshot import TaskStore, normalise_task, sort_key_bytes, task_counts
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 CHANGED_VIEW_TITLE = "builder: changed since last pull"
@@ -498,6 +498,38 @@ class Counts:
         if cancelled:
             self.cancelled[cancelled] += 1
 
+    def remove(self, counts: tuple[int, int, int]) -> None:
+        annotations, cancelled, predictions = counts
+        self.tasks -= 1
+        self.annotations -= annotations
+        self.predictions -= predictions
+        if cancelled:
+            self.cancelled[cancelled] -= 1
+            if not self.cancelled[cancelled]:
+                del self.cancelled[cancelled]
+
+    def to_state(self) -> dict:
+        cancelled = {str(k): n for k, n in sorted(self.cancelled.items()) if n}
+        return {
+            "tasks": self.tasks,
+            "annotations": self.annotations,
+            "predictions": self.predictions,
+            "cancelled": cancelled,
+        }
+
+    @classmethod
+    def from_state(cls, entry) -> Counts | None:
+        """The counts a pull state recorded for its snapshot, or None when absent or malformed."""
+        if not isinstance(entry, dict):
+            return None
+        numbers = [entry.get(k) for k in ("tasks", "annotations", "predictions")]
+        cancelled = entry.get("cancelled")
+        if not all(type(n) is int and n >= 0 for n in numbers) or not isinstance(cancelled, dict):
+            return None
+        if not all(k.isascii() and k.isdigit() and type(n) is int and n > 0 for k, n in cancelled.items()):
+            return None
+        return cls(*numbers, Counter({int(k): n for k, n in cancelled.items()}))
+
 
 def counts_agree(connection: Connection, project_id: int, tasks: Iterable[dict] | Counts) -> bool:
     """True when the snapshot's counts equal the server's for the tasks that have annotations."""
@@ -650,23 +682,54 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
             if renames is not None:
                 renames.against(output, store)
             result = PullResult(output, fetched, 0, fetched - len(store), False, why_full)
-            lines = (line for _, _, line, _ in store.rows())
+            counts = Counts()
+            written = _Written(_counting(store.rows(), counts), counts)
         else:
-            result, lines = _incremental(
-                connection, project_id, output, previous["since"], work, name, renames, part_size
-            )
+            result, written = _incremental(connection, project_id, output, previous, work, name, renames, part_size)
         if renames is not None:
             renames.finish(output, log)
-        result.written = write_snapshot_lines(output, lines)
+        digest = written.write(output)
+        result.written = written.lines
     finally:
         work.close()
     entry = {
         "since": _iso(now - SINCE_MARGIN) if now else _previous_since(previous),
-        "snapshot_sha256": sha256_file(output),
+        "snapshot_sha256": digest,
         "key_id": pseudonymize.key_id,
     }
+    if written.counts is not None:
+        entry["counts"] = written.counts.to_state()
     _write_pull_state(project, key, entry, pseudonymize.key_id, connection.url, names)
     return result
+
+
+def _counting(rows: Iterable[tuple], counts: Counts) -> Iterator[bytes]:
+    """The lines of (key, task id, line, counts) rows, adding each row's counts to `counts`."""
+    for row in rows:
+        counts.add(row[3])
+        yield row[2]
+
+
+class _Written:
+    """What a pull writes: byte chunks (whole lines, or runs of lines copied from the old snapshot),
+    and, when known, the counts of the snapshot they make (kept in the state for the next pull)."""
+
+    def __init__(self, chunks: Iterable[bytes], counts: Counts | None, lines: int | None = None) -> None:
+        self.chunks, self.counts, self.lines = chunks, counts, lines
+
+    def write(self, output: Path) -> str:
+        """Write the snapshot atomically; returns its sha256 (counts lines when not given)."""
+        import hashlib
+
+        digest, lines = hashlib.sha256(), 0
+        with atomic_write(output) as handle:
+            for chunk in self.chunks:
+                handle.write(chunk)
+                digest.update(chunk)
+                lines += chunk.count(b"\n") if self.lines is None else 0
+        if self.lines is None:
+            self.lines = lines
+        return digest.hexdigest()
 
 
 class _RenameCheck:
@@ -817,10 +880,14 @@ def _member(ids: array) -> Callable[[int], bool]:
     return contains
 
 
-def _incremental(connection, project_id, output, since, work, name, renames, part_size) -> tuple[PullResult, Iterator]:
+def _incremental(
+    connection, project_id, output, previous, work, name, renames, part_size
+) -> tuple[PullResult, _Written]:
     filters = {
         "conjunction": "and",
-        "items": [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}],
+        "items": [
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": previous["since"]}
+        ],
     }
     fresh, changed = work.store("changed"), array("q")
     fetched = _store_annotated(
@@ -828,13 +895,131 @@ def _incremental(connection, project_id, output, since, work, name, renames, par
     )
     changed = array("q", sorted(changed))
     result = PullResult(output, fetched, 0, fetched - len(fresh), True)
+    in_place = _InPlaceMerge.prepare(output, fresh, changed, Counts.from_state(previous.get("counts")), renames)
+    if in_place is not None:
+        result.removed = in_place.removed
+        if counts_agree(connection, project_id, in_place.counts):
+            return result, in_place.written()
     merged, replaced = work.path / "merged.jsonl", array("q")
-    counts, result.removed = _merge(_snapshot_rows(output), fresh, _member(changed), merged, renames, replaced)
-    if counts_agree(connection, project_id, counts):
-        return result, _lines(merged)
+    compare = renames if in_place is None else None  # the in-place merge compared these tasks already
+    counts, result.removed = _merge(_snapshot_rows(output), fresh, _member(changed), merged, compare, replaced)
+    if in_place is None and counts_agree(connection, project_id, counts):
+        return result, _Written(_lines(merged), counts)
     # A deletion that did not touch `updated_at`: compare task by task, fetch again what differs.
     result.reconciled = True
     return _reconcile(connection, project_id, output, work, name, renames, part_size, result, merged, changed, replaced)
+
+
+_TASK_ID_TAIL = re.compile(rb',"task_id":(\d+)\}\n\Z')  # a snapshot line's last key (keys are sorted)
+IN_PLACE_SHARE = 0.01  # changed tasks per snapshot task beyond which one parse of every line is cheaper
+
+
+class _InPlaceMerge:
+    """An incremental pull's merge that parses only the changed lines of the old snapshot.
+
+    Every other line is copied as bytes, in runs: its task id is read from the line's end (builder
+    writes keys sorted, `task_id` last), a changed task's new line is placed by a binary search
+    of the old snapshot (sorted by sentence id, task id), and the counts the server is asked about
+    are the previous pull's (kept in its state, trusted because the snapshot's sha256 matched)
+    less the changed tasks' old ones plus their new ones."""
+
+    def __init__(self, output: Path, fresh: TaskStore, drops: list, counts: Counts, lines: int, removed: int) -> None:
+        self.output, self.fresh, self.drops, self.counts = output, fresh, drops, counts
+        self.lines, self.removed = lines, removed
+
+    @classmethod
+    def prepare(cls, output: Path, fresh: TaskStore, changed: array, counts: Counts | None, renames):
+        """The merge, or None when the slow one must run (no counts kept, many changes, an odd line)."""
+        if counts is None or len(changed) > max(100, IN_PLACE_SHARE * counts.tasks):
+            return None
+        counts = Counts(counts.tasks, counts.annotations, counts.predictions, Counter(counts.cancelled))
+        is_changed, drops, lines, removed, replacing = _member(changed), [], 0, 0, []
+        offset = 0
+        with open(output, "rb") as handle:
+            for line in handle:
+                tail = _TASK_ID_TAIL.search(line, max(0, len(line) - 40))
+                if tail is None:
+                    return None
+                task_id = int(tail[1])
+                if is_changed(task_id):
+                    old = orjson.loads(line)
+                    if old.get("task_id") != task_id:
+                        return None
+                    new = fresh.get(task_id)
+                    counts.remove(task_counts(old))
+                    if new is None:
+                        removed += 1
+                    else:
+                        replacing.append((old, new))
+                    drops.append((offset, len(line)))
+                lines += 1
+                offset += len(line)
+        if counts.tasks != lines - len(drops):
+            return None  # the kept counts do not describe this file
+        if renames is not None:
+            for old, new in replacing:
+                renames.compare(old, new)
+        for row in fresh.rows():
+            counts.add(row[3])
+        return cls(output, fresh, drops, counts, lines - len(drops) + len(fresh), removed)
+
+    def written(self) -> _Written:
+        return _Written(self._chunks(), self.counts, self.lines)
+
+    def _chunks(self) -> Iterator[bytes]:
+        with open(self.output, "rb") as old:
+            size = os.fstat(old.fileno()).st_size
+            inserts, low = [], 0
+            for key, task_id, line, _ in self.fresh.rows():
+                low = _line_at_or_after_key(old, size, (key, task_id), low)
+                inserts.append((low, 0, line))
+            events = sorted(inserts + [(at, 1, length) for at, length in self.drops], key=lambda e: e[:2])
+            position = 0
+            for at, kind, what in events:
+                yield from _copy(old, position, at)
+                if kind == 0:
+                    yield what
+                    position = at
+                else:
+                    position = at + what
+            yield from _copy(old, position, size)
+
+
+def _copy(handle, begin: int, end: int, block: int = 1 << 20) -> Iterator[bytes]:
+    handle.seek(begin)
+    while begin < end:
+        chunk = handle.read(min(block, end - begin))
+        if not chunk:
+            raise LabelStudioError(f"{handle.name} changed during the pull; pull again")
+        begin += len(chunk)
+        yield chunk
+
+
+def _line_start(handle, at: int) -> int:
+    """The offset of the first line that starts at or after `at`."""
+    if at == 0:
+        return 0
+    handle.seek(at - 1)
+    handle.readline()
+    return handle.tell()
+
+
+def _line_at_or_after_key(handle, size: int, key: tuple[bytes, int], low: int) -> int:
+    """The offset of the first line at or after `low` whose (sort key, task id) is >= `key`, else `size`."""
+    high = size
+    while low < high:
+        middle = (low + high) // 2
+        start = _line_start(handle, middle)
+        if start >= size:
+            high = middle
+            continue
+        handle.seek(start)
+        task = orjson.loads(handle.readline())
+        if (sort_key_bytes(task), task.get("task_id") or 0) >= key:
+            high = middle
+        else:
+            low = middle + 1
+    return _line_start(handle, low)
 
 
 def _reconcile(connection, project_id, output, work, name, renames, part_size, result, merged, changed, replaced):
@@ -869,7 +1054,8 @@ def _reconcile(connection, project_id, output, work, name, renames, part_size, r
             if renames is not None:
                 renames.against(output, store)
             result.removed = sum(1 for row in _snapshot_rows(output) if store.get(row[1]) is None)
-            return result, (line for _, _, line, _ in store.rows())
+            counts = Counts()
+            return result, _Written(_counting(store.rows(), counts), counts)
         gone = array("q", (t for (t,) in db.execute("SELECT task_id FROM local EXCEPT SELECT task_id FROM server")))
     finally:
         db.close()
@@ -896,6 +1082,6 @@ def _reconcile(connection, project_id, output, work, name, renames, part_size, r
             yield row
 
     final = work.path / "final.jsonl"
-    _merge(rows(), refetched, _member(leave_out), final, renames)
+    counts, _ = _merge(rows(), refetched, _member(leave_out), final, renames)
     result.removed = removed_before + dropped_old
-    return result, _lines(final)
+    return result, _Written(_lines(final), counts)
