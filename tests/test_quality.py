@@ -249,6 +249,8 @@ def test_annotation_frame_has_one_row_per_annotation(tmp_path):
         "ground_truth",
         "lead_time",
         "gold",
+        "pre_annotated",
+        "kept_pre_annotated",
     ]
     first = frame.iloc[0]
     assert (first["task"], first["task_id"], first["annotator"], first["stance"], first["gold"]) == (
@@ -261,6 +263,8 @@ def test_annotation_frame_has_one_row_per_annotation(tmp_path):
     assert list(frame["stance"].cat.categories) == project.stance_values
     assert frame["stance"].isna().sum() == 3  # B skipped g3, D skipped t1 and t2
     assert frame["lead_time"].isna().sum() == 1
+    t1 = frame[frame["task_id"] == 1]  # pre-annotated PER 0-5 and ORG 10-15; D skipped it (saw nothing submitted)
+    assert t1[["pre_annotated", "kept_pre_annotated"]].values.tolist() == [[2, 1], [2, 0], [2, 2], [0, 0]]
 
 
 def test_quality_summary_for_the_card(tmp_path):
@@ -301,7 +305,11 @@ def test_unreadable_items_are_counted_not_fatal(tmp_path):
 
     bad = [
         task("t1", [answer(A, "favor"), answer(B, "maybe"), {"result": []}, answer("", "favor")]),
-        task("t2", [answer(A, "favor", [(5, 2, "PER"), (0, 3, "NOPE")]), answer(B, "favor", lead="slow")]),
+        task(  # spans are read where they are compared: on gold questions and pre-annotated tasks
+            "t2",
+            [answer(A, "favor", [(5, 2, "PER"), (0, 3, "NOPE")]), answer(B, "favor", lead="slow")],
+            predicted=[(0, 5, "PER")],
+        ),
         ["not", "a", "task"],
     ]
     project = make(tmp_path, tasks=bad, gold=None)

@@ -35,6 +35,7 @@ What each column counts (`REPORT_COLUMNS`; "answers" are annotations that are no
 Items the report cannot read (a line that is not JSON, an annotation without a pseudonym, a span
 with bad offsets, a stance outside the scheme...) are left out and counted by reason in
 `QualityFrames.ignored`; `builder quality` prints them. `builder validate` says more about them.
+Entity spans are read only where the report compares them: on gold questions and pre-annotated tasks.
 """
 
 from __future__ import annotations
@@ -79,15 +80,14 @@ FORMATS = ("table", "csv", "json")
 class QualityFrames:
     """What the snapshot holds for the report, as columns.
 
-    `annotations`: one row per annotation (see `annotation_frame`). `spans`: the entity spans of
-    answers on gold or pre-annotated tasks (the only ones the report uses): row (of `annotations`),
-    start, end, label (code into the project's entity labels). `predicted` and `gold_spans`: task,
-    start, end, label. `gold_stance`: per task, the gold stance code (-1: not a gold question).
+    `annotations`: one row per annotation (see `annotation_frame`). `spans`: the entity spans of the
+    answers on gold questions (the only ones the report compares): row (of `annotations`), start, end,
+    label (code into the project's entity labels), each once. `gold_spans`: task, start, end, label.
+    `gold_stance`: per task, the gold stance code (-1: not a gold question).
     """
 
     annotations: pd.DataFrame
     spans: pd.DataFrame
-    predicted: pd.DataFrame
     gold_spans: pd.DataFrame
     gold_stance: np.ndarray
     stance_labels: list[str]
@@ -110,24 +110,23 @@ class _Columns:
         self.empty = array("b")
         self.ground_truth = array("b")
         self.lead_time = array("d")
+        self.pre_annotated = array("i")
+        self.kept = array("i")
         self.task_id = array("q")  # per task
         self.gold_stance = array("b")  # per task
         self.span = tuple(array("i") for _ in range(3)) + (array("b"),)  # row, start, end, label
-        self.predicted = tuple(array("i") for _ in range(3)) + (array("b"),)  # task, start, end, label
         self.gold_spans = tuple(array("i") for _ in range(3)) + (array("b"),)
 
 
 def _span(value, labels: dict) -> tuple[int, int, int] | None:
     """(start, end, label code) of an entity result's value, or None when it is not a usable span."""
-    if not isinstance(value, dict):
-        return None
-    start, end, names = value.get("start"), value.get("end"), value.get("labels")
-    if type(start) is not int or type(end) is not int or not 0 <= start < end < 2**31:
-        return None
-    if not isinstance(names, list) or len(names) != 1 or not isinstance(names[0], str):
-        return None
-    label = labels.get(names[0])
-    return None if label is None else (start, end, label)
+    try:
+        start, end, names = value["start"], value["end"], value["labels"]
+        if type(start) is int and type(end) is int and 0 <= start < end < 2**31 and len(names) == 1:
+            return start, end, labels[names[0]]
+    except (KeyError, TypeError, IndexError):
+        pass
+    return None
 
 
 def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> QualityFrames:
@@ -145,6 +144,12 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
         else:
             ignored[reason] = [1, where]
 
+    # bound once: this loop runs for every annotation of the snapshot
+    add_task, add_annotator, add_stance = cols.task.append, cols.annotator.append, cols.stance.append
+    add_cancelled, add_empty, add_truth = cols.cancelled.append, cols.empty.append, cols.ground_truth.append
+    add_lead, add_pre, add_kept = cols.lead_time.append, cols.pre_annotated.append, cols.kept.append
+    add_task_id, add_gold_stance = cols.task_id.append, cols.gold_stance.append
+    nan, numbers = math.nan, (int, float)
     row = 0
     for where, task in tasks:
         if not isinstance(task, dict) or not isinstance(task.get("annotations", []), list):
@@ -152,18 +157,18 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
             continue
         t = len(cols.task_id)
         task_id = task.get("task_id")
-        cols.task_id.append(task_id if type(task_id) is int and abs(task_id) < 2**63 else -1)
+        add_task_id(task_id if type(task_id) is int and abs(task_id) < 2**63 else -1)
         data = task.get("data")
         sid = data.get("sentence_id") if isinstance(data, dict) else None
         answer = gold.get(sid) if isinstance(sid, str) else None
-        cols.gold_stance.append(gold_stance[sid] if answer is not None else -1)
+        add_gold_stance(gold_stance[sid] if answer is not None else -1)
         if answer is not None:
             for start, end, label in set(answer.entities):
                 if label in labels:
                     for column, value in zip(cols.gold_spans, (t, start, end, labels[label])):
                         column.append(value)
         predicted = set()
-        predictions = task.get("predictions") or []
+        predictions = task.get("predictions")
         for prediction in predictions if isinstance(predictions, list) else ():
             result = prediction.get("result") if isinstance(prediction, dict) else None
             for item in result if isinstance(result, list) else ():
@@ -173,11 +178,8 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
                         ignore("unreadable pre-annotated span", where)
                     else:
                         predicted.add(span)
-        for start, end, label in predicted:
-            for column, value in zip(cols.predicted, (t, start, end, label)):
-                column.append(value)
-        keep_spans = answer is not None or bool(predicted)
-        for number, annotation in enumerate(task.get("annotations") or []):
+        compare = answer is not None or bool(predicted)  # only then are an answer's spans read and compared
+        for number, annotation in enumerate(task.get("annotations") or ()):
             annotator = annotation.get("annotator") if isinstance(annotation, dict) else None
             if not isinstance(annotator, str) or not annotator:
                 ignore("annotation without an annotator pseudonym", f"{where} annotation {number + 1}")
@@ -188,38 +190,50 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
                 result = []
             stance = -1
             cancelled = annotation.get("was_cancelled") is True
+            own = set() if compare and not cancelled else None  # a span marked twice counts once
             for item in result:
                 name = item.get("from_name") if isinstance(item, dict) else None
                 if name == STANCE:
-                    value = item.get("value")
-                    choices = value.get("choices") if isinstance(value, dict) else None
-                    choice = choices[0] if isinstance(choices, list) and len(choices) == 1 else None
-                    code = stances.get(choice) if isinstance(choice, str) else None
+                    try:
+                        choices = item["value"]["choices"]
+                        code = stances[choices[0]] if len(choices) == 1 else None
+                    except (KeyError, TypeError, IndexError):
+                        code = None
                     if code is None:
                         ignore("stance not in the scheme", f"{where} annotation {number + 1}")
                     else:
                         stance = code
                 elif name == ENTITIES:
-                    span = _span(item.get("value"), labels)
-                    if span is None:
-                        ignore("unreadable entity span", f"{where} annotation {number + 1}")
-                    elif keep_spans and not cancelled:
-                        for column, value in zip(cols.span, (row, *span)):
-                            column.append(value)
+                    if own is not None:
+                        span = _span(item.get("value"), labels)
+                        if span is None:
+                            ignore("unreadable entity span", f"{where} annotation {number + 1}")
+                        else:
+                            own.add(span)
                 else:
                     ignore("result item of no known control", f"{where} annotation {number + 1}")
             lead_time = annotation.get("lead_time")
-            if type(lead_time) not in (int, float) or not 0 <= lead_time <= LEAD_TIME_MAX:
+            if type(lead_time) not in numbers or not 0 <= lead_time <= LEAD_TIME_MAX:
                 if lead_time is not None:
                     ignore("lead time that is not a number of seconds", f"{where} annotation {number + 1}")
-                lead_time = math.nan
-            cols.task.append(t)
-            cols.annotator.append(names.setdefault(annotator, len(names)))
-            cols.stance.append(stance)
-            cols.cancelled.append(cancelled)
-            cols.empty.append(not result)
-            cols.ground_truth.append(annotation.get("ground_truth") is True)
-            cols.lead_time.append(lead_time)
+                lead_time = nan
+            add_task(t)
+            add_annotator(names.setdefault(annotator, len(names)))
+            add_stance(stance)
+            add_cancelled(cancelled)
+            add_empty(not result)
+            add_truth(annotation.get("ground_truth") is True)
+            add_lead(lead_time)
+            if own is None or not predicted:
+                add_pre(0)
+                add_kept(0)
+            else:  # anchoring: how many of the pre-annotated spans they submitted unchanged
+                add_pre(len(predicted))
+                add_kept(len(own & predicted))
+            if answer is not None and own:
+                for span in own:
+                    for column, value in zip(cols.span, (row, *span)):
+                        column.append(value)
             row += 1
     return _frames(cols, names, project, ignored)
 
@@ -229,7 +243,7 @@ def _np(column: array, dtype) -> np.ndarray:
 
 
 def _span_frame(columns: tuple, first: str) -> pd.DataFrame:
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             first: _np(columns[0], np.int32),
             "start": _np(columns[1], np.int32),
@@ -237,7 +251,6 @@ def _span_frame(columns: tuple, first: str) -> pd.DataFrame:
             "label": _np(columns[3], np.int8),
         }
     )
-    return frame.drop_duplicates(ignore_index=True)  # a span marked twice counts once
 
 
 def _frames(cols: _Columns, names: dict[str, int], project: Project, ignored: dict) -> QualityFrames:
@@ -260,12 +273,13 @@ def _frames(cols: _Columns, names: dict[str, int], project: Project, ignored: di
             "ground_truth": _np(cols.ground_truth, np.int8).astype(bool),
             "lead_time": _np(cols.lead_time, np.float64),
             "gold": gold_stance[task] >= 0,
+            "pre_annotated": _np(cols.pre_annotated, np.int32),
+            "kept_pre_annotated": _np(cols.kept, np.int32),
         }
     )
     return QualityFrames(
         annotations,
         _span_frame(cols.span, "row"),
-        _span_frame(cols.predicted, "task"),
         _span_frame(cols.gold_spans, "task"),
         gold_stance,
         project.stance_values,
@@ -304,7 +318,9 @@ def read_frames(snapshot: str | Path, project: Project, gold: dict | None = None
 def annotation_frame(tasks: Iterable[dict], project: Project, gold: dict | None = None) -> pd.DataFrame:
     """One row per annotation of `tasks` (snapshot tasks): task (position in `tasks`), task_id, annotator,
     stance (categorical, NaN when none), was_cancelled, empty (no result), ground_truth, lead_time (NaN when
-    unknown), gold (the task is a gold question of `gold`, by default the project's)."""
+    unknown), gold (the task is a gold question of `gold`, by default the project's), pre_annotated (the
+    task's distinct pre-annotated spans, 0 for a cancelled annotation) and kept_pre_annotated (how many of
+    them the answer has unchanged)."""
     from builder.records.gold import project_gold
 
     gold = project_gold(project) if gold is None else gold
@@ -392,30 +408,56 @@ def _span_f1(frames: QualityFrames, annotator: np.ndarray, on_gold: np.ndarray, 
     return _f1(matched, own, matched, n_gold), overlap
 
 
-def _kappa(stance: np.ndarray, task: np.ndarray, annotator: np.ndarray, n: int) -> np.ndarray:
-    """Per annotator: Cohen's kappa with each other annotator over shared tasks, mean weighted by shared tasks."""
-    answers = pd.DataFrame({"task": task, "annotator": annotator, "stance": stance})
-    shared = answers["task"].duplicated(keep=False)
-    answers = answers[shared.to_numpy()]
-    pairs = answers.merge(answers, on="task", suffixes=("_a", "_b"))
-    pairs = pairs[pairs["annotator_a"].to_numpy() != pairs["annotator_b"].to_numpy()]
-    if pairs.empty:
+def _pairs(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, n_labels: int) -> pd.Series:
+    """How often each ordered pair of annotators (a, b) answered a shared task with stances (x, y): a Series
+    of counts indexed by the code ((a * n + b) * n_labels + x) * n_labels + y.
+
+    Answers sorted by task; the pairs of each task are the answers 1, 2, ... places apart within it, one
+    numpy pass per distance (up to the largest number of answers on one task), never all pairs at once."""
+    order = np.argsort(task, kind="stable")
+    task, annotator, stance = task[order], annotator[order].astype(np.int64), stance[order].astype(np.int64)
+    codes = []
+    for distance in range(1, int(np.bincount(task).max(initial=0))):
+        same = np.flatnonzero(task[distance:] == task[:-distance])
+        if not len(same):
+            break
+        a, b = same, same + distance
+        other = annotator[a] != annotator[b]
+        a, b = a[other], b[other]
+        for x, y in ((a, b), (b, a)):
+            codes.append(((annotator[x] * n + annotator[y]) * n_labels + stance[x]) * n_labels + stance[y])
+    if not codes:
+        return pd.Series([], dtype=np.int64)
+    return pd.Series(np.concatenate(codes)).value_counts(sort=False)
+
+
+def _kappa(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, n_labels: int) -> np.ndarray:
+    """Per annotator: Cohen's kappa with each other annotator over the tasks both answered, averaged over the
+    others weighted by the number of shared tasks (a pair whose kappa is undefined left out)."""
+    counts = _pairs(task, annotator, stance, n, n_labels)
+    if counts.empty:
         return np.full(n, np.nan)
-    pair = pairs["annotator_a"].to_numpy().astype(np.int64) * n + pairs["annotator_b"].to_numpy()
-    a, b = pairs["stance_a"].to_numpy(), pairs["stance_b"].to_numpy()
-    table = pd.DataFrame({"pair": pair, "agree": a == b, "a": a, "b": b})
-    grouped = table.groupby("pair")
-    shared_tasks = grouped.size()
-    observed = grouped["agree"].sum() / shared_tasks
-    margin_a = table.groupby(["pair", "a"]).size().rename_axis(["pair", "label"])
-    margin_b = table.groupby(["pair", "b"]).size().rename_axis(["pair", "label"])
-    chance = margin_a.mul(margin_b, fill_value=0).groupby(level="pair").sum() / shared_tasks**2
+    code = counts.index.to_numpy()
+    table = pd.DataFrame(
+        {
+            "pair": code // (n_labels * n_labels),
+            "x": code // n_labels % n_labels,
+            "y": code % n_labels,
+            "count": counts.to_numpy(),
+        }
+    )
+    table["agree"] = np.where(table["x"] == table["y"], table["count"], 0)
+    per_pair = table.groupby("pair")[["count", "agree"]].sum()
+    shared, observed = per_pair["count"], per_pair["agree"] / per_pair["count"]
+    margin_x = table.groupby(["pair", "x"])["count"].sum().rename_axis(["pair", "label"])
+    margin_y = table.groupby(["pair", "y"])["count"].sum().rename_axis(["pair", "label"])
+    chance = margin_x.mul(margin_y, fill_value=0).groupby(level="pair").sum() / shared**2
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (observed - chance) / (1 - chance)
     kappa = kappa[np.isfinite(kappa.to_numpy())]  # chance agreement 1: kappa undefined, the pair left out
-    weights = shared_tasks[kappa.index]
+    weights = shared[kappa.index].to_numpy()
     who = (kappa.index.to_numpy() // n).astype(np.int64)
-    return _ratio(_per(who, n, kappa.to_numpy() * weights.to_numpy()), _per(who, n, weights.to_numpy()))
+    return _ratio(_per(who, n, kappa.to_numpy() * weights), _per(who, n, weights))
 
 
 def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
@@ -440,7 +482,7 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
     exact, overlap = _span_f1(frames, annotator, on_gold, n)
 
     voted = answered & ~is_gold & (stance >= 0)
-    kappa = _kappa(stance[voted], task[voted], annotator[voted], n)
+    kappa = _kappa(task[voted], annotator[voted], stance[voted], n, len(frames.stance_labels))
 
     aggregate = aggregated_stances(rows, project, frames.gold_stance)
     stance_answers = np.bincount(task[answered & (stance >= 0)], minlength=frames.tasks)
@@ -450,11 +492,8 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
         _per(annotator[compared], n),
     )
 
-    predicted_per_task = np.bincount(frames.predicted["task"].to_numpy(), minlength=frames.tasks)
-    seen = _per(annotator[answered], n, predicted_per_task[task[answered]])
-    own = frames.spans.assign(task=task[frames.spans["row"].to_numpy()])
-    kept_rows = own.merge(frames.predicted, on=["task", "start", "end", "label"])["row"].to_numpy()
-    kept = _per(annotator[kept_rows], n)
+    seen = _per(annotator, n, rows["pre_annotated"].to_numpy())
+    kept = _per(annotator, n, rows["kept_pre_annotated"].to_numpy())
 
     accuracy = _ratio(correct, gold_answers)
     report = pd.DataFrame(
