@@ -177,7 +177,9 @@ def test_every_column_against_hand_computed_answers(tmp_path):
                 assert close(actual, value), (annotator, name, actual, value)
     low, high = got[A]["gold_accuracy_low"], got[A]["gold_accuracy_high"]
     assert (round(low, 4), round(high, 4)) == (0.3006, 0.9544)  # Wilson, 3 of 4
-    assert (round(got[B]["gold_accuracy_low"], 4), got[B]["gold_accuracy_high"]) == (0.2065, 1.0)  # 1 of 1
+    assert round(got[B]["gold_accuracy_low"], 4) == 0.2065 and got[B]["gold_accuracy_high"] == pytest.approx(
+        1.0
+    )  # 1 of 1
     assert math.isnan(got[C]["gold_accuracy_low"]) and math.isnan(got[D]["gold_accuracy_high"])
 
 
@@ -395,3 +397,61 @@ def test_cli_prints_what_it_ignored(tmp_path):
     result = invoke(tmp_path, "--format", "csv")
     assert result.exit_code == 0
     assert "ignored: 1 annotation without an annotator pseudonym (first: " in result.stderr
+
+
+def naive_kappa(tasks, stances) -> dict:
+    """Cohen's kappa per pair from plain dicts, then each annotator's mean weighted by shared tasks."""
+    from collections import Counter, defaultdict
+
+    by_pair = defaultdict(list)
+    for t in tasks:
+        answers = {a["annotator"]: a["result"][0]["value"]["choices"][0] for a in t["annotations"]}
+        for x in answers:
+            for y in answers:
+                if x != y:
+                    by_pair[x, y].append((answers[x], answers[y]))
+    total, weight = Counter(), Counter()
+    for (x, _), pairs in by_pair.items():
+        n = len(pairs)
+        observed = sum(a == b for a, b in pairs) / n
+        left, right = Counter(a for a, _ in pairs), Counter(b for _, b in pairs)
+        chance = sum(left[k] * right[k] for k in stances) / n / n
+        if chance < 1:
+            total[x] += (observed - chance) / (1 - chance) * n
+            weight[x] += n
+    return {x: total[x] / weight[x] for x in weight}
+
+
+def test_kappa_and_agreement_match_a_plain_python_computation(tmp_path):
+    """Random tasks with 1 to 6 answers each (pairs up to 5 places apart), against dict-and-loop code."""
+    import random
+    from collections import Counter
+
+    from builder.records.quality import annotator_report
+
+    rng = random.Random(13)
+    stances = ["favor", "against", "neutral"]
+    people = [f"annotator-{i:08x}" for i in range(7)]
+    tasks = []
+    for i in range(400):
+        truth = rng.choice(stances)
+        chosen = rng.sample(people, rng.randint(1, 6))
+        votes = [(p, truth if rng.random() < 0.4 + 0.08 * people.index(p) else rng.choice(stances)) for p in chosen]
+        tasks.append(task(f"t{i}", [answer(p, s) for p, s in votes]))
+    project = make(tmp_path, tasks, gold=None)
+    got = rows(annotator_report(project.snapshot_path, project))
+    expected = naive_kappa(tasks, stances)
+    assert {p: got[p]["kappa"] for p in people} == pytest.approx(expected, abs=1e-12)
+    hits, seen = Counter(), Counter()
+    for t in tasks:
+        answers = [(a["annotator"], a["result"][0]["value"]["choices"][0]) for a in t["annotations"]]
+        if len(answers) < 2:
+            continue
+        ranked = Counter(s for _, s in answers).most_common()
+        majority = ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else None
+        for p, s in answers:
+            seen[p] += 1
+            hits[p] += s == majority
+    assert {p: got[p]["agreement_with_aggregate"] for p in people} == pytest.approx(
+        {p: hits[p] / seen[p] for p in people}, abs=1e-12
+    )

@@ -1,10 +1,11 @@
 """Per-annotator quality (`builder quality`): one row per annotator pseudonym, computed with pandas.
 
 The snapshot is read streamed (orjson, line by line) into column arrays; everything after that is
-vectorised (groupby, merges, bincount), so a snapshot of 1,000,000 tasks with 3 annotations each
+vectorised (groupby, value_counts, merges, bincount), so a snapshot of 1,000,000 tasks with 3 annotations each
 takes seconds and a few hundred MB (bench/bench_quality.py).
 
-What each column counts (`REPORT_COLUMNS`; "answers" are annotations that are not cancelled):
+What each column counts (`REPORT_COLUMNS`; "answers" are annotations that are not cancelled; a
+ground-truth annotation, Label Studio's star, counts as its author's answer):
 
 - `annotated`: answers. `skipped`: cancelled annotations with an empty result (Label Studio's Skip
   button on an untouched task). `cancelled`: cancelled annotations that carry a result (skipped after
