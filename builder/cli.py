@@ -696,6 +696,47 @@ def stats(ctx, snapshot, as_json) -> None:
 
 @cli.command()
 @_snapshot_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="JSON: a list of one object per annotator (null where a figure has no data).",
+)
+@click.option("-o", "--output", type=OutputFile(), help="Write the report to this file (atomically) instead of stdout.")
+@click.pass_context
+def quality(ctx, snapshot, fmt, output) -> None:
+    """One row per annotator (pseudonym): answers, skips, lead time, gold accuracy, agreement, anchoring.
+
+    Gold accuracy (stance on the gold questions of `[quality] gold`, with a 95% Wilson interval) and
+    entity span F1 on them; Cohen's kappa with the other annotators; agreement with the aggregated
+    stance; the share of pre-annotated spans kept unchanged. Annotators below `[quality]
+    min_gold_accuracy` are flagged (* in the table); the count is the last line on stderr. Exit
+    status 0 either way: it is a report.
+
+    \b
+    Example:
+        builder quality --format csv -o build/quality.csv
+    """
+    from builder.records.quality import quality_report
+
+    project = project_of(ctx)
+    result = quality_report(project, snapshot, fmt, output)
+    if output is None:
+        click.echo(result.text, nl=False)
+    for reason, (count, where) in sorted(result.ignored.items()):
+        click.echo(f"ignored: {count} {reason} (first: {where}); `builder validate` says more", err=True)
+    wrote = f"; wrote {result.output}" if result.output else ""
+    click.echo(
+        f"quality: {result.tasks} tasks, {result.summary['annotators']} annotators; {result.summary['flagged']} "
+        f"below min_gold_accuracy {project.min_gold_accuracy:g}" + (" (marked *)" if fmt == "table" else "") + wrote,
+        err=True,
+    )
+
+
+@cli.command()
+@_snapshot_option
 @click.pass_context
 def review(ctx, snapshot) -> None:
     """List sentences whose stance is unresolved and make a Label Studio view of them.

@@ -15,7 +15,7 @@ CELLS = [
         "markdown",
         "da45eff5",
         "# Exploring the dataset\n\nLoads the built dataset with `datasets`, plots label distributions per split, "
-        "shows the agreement table and sentences with their entities highlighted.\n\n"
+        "shows the agreement table, the annotators' quality table and sentences with their entities highlighted.\n\n"
         "Set `BUILDER_DATASET` to a built folder or Hub id; by default the repository's `dist/<name>` is used "
         "(built from `annotations/` if missing).",
     ),
@@ -101,6 +101,24 @@ display(
         + "</table>"
     )
 )""",
+    ),
+    (
+        "markdown",
+        "3f1c9d2e",
+        "## Annotators\n\nThe table `builder quality` prints, from the project's snapshot: per annotator (pseudonym), "
+        "answers, skips, median lead time, gold accuracy with its 95% interval, span F1 on gold questions, Cohen's "
+        "kappa with the others, agreement with the aggregated stance and the share of pre-annotated spans kept "
+        "unchanged. `flagged`: gold accuracy below `[quality] min_gold_accuracy`.",
+    ),
+    (
+        "code",
+        "7b20e4a1",
+        """\
+from builder.records.quality import annotator_report, quality_summary
+
+quality = annotator_report(project.snapshot_path, project)
+print(quality_summary(quality))
+quality.set_index("annotator").round(3)""",
     ),
     ("markdown", "af895087", "## Sentences with their entities"),
     (

@@ -225,6 +225,18 @@ def test_stats_bad_project_file(broken_config):
     one_error(invoke("--config", broken_config, "stats"), "not valid TOML")
 
 
+def test_quality_missing_snapshot_or_an_output_it_must_not_replace(here):
+    one_error(invoke("quality", "--snapshot", here / "missing.jsonl"), "missing.jsonl: cannot open")
+    snapshot = here / "annotations" / "snapshot.jsonl"
+    one_error(invoke("quality", "-o", snapshot), "refusing to overwrite", "not a report of `builder quality`")
+    assert snapshot.read_bytes() == SNAPSHOT.read_bytes()
+    (here / "builder.toml").write_text(
+        (here / "builder.toml").read_text(encoding="utf-8") + '\n[quality]\ngold = "missing-gold.jsonl"\n',
+        encoding="utf-8",
+    )
+    one_error(invoke("quality"), "quality.gold", "missing-gold.jsonl is not a file")
+
+
 def test_schema_check_of_stale_schemas(here):
     (here / "schema").mkdir()
     shutil.copy(ROOT / "schema" / "task.schema.json", here / "schema" / "task.schema.json")

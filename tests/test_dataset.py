@@ -390,6 +390,7 @@ def test_notebook_executes(built, tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("<mark" in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert any("gold_accuracy" in o.get("data", {}).get("text/html", "") for o in outputs)  # the annotators' table
 
 
 def test_records_hash_is_stable_across_runs(project, tmp_path):
