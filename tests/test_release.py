@@ -523,9 +523,7 @@ CORRUPT = {
     "format 2 without its fields": lambda text: json.dumps(
         {k: v for k, v in json.loads(text).items() if k != "previous"}
     ),
-    "format 3 without its fields": lambda text: json.dumps(
-        {k: v for k, v in json.loads(text).items() if k != "gold"}
-    ),
+    "format 3 without its fields": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "gold"}),
 }
 
 

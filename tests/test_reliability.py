@@ -123,6 +123,11 @@ def test_gold_answers_anchor_the_estimates():
     # a gold answer contradicting the workers moves the estimates the other way
     flipped = dawid_skene(tasks, workers, labels, n, 2, 2, known={t: 1 - int(truth[t]) for t in range(5)})
     assert flipped.reliability[1] > flipped.reliability[0]
+    # the same anchors given as a pair of arrays
+    as_arrays = dawid_skene(
+        tasks, workers, labels, n, 2, 2, known=(np.arange(5), np.array([truth[t] for t in range(5)]))
+    )
+    assert np.array_equal(as_arrays.posteriors, anchored.posteriors)
 
 
 def test_ties_and_a_single_annotator():

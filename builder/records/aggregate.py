@@ -165,7 +165,7 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
     label_index = {label: i for i, label in enumerate(labels)}
     workers: dict[str, int] = {}
     answer_task, answer_worker, answer_label = array("q"), array("q"), array("q")
-    known: dict[int, int] = {}
+    known_task, known_label = array("q"), array("q")  # gold answers and ground truth, clamped
     spooled = array("q")  # the task index of each spooled record, in order
     with tempfile.TemporaryFile() as spool:  # anonymous: nothing is left behind, however this ends
         n_tasks = 0
@@ -179,11 +179,13 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
                 answer_label.append(label_index[annotation["stance"]])
             answer = gold.get(record["id"])
             if answer is not None:
-                known[index] = label_index[answer.stance]
+                known_task.append(index)
+                known_label.append(label_index[answer.stance])
                 _count_gold(report)
                 continue
             if record["stance_status"] == GROUND_TRUTH:
-                known[index] = label_index[record["stance"]]
+                known_task.append(index)
+                known_label.append(label_index[record["stance"]])
             spool.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
             spooled.append(index)
         fit = dawid_skene(
@@ -193,7 +195,7 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
             n_tasks,
             len(workers),
             len(labels),
-            known=known,
+            known=(np.frombuffer(known_task, dtype=np.int64), np.frombuffer(known_label, dtype=np.int64)),
         )
         del answer_task, answer_worker, answer_label
         best, tie = most_likely(fit.posteriors)

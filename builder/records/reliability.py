@@ -72,7 +72,7 @@ def dawid_skene(
     n_tasks: int,
     n_workers: int,
     n_labels: int,
-    known: Mapping[int, int] | None = None,
+    known: Mapping[int, int] | tuple | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     smoothing: float = DEFAULT_SMOOTHING,
@@ -82,7 +82,8 @@ def dawid_skene(
 
     `tasks[i]` is the task index (0..n_tasks-1) of answer i, `workers[i]` who gave it, `labels[i]` the
     label index answered. `known` maps task index -> label index for tasks whose label is known
-    (gold questions, ground truth); they are clamped to it throughout. `smoothing=0, diagonal=0` is
+    (gold questions, ground truth), as a mapping or a pair of equal-length arrays; they are clamped
+    to it throughout. `smoothing=0, diagonal=0` is
     the paper's plain maximum likelihood.
     """
     if n_labels < 1:
@@ -97,11 +98,16 @@ def dawid_skene(
     clamped = np.zeros(n_tasks, dtype=bool)
     clamp = np.zeros((0, K))
     known_tasks = np.zeros(0, dtype=np.intp)
-    if known:
-        known_tasks = _as_index(np.fromiter(known.keys(), dtype=np.int64, count=len(known)), "known tasks", n_tasks)
-        known_labels = _as_index(
-            np.fromiter(known.values(), dtype=np.int64, count=len(known)), "known labels", n_labels
-        )
+    if known is not None and len(known):
+        if isinstance(known, Mapping):
+            keys = np.fromiter(known.keys(), dtype=np.int64, count=len(known))
+            values = np.fromiter(known.values(), dtype=np.int64, count=len(known))
+        else:  # a pair of arrays (task indices, label indices): no dict for a million known tasks
+            keys, values = known
+        known_tasks = _as_index(keys, "known tasks", n_tasks)
+        known_labels = _as_index(values, "known labels", n_labels)
+        if len(known_tasks) != len(known_labels):
+            raise ValueError("known task and label arrays must have the same length")
         clamped[known_tasks] = True
         clamp = np.zeros((len(known_tasks), K))
         clamp[np.arange(len(known_tasks)), known_labels] = 1.0
