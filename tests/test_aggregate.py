@@ -347,7 +347,8 @@ def test_quality_summary_reaches_card_manifest_and_diff(tmp_path, monkeypatch):
     card = (folder / "releases" / "1.0.0" / "README.md").read_text(encoding="utf-8")
     assert "Anchoring rate (pre-annotated spans kept unchanged): not measured." in card
     summary = {"annotators": 3, "gold_accuracy": [0.41, 0.72, 0.95], "anchoring_rate": 0.25, "flagged": 1}
-    monkeypatch.setattr(build, "quality_summary", lambda project, snapshot: summary)
+    as_pandas_gives_it = {**summary, "annotators": np.int64(3), "flagged": np.int64(1)}
+    monkeypatch.setattr(build, "_quality_summary", lambda project, snapshot: as_pandas_gives_it)
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     assert read_manifest(project, "1.1.0")["quality"] == summary

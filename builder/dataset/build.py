@@ -51,15 +51,29 @@ class BuildFacts:
         return getattr(self.validation, "gold", 0) or 0
 
 
-def quality_summary(project: Project, snapshot: Path) -> dict | None:
-    """Per-annotator gold accuracy and anchoring for the card and the manifest, or None (not measured).
+def _quality_summary(project: Project, snapshot: Path) -> dict | None:
+    """Per-annotator gold accuracy and anchoring for the card and the manifest, or None (not measured):
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}.
 
-    MERGE (issue 13): connect to helper "quality"'s module here, e.g.
+    MERGE (issue 13): connect builder.records.quality here, e.g.
+        from builder.records.gold import project_gold
         from builder.records.quality import annotator_report, quality_summary
-        return quality_summary(annotator_report(snapshot, project))
-    The card prints "not measured" and the manifest records null until then.
+        return quality_summary(annotator_report(snapshot, project, project_gold(project)))
+    Until then the card prints "not measured" and the manifest records null.
     """
     return None
+
+
+def _plain_json(value):
+    """`value` with numpy scalars and arrays (as pandas gives them) turned into plain JSON values."""
+    import json
+
+    def plain(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"{type(o).__name__} is not JSON")
+
+    return None if value is None else json.loads(json.dumps(value, default=plain))
 
 
 def _names_type(feature):
@@ -204,7 +218,7 @@ def build_dataset(
                 )
             facts.validation = result
             if dataset_format >= 2:
-                facts.quality = quality_summary(project, snapshot)
+                facts.quality = _plain_json(_quality_summary(project, snapshot))
             records_path.unlink()
             from builder.dataset.card import write_card
 
