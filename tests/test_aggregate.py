@@ -368,3 +368,17 @@ def test_describe_accuracies_for_many_annotators():
     text = describe_accuracies([i / 100 for i in range(40, 100)])
     assert text.startswith("60 annotators: min 0.400, median 0.695, max 0.990, quartiles")
     assert describe_accuracies([None]) == "no annotator answered a gold question"
+
+
+def test_dawid_skene_on_an_unsorted_snapshot_gives_the_same_records(tmp_path):
+    """A hand-edited, unsorted snapshot is validated again from the start: the model is fitted once
+    on the whole of it, and the records are those of the sorted snapshot."""
+    tasks, _, gold = simulated(n_tasks=80)
+    project = project_with(tmp_path, "dawid-skene", gold)
+    _, in_order = records_of(project, write_snapshot(tmp_path, tasks), tmp_path, "sorted.jsonl")
+    result, shuffled = records_of(project, write_snapshot(tmp_path, tasks[::-1]), tmp_path, "unsorted.jsonl")
+    assert result.gold == 8 and result.records == 72
+    assert shuffled.keys() == in_order.keys()
+    for i, record in in_order.items():
+        assert shuffled[i]["stance"] == record["stance"]
+        assert shuffled[i]["stance_distribution"] == pytest.approx(record["stance_distribution"], abs=1e-4)
