@@ -92,6 +92,7 @@ def generate(path: Path, n: int) -> None:
                 "target": "t",
                 "stance": stances[i % 3] if i % 7 else None,
                 "stance_status": "majority" if i % 7 else "tie",
+                "stance_distribution": [0.5, 0.5, 0.0],
                 "entities": entities,
                 "annotations": annotations,
                 "num_annotators": 2,

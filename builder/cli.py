@@ -616,11 +616,14 @@ def print_validation(result, limit: int = 30) -> None:
         if len(rows) > limit:
             click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
+    gold = f" + {result.gold} gold questions" if result.gold else ""
     click.echo(
-        f"validate: {result.tasks_in} tasks in = {result.records} records + {result.quarantined} quarantined; "
+        f"validate: {result.tasks_in} tasks in = {result.records} records{gold} + {result.quarantined} quarantined; "
         f"problems by reason: {dropped}",
         err=True,
     )
+    if result.gold:
+        click.echo(f"gold questions: {result.gold} tasks, not in the dataset", err=True)
 
 
 @cli.command()
@@ -819,7 +822,8 @@ def build(ctx, snapshot, output, repo_id) -> None:
     facts = build_dataset(project, snapshot or project.snapshot_path, output)
     print_validation(facts.validation, limit=10)
     sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
-    click.echo(f"built {output}: {sizes}")
+    gold = f"; {facts.gold_questions} gold questions in the snapshot, left out" if facts.gold_questions else ""
+    click.echo(f"built {output}: {sizes}{gold}")
     if repo_id:
         from builder.dataset.hub import push_folder
 

@@ -29,6 +29,12 @@ CONTEXT_AFTER = "context_after"
 ENTITIES = "entities"
 STANCE = "stance"
 
+# The dataset's shape has a version (the release manifest records it): format 1 is release 1.0.0's
+# columns; format 2 adds `stance_distribution`. A field declares the format that brought it, and
+# every generated description of the dataset takes the format it describes (the current one unless
+# an older release is being rebuilt).
+DATASET_FORMAT = 2
+
 # How a record's stance was decided (builder.records.aggregate), in the order the card lists them.
 GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE = "ground_truth", "unanimous", "majority", "tie", "none"
 STANCE_STATUSES = (GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE)
@@ -121,6 +127,28 @@ class Share:
 
     def card(self, project: Project) -> str:
         return "float"
+
+
+@dataclass(frozen=True)
+class StanceDistribution:
+    """One share per stance label, in the order of the `stance` ClassLabel; each 0-1, together 1."""
+
+    def json(self, project: Project) -> dict:
+        n = len(project.stance_values)
+        return {
+            "type": "array",
+            "minItems": n,
+            "maxItems": n,
+            "items": {"type": "number", "minimum": 0, "maximum": 1},
+        }
+
+    def feature(self, project: Project):
+        from datasets import List, Value
+
+        return List(Value("float32"))
+
+    def card(self, project: Project) -> str:
+        return "list of float"
 
 
 @dataclass(frozen=True)
@@ -242,6 +270,7 @@ class Field:
     required: bool = True
     derived: bool = False
     card_type: str | None = None  # instead of the kind's own card text
+    since: int = 1  # the dataset format that brought the field
 
 
 @dataclass(frozen=True)
@@ -258,6 +287,10 @@ class Shape:
     @property
     def names(self) -> list[str]:
         return [field.name for field in self.fields]
+
+    def of_format(self, dataset_format: int) -> Shape:
+        """The shape as dataset format `dataset_format` has it (the fields it had then)."""
+        return Shape(self.name, tuple(f for f in self.fields if f.since <= dataset_format), self.closed)
 
     def stored(self) -> tuple[Field, ...]:
         """The fields a JSON record holds (derived ones are computed at build time)."""
@@ -338,6 +371,14 @@ RECORD = Shape(
         Field("target", Text()),
         Field("stance", StanceLabel(), "aggregated stance; -1 when unresolved (a tie)"),
         Field("stance_status", OneOf(STANCE_STATUSES), "{statuses}"),
+        Field(
+            "stance_distribution",
+            StanceDistribution(),
+            "share of each stance, in the order of `stance`'s labels ({stance_order}): among the annotations, "
+            "or with Dawid-Skene aggregation the model's posterior; one-hot for a ground-truth annotation; "
+            "for training on soft labels",
+            since=2,
+        ),
         Field("entities", ListOf(SPAN), "aggregated entity spans, character offsets into `text` (end exclusive)"),
         Field("tokens", ListOf(Text()), "the BIO view ({bio_tags}), derived once from `entities`", derived=True),
         Field("ner_tags", ListOf(BioTag()), derived=True),
@@ -359,22 +400,27 @@ RECORD = Shape(
 # --- what is generated from the shapes
 
 
-def features(project: Project):
+def features(project: Project, dataset_format: int = DATASET_FORMAT):
     """The dataset's `datasets.Features` (hence its Parquet columns), generated from RECORD."""
     from datasets import Features
 
-    return Features(RECORD.feature(project))
+    return Features(RECORD.of_format(dataset_format).feature(project))
 
 
-def dataset_columns() -> list[str]:
+def dataset_columns(dataset_format: int = DATASET_FORMAT) -> list[str]:
     """The dataset's columns, in order: a record's fields with the derived BIO view after `entities`."""
-    return RECORD.names
+    return RECORD.of_format(dataset_format).names
 
 
-def card_field_table(project: Project) -> str:
+def format_of_columns(columns: list[str]) -> int | None:
+    """The dataset format whose columns are exactly `columns`, or None."""
+    return next((f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f) == list(columns)), None)
+
+
+def card_field_table(project: Project, dataset_format: int = DATASET_FORMAT) -> str:
     """The card's table of fields: one row per field, or per run of fields sharing a meaning."""
     rows: list[list[Field]] = []
-    for field in RECORD.fields:
+    for field in RECORD.of_format(dataset_format).fields:
         if field.meaning is None and rows:
             rows[-1].append(field)
         else:
@@ -382,6 +428,7 @@ def card_field_table(project: Project) -> str:
     placeholders = {
         "statuses": ", ".join(f"`{status}`" for status in STANCE_STATUSES[:-1]) + f" or `{STANCE_STATUSES[-1]}`",
         "bio_tags": ", ".join(project.bio_tags),
+        "stance_order": ", ".join(f"`{value}`" for value in project.stance_values),
     }
     lines = ["| field | type | meaning |", "|---|---|---|"]
     for row in rows:

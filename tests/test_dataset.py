@@ -138,6 +138,7 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
         "target": "t",
         "stance": None,
         "stance_status": "tie",
+        "stance_distribution": [0.5, 0.5, 0.0],
         "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
         "annotations": [
             {
@@ -182,6 +183,7 @@ def test_encoder_refuses_an_annotator_that_is_not_a_pseudonym_without_echoing_it
         "target": "t",
         "stance": "neutral",
         "stance_status": "unanimous",
+        "stance_distribution": [0.0, 1.0, 0.0],
         "entities": [],
         "annotations": [annotation],
         "num_annotators": 1,

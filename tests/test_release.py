@@ -159,10 +159,12 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
     assert (
-        manifest["manifest_format"] == 2
+        manifest["manifest_format"] == 3
         and manifest["previous"] is None
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME
     )
+    assert manifest["dataset_format"] == 2 and manifest["aggregation"] == "majority"
+    assert manifest["gold"] == {"rate": 0.0, "questions_left_out": 0} and manifest["quality"] is None
     assert set(manifest["hashes"]) == {"label_scheme", "labeling_config", "guidelines", "snapshot", "project_file"}
     assert sum(manifest["splits"][s]["records"] for s in manifest["splits"]) == 60
     assert "README.md" in manifest["files"] and any(name.startswith("data/") for name in manifest["files"])
@@ -195,9 +197,12 @@ def test_release_manifest_changelog_verify_and_diff(repo):
         and "stance relabelled: 1" in diff.stdout
         and "stance distribution: against 0->" in diff.stdout
     )
+    assert "- aggregation: majority (unchanged)" in diff.stdout
+    assert "- gold questions: rate 0 (unchanged); left out of the dataset 0 (unchanged)" in diff.stdout
+    assert "gold accuracy and anchoring rate: not measured" in diff.stdout
     assert builder(folder, "verify", "1.1.0").returncode == 0
 
-    # a format-2 release rebuilds byte for byte too (the chain included)
+    # a format-3 release rebuilds byte for byte too (the chain included)
     rebuilt = build_release_folder(project, "1.1.0", folder.parent / "rebuilt")
     assert rebuilt == manifest_2
     assert (folder.parent / "rebuilt" / "manifest.json").read_bytes() == (
@@ -518,6 +523,7 @@ CORRUPT = {
     "format 2 without its fields": lambda text: json.dumps(
         {k: v for k, v in json.loads(text).items() if k != "previous"}
     ),
+    "format 3 without its fields": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "gold"}),
 }
 
 

@@ -17,7 +17,7 @@ from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits, parquet_name
 from builder.errors import BuilderError
 from builder.jsonio import make_parents, paused_gc, read_jsonl, remove_empty, sha256_file
-from builder.model import features
+from builder.model import DATASET_FORMAT, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
 from builder.records.stage import validate_snapshot
@@ -42,6 +42,38 @@ class BuildFacts:
     annotators: set = field(default_factory=set)
     validation: object = None
     snapshot_hash: str = ""
+    dataset_format: int = DATASET_FORMAT
+    quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
+
+    @property
+    def gold_questions(self) -> int:
+        """Gold questions the snapshot held, left out of the dataset."""
+        return getattr(self.validation, "gold", 0) or 0
+
+
+def _quality_summary(project: Project, snapshot: Path) -> dict | None:
+    """Per-annotator gold accuracy and anchoring for the card and the manifest, or None (not measured):
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}.
+
+    MERGE (issue 13): connect builder.records.quality here, e.g.
+        from builder.records.gold import project_gold
+        from builder.records.quality import annotator_report, quality_summary
+        return quality_summary(annotator_report(snapshot, project, project_gold(project)))
+    Until then the card prints "not measured" and the manifest records null.
+    """
+    return None
+
+
+def _plain_json(value):
+    """`value` with numpy scalars and arrays (as pandas gives them) turned into plain JSON values."""
+    import json
+
+    def plain(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"{type(o).__name__} is not JSON")
+
+    return None if value is None else json.loads(json.dumps(value, default=plain))
 
 
 def _names_type(feature):
@@ -89,9 +121,10 @@ class Encoder:
     """
 
     NAMED = ("stance", "entities", "annotations")  # columns that hold ClassLabel names until encoded
+    DERIVED = ("tokens", "ner_tags")
 
-    def __init__(self, project: Project) -> None:
-        self.features = features(project)
+    def __init__(self, project: Project, dataset_format: int = DATASET_FORMAT) -> None:
+        self.features = features(project, dataset_format)
         self.schema = self.features.arrow_schema
         self.names = self.schema.names
         self.tag_ids = {v: i for i, v in enumerate(project.bio_tags)}
@@ -100,6 +133,7 @@ class Encoder:
             for name in self.names
         }
         self.pseudonyms: set[str] = set()  # annotator names already checked
+        self.stored = [name for name in self.names if name not in self.DERIVED]  # taken from the record as is
 
     def new_columns(self) -> dict[str, list]:
         return {name: [] for name in self.names}
@@ -122,12 +156,10 @@ class Encoder:
                 f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
                 "validate the records first"
             ) from None
-        for name in ("id", "article_id", "sentence_index", "text", "target", "stance", "stance_status", "entities"):
+        for name in self.stored:
             columns[name].append(record[name])
         columns["tokens"].append(tokens)
         columns["ner_tags"].append(tags)
-        for name in ("annotations", "num_annotators", "agreement"):
-            columns[name].append(record[name])
         return dropped
 
     def table(self, columns: dict[str, list]):
@@ -151,13 +183,16 @@ def build_dataset(
     version: str | None = None,
     strict: bool = False,
     command: str = "builder build",
+    dataset_format: int = DATASET_FORMAT,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
     `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
     marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
     marker: releases are written once and never replaced. A failed write (disk full...) is one
-    line, and the previous `output` is kept.
+    line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
+    (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was). Gold
+    questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.outputs import OutputError, check_output_folder, write_error, write_marker
 
@@ -178,8 +213,12 @@ def build_dataset(
                     "run `builder validate` and fix them first"
                 )
             with paused_gc():
-                facts = write_dataset(project, records_path, staging, frozen_test, version, sha256_file(snapshot))
+                facts = write_dataset(
+                    project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
+                )
             facts.validation = result
+            if dataset_format >= 2:
+                facts.quality = _plain_json(_quality_summary(project, snapshot))
             records_path.unlink()
             from builder.dataset.card import write_card
 
@@ -226,12 +265,14 @@ def write_dataset(
     frozen_test=frozenset(),
     version: str | None = None,
     snapshot_hash: str = "",
+    dataset_format: int = DATASET_FORMAT,
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
     facts.snapshot_hash = snapshot_hash
+    facts.dataset_format = dataset_format
     splits, facts.split_facts = assign_splits(
         ((r["article_id"], r["text"]) for r in read_jsonl(records_path)),
         project.split_proportions,
@@ -239,7 +280,7 @@ def write_dataset(
         salt=project.name,
     )
     facts.splits = splits
-    encoder = Encoder(project)
+    encoder = Encoder(project, dataset_format)
     (folder / "data").mkdir(exist_ok=True)
     writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
     batches = {s: encoder.new_columns() for s in SPLITS}

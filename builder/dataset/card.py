@@ -34,7 +34,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def card_metadata(project: Project, folder: Path, facts) -> dict:
     present = [s for s in SPLITS if facts.counts[s]["records"]]
-    info = {"features": features(project)._to_yaml_list()}
+    info = {"features": features(project, facts.dataset_format)._to_yaml_list()}
     info["splits"] = [
         {
             "name": s,
@@ -131,6 +131,14 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         )
     v = facts.validation
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    if facts.dataset_format >= 2:
+        aggregation = aggregation_text(project, unresolved)
+        quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
+    else:  # the card of an older release, as it was
+        aggregation = f"""Aggregation: a ground-truth annotation wins; otherwise the
+majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span is kept when at least
+{project.entity_agreement:.0%} of the sentence's annotators marked exactly that span with that label."""
+        quality = ""
     return f"""
 # {project.pretty_name}
 
@@ -147,7 +155,7 @@ ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labe
 
 ## Data
 
-{card_field_table(project)}
+{card_field_table(project, facts.dataset_format)}
 
 ## Splits and label distribution
 
@@ -164,12 +172,10 @@ Entity spans (aggregated):
 
 ## Agreement
 
-{len(facts.annotators)} annotators, named by pseudonyms only. Aggregation: a ground-truth annotation wins; otherwise the
-majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span is kept when at least
-{project.entity_agreement:.0%} of the sentence's annotators marked exactly that span with that label.
+{len(facts.annotators)} annotators, named by pseudonyms only. {aggregation}
 
 {agreement}
-
+{quality}
 ## How it was made
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
@@ -197,6 +203,66 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+def aggregation_text(project: Project, unresolved: int) -> str:
+    """The card's sentence on how labels were aggregated (dataset format 2 on)."""
+    share = f"{project.entity_agreement:.0%}"
+    if project.aggregation == "dawid-skene":
+        return (
+            "Aggregation method: `dawid-skene`. A ground-truth annotation wins; otherwise each annotator is\n"
+            "weighted by their reliability, estimated over the whole snapshot by the Dawid-Skene EM (gold answers\n"
+            "and ground truth anchor it): the stance is the most probable label (ties stay unresolved:\n"
+            f"{unresolved} sentence(s)), `stance_distribution` is the model's posterior, and an entity span is kept\n"
+            f"when annotators holding at least {share} of the sentence's summed reliability marked exactly that\n"
+            "span with that label."
+        )
+    return (
+        "Aggregation method: `majority`. A ground-truth annotation wins; otherwise the majority stance\n"
+        f"(ties stay unresolved: {unresolved} sentence(s)), `stance_distribution` is the share of each stance\n"
+        f"among the annotations, and an entity span is kept when at least {share} of the sentence's annotators\n"
+        "marked exactly that span with that label."
+    )
+
+
+def describe_accuracies(values: list) -> str:
+    """Per-annotator accuracies as the card shows them: all of them (sorted) when few, else quartiles."""
+    import statistics
+
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return "no annotator answered a gold question"
+    spread = f"min {values[0]:.3f}, median {statistics.median(values):.3f}, max {values[-1]:.3f}"
+    if len(values) <= 30:
+        return f"{len(values)} annotator(s): {', '.join(f'{v:.3f}' for v in values)} ({spread})"
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{len(values)} annotators: {spread}, quartiles {q1:.3f} and {q3:.3f}"
+
+
+def quality_text(project: Project, gold_questions: int, quality: dict | None) -> str:
+    """The card's quality-control lines (dataset format 2 on); `quality` is the summary of
+    builder.records.quality (None: not measured)."""
+    lines = [
+        f"- Gold questions: gold rate {project.gold_rate:g} of the pushed tasks; {gold_questions} gold question(s) "
+        "in the snapshot, left out of the dataset.",
+    ]
+    if quality is None:
+        lines += [
+            "- Gold stance accuracy per annotator (pseudonymous): not measured.",
+            "- Anchoring rate (pre-annotated spans kept unchanged): not measured.",
+        ]
+    else:
+        anchoring = quality.get("anchoring_rate")
+        accuracies = describe_accuracies(quality.get("gold_accuracy", []))
+        flagged = quality.get("flagged", 0)
+        lines += [
+            f"- Gold stance accuracy per annotator (pseudonymous): {accuracies}.",
+            "- Anchoring rate (pre-annotated spans kept unchanged): "
+            + ("not measured" if anchoring is None else f"{anchoring:.3f}")
+            + ".",
+            f"- Annotators below the minimum gold accuracy ({project.min_gold_accuracy:g}): {flagged}.",
+        ]
+    return "\n".join(lines)
 
 
 def _sha(text: str) -> str:

@@ -11,8 +11,14 @@ Manifest formats. Format 1 (release 1.0.0; no `manifest_format` field): `dataset
 release) adds `manifest_format: 2`, `hashes.project_file` (sha256 of the project file's bytes, so
 every setting that changes the output counts), `pseudonym_scheme` (the scheme of the annotator
 names in the records, `builder.pseudonyms.scheme_of`; format 1 means `LEGACY_SCHEME`) and
-`previous` (the version and manifest sha256 of the release before it, or null). Rebuilding an
-existing release writes the format it has; a published release never changes.
+`previous` (the version and manifest sha256 of the release before it, or null). Format 3 adds
+`dataset_format` (the shape of the records and Parquet columns, `builder.model.DATASET_FORMAT`: 2
+adds `stance_distribution`; formats 1 and 2 mean dataset format 1), and what the card reports on
+quality control: `aggregation` (majority or dawid-skene), `gold` (`rate`, and `questions_left_out`:
+the gold questions the snapshot held, never in the dataset) and `quality` (the summary of
+builder.records.quality: per-annotator gold accuracy, anchoring rate, flagged annotators; null when
+not measured). Rebuilding an existing release writes the format it has, dataset included (a newer
+builder rebuilds an older release byte for byte); a published release never changes.
 
 Tamper evidence (`builder verify`):
 - every file's sha256 against the manifest;
@@ -56,13 +62,14 @@ from builder.dataset.splits import SPLITS, parquet_pattern
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash
+from builder.model import DATASET_FORMAT, format_of_columns
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -131,7 +138,7 @@ MANIFEST_SCHEMA = {
         "files",
     ],
     "properties": {
-        "manifest_format": {"enum": [1, MANIFEST_FORMAT]},
+        "manifest_format": {"enum": list(range(1, MANIFEST_FORMAT + 1))},
         "dataset": {"type": "string"},
         "version": {"type": "string"},
         "builder_version": {"type": "string"},
@@ -146,6 +153,17 @@ MANIFEST_SCHEMA = {
         "agreement": {"type": "object"},
         "files": {"type": "object", "additionalProperties": _HEX64},
         "pseudonym_scheme": {"type": ["string", "null"]},
+        "dataset_format": {"type": "integer", "minimum": 1},
+        "aggregation": {"type": "string"},
+        "gold": {
+            "type": "object",
+            "required": ["rate", "questions_left_out"],
+            "properties": {
+                "rate": {"type": "number", "minimum": 0},
+                "questions_left_out": {"type": "integer", "minimum": 0},
+            },
+        },
+        "quality": {"type": ["object", "null"]},
         "previous": {
             "oneOf": [
                 {"type": "null"},
@@ -157,8 +175,19 @@ MANIFEST_SCHEMA = {
             ]
         },
     },
-    "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"const": MANIFEST_FORMAT}}},
-    "then": {"required": ["pseudonym_scheme", "previous"], "properties": {"hashes": {"required": ["project_file"]}}},
+    "allOf": [
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 2}}},
+            "then": {
+                "required": ["pseudonym_scheme", "previous"],
+                "properties": {"hashes": {"required": ["project_file"]}},
+            },
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 3}}},
+            "then": {"required": ["dataset_format", "aggregation", "gold", "quality"]},
+        },
+    ],
 }
 
 
@@ -206,6 +235,16 @@ def read_manifest(project: Project, version: str) -> dict:
 def format_of(manifest: dict) -> int:
     """The manifest format (1 when the field is absent, as in release 1.0.0)."""
     return manifest.get("manifest_format", 1)
+
+
+def dataset_format_of(manifest: dict) -> int:
+    """The shape of a release's records and Parquet columns (1 before manifest format 3)."""
+    return manifest.get("dataset_format", 1) if format_of(manifest) >= 3 else 1
+
+
+def _dataset_format_for(manifest_format: int) -> int:
+    """The dataset format a release of `manifest_format` is built in."""
+    return DATASET_FORMAT if manifest_format >= 3 else 1
 
 
 def _sha256_text(text: str) -> str:
@@ -396,7 +435,15 @@ def build_release_folder(
         manifest_format = format_of(load_manifest(existing)) if existing.is_file() else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
     frozen = _frozen_test(project, earlier)
-    build_dataset(project, snapshot, output, frozen_test=frozen, version=version, strict=True)
+    facts = build_dataset(
+        project,
+        snapshot,
+        output,
+        frozen_test=frozen,
+        version=version,
+        strict=True,
+        dataset_format=_dataset_format_for(manifest_format),
+    )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
         "dataset": project.name,
@@ -416,7 +463,7 @@ def build_release_folder(
     }
     if manifest_format >= 2:
         previous = earlier[-1] if earlier else None
-        manifest["manifest_format"] = MANIFEST_FORMAT
+        manifest["manifest_format"] = manifest_format
         manifest["hashes"]["project_file"] = sha256_file(project.source)
         manifest["pseudonym_scheme"] = summary["pseudonym_scheme"]
         manifest["previous"] = (
@@ -424,6 +471,11 @@ def build_release_folder(
             if previous
             else None
         )
+    if manifest_format >= 3:
+        manifest["dataset_format"] = facts.dataset_format
+        manifest["aggregation"] = project.aggregation
+        manifest["gold"] = {"rate": project.gold_rate, "questions_left_out": facts.gold_questions}
+        manifest["quality"] = facts.quality
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -559,11 +611,20 @@ _CARD = {
 }
 
 
+# What the card of a format-3 release prints about quality control.
+_CARD_3 = {
+    "aggregation": r"Aggregation method: `([^`]+)`",
+    "gold.rate": r"gold rate (\S+) of the pushed tasks",
+    "gold.questions_left_out": r"; (\d+) gold question\(s\) in the snapshot",
+}
+
+
 def _card_problems(manifest: dict, card: str) -> list[str]:
     import ast
 
     problems = []
-    for field, pattern in _CARD.items():
+    patterns = {**_CARD, **_CARD_3} if format_of(manifest) >= 3 else _CARD
+    for field, pattern in patterns.items():
         match = re.search(pattern, card)
         value = manifest
         for part in field.split("."):
@@ -581,6 +642,10 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
                 ok = ast.literal_eval(printed) == value
             except (ValueError, SyntaxError):
                 ok = False
+        elif field == "gold.rate":
+            ok = f"{value:g}" == printed if isinstance(value, (int, float)) else False
+        elif field == "gold.questions_left_out":
+            ok = str(value) == printed
         else:
             ok = printed == value
         if not ok:
@@ -635,6 +700,27 @@ def _summary_problems(manifest: dict, summary: dict) -> list[str]:
             f"pseudonym_scheme: the manifest says {manifest['pseudonym_scheme']} "
             f"but the annotator names are {summary['pseudonym_scheme']}"
         )
+    return problems
+
+
+def _column_problems(manifest: dict, folder: Path) -> list[str]:
+    """The Parquet files' columns against the manifest's dataset format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    expected = dataset_format_of(manifest)
+    problems = []
+    for _, path in _parquet_files(folder):
+        try:
+            columns = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise BuilderError(f"{path}: cannot read its schema ({type(exc).__name__}: {exc})") from None
+        found = format_of_columns(columns)
+        if found != expected:
+            shape = f"dataset format {found}" if found else "columns of no dataset format"
+            problems.append(
+                f"{path.relative_to(folder)}: the manifest says dataset format {expected} but the file has {shape}"
+            )
     return problems
 
 
@@ -715,6 +801,7 @@ def verify_release(project: Project, version: str) -> list[str]:
     problems += [f"{name}: not in the manifest" for name in actual if name not in manifest["files"]]
     try:
         problems += _summary_problems(manifest, release_summary(folder))
+        problems += _column_problems(manifest, folder)
     except BuilderError as exc:
         problems.append(f"the Parquet files cannot be read to check the manifest's counts: {exc}")
     earlier = [v for v in releases(project) if version_key(v) < version_key(version)]
@@ -751,6 +838,31 @@ def _release_rows(folder: Path) -> tuple[dict[str, dict], dict]:
 
 def _scheme(manifest: dict) -> str | None:
     return manifest.get("pseudonym_scheme") if format_of(manifest) >= 2 else LEGACY_SCHEME
+
+
+def quality_control(manifest: dict) -> dict | None:
+    """What a manifest records about quality control (format 3 on), or None (an older release)."""
+    if format_of(manifest) < 3:
+        return None
+    quality = manifest.get("quality") or {}
+    accuracies = sorted(v for v in quality.get("gold_accuracy") or [] if v is not None)
+    return {
+        "aggregation": manifest["aggregation"],
+        "gold_rate": manifest["gold"]["rate"],
+        "gold_questions": manifest["gold"]["questions_left_out"],
+        "measured": bool(manifest.get("quality")),
+        "annotators_with_gold": len(accuracies),
+        "median_gold_accuracy": _median(accuracies),
+        "min_gold_accuracy": accuracies[0] if accuracies else None,
+        "anchoring_rate": quality.get("anchoring_rate"),
+        "flagged": quality.get("flagged"),
+    }
+
+
+def _median(values: list) -> float | None:
+    import statistics
+
+    return round(statistics.median(values), 3) if values else None
 
 
 def compare(
@@ -816,6 +928,7 @@ def compare(
         "label_deltas": deltas,
         "agreement": agreement,
         "pseudonym_scheme": (_scheme(manifest_a), _scheme(manifest_b)),
+        "quality_control": (quality_control(manifest_a), quality_control(manifest_b)),
         "texts": {
             i: (rows_b.get(i) or rows_a.get(i))["text"]
             for i in added[:3] + removed[:3] + [r[0] for r in relabelled[:3]]
@@ -855,7 +968,39 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         lines.append(f"- {key} distribution: " + (", ".join(parts) if parts else "unchanged"))
     parts = [f"{name} {a}->{b}" for name, (a, b) in diff["agreement"].items()]
     lines.append("- agreement: " + ", ".join(parts))
+    lines += _quality_lines(*diff.get("quality_control", (None, None)))
     return "\n".join(lines)
+
+
+def _quality_lines(old: dict | None, new: dict | None) -> list[str]:
+    """The diff's quality-control lines; none between two releases from before manifest format 3."""
+    if old is None and new is None:
+        return []
+    # an older release was aggregated by majority, had no gold questions and measured nothing
+    old = old or {"aggregation": "majority", "gold_rate": 0, "gold_questions": 0, "measured": False}
+    new = new or {"aggregation": "majority", "gold_rate": 0, "gold_questions": 0, "measured": False}
+
+    def change(key: str, fmt=str) -> str:
+        def show(value) -> str:
+            return "n/a" if value is None else fmt(value)
+
+        a, b = old.get(key), new.get(key)
+        return f"{show(a)} (unchanged)" if a == b else f"{show(a)} -> {show(b)}"
+
+    lines = [
+        f"- aggregation: {change('aggregation')}",
+        f"- gold questions: rate {change('gold_rate', lambda v: f'{v:g}')}; "
+        f"left out of the dataset {change('gold_questions')}",
+    ]
+    if old["measured"] or new["measured"]:
+        lines.append(
+            f"- annotators' gold accuracy: median {change('median_gold_accuracy')}, "
+            f"lowest {change('min_gold_accuracy')}, annotators with gold answers {change('annotators_with_gold')}, "
+            f"flagged {change('flagged')}; anchoring rate {change('anchoring_rate')}"
+        )
+    else:
+        lines.append("- annotators' gold accuracy and anchoring rate: not measured")
+    return lines
 
 
 def changelog_entry(project: Project, previous: str | None, version: str, manifest: dict, folder: Path) -> str:

@@ -3,18 +3,33 @@
 Aggregation (README, "How labels are aggregated"):
 - an annotation marked ground truth in Label Studio (the star) wins, stance and entities;
   several ground-truth annotations that disagree on stance leave it unresolved;
-- otherwise the stance is the majority of submitted annotations; a tie stays unresolved (None);
-- an entity span (start, end, label) is kept when at least `annotation.entity_agreement` of the
-  task's annotators marked exactly that span with that label.
+- `[annotation] aggregation = "majority"` (the default): the stance is the majority of submitted
+  annotations, a tie stays unresolved (None); an entity span (start, end, label) is kept when at
+  least `annotation.entity_agreement` of the task's annotators marked exactly that span with that label;
+- `"dawid-skene"`: annotators are weighted by their reliability, estimated over the whole snapshot
+  by the Dawid-Skene EM (builder.records.reliability), with gold answers and ground truth clamped;
+  the stance is the most probable label (a tie in probability stays unresolved), and a span is kept
+  when the reliability-weighted share of the task's annotators that marked it reaches
+  `entity_agreement`;
+- `stance_distribution`: the share of each stance among the annotations (majority), the model's
+  posterior (Dawid-Skene), one-hot for a ground-truth stance;
+- gold questions (tasks whose sentence is in `[quality] gold`) never become records: they are
+  counted (`gold questions` in the report) and, with Dawid-Skene, anchor the estimates.
 """
 
 from __future__ import annotations
 
+import tempfile
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from builder.model import GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS
 from builder.project import Project
+
+DAWID_SKENE = "dawid-skene"
+GOLD_QUESTIONS = "gold questions"  # the report's count of gold tasks left out of the records
+DISTRIBUTION_DIGITS = 6  # float32 holds about 7
 
 
 def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
@@ -41,16 +56,25 @@ def aggregate_stance(stances: list[str]) -> tuple[str | None, str]:
     return counts[0][0], UNANIMOUS if len(counts) == 1 else MAJORITY
 
 
-def aggregate_entities(per_annotator: list[list[dict]], share: float) -> list[dict]:
+def aggregate_entities(per_annotator: list[list[dict]], share: float, weights: list[float] | None = None) -> list[dict]:
+    """The spans marked by at least `share` of the annotators (each counted with its weight, 1 by default)."""
+    weights = weights or [1.0] * len(per_annotator)
     votes: Counter = Counter()
     spans: dict = {}
-    for entities in per_annotator:
+    for entities, weight in zip(per_annotator, weights):
         for entity in entities:
             key = (entity["start"], entity["end"], entity["label"])
-            votes[key] += 1
+            votes[key] += weight
             spans[key] = entity
-    needed = share * len(per_annotator)
+    needed = share * sum(weights)
     return [spans[key] for key in sorted(votes) if votes[key] >= needed - 1e-9]
+
+
+def stance_shares(stances: list[str], labels: list[str]) -> list[float]:
+    """The share of each label (in `labels`' order) among `stances`."""
+    counts = Counter(stances)
+    total = sum(counts[label] for label in labels)
+    return [round(counts[label] / total, DISTRIBUTION_DIGITS) if total else 0.0 for label in labels]
 
 
 def task_to_record(task: dict, project: Project) -> dict:
@@ -75,14 +99,11 @@ def task_to_record(task: dict, project: Project) -> dict:
         entities = (
             truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
         )
+        distribution = stance_shares([a["stance"] for a in truth], project.stance_values)
     else:
         stance, status = aggregate_stance([a["stance"] for a in individual])
         entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
-    agreeing = (
-        sum(1 for a in individual if a["stance"] == stance)
-        if stance is not None
-        else max(Counter(a["stance"] for a in individual).values())
-    )
+        distribution = stance_shares([a["stance"] for a in individual], project.stance_values)
     return {
         "id": data["sentence_id"],
         "article_id": data["article_id"],
@@ -91,14 +112,117 @@ def task_to_record(task: dict, project: Project) -> dict:
         "target": data.get("target") or project.target,
         "stance": stance,
         "stance_status": status,
+        "stance_distribution": distribution,
         "entities": entities,
         "annotations": individual,
         "num_annotators": len(individual),
-        "agreement": round(agreeing / len(individual), 4) if len(individual) > 1 else None,
+        "agreement": _agreement(individual, stance),
     }
 
 
-def to_records(tasks: Iterable[dict], project: Project) -> Iterator[dict]:
-    """The library stage: one record per validated task."""
+def _agreement(individual: list[dict], stance: str | None) -> float | None:
+    """The share of annotators agreeing with the aggregated stance (with the largest group when unresolved)."""
+    if len(individual) < 2:
+        return None
+    agreeing = (
+        sum(1 for a in individual if a["stance"] == stance)
+        if stance is not None
+        else max(Counter(a["stance"] for a in individual).values())
+    )
+    return round(agreeing / len(individual), 4)
+
+
+def to_records(tasks: Iterable[dict], project: Project, gold: Mapping | None = None, report=None) -> Iterator[dict]:
+    """The library stage: one record per validated task, gold questions left out (counted in `report`).
+
+    With `project.aggregation == "dawid-skene"` the tasks are read once to fit the model (their
+    majority records spooled to an anonymous temporary file, the answers kept as integer arrays)
+    and the records are then streamed from the spool with the model's labels.
+    """
+    gold = gold or {}
+    if project.aggregation == DAWID_SKENE:
+        yield from _dawid_skene_records(tasks, project, gold, report)
+        return
     for task in tasks:
+        if task["data"]["sentence_id"] in gold:
+            _count_gold(report)
+            continue
         yield task_to_record(task, project)
+
+
+def _count_gold(report) -> None:
+    if report is not None:
+        report.keep(GOLD_QUESTIONS)
+
+
+def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping, report) -> Iterator[dict]:
+    import numpy as np
+    import orjson
+
+    from builder.records.reliability import dawid_skene, most_likely
+
+    labels = project.stance_values
+    label_index = {label: i for i, label in enumerate(labels)}
+    workers: dict[str, int] = {}
+    answer_task, answer_worker, answer_label = array("q"), array("q"), array("q")
+    known_task, known_label = array("q"), array("q")  # gold answers and ground truth, clamped
+    spooled = array("q")  # the task index of each spooled record, in order
+    with tempfile.TemporaryFile() as spool:  # anonymous: nothing is left behind, however this ends
+        n_tasks = 0
+        for task in tasks:
+            record = task_to_record(task, project)
+            index = n_tasks
+            n_tasks += 1
+            for annotation in record["annotations"]:
+                answer_task.append(index)
+                answer_worker.append(workers.setdefault(annotation["annotator"], len(workers)))
+                answer_label.append(label_index[annotation["stance"]])
+            answer = gold.get(record["id"])
+            if answer is not None:
+                known_task.append(index)
+                known_label.append(label_index[answer.stance])
+                _count_gold(report)
+                continue
+            if record["stance_status"] == GROUND_TRUTH:
+                known_task.append(index)
+                known_label.append(label_index[record["stance"]])
+            spool.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            spooled.append(index)
+        fit = dawid_skene(
+            np.frombuffer(answer_task, dtype=np.int64),
+            np.frombuffer(answer_worker, dtype=np.int64),
+            np.frombuffer(answer_label, dtype=np.int64),
+            n_tasks,
+            len(workers),
+            len(labels),
+            known=(np.frombuffer(known_task, dtype=np.int64), np.frombuffer(known_label, dtype=np.int64)),
+        )
+        del answer_task, answer_worker, answer_label
+        best, tie = most_likely(fit.posteriors)
+        reliability = {name: float(fit.reliability[i]) for name, i in workers.items()}
+        spool.seek(0)
+        for line, index in zip(spool, spooled):
+            record = orjson.loads(line)
+            yield _reweighted(record, project, fit.posteriors[index], int(best[index]), bool(tie[index]), reliability)
+
+
+def _reweighted(record: dict, project: Project, posterior, best: int, tie: bool, reliability: dict) -> dict:
+    """A majority record with Dawid-Skene's stance, distribution and weighted entity vote (ground truth kept)."""
+    individual = record["annotations"]
+    if any(a["ground_truth"] for a in individual):
+        return record
+    stance = None if tie else project.stance_values[best]
+    if stance is None:
+        status = TIE
+    else:
+        status = UNANIMOUS if all(a["stance"] == stance for a in individual) else MAJORITY
+    record["stance"] = stance
+    record["stance_status"] = status
+    record["stance_distribution"] = [round(float(p), DISTRIBUTION_DIGITS) for p in posterior]
+    record["entities"] = aggregate_entities(
+        [a["entities"] for a in individual],
+        project.entity_agreement,
+        [reliability[a["annotator"]] for a in individual],
+    )
+    record["agreement"] = _agreement(individual, stance)
+    return record

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl, write_json
 from builder.project import Project
-from builder.records.aggregate import to_records
+from builder.records.aggregate import GOLD_QUESTIONS, to_records
+from builder.records.gold import project_gold
 from builder.records.validate import UnsortedSnapshot, validate_tasks
 from builder.report import Report
 
@@ -32,6 +33,7 @@ class ValidateResult:
     quarantined: int
     records_path: Path | None = None  # what was written, when it was
     report_path: Path | None = None
+    gold: int = 0  # gold questions: valid tasks left out of the records (tasks_in = records + gold + quarantined)
 
 
 def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
@@ -54,7 +56,7 @@ def validate_to_files(
     Defaults are the project's (`snapshot_path`, `records_path`, `validation_report_path`). Both
     outputs are checked before any work (`builder.outputs.check_output_file`): neither may be a
     folder or overwrite a file of another kind. The report is the problems of the `Report` plus
-    `tasks_in`, `records` and `quarantined`; the result names the paths written.
+    `tasks_in`, `records`, `gold_questions` and `quarantined`; the result names the paths written.
     """
     from builder.outputs import REPORT, check_output_file
 
@@ -64,7 +66,12 @@ def validate_to_files(
     check_output_file(records_path, project, replaces=("sentence records",))
     check_output_file(report_path, project, "--report", replaces=(REPORT,))
     result = validate_snapshot(project, snapshot, records_path)
-    counts = {"tasks_in": result.tasks_in, "records": result.records, "quarantined": result.quarantined}
+    counts = {
+        "tasks_in": result.tasks_in,
+        "records": result.records,
+        "gold_questions": result.gold,
+        "quarantined": result.quarantined,
+    }
     write_json(report_path, {**result.report.as_dict(), **counts})
     result.report_path = report_path
     return result
@@ -74,7 +81,10 @@ def _validate_snapshot(
     project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool
 ) -> ValidateResult:
     report = Report("validate")
-    records = to_records(validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project)
+    gold = project_gold(project)
+    records = to_records(
+        validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project, gold, report
+    )
     count = 0
     with paused_gc():
         if records_path is not None:
@@ -87,13 +97,14 @@ def _validate_snapshot(
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined, records_path)
+    return ValidateResult(report, tasks_in, count, quarantined, records_path, gold=report.kept[GOLD_QUESTIONS])
 
 
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
-    """Validated records in memory (for statistics on dataset-sized snapshots)."""
+    """Validated records in memory (for statistics on dataset-sized snapshots); gold questions left out."""
     report = Report("validate")
-    return list(to_records(validate_tasks(read_tasks(snapshot, report), project, report), project)), report
+    tasks = validate_tasks(read_tasks(snapshot, report), project, report)
+    return list(to_records(tasks, project, project_gold(project), report)), report
 
 
 def dataset_statistics(project: Project, snapshot: Path) -> dict:
