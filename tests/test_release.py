@@ -164,7 +164,8 @@ def test_release_manifest_changelog_verify_and_diff(repo):
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME
     )
     assert manifest["dataset_format"] == 2 and manifest["aggregation"] == "majority"
-    assert manifest["gold"] == {"rate": 0.0, "questions_left_out": 0} and manifest["quality"] is None
+    assert manifest["gold"] == {"rate": 0.0, "questions_left_out": 0}
+    assert manifest["quality"] == {"annotators": 2, "gold_accuracy": [], "anchoring_rate": None, "flagged": 0}
     assert set(manifest["hashes"]) == {"label_scheme", "labeling_config", "guidelines", "snapshot", "project_file"}
     assert sum(manifest["splits"][s]["records"] for s in manifest["splits"]) == 60
     assert "README.md" in manifest["files"] and any(name.startswith("data/") for name in manifest["files"])
@@ -199,7 +200,7 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     )
     assert "- aggregation: majority (unchanged)" in diff.stdout
     assert "- gold questions: rate 0 (unchanged); left out of the dataset 0 (unchanged)" in diff.stdout
-    assert "gold accuracy and anchoring rate: not measured" in diff.stdout
+    assert "flagged 0 (unchanged); anchoring rate n/a (unchanged)" in diff.stdout
     assert builder(folder, "verify", "1.1.0").returncode == 0
 
     # a format-3 release rebuilds byte for byte too (the chain included)

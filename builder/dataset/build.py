@@ -52,16 +52,12 @@ class BuildFacts:
 
 
 def _quality_summary(project: Project, snapshot: Path) -> dict | None:
-    """Per-annotator gold accuracy and anchoring for the card and the manifest, or None (not measured):
-    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}.
+    """Per-annotator gold accuracy and anchoring for the card and the manifest:
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
+    from builder.records.gold import project_gold
+    from builder.records.quality import annotator_report, quality_summary
 
-    MERGE (issue 13): connect builder.records.quality here, e.g.
-        from builder.records.gold import project_gold
-        from builder.records.quality import annotator_report, quality_summary
-        return quality_summary(annotator_report(snapshot, project, project_gold(project)))
-    Until then the card prints "not measured" and the manifest records null.
-    """
-    return None
+    return quality_summary(annotator_report(snapshot, project, project_gold(project)))
 
 
 def _plain_json(value):

@@ -335,8 +335,10 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
     """The aggregated stance code of every task (-1: unresolved or no stance answer), from `frame` (as
     `annotation_frame` gives it) and `gold` (per task, the gold stance code or -1).
 
-    Majority vote of the answers; a ground-truth answer wins (several that disagree: the majority of
-    them); a tie stays unresolved; a gold question's aggregate is its gold stance.
+    Majority vote of the answers, or with `[annotation] aggregation = "dawid-skene"` the most probable
+    stance under the Dawid-Skene model (as the dataset's records); a ground-truth answer wins (several
+    that disagree: the majority of them); a tie stays unresolved; a gold question's aggregate is its
+    gold stance.
     """
     n_tasks, n_labels = len(gold), len(project.stance_values)
     stance = frame["stance"].cat.codes.to_numpy()
@@ -354,6 +356,25 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
     top = counts.max(axis=1, initial=0)
     tie = (counts == top[:, None]).sum(axis=1) > 1
     result = np.where((top == 0) | tie, -1, counts.argmax(axis=1))
+    if project.aggregation == "dawid-skene" and answered.any():
+        from builder.records.reliability import dawid_skene, most_likely
+
+        # As the dataset's records: gold answers and agreeing ground truth anchor the model; ground truth wins.
+        truth_resolved = has_truth & (result >= 0)
+        known_tasks = np.flatnonzero((gold >= 0) | truth_resolved)
+        known_labels = np.where(gold[known_tasks] >= 0, gold[known_tasks], result[known_tasks])
+        fit = dawid_skene(
+            task[answered],
+            frame["annotator"].cat.codes.to_numpy()[answered],
+            stance[answered],
+            n_tasks,
+            len(frame["annotator"].cat.categories),
+            n_labels,
+            known=(known_tasks, known_labels),
+        )
+        label, undecided = most_likely(fit.posteriors)
+        modelled = np.where(undecided | (counts.sum(axis=1) == 0), -1, label)
+        result = np.where(has_truth, result, modelled)
     return np.where(gold >= 0, gold, result).astype(np.int8)
 
 
