@@ -240,3 +240,14 @@ def test_removing_the_api_keys_own_account_is_refused(ls, ls_server, tmp_path):
     refused = run_cli("annotators", "remove", ls_server.username, env=cli_env(ls), cwd=tmp_path)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert "API key belongs to" in refused.stderr and ls.api_key not in refused.stderr
+
+
+def test_links_for_people_use_the_shared_url_of_a_server_started_with_host():
+    """`server start --host` prints the URL to share; the links `annotators add` prints are that URL, not 127.0.0.1."""
+    from builder.labelstudio.client import Connection
+    from builder.labelstudio.users import invite_url
+
+    local = Connection("http://127.0.0.1:8080", "key", "local server")
+    shared = Connection("http://127.0.0.1:8080", "key", "local server", None, "http://10.1.2.3:8080")
+    assert local.public_url == "http://127.0.0.1:8080" and shared.public_url == "http://10.1.2.3:8080"
+    assert invite_url(shared, "tok") == "http://10.1.2.3:8080/user/signup/?token=tok"

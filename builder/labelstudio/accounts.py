@@ -120,7 +120,7 @@ def add_annotators(
     wanted = checked_emails(emails)
     members = {user.email for user in organization_users(connection) if user.active}
     token = invite_token(connection)
-    result = AddResult(login_url=f"{connection.url}/user/login/")
+    result = AddResult(login_url=f"{connection.public_url}/user/login/")
     if invite_only:
         result.invite_url = invite_url(connection, token)
     for email in wanted:

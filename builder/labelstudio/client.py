@@ -23,6 +23,12 @@ class Connection:
     api_key: str
     source: str
     data_dir: str | None = None  # the local server's data folder, when builder started it
+    shared_url: str | None = None  # the URL annotators on other machines open (`server start --host`)
+
+    @property
+    def public_url(self) -> str:
+        """The URL to give people: the shared one when the local server was started with --host."""
+        return self.shared_url or self.url
 
     def __repr__(self) -> str:
         return f"Connection(url={self.url!r}, source={self.source!r})"
@@ -57,7 +63,7 @@ def resolve_connection(root: Path) -> Connection:
         raise LabelStudioError(
             f"no Label Studio to talk to: run `builder server start`, or set {URL_VARIABLE} and {KEY_VARIABLE}"
         )
-    return Connection(state.url, state.token, "local server", state.data_dir)
+    return Connection(state.url, state.token, "local server", state.data_dir, server.share_url(state))
 
 
 def _checked_url(url: str) -> str:

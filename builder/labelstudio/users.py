@@ -29,7 +29,7 @@ def invite_token(connection: Connection) -> str:
 
 def invite_url(connection: Connection, token: str | None = None) -> str:
     """The link a person opens to join the organization (its sign-up page with the invite token)."""
-    return f"{connection.url}/user/signup/?token={token or invite_token(connection)}"
+    return f"{connection.public_url}/user/signup/?token={token or invite_token(connection)}"
 
 
 def _form(session, url: str) -> str:
