@@ -14,6 +14,7 @@ import errno
 import html
 import os
 import re
+import shlex
 import tempfile
 import tomllib
 import unicodedata
@@ -310,7 +311,7 @@ def summary(result: InitResult) -> str:
 
 def next_steps(result: InitResult, folder: str | Path = ".") -> list[tuple[str, str]]:
     """The commands that come next, each with what it does (`folder`: as the user named it, for `cd`)."""
-    steps = [] if result.folder.resolve() == Path.cwd().resolve() else [(f"cd {folder}", "")]
+    steps = [] if result.folder.resolve() == Path.cwd().resolve() else [(f"cd {shlex.quote(str(folder))}", "")]
     return steps + [
         ("edit guidelines.md", "describe each label, with examples; annotators read it in Label Studio"),
         ("builder split ARTICLES -o work/sentences.jsonl", "your articles (.txt, .jsonl, .html) into sentences"),

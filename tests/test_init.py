@@ -610,3 +610,9 @@ def test_init_and_the_bundled_default_show_every_optional_setting_of_the_schema(
     setting = re.compile(r"^# ([a-z_]+ = .*)$", re.MULTILINE)
     uncommented.write_text(setting.sub(r"\1", text), encoding="utf-8")
     assert load_project(uncommented).gold_rate == 0.05
+
+
+def test_the_cd_it_suggests_is_quoted_for_the_shell(tmp_path):
+    result = invoke("init", "My Dataset", "--yes", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "cd 'My Dataset'" in result.stdout
