@@ -5,6 +5,8 @@ Every command's help ends with an example (a test checks it).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +27,11 @@ class CleanErrors(click.Group):
         except BuilderError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
-        except OSError as exc:  # a write builder does not guard itself: stdout to a full disk, a closed pipe
+        except BrokenPipeError:  # the reader went away (`builder quality | head`): not an error to report
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout at exit
+            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
+        except OSError as exc:  # a write builder does not guard itself: stdout to a full disk
             where = f" ({exc.filename})" if exc.filename else ""
             click.echo(f"error: {exc.strerror or exc}{where}", err=True)
             ctx.exit(1)

@@ -337,3 +337,19 @@ def test_every_command_has_an_error_path_test_here():
         words = tuple(re.findall(r"\"([^\"]+)\"", arguments))
         called.update(words[i:j] for i in range(len(words)) for j in range(i + 1, len(words) + 1))
     assert sorted(" ".join(path) for path in leaves(cli) if path not in called) == []
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    """`builder stats | head -1`: the closed pipe ends the command quietly (141, as a shell reports it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "builder", "stats"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    child.stdout.close()  # before it writes a line
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141, stderr
+    assert stderr == "", stderr
