@@ -177,6 +177,22 @@ def test_pull_with_half_the_connection(here):
     one_error(invoke("pull", env={"LABEL_STUDIO_URL": "http://127.0.0.1:9"}), "LABEL_STUDIO_API_KEY is not set")
 
 
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("http://127.0.0.1:9/x?a=1\nb", "holds spaces or control characters"),
+        ("http://127.0.0.1:9/?a=1", "without '?...' or '#...'"),
+        ("http://127.0.0.1:9/#top", "without '?...' or '#...'"),
+        ("http://me:secret@127.0.0.1:9", "must not hold a user name or password"),
+        ("ftp://127.0.0.1:9", "not an http(s) URL"),
+    ],
+)
+def test_pull_refuses_a_url_that_is_not_label_studios_address(here, url, needle):
+    key = {"LABEL_STUDIO_API_KEY": "x" * 40}
+    message = one_error(invoke("pull", env={"LABEL_STUDIO_URL": url, **key}), needle)
+    assert "secret" not in message
+
+
 def test_review_missing_snapshot(here):
     one_error(invoke("review", "--snapshot", here / "missing.jsonl", env=CLOSED), "missing.jsonl: cannot open")
 

@@ -70,6 +70,10 @@ def _checked_url(url: str) -> str:
     """LABEL_STUDIO_URL as an http(s) URL without credentials (they would appear in every message)."""
     from urllib.parse import urlsplit
 
+    if not url.strip().isprintable() or any(c.isspace() for c in url.strip()):
+        raise LabelStudioError(
+            f"{URL_VARIABLE} holds spaces or control characters: give a URL such as http://localhost:8080"
+        )
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 -- raises ValueError for a bad port
@@ -77,6 +81,8 @@ def _checked_url(url: str) -> str:
         raise LabelStudioError(f"{URL_VARIABLE} is not a URL such as http://localhost:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LabelStudioError(f"{URL_VARIABLE} is not an http(s) URL such as http://localhost:8080")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise LabelStudioError(f"{URL_VARIABLE} must be Label Studio's address alone, without '?...' or '#...'")
     if parts.username or parts.password:
         raise LabelStudioError(
             f"{URL_VARIABLE} must not hold a user name or password: put the API key in {KEY_VARIABLE}"
