@@ -11,7 +11,10 @@ import json
 import random
 
 import pytest
-from conftest import cli_env, make_project, run_cli
+
+from builder.sentences.segmenter import sentence_id
+
+from .conftest import cli_env, make_project, run_cli
 
 LABELS = ["favor", "against", "neutral"]
 ARTICLES, PER_ARTICLE, GOLD_ARTICLES = 20, 12, 5
@@ -28,7 +31,7 @@ def _sentences(prefix: str, articles: int) -> list[dict]:
         for i, text in enumerate(texts):
             sentences.append(
                 {
-                    "id": f"{prefix}{a:02d}s{i:02d}",
+                    "id": sentence_id(f"{prefix}-article-{a:02d}", text, 0),  # as `builder split` makes it
                     "article_id": f"{prefix}-article-{a:02d}",
                     "article_title": f"Article {prefix}{a}",
                     "sentence_index": i,
@@ -44,13 +47,15 @@ def _sentences(prefix: str, articles: int) -> list[dict]:
     return sentences
 
 
-def _answers(name: str, rate: float | None, truth: dict[str, str], rng: random.Random) -> dict[str, str]:
-    """Each sentence id -> this annotator's stance: wrong on exactly (1 - rate) of them, or at random."""
-    ids = sorted(truth)
+def _answers(rate: float | None, truth: dict[str, str], gold: set[str], rng: random.Random) -> dict[str, str]:
+    """Each sentence id -> this annotator's stance: wrong on exactly (1 - rate) of the gold questions and of
+    the other sentences (the simulated rate holds on both), or at random."""
     if rate is None:
-        return {i: rng.choice(LABELS) for i in ids}
-    wrong = set(rng.sample(ids, round((1 - rate) * len(ids))))
-    return {i: rng.choice([x for x in LABELS if x != truth[i]]) if i in wrong else truth[i] for i in ids}
+        return {i: rng.choice(LABELS) for i in sorted(truth)}
+    wrong: set[str] = set()
+    for part in (sorted(gold), sorted(set(truth) - gold)):
+        wrong |= set(rng.sample(part, round((1 - rate) * len(part))))
+    return {i: rng.choice([x for x in LABELS if x != truth[i]]) if i in wrong else truth[i] for i in sorted(truth)}
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +89,11 @@ def annotated(ls_server, tmp_path_factory):
     ]
     assert len(tasks) == 300
     for name, rate in SIMULATED.items():
-        answers = _answers(name, rate, truth, rng)
+        answers = _answers(rate, truth, {g["id"] for g in gold}, rng)
         me = annotator_connection(admin, f"{name}@quality.example.org", f"pw-{name}-{rng.random()}")
         client = me.client()
-        for task_id, sentence_id in tasks:
-            choice = {"choices": [answers[sentence_id]]}
+        for task_id, sentence in tasks:
+            choice = {"choices": [answers[sentence]]}
             result = [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": choice}]
             client.annotations.create(id=task_id, result=result, lead_time=3.0)
     env = cli_env(admin)
@@ -169,9 +174,9 @@ def test_a_spammer_cannot_push_a_label_past_two_accurate_annotators(annotated):
     by_accuracy = sorted(rows, key=lambda r: r["gold_accuracy"], reverse=True)
     accurate = [r["annotator"] for r in by_accuracy[:2]]
     agreeing = 0
-    for sentence_id, (stance, labels, _) in modelled.items():
+    for sentence, (stance, labels, _) in modelled.items():
         assert len(labels) == 4
         if labels[accurate[0]] == labels[accurate[1]]:
             agreeing += 1
-            assert stance == labels[accurate[0]], sentence_id
+            assert stance == labels[accurate[0]], sentence
     assert agreeing > 200  # two annotators right on 95% agree on most sentences
