@@ -100,7 +100,10 @@ class Gazetteer:
         return out
 
     def to_json(self) -> list:
-        return [[list(s), {a: dict(sorted(c.items())) for a, c in sorted(per.items())}] for s, per in sorted(self.entries.items())]
+        return [
+            [list(s), {a: dict(sorted(c.items())) for a, c in sorted(per.items())}]
+            for s, per in sorted(self.entries.items())
+        ]
 
     @classmethod
     def from_json(cls, data: list) -> Gazetteer:
@@ -116,10 +119,22 @@ def token_features(
     lowers = [t.lower() for t in tokens]
     shapes = [shape(t) for t in tokens]
     sentence = ["headline"] if headline else []
+    runs = capital_runs(tokens)
     rows = []
     for i, token in enumerate(tokens):
         low = lowers[i]
         f = ["b", "w=" + low, "s=" + shapes[i], "p3=" + low[:3], "x3=" + low[-3:], "x2=" + low[-2:], *sentence]
+        run = runs[i]
+        if run is not None:
+            start, end = run
+            position = "S" if end - start == 1 else "B" if i == start else "E" if i == end - 1 else "I"
+            f += [
+                "r=" + position,
+                f"rl={min(end - start, 4)}",
+                "rf=" + lowers[start],
+                "rz=" + lowers[end - 1],
+                "rp=" + (lowers[start - 1] if start > 0 else "BOS"),
+            ]
         if token[:1].isupper():
             f.append("cap")
             if low in lower_words:
@@ -129,7 +144,7 @@ def token_features(
         if gazetteer_tags[i]:
             f.append("g=" + gazetteer_tags[i])
         if i > 0:
-            f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1]]
+            f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
             if gazetteer_tags[i - 1]:
                 f.append("-1g=" + gazetteer_tags[i - 1])
             if i > 1:
@@ -137,7 +152,7 @@ def token_features(
         else:
             f.append("BOS")
         if i < n - 1:
-            f += ["+1w=" + lowers[i + 1], "+1s=" + shapes[i + 1]]
+            f += ["+1w=" + lowers[i + 1], "+1s=" + shapes[i + 1], "+1ww=" + low + "|" + lowers[i + 1]]
             if gazetteer_tags[i + 1]:
                 f.append("+1g=" + gazetteer_tags[i + 1])
             if i < n - 2:
@@ -146,6 +161,33 @@ def token_features(
             f.append("EOS")
         rows.append(f)
     return rows
+
+
+CONNECTORS = frozenset({"of", "the", "and", "for", "de", "on", "in", "&", "-", "."})
+
+
+def capital_runs(tokens: list[str]) -> list[tuple[int, int] | None]:
+    """For each token, the (start, end) of the run of capitalised tokens it is in (connectors such as
+    "of" or "and" between two capitalised tokens included), else None."""
+    n = len(tokens)
+    capital = [t[:1].isupper() for t in tokens]
+    inside = list(capital)
+    for i in range(1, n - 1):
+        if not capital[i] and tokens[i] in CONNECTORS and capital[i - 1] and capital[i + 1]:
+            inside[i] = True
+    out: list[tuple[int, int] | None] = [None] * n
+    i = 0
+    while i < n:
+        if not inside[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and inside[j]:
+            j += 1
+        for k in range(i, j):
+            out[k] = (i, j)
+        i = j
+    return out
 
 
 def bio_tags(tokens: list[tuple[str, int, int]], spans: list[dict]) -> list[str]:

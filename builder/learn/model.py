@@ -93,6 +93,7 @@ class LearnedModel:
         self.thresholds: dict = dict(manifest["thresholds"])
         self.target: str = manifest.get("target", "")
         self.tagger = tagger
+        self.tagger_bytes: bytes | None = None
         self.gazetteer = Gazetteer.from_json(memory["gazetteer"])
         self.lower_words = frozenset(memory["lower_words"])
         self.stance = stance
@@ -221,4 +222,6 @@ def load_model(folder: str | Path, project=None) -> LearnedModel:
             tagger.open_inmemory(contents[ENTITY_FILE])  # the bytes whose sha256 was checked
     except (KeyError, ValueError, TypeError, OSError) as exc:
         raise fail(f"its files cannot be used ({type(exc).__name__})") from None
-    return LearnedModel(folder, manifest, tagger, memory, stance)
+    model = LearnedModel(folder, manifest, tagger, memory, stance)
+    model.tagger_bytes = contents.get(ENTITY_FILE)  # crfsuite reads the model from this buffer: keep it alive
+    return model

@@ -1,12 +1,14 @@
 """`builder train`: an entity tagger and a stance classifier from the project's validated records.
 
-The records' articles are split into train and dev by a hash of the article id (never sentences of one
-article on both sides). A model is fitted on train and scored on dev: per-label precision, recall and
-F1, stance accuracy, and the thresholds that keep the proposals' precision at `target_precision` or
-above (chosen to save the most annotator actions: right proposals minus wrong ones). When dev is too
-small to choose (fewer than `min_dev_items` gold spans, or sentences with a stance), conservative
-defaults are used and the manifest says so. The model written is then fitted on all records (`refit`)
-with those thresholds. Same records and settings: byte-identical folder, same `model_version`.
+Dev is by article, never sentences of one article on both sides: the articles are dealt into
+`dev_folds` folds by a hash of their id (salted with the seed), and each fold is scored by a model
+fitted on the others, so every article is dev once (one small dev split chose thresholds that did not
+hold on other articles). From the pooled dev scores: per-label precision, recall and F1 (every span
+found), stance accuracy, and the thresholds that keep the proposals' precision at `target_precision`
+or above (the cut that saves the most annotator actions: right proposals minus wrong ones). When dev is
+too small to choose (fewer than `min_dev_items` gold spans, or sentences with a stance), conservative
+defaults are used and the manifest says so. The model written is fitted on all records with those
+thresholds. Same records, settings and seed: byte-identical folder, same `model_version`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.splits import hash_split
 from builder.errors import BuilderError, InputError
 from builder.learn.features import Gazetteer, bio_tags, is_headline_like, stance_terms, token_features, tokenize
 from builder.learn.model import (
@@ -43,14 +44,14 @@ SETTINGS = {
     "c1": 0.05,  # CRF L1 and L2 regularisation, L-BFGS iterations
     "c2": 0.05,
     "max_iterations": 150,
-    "dev_share": 0.25,  # share of articles held out to choose the thresholds
+    "dev_folds": 4,  # articles dealt into folds; each fold is dev once for a model fitted on the others
     "target_precision": 0.8,
+    "precision_margin": 0.0,  # chosen where dev precision >= target + margin
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
     "default_span_threshold": 0.9,
     "default_stance_threshold": 0.9,
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
-    "refit": True,
 }
 
 
@@ -95,21 +96,26 @@ def data_digest(examples: list[Example]) -> str:
     """sha256 of the training data, canonical JSON of every example in order."""
     digest = hashlib.sha256()
     for e in examples:
-        item = [e.id, e.article_id, e.text, [[s["start"], s["end"], s["label"]] for s in e.entities], e.stance, e.target]
+        item = [
+            e.id,
+            e.article_id,
+            e.text,
+            [[s["start"], s["end"], s["label"]] for s in e.entities],
+            e.stance,
+            e.target,
+        ]
         digest.update(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
     return digest.hexdigest()
 
 
-def dev_articles(article_ids: list[str], share: float, seed: int) -> set[str]:
-    """The held-out articles: by a hash of the id (salted with the seed); at least one when there are two."""
-    ids = sorted(set(article_ids))
-    proportions = {"train": 1.0 - share, "validation": share, "test": 0.0}
-    dev = {a for a in ids if hash_split(a, proportions, salt=f"builder-train/{seed}") == "validation"}
-    if not dev and len(ids) >= 2:
-        dev = {min(ids, key=lambda a: hashlib.sha256(f"{seed}\x00{a}".encode()).hexdigest())}
-    if len(dev) == len(ids) and len(ids) >= 2:
-        dev.discard(max(sorted(dev), key=lambda a: hashlib.sha256(f"{seed}\x00{a}".encode()).hexdigest()))
-    return dev
+def dev_folds(article_ids: list[str], folds: int, seed: int) -> dict[str, int]:
+    """The dev fold of each article, from a hash of its id salted with the seed; round-robin over the hash
+    order, so with fewer articles than folds each article is a fold of its own. Empty for one article."""
+    ids = sorted(set(article_ids), key=lambda a: hashlib.sha256(f"builder-train/{seed}\x00{a}".encode()).hexdigest())
+    if len(ids) < 2:
+        return {}
+    k = min(folds, len(ids))
+    return {a: i % k for i, a in enumerate(ids)}
 
 
 # --- fitting ----------------------------------------------------------------------------------------
@@ -136,7 +142,9 @@ def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> di
             if not tokens:
                 continue
             words = [t for t, _, _ in tokens]
-            features = token_features(words, gazetteer.tags(words, exclude=e.article_id), lower, is_headline_like(e.text))
+            features = token_features(
+                words, gazetteer.tags(words, exclude=e.article_id), lower, is_headline_like(e.text)
+            )
             trainer.append(features, bio_tags(tokens, list(e.entities)))
         trainer.set_params(
             {
@@ -192,7 +200,9 @@ def _model_from_files(folder: Path, files: dict[str, bytes], manifest: dict) -> 
         tagger = pycrfsuite.Tagger()
         tagger.open_inmemory(files[ENTITY_FILE])
     stance = StanceClassifier(json.loads(files[STANCE_FILE])) if STANCE_FILE in files else None
-    return LearnedModel(folder, manifest, tagger, json.loads(files[MEMORY_FILE]), stance)
+    model = LearnedModel(folder, manifest, tagger, json.loads(files[MEMORY_FILE]), stance)
+    model.tagger_bytes = files.get(ENTITY_FILE)  # crfsuite reads the model from this buffer: keep it alive
+    return model
 
 
 # --- dev scores and thresholds ----------------------------------------------------------------------
@@ -216,9 +226,9 @@ def choose_threshold(scored: list[tuple[float, bool]], target: float) -> tuple[f
     return best[1], {"shown": len(kept), "right": sum(kept)}
 
 
-def evaluate(model: LearnedModel, examples: list[Example], entity_labels: list[str]) -> dict:
-    """Exact-span precision/recall/F1 per label (every span the tagger finds), stance accuracy, and the
-    (score, right) pairs the thresholds are chosen from."""
+def evaluate(model: LearnedModel | None, examples: list[Example], entity_labels: list[str]) -> dict:
+    """Exact-span counts per label (every span the tagger finds), and the (score, right) pairs of spans and
+    stances the thresholds are chosen from."""
     counts = {label: Counter() for label in entity_labels}
     span_scores, stance_scores = [], []
     gold_total = 0
@@ -237,16 +247,34 @@ def evaluate(model: LearnedModel, examples: list[Example], entity_labels: list[s
         if e.stance is not None and probabilities:
             label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
             stance_scores.append((p, label == e.stance))
-    per_label = {label: _prf(c) for label, c in counts.items()}
-    per_label["all"] = _prf(sum(counts.values(), Counter()))
     return {
-        "entities": per_label,
+        "counts": counts,
         "gold_spans": gold_total,
         "span_scores": span_scores,
         "stance_scores": stance_scores,
-        "stance_accuracy": round(sum(c for _, c in stance_scores) / len(stance_scores), 4) if stance_scores else None,
-        "stance_sentences": len(stance_scores),
+        "sentences": len(examples),
     }
+
+
+def merge(a: dict, b: dict) -> dict:
+    """The scores of two dev folds together."""
+    return {
+        "counts": {label: a["counts"][label] + b["counts"][label] for label in a["counts"]},
+        "gold_spans": a["gold_spans"] + b["gold_spans"],
+        "span_scores": a["span_scores"] + b["span_scores"],
+        "stance_scores": a["stance_scores"] + b["stance_scores"],
+        "sentences": a["sentences"] + b["sentences"],
+    }
+
+
+def _per_label(counts: dict, entity_labels: list[str]) -> dict:
+    per_label = {label: _prf(counts[label]) for label in entity_labels}
+    per_label["all"] = _prf(sum(counts.values(), Counter()))
+    return per_label
+
+
+def _accuracy(scored: list[tuple[float, bool]]) -> float | None:
+    return round(sum(c for _, c in scored) / len(scored), 4) if scored else None
 
 
 def _prf(c: Counter) -> dict:
@@ -257,7 +285,7 @@ def _prf(c: Counter) -> dict:
 
 
 def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
-    target = settings["target_precision"]
+    target = settings["target_precision"] + settings["precision_margin"]
     thresholds = {"headline_span": settings["headline_span"]}
     notes = {}
     if dev["gold_spans"] >= settings["min_dev_items"]:
@@ -268,15 +296,14 @@ def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
     else:
         thresholds["span"] = settings["default_span_threshold"]
         notes["span"] = f"default: dev too small ({dev['gold_spans']} gold spans < {settings['min_dev_items']})"
-    if dev["stance_sentences"] >= settings["min_dev_items"]:
+    if len(dev["stance_scores"]) >= settings["min_dev_items"]:
         thresholds["stance"], shown = choose_threshold(dev["stance_scores"], target)
         notes["stance"] = "chosen on dev" if thresholds["stance"] is not None else f"no cut reaches {target} on dev"
         notes["stance_dev"] = shown
     else:
         thresholds["stance"] = settings["default_stance_threshold"]
-        notes["stance"] = (
-            f"default: dev too small ({dev['stance_sentences']} sentences with a stance < {settings['min_dev_items']})"
-        )
+        n = len(dev["stance_scores"])
+        notes["stance"] = f"default: dev too small ({n} sentences with a stance < {settings['min_dev_items']})"
     for key in ("span", "stance"):
         if thresholds[key] is not None:
             thresholds[key] = round(thresholds[key], 6)
@@ -306,26 +333,27 @@ def fit_model(
     settings = {**SETTINGS, **(settings or {})}
     if not examples:
         raise InputError("no validated records to train on; label some sentences and `builder pull` first")
-    dev_ids = dev_articles([e.article_id for e in examples], settings["dev_share"], seed)
-    train = [e for e in examples if e.article_id not in dev_ids]
-    dev = [e for e in examples if e.article_id in dev_ids]
+    folds = dev_folds([e.article_id for e in examples], settings["dev_folds"], seed)
     probe = {"model_version": "dev", "thresholds": {"headline_span": settings["headline_span"]}, "target": target}
-    dev_model = _model_from_files(folder, _fit(train or examples, settings, folder, seed), probe)
-    scores = evaluate(dev_model, dev, entity_labels) if dev else evaluate(dev_model, [], entity_labels)
+    scores = evaluate(None, [], entity_labels)
+    for fold in sorted(set(folds.values())):
+        train = [e for e in examples if folds[e.article_id] != fold]
+        dev = [e for e in examples if folds[e.article_id] == fold]
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed), probe)
+        scores = merge(scores, evaluate(dev_model, dev, entity_labels))
     thresholds, notes = _thresholds(scores, settings)
     spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
     metrics = {
-        "dev_articles": sorted(dev_ids),
-        "dev_sentences": len(dev),
-        "train_sentences": len(train),
-        "entities": scores["entities"],
-        "stance_accuracy": scores["stance_accuracy"],
-        "stance_dev_sentences": scores["stance_sentences"],
+        "dev": f"{len(set(folds.values()))} folds by article, each scored by a model fitted on the others",
+        "dev_sentences": scores["sentences"],
+        "entities": _per_label(scores["counts"], entity_labels),
+        "stance_accuracy": _accuracy(scores["stance_scores"]),
+        "stance_dev_sentences": len(scores["stance_scores"]),
         "proposed_spans": _shown(spans, thresholds["span"]),
         "proposed_stance": _shown(scores["stance_scores"], thresholds["stance"]),
         "threshold_notes": notes,
     }
-    files = _fit(examples, settings, folder, seed) if settings["refit"] else _fit(train or examples, settings, folder, seed)
+    files = _fit(examples, settings, folder, seed)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
