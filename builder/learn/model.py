@@ -29,8 +29,7 @@ from builder.learn.features import (
     token_features,
     tokenize,
 )
-from builder.model import SENTENCE, STANCE
-from builder.preannotate import region
+from builder.model import SENTENCE, STANCE, region
 
 KIND = "builder-crf"
 FORMAT = 1
