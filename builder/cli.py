@@ -837,6 +837,52 @@ def build(ctx, snapshot, output, repo_id) -> None:
 
 
 @cli.command()
+@_snapshot_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Model folder, new, empty or an earlier `builder train` output. Default: .builder/model/ in the project.",
+)
+@click.pass_context
+def train(ctx, snapshot, output) -> None:
+    """Train the pre-annotation model (entity tagger and stance classifier) on the validated records.
+
+    Articles are dealt into dev folds (each scored by a model fitted on the others); the thresholds that
+    keep proposals right 80% of the time are chosen there, and the model is then fitted on every record.
+    The folder is written atomically; its model_version hashes the training data and the settings, so the
+    same snapshot gives the same model. Use it with `builder push --predictor model`.
+
+    \b
+    Example:
+        builder train && builder push work/sentences.jsonl --predictor model
+    """
+    from builder.learn.train import train_model
+
+    project = project_of(ctx)
+    result = train_model(project, snapshot, output)
+    metrics = result.metrics
+    click.echo(f"dev: {metrics['dev']}, {metrics['dev_sentences']} sentences")
+    for label, m in metrics["entities"].items():
+        click.echo(
+            f"  {label:<6} precision {m['precision']:.2f}  recall {m['recall']:.2f}  f1 {m['f1']:.2f}  "
+            f"({m['support']} gold spans)"
+        )
+    accuracy = metrics["stance_accuracy"]
+    stance = f"{accuracy:.2f} on {metrics['stance_dev_sentences']} sentences" if accuracy is not None else "no model"
+    click.echo(f"  stance accuracy {stance}")
+    notes = metrics["threshold_notes"]
+    for key, shown in (("span", metrics["proposed_spans"]), ("stance", metrics["proposed_stance"])):
+        value = result.thresholds[key]
+        precision = (
+            f", right {shown['precision']:.2f} of {shown['shown']} on dev" if shown["precision"] is not None else ""
+        )
+        click.echo(f"threshold {key}: {'none (never proposed)' if value is None else value} ({notes[key]}{precision})")
+    click.echo(f"threshold headline_span: {result.thresholds['headline_span']}")
+    click.echo(f"wrote {result.folder} (model_version {result.model_version})")
+
+
+@cli.command()
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),

@@ -46,6 +46,20 @@ INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num
 LEAD_TIME_MAX = 1_000_000
 
 
+def region(start: int, end: int, text: str, label: str) -> dict:
+    """One Label Studio `labels` result item of the ENTITIES control; its id is derived from its content."""
+    import hashlib
+
+    region_id = hashlib.sha1(f"{start}:{end}:{label}".encode()).hexdigest()[:10]
+    return {
+        "id": region_id,
+        "from_name": ENTITIES,
+        "to_name": SENTENCE,
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": text, "labels": [label]},
+    }
+
+
 # --- the kinds of values a field holds; each says how it reads in a JSON Schema, a feature, the card
 
 

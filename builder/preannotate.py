@@ -14,19 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from builder.errors import ConfigError
-from builder.model import ENTITIES, SENTENCE
-
-
-def region(start: int, end: int, text: str, label: str) -> dict:
-    """One Label Studio `labels` result item; its id is derived from its content."""
-    region_id = hashlib.sha1(f"{start}:{end}:{label}".encode()).hexdigest()[:10]
-    return {
-        "id": region_id,
-        "from_name": ENTITIES,
-        "to_name": SENTENCE,
-        "type": "labels",
-        "value": {"start": start, "end": end, "text": text, "labels": [label]},
-    }
+from builder.model import ENTITIES, region
 
 
 class GazetteerPredictor:
@@ -123,20 +111,37 @@ class SpacyPredictor:
         return spans
 
 
-def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str]):
-    """`gazetteer` (default), `spacy:<model>`, or `none`."""
+def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str], project=None):
+    """`gazetteer` (default), `model` (the project's trained model, `builder train`), `model:PATH` (a model
+    folder), `spacy:<model>`, or `none`. A model is checked against `project`'s label scheme."""
     if spec == "none":
         return None
     if spec == "gazetteer":
         return GazetteerPredictor.from_snapshot(snapshot, allowed_labels)
+    if spec == "model" or spec.startswith("model:"):
+        from builder.learn.model import default_model_dir, load_model
+
+        if spec == "model":
+            if project is None:
+                raise ConfigError("--predictor model: no project to find its model in; use model:PATH")
+            return load_model(default_model_dir(project), project)
+        return load_model(Path(spec.split(":", 1)[1]), project)
     if spec.startswith("spacy:"):
         return SpacyPredictor(spec.split(":", 1)[1], allowed_labels)
-    raise ConfigError(f"--predictor: unknown predictor '{spec}' (use gazetteer, spacy:<model> or none)")
+    raise ConfigError(
+        f"--predictor: unknown predictor '{spec}' (use gazetteer, model, model:PATH, spacy:<model> or none)"
+    )
 
 
 def prediction_for(predictor, text: str) -> dict | None:
-    """A Label Studio prediction for one sentence, or None if nothing is proposed."""
+    """A Label Studio prediction for one sentence, or None if nothing is proposed. Result items keep the
+    scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole."""
     if predictor is None:
         return None
     result = predictor.predict(text)
-    return {"model_version": predictor.model_version, "result": result} if result else None
+    if not result:
+        return None
+    prediction = {"model_version": predictor.model_version, "result": result}
+    if callable(getattr(predictor, "score", None)):
+        prediction["score"] = predictor.score(text)
+    return prediction

@@ -263,6 +263,16 @@ def test_schema_check_of_stale_schemas(here):
     assert result.exit_code == 0 and result.stdout == "schema/ matches the label scheme\n"
 
 
+def test_train_missing_snapshot_or_a_folder_of_the_users(here):
+    one_error(invoke("train", "--snapshot", "missing.jsonl"), "missing.jsonl", "no such snapshot")
+    assert not (here / ".builder").exists()  # nothing made, not even the parent of the model folder
+    (here / "mine").mkdir()
+    (here / "mine" / "notes.txt").write_text("keep", encoding="utf-8")
+    one_error(invoke("train", "-o", "mine"), "was not written by builder")
+    one_error(invoke("--config", "nowhere.toml", "train"), "nowhere.toml")
+    assert files_under(here / "mine") == ["notes.txt"]
+
+
 def test_build_missing_snapshot_leaves_no_folder(here):
     one_error(invoke("build", "--snapshot", here / "missing.jsonl"), "missing.jsonl: cannot open")
     assert not (here / "dist").exists()  # dist/ was made for the build, and removed with it

@@ -1,0 +1,226 @@
+"""A trained model folder, loaded: confident entity and stance proposals with scores, and uncertainty.
+
+The folder (`builder train` writes it; `default_model_dir` is where by default) holds:
+
+- `manifest.json`: kind, `model_version`, the sha256 of the training data, the settings, dev metrics, the
+  thresholds chosen on dev, the builder version, the label scheme's hash and each file's sha256;
+- `entities.crfsuite`: the CRF entity tagger (python-crfsuite's own format);
+- `memory.json`: the gazetteer of labelled strings and the words seen in lower case;
+- `stance.json`: the stance classifier (TF-IDF weights and logistic-regression coefficients), when the
+  training records had two stance labels or more.
+
+Only proposals scoring at or above the thresholds are returned; in a headline-like or all-capitals
+sentence, an entity needs the higher `headline_span` threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from builder.errors import BuilderError
+from builder.learn.features import (
+    Gazetteer,
+    is_headline_like,
+    spans_from_tags,
+    stance_terms,
+    token_features,
+    tokenize,
+)
+from builder.model import SENTENCE, STANCE, region
+
+KIND = "builder-crf"
+FORMAT = 1
+MANIFEST = "manifest.json"
+ENTITY_FILE = "entities.crfsuite"
+MEMORY_FILE = "memory.json"
+STANCE_FILE = "stance.json"
+
+
+class ModelError(BuilderError):
+    """A model folder is missing, corrupt, or was trained for another label scheme."""
+
+
+def default_model_dir(project) -> Path:
+    """Where `builder train` writes and `--predictor model` reads: .builder/model/ (git-ignored with .builder/)."""
+    return project.root / ".builder" / "model"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class StanceClassifier:
+    """TF-IDF (sublinear tf, l2) and multinomial logistic regression, applied with plain Python."""
+
+    def __init__(self, data: dict) -> None:
+        self.classes: list[str] = data["classes"]
+        self.index: dict[str, int] = {term: i for i, term in enumerate(data["terms"])}
+        self.idf: list[float] = data["idf"]
+        self.coef: list[list[float]] = data["coef"]
+        self.intercept: list[float] = data["intercept"]
+
+    def probabilities(self, text: str, target: str) -> dict[str, float]:
+        counts: dict[int, int] = {}
+        for term in stance_terms(text, target):
+            i = self.index.get(term)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        weights = {i: (1.0 + math.log(n)) * self.idf[i] for i, n in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        z = [b + sum(row[i] * w for i, w in weights.items()) / norm for row, b in zip(self.coef, self.intercept)]
+        if len(self.classes) == 2:  # scikit-learn keeps one row for two classes: the second class's log-odds
+            p = 1.0 / (1.0 + math.exp(-z[0]))
+            return {self.classes[0]: 1.0 - p, self.classes[1]: p}
+        top = max(z)
+        exps = [math.exp(v - top) for v in z]
+        total = sum(exps)
+        return {c: e / total for c, e in zip(self.classes, exps)}
+
+
+class LearnedModel:
+    """A model folder loaded for prediction (see the module's docstring)."""
+
+    name = "model"
+
+    def __init__(self, folder: Path, manifest: dict, tagger, memory: dict, stance: StanceClassifier | None) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.model_version: str = manifest["model_version"]
+        self.thresholds: dict = dict(manifest["thresholds"])
+        self.target: str = manifest.get("target", "")
+        self.tagger = tagger
+        self.tagger_bytes: bytes | None = None
+        self.gazetteer = Gazetteer.from_json(memory["gazetteer"])
+        self.lower_words = frozenset(memory["lower_words"])
+        self.stance = stance
+
+    # --- entities
+
+    def entity_spans(self, text: str) -> tuple[list[tuple[int, int, str, float]], float, bool]:
+        """Every span the tagger finds, with its score (the lowest marginal of its tokens' tags); the
+        entity uncertainty (1 - the lowest marginal of any token's tag); and whether the sentence is
+        headline-like."""
+        tokens = tokenize(text)
+        headline = is_headline_like(text)
+        if not tokens or self.tagger is None:
+            return [], 0.0, headline
+        words = [t for t, _, _ in tokens]
+        self.tagger.set(token_features(words, self.gazetteer.tags(words), self.lower_words, headline))
+        tags = self.tagger.tag()
+        confidence = [self.tagger.marginal(tag, i) for i, tag in enumerate(tags)]
+        spans = [
+            (start, end, label, min(confidence[i] for i in indices))
+            for start, end, label, indices in spans_from_tags(tokens, tags)
+        ]
+        return spans, 1.0 - min(confidence), headline
+
+    def span_threshold(self, headline: bool) -> float | None:
+        threshold = self.thresholds.get("span")
+        if threshold is None:
+            return None
+        return max(threshold, self.thresholds["headline_span"]) if headline else threshold
+
+    # --- stance
+
+    def stance_probabilities(self, text: str, target: str | None = None) -> dict[str, float] | None:
+        if self.stance is None:
+            return None
+        return self.stance.probabilities(text, self.target if target is None else target)
+
+    # --- the predictor interface (builder.preannotate)
+
+    def predict(self, text: str, target: str | None = None) -> list[dict]:
+        """Label Studio result items for the confident proposals only, each with its `score`."""
+        spans, _, headline = self.entity_spans(text)
+        threshold = self.span_threshold(headline)
+        result = []
+        if threshold is not None:
+            for start, end, label, score in spans:
+                if score >= threshold:
+                    result.append({**region(start, end, text[start:end], label), "score": round(score, 4)})
+        probabilities = self.stance_probabilities(text, target)
+        stance_threshold = self.thresholds.get("stance")
+        if probabilities and stance_threshold is not None:
+            label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
+            if p >= stance_threshold:
+                result.append(
+                    {
+                        "id": hashlib.sha1(f"stance:{label}".encode()).hexdigest()[:10],
+                        "from_name": STANCE,
+                        "to_name": SENTENCE,
+                        "type": "choices",
+                        "value": {"choices": [label]},
+                        "score": round(p, 4),
+                    }
+                )
+        return result
+
+    def uncertainty(self, text: str, target: str | None = None) -> float:
+        """0 (sure) to 1: the mean of the entity uncertainty and the stance entropy (normalised)."""
+        _, entity, _ = self.entity_spans(text)
+        probabilities = self.stance_probabilities(text, target)
+        if not probabilities:
+            return round(entity, 6)
+        entropy = -sum(p * math.log(p) for p in probabilities.values() if p > 0) / math.log(len(probabilities))
+        return round((entity + entropy) / 2, 6)
+
+    def uncertainties(self, texts: list[str]) -> list[float]:
+        """`uncertainty` of each text, in order."""
+        return [self.uncertainty(text) for text in texts]
+
+    def score(self, text: str) -> float:
+        """The prediction's overall score (Label Studio's prediction `score`): 1 - uncertainty."""
+        return round(1.0 - self.uncertainty(text), 4)
+
+
+def load_model(folder: str | Path, project=None) -> LearnedModel:
+    """Load a model folder; with `project`, it must have been trained for the project's label scheme.
+    Anything missing or corrupt is a one-line ModelError naming the folder."""
+    folder = Path(folder)
+    todo = "run `builder train` to make it"
+
+    def fail(why: str) -> ModelError:
+        return ModelError(f"model {folder}: {why}; {todo}")
+
+    if not folder.is_dir():
+        raise fail("no such folder" if not folder.exists() else "not a folder")
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise fail(f"no {MANIFEST}, so not a builder model folder") from None
+    except (OSError, ValueError) as exc:
+        raise fail(f"{MANIFEST} is unreadable ({type(exc).__name__})") from None
+    required = ("kind", "format", "model_version", "thresholds", "files", "label_scheme_sha256")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in required) or manifest["kind"] != KIND:
+        raise fail(f"{MANIFEST} is not a {KIND} manifest")
+    if manifest["format"] != FORMAT:
+        raise fail(f"model format {manifest['format']!r}, this builder reads {FORMAT}")
+    if project is not None and manifest["label_scheme_sha256"] != project.scheme_hash():
+        todo = "retrain it with `builder train`"
+        raise fail(f"trained for another label scheme than {project.source.name}'s")
+    contents = {}
+    for name, digest in sorted(manifest["files"].items()):
+        try:
+            data = (folder / name).read_bytes()
+        except OSError as exc:
+            raise fail(f"cannot read {name} ({exc.strerror or type(exc).__name__})") from None
+        if sha256_bytes(data) != digest:
+            raise fail(f"{name} does not match its sha256 in {MANIFEST} (changed or corrupt)")
+        contents[name] = data
+    try:
+        memory = json.loads(contents[MEMORY_FILE])
+        stance = StanceClassifier(json.loads(contents[STANCE_FILE])) if STANCE_FILE in contents else None
+        tagger = None
+        if ENTITY_FILE in contents:
+            import pycrfsuite
+
+            tagger = pycrfsuite.Tagger()
+            tagger.open_inmemory(contents[ENTITY_FILE])  # the bytes whose sha256 was checked
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise fail(f"its files cannot be used ({type(exc).__name__})") from None
+    model = LearnedModel(folder, manifest, tagger, memory, stance)
+    model.tagger_bytes = contents.get(ENTITY_FILE)  # crfsuite reads the model from this buffer: keep it alive
+    return model

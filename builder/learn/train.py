@@ -1,0 +1,467 @@
+"""`builder train`: an entity tagger and a stance classifier from the project's validated records.
+
+Dev is by article, never sentences of one article on both sides: the articles are dealt into
+`dev_folds` folds by a hash of their id (salted with the seed), and each fold is scored by a model
+fitted on the others, so every article is dev once (one small dev split chose thresholds that did not
+hold on other articles). From the pooled dev scores: per-label precision, recall and F1 (every span
+found), stance accuracy, and the thresholds that keep the proposals' precision at `target_precision`
+or above (the cut that saves the most annotator actions: right proposals minus wrong ones). When dev is
+too small to choose (fewer than `min_dev_items` gold spans, or sentences with a stance), conservative
+defaults are used and the manifest says so. The model written is fitted on all records with those
+thresholds. Same records, settings and seed: byte-identical folder, same `model_version`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder import __version__
+from builder.errors import BuilderError, InputError
+from builder.learn.features import Gazetteer, bio_tags, is_headline_like, stance_terms, token_features, tokenize
+from builder.learn.model import (
+    ENTITY_FILE,
+    FORMAT,
+    KIND,
+    MANIFEST,
+    MEMORY_FILE,
+    STANCE_FILE,
+    LearnedModel,
+    StanceClassifier,
+    default_model_dir,
+    sha256_bytes,
+)
+
+COMMAND = "builder train"
+VERSION = "1"
+SETTINGS = {
+    "c1": 0.05,  # CRF L1 and L2 regularisation, L-BFGS iterations
+    "c2": 0.05,
+    "max_iterations": 150,
+    "dev_folds": 4,  # articles dealt into folds; each fold is dev once for a model fitted on the others
+    "target_precision": 0.8,
+    "precision_margin": 0.0,  # chosen where dev precision >= target + margin
+    "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
+    "default_span_threshold": 0.9,
+    "default_stance_threshold": 0.9,
+    "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
+    "stance_c": 4.0,  # logistic regression's inverse regularisation
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled sentence: entity spans ({start, end, label}) and the stance (None when unresolved)."""
+
+    id: str
+    article_id: str
+    text: str
+    entities: tuple = ()
+    stance: str | None = None
+    target: str = ""
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    model_version: str
+    manifest: dict
+    metrics: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+
+
+def examples_from_records(records) -> list[Example]:
+    """Examples from validated records, in a canonical order (article, sentence index, id)."""
+    examples = [
+        Example(
+            r["id"],
+            r["article_id"],
+            r["text"],
+            tuple({"start": e["start"], "end": e["end"], "label": e["label"]} for e in r["entities"]),
+            r["stance"],
+            r.get("target") or "",
+        )
+        for r in sorted(records, key=lambda r: (r["article_id"], r["sentence_index"], r["id"]))
+    ]
+    return examples
+
+
+def data_digest(examples: list[Example]) -> str:
+    """sha256 of the training data, canonical JSON of every example in order."""
+    digest = hashlib.sha256()
+    for e in examples:
+        item = [
+            e.id,
+            e.article_id,
+            e.text,
+            [[s["start"], s["end"], s["label"]] for s in e.entities],
+            e.stance,
+            e.target,
+        ]
+        digest.update(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def dev_folds(article_ids: list[str], folds: int, seed: int) -> dict[str, int]:
+    """The dev fold of each article, from a hash of its id salted with the seed; round-robin over the hash
+    order, so with fewer articles than folds each article is a fold of its own. Empty for one article."""
+    ids = sorted(set(article_ids), key=lambda a: hashlib.sha256(f"builder-train/{seed}\x00{a}".encode()).hexdigest())
+    if len(ids) < 2:
+        return {}
+    k = min(folds, len(ids))
+    return {a: i % k for i, a in enumerate(ids)}
+
+
+# --- fitting ----------------------------------------------------------------------------------------
+
+
+def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> dict[str, bytes]:
+    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in `folder`."""
+    import pycrfsuite
+
+    gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
+    lower_words: Counter = Counter()
+    for e in examples:
+        for i, (token, _, _) in enumerate(tokenize(e.text)):
+            if i > 0 and token.islower():
+                lower_words[token] += 1
+    lower = frozenset(lower_words)
+    files: dict[str, bytes] = {}
+    memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower)}
+    files[MEMORY_FILE] = _json_bytes(memory)
+    if any(e.entities for e in examples):
+        trainer = pycrfsuite.Trainer(verbose=False)
+        for e in examples:
+            tokens = tokenize(e.text)
+            if not tokens:
+                continue
+            words = [t for t, _, _ in tokens]
+            features = token_features(
+                words, gazetteer.tags(words, exclude=e.article_id), lower, is_headline_like(e.text)
+            )
+            trainer.append(features, bio_tags(tokens, list(e.entities)))
+        trainer.set_params(
+            {
+                "c1": settings["c1"],
+                "c2": settings["c2"],
+                "max_iterations": settings["max_iterations"],
+                "feature.possible_transitions": True,
+            }
+        )
+        path = folder / ENTITY_FILE
+        trainer.train(str(path))
+        files[ENTITY_FILE] = path.read_bytes()
+        path.unlink()
+    stance_examples = [e for e in examples if e.stance is not None]
+    if len({e.stance for e in stance_examples}) >= 2:
+        files[STANCE_FILE] = _json_bytes(_fit_stance(stance_examples, settings, seed))
+    return files
+
+
+def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(analyzer=lambda pair: stance_terms(*pair), sublinear_tf=True)
+    x = vectorizer.fit_transform([(e.text, e.target) for e in examples])
+    classifier = LogisticRegression(C=settings["stance_c"], max_iter=2000, random_state=seed)
+    classifier.fit(x, [e.stance for e in examples])
+    terms = [None] * len(vectorizer.vocabulary_)
+    for term, i in vectorizer.vocabulary_.items():
+        terms[i] = term
+    return {
+        "classes": [str(c) for c in classifier.classes_],
+        "terms": terms,
+        "idf": [_round(v) for v in vectorizer.idf_],
+        "coef": [[_round(v) for v in row] for row in classifier.coef_],
+        "intercept": [_round(v) for v in classifier.intercept_],
+    }
+
+
+def _round(value) -> float:
+    return float(f"{float(value):.9g}")  # fewer digits than float64 noise: the same bytes from run to run
+
+
+def _json_bytes(value) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _model_from_files(folder: Path, files: dict[str, bytes], manifest: dict) -> LearnedModel:
+    tagger = None
+    if ENTITY_FILE in files:
+        import pycrfsuite
+
+        tagger = pycrfsuite.Tagger()
+        tagger.open_inmemory(files[ENTITY_FILE])
+    stance = StanceClassifier(json.loads(files[STANCE_FILE])) if STANCE_FILE in files else None
+    model = LearnedModel(folder, manifest, tagger, json.loads(files[MEMORY_FILE]), stance)
+    model.tagger_bytes = files.get(ENTITY_FILE)  # crfsuite reads the model from this buffer: keep it alive
+    return model
+
+
+# --- dev scores and thresholds ----------------------------------------------------------------------
+
+
+def choose_threshold(scored: list[tuple[float, bool]], target: float) -> tuple[float | None, dict]:
+    """The lowest score cut (between distinct scores) whose proposals are right `target` of the time or more,
+    saving the most actions (right minus wrong); None when no cut reaches `target`."""
+    ordered = sorted(scored, key=lambda s: -s[0])
+    best: tuple[int, float] | None = None
+    right = wrong = 0
+    for i, (score, correct) in enumerate(ordered):
+        right, wrong = right + correct, wrong + (not correct)
+        if i + 1 < len(ordered) and ordered[i + 1][0] == score:
+            continue
+        if right / (right + wrong) >= target and (best is None or right - wrong > best[0]):
+            best = (right - wrong, score)
+    if best is None:
+        return None, {"shown": 0, "right": 0}
+    kept = [c for s, c in scored if s >= best[1]]
+    return best[1], {"shown": len(kept), "right": sum(kept)}
+
+
+def evaluate(model: LearnedModel | None, examples: list[Example], entity_labels: list[str]) -> dict:
+    """Exact-span counts per label (every span the tagger finds), and the (score, right) pairs of spans and
+    stances the thresholds are chosen from."""
+    counts = {label: Counter() for label in entity_labels}
+    span_scores, stance_scores = [], []
+    gold_total = 0
+    for e in examples:
+        gold = {(s["start"], s["end"], s["label"]) for s in e.entities}
+        gold_total += len(gold)
+        spans, _, headline = model.entity_spans(e.text)
+        found = {(s, t, label) for s, t, label, _ in spans}
+        for start, end, label, score in spans:
+            span_scores.append((score, (start, end, label) in gold, headline))
+        for label in entity_labels:
+            g = {x for x in gold if x[2] == label}
+            f = {x for x in found if x[2] == label}
+            counts[label].update(tp=len(g & f), fp=len(f - g), fn=len(g - f))
+        probabilities = model.stance_probabilities(e.text, e.target)
+        if e.stance is not None and probabilities:
+            label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
+            stance_scores.append((p, label == e.stance))
+    return {
+        "counts": counts,
+        "gold_spans": gold_total,
+        "span_scores": span_scores,
+        "stance_scores": stance_scores,
+        "sentences": len(examples),
+    }
+
+
+def merge(a: dict, b: dict) -> dict:
+    """The scores of two dev folds together."""
+    return {
+        "counts": {label: a["counts"][label] + b["counts"][label] for label in a["counts"]},
+        "gold_spans": a["gold_spans"] + b["gold_spans"],
+        "span_scores": a["span_scores"] + b["span_scores"],
+        "stance_scores": a["stance_scores"] + b["stance_scores"],
+        "sentences": a["sentences"] + b["sentences"],
+    }
+
+
+def _per_label(counts: dict, entity_labels: list[str]) -> dict:
+    per_label = {label: _prf(counts[label]) for label in entity_labels}
+    per_label["all"] = _prf(sum(counts.values(), Counter()))
+    return per_label
+
+
+def _accuracy(scored: list[tuple[float, bool]]) -> float | None:
+    return round(sum(c for _, c in scored) / len(scored), 4) if scored else None
+
+
+def _prf(c: Counter) -> dict:
+    p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": c["tp"] + c["fn"]}
+
+
+def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
+    target = settings["target_precision"] + settings["precision_margin"]
+    thresholds = {"headline_span": settings["headline_span"]}
+    notes = {}
+    if dev["gold_spans"] >= settings["min_dev_items"]:
+        spans = [(s, c) for s, c, headline in dev["span_scores"] if not headline]
+        thresholds["span"], shown = choose_threshold(spans, target)
+        notes["span"] = "chosen on dev" if thresholds["span"] is not None else f"no cut reaches {target} on dev"
+        notes["span_dev"] = shown
+    else:
+        thresholds["span"] = settings["default_span_threshold"]
+        notes["span"] = f"default: dev too small ({dev['gold_spans']} gold spans < {settings['min_dev_items']})"
+    if len(dev["stance_scores"]) >= settings["min_dev_items"]:
+        thresholds["stance"], shown = choose_threshold(dev["stance_scores"], target)
+        notes["stance"] = "chosen on dev" if thresholds["stance"] is not None else f"no cut reaches {target} on dev"
+        notes["stance_dev"] = shown
+    else:
+        thresholds["stance"] = settings["default_stance_threshold"]
+        n = len(dev["stance_scores"])
+        notes["stance"] = f"default: dev too small ({n} sentences with a stance < {settings['min_dev_items']})"
+    for key in ("span", "stance"):
+        if thresholds[key] is not None:
+            thresholds[key] = round(thresholds[key], 6)
+    return thresholds, notes
+
+
+def _shown(scored: list[tuple[float, bool]], threshold: float | None) -> dict:
+    kept = [c for s, c in scored if threshold is not None and s >= threshold]
+    return {"shown": len(kept), "right": sum(kept), "precision": round(sum(kept) / len(kept), 4) if kept else None}
+
+
+# --- the whole fit and the folder ---------------------------------------------------------------------
+
+
+def fit_model(
+    examples: list[Example],
+    folder: Path,
+    *,
+    entity_labels: list[str],
+    target: str = "",
+    scheme_hash: str = "",
+    settings: dict | None = None,
+    seed: int = 0,
+) -> TrainResult:
+    """Fit, score on dev, choose thresholds, refit and write the model files and manifest into `folder`
+    (an existing empty folder). Returns the manifest and dev metrics."""
+    settings = {**SETTINGS, **(settings or {})}
+    if not examples:
+        raise InputError("no validated records to train on; label some sentences and `builder pull` first")
+    folds = dev_folds([e.article_id for e in examples], settings["dev_folds"], seed)
+    probe = {"model_version": "dev", "thresholds": {"headline_span": settings["headline_span"]}, "target": target}
+    scores = evaluate(None, [], entity_labels)
+    for fold in sorted(set(folds.values())):
+        train = [e for e in examples if folds[e.article_id] != fold]
+        dev = [e for e in examples if folds[e.article_id] == fold]
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed), probe)
+        scores = merge(scores, evaluate(dev_model, dev, entity_labels))
+    thresholds, notes = _thresholds(scores, settings)
+    spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
+    metrics = {
+        "dev": f"{len(set(folds.values()))} folds by article, each scored by a model fitted on the others",
+        "dev_sentences": scores["sentences"],
+        "entities": _per_label(scores["counts"], entity_labels),
+        "stance_accuracy": _accuracy(scores["stance_scores"]),
+        "stance_dev_sentences": len(scores["stance_scores"]),
+        "proposed_spans": _shown(spans, thresholds["span"]),
+        "proposed_stance": _shown(scores["stance_scores"], thresholds["stance"]),
+        "threshold_notes": notes,
+    }
+    files = _fit(examples, settings, folder, seed)
+    data_sha = data_digest(examples)
+    identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
+    model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    manifest = {
+        "kind": KIND,
+        "format": FORMAT,
+        "model_version": model_version,
+        "builder_version": __version__,
+        "label_scheme_sha256": scheme_hash,
+        "target": target,
+        "entity_labels": list(entity_labels),
+        "training_data_sha256": data_sha,
+        "training": {
+            "sentences": len(examples),
+            "articles": len({e.article_id for e in examples}),
+            "sentences_with_stance": sum(1 for e in examples if e.stance is not None),
+            "entity_spans": sum(len(e.entities) for e in examples),
+        },
+        "settings": settings,
+        "seed": seed,
+        "thresholds": thresholds,
+        "metrics": metrics,
+        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return TrainResult(folder, model_version, manifest, metrics, thresholds)
+
+
+def train_model(
+    project, snapshot: Path | None = None, output: Path | None = None, seed: int = 0, settings: dict | None = None
+) -> TrainResult:
+    """Train on the validated records of `snapshot` (default: the project's) and write the model folder
+    `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
+    An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
+    from builder.jsonio import make_parents, remove_empty
+    from builder.outputs import OutputError, check_output_folder, write_error, write_marker
+    from builder.records.stage import load_records
+
+    snapshot = Path(snapshot or project.snapshot_path)
+    given = Path(output or default_model_dir(project))
+    output = check_output_folder(given, project)
+    _check_is_model_folder(output, given)
+    if not snapshot.is_file():
+        raise InputError(f"{snapshot}: no such snapshot; run `builder pull` first, or pass --snapshot")
+    records, _ = load_records(project, snapshot)
+    examples = examples_from_records(records)
+    staging = None
+    created: list[Path] = []
+    try:
+        try:
+            created = make_parents(output)
+            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+            os.chmod(staging, 0o755)
+            result = fit_model(
+                examples,
+                staging,
+                entity_labels=project.entity_values,
+                target=project.target,
+                scheme_hash=project.scheme_hash(),
+                settings=settings,
+                seed=seed,
+            )
+            write_marker(staging, COMMAND)
+            check_output_folder(given, project)  # again: files may have appeared meanwhile
+            _check_is_model_folder(output, given)
+            _replace_folder(staging, output)
+        except OutputError as exc:
+            raise write_error(given, exc.reason) from None
+        except OSError as exc:
+            raise write_error(given, exc) from None
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)
+        raise
+    result.folder = output
+    return result
+
+
+def _check_is_model_folder(output: Path, given: Path) -> None:
+    """A builder output folder of another command (a dataset) is not replaced by a model."""
+    from builder.outputs import read_marker
+
+    if output.is_dir() and any(output.iterdir()):
+        marker = read_marker(output)
+        if marker is not None and marker.get("command") != COMMAND:
+            raise BuilderError(
+                f"refusing to write into {output}: it holds the output of `{marker.get('command')}`, not a model; "
+                "pass -o a new or empty folder, or an earlier `builder train` output"
+            )
+
+
+def _replace_folder(staging: Path, output: Path) -> None:
+    """Put `staging` in place of `output`; on failure the previous `output` stays."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+    try:
+        os.replace(output, old)
+    except BaseException:
+        os.rmdir(old)
+        raise
+    try:
+        os.replace(staging, output)
+    except BaseException:
+        os.replace(old, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

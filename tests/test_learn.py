@@ -1,0 +1,246 @@
+"""builder.learn and `builder train`: the model trained on the project's own labels (no Label Studio)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from builder.cli import cli
+from builder.errors import BuilderError
+from builder.learn.features import is_all_caps, is_headline_like
+from builder.learn.model import MANIFEST, ModelError, default_model_dir, load_model
+from builder.learn.train import Example, choose_threshold, fit_model, train_model
+from builder.preannotate import make_predictor, prediction_for
+
+from .conftest import ROOT, make_project
+
+SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
+PEOPLE = ["Anna Berg", "Ivan Petrov", "Kim Yong", "Maria Lopez", "John Smith", "Li Wei", "Omar Haddad", "Sara Holm"]
+PLACES = ["Moscow", "Pyongyang", "Seoul", "Berlin", "Paris", "Tokyo", "Cairo", "Lima"]
+GROUPS = ["United Nations", "Red Cross", "World Bank", "NATO", "Interpol", "UNESCO"]
+TEMPLATES = [
+    ("{p} met {q} in {l} on Monday.", "neutral"),
+    ("Officials of the {o} said {p} would travel to {l}.", "neutral"),
+    ("{p} welcomed the deal and praised the new partnership.", "favor"),
+    ("{p} condemned the pact and warned of grave danger in {l}.", "against"),
+    ("In {l}, the {o} warned that the agreement was reckless.", "against"),
+    ("The {o} welcomed progress, {p} said in {l}.", "favor"),
+]
+
+
+def synthetic(articles: int = 24, seed: int = 0) -> list[Example]:
+    """Sentences from templates with their entity spans and stance: learnable, not trivially so."""
+    rng = random.Random(seed)
+    examples = []
+    for a in range(articles):
+        for i in range(8):
+            template, stance = rng.choice(TEMPLATES)
+            values = {
+                "p": rng.choice(PEOPLE),
+                "q": rng.choice(PEOPLE),
+                "l": rng.choice(PLACES),
+                "o": rng.choice(GROUPS),
+            }
+            text, spans = "", []
+            for piece in template.replace("{", "\0{").replace("}", "}\0").split("\0"):
+                if piece.startswith("{"):
+                    value = values[piece[1:-1]]
+                    label = {"p": "PER", "q": "PER", "l": "LOC", "o": "ORG"}[piece[1:-1]]
+                    spans.append({"start": len(text), "end": len(text) + len(value), "label": label})
+                    text += value
+                else:
+                    text += piece
+            examples.append(Example(f"s{a}-{i}", f"article-{a:02d}", text, tuple(spans), stance, "the pact"))
+    return examples
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    """A project with the repository's scheme and bundled snapshot, trained once into its default folder."""
+    root = tmp_path_factory.mktemp("learn") / "project"
+    project = make_project(root, "learn", snapshot=SNAPSHOT)
+    return project, train_model(project)
+
+
+def test_train_on_the_bundled_snapshot_and_predict_through_the_predictor(bundled):
+    project, result = bundled
+    assert result.folder == default_model_dir(project).resolve()
+    manifest = json.loads((result.folder / MANIFEST).read_text())
+    assert manifest["model_version"] == result.model_version and result.model_version.startswith("builder-crf/1+")
+    assert manifest["label_scheme_sha256"] == project.scheme_hash()
+    assert manifest["training"]["sentences"] == 65 and manifest["training_data_sha256"]
+    assert set(manifest["files"]) == {"entities.crfsuite", "memory.json", "stance.json"}
+    model = make_predictor("model", project.snapshot_path, project.entity_values, project)
+    assert model.model_version == result.model_version
+    text = "Officials in Moscow said the talks with North Korea would go on."
+    prediction = prediction_for(model, text)
+    assert prediction is None or (
+        prediction["model_version"] == result.model_version
+        and 0 <= prediction["score"] <= 1
+        and all(0 <= item["score"] <= 1 for item in prediction["result"])
+    )
+    assert 0 <= model.uncertainty(text) <= 1 and model.uncertainties([text, text]) == [model.uncertainty(text)] * 2
+
+
+def test_two_trainings_give_byte_identical_folders_and_the_same_predictions(bundled, tmp_path):
+    project, first = bundled
+    second = train_model(project, output=tmp_path / "again")
+    assert files_of(first.folder) == files_of(second.folder)
+    assert second.model_version == first.model_version
+    a, b = load_model(first.folder, project), load_model(second.folder, project)
+    texts = [json.loads(line)["data"]["text"] for line in SNAPSHOT.read_text().splitlines()]
+    assert [a.predict(t) for t in texts] == [b.predict(t) for t in texts]
+    assert a.uncertainties(texts) == b.uncertainties(texts)
+
+
+def test_the_version_changes_with_the_data_and_the_settings(tmp_path):
+    examples = synthetic(8)
+    versions = []
+    for name, data, settings, seed in (
+        ("base", examples, {}, 0),
+        ("same", list(examples), {}, 0),
+        ("data", examples[:-1], {}, 0),
+        ("settings", examples, {"c1": 0.1}, 0),
+        ("seed", examples, {}, 1),
+    ):
+        (tmp_path / name).mkdir()
+        result = fit_model(data, tmp_path / name, entity_labels=["PER", "LOC", "ORG"], settings=settings, seed=seed)
+        versions.append(result.model_version)
+    assert versions[0] == versions[1] and len(set(versions)) == 4
+
+
+def test_thresholds_chosen_on_dev_keep_precision_at_0_8(tmp_path):
+    result = fit_model(synthetic(), tmp_path, entity_labels=["PER", "LOC", "ORG"])
+    notes = result.metrics["threshold_notes"]
+    assert notes["span"] == "chosen on dev" and notes["stance"] == "chosen on dev"
+    for key in ("proposed_spans", "proposed_stance"):
+        shown = result.metrics[key]
+        assert shown["shown"] > 0 and shown["precision"] >= 0.8, (key, shown)
+    # the rule itself: the cut saving the most actions among those right 80% of the time
+    scored = [(0.99, True), (0.95, True), (0.9, False), (0.85, True), (0.8, True), (0.7, False), (0.6, False)]
+    threshold, shown = choose_threshold(scored, 0.8)
+    assert threshold == 0.8 and shown == {"shown": 5, "right": 4}
+    assert choose_threshold([(0.9, False), (0.5, True)], 0.8)[0] is None
+
+
+def test_a_dev_too_small_uses_the_conservative_defaults_and_says_so(tmp_path):
+    examples = synthetic(2)
+    result = fit_model(examples[:3] + examples[8:11], tmp_path, entity_labels=["PER", "LOC", "ORG"])
+    assert result.thresholds["span"] == 0.9 and result.thresholds["stance"] == 0.9
+    assert result.metrics["threshold_notes"]["span"].startswith("default: dev too small")
+
+
+def test_headline_like_and_all_capitals_sentences_get_only_sure_entities(tmp_path):
+    assert is_all_caps("KIM MEETS PUTIN IN MOSCOW") and not is_all_caps("Kim meets Putin in Moscow.")
+    assert is_headline_like("Hundreds dead in Hajj stampede") and is_headline_like("KIM MEETS PUTIN IN MOSCOW.")
+    assert not is_headline_like("Ivan Petrov met Anna Berg in Moscow on Monday.")
+    fit_model(synthetic(), tmp_path, entity_labels=["PER", "LOC", "ORG"])
+    model = load_model(tmp_path)
+    model.thresholds["span"] = 0.0  # every span the tagger finds, however unsure
+    sentences = ["Ivan Petrov met Anna Berg in Moscow on Monday.", "Zork Quimby met Anna Berg in Blorf"]
+    for sentence in sentences:
+        for text in (sentence, sentence.upper()):
+            spans = [item for item in model.predict(text) if item["type"] == "labels"]
+            if is_headline_like(text):
+                assert all(item["score"] >= model.thresholds["headline_span"] for item in spans), (text, spans)
+    spans, _, headline = model.entity_spans(sentences[1])
+    assert headline and any(span[3] < 0.95 for span in spans), "the test needs a headline span the model is unsure of"
+    proposed = [item for item in model.predict(sentences[1]) if item["type"] == "labels"]
+    assert len(proposed) < len(spans)
+
+
+def one_line(error: BaseException, *needles: str) -> str:
+    message = str(error)
+    assert "\n" not in message and isinstance(error, BuilderError), message
+    for needle in needles:
+        assert needle in message, (needle, message)
+    return message
+
+
+def test_missing_corrupt_and_other_scheme_model_folders_are_one_line_errors(bundled, tmp_path):
+    project, result = bundled
+    with pytest.raises(ModelError) as missing:
+        load_model(tmp_path / "nowhere", project)
+    one_line(missing.value, str(tmp_path / "nowhere"), "no such folder", "builder train")
+    with pytest.raises(ModelError) as plain:
+        load_model(tmp_path, project)
+    one_line(plain.value, "not a builder model folder")
+
+    def copy(name: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for file, data in files_of(result.folder).items():
+            (folder / file).write_bytes(data)
+        return folder
+
+    broken = copy("manifest")
+    (broken / MANIFEST).write_text("{not json", encoding="utf-8")
+    one_line(pytest.raises(ModelError, load_model, broken, project).value, str(broken), "unreadable")
+    changed = copy("changed")
+    (changed / "entities.crfsuite").write_bytes(b"garbage")
+    one_line(pytest.raises(ModelError, load_model, changed, project).value, "entities.crfsuite", "sha256")
+    gone = copy("gone")
+    (gone / "stance.json").unlink()
+    one_line(pytest.raises(ModelError, load_model, gone, project).value, "cannot read stance.json")
+    text = (
+        (Path(project.source))
+        .read_text(encoding="utf-8")
+        .replace('target = "Russia and North Korea expanding military cooperation"', 'target = "another target"')
+    )
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "builder.toml").write_text(text, encoding="utf-8")
+    from builder.project import load_project
+
+    other = load_project(tmp_path / "other" / "builder.toml")
+    with pytest.raises(ModelError) as scheme:
+        make_predictor(f"model:{result.folder}", other.snapshot_path, other.entity_values, other)
+    one_line(scheme.value, "another label scheme", "builder train")
+
+
+def test_train_refuses_a_folder_that_is_not_a_model_and_leaves_nothing_behind(bundled, tmp_path):
+    project, _ = bundled
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(BuilderError, match="was not written by builder"):
+        train_model(project, output=mine)
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "data.parquet").write_bytes(b"x")
+    from builder.outputs import write_marker
+
+    write_marker(dataset, "builder build")
+    with pytest.raises(BuilderError, match="not a model"):
+        train_model(project, output=dataset)
+    assert (mine / "notes.txt").read_text() == "keep me" and (dataset / "data.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "mine"]  # no staging folder left
+
+
+def test_builder_train_prints_the_dev_figures_thresholds_folder_and_version(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    make_project(root, "train cli", snapshot=SNAPSHOT)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("BUILDER_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["train", "-o", "models/current"])
+    assert result.exit_code == 0, result.output
+    for needle in (
+        "precision",
+        "recall",
+        "f1",
+        "stance accuracy",
+        "threshold span",
+        "threshold stance",
+        "model_version",
+    ):
+        assert needle in result.stdout, (needle, result.stdout)
+    assert str((root / "models" / "current").resolve()) in result.stdout
+    again = CliRunner().invoke(cli, ["train", "-o", "models/current"])  # its own earlier output is replaced
+    assert again.exit_code == 0 and again.stdout == result.stdout
