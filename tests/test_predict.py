@@ -323,3 +323,62 @@ def test_select_random_and_file_order_on_the_command_line(ls, tmp_path):
     assert again.returncode == 0, again.stderr
     assert "predict: 0 tasks got new predictions" in again.stdout
     assert "skipped 12 of 12 tasks: 0 annotated (never touched)" in again.stdout
+
+
+# --- the dataset card and the release manifest note the pre-annotations ----------------------------------
+
+
+def snapshot_with_predictions(path: Path) -> Path:
+    """The sample's snapshot with predictions: 10 tasks by a model, 5 by the gazetteer, 2 of them by both."""
+    tasks = [json.loads(line) for line in SNAPSHOT.read_text(encoding="utf-8").splitlines()]
+    model = {"model_version": "builder-crf/1+0123456789ab", "score": 0.8, "result": []}
+    gazetteer = {"model_version": "builder-gazetteer/1+cafe0123", "score": None, "result": []}
+    for n, task in enumerate(tasks):
+        task["predictions"] = ([model] if n < 10 else []) + ([gazetteer] if 8 <= n < 13 else [])
+    path.write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in tasks), encoding="utf-8")
+    return path
+
+
+def test_the_card_and_the_manifest_name_the_model_versions_used_while_labelling(tmp_path):
+    from builder.dataset.build import build_dataset
+    from builder.dataset.release import _card_problems, build_release_folder, load_manifest
+
+    snapshot = snapshot_with_predictions(tmp_path / "snapshot.jsonl")
+    project = make_project(tmp_path / "p", "Card notes", snapshot=snapshot)
+    facts = build_dataset(project, project.snapshot_path, tmp_path / "built")
+    card = (tmp_path / "built" / "README.md").read_text(encoding="utf-8")
+    expected = {"tasks": 65, "tasks_with": 13, "model_versions": {"builder-crf/1+0123456789ab": 10,
+                                                                  "builder-gazetteer/1+cafe0123": 5}}  # fmt: skip
+    assert facts.predictions == expected
+    assert (
+        "with pre-annotations shown to annotators on 13 of the 65 tasks (`builder-crf/1+0123456789ab`, builder's "
+        "model trained on earlier annotations, on 10; `builder-gazetteer/1+cafe0123`, a gazetteer of earlier "
+        "annotations, on 5)."
+    ) in card
+    manifest = build_release_folder(project, "2.0.0", tmp_path / "release")
+    assert manifest["manifest_format"] == 4 and manifest["predictions"] == expected
+    release_card = (tmp_path / "release" / "README.md").read_text(encoding="utf-8")
+    assert _card_problems(load_manifest(tmp_path / "release" / "manifest.json"), release_card) == []
+    tampered = {**manifest, "predictions": {**expected, "model_versions": {"builder-crf/1+0123456789ab": 13}}}
+    assert _card_problems(tampered, release_card) == [
+        "predictions.model_versions: the manifest says {'builder-crf/1+0123456789ab': 13} but the card (README.md) "
+        "states {'builder-crf/1+0123456789ab': 10, 'builder-gazetteer/1+cafe0123': 5}"
+    ]
+    assert _card_problems({**manifest, "predictions": {**expected, "tasks_with": 12}}, release_card) == [
+        "predictions.tasks_with: the manifest says 12 but the card (README.md) states '13'"
+    ]
+
+
+def test_a_release_of_an_older_format_is_rebuilt_without_the_note(tmp_path):
+    from builder.dataset.release import build_release_folder
+
+    snapshot = snapshot_with_predictions(tmp_path / "snapshot.jsonl")
+    project = make_project(tmp_path / "p", "Older format", snapshot=snapshot)
+    manifest = build_release_folder(project, "1.5.0", tmp_path / "release", manifest_format=3)
+    card = (tmp_path / "release" / "README.md").read_text(encoding="utf-8")
+    assert "predictions" not in manifest and "shown to annotators" not in card
+    assert "with pre-annotations\n   from a gazetteer of earlier annotations." in card  # format 3's words, as they were
+    without = make_project(tmp_path / "q", "No predictions", snapshot=SNAPSHOT)
+    build_release_folder(without, "2.0.0", tmp_path / "plain")
+    card = (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
+    assert "with pre-annotations shown to annotators on 0 of the 65 tasks." in card

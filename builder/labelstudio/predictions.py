@@ -15,7 +15,6 @@ with fewer predictions, never two versions, and a re-run completes it. Finally t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import orjson
 
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.preannotate import prediction_for
+from builder.labelstudio.push import push_lock, require_project, scored_prediction, set_model_version
 from builder.project import Project
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
@@ -35,14 +34,6 @@ PAGE = 1000  # tasks per listing page, and so at most this many predictions per 
 def builder_made(model_version: object) -> bool:
     """Whether a prediction of this `model_version` was made by one of builder's predictors."""
     return isinstance(model_version, str) and BUILDER_MADE.match(model_version) is not None
-
-
-def scored_prediction(predictor, text: str) -> dict | None:
-    """`prediction_for` with the prediction-level `score` (predictor.score) when the predictor gives one."""
-    prediction = prediction_for(predictor, text)
-    if prediction is not None and "score" not in prediction and callable(getattr(predictor, "score", None)):
-        prediction["score"] = float(predictor.score(text))
-    return prediction
 
 
 @dataclass
@@ -76,8 +67,6 @@ def refresh_predictions(
     """Give every task nobody has annotated the current predictor's prediction, replacing builder's older ones.
 
     Holds the project's push lock (a push and a predict never interleave). See the module's docstring."""
-    from builder.labelstudio.push import push_lock, require_project
-
     if predictor is None:
         raise LabelStudioError("builder predict needs a predictor (--predictor none predicts nothing)")
     project_id = require_project(connection, project)
@@ -184,31 +173,3 @@ def _import(connection: Connection, project_id: int, predictions: list[dict]) ->
             request_options={"max_retries": 0},  # a retried import that had arrived would duplicate them
         )
     check_response(connection, response, doing)
-
-
-def set_model_version(connection: Connection, project_id: int, model_version: str) -> str | None:
-    """Set the project's `model_version` (Label Studio shows annotators only the predictions of that version).
-
-    Returns the version it had before, or None when Label Studio refused: no task holds a prediction
-    of `model_version` (it accepts only a version it has predictions of)."""
-    doing = "reading the project's model version"
-    with calling(connection, doing):
-        response = connection.http().request(f"api/projects/{project_id}", method="GET")
-    body = check_response(connection, response, doing)
-    if not isinstance(body, dict):
-        raise unexpected_answer(connection, doing, "a project")
-    previous = body.get("model_version") or ""
-    if previous == model_version:
-        return previous
-    doing = f"setting the project's model version to {model_version}"
-    with calling(connection, doing):
-        response = connection.http().request(
-            f"api/projects/{project_id}",
-            method="PATCH",
-            content=json.dumps({"model_version": model_version}),
-            headers={"Content-Type": "application/json"},
-        )
-    if response.status_code == 400 and "model_version" in response.text:
-        return None
-    check_response(connection, response, doing)
-    return previous

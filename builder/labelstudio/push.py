@@ -10,6 +10,7 @@ order (an article's sentences stay together, and gold questions still wait for a
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from collections import defaultdict
@@ -22,6 +23,7 @@ import orjson
 from builder.errors import ConfigError, Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
+from builder.preannotate import prediction_for
 from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
@@ -231,10 +233,44 @@ def project_facts(connection: Connection, project_id: int) -> tuple[int, str]:
     return body["task_number"], str(body.get("created_at") or "")
 
 
+def scored_prediction(predictor, text: str) -> dict | None:
+    """`prediction_for` with the prediction-level `score` (predictor.score) when the predictor gives one."""
+    prediction = prediction_for(predictor, text)
+    if prediction is not None and "score" not in prediction and callable(getattr(predictor, "score", None)):
+        prediction["score"] = float(predictor.score(text))
+    return prediction
+
+
+def set_model_version(connection: Connection, project_id: int, model_version: str) -> str | None:
+    """Set the project's `model_version` (Label Studio shows annotators only the predictions of that version).
+
+    Returns the version it had before, or None when Label Studio refused: no task holds a prediction
+    of `model_version` (it accepts only a version it has predictions of)."""
+    doing = "reading the project's model version"
+    with calling(connection, doing):
+        response = connection.http().request(f"api/projects/{project_id}", method="GET")
+    body = check_response(connection, response, doing)
+    if not isinstance(body, dict):
+        raise unexpected_answer(connection, doing, "a project")
+    previous = body.get("model_version") or ""
+    if previous == model_version:
+        return previous
+    doing = f"setting the project's model version to {model_version}"
+    with calling(connection, doing):
+        response = connection.http().request(
+            f"api/projects/{project_id}",
+            method="PATCH",
+            content=json.dumps({"model_version": model_version}),
+            headers={"Content-Type": "application/json"},
+        )
+    if response.status_code == 400 and "model_version" in response.text:
+        return None
+    check_response(connection, response, doing)
+    return previous
+
+
 def task_for(sentence: dict, project: Project, predictor) -> dict:
     """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes."""
-    from builder.labelstudio.predictions import scored_prediction
-
     data = {key: sentence.get(key, "") for key in TASK_DATA_FIELDS}
     data["sentence_id"] = sentence["id"]
     data["target"] = sentence.get("target") or project.target
@@ -346,8 +382,6 @@ def _push_locked(
             chosen,
         )
     if result.model_version is not None:
-        from builder.labelstudio.predictions import set_model_version
-
         previous = set_model_version(connection, project_id, result.model_version)
         if previous is None:  # refused: no prediction of it after all (deleted meanwhile)
             result.model_version = None
