@@ -440,7 +440,8 @@ def _import_new(
     ordinary_pending = 0  # sentences in `pending`, gold questions not counted (the bar counts sentences)
     mixed = MixCount()
     scored: list[float] = []  # the uncertainty of each sentence imported, when the predictor measures it
-    measures = uncertainties(predictor, []) is not None
+    # the mean uncertainty of what a --limit chose (not measured on a whole-file push: it would cost a scoring pass)
+    measures = select.limit is not None and uncertainties(predictor, []) is not None
 
     def send() -> None:
         nonlocal done, ordinary_pending, predicted
