@@ -512,11 +512,34 @@ def annotators_remove(ctx, email, show_emails) -> None:
     )
 
 
+PREDICTORS = "gazetteer, model (or model:FOLDER), spacy:NAME_OR_PATH, or none"
+
+
+def _predictor(spec: str, project: Project):
+    """The predictor `--predictor` names (builder.preannotate.make_predictor)."""
+    from builder.preannotate import make_predictor
+
+    return make_predictor(spec, project.snapshot_path, project.entity_values)
+
+
 @cli.command()
 @click.argument("sentences", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--predictor", default="gazetteer", show_default=True, help="Pre-annotations: gazetteer, spacy:<model>, or none."
+    "--predictor",
+    help=f"Pre-annotations: {PREDICTORS}. Default: model with --select uncertain, else gazetteer.",
 )
+@click.option(
+    "--select",
+    "how",
+    type=click.Choice(["file", "uncertain", "random"]),
+    default="file",
+    show_default=True,
+    help="Which new sentences: in file order, where the model is least certain (spread over articles), or at random.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Import at most N new sentences (needed by uncertain, random)."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --select random.")
 @click.option(
     "--batch-size",
     type=int,
@@ -525,28 +548,37 @@ def annotators_remove(ctx, email, show_emails) -> None:
     help="Tasks per import request (Label Studio recounts the project after each).",
 )
 @click.pass_context
-def push(ctx, sentences, predictor, batch_size) -> None:
+def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:
     """Create or update the Label Studio project from the scheme and import SENTENCES.
 
     Sentences already in the project (by id) are skipped, so re-running after an interruption
-    completes the push without duplicates. Tasks carry entity pre-annotations. With [quality]
-    gold and gold_rate in builder.toml, gold questions are mixed in at that rate, each once.
+    completes the push without duplicates. Tasks carry pre-annotations (Label Studio predictions),
+    and the project shows the predictor's model version. With [quality] gold and gold_rate in
+    builder.toml, gold questions are mixed in at that rate, each once.
 
     \b
-    Example:
+    Examples:
         builder push work/sentences.jsonl
+        builder push work/sentences.jsonl --select uncertain --limit 200
     """
     from builder.labelstudio.client import resolve_connection
-    from builder.labelstudio.push import push_sentences
-    from builder.preannotate import make_predictor
+    from builder.labelstudio.push import Selection, push_sentences
 
     project = project_of(ctx)
+    select = Selection(how, limit, seed)
+    predictor = predictor or ("model" if how == "uncertain" else "gazetteer")
     connection = resolve_connection(project.root)
-    chosen = make_predictor(predictor, project.snapshot_path, project.entity_values)
-    result = push_sentences(connection, project, Path(sentences), chosen, batch_size)
+    chosen = _predictor(predictor, project)
+    result = push_sentences(connection, project, Path(sentences), chosen, batch_size, select=select)
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")
+    if limit is not None:
+        mean = "" if result.mean_uncertainty is None else f", mean uncertainty {result.mean_uncertainty:.3f}"
+        click.echo(
+            f"push: chose {result.created} new sentences ({how}{f', seed {seed}' if how == 'random' else ''}){mean}; "
+            f"{result.left_out} new sentences left for a later push"
+        )
     if project.gold_rate > 0:
         click.echo(f"push: added {result.gold} gold questions (gold rate {project.gold_rate:g})")
         if result.gold_short:
@@ -555,6 +587,59 @@ def push(ctx, sentences, predictor, batch_size) -> None:
                 "project already: add gold questions to keep the rate",
                 err=True,
             )
+    if result.model_version is not None and result.previous_model_version != result.model_version:
+        click.echo(f"push: the project now shows predictions of {result.model_version}")
+        if result.previous_model_version:
+            click.echo(
+                f"push: tasks pushed earlier hold predictions of {result.previous_model_version}: run "
+                f"`builder predict --predictor {predictor}` to refresh those nobody has annotated yet",
+                err=True,
+            )
+
+
+@cli.command()
+@click.option(
+    "--predictor", default="model", show_default=True, help=f"The predictor whose predictions to give: {PREDICTORS}."
+)
+@click.pass_context
+def predict(ctx, predictor) -> None:
+    """Refresh the predictions of the tasks nobody has annotated yet with the current predictor.
+
+    Predictions builder made with another model version are replaced on tasks without any
+    annotation (submitted or cancelled); annotated tasks, and predictions builder did not make, are
+    left as they are. The project is set to show the new model version. Re-running changes nothing.
+
+    \b
+    Example:
+        builder train && builder predict
+    """
+    from builder.labelstudio.client import resolve_connection
+    from builder.labelstudio.predictions import refresh_predictions
+
+    project = project_of(ctx)
+    connection = resolve_connection(project.root)
+    chosen = _predictor(predictor, project)
+    result = refresh_predictions(connection, project, chosen)
+    click.echo(
+        f"predict: {result.predicted} tasks got new predictions of {result.model_version}"
+        + (f"; {result.cleared} tasks lost their older ones (nothing proposed now)" if result.cleared else "")
+        + f"; {result.deleted} older predictions deleted"
+    )
+    click.echo(
+        f"predict: skipped {result.skipped} of {result.tasks} tasks: {result.annotated} annotated (never touched), "
+        f"{result.current} already predicted by this version, {result.nothing} with nothing proposed"
+        + (f", {result.no_text} without a text" if result.no_text else "")
+    )
+    if result.foreign:
+        click.echo(f"predict: kept {result.foreign} predictions builder did not make (other model versions)")
+    if result.version_set:
+        click.echo(f"predict: the project shows predictions of {result.model_version}")
+    else:
+        click.echo(
+            f"predict: the project's model version stays {result.previous_version or '(none)'}: "
+            f"no task holds a prediction of {result.model_version}",
+            err=True,
+        )
 
 
 @cli.command()

@@ -75,7 +75,10 @@ def _list(value: object) -> list:
 
 
 class SpacyPredictor:
-    """Entities from an installed spaCy pipeline, mapped to the scheme's labels."""
+    """Entities from a spaCy pipeline, installed (a package name) or saved (`nlp.to_disk` folder), mapped to the
+    scheme's labels: a label the scheme has is kept as is, else OntoNotes/CoNLL names map (PERSON -> PER, GPE ->
+    LOC...); other labels are dropped. Its model version names the pipeline and its version, plus a digest of
+    the files of a saved one (a retrained pipeline saved again is another version)."""
 
     LABELS = {
         "PERSON": "PER",
@@ -91,24 +94,50 @@ class SpacyPredictor:
     }
 
     def __init__(self, model: str, allowed_labels: Iterable[str]) -> None:
+        def refuse(why: str) -> ConfigError:
+            return ConfigError(f"predictor spacy:{model}: {why}")
+
+        if not model:
+            raise refuse("name an installed pipeline (en_core_web_sm) or the folder of a saved one")
         try:
             import spacy
-
+        except ImportError:
+            raise refuse("spaCy is not installed (pip install spacy), or use the gazetteer or the model") from None
+        try:
             self.nlp = spacy.load(model)
-        except (ImportError, OSError) as exc:
-            raise ConfigError(
-                f"predictor spacy:{model}: cannot load ({exc}); install spaCy and the model, or use the gazetteer"
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # not found, not a pipeline, another spaCy's
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise refuse(
+                f"cannot load ({detail}); install the pipeline, or give the folder nlp.to_disk wrote"
             ) from None
+        if not any("doc.ents" in self.nlp.get_pipe_meta(name).assigns for name in self.nlp.pipe_names):
+            raise refuse(f"the pipeline has no entity recognizer (its components: {', '.join(self.nlp.pipe_names)})")
         self.allowed = set(allowed_labels)
-        self.model_version = f"spacy/{model}-{self.nlp.meta.get('version', '0')}"
+        meta = self.nlp.meta
+        version = f"spacy/{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}-{meta.get('version', '0')}"
+        folder = Path(model)
+        if folder.is_dir():
+            version += "+" + self.folder_digest(folder)
+        self.model_version = version
 
     def predict(self, text: str) -> list[dict]:
         spans = []
         for ent in self.nlp(text).ents:
-            label = self.LABELS.get(ent.label_)
+            label = ent.label_ if ent.label_ in self.allowed else self.LABELS.get(ent.label_)
             if label in self.allowed:
                 spans.append(region(ent.start_char, ent.end_char, ent.text, label))
         return spans
+
+    @staticmethod
+    def folder_digest(folder: Path) -> str:
+        """12 hex of the sha256 of a folder's files (relative paths and bytes, in sorted order)."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()[:12]
 
 
 def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str], project=None):

@@ -167,6 +167,25 @@ def test_push_without_a_server(here):
     one_error(invoke("push", sentences), "no Label Studio to talk to: run `builder server start`")
 
 
+def test_push_select_without_what_it_needs(here):
+    sentences = here / "s.jsonl"
+    assert invoke("split", SAMPLE, "-o", sentences).exit_code == 0
+    one_error(invoke("push", sentences, "--select", "random", env=CLOSED), "--select random needs --limit N")
+    one_error(
+        invoke("push", sentences, "--select", "uncertain", "--limit", "5", "--predictor", "gazetteer", env=CLOSED),
+        "--select uncertain: the predictor (builder-gazetteer/1+",
+        "does not measure uncertainty",
+    )
+
+
+def test_predict_without_a_predictor_or_a_server(here):
+    one_error(invoke("predict", "--predictor", "none", env=CLOSED), "builder predict needs a predictor")
+    one_error(invoke("predict", "--predictor", "gazetteer"), "no Label Studio to talk to")
+    one_error(
+        invoke("predict", "--predictor", "gazetteer", env=CLOSED), "cannot reach Label Studio at http://127.0.0.1:9"
+    )
+
+
 def test_pull_from_a_closed_port_keeps_the_snapshot(here):
     before = SNAPSHOT.read_bytes()
     one_error(invoke("pull", env=CLOSED), "cannot reach Label Studio at http://127.0.0.1:9")

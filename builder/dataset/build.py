@@ -44,6 +44,7 @@ class BuildFacts:
     snapshot_hash: str = ""
     dataset_format: int = DATASET_FORMAT
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
+    predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
 
     @property
     def gold_questions(self) -> int:
@@ -180,6 +181,7 @@ def build_dataset(
     strict: bool = False,
     command: str = "builder build",
     dataset_format: int = DATASET_FORMAT,
+    notes_predictions: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -187,7 +189,9 @@ def build_dataset(
     marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
     marker: releases are written once and never replaced. A failed write (disk full...) is one
     line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
-    (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was). Gold
+    (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
+    `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
+    to rebuild a release from before manifest format 4 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.outputs import OutputError, check_output_folder, write_error, write_marker
@@ -215,6 +219,10 @@ def build_dataset(
             facts.validation = result
             if dataset_format >= 2:
                 facts.quality = _plain_json(_quality_summary(project, snapshot))
+            if notes_predictions:
+                from builder.dataset.card import prediction_counts
+
+                facts.predictions = prediction_counts(snapshot)
             records_path.unlink()
             from builder.dataset.card import write_card
 
@@ -262,6 +270,7 @@ def write_dataset(
     version: str | None = None,
     snapshot_hash: str = "",
     dataset_format: int = DATASET_FORMAT,
+    notes_predictions: bool = True,
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
     import pyarrow.parquet as pq

@@ -130,6 +130,11 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
             + "."
         )
     v = facts.validation
+    pre_annotations = (
+        "with pre-annotations\n   from a gazetteer of earlier annotations"  # the card of an older release, as it was
+        if facts.predictions is None
+        else predictions_text(facts.predictions)
+    )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved)
@@ -181,8 +186,7 @@ Entity spans (aggregated):
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
    with `{splitter_name()}` (newlines first, then segtok).
 2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
-   following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), with pre-annotations
-   from a gazetteer of earlier annotations.
+   following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), {pre_annotations}.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:
    {f"{v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined." if v else "(records given directly)."}
 4. Label scheme sha256 `{project.scheme_hash()[:16]}`.
@@ -203,6 +207,62 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+# What made a prediction, by the start of its model version (builder.preannotate, builder.learn).
+PREDICTORS = (
+    ("builder-gazetteer/", "a gazetteer of earlier annotations"),
+    ("builder-", "builder's model trained on earlier annotations"),
+    ("spacy/", "a spaCy pipeline"),
+)
+
+
+def predictor_kind(model_version: str) -> str:
+    """What kind of predictor a model version names, in the card's words."""
+    return next((kind for start, kind in PREDICTORS if model_version.startswith(start)), "another predictor")
+
+
+def prediction_counts(snapshot: Path) -> dict:
+    """The snapshot's pre-annotations: tasks, tasks with a prediction, and tasks per model version (sorted).
+
+    Reads the snapshot line by line; what is not a task, or a prediction without a model version, is
+    counted as a task without (`builder validate` reports the shape problems)."""
+    from collections import Counter
+
+    from builder.jsonio import read_jsonl
+
+    def unreadable(where: str, detail: str) -> None:
+        from builder.errors import InputError
+
+        raise InputError(f"{where}: {detail}; run `builder validate` to see every problem")
+
+    tasks = with_predictions = 0
+    versions: Counter = Counter()
+    for task in read_jsonl(snapshot, unreadable):
+        tasks += 1
+        predictions = task.get("predictions") if isinstance(task, dict) else None
+        names = {
+            p["model_version"]
+            for p in (predictions if isinstance(predictions, list) else [])
+            if isinstance(p, dict) and isinstance(p.get("model_version"), str) and p["model_version"]
+        }
+        with_predictions += bool(names)
+        versions.update(names)
+    return {"tasks": tasks, "tasks_with": with_predictions, "model_versions": dict(sorted(versions.items()))}
+
+
+def predictions_text(counts: dict) -> str:
+    """The card's words on pre-annotations (manifest format 4 on): on how many tasks, by which model versions."""
+    text = f"with pre-annotations shown to annotators on {counts['tasks_with']} of the {counts['tasks']} tasks"
+    if counts["model_versions"]:
+        text += (
+            " ("
+            + "; ".join(
+                f"`{version}`, {predictor_kind(version)}, on {n}" for version, n in counts["model_versions"].items()
+            )
+            + ")"
+        )
+    return text
 
 
 def aggregation_text(project: Project, unresolved: int) -> str:

@@ -17,7 +17,10 @@ adds `stance_distribution`; formats 1 and 2 mean dataset format 1), and what the
 quality control: `aggregation` (majority or dawid-skene), `gold` (`rate`, and `questions_left_out`:
 the gold questions the snapshot held, never in the dataset) and `quality` (the summary of
 builder.records.quality: per-annotator gold accuracy, anchoring rate, flagged annotators; null when
-not measured). Rebuilding an existing release writes the format it has, dataset included (a newer
+not measured). Format 4 adds `predictions`: the pre-annotations annotators were shown, from the
+snapshot's predictions (`tasks`, `tasks_with` a prediction, and `model_versions`: tasks per model
+version, builder.dataset.card.prediction_counts), which the card also states. Rebuilding an
+existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 
 Tamper evidence (`builder verify`):
@@ -69,7 +72,7 @@ from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -164,6 +167,15 @@ MANIFEST_SCHEMA = {
             },
         },
         "quality": {"type": ["object", "null"]},
+        "predictions": {
+            "type": "object",
+            "required": ["tasks", "tasks_with", "model_versions"],
+            "properties": {
+                "tasks": {"type": "integer", "minimum": 0},
+                "tasks_with": {"type": "integer", "minimum": 0},
+                "model_versions": _COUNTS,
+            },
+        },
         "previous": {
             "oneOf": [
                 {"type": "null"},
@@ -186,6 +198,10 @@ MANIFEST_SCHEMA = {
         {
             "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 3}}},
             "then": {"required": ["dataset_format", "aggregation", "gold", "quality"]},
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 4}}},
+            "then": {"required": ["predictions"]},
         },
     ],
 }
@@ -443,6 +459,7 @@ def build_release_folder(
         version=version,
         strict=True,
         dataset_format=_dataset_format_for(manifest_format),
+        notes_predictions=manifest_format >= 4,
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
@@ -476,6 +493,8 @@ def build_release_folder(
         manifest["aggregation"] = project.aggregation
         manifest["gold"] = {"rate": project.gold_rate, "questions_left_out": facts.gold_questions}
         manifest["quality"] = facts.quality
+    if manifest_format >= 4:
+        manifest["predictions"] = facts.predictions
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -619,11 +638,24 @@ _CARD_3 = {
 }
 
 
+# What the card of a format-4 release prints about pre-annotations (and `model_versions`, each with its count).
+_CARD_4 = {
+    "predictions.tasks_with": r"pre-annotations shown to annotators on (\d+) of the \d+ tasks",
+    "predictions.tasks": r"pre-annotations shown to annotators on \d+ of the (\d+) tasks",
+}
+
+
 def _card_problems(manifest: dict, card: str) -> list[str]:
     import ast
 
     problems = []
-    patterns = {**_CARD, **_CARD_3} if format_of(manifest) >= 3 else _CARD
+    if format_of(manifest) >= 4:
+        problems += _card_prediction_problems(manifest["predictions"], card)
+    patterns = {
+        **_CARD,
+        **(_CARD_3 if format_of(manifest) >= 3 else {}),
+        **(_CARD_4 if format_of(manifest) >= 4 else {}),
+    }
     for field, pattern in patterns.items():
         match = re.search(pattern, card)
         value = manifest
@@ -644,13 +676,24 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
                 ok = False
         elif field == "gold.rate":
             ok = f"{value:g}" == printed if isinstance(value, (int, float)) else False
-        elif field == "gold.questions_left_out":
+        elif field in ("gold.questions_left_out", *_CARD_4):
             ok = str(value) == printed
         else:
             ok = printed == value
         if not ok:
             problems.append(f"{field}: the manifest says {value!r} but the card (README.md) states {printed!r}")
     return problems
+
+
+def _card_prediction_problems(predictions: dict, card: str) -> list[str]:
+    """The model versions the manifest records against those the card states, with their task counts."""
+    stated = {version: int(n) for version, n in re.findall(r"`([^`]+)`, [^,`]+, on (\d+)", card)}
+    recorded = predictions.get("model_versions") or {}
+    if stated != recorded:
+        return [
+            f"predictions.model_versions: the manifest says {recorded!r} but the card (README.md) states {stated!r}"
+        ]
+    return []
 
 
 def _flatten(value, prefix: str) -> dict:

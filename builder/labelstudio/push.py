@@ -1,15 +1,26 @@
-"""Setting up the Label Studio project from the scheme, and pushing sentences idempotently."""
+"""Setting up the Label Studio project from the scheme, and pushing sentences idempotently.
+
+Which of the new sentences a push imports (`Selection`): all of them in file order (the default),
+the first N, N at random (seeded: the same file, project and seed choose the same), or the N the
+model is least certain about (`predictor.uncertainties`), spread over articles by a round-robin: the
+most uncertain sentence of each article first (articles ordered by it), then the second of each,
+and so on, so a few hard articles cannot take every slot. Chosen sentences are imported in file
+order (an article's sentences stay together, and gold questions still wait for article boundaries).
+"""
 
 from __future__ import annotations
 
+import json
+import random
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from builder.errors import Interrupted, LabelStudioError
+from builder.errors import ConfigError, Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.preannotate import prediction_for
@@ -37,6 +48,89 @@ class PushResult:
     project_created: bool
     gold: int = 0  # gold questions imported among them ([quality] gold_rate)
     gold_short: int = 0  # gold questions due but not imported: every one of the gold file is in the project
+    select: str = "file"  # how the new sentences were chosen (Selection.how)
+    left_out: int = 0  # new sentences not chosen (--limit)
+    mean_uncertainty: float | None = None  # of the sentences imported, when the predictor measures uncertainty
+    model_version: str | None = None  # the project's model version, set to the predictor's (None: unchanged)
+    previous_model_version: str = ""  # the project's model version before this push
+
+
+SELECTIONS = ("file", "uncertain", "random")
+SCORE_BATCH = 2048  # sentences scored per predictor.uncertainties call
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which of the new sentences to import: `how` in SELECTIONS, at most `limit` (None: all), `seed` for random."""
+
+    how: str = "file"
+    limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.how not in SELECTIONS:
+            raise ConfigError(f"--select: unknown selection '{self.how}' (use {', '.join(SELECTIONS)})")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("--limit must be at least 1")
+        if self.how != "file" and self.limit is None:
+            raise ConfigError(f"--select {self.how} needs --limit N (how many sentences to choose)")
+
+
+def uncertainties(predictor, texts: list[str]) -> list[float] | None:
+    """The predictor's uncertainty (0..1, higher: it knows less) of each text; None if it measures none."""
+    if callable(getattr(predictor, "uncertainties", None)):
+        return [float(u) for u in predictor.uncertainties(texts)]
+    if callable(getattr(predictor, "uncertainty", None)):
+        return [float(predictor.uncertainty(text)) for text in texts]
+    return None
+
+
+def choose_uncertain(candidates: Iterable[dict], predictor, limit: int) -> dict[str, float]:
+    """The `limit` most uncertain of `candidates`, round-robin over articles; {sentence id: uncertainty}.
+
+    Holds (id, article, uncertainty, position) per candidate, never the sentences."""
+    by_article: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
+    batch: list[dict] = []
+
+    def score() -> None:
+        values = uncertainties(predictor, [s["text"] for s in batch])
+        for sentence, value in zip(batch, values, strict=True):
+            by_article[sentence["article_id"]].append((-value, len(positions), sentence["id"]))
+            positions.append(None)
+        batch.clear()
+
+    positions: list[None] = []  # only its length: the candidate's position in the file (ties go to the earlier)
+    for sentence in candidates:
+        batch.append(sentence)
+        if len(batch) >= SCORE_BATCH:
+            score()
+    if batch:
+        score()
+    ranked = [sorted(entries) for entries in by_article.values()]
+    chosen: dict[str, float] = {}
+    depth = 0
+    while len(chosen) < limit:
+        layer = sorted(entries[depth] for entries in ranked if len(entries) > depth)
+        if not layer:
+            break
+        for negative, _, sentence_id in layer[: limit - len(chosen)]:
+            chosen[sentence_id] = -negative
+        depth += 1
+    return chosen
+
+
+def choose_random(candidates: Iterable[dict], limit: int, seed: int) -> set[str]:
+    """`limit` of `candidates` drawn uniformly (reservoir sampling, seeded: deterministic); their ids."""
+    rng = random.Random(seed)
+    reservoir: list[str] = []
+    for n, sentence in enumerate(candidates):
+        if n < limit:
+            reservoir.append(sentence["id"])
+        else:
+            slot = rng.randrange(n + 1)
+            if slot < limit:
+                reservoir[slot] = sentence["id"]
+    return set(reservoir)
 
 
 def instructions_html(project: Project) -> str:
@@ -139,13 +233,49 @@ def project_facts(connection: Connection, project_id: int) -> tuple[int, str]:
     return body["task_number"], str(body.get("created_at") or "")
 
 
+def scored_prediction(predictor, text: str) -> dict | None:
+    """`prediction_for` with the prediction-level `score` (predictor.score) when the predictor gives one."""
+    prediction = prediction_for(predictor, text)
+    if prediction is not None and "score" not in prediction and callable(getattr(predictor, "score", None)):
+        prediction["score"] = float(predictor.score(text))
+    return prediction
+
+
+def set_model_version(connection: Connection, project_id: int, model_version: str) -> str | None:
+    """Set the project's `model_version` (Label Studio shows annotators only the predictions of that version).
+
+    Returns the version it had before, or None when Label Studio refused: no task holds a prediction
+    of `model_version` (it accepts only a version it has predictions of)."""
+    doing = "reading the project's model version"
+    with calling(connection, doing):
+        response = connection.http().request(f"api/projects/{project_id}", method="GET")
+    body = check_response(connection, response, doing)
+    if not isinstance(body, dict):
+        raise unexpected_answer(connection, doing, "a project")
+    previous = body.get("model_version") or ""
+    if previous == model_version:
+        return previous
+    doing = f"setting the project's model version to {model_version}"
+    with calling(connection, doing):
+        response = connection.http().request(
+            f"api/projects/{project_id}",
+            method="PATCH",
+            content=json.dumps({"model_version": model_version}),
+            headers={"Content-Type": "application/json"},
+        )
+    if response.status_code == 400 and "model_version" in response.text:
+        return None
+    check_response(connection, response, doing)
+    return previous
+
+
 def task_for(sentence: dict, project: Project, predictor) -> dict:
-    """A Label Studio task for one sentence, with a prediction when the predictor proposes spans."""
+    """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes."""
     data = {key: sentence.get(key, "") for key in TASK_DATA_FIELDS}
     data["sentence_id"] = sentence["id"]
     data["target"] = sentence.get("target") or project.target
     task = {"data": data}
-    prediction = prediction_for(predictor, sentence["text"])
+    prediction = scored_prediction(predictor, sentence["text"])
     if prediction:
         task["predictions"] = [prediction]
     return task
@@ -172,6 +302,7 @@ def push_sentences(
     batch_size: int = BATCH_SIZE,
     progress: bool | None = None,
     on_batch: Callable[[int], None] | None = None,
+    select: Selection | None = None,
 ) -> PushResult:
     """Create or update the project, then import the sentences it does not have yet, in batches.
 
@@ -183,11 +314,22 @@ def push_sentences(
     Pushes into the same project wait for each other, so parallel runs never duplicate tasks.
     With `[quality] gold` and `gold_rate`, the project's gold questions are mixed into the new
     sentences at that rate, each once, made like any other task (builder/sentences/mixing.py).
+    `select` chooses which new sentences (see the module's docstring): `uncertain` and `random`
+    read the sentences once more to choose, holding an id (and uncertainty) per new sentence. When
+    the predictor proposes anything, the project's model version is set to the predictor's, so
+    annotators see its predictions (Label Studio shows only the project's model version).
     """
     from builder.sentences.mixing import check_pushed, gold_questions
 
     if batch_size < 1:
         raise LabelStudioError("batch size must be at least 1")
+    select = select or Selection()
+    if select.how == "uncertain" and uncertainties(predictor, []) is None:
+        name = getattr(predictor, "model_version", None) or "none"
+        raise ConfigError(
+            f"--select uncertain: the predictor ({name}) does not measure uncertainty; "
+            "use --predictor model (after `builder train`)"
+        )
     gold = gold_questions(project)  # checked before anything is sent
     total = None
     if isinstance(sentences, (str, Path)):
@@ -195,17 +337,26 @@ def push_sentences(
 
         path = Path(sentences)
         total = check_pushed(iter_numbered_sentences(path), gold)  # every line checked before anything is sent
-        sentences = iter_sentences(path)
+
+        def reread() -> Iterator[dict]:
+            return iter_sentences(path)
     else:
-        if gold is not None and not isinstance(sentences, Sized):
-            sentences = list(sentences)  # checked against the gold questions before anything is sent
+        if (gold is not None or select.how != "file") and not isinstance(sentences, Sized):
+            sentences = list(sentences)  # checked against the gold questions (or chosen from) before anything is sent
         if isinstance(sentences, Sized):
             total = check_pushed(((None, s) for s in sentences), gold)
+        given = sentences
+
+        def reread() -> Iterator[dict]:
+            return iter(given)
+
     with push_lock(connection, project):
-        return _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch, gold)
+        return _push_locked(connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select)
 
 
-def _push_locked(connection, project, sentences, total, predictor, batch_size, progress, on_batch, gold) -> PushResult:
+def _push_locked(
+    connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select
+) -> PushResult:
     from builder.labelstudio.ledger import open_ledger
 
     project_id, created = ensure_project(connection, project)
@@ -213,41 +364,87 @@ def _push_locked(connection, project, sentences, total, predictor, batch_size, p
     with open_ledger(project.root, connection.url, project_id, created_at) as ledger:
         if ledger.tasks != task_number:  # an empty project needs no listing
             ledger.rebuild(task_sentence_id_pages(connection, project_id) if task_number else [])
-        return _import_new(
+        chosen = _choose(reread(), ledger, predictor, select)
+        result = _import_new(
             connection,
             project,
             project_id,
             created,
             ledger,
-            sentences,
+            reread(),
             total,
             predictor,
             batch_size,
             progress,
             on_batch,
             gold,
+            select,
+            chosen,
         )
+    if result.model_version is not None:
+        previous = set_model_version(connection, project_id, result.model_version)
+        if previous is None:  # refused: no prediction of it after all (deleted meanwhile)
+            result.model_version = None
+        else:
+            result.previous_model_version = previous
+    return result
+
+
+def _choose(sentences: Iterable[dict], ledger, predictor, select: Selection) -> dict[str, float] | set[str] | None:
+    """The ids `select` chooses among the sentences not in the project yet (None: decided while streaming)."""
+    if select.how == "file":
+        return None
+    seen: set[str] = set()
+
+    def candidates() -> Iterator[dict]:
+        for sentence in sentences:
+            if sentence["id"] not in seen and sentence["id"] not in ledger:
+                seen.add(sentence["id"])
+                yield sentence
+
+    if select.how == "uncertain":
+        return choose_uncertain(candidates(), predictor, select.limit)
+    return choose_random(candidates(), select.limit, select.seed)
 
 
 def _import_new(
-    connection, project, project_id, created, ledger, sentences, total, predictor, batch_size, progress, on_batch, gold
+    connection,
+    project,
+    project_id,
+    created,
+    ledger,
+    sentences,
+    total,
+    predictor,
+    batch_size,
+    progress,
+    on_batch,
+    gold,
+    select,
+    chosen,
 ) -> PushResult:
     from builder.sentences.mixing import MixCount, mix_gold
 
     http = connection.http()
     bar = None
+    if select.limit is not None:
+        total = select.limit if total is None else min(total, select.limit)
     if progress or (progress is None and (total or 0) > batch_size and sys.stderr.isatty()):
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
-    done = skipped = 0
+    done = skipped = left_out = taken = predicted = 0
     pending: list[dict] = []
     pending_ids: set[str] = set()
+    pending_gold: set[str] = set()
     ordinary_pending = 0  # sentences in `pending`, gold questions not counted (the bar counts sentences)
     mixed = MixCount()
+    scored: list[float] = []  # the uncertainty of each sentence imported, when the predictor measures it
+    # the mean uncertainty of what a --limit chose (not measured on a whole-file push: it would cost a scoring pass)
+    measures = select.limit is not None and uncertainties(predictor, []) is not None
 
     def send() -> None:
-        nonlocal done, ordinary_pending
+        nonlocal done, ordinary_pending, predicted
         batch = [task_for(s, project, predictor) for s in pending]
         doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
         with calling(connection, doing):
@@ -266,24 +463,37 @@ def _import_new(
         check_response(connection, response, doing)
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
         done += len(batch)
+        predicted += sum(1 for task in batch if task.get("predictions"))
+        if measures:
+            ordinary = [s for s in pending if s["id"] not in pending_gold]
+            if isinstance(chosen, dict):
+                scored.extend(chosen[s["id"]] for s in ordinary)
+            else:
+                scored.extend(uncertainties(predictor, [s["text"] for s in ordinary]))
         if bar is not None:
             bar.update(ordinary_pending)
         pending.clear()
         pending_ids.clear()
+        pending_gold.clear()
         ordinary_pending = 0
         if on_batch is not None:
             on_batch(done)
 
     def new_sentences() -> Iterator[dict]:
-        """The sentences the project does not have yet (each yielded before the next is read)."""
-        nonlocal skipped
+        """The chosen sentences the project does not have yet (each yielded before the next is read)."""
+        nonlocal skipped, left_out, taken
         for sentence in sentences:
             sentence_id = sentence["id"]
             if sentence_id in pending_ids or sentence_id in ledger:
                 skipped += 1
-                if bar is not None:
+                if bar is not None and chosen is None and select.limit is None:
                     bar.update(1)
                 continue
+            full = select.limit is not None and taken >= select.limit  # file order: the first `limit` only
+            if full or (chosen is not None and sentence_id not in chosen):
+                left_out += 1
+                continue
+            taken += 1
             yield sentence
 
     stream: Iterator[tuple[dict, bool]] = ((s, False) for s in new_sentences())
@@ -296,6 +506,8 @@ def _import_new(
         for sentence, is_gold in stream:
             pending.append(sentence)
             pending_ids.add(sentence["id"])
+            if is_gold:
+                pending_gold.add(sentence["id"])
             ordinary_pending += not is_gold
             if len(pending) >= batch_size:
                 send()
@@ -310,4 +522,15 @@ def _import_new(
     finally:
         if bar is not None:
             bar.close()
-    return PushResult(project_id, done - mixed.gold, skipped, created, mixed.gold, mixed.short)
+    return PushResult(
+        project_id,
+        done - mixed.gold,
+        skipped,
+        created,
+        mixed.gold,
+        mixed.short,
+        select=select.how,
+        left_out=left_out,
+        mean_uncertainty=sum(scored) / len(scored) if scored else None,
+        model_version=getattr(predictor, "model_version", None) if predicted else None,
+    )

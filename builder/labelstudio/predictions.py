@@ -1,0 +1,175 @@
+"""`builder predict`: refresh the predictions of the tasks nobody has annotated yet with the current predictor.
+
+A task with an annotation (submitted or cancelled) is left exactly as it is: its annotators saw
+its predictions, and `builder quality` measures them against what they kept. On every other task,
+the predictions builder made (a `model_version` of the form `builder-...` or `spacy/...`) by
+another version than the current predictor's are deleted, and the current predictor's proposal is
+added; predictions builder did not make (an ML backend's, a hand import's) are never touched.
+Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
+per page, one bulk delete (Label Studio's "delete predictions" action, for tasks holding only
+builder's predictions), one DELETE per stale prediction on a task that also holds foreign ones, and
+one bulk import of the new predictions. Deleting comes first, so an interruption leaves a task
+with fewer predictions, never two versions, and a re-run completes it. Finally the project's
+`model_version` setting is set to the current version, so the labeling interface shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from builder.errors import Interrupted, LabelStudioError
+from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
+from builder.labelstudio.push import push_lock, require_project, scored_prediction, set_model_version
+from builder.project import Project
+
+# The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
+BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
+PAGE = 1000  # tasks per listing page, and so at most this many predictions per import request
+
+
+def builder_made(model_version: object) -> bool:
+    """Whether a prediction of this `model_version` was made by one of builder's predictors."""
+    return isinstance(model_version, str) and BUILDER_MADE.match(model_version) is not None
+
+
+@dataclass
+class PredictResult:
+    project_id: int
+    model_version: str
+    tasks: int = 0  # tasks listed
+    predicted: int = 0  # tasks given a prediction of this version
+    cleared: int = 0  # tasks whose older predictions were deleted and that get none: nothing proposed now
+    current: int = 0  # skipped: already hold this version's prediction
+    nothing: int = 0  # skipped: no prediction of builder's before, none proposed now
+    annotated: int = 0  # skipped: annotated (submitted or cancelled); never touched
+    no_text: int = 0  # skipped: no `text` in the task's data (not a task builder pushed)
+    deleted: int = 0  # older predictions deleted
+    foreign: int = 0  # predictions builder did not make, on the tasks refreshed: kept
+    version_set: bool = False  # the project's model_version now names this version
+    previous_version: str = ""  # the project's model_version before
+
+    @property
+    def skipped(self) -> int:
+        return self.current + self.nothing + self.annotated + self.no_text
+
+
+def refresh_predictions(
+    connection: Connection,
+    project: Project,
+    predictor,
+    page_size: int = PAGE,
+    on_page: Callable[[PredictResult], None] | None = None,
+) -> PredictResult:
+    """Give every task nobody has annotated the current predictor's prediction, replacing builder's older ones.
+
+    Holds the project's push lock (a push and a predict never interleave). See the module's docstring."""
+    if predictor is None:
+        raise LabelStudioError("builder predict needs a predictor (--predictor none predicts nothing)")
+    project_id = require_project(connection, project)
+    result = PredictResult(project_id, predictor.model_version)
+    with push_lock(connection, project):
+        try:
+            _refresh(connection, project_id, predictor, page_size, result, on_page)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted: {result.predicted} tasks got new predictions before the interruption; "
+                "re-run the same `builder predict` to complete it (tasks already done are skipped)"
+            ) from None
+        previous = set_model_version(connection, project_id, predictor.model_version)
+        result.version_set, result.previous_version = previous is not None, previous or ""
+    return result
+
+
+def _refresh(connection, project_id, predictor, page_size, result, on_page) -> None:
+    doing = "listing the project's tasks with their predictions"
+    params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations"}
+    version = predictor.model_version
+    for tasks in task_pages(connection, project_id, params, doing, page_size):
+        bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
+        single: list[int] = []  # stale predictions on tasks that also hold foreign ones
+        new: list[dict] = []
+        for task in tasks:
+            try:
+                task_id, predictions = task["id"], task.get("predictions") or []
+                annotated = int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0)
+                ours = [p for p in predictions if builder_made(p.get("model_version"))]
+                foreign = len(predictions) - len(ours)
+                data = task.get("data")
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise unexpected_answer(
+                    connection, doing, "tasks with their predictions and annotation counts"
+                ) from None
+            result.tasks += 1
+            if annotated:
+                result.annotated += 1
+                continue
+            text = data.get("text") if isinstance(data, dict) else None
+            if not isinstance(text, str):
+                result.no_text += 1
+                continue
+            current = [p for p in ours if p.get("model_version") == version]
+            if len(ours) == 1 and current:
+                result.current += 1
+                continue
+            prediction = scored_prediction(predictor, text)
+            if not ours and prediction is None:
+                result.nothing += 1
+                continue
+            keep = None  # one prediction of this version kept on a task that also holds foreign ones
+            if foreign:
+                result.foreign += foreign
+                keep = current[0]["id"] if current and prediction is not None else None
+                single += [p["id"] for p in ours if p["id"] != keep]
+            elif ours:
+                bulk.append(task_id)
+            result.deleted += len(ours) - (keep is not None)
+            if prediction is None:
+                result.cleared += 1
+                continue
+            result.predicted += 1
+            if keep is None:
+                new.append({"task": task_id, **prediction})
+        _delete(connection, project_id, bulk, single)
+        _import(connection, project_id, new)
+        if on_page is not None:
+            on_page(result)
+
+
+def _delete(connection: Connection, project_id: int, tasks: list[int], predictions: list[int]) -> None:
+    http = connection.http()
+    if tasks:
+        doing = f"deleting the older predictions of {len(tasks)} tasks"
+        with calling(connection, doing):
+            response = http.request(
+                "api/dm/actions",
+                method="POST",
+                params={"id": "delete_tasks_predictions", "project": project_id},
+                content=orjson.dumps({"selectedItems": {"all": False, "included": tasks}}),
+                headers={"Content-Type": "application/json"},
+            )
+        check_response(connection, response, doing)
+    for prediction_id in predictions:
+        doing = f"deleting the older prediction {prediction_id}"
+        with calling(connection, doing):
+            response = http.request(f"api/predictions/{prediction_id}/", method="DELETE")
+        if response.status_code != 404:  # already gone is what was wanted
+            check_response(connection, response, doing)
+
+
+def _import(connection: Connection, project_id: int, predictions: list[dict]) -> None:
+    if not predictions:
+        return
+    doing = f"importing {len(predictions)} predictions (re-run to resume)"
+    with calling(connection, doing):
+        response = connection.http().request(
+            f"api/projects/{project_id}/import/predictions",
+            method="POST",
+            content=orjson.dumps(predictions),
+            headers={"Content-Type": "application/json"},
+            request_options={"max_retries": 0},  # a retried import that had arrived would duplicate them
+        )
+    check_response(connection, response, doing)
