@@ -519,7 +519,7 @@ def _predictor(spec: str, project: Project):
     """The predictor `--predictor` names (builder.preannotate.make_predictor)."""
     from builder.preannotate import make_predictor
 
-    return make_predictor(spec, project.snapshot_path, project.entity_values)
+    return make_predictor(spec, project.snapshot_path, project.entity_values, project)
 
 
 @cli.command()
@@ -557,7 +557,7 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:
     builder.toml, gold questions are mixed in at that rate, each once.
 
     \b
-    Examples:
+    Example:
         builder push work/sentences.jsonl
         builder push work/sentences.jsonl --select uncertain --limit 200
     """
@@ -611,7 +611,8 @@ def predict(ctx, predictor) -> None:
 
     \b
     Example:
-        builder train && builder predict
+        builder predict
+        builder predict --predictor model:models/crf-2
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.predictions import refresh_predictions

@@ -23,7 +23,8 @@ import orjson
 
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.labelstudio.push import push_lock, require_project, scored_prediction, set_model_version
+from builder.labelstudio.push import push_lock, require_project, set_model_version
+from builder.preannotate import prediction_for
 from builder.project import Project
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
@@ -115,7 +116,7 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             if len(ours) == 1 and current:
                 result.current += 1
                 continue
-            prediction = scored_prediction(predictor, text)
+            prediction = prediction_for(predictor, text)
             if not ours and prediction is None:
                 result.nothing += 1
                 continue

@@ -233,14 +233,6 @@ def project_facts(connection: Connection, project_id: int) -> tuple[int, str]:
     return body["task_number"], str(body.get("created_at") or "")
 
 
-def scored_prediction(predictor, text: str) -> dict | None:
-    """`prediction_for` with the prediction-level `score` (predictor.score) when the predictor gives one."""
-    prediction = prediction_for(predictor, text)
-    if prediction is not None and "score" not in prediction and callable(getattr(predictor, "score", None)):
-        prediction["score"] = float(predictor.score(text))
-    return prediction
-
-
 def set_model_version(connection: Connection, project_id: int, model_version: str) -> str | None:
     """Set the project's `model_version` (Label Studio shows annotators only the predictions of that version).
 
@@ -275,7 +267,7 @@ def task_for(sentence: dict, project: Project, predictor) -> dict:
     data["sentence_id"] = sentence["id"]
     data["target"] = sentence.get("target") or project.target
     task = {"data": data}
-    prediction = scored_prediction(predictor, sentence["text"])
+    prediction = prediction_for(predictor, sentence["text"])
     if prediction:
         task["predictions"] = [prediction]
     return task
