@@ -111,11 +111,17 @@ def write_marker(folder: Path, command: str) -> Path:
     return path
 
 
-def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False, option: str = "-o") -> Path:
+DATASET_COMMANDS = ("builder build", "builder run")  # the commands whose output folders hold a dataset
+
+
+def check_output_folder(
+    folder: str | Path, project=None, *, fresh: bool = False, option: str = "-o", commands: tuple[str, ...] = ()
+) -> Path:
     """Resolve `folder` and refuse (one line) unless builder may write it; returns the resolved path.
 
     `fresh`: the folder is a release being staged by `builder release` (must not exist or be empty;
-    allowed under releases/).
+    allowed under releases/). `commands`: a non-empty folder must have been written by one of these
+    (a dataset never replaces a trained model, nor a model a dataset).
     """
     given = Path(folder)
     resolved = given.resolve()
@@ -148,6 +154,8 @@ def check_output_folder(folder: str | Path, project=None, *, fresh: bool = False
         raise _refuse(
             resolved, f"it is not empty and was not written by builder (no {MARKER})", f"{todo}, or empty it yourself"
         )
+    if commands and marker.get("command") not in commands:
+        raise _refuse(resolved, f"it holds the output of `{marker.get('command')}`", f"{todo}, or remove it yourself")
     present = sorted(str(p.relative_to(resolved)) for p in resolved.rglob("*") if not p.is_dir() or p.is_symlink())
     strangers = [name for name in present if name != MARKER and name not in marker["files"]]
     if strangers:

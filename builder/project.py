@@ -194,6 +194,9 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 def project_from_dict(raw: dict, source: Path) -> Project:
     """Validate `raw` against schema/config.schema.json and the rules a schema cannot say."""
+    where = _non_finite(raw)
+    if where:  # TOML allows nan and inf; JSON Schema's minimum and maximum let NaN through
+        raise ConfigError(f"{source}: {where}: must be a finite number, not nan or inf")
     validator = jsonschema.Draft202012Validator(load_schema("config"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:
@@ -249,6 +252,20 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         gold_rate=float(quality.get("gold_rate", 0.0)),
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
     )
+
+
+def _non_finite(value, path: str = "") -> str:
+    """The key path of the first nan or inf in `value` (nested dicts and lists), or ""."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(top level)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return ""
 
 
 def _check_unique(source: Path, where: str, values: list[str], key: str) -> None:

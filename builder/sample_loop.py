@@ -23,7 +23,7 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     from builder.labelstudio.pull import pull
     from builder.labelstudio.push import push_sentences
     from builder.labelstudio.replay import replay
-    from builder.outputs import check_output_folder
+    from builder.outputs import DATASET_COMMANDS, check_output_folder
     from builder.preannotate import make_predictor
     from builder.project import no_project_file_error
     from builder.sentences.stage import split_files
@@ -32,7 +32,9 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
         raise no_project_file_error()
     root = project.root
     output = output or project.dataset_path
-    check_output_folder(output, project, option="--output")  # before any work: the build would refuse it last
+    check_output_folder(
+        output, project, option="--output", commands=DATASET_COMMANDS
+    )  # before any work: the build would refuse it last
     sample, accounts_file, committed = (
         root / SAMPLE_DIR,
         root / ACCOUNTS_FILE,

@@ -384,3 +384,50 @@ def test_dawid_skene_on_an_unsorted_snapshot_gives_the_same_records(tmp_path):
     for i, record in in_order.items():
         assert shuffled[i]["stance"] == record["stance"]
         assert shuffled[i]["stance_distribution"] == pytest.approx(record["stance_distribution"], abs=1e-4)
+
+
+def test_dawid_skene_never_puts_in_a_stance_nobody_gave(tmp_path):
+    """One annotator who errs the same way on every gold question (favor for against, against for
+    neutral, neutral for favor) keeps their own answers: the model weighs answers, it does not swap them.
+    The posterior in stance_distribution still says what the model makes of them."""
+    from builder.records.quality import annotator_report  # the report's aggregate follows the records
+
+    shift = {"favor": "neutral", "against": "favor", "neutral": "against"}  # truth -> what they answer
+    rng = random.Random(5)
+    tasks, gold = [], []
+    for i in range(60):
+        s = sentence(i)
+        right = rng.choice(LABELS)
+        tasks.append(task(i, s, [annotation(i, GOOD, shift[right])]))
+        if i % 5 == 0:
+            gold.append({**s, "stance": right, "entities": []})
+    tasks.sort(key=lambda t: t["data"]["sentence_id"])
+    project = project_with(tmp_path, "dawid-skene", gold)
+    snapshot = write_snapshot(tmp_path, tasks)
+    _, records = records_of(project, snapshot, tmp_path)
+    assert len(records) == 48
+    for record in records.values():
+        given = record["annotations"][0]["stance"]
+        assert record["stance"] == given and record["stance_status"] == "unanimous"
+        assert max(record["stance_distribution"]) > record["stance_distribution"][LABELS.index(given)]
+    assert annotator_report(snapshot, project, project_gold_of(project)).loc[0, "gold_accuracy"] == 0.0
+
+
+def project_gold_of(project):
+    from builder.records.gold import project_gold
+
+    return project_gold(project)
+
+
+def test_a_snapshot_of_gold_questions_only_builds_nothing_and_says_why(tmp_path):
+    """With no record, no Parquet file could be written and `load_dataset` would fail on the folder."""
+    tasks, _, gold = simulated(n_tasks=10, gold_every=1)
+    project_with(tmp_path, "majority", gold, gold_rate=0.5)
+    write_snapshot(tmp_path, tasks)
+    ran = builder(tmp_path, "build", "-o", tmp_path / "dist")
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines()[-1].endswith(
+        "no sentence to build a dataset of (10 tasks: 10 gold questions, 0 quarantined); "
+        "annotate and `builder pull` first"
+    )
+    assert not (tmp_path / "dist").exists()

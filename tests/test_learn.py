@@ -244,3 +244,38 @@ def test_builder_train_prints_the_dev_figures_thresholds_folder_and_version(tmp_
     assert str((root / "models" / "current").resolve()) in result.stdout
     again = CliRunner().invoke(cli, ["train", "-o", "models/current"])  # its own earlier output is replaced
     assert again.exit_code == 0 and again.stdout == result.stdout
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"thresholds": None},
+        {"thresholds": ["span"]},
+        {"thresholds": {"span": "0.5", "stance": 0.5, "headline_span": 0.95}},
+        {"thresholds": {"span": 0.5, "stance": 0.5}},
+        {"files": ["entities.crfsuite"]},
+        {"files": None},
+        {"model_version": 5},
+        {"model_version": ""},
+    ],
+)
+def test_a_hand_edited_manifest_is_a_one_line_error(bundled, tmp_path, edit):
+    """manifest.json has no checksum of its own: its fields are checked before use, never a traceback mid-push."""
+    import shutil
+
+    from builder.learn.model import ModelError, load_model
+
+    folder = tmp_path / "edited"
+    shutil.copytree(bundled[1].folder, folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, **edit}), encoding="utf-8")
+    with pytest.raises(ModelError, match="manifest.json: "):
+        load_model(folder)
+
+
+def test_the_default_model_folder_is_inside_a_private_builder_folder(tmp_path):
+    root = tmp_path / "fresh"
+    project = make_project(root, "learn", snapshot=SNAPSHOT)
+    train_model(project)
+    assert (root / ".builder").stat().st_mode & 0o777 == 0o700
+    assert (root / ".builder" / ".gitignore").is_file()

@@ -100,6 +100,19 @@ def test_build_refuses_every_folder_it_did_not_create(project_copy, monkeypatch)
     assert tree(root) == before
 
 
+def test_build_never_replaces_a_trained_model(project_copy, monkeypatch):
+    """A `builder train` folder carries builder's marker too: a build must not take it for an old dataset."""
+    from builder.learn.train import train_model
+
+    root, project = project_copy
+    monkeypatch.chdir(root)
+    model = train_model(project, SNAPSHOT, root / "dist" / "model").folder
+    before = tree(model)
+    result = cli_in(root, monkeypatch, "build", "-o", "dist/model")
+    one_line_error(result, "refusing to write into", "it holds the output of `builder train`")
+    assert tree(model) == before
+
+
 def test_run_refuses_its_output_folder_before_any_work(project_copy, monkeypatch):
     root, _ = project_copy
     monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)

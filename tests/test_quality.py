@@ -331,6 +331,19 @@ def test_unreadable_items_are_counted_not_fatal(tmp_path):
     assert got[A]["agreement_with_aggregate"] == 1.0 and got[B]["agreement_with_aggregate"] == 1.0
 
 
+def test_a_name_that_is_not_a_pseudonym_is_never_printed(tmp_path):
+    """An e-mail (or a spreadsheet formula, or a name with a newline) in a hand-edited snapshot is left out,
+    counted, never shown: `validate` refuses them too."""
+    hostile = ["alice@example.org", "=cmd|calc", "line\nbreak"]
+    tasks = [task(f"t{i}", [answer(A, "favor"), answer(name, "favor")]) for i, name in enumerate(hostile)]
+    root = make(tmp_path, tasks=tasks, gold=None).root
+    for fmt in ("table", "csv", "json"):
+        result = invoke(root, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert not any(name in result.output for name in ["alice", "cmd|calc", "break"]), result.output
+        assert "3 annotation without an annotator pseudonym" in result.stderr
+
+
 # --- the command ----------------------------------------------------------------------------------------
 
 
@@ -379,6 +392,15 @@ def test_cli_csv_to_a_file_atomically(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["quality.csv"]  # no temp file left
     for fmt in ("json", "table", "csv"):  # its own earlier output, in any format, may be replaced
         assert invoke(tmp_path, "--format", fmt, "-o", out).exit_code == 0
+
+
+def test_cli_refuses_a_roster_that_merely_starts_like_a_report(tmp_path):
+    make(tmp_path)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("annotator,email\nannotator-1,ann@example.org\n", encoding="utf-8")
+    result = invoke(tmp_path, "--format", "csv", "-o", roster)
+    assert result.exit_code == 1 and "not a report of `builder quality`" in result.stderr
+    assert roster.read_text(encoding="utf-8").startswith("annotator,email")
 
 
 def test_cli_refuses_to_overwrite_what_it_did_not_write(tmp_path):

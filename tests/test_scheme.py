@@ -89,3 +89,28 @@ def test_unreadable_project_file(tmp_path):
         load_project(bad)
     with pytest.raises(ConfigError, match="project file not found"):
         load_project(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    "setting, where",
+    [
+        ("[quality]\nmin_gold_accuracy = nan", "quality.min_gold_accuracy"),
+        ('[quality]\ngold = "g.jsonl"\ngold_rate = nan', "quality.gold_rate"),
+        ("[splits]\ntrain = nan\nvalidation = 0.5\ntest = 0.5", "splits.train"),
+        ("[splits]\ntrain = inf\nvalidation = 0.5\ntest = 0.5", "splits.train"),
+    ],
+)
+def test_nan_and_inf_are_refused_with_the_key(tmp_path, setting, where):
+    """TOML allows nan and inf, and JSON Schema's bounds let NaN through: a nan setting would flag nobody,
+    add no gold question or split nothing, silently."""
+    text = (ROOT / "builder.toml").read_text(encoding="utf-8")
+    text = text.replace("[splits]\ntrain = 0.6\nvalidation = 0.2\ntest = 0.2\n", "") + "\n" + setting + "\n"
+    path = tmp_path / "builder.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"{where}: must be a finite number"):
+        load_project(path)
+    text = (ROOT / "builder.toml").read_text(encoding="utf-8")
+    text = text.replace("entity_agreement = 0.5", "entity_agreement = nan")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="annotation.entity_agreement: must be a finite number"):
+        load_project(path)

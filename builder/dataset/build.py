@@ -194,10 +194,10 @@ def build_dataset(
     to rebuild a release from before manifest format 4 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
-    from builder.outputs import OutputError, check_output_folder, write_error, write_marker
+    from builder.outputs import DATASET_COMMANDS, OutputError, check_output_folder, write_error, write_marker
 
     given = Path(output)
-    output = check_output_folder(given, project, fresh=version is not None)
+    output = check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)
     staging = None
     created: list[Path] = []
     try:
@@ -211,6 +211,11 @@ def build_dataset(
                 raise BuilderError(
                     f"{snapshot}: validation found {len(result.report.errors())} problems; "
                     "run `builder validate` and fix them first"
+                )
+            if result.records == 0:  # no Parquet file could be written: `load_dataset` would fail on the folder
+                raise BuilderError(
+                    f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
+                    f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
                 )
             with paused_gc():
                 facts = write_dataset(
@@ -229,7 +234,9 @@ def build_dataset(
             write_card(project, staging, facts, version)
             if version is None:
                 write_marker(staging, command)
-            check_output_folder(given, project, fresh=version is not None)  # again: files may have appeared meanwhile
+            check_output_folder(
+                given, project, fresh=version is not None, commands=DATASET_COMMANDS
+            )  # again: files may have appeared meanwhile
             _replace_folder(staging, output)
         except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
             raise write_error(given, exc.reason) from None

@@ -176,6 +176,39 @@ class LearnedModel:
         return round(1.0 - self.uncertainty(text), 4)
 
 
+def _manifest_problem(manifest: dict) -> str:
+    """What is wrong with the types of a (hand-edited) manifest, or ""."""
+    version = manifest["model_version"]
+    if not isinstance(version, str) or not version.strip() or not version.isprintable():
+        return "model_version must be a non-empty string"
+    thresholds = manifest["thresholds"]
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(k, str) and (v is None or (type(v) in (int, float) and math.isfinite(v)))
+        for k, v in thresholds.items()
+    ):
+        return "thresholds must map names to numbers (or null: nothing proposed)"
+    if type(thresholds.get("headline_span")) not in (int, float):
+        return "thresholds must hold a number for headline_span"
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return "files must map file names to sha256 digests"
+    return ""
+
+
+def _check_stance(stance: StanceClassifier, project) -> None:
+    """The stance classifier's arrays agree, and its classes are stance labels (of `project`, when given)."""
+    n, terms = len(stance.classes), len(stance.index)
+    rows = 1 if n == 2 else n
+    if n < 2 or len(stance.idf) != terms or len(stance.coef) != rows or len(stance.intercept) != rows:
+        raise ValueError("the stance classifier's arrays do not agree")
+    if any(len(row) != terms for row in stance.coef):
+        raise ValueError("the stance classifier's arrays do not agree")
+    if project is not None and not set(stance.classes) <= set(project.stance_values):
+        raise ValueError(
+            f"stance classes {sorted(set(stance.classes) - set(project.stance_values))} are not in the scheme"
+        )
+
+
 def load_model(folder: str | Path, project=None) -> LearnedModel:
     """Load a model folder; with `project`, it must have been trained for the project's label scheme.
     Anything missing or corrupt is a one-line ModelError naming the folder."""
@@ -198,6 +231,9 @@ def load_model(folder: str | Path, project=None) -> LearnedModel:
         raise fail(f"{MANIFEST} is not a {KIND} manifest")
     if manifest["format"] != FORMAT:
         raise fail(f"model format {manifest['format']!r}, this builder reads {FORMAT}")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise fail(f"{MANIFEST}: {problem}")
     if project is not None and manifest["label_scheme_sha256"] != project.scheme_hash():
         todo = "retrain it with `builder train`"
         raise fail(f"trained for another label scheme than {project.source.name}'s")
@@ -219,8 +255,10 @@ def load_model(folder: str | Path, project=None) -> LearnedModel:
 
             tagger = pycrfsuite.Tagger()
             tagger.open_inmemory(contents[ENTITY_FILE])  # the bytes whose sha256 was checked
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise fail(f"its files cannot be used ({type(exc).__name__})") from None
-    model = LearnedModel(folder, manifest, tagger, memory, stance)
+        model = LearnedModel(folder, manifest, tagger, memory, stance)
+        if stance is not None:
+            _check_stance(stance, project)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError) as exc:
+        raise fail(f"its files cannot be used ({type(exc).__name__}: {str(exc)[:80]})") from None
     model.tagger_bytes = contents.get(ENTITY_FILE)  # crfsuite reads the model from this buffer: keep it alive
     return model

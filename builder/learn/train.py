@@ -390,7 +390,7 @@ def train_model(
     """Train on the validated records of `snapshot` (default: the project's) and write the model folder
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
     An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
-    from builder.jsonio import make_parents, remove_empty
+    from builder.jsonio import STATE_DIR, make_parents, remove_empty, state_dir
     from builder.outputs import OutputError, check_output_folder, write_error, write_marker
     from builder.records.stage import load_records
 
@@ -402,6 +402,8 @@ def train_model(
         raise InputError(f"{snapshot}: no such snapshot; run `builder pull` first, or pass --snapshot")
     records, _ = load_records(project, snapshot)
     examples = examples_from_records(records)
+    if output.parent == (project.root / STATE_DIR).resolve():
+        state_dir(project.root)  # the default folder is inside .builder/: made private (0700) and git-ignored
     staging = None
     created: list[Path] = []
     try:

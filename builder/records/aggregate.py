@@ -1,18 +1,20 @@
 """From validated tasks to dataset records: one per sentence, aggregated and with every annotation.
 
 Aggregation (README, "How labels are aggregated"):
-- an annotation marked ground truth in Label Studio (the star) wins, stance and entities;
-  several ground-truth annotations that disagree on stance leave it unresolved;
+- an annotation marked ground truth in Label Studio (the star) wins, stance and entities; of several,
+  the majority of their stances (a tie among them leaves it unresolved);
 - `[annotation] aggregation = "majority"` (the default): the stance is the majority of submitted
   annotations, a tie stays unresolved (None); an entity span (start, end, label) is kept when at
   least `annotation.entity_agreement` of the task's annotators marked exactly that span with that label;
 - `"dawid-skene"`: annotators are weighted by their reliability, estimated over the whole snapshot
   by the Dawid-Skene EM (builder.records.reliability), with gold answers and ground truth clamped;
-  the stance is the most probable label (a tie in probability stays unresolved), and a span is kept
+  the stance is the most probable label among those the task's annotators gave (a tie in
+  probability stays unresolved; the model never puts in a label nobody chose), and a span is kept
   when the reliability-weighted share of the task's annotators that marked it reaches
   `entity_agreement`;
 - `stance_distribution`: the share of each stance among the annotations (majority), the model's
-  posterior (Dawid-Skene), one-hot for a ground-truth stance;
+  posterior (Dawid-Skene); with ground truth, the shares among the ground-truth annotations (one-hot
+  when they agree);
 - gold questions (tasks whose sentence is in `[quality] gold`) never become records: they are
   counted (`gold questions` in the report) and, with Dawid-Skene, anchor the estimates.
 """
@@ -159,7 +161,7 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
     import numpy as np
     import orjson
 
-    from builder.records.reliability import dawid_skene, most_likely
+    from builder.records.reliability import dawid_skene
 
     labels = project.stance_values
     label_index = {label: i for i, label in enumerate(labels)}
@@ -198,20 +200,25 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
             known=(np.frombuffer(known_task, dtype=np.int64), np.frombuffer(known_label, dtype=np.int64)),
         )
         del answer_task, answer_worker, answer_label
-        best, tie = most_likely(fit.posteriors)
         reliability = {name: float(fit.reliability[i]) for name, i in workers.items()}
         spool.seek(0)
         for line, index in zip(spool, spooled):
             record = orjson.loads(line)
-            yield _reweighted(record, project, fit.posteriors[index], int(best[index]), bool(tie[index]), reliability)
+            yield _reweighted(record, project, fit.posteriors[index], reliability)
 
 
-def _reweighted(record: dict, project: Project, posterior, best: int, tie: bool, reliability: dict) -> dict:
+def _reweighted(record: dict, project: Project, posterior, reliability: dict) -> dict:
     """A majority record with Dawid-Skene's stance, distribution and weighted entity vote (ground truth kept)."""
     individual = record["annotations"]
-    if any(a["ground_truth"] for a in individual):
+    if not individual or any(a["ground_truth"] for a in individual):
         return record
-    stance = None if tie else project.stance_values[best]
+    # The most probable stance among those the sentence's annotators gave: the model weighs them, it never
+    # puts in a label nobody chose (one annotator who errs the same way on gold keeps their own answer).
+    labels = project.stance_values
+    given = sorted({labels.index(a["stance"]) for a in individual}, key=lambda i: -posterior[i])
+    best = given[0]
+    tie = len(given) > 1 and posterior[given[0]] - posterior[given[1]] <= 1e-9
+    stance = None if tie else labels[best]
     if stance is None:
         status = TIE
     else:

@@ -53,6 +53,7 @@ import pandas as pd
 from builder.errors import InputError
 from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
+from builder.pseudonyms import is_pseudonym
 
 Z95 = 1.959963984540054  # the standard normal quantile of 0.975
 
@@ -182,7 +183,7 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
         compare = answer is not None or bool(predicted)  # only then are an answer's spans read and compared
         for number, annotation in enumerate(task.get("annotations") or ()):
             annotator = annotation.get("annotator") if isinstance(annotation, dict) else None
-            if not isinstance(annotator, str) or not annotator:
+            if not is_pseudonym(annotator):  # never print a name that is not a pseudonym (an e-mail, say)
                 ignore("annotation without an annotator pseudonym", f"{where} annotation {number + 1}")
                 continue
             result = annotation.get("result")
@@ -372,7 +373,8 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
             n_labels,
             known=(known_tasks, known_labels),
         )
-        label, undecided = most_likely(fit.posteriors)
+        # As the records: the most probable stance among those the task's annotators gave.
+        label, undecided = most_likely(np.where(counts > 0, fit.posteriors, -1.0))
         modelled = np.where(undecided | (counts.sum(axis=1) == 0), -1, label)
         result = np.where(has_truth, result, modelled)
     return np.where(gold >= 0, gold, result).astype(np.int8)
@@ -642,13 +644,30 @@ class QualityResult:
 
 
 def _is_quality_report(path: Path) -> bool:
-    """Whether `path` holds what `builder quality` writes (or nothing), so `-o` may replace it."""
+    """Whether `path` holds what `builder quality` writes (or nothing), so `-o` may replace it: its whole
+    header line (table or CSV), or a JSON list of report rows. A roster that merely starts with
+    "annotator" is the user's."""
+    import json
+
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-    except OSError:
+        if path.stat().st_size > 64 << 20:
+            return False
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return False
-    return not head.strip() or head.startswith((b"annotator", b"  annotator", b'[\n  {\n    "annotator"', b"[]"))
+    if not text.strip():
+        return True
+    first = text.splitlines()[0]
+    if (
+        first == ",".join(REPORT_COLUMNS)
+        or first.split() == " ".join(["annotator", *(h for _, h, _, _ in _TABLE[1:])]).split()
+    ):
+        return True
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(rows, list) and all(isinstance(r, dict) and set(r) == set(REPORT_COLUMNS) for r in rows)
 
 
 def check_report_output(path: str | Path, project: Project) -> Path:
