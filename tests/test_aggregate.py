@@ -426,8 +426,12 @@ def test_a_snapshot_of_gold_questions_only_builds_nothing_and_says_why(tmp_path)
     write_snapshot(tmp_path, tasks)
     ran = builder(tmp_path, "build", "-o", tmp_path / "dist")
     assert ran.returncode == 1 and "Traceback" not in ran.stderr
-    assert ran.stderr.strip().splitlines()[-1].endswith(
-        "no sentence to build a dataset of (10 tasks: 10 gold questions, 0 quarantined); "
-        "annotate and `builder pull` first"
+    assert (
+        ran.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "no sentence to build a dataset of (10 tasks: 10 gold questions, 0 quarantined); "
+            "annotate and `builder pull` first"
+        )
     )
     assert not (tmp_path / "dist").exists()
