@@ -948,6 +948,11 @@ def train(ctx, snapshot, output) -> None:
     project = project_of(ctx)
     result = train_model(project, snapshot, output)
     metrics = result.metrics
+    if result.left_out:
+        click.echo(
+            f"left out: {result.left_out} tasks or annotations that fail validation (`builder validate` names them)",
+            err=True,
+        )
     click.echo(f"dev: {metrics['dev']}, {metrics['dev_sentences']} sentences")
     for label, m in metrics["entities"].items():
         click.echo(

@@ -279,3 +279,12 @@ def test_the_default_model_folder_is_inside_a_private_builder_folder(tmp_path):
     train_model(project)
     assert (root / ".builder").stat().st_mode & 0o777 == 0o700
     assert (root / ".builder" / ".gitignore").is_file()
+
+
+def test_what_validation_leaves_out_is_counted(tmp_path):
+    root = tmp_path / "odd"
+    project = make_project(root, "learn", snapshot=SNAPSHOT)
+    with open(project.snapshot_path, "ab") as handle:
+        handle.write(b"\xff not a task\n")
+    result = train_model(project, output=tmp_path / "model")
+    assert result.left_out == 1

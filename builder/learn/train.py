@@ -74,6 +74,7 @@ class TrainResult:
     manifest: dict
     metrics: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
+    left_out: int = 0  # problems validation found (tasks or annotations not trained on; `builder validate` names them)
 
 
 def examples_from_records(records) -> list[Example]:
@@ -400,7 +401,8 @@ def train_model(
     _check_is_model_folder(output, given)
     if not snapshot.is_file():
         raise InputError(f"{snapshot}: no such snapshot; run `builder pull` first, or pass --snapshot")
-    records, _ = load_records(project, snapshot)
+    records, report = load_records(project, snapshot)
+    left_out = len(report.errors())
     examples = examples_from_records(records)
     if output.parent == (project.root / STATE_DIR).resolve():
         state_dir(project.root)  # the default folder is inside .builder/: made private (0700) and git-ignored
@@ -434,6 +436,7 @@ def train_model(
         remove_empty(created)
         raise
     result.folder = output
+    result.left_out = left_out
     return result
 
 
