@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno as errno_codes
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from builder.errors import BuilderError
@@ -240,3 +242,22 @@ def builder_output_kind(record: object) -> str | None:
     if isinstance(record.get("data"), dict) and "sentence_id" in record["data"]:
         return "Label Studio tasks"
     return None
+
+
+def replace_folder(staging: Path, output: Path) -> None:
+    """Put `staging` in place of `output` (checked replaceable); on failure the previous `output` stays."""
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+    try:
+        os.replace(output, old)  # over the new empty folder: both are ours
+    except BaseException:
+        os.rmdir(old)
+        raise
+    try:
+        os.replace(staging, output)
+    except BaseException:
+        os.replace(old, output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

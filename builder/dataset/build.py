@@ -194,7 +194,14 @@ def build_dataset(
     to rebuild a release from before manifest format 4 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
-    from builder.outputs import DATASET_COMMANDS, OutputError, check_output_folder, write_error, write_marker
+    from builder.outputs import (
+        DATASET_COMMANDS,
+        OutputError,
+        check_output_folder,
+        replace_folder,
+        write_error,
+        write_marker,
+    )
 
     given = Path(output)
     output = check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)
@@ -237,7 +244,7 @@ def build_dataset(
             check_output_folder(
                 given, project, fresh=version is not None, commands=DATASET_COMMANDS
             )  # again: files may have appeared meanwhile
-            _replace_folder(staging, output)
+            replace_folder(staging, output)
         except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
             raise write_error(given, exc.reason) from None
         except OSError as exc:
@@ -248,25 +255,6 @@ def build_dataset(
             shutil.rmtree(staging, ignore_errors=True)
         remove_empty(created)
         raise
-
-
-def _replace_folder(staging: Path, output: Path) -> None:
-    """Put `staging` in place of `output` (checked replaceable); on failure the previous `output` stays."""
-    if not output.exists():
-        os.replace(staging, output)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
-    try:
-        os.replace(output, old)  # over the new empty folder: both are ours
-    except BaseException:
-        os.rmdir(old)
-        raise
-    try:
-        os.replace(staging, output)
-    except BaseException:
-        os.replace(old, output)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_dataset(

@@ -392,7 +392,7 @@ def train_model(
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
     An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
     from builder.jsonio import STATE_DIR, make_parents, remove_empty, state_dir
-    from builder.outputs import OutputError, check_output_folder, write_error, write_marker
+    from builder.outputs import OutputError, check_output_folder, replace_folder, write_error, write_marker
     from builder.records.stage import load_records
 
     snapshot = Path(snapshot or project.snapshot_path)
@@ -425,7 +425,7 @@ def train_model(
             write_marker(staging, COMMAND)
             check_output_folder(given, project)  # again: files may have appeared meanwhile
             _check_is_model_folder(output, given)
-            _replace_folder(staging, output)
+            replace_folder(staging, output)
         except OutputError as exc:
             raise write_error(given, exc.reason) from None
         except OSError as exc:
@@ -451,22 +451,3 @@ def _check_is_model_folder(output: Path, given: Path) -> None:
                 f"refusing to write into {output}: it holds the output of `{marker.get('command')}`, not a model; "
                 "pass -o a new or empty folder, or an earlier `builder train` output"
             )
-
-
-def _replace_folder(staging: Path, output: Path) -> None:
-    """Put `staging` in place of `output`; on failure the previous `output` stays."""
-    if not output.exists():
-        os.replace(staging, output)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
-    try:
-        os.replace(output, old)
-    except BaseException:
-        os.rmdir(old)
-        raise
-    try:
-        os.replace(staging, output)
-    except BaseException:
-        os.replace(old, output)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
