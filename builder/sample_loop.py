@@ -77,7 +77,8 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     import datasets
 
     datasets.disable_progress_bars()
-    loaded = datasets.load_dataset(str(output))
+    # Prepared afresh: `datasets` may otherwise answer from a cache of an earlier build of this folder.
+    loaded = datasets.load_dataset(str(output), download_mode="force_redownload")
     log("6/6 loaded it back with datasets.load_dataset")
     stance = loaded["train"].features["stance"]
     lines = [

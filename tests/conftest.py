@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from builder.project import load_project
+
+# `datasets` caches a loaded local folder under a key that can repeat across runs (the same pytest
+# temp path, the same card): a cache left by an earlier run then answers for a fresh build. Every test
+# session, and the CLI processes it starts, get a cache of their own. Set before `datasets` is imported.
+_DATASETS_CACHE = tempfile.mkdtemp(prefix="builder-tests-datasets-")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE
+atexit.register(shutil.rmtree, _DATASETS_CACHE, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
