@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from builder.errors import InputError
-from builder.outputs import not_a_regular_file, write_error
+from builder.outputs import OutputError, not_a_regular_file, replace_folder, write_error
 
 _DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
@@ -225,3 +226,29 @@ def paused_gc():
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def staged_folder(given: Path, output: Path, recheck: Callable[[], None]):
+    """A staging folder beside `output` (checked replaceable) to write into; when the block ends without
+    error, `recheck()` (files may have appeared meanwhile) and the staging folder takes `output`'s place.
+    On any error nothing is left behind, the previous `output` stays, and an OS error names `given`."""
+    staging = None
+    created: list[Path] = []
+    try:
+        try:
+            created = make_parents(output)
+            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+            os.chmod(staging, 0o755)
+            yield staging
+            recheck()
+            replace_folder(staging, output)
+        except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
+            raise write_error(given, exc.reason) from None
+        except OSError as exc:
+            raise write_error(given, exc) from None
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)
+        raise

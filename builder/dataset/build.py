@@ -6,9 +6,6 @@ files carry the features in their metadata and `load_dataset` restores the Class
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits, parquet_name
 from builder.errors import BuilderError
-from builder.jsonio import make_parents, paused_gc, read_jsonl, remove_empty, sha256_file
+from builder.jsonio import paused_gc, read_jsonl, sha256_file
 from builder.model import DATASET_FORMAT, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -194,67 +191,46 @@ def build_dataset(
     to rebuild a release from before manifest format 4 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
-    from builder.outputs import (
-        DATASET_COMMANDS,
-        OutputError,
-        check_output_folder,
-        replace_folder,
-        write_error,
-        write_marker,
-    )
+    from builder.jsonio import staged_folder
+    from builder.outputs import DATASET_COMMANDS, check_output_folder, write_marker
 
     given = Path(output)
     output = check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)
-    staging = None
-    created: list[Path] = []
-    try:
-        try:
-            created = make_parents(output)
-            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-            os.chmod(staging, 0o755)
-            records_path = staging / "records.jsonl"
-            result = validate_snapshot(project, snapshot, records_path)
-            if strict and result.report.errors():
-                raise BuilderError(
-                    f"{snapshot}: validation found {len(result.report.errors())} problems; "
-                    "run `builder validate` and fix them first"
-                )
-            if result.records == 0:  # no Parquet file could be written: `load_dataset` would fail on the folder
-                raise BuilderError(
-                    f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
-                    f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
-                )
-            with paused_gc():
-                facts = write_dataset(
-                    project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
-                )
-            facts.validation = result
-            if dataset_format >= 2:
-                facts.quality = _plain_json(_quality_summary(project, snapshot))
-            if notes_predictions:
-                from builder.dataset.card import prediction_counts
 
-                facts.predictions = prediction_counts(snapshot)
-            records_path.unlink()
-            from builder.dataset.card import write_card
+    def recheck() -> None:
+        check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)
 
-            write_card(project, staging, facts, version)
-            if version is None:
-                write_marker(staging, command)
-            check_output_folder(
-                given, project, fresh=version is not None, commands=DATASET_COMMANDS
-            )  # again: files may have appeared meanwhile
-            replace_folder(staging, output)
-        except OutputError as exc:  # from atomic_write inside the staging folder: name the output instead
-            raise write_error(given, exc.reason) from None
-        except OSError as exc:
-            raise write_error(given, exc) from None
-        return facts
-    except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        remove_empty(created)
-        raise
+    with staged_folder(given, output, recheck) as staging:
+        records_path = staging / "records.jsonl"
+        result = validate_snapshot(project, snapshot, records_path)
+        if strict and result.report.errors():
+            raise BuilderError(
+                f"{snapshot}: validation found {len(result.report.errors())} problems; "
+                "run `builder validate` and fix them first"
+            )
+        if result.records == 0:  # no Parquet file could be written: `load_dataset` would fail on the folder
+            raise BuilderError(
+                f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
+                f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
+            )
+        with paused_gc():
+            facts = write_dataset(
+                project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
+            )
+        facts.validation = result
+        if dataset_format >= 2:
+            facts.quality = _plain_json(_quality_summary(project, snapshot))
+        if notes_predictions:
+            from builder.dataset.card import prediction_counts
+
+            facts.predictions = prediction_counts(snapshot)
+        records_path.unlink()
+        from builder.dataset.card import write_card
+
+        write_card(project, staging, facts, version)
+        if version is None:
+            write_marker(staging, command)
+    return facts
 
 
 def write_dataset(

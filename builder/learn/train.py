@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -391,8 +388,8 @@ def train_model(
     """Train on the validated records of `snapshot` (default: the project's) and write the model folder
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
     An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
-    from builder.jsonio import STATE_DIR, make_parents, remove_empty, state_dir
-    from builder.outputs import OutputError, check_output_folder, replace_folder, write_error, write_marker
+    from builder.jsonio import STATE_DIR, staged_folder, state_dir
+    from builder.outputs import check_output_folder, write_marker
     from builder.records.stage import load_records
 
     snapshot = Path(snapshot or project.snapshot_path)
@@ -406,35 +403,22 @@ def train_model(
     examples = examples_from_records(records)
     if output.parent == (project.root / STATE_DIR).resolve():
         state_dir(project.root)  # the default folder is inside .builder/: made private (0700) and git-ignored
-    staging = None
-    created: list[Path] = []
-    try:
-        try:
-            created = make_parents(output)
-            staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-            os.chmod(staging, 0o755)
-            result = fit_model(
-                examples,
-                staging,
-                entity_labels=project.entity_values,
-                target=project.target,
-                scheme_hash=project.scheme_hash(),
-                settings=settings,
-                seed=seed,
-            )
-            write_marker(staging, COMMAND)
-            check_output_folder(given, project)  # again: files may have appeared meanwhile
-            _check_is_model_folder(output, given)
-            replace_folder(staging, output)
-        except OutputError as exc:
-            raise write_error(given, exc.reason) from None
-        except OSError as exc:
-            raise write_error(given, exc) from None
-    except BaseException:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        remove_empty(created)
-        raise
+
+    def recheck() -> None:
+        check_output_folder(given, project)
+        _check_is_model_folder(output, given)
+
+    with staged_folder(given, output, recheck) as staging:
+        result = fit_model(
+            examples,
+            staging,
+            entity_labels=project.entity_values,
+            target=project.target,
+            scheme_hash=project.scheme_hash(),
+            settings=settings,
+            seed=seed,
+        )
+        write_marker(staging, COMMAND)
     result.folder = output
     result.left_out = left_out
     return result
