@@ -16,6 +16,7 @@ from builder.dataset.splits import assign_splits, hash_split
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
+from builder.sentences.segmenter import splitter_name
 
 from .conftest import ROOT
 
@@ -266,7 +267,7 @@ def test_card_passes_huggingface_hub_checks(project, built):
         "load_dataset(",
         "Krippendorff",
         "CC BY 2.5",
-        "lines+segtok/1",
+        splitter_name(),
     ):
         assert section in text, section
 

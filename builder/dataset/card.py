@@ -10,7 +10,10 @@ from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
 from builder.project import Project
 from builder.records.agreement import span_agreement, stance_agreement
-from builder.sentences.segmenter import splitter_name
+from builder.sentences.segmenter import splitter_summary
+
+# Every release before manifest format 5 was split with this; its card says so, as it did.
+SPLITTER_BEFORE_FORMAT_5 = "`lines+segtok/1` (newlines first, then segtok)"
 
 
 def _size_category(n: int) -> str:
@@ -184,7 +187,7 @@ Entity spans (aggregated):
 ## How it was made
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
-   with `{splitter_name()}` (newlines first, then segtok).
+   with {splitter_summary() if facts.current_splitter else SPLITTER_BEFORE_FORMAT_5}.
 2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
    following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), {pre_annotations}.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:

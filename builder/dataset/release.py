@@ -460,6 +460,7 @@ def build_release_folder(
         strict=True,
         dataset_format=_dataset_format_for(manifest_format),
         notes_predictions=manifest_format >= 4,
+        current_splitter=manifest_format >= 5,
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
