@@ -24,6 +24,7 @@ def sentences(text: str) -> list[str]:
             ["Mr. Smith met Dr. Jones in St. Louis.", "They talked."],
         ),
         ("Gen. Lee and Sen. Warren spoke.", ["Gen. Lee and Sen. Warren spoke."]),
+        ("It was said\u00a0Mr. Smith.\tThen he left.", ["It was said\u00a0Mr. Smith.", "Then he left."]),
         # initials stay inside the name
         (
             "It was founded by science fiction writer L. Ron Hubbard. He died in 1986.",

@@ -107,6 +107,8 @@ _STARTERS = frozenset(
 _NEXT_WORD = re.compile(r"""["'\u201c\u2018\u00ab(\[]*([\w'\u2019]+)""")
 _ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?\.?")
 _OPENERS = "\"'\u201c\u2018\u00ab(["
+_LAST_WORD = re.compile(r"\S*\Z")
+_WORD_WINDOW = 24  # longer than any word in the lists above, and than most acronyms
 
 
 def _rules(line: str) -> Spans:
@@ -124,7 +126,8 @@ def _rules(line: str) -> Spans:
 def _ends_after_period(line: str, match: re.Match) -> bool:
     """Whether a single period before a sentence-like start ends a sentence (not an abbreviation or initial)."""
     period = match.start()
-    word = line[line.rfind(" ", 0, period) + 1 : period].lstrip(_OPENERS)
+    # the word before the period, looked for in a bounded window so that a line without spaces stays linear
+    word = _LAST_WORD.search(line, max(0, period - _WORD_WINDOW), period).group().lstrip(_OPENERS)
     bare = word.lower()
     if bare in _TITLES:
         return False
