@@ -63,6 +63,8 @@ def sentences(text: str) -> list[str]:
         ("An infant's not getting enough iodine ... brain development suffers.", None),
         ("Wow! Really? Yes.", ["Wow!", "Really?", "Yes."]),
         ("Sales fell in 2008. 2009 was better.", ["Sales fell in 2008.", "2009 was better."]),
+        ("1. The first point is this.\n2. The second.", ["1. The first point is this.", "2. The second."]),
+        ("He finished 2. The next runner was slow.", ["He finished 2.", "The next runner was slow."]),
         # headlines, datelines and captions stand on their own line; a photo credit starts its own sentence
         (
             "Crane collapses in city centre\nLONDON - A crane fell on Monday. Nobody was hurt.",

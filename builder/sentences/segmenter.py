@@ -90,7 +90,8 @@ _END = re.compile(
     r"""(?=["'\u201c\u2018\u00ab(\[]*[A-Z0-9\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f])"""
 )
 # After a period, the word before it decides (lowercased, its own periods kept):
-# titles before a name never end a sentence ("Mr. Smith", "Gen. Lee", "St. Louis");
+# titles before a name never end a sentence ("Mr. Smith", "Gen. Lee", "St. Louis"), nor does the number of a
+# list item at the start of its line;
 _TITLES = frozenset(
     """mr mrs ms messrs dr prof st mt ft gen col lt maj sgt capt cmdr adm gov sen rep rev hon pres supt insp det
     cpl pvt mme mlle""".split()
@@ -108,6 +109,7 @@ _NEXT_WORD = re.compile(r"""["'\u201c\u2018\u00ab(\[]*([\w'\u2019]+)""")
 _ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?\.?")
 _OPENERS = "\"'\u201c\u2018\u00ab(["
 _LAST_WORD = re.compile(r"\S*\Z")
+_LIST_ITEM = re.compile(r"\s*\d{1,3}\.")  # "1. The first point": a numbered item starts its line
 _WORD_WINDOW = 24  # longer than any word in the lists above, and than most acronyms
 
 
@@ -129,7 +131,7 @@ def _ends_after_period(line: str, match: re.Match) -> bool:
     # the word before the period, looked for in a bounded window so that a line without spaces stays linear
     word = _LAST_WORD.search(line, max(0, period - _WORD_WINDOW), period).group().lstrip(_OPENERS)
     bare = word.lower()
-    if bare in _TITLES:
+    if bare in _TITLES or (bare.isdigit() and _LIST_ITEM.fullmatch(line, 0, period + 1)):
         return False
     if bare in _BEFORE_NUMBER:
         return not line[match.end() : match.end() + 1].isdigit()
