@@ -4,7 +4,7 @@ Targets (issue 16): builder's splitter (`rules`) reaches F1 >= 0.98 on all 24 GU
 >= 5,000,000 characters/second on one core. segtok (the default before), pysbd and other library
 splitters run on the same text in the same run, as baselines. F1 is also given on each half of the
 articles (1st, 3rd, ... and 2nd, 4th, ... in corpus order): rules drawn from the errors seen on one half
-are checked on the other (README "Sentence splitting").
+are checked on the other.
 
     python bench/bench_split.py [--corpus ../shared/corpora/gum_news.jsonl] [--repeat 5]
 """
