@@ -42,6 +42,7 @@ class BuildFacts:
     dataset_format: int = DATASET_FORMAT
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
+    croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
 
     @property
     def gold_questions(self) -> int:
@@ -179,6 +180,7 @@ def build_dataset(
     command: str = "builder build",
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
+    croissant: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -227,7 +229,12 @@ def build_dataset(
         records_path.unlink()
         from builder.dataset.card import write_card
 
+        facts.croissant = croissant
         write_card(project, staging, facts, version)
+        if croissant:
+            from builder.dataset.croissant import write_croissant
+
+            write_croissant(project, staging, facts, version)
         if version is None:
             write_marker(staging, command)
     return facts

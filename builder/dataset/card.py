@@ -136,6 +136,12 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         else predictions_text(facts.predictions)
     )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    croissant = (
+        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant 1.0, with\n"
+        "its Responsible-AI fields (sources, annotation, agreement, limitations, personal information).\n"
+        if getattr(facts, "croissant", False)
+        else ""
+    )
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved)
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -157,7 +163,7 @@ from datasets import load_dataset
 ds = load_dataset("path/or/hub-id/of/{project.name}")
 ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved
 ```
-
+{croissant}
 ## Data
 
 {card_field_table(project, facts.dataset_format)}
