@@ -43,6 +43,7 @@ class BuildFacts:
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
     croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
+    agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
 
     @property
     def gold_questions(self) -> int:

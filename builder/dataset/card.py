@@ -67,6 +67,18 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
     }
 
 
+def agreement_of(project: Project, facts) -> tuple[dict, dict]:
+    """(stance, entity) agreement of `facts.records`, computed once per build (the card and croissant.json state it)."""
+    cached = getattr(facts, "agreement", None)
+    if cached is None:
+        cached = (
+            stance_agreement(facts.records, project.stance_values),
+            span_agreement(facts.records, project.entity_values),
+        )
+        facts.agreement = cached
+    return cached
+
+
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance_rows, entity_rows = [], []
@@ -87,8 +99,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
     agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
     if facts.records or total == 0:
-        s = stance_agreement(facts.records, project.stance_values)
-        e = span_agreement(facts.records, project.entity_values)
+        s, e = agreement_of(project, facts)
         agreement = _table(
             ["measure", "value", "based on"],
             [

@@ -191,14 +191,12 @@ def _shards(folder: Path) -> dict[str, list[Path]]:
 
 
 def _agreement(project: Project, facts) -> dict | None:
-    from builder.records.agreement import span_agreement, stance_agreement
+    from builder.dataset.card import agreement_of
 
     if not facts.records:
         return None
-    return {
-        "stance": stance_agreement(facts.records, project.stance_values),
-        "entities": span_agreement(facts.records, project.entity_values),
-    }
+    stance, entities = agreement_of(project, facts)
+    return {"stance": stance, "entities": entities}
 
 
 def _annotators_per_sentence(project: Project, facts) -> str:
