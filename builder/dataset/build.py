@@ -43,6 +43,8 @@ class BuildFacts:
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
     current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
+    croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
+    agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
 
     @property
     def gold_questions(self) -> int:
@@ -181,6 +183,7 @@ def build_dataset(
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
     current_splitter: bool = True,
+    croissant: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -232,7 +235,12 @@ def build_dataset(
         records_path.unlink()
         from builder.dataset.card import write_card
 
+        facts.croissant = croissant
         write_card(project, staging, facts, version)
+        if croissant:
+            from builder.dataset.croissant import write_croissant
+
+            write_croissant(project, staging, facts, version)
         if version is None:
             write_marker(staging, command)
     return facts

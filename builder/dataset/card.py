@@ -70,6 +70,18 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
     }
 
 
+def agreement_of(project: Project, facts) -> tuple[dict, dict]:
+    """(stance, entity) agreement of `facts.records`, computed once per build (the card and croissant.json state it)."""
+    cached = getattr(facts, "agreement", None)
+    if cached is None:
+        cached = (
+            stance_agreement(facts.records, project.stance_values),
+            span_agreement(facts.records, project.entity_values),
+        )
+        facts.agreement = cached
+    return cached
+
+
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance_rows, entity_rows = [], []
@@ -90,8 +102,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
     agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
     if facts.records or total == 0:
-        s = stance_agreement(facts.records, project.stance_values)
-        e = span_agreement(facts.records, project.entity_values)
+        s, e = agreement_of(project, facts)
         agreement = _table(
             ["measure", "value", "based on"],
             [
@@ -139,6 +150,12 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         else predictions_text(facts.predictions)
     )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    croissant = (
+        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant 1.0, with\n"
+        "its Responsible-AI fields (sources, annotation, agreement, limitations, personal information).\n"
+        if getattr(facts, "croissant", False)
+        else ""
+    )
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved)
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -160,7 +177,7 @@ from datasets import load_dataset
 ds = load_dataset("path/or/hub-id/of/{project.name}")
 ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved
 ```
-
+{croissant}
 ## Data
 
 {card_field_table(project, facts.dataset_format)}
