@@ -179,6 +179,7 @@ def build_dataset(
     command: str = "builder build",
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
+    near_duplicates: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -188,7 +189,9 @@ def build_dataset(
     line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
     (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
     `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
-    to rebuild a release from before manifest format 4 as it was). Gold
+    to rebuild a release from before manifest format 4 as it was); `near_duplicates`: near-identical
+    articles share a split (`builder.dataset.splits.NearDuplicates`; False to rebuild a release from
+    before manifest format 5 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
@@ -215,7 +218,14 @@ def build_dataset(
             )
         with paused_gc():
             facts = write_dataset(
-                project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
+                project,
+                records_path,
+                staging,
+                frozen_test,
+                version,
+                sha256_file(snapshot),
+                dataset_format,
+                near_duplicates=near_duplicates,
             )
         facts.validation = result
         if dataset_format >= 2:
@@ -242,8 +252,11 @@ def write_dataset(
     snapshot_hash: str = "",
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
+    near_duplicates: bool = True,
 ) -> BuildFacts:
-    """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
+    """Parquet shards per split under `folder/data` from validated records (streamed twice).
+
+    `near_duplicates`: near-identical articles share a split (threshold from the project file)."""
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
@@ -254,6 +267,7 @@ def write_dataset(
         project.split_proportions,
         frozen_test,
         salt=project.name,
+        near_duplicate_threshold=project.near_duplicate_threshold if near_duplicates else None,
     )
     facts.splits = splits
     encoder = Encoder(project, dataset_format)
