@@ -165,7 +165,7 @@ def test_groups_do_not_depend_on_sentence_order_batches_or_the_hash_seed(gum, or
     assert assign_splits(shuffled, PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8) == first
     import builder.dataset.splits as splits_module
 
-    monkeypatch.setattr(splits_module, "_BATCH_WORDS", 50)  # many small batches, an article across several
+    monkeypatch.setattr(splits_module, "_BATCH_SENTENCES", 7)  # many small batches, an article across several
     assert assign_splits(shuffled, PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8) == first
 
     script = (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from array import array
 from collections.abc import Iterable
 
@@ -118,7 +117,13 @@ NUM_PERM = 64  # MinHash permutations (datasketch, affine32 scheme)
 MINHASH_SEED = 1
 CANDIDATE_RECALL = 0.999  # LSH bands are chosen so that a pair at the threshold is a candidate with this probability
 _WORD = re.compile(r"\w+")
-_BATCH_WORDS = 1 << 21  # words held before they are turned into shingles and signatures
+_BATCH_SENTENCES = 20_000  # sentences held before they are turned into shingles and signatures
+# bytes.translate table: ASCII letters lower-cased, digits and _ kept (the ASCII of `\\w`), NUL (a sentence's end)
+# and non-ASCII bytes kept, the rest a space
+_ASCII_WORDS = bytes(
+    c + 32 if 65 <= c <= 90 else c if (48 <= c <= 57 or 97 <= c <= 122 or c in (0, 95) or c >= 128) else 32
+    for c in range(256)
+)
 _MIX = 0x9E3779B97F4A7C15
 
 
@@ -129,6 +134,35 @@ def _rows_per_band(threshold: float) -> int:
         if 1 - (1 - threshold**rows) ** (NUM_PERM // rows) >= CANDIDATE_RECALL:
             best = rows
     return best
+
+
+def _word_hashes(texts: list[str]):
+    """The words of `texts` (lower-cased `\\w+`) as 32-bit hashes of their UTF-8 bytes, in order, and the number of
+    words of each text (numpy uint32 and int64 arrays).
+
+    ASCII text (most of it) is cut by a byte table, then every word is hashed at once with numpy (a
+    polynomial over its bytes); other text is cut by the regex first. Both give the same words."""
+    import numpy as np
+
+    texts = [t if t.isascii() else " ".join(_WORD.findall(t.lower())) for t in texts]
+    blob = " \x00 ".join(texts)
+    if blob.count("\x00") != len(texts) - 1:  # a NUL inside a sentence is no word
+        blob = " \x00 ".join(t.replace("\x00", " ") for t in texts)
+    data = np.frombuffer((blob + " \x00").encode("utf-8").translate(_ASCII_WORDS), dtype=np.uint8)
+    in_word = (data != 32) & (data != 0)
+    edges = np.diff(in_word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    sizes = ends - starts
+    lengths = np.bincount(np.searchsorted(np.flatnonzero(data == 0), starts), minlength=len(texts))
+    if not len(starts):
+        return np.zeros(0, dtype=np.uint32), lengths
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(int(sizes.max()), _MIX, dtype=np.uint64))  # _MIX ** (1 + offset in the word)
+        offsets = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        terms = (data[in_word].astype(np.uint64) + np.uint64(1)) * powers[offsets]
+        hashes = np.add.reduceat(terms, np.cumsum(sizes) - sizes)
+        hashes = hashes * np.uint64(_MIX)
+    return ((hashes >> np.uint64(32)) ^ (hashes & np.uint64(0xFFFFFFFF))).astype(np.uint32), lengths
 
 
 def _fmix32(values):
@@ -158,10 +192,8 @@ class NearDuplicates:
         from datasketch import MinHash
 
         self.index: dict[str, int] = {}  # article id -> its number
-        self._word_hash: dict[str, int] = {}
-        self._words = array("I")  # word hashes of the sentences not yet shingled
-        self._lengths = array("I")  # their sentences' lengths in words
-        self._articles = array("I")  # their sentences' article numbers
+        self._texts: list[str] = []  # sentences not yet shingled
+        self._articles = array("I")  # their article numbers
         self._a, self._b = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, scheme="affine32").permutations
         self._signatures = np.full((1024, NUM_PERM), np.iinfo(np.uint32).max, dtype=np.uint32)
         self._has_shingles = np.zeros(1024, dtype=bool)
@@ -169,35 +201,23 @@ class NearDuplicates:
 
     def add(self, article_id: str, text: str) -> None:
         """One sentence of `article_id` (an article's sentences may come in any order)."""
-        number = self.index.setdefault(article_id, len(self.index))
-        words = _WORD.findall(text.lower())
-        if not words:
-            return
-        cache = self._word_hash
-        try:
-            hashes = list(map(cache.__getitem__, words))
-        except KeyError:
-            for word in words:
-                if word not in cache:
-                    cache[word] = zlib.crc32(word.encode("utf-8"))
-            if len(cache) > 2_000_000:  # a bound on memory; the hashes are the same when computed again
-                cache.clear()
-            hashes = [cache.get(word) or zlib.crc32(word.encode("utf-8")) for word in words]
-        self._words.extend(hashes)
-        self._lengths.append(len(words))
-        self._articles.append(number)
-        if len(self._words) >= _BATCH_WORDS:
+        self._articles.append(self.index.setdefault(article_id, len(self.index)))
+        self._texts.append(text)
+        if len(self._texts) >= _BATCH_SENTENCES:
             self._flush()
 
     def _flush(self) -> None:
         """Turn the sentences held into shingles (kept, sorted per article) and fold them into the signatures."""
         import numpy as np
 
-        if not self._lengths:
+        if not self._texts:
             return
-        words = np.frombuffer(self._words, dtype=np.uint32)
-        lengths = np.frombuffer(self._lengths, dtype=np.uint32).astype(np.int64)
-        articles = np.frombuffer(self._articles, dtype=np.uint32)
+        words, lengths = _word_hashes(self._texts)
+        articles = np.frombuffer(self._articles, dtype=np.uint32)[lengths > 0]
+        lengths = lengths[lengths > 0]
+        self._texts, self._articles = [], array("I")
+        if not len(lengths):
+            return
         ends = np.cumsum(lengths)
         counts = np.maximum(lengths - SHINGLE_WORDS + 1, 1)  # shingles per sentence
         sentence = np.repeat(np.arange(len(lengths)), counts)
@@ -224,7 +244,6 @@ class NearDuplicates:
         self._signatures[numbers] = np.minimum(self._signatures[numbers], minima)
         self._has_shingles[numbers] = True
         self._batches.append((numbers, np.append(starts, len(shingles)), shingles))
-        self._words, self._lengths, self._articles = array("I"), array("I"), array("I")
 
     def _grow(self, size: int) -> None:
         import numpy as np
