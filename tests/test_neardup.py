@@ -323,3 +323,27 @@ def test_a_release_keeps_near_duplicates_together_and_its_changelog_names_moved_
     assert result.changelog_entry in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     card = (folder / "releases" / "1.1.0" / "README.md").read_text(encoding="utf-8")
     assert "are kept in one split too (1 such group(s), 1 article(s) moved);" in card
+
+
+def test_a_large_family_of_look_alike_articles_is_not_compared_pair_by_pair():
+    """3,000 weather reports sharing most of their text (Jaccard about 0.5) fall into the same LSH buckets; each
+    is compared with a bounded number of them (all pairs: about 25 s here), and a true copy among them is found."""
+    import time
+
+    found = NearDuplicates()
+    common = [
+        f"The weather service said the forecast for the region calls for mild winds, bulletin {k}." for k in range(6)
+    ]
+
+    def report(article_id, i):
+        for text in common:
+            found.add(article_id, text)
+        for k in range(4):
+            found.add(article_id, f"In district {i} reading {k} the station {i * 7 + k} measured {i * 13 + k} units.")
+
+    for i in range(3000):
+        report(f"w{i:04d}", i)
+    report("w1234-copy", 1234)
+    began = time.perf_counter()
+    assert found.groups(0.8) == [["w1234", "w1234-copy"]]
+    assert time.perf_counter() - began < 5

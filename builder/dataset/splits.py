@@ -117,6 +117,13 @@ NUM_PERM = 64  # MinHash permutations (datasketch, affine32 scheme)
 MINHASH_SEED = 1
 CANDIDATE_RECALL = 0.999  # LSH bands are chosen so that a pair at the threshold is a candidate with this probability
 _WORD = re.compile(r"\w+")
+# A candidate pair (same LSH bucket) whose MinHash estimate is this far below the threshold is dropped unchecked:
+# with 64 permutations the estimate's standard deviation is at most 0.0625, so a pair at the threshold survives
+# with probability > 0.9999.
+_ESTIMATE_MARGIN = 0.25
+# In a bucket, each article is paired with the next _WINDOW in id order: a bucket of many articles sharing
+# boilerplate would otherwise cost the square of its size.
+_WINDOW = 64
 _BATCH_SENTENCES = 20_000  # sentences held before they are turned into shingles and signatures
 # bytes.translate table: ASCII letters lower-cased, digits and _ kept (the ASCII of `\\w`), NUL (a sentence's end)
 # and non-ASCII bytes kept, the rest a space
@@ -182,9 +189,12 @@ class NearDuplicates:
     An article's shingles are the runs of SHINGLE_WORDS lower-cased words (`\\w+`) inside each of its
     sentences (a shorter sentence is one shingle), so sentences or paragraphs in another order leave them
     as they were. Two articles are near-duplicates when the Jaccard index of their shingle sets is at least
-    the threshold: candidates come from banding the articles' datasketch MinHash signatures (LSH, bands
-    chosen for the threshold), and every candidate pair is checked on its exact shingle sets. A pair's
-    outcome depends on the two articles alone, so adding articles never changes it.
+    the threshold: candidates are the pairs that share a bucket when the articles' datasketch MinHash
+    signatures are banded for the threshold (LSH); a candidate whose MinHash estimate is far below the
+    threshold is dropped, and every other one is checked on its exact shingle sets, so no pair under the
+    threshold is ever grouped. A pair's outcome depends on the two articles alone (except in a bucket of more
+    than _WINDOW articles, where each is compared with its _WINDOW neighbours in id order), so adding
+    articles does not change it.
     """
 
     def __init__(self) -> None:
@@ -316,33 +326,32 @@ class NearDuplicates:
                 x = parent[x]
             return x
 
+        ids = list(self.index)
+        rank = np.empty(len(ids), dtype=np.int64)  # each article's place in id order: runs are walked in it
+        rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+        signatures = self._signatures[numbers]
         checked: set[tuple[int, int]] = set()
         rows = _rows_per_band(threshold)
-        signatures = self._signatures[numbers].astype(np.uint64)
         for band in range(NUM_PERM // rows):
-            key = signatures[:, band * rows]
+            key = signatures[:, band * rows].astype(np.uint64)
             with np.errstate(over="ignore"):
                 for column in range(band * rows + 1, (band + 1) * rows):
                     key = key * np.uint64(_MIX) + signatures[:, column]
-            order = np.argsort(key, kind="stable")
+            order = np.lexsort((rank[numbers], key))
             ordered = key[order]
-            same = ordered[1:] == ordered[:-1]
-            if not same.any():
-                continue
-            run_starts = np.flatnonzero(same & ~np.concatenate([[False], same[:-1]]))
-            for start in run_starts.tolist():
-                stop = start + 1
-                while stop < len(same) and same[stop]:
-                    stop += 1
-                members = numbers[order[start : stop + 1]].tolist()
-                for i, a in enumerate(members):
-                    for b in members[i + 1 :]:
-                        if find(a) == find(b) or (min(a, b), max(a, b)) in checked:
-                            continue
-                        checked.add((min(a, b), max(a, b)))
-                        if _jaccard(sets[a], sets[b], threshold) >= threshold:
-                            parent[max(find(a), find(b))] = min(find(a), find(b))
-        ids = list(self.index)
+            for distance in range(1, _WINDOW + 1):  # pairs in one bucket, `distance` apart in it
+                at = np.flatnonzero(ordered[:-distance] == ordered[distance:])
+                if not len(at):
+                    break
+                first, second = order[at], order[at + distance]
+                estimate = (signatures[first] == signatures[second]).mean(axis=1)
+                keep = estimate >= threshold - _ESTIMATE_MARGIN
+                for a, b in zip(numbers[first[keep]].tolist(), numbers[second[keep]].tolist()):
+                    if find(a) == find(b) or (a, b) in checked:
+                        continue
+                    checked.add((a, b))
+                    if _jaccard(sets[a], sets[b], threshold) >= threshold:
+                        parent[max(find(a), find(b))] = min(find(a), find(b))
         found: dict[int, list[str]] = {}
         for number in numbers.tolist():
             found.setdefault(find(number), []).append(ids[number])
