@@ -208,6 +208,7 @@ class NearDuplicates:
         self._signatures = np.full((1024, NUM_PERM), np.iinfo(np.uint32).max, dtype=np.uint32)
         self._has_shingles = np.zeros(1024, dtype=bool)
         self._batches: list[tuple] = []  # (article numbers, segment starts, sorted shingles) per batch
+        self._sets = None  # the lookup `shingles` reads, until the next batch
 
     def add(self, article_id: str, text: str) -> None:
         """One sentence of `article_id` (an article's sentences may come in any order)."""
@@ -254,6 +255,7 @@ class NearDuplicates:
         self._signatures[numbers] = np.minimum(self._signatures[numbers], minima)
         self._has_shingles[numbers] = True
         self._batches.append((numbers, np.append(starts, len(shingles)), shingles))
+        self._sets = None
 
     def _grow(self, size: int) -> None:
         import numpy as np
@@ -283,9 +285,11 @@ class NearDuplicates:
         return out
 
     def shingles(self, article_id: str):
-        """The sorted shingle hashes (numpy uint32) of `article_id`."""
+        """The sorted shingle hashes (numpy uint32) of `article_id` (None: it has no word)."""
         self._flush()
-        return self._shingle_sets()[self.index[article_id]]
+        if self._sets is None:
+            self._sets = self._shingle_sets()
+        return self._sets[self.index[article_id]]
 
     def _shingle_sets(self):
         """A lookup of article number -> sorted, unique shingle hashes, built once per call (lazily per article)."""
