@@ -323,6 +323,12 @@ def test_a_release_keeps_near_duplicates_together_and_its_changelog_names_moved_
     assert result.changelog_entry in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     card = (folder / "releases" / "1.1.0" / "README.md").read_text(encoding="utf-8")
     assert "are kept in one split too (1 such group(s), 1 article(s) moved);" in card
+    # a release of manifest format 4 is built as it was: no near-duplicate grouping, no line on the card
+    from builder.dataset.release import build_release_folder
+
+    old = build_release_folder(project, "1.1.0", tmp_path / "as-format-4", manifest_format=4)
+    assert "near-duplicate" not in (tmp_path / "as-format-4" / "README.md").read_text(encoding="utf-8")
+    assert original in old["splits"][split_of[original]]["article_ids"]
 
 
 def test_a_large_family_of_look_alike_articles_is_not_compared_pair_by_pair():
