@@ -18,6 +18,7 @@ from builder.errors import ConfigError
 from builder.resources import DEFAULTS_DIR, load_schema
 
 PROJECT_FILE = "builder.toml"
+NEAR_DUPLICATE_THRESHOLD = 0.8  # the default of `[splits] near_duplicate_threshold`
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Project:
     project_title: str
     boilerplate_rules: tuple[BoilerplateRule, ...] = ()
     split_proportions: dict = field(default_factory=dict)
+    near_duplicate_threshold: float = (
+        NEAR_DUPLICATE_THRESHOLD  # articles whose word shingles' Jaccard index reaches it share a split
+    )
     citation: str = ""
     sources: tuple = ()
     annotations_creators: tuple = ("expert-generated",)
@@ -214,7 +218,8 @@ def project_from_dict(raw: dict, source: Path) -> Project:
             raise ConfigError(f"{source}: {where}.hotkey: '{key}' is already the hotkey of {seen[key]}")
         seen[key] = where
 
-    splits = raw.get("splits", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    split_table = raw.get("splits", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    splits = {name: split_table[name] for name in ("train", "validation", "test")}
     if abs(sum(splits.values()) - 1.0) > 1e-9:
         raise ConfigError(f"{source}: splits: proportions add up to {sum(splits.values())}, not 1")
 
@@ -247,6 +252,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         project_title=raw["label_studio"]["project_title"],
         boilerplate_rules=tuple(BoilerplateRule(**rule) for rule in raw.get("ingest", {}).get("boilerplate", [])),
         split_proportions=dict(splits),
+        near_duplicate_threshold=float(split_table.get("near_duplicate_threshold", NEAR_DUPLICATE_THRESHOLD)),
         aggregation=raw["annotation"].get("aggregation", "majority"),
         gold_path=None if gold is None else gold if gold.is_absolute() else root / gold,
         gold_rate=float(quality.get("gold_rate", 0.0)),

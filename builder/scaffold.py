@@ -25,7 +25,7 @@ from pathlib import Path
 from builder.errors import BuilderError, ConfigError
 from builder.jsonio import _mode_for
 from builder.outputs import OutputError, write_error
-from builder.project import PROJECT_FILE, Project, project_from_dict
+from builder.project import NEAR_DUPLICATE_THRESHOLD, PROJECT_FILE, Project, project_from_dict
 
 GUIDELINES_FILE = "guidelines.md"
 GITIGNORE_LINES = ("/.builder/", "/dist/", "/build/")  # server state and keys; build outputs
@@ -425,6 +425,11 @@ def project_toml(s: _Scheme) -> str:
         "# Proportions of articles per split (by article, stable as articles are added); they add up to 1.",
     ]
     lines += [f"{split} = {share}" for split, share in DEFAULT_SPLITS]
+    lines += [
+        "# Articles whose text is near-identical (Jaccard index of their word 3-shingles at least this, 0 to 1)",
+        "# are kept in one split, as articles sharing a sentence are.",
+        f"near_duplicate_threshold = {NEAR_DUPLICATE_THRESHOLD}",
+    ]
     return "\n".join(lines) + "\n"
 
 

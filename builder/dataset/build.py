@@ -184,6 +184,7 @@ def build_dataset(
     notes_predictions: bool = True,
     current_splitter: bool = True,
     croissant: bool = True,
+    near_duplicates: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -194,8 +195,9 @@ def build_dataset(
     (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
     `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
     to rebuild a release from before manifest format 4 as it was); `current_splitter`: the card names
-    this builder's splitter (False: `lines+segtok/1`, to rebuild a release from before manifest format 5
-    as it was). Gold
+    this builder's splitter (False: `lines+segtok/1`); `near_duplicates`: near-identical articles share a
+    split (`builder.dataset.splits.NearDuplicates`); `croissant`: croissant.json is written (each False
+    to rebuild a release from before manifest format 5 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
@@ -222,7 +224,14 @@ def build_dataset(
             )
         with paused_gc():
             facts = write_dataset(
-                project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
+                project,
+                records_path,
+                staging,
+                frozen_test,
+                version,
+                sha256_file(snapshot),
+                dataset_format,
+                near_duplicates=near_duplicates,
             )
         facts.validation = result
         facts.current_splitter = current_splitter
@@ -255,8 +264,11 @@ def write_dataset(
     snapshot_hash: str = "",
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
+    near_duplicates: bool = True,
 ) -> BuildFacts:
-    """Parquet shards per split under `folder/data` from validated records (streamed twice)."""
+    """Parquet shards per split under `folder/data` from validated records (streamed twice).
+
+    `near_duplicates`: near-identical articles share a split (threshold from the project file)."""
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
@@ -267,6 +279,7 @@ def write_dataset(
         project.split_proportions,
         frozen_test,
         salt=project.name,
+        near_duplicate_threshold=project.near_duplicate_threshold if near_duplicates else None,
     )
     facts.splits = splits
     encoder = Encoder(project, dataset_format)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.splits import SPLITS, parquet_name, parquet_pattern
+from builder.dataset.splits import SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
 from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
 from builder.project import Project
@@ -156,6 +156,8 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         if getattr(facts, "croissant", False)
         else ""
     )
+    near_duplicates = near_duplicates_text(facts.split_facts)
+    frozen = facts.split_facts.get("frozen_test_articles", 0)
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved)
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -187,7 +189,7 @@ ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labe
 Splits are by article (all sentences of an article in one split), decided from a hash of the article id
 (proportions {project.split_proportions}), so adding articles never moves an existing one;
 articles sharing a sentence text are kept in one split ({facts.split_facts.get("shared_text_groups", 0)} such group(s));
-{facts.split_facts.get("frozen_test_articles", 0)} article(s) are in test because an earlier release had them there.
+{near_duplicates}{frozen} article(s) are in test because an earlier release had them there.
 
 {_table(["split", "articles", "sentences", *project.stance_values, "unresolved"], stance_rows)}
 
@@ -227,6 +229,19 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+def near_duplicates_text(split_facts: dict) -> str:
+    """The card's line on near-duplicate articles (manifest format 5 on); "" when they were not grouped."""
+    if "near_duplicate_groups" not in split_facts:
+        return ""
+    groups = split_facts["near_duplicate_groups"]
+    moved = split_facts["articles_moved_to_keep_near_duplicates_together"]
+    return (
+        f"near-duplicate articles (Jaccard index of their word {SHINGLE_WORDS}-shingles at least "
+        f"{split_facts['near_duplicate_threshold']:g},\nfound with MinHash) are kept in one split too "
+        f"({groups} such group(s), {moved} article(s) moved);\n"
+    )
 
 
 # What made a prediction, by the start of its model version (builder.preannotate, builder.learn).

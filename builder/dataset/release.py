@@ -470,6 +470,7 @@ def build_release_folder(
         notes_predictions=manifest_format >= 4,
         current_splitter=manifest_format >= 5,
         croissant=manifest_format >= 5,
+        near_duplicates=manifest_format >= 5,
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
@@ -880,13 +881,13 @@ def verify_release(project: Project, version: str) -> list[str]:
 _COMPARE_COLUMNS = ["id", "article_id", "text", "stance", "entities", "annotations"]
 
 
-def _release_rows(folder: Path) -> tuple[dict[str, dict], dict]:
-    """Rows by id, decoded with the folder's own features, and the summary of the folder."""
+def _release_rows(folder: Path) -> tuple[dict[str, dict], dict, dict[str, str]]:
+    """Rows by id, decoded with the folder's own features, the summary of the folder, and each article's split."""
     pairs = list(_read_rows(folder, _COMPARE_COLUMNS))
     files = [path for _, path in _parquet_files(folder)]
     names = _label_names(files[0]) if files else ([], [])
     summary = _summarize(iter(pairs), len(pairs), *names)
-    return {row["id"]: row for _, row in pairs}, summary
+    return {row["id"]: row for _, row in pairs}, summary, {row["article_id"]: split for split, row in pairs}
 
 
 def _scheme(manifest: dict) -> str | None:
@@ -930,8 +931,8 @@ def compare(
     folder_b = b_folder or project.root / RELEASES_DIR / b
     manifest_a = read_manifest(project, a)
     manifest_b = b_manifest or read_manifest(project, b)
-    rows_a, summary_a = _release_rows(folder_a)
-    rows_b, summary_b = _release_rows(folder_b)
+    rows_a, summary_a, split_a = _release_rows(folder_a)
+    rows_b, summary_b, split_b = _release_rows(folder_b)
 
     def stance(row):
         return row["stance"] if row["stance"] is not None else "(unresolved)"
@@ -975,6 +976,9 @@ def compare(
         "sentences_removed": removed,
         "articles_added": sorted(articles_b - articles_a),
         "articles_removed": sorted(articles_a - articles_b),
+        "articles_moved": [
+            (a, split_a[a], split_b[a]) for a in sorted(set(split_a) & set(split_b)) if split_a[a] != split_b[a]
+        ],
         "stance_relabelled": relabelled,
         "entities_added": ent_added,
         "entities_removed": ent_removed,
@@ -1002,8 +1006,16 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         f"- sentences: +{len(diff['sentences_added'])} / -{len(diff['sentences_removed'])}; "
         f"articles: +{len(diff['articles_added'])} / -{len(diff['articles_removed'])}"
         + (f" (added: {', '.join(diff['articles_added'][:examples])})" if diff["articles_added"] else ""),
-        f"- stance relabelled: {len(diff['stance_relabelled'])}",
     ]
+    moved = diff.get("articles_moved", [])
+    if moved:  # every one named: an article that changed split is what a user of the splits must know
+        lines.append(
+            f"- articles moved to another split: {len(moved)} ("
+            + ", ".join(f"`{article}` {before} -> {after}" for article, before, after in moved)
+            + "); an article moves only when its group of articles sharing text or near-duplicates changed, "
+            "or the split proportions or the dataset name did"
+        )
+    lines.append(f"- stance relabelled: {len(diff['stance_relabelled'])}")
     for sid, old, new in diff["stance_relabelled"][:examples]:
         lines.append(f'  - `{sid}` {old} -> {new}: "{diff["texts"][sid][:90]}"')
     for sid in diff["sentences_added"][:examples]:
