@@ -162,15 +162,26 @@ def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str], pro
     )
 
 
-def prediction_for(predictor, text: str) -> dict | None:
+def article_contexts(predictor, sentences: list[tuple[str, str]]) -> dict | None:
+    """For a predictor that reads a sentence with the rest of its article (the trained model: names written
+    elsewhere in the article), the context of each article id among (article_id, text) pairs; else None."""
+    make = getattr(predictor, "article_contexts", None)
+    if predictor is None or not callable(make):
+        return None
+    return make([text for _, text in sentences], [article for article, _ in sentences])
+
+
+def prediction_for(predictor, text: str, context=None) -> dict | None:
     """A Label Studio prediction for one sentence, or None if nothing is proposed. Result items keep the
-    scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole."""
+    scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole.
+    `context`: the sentence's article context from `article_contexts`, for a predictor that takes one."""
     if predictor is None:
         return None
-    result = predictor.predict(text)
+    extra = {} if context is None else {"context": context}
+    result = predictor.predict(text, **extra)
     if not result:
         return None
     prediction = {"model_version": predictor.model_version, "result": result}
     if callable(getattr(predictor, "score", None)):
-        prediction["score"] = predictor.score(text)
+        prediction["score"] = predictor.score(text, **extra)
     return prediction

@@ -92,7 +92,7 @@ def named_span(
 ) -> tuple[int, int, str] | None:
     """A GUM mention as the guidelines' name (builder/defaults/guidelines.md, "Entities"), or None.
 
-    GUM marks whole noun phrases ("U.S. President Donald Trump's", "Wong Kwok-kin of the FTU",
+    GUM marks whole noun phrases ("U.S. President Donald Trump's", "Wong Kwok-kin of the FTU", "actor Jason Beghe",
     "Adler Planetarium in Chicago, Illinois"); the guidelines mark the name only. So: proper (or
     linked) and capitalised; no pronoun ("We" linked to an organisation); no leading "the", possessor
     ("DAB's") or title ("President"); no trailing possessive, ", place", " in place", and for persons
@@ -117,11 +117,11 @@ def named_span(
         if at > 0 and (start, start + at) in mentions:
             cut = at + len(possessive)
             start, surface = start + cut, surface[cut:]
-    if kind == "person":
+    if kind == "person":  # the name after the last title or lower-case word ("actor Jason Beghe")
         words = surface.split(" ")
-        last_title = max((i for i, w in enumerate(words) if w.lower() in TITLES), default=-1)
-        if last_title >= 0:  # "NASA Administrator Charles Bolden": the name after the last title
-            cut = len(" ".join(words[: last_title + 1])) + 1
+        last = max((i for i, w in enumerate(words) if w.lower() in TITLES or not w[:1].isupper()), default=-1)
+        if last >= 0:
+            cut = len(" ".join(words[: last + 1])) + 1
             if cut >= len(surface):
                 return None
             start, surface = start + cut, surface[cut:]

@@ -74,7 +74,7 @@ def test_train_on_the_bundled_snapshot_and_predict_through_the_predictor(bundled
     project, result = bundled
     assert result.folder == default_model_dir(project).resolve()
     manifest = json.loads((result.folder / MANIFEST).read_text())
-    assert manifest["model_version"] == result.model_version and result.model_version.startswith("builder-crf/1+")
+    assert manifest["model_version"] == result.model_version and result.model_version.startswith("builder-crf/2+")
     assert manifest["label_scheme_sha256"] == project.scheme_hash()
     assert manifest["training"]["sentences"] == 65 and manifest["training_data_sha256"]
     assert set(manifest["files"]) == {"entities.crfsuite", "memory.json", "stance.json"}
@@ -288,3 +288,79 @@ def test_what_validation_leaves_out_is_counted(tmp_path):
         handle.write(b"\xff not a task\n")
     result = train_model(project, output=tmp_path / "model")
     assert result.left_out == 1
+
+
+# --- name lists and the article a sentence comes from -------------------------------------------------
+
+
+def test_name_lists_come_from_the_installed_data_packages():
+    from builder.learn import lexicons
+
+    assert {"ahmed", "maria", "john"} <= lexicons.first_names()
+    assert {"president", "senator", "minister"} <= lexicons.titles()
+    tokens = ["He", "flew", "from", "New", "York", "to", "Saudi", "Arabia", "and", "Ouagadougou", "."]
+    assert lexicons.place_tags(tokens) == [None, None, None, "B", "I", None, "B", "I", None, "B", None]
+
+
+def test_a_sentence_is_read_with_the_names_its_article_writes_elsewhere():
+    """'Mohamed' opening a sentence is a surname when the article wrote 'Ahmed Mohamed'; a word the article
+    also writes in lower case is likely a common word."""
+    from builder.learn.features import NO_CONTEXT, ArticleContext, token_features
+
+    context = ArticleContext(["Police arrested Ahmed Mohamed in Irving.", "The clock was seized by police."])
+    words = ["Mohamed", "said", "Police", "were", "wrong"]
+    with_context = token_features(words, [None] * 5, frozenset(), False, context)
+    alone = token_features(words, [None] * 5, frozenset(), False, NO_CONTEXT)
+    assert {"dsur", "dcap", "dname"} <= set(with_context[0]) and not {"dsur", "dcap", "dname"} & set(alone[0])
+    assert "dlow" in with_context[2] and "dlow" not in alone[2]
+
+
+def test_predictions_pass_the_article_context_to_a_model_that_reads_one(bundled):
+    """push and predict read each sentence with its article's other sentences: `article_contexts` groups them,
+    `prediction_for` hands the context on, and a predictor without contexts is called as before."""
+    from builder.preannotate import GazetteerPredictor, article_contexts
+
+    project, result = bundled
+    model = load_model(result.folder, project)
+    model.thresholds["span"] = 0.0
+    sentences = [("a", "Ahmed Mohamed built a clock."), ("a", "Mohamed was arrested."), ("b", "Mohamed left.")]
+    contexts = article_contexts(model, sentences)
+    assert set(contexts) == {"a", "b"} and "Mohamed" in contexts["a"].surnames - contexts["b"].surnames
+    with_a = prediction_for(model, "Mohamed was arrested.", contexts["a"])
+    expected = model.predict("Mohamed was arrested.", context=contexts["a"])
+    assert (with_a or {}).get("result", []) == expected
+    gazetteer = GazetteerPredictor({"Mohamed": "PER"})
+    assert article_contexts(gazetteer, sentences) is None
+    assert prediction_for(gazetteer, "Mohamed was arrested.")["result"][0]["value"]["text"] == "Mohamed"
+
+
+@pytest.mark.parametrize(
+    "surface, kind, expected",
+    [
+        ("U.S. President Donald Trump's", "person", "Donald Trump"),
+        ("Facebook co-founder Mark Zuckerberg", "person", "Mark Zuckerberg"),
+        ("actor Jason Beghe", "person", "Jason Beghe"),
+        ("Wong Kwok-kin of the FTU", "person", "Wong Kwok-kin"),
+        ("Adler Planetarium in Chicago, Illinois", "place", "Adler Planetarium"),
+        ("Korean People's Army", "organization", "Korean People's Army"),
+        ("the Church of Scientology", "organization", "Church of Scientology"),
+        ("We", "organization", None),
+        ("President", "person", None),
+    ],
+)
+def test_gold_names_follow_the_guidelines(surface, kind, expected):
+    """The bench's and the sample's gold: GUM's noun-phrase mentions cut to the name the guidelines mark."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_sample", ROOT / "examples" / "make_sample.py")
+    make_sample = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_sample)
+    meta = {
+        "identity": "X",
+        "proper": len(surface.split()) > 1,
+        "head_upos": ["PROPN"] if surface != "We" else ["PRON"],
+    }
+    span = make_sample.named_span(100, 100 + len(surface), surface, meta, kind)
+    assert (span[2] if span else None) == expected
+    if span:
+        assert surface[span[0] - 100 : span[1] - 100] == expected

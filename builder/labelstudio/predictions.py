@@ -24,7 +24,7 @@ import orjson
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.labelstudio.push import push_lock, require_project, set_model_version
-from builder.preannotate import prediction_for
+from builder.preannotate import article_contexts, prediction_for
 from builder.project import Project
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
@@ -85,11 +85,27 @@ def refresh_predictions(
     return result
 
 
+def _article_of(data: dict) -> str:
+    article = data.get("article_id")
+    return article if isinstance(article, str) else ""
+
+
+def _texts_by_article(tasks: list) -> list[tuple[str, str]]:
+    """(article id, text) of each task of a page with a text (malformed ones are counted by the caller)."""
+    pairs = []
+    for task in tasks:
+        data = task.get("data") if isinstance(task, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("text"), str):
+            pairs.append((_article_of(data), data["text"]))
+    return pairs
+
+
 def _refresh(connection, project_id, predictor, page_size, result, on_page) -> None:
     doing = "listing the project's tasks with their predictions"
     params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations"}
     version = predictor.model_version
     for tasks in task_pages(connection, project_id, params, doing, page_size):
+        contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}  # the page's sentences per article
         bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
         single: list[int] = []  # stale predictions on tasks that also hold foreign ones
         new: list[dict] = []
@@ -116,7 +132,7 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             if len(ours) == 1 and current:
                 result.current += 1
                 continue
-            prediction = prediction_for(predictor, text)
+            prediction = prediction_for(predictor, text, contexts.get(_article_of(data)))
             if not ours and prediction is None:
                 result.nothing += 1
                 continue

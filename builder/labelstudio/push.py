@@ -23,7 +23,7 @@ import orjson
 from builder.errors import ConfigError, Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.preannotate import prediction_for
+from builder.preannotate import article_contexts, prediction_for
 from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
@@ -76,8 +76,12 @@ class Selection:
             raise ConfigError(f"--select {self.how} needs --limit N (how many sentences to choose)")
 
 
-def uncertainties(predictor, texts: list[str]) -> list[float] | None:
-    """The predictor's uncertainty (0..1, higher: it knows less) of each text; None if it measures none."""
+def uncertainties(predictor, texts: list[str], articles: list[str] | None = None) -> list[float] | None:
+    """The predictor's uncertainty (0..1, higher: it knows less) of each text (read with the other texts of
+    its article, `articles[i]` being text i's, by a predictor that takes article context); None if it
+    measures none."""
+    if callable(getattr(predictor, "article_contexts", None)) and articles is not None:
+        return [float(u) for u in predictor.uncertainties(texts, articles)]
     if callable(getattr(predictor, "uncertainties", None)):
         return [float(u) for u in predictor.uncertainties(texts)]
     if callable(getattr(predictor, "uncertainty", None)):
@@ -93,7 +97,7 @@ def choose_uncertain(candidates: Iterable[dict], predictor, limit: int) -> dict[
     batch: list[dict] = []
 
     def score() -> None:
-        values = uncertainties(predictor, [s["text"] for s in batch])
+        values = uncertainties(predictor, [s["text"] for s in batch], [s.get("article_id", "") for s in batch])
         for sentence, value in zip(batch, values, strict=True):
             by_article[sentence["article_id"]].append((-value, len(positions), sentence["id"]))
             positions.append(None)
@@ -261,13 +265,14 @@ def set_model_version(connection: Connection, project_id: int, model_version: st
     return previous
 
 
-def task_for(sentence: dict, project: Project, predictor) -> dict:
-    """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes."""
+def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
+    """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes;
+    `context`: its article's context for a predictor that reads one (`builder.preannotate.article_contexts`)."""
     data = {key: sentence.get(key, "") for key in TASK_DATA_FIELDS}
     data["sentence_id"] = sentence["id"]
     data["target"] = sentence.get("target") or project.target
     task = {"data": data}
-    prediction = prediction_for(predictor, sentence["text"])
+    prediction = prediction_for(predictor, sentence["text"], context)
     if prediction:
         task["predictions"] = [prediction]
     return task
@@ -437,7 +442,9 @@ def _import_new(
 
     def send() -> None:
         nonlocal done, ordinary_pending, predicted
-        batch = [task_for(s, project, predictor) for s in pending]
+        # A sentence is read with the other sentences of its article in the same import batch.
+        contexts = article_contexts(predictor, [(s.get("article_id", ""), s["text"]) for s in pending]) or {}
+        batch = [task_for(s, project, predictor, contexts.get(s.get("article_id", ""))) for s in pending]
         doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
         with calling(connection, doing):
             # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
@@ -461,7 +468,8 @@ def _import_new(
             if isinstance(chosen, dict):
                 scored.extend(chosen[s["id"]] for s in ordinary)
             else:
-                scored.extend(uncertainties(predictor, [s["text"] for s in ordinary]))
+                articles = [s.get("article_id", "") for s in ordinary]
+                scored.extend(uncertainties(predictor, [s["text"] for s in ordinary], articles))
         if bar is not None:
             bar.update(ordinary_pending)
         pending.clear()

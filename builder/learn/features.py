@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 # Initialisms (U.S., U.N.), words (letters and digits), and every other character alone: "Korea's" is
 # Korea / ' / s, so spans that end before a possessive line up with tokens.
-TOKEN = re.compile(r"[A-Z]\.(?:[A-Z]\.)+|\w+|[^\w\s]")
+TOKEN = re.compile(r"[A-Z]\.(?:[A-Z]\.)+|\w+(?:-\w+)*|[^\w\s]")
 MAX_GAZETTEER_TOKENS = 8
 
 
@@ -110,8 +110,43 @@ class Gazetteer:
         return cls({tuple(s): {a: Counter(c) for a, c in per.items()} for s, per in data})
 
 
+class ArticleContext:
+    """What the other sentences of a sentence's article say about its words: which are written with a
+    capital inside a sentence (names), which in lower case (common words), and which follow a first
+    name (surnames: "Mohamed" alone, after "Ahmed Mohamed")."""
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        from builder.learn import lexicons
+
+        first = lexicons.first_names()
+        self.capitalised: set[str] = set()
+        self.lower: set[str] = set()
+        self.surnames: set[str] = set()
+        self.in_names: set[str] = set()
+        for text in texts:
+            words = [t for t, _, _ in tokenize(text)]
+            for start, end in {r for r in capital_runs(words) if r is not None}:
+                if end - start >= 2 and start > 0:
+                    self.in_names.update(words[start:end])
+            for i, word in enumerate(words):
+                if word[:1].isupper():
+                    if i > 0:
+                        self.capitalised.add(word)
+                    if i > 0 and words[i - 1][:1].isupper() and words[i - 1].lower() in first:
+                        self.surnames.add(word)
+                elif word[:1].islower():
+                    self.lower.add(word.lower())
+
+
+NO_CONTEXT = ArticleContext()
+
+
 def token_features(
-    tokens: list[str], gazetteer_tags: list[str | None], lower_words: frozenset[str], headline: bool
+    tokens: list[str],
+    gazetteer_tags: list[str | None],
+    lower_words: frozenset[str],
+    headline: bool,
+    context: ArticleContext = NO_CONTEXT,
 ) -> list[list[str]]:
     """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer, and
     whether the word is also seen in lower case (a capitalised common word at a sentence start)."""
@@ -120,6 +155,10 @@ def token_features(
     shapes = [shape(t) for t in tokens]
     sentence = ["headline"] if headline else []
     runs = capital_runs(tokens)
+    from builder.learn import lexicons
+
+    first, title_words = lexicons.first_names(), lexicons.titles()
+    place = lexicons.place_tags(tokens)
     rows = []
     for i, token in enumerate(tokens):
         low = lowers[i]
@@ -143,6 +182,25 @@ def token_features(
                 f.append("cap0")
         if gazetteer_tags[i]:
             f.append("g=" + gazetteer_tags[i])
+        if token[:1].isupper() and low in first:
+            f.append("fn")
+        if i > 0 and tokens[i - 1][:1].isupper() and lowers[i - 1] in first:
+            f.append("-1fn")
+        if low.rstrip(".") in title_words:
+            f.append("title")
+        if i > 0 and lowers[i - 1].rstrip(".") in title_words:
+            f.append("-1title")
+        if place[i]:
+            f.append("pl=" + place[i])
+        if token[:1].isupper():
+            if token in context.capitalised:
+                f.append("dcap")
+            if low in context.lower:
+                f.append("dlow")
+            if token in context.surnames:
+                f.append("dsur")
+            if token in context.in_names:
+                f.append("dname")
         if i > 0:
             f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
             if gazetteer_tags[i - 1]:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.learn.features import (
+    NO_CONTEXT,
+    ArticleContext,
     Gazetteer,
     is_headline_like,
     spans_from_tags,
@@ -99,8 +101,10 @@ class LearnedModel:
 
     # --- entities
 
-    def entity_spans(self, text: str) -> tuple[list[tuple[int, int, str, float]], float, bool]:
-        """Every span the tagger finds, with its score (the lowest marginal of its tokens' tags); the
+    def entity_spans(
+        self, text: str, context: ArticleContext = NO_CONTEXT
+    ) -> tuple[list[tuple[int, int, str, float]], float, bool]:
+        """Every span the tagger finds, with its score (the product of its tokens' tag marginals); the
         entity uncertainty (1 - the lowest marginal of any token's tag); and whether the sentence is
         headline-like."""
         tokens = tokenize(text)
@@ -108,11 +112,11 @@ class LearnedModel:
         if not tokens or self.tagger is None:
             return [], 0.0, headline
         words = [t for t, _, _ in tokens]
-        self.tagger.set(token_features(words, self.gazetteer.tags(words), self.lower_words, headline))
+        self.tagger.set(token_features(words, self.gazetteer.tags(words), self.lower_words, headline, context))
         tags = self.tagger.tag()
         confidence = [self.tagger.marginal(tag, i) for i, tag in enumerate(tags)]
         spans = [
-            (start, end, label, min(confidence[i] for i in indices))
+            (start, end, label, math.prod(confidence[i] for i in indices))
             for start, end, label, indices in spans_from_tags(tokens, tags)
         ]
         return spans, 1.0 - min(confidence), headline
@@ -132,9 +136,10 @@ class LearnedModel:
 
     # --- the predictor interface (builder.preannotate)
 
-    def predict(self, text: str, target: str | None = None) -> list[dict]:
-        """Label Studio result items for the confident proposals only, each with its `score`."""
-        spans, _, headline = self.entity_spans(text)
+    def predict(self, text: str, target: str | None = None, context: ArticleContext = NO_CONTEXT) -> list[dict]:
+        """Label Studio result items for the confident proposals only, each with its `score`; `context`:
+        the other sentences of its article (`article_context`), as the model was trained with."""
+        spans, _, headline = self.entity_spans(text, context)
         threshold = self.span_threshold(headline)
         result = []
         if threshold is not None:
@@ -158,22 +163,34 @@ class LearnedModel:
                 )
         return result
 
-    def uncertainty(self, text: str, target: str | None = None) -> float:
+    def uncertainty(self, text: str, target: str | None = None, context: ArticleContext = NO_CONTEXT) -> float:
         """0 (sure) to 1: the mean of the entity uncertainty and the stance entropy (normalised)."""
-        _, entity, _ = self.entity_spans(text)
+        _, entity, _ = self.entity_spans(text, context)
         probabilities = self.stance_probabilities(text, target)
         if not probabilities:
             return round(entity, 6)
         entropy = -sum(p * math.log(p) for p in probabilities.values() if p > 0) / math.log(len(probabilities))
         return round((entity + entropy) / 2, 6)
 
-    def uncertainties(self, texts: list[str]) -> list[float]:
-        """`uncertainty` of each text, in order."""
-        return [self.uncertainty(text) for text in texts]
+    def uncertainties(self, texts: list[str], articles: list[str] | None = None) -> list[float]:
+        """`uncertainty` of each text, in order; with `articles` (the article id of each text), each is
+        read in the context of the texts of its article among them."""
+        if articles is None:
+            return [self.uncertainty(text) for text in texts]
+        contexts = self.article_contexts(texts, articles)
+        return [self.uncertainty(text, context=contexts[a]) for text, a in zip(texts, articles)]
 
-    def score(self, text: str) -> float:
+    def score(self, text: str, context: ArticleContext = NO_CONTEXT) -> float:
         """The prediction's overall score (Label Studio's prediction `score`): 1 - uncertainty."""
-        return round(1.0 - self.uncertainty(text), 4)
+        return round(1.0 - self.uncertainty(text, context=context), 4)
+
+    @staticmethod
+    def article_contexts(texts: list[str], articles: list[str]) -> dict[str, ArticleContext]:
+        """The context of each article id, from its texts among `texts` (`articles[i]` is text i's)."""
+        grouped: dict[str, list[str]] = {}
+        for text, article in zip(texts, articles):
+            grouped.setdefault(article, []).append(text)
+        return {article: ArticleContext(group) for article, group in grouped.items()}
 
 
 def _manifest_problem(manifest: dict) -> str:
