@@ -54,6 +54,8 @@ class ProcessExecutor:
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
 
     def map(self, fn, items):
+        from concurrent.futures.process import BrokenProcessPool
+
         window: deque = deque()
         try:
             for item in items:
@@ -62,6 +64,8 @@ class ProcessExecutor:
                     yield window.popleft().result()
             while window:
                 yield window.popleft().result()
+        except BrokenProcessPool:
+            raise BuilderError("a worker process died (out of memory? killed?); nothing was written") from None
         finally:
             for future in window:
                 future.cancel()
@@ -117,8 +121,12 @@ class RayExecutor:
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         options = {"compute": ray.data.TaskPoolStrategy(size=self.workers)} if self.workers else {}
         step = _RayStep(fn)
-        for row in dataset.map(step, **options).iter_rows():
-            yield pickle.loads(row["result"])
+        try:
+            for row in dataset.map(step, **options).iter_rows():
+                yield pickle.loads(row["result"])
+        except ray.exceptions.RayError as exc:  # a lost node or worker, a task that failed on the cluster
+            cause = str(exc).strip().splitlines()
+            raise BuilderError(f"Ray: {cause[0] if cause else type(exc).__name__}; nothing was written") from None
 
     def close(self) -> None:
         if self._started:
