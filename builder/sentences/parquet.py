@@ -10,18 +10,17 @@ naming the file and the column. Rows are then checked like JSON Lines objects, a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from builder.sentences.articles import OPTIONAL_FIELDS, InputFile
+from builder.model import ARTICLE_OPTIONAL as OPTIONAL_FIELDS
 
-if TYPE_CHECKING:
-    from builder.sentences.articles import FileReader
+# Called by builder.sentences.articles, which it must not import back (no cycles):
+# `file` is its InputFile, `reader` its FileReader.
 
 BATCH_ROWS = 1024
 SHARD_ROW_GROUPS = 1  # row groups per shard
 
 
-def parquet_shards(file: InputFile) -> list[InputFile]:
+def parquet_shards(file) -> list:
     """`file` cut into shards of SHARD_ROW_GROUPS row groups; the whole file when it cannot be opened here."""
     import pyarrow.parquet as pq
 
@@ -81,7 +80,7 @@ def _json_friendly(kind) -> bool:
     )
 
 
-def read_parquet(reader: FileReader, file: InputFile) -> Iterator[tuple[dict, str]]:
+def read_parquet(reader, file) -> Iterator[tuple[dict, str]]:
     """(article record, where) for each good row of `file` (or its shard); problems go to `reader.report`.
 
     Problems that concern the whole file (unreadable, builder's own output, bad columns) are
