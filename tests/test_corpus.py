@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 
 import pyarrow as pa
@@ -186,3 +187,20 @@ def test_not_parquet_and_builder_datasets(tmp_path):
     assert {json.loads(line)["article_id"] for line in out.read_text().splitlines()} == {"7"}
     named = run_cli("split", dataset, "-o", out, cwd=ROOT)
     assert f"rejected: {dataset}: builder output (dataset records), not articles: not read" in named.stderr
+
+
+def test_workers_from_a_script_without_a_main_guard(tmp_path):
+    """A plain script calling split_files(workers=2) works: workers are not started by re-importing it."""
+    script = tmp_path / "split_corpus.py"
+    out = tmp_path / "out" / "s.jsonl"
+    script.write_text(
+        "from builder.project import load_project\n"
+        "from builder.sentences.stage import split_files\n"
+        f"project = load_project({str(ROOT / 'builder.toml')!r})\n"
+        f"result = split_files([{str(SAMPLE)!r}], {str(out)!r}, project, workers=2)\n"
+        "print(result.sentences)\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 0 and out.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -49,8 +50,10 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers = workers
-        # forkserver: workers start from a clean process, not a copy of this one (its memory, its threads)
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        # fork on Linux: a script calling split_files needs no `if __name__ == "__main__"` guard (spawn and
+        # forkserver re-import it). A fork-context pool starts all its workers at the first submit, before its
+        # own thread, while this process is still small: the read and split steps come after.
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         self._pool = ProcessPoolExecutor(workers, mp_context=context)
 
     def map(self, fn, items):
