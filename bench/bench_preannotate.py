@@ -54,16 +54,7 @@ def gum_sentences() -> list:
     examples = []
     for line in (CORPORA / "gum_news.jsonl").read_text(encoding="utf-8").splitlines():
         doc = json.loads(line)
-        candidates = []
-        for (start, end, kind, surface), meta in zip(doc["entities"], doc["entity_meta"]):
-            span = sample.named_span(start, end, surface, meta) if kind in sample.GUM_TO_LABEL else None
-            if span:
-                candidates.append((span[0], -(span[1] - span[0]), sample.GUM_TO_LABEL[kind]))
-        spans, last_end = [], -1
-        for start, negative_length, label in sorted(set(candidates)):
-            if start >= last_end:  # outermost first, nested mentions dropped (as make_sample.py does)
-                spans.append((start, start - negative_length, label))
-                last_end = start - negative_length
+        spans = [(s["start"], s["end"], s["label"]) for s in sample.named_spans(doc)]
         for index, (s_start, s_end) in enumerate(doc["sentences"]):
             text = doc["text"][s_start:s_end]
             inside = [

@@ -1030,6 +1030,70 @@ def run(ctx, port, output) -> None:
     click.echo(summary)
 
 
+def _stance_map(ctx, param, value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+    if any(not sep or not label.strip() for label, sep, _ in pairs):
+        raise click.BadParameter("give LABEL=FAVOR|AGAINST|NONE pairs separated by commas, e.g. support=FAVOR")
+    return {label.strip(): target.strip().upper() for label, _, target in pairs}
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["conll", "semeval", "spacy", "jsonl"]),
+    required=True,
+    help="conll: TOKEN TAG columns; semeval: ID, Target, Text, Stance TSV; spacy: DocBin; jsonl: every column.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Folder, new, empty or an earlier export's. Default: dist/<name>-<format> (dist/<name>-<VERSION>-<format>).",
+)
+@click.option("--version", "version", help="Export release VERSION (releases/VERSION) instead of the built dataset.")
+@click.option(
+    "--stance-map",
+    callback=_stance_map,
+    help="semeval: LABEL=FAVOR|AGAINST|NONE pairs, for labels not mapped by name.",
+)
+@click.pass_context
+def export(ctx, fmt, output, version, stance_map) -> None:
+    """Write the built dataset (dist/<name>) or a release for other toolkits: one file per split.
+
+    \b
+    conll    CoNLL-2003 columns, TOKEN TAG (the dataset's tokens and BIO tags); -DOCSTART- before
+             each article, a blank line after each sentence
+    semeval  SemEval-2016 Task 6 TSV: ID, Target, Text, Stance; labels mapped by name to FAVOR
+             (favor, support, pro...), AGAINST (against, oppose, con...), NONE (neutral, none...),
+             or by --stance-map; the mapping used is printed on stderr
+    spacy    spaCy DocBin (`spacy train` reads it): Doc.ents, doc.spans["entities"], doc.cats
+             (needs `pip install spacy`)
+    jsonl    every column, labels as names, entity spans as character offsets into `text`
+
+    What a format cannot hold (overlapping spans in CoNLL, an unresolved stance in SemEval) is
+    counted on stderr with the sentence ids, and listed whole in export-report.json.
+
+    \b
+    Example:
+        builder export --format conll -o dist/conll && head dist/conll/train.conll
+    """
+    from builder.dataset.export import export_dataset
+
+    result = export_dataset(project_of(ctx), fmt, output, version, stance_map)
+    if result.stance_map:
+        click.echo(
+            "stance mapping: " + ", ".join(f"{label} -> {value}" for label, value in result.stance_map.items()),
+            err=True,
+        )
+    for note in result.notes:
+        click.echo(note, err=True)
+    sizes = ", ".join(f"{split} {n}" for split, n in result.rows.items())
+    click.echo(f"exported {result.source} as {fmt} to {result.folder}: {sizes}")
+
+
 @cli.command()
 @click.argument("version")
 @click.option("--push-to-hub", "repo_id", help="Also upload the release to this Hub dataset repo and tag it vVERSION.")

@@ -431,24 +431,38 @@ def format_of_columns(columns: list[str]) -> int | None:
     return next((f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f) == list(columns)), None)
 
 
-def card_field_table(project: Project, dataset_format: int = DATASET_FORMAT) -> str:
-    """The card's table of fields: one row per field, or per run of fields sharing a meaning."""
+def _field_rows(dataset_format: int) -> list[list[Field]]:
+    """RECORD's fields in runs that share a meaning (a field without one joins the run before)."""
     rows: list[list[Field]] = []
     for field in RECORD.of_format(dataset_format).fields:
         if field.meaning is None and rows:
             rows[-1].append(field)
         else:
             rows.append([field])
+    return rows
+
+
+def _meaning(field: Field, project: Project) -> str:
     placeholders = {
         "statuses": ", ".join(f"`{status}`" for status in STANCE_STATUSES[:-1]) + f" or `{STANCE_STATUSES[-1]}`",
         "bio_tags": ", ".join(project.bio_tags),
         "stance_order": ", ".join(f"`{value}`" for value in project.stance_values),
     }
+    return field.meaning.format(**placeholders)
+
+
+def field_meanings(project: Project, dataset_format: int = DATASET_FORMAT) -> dict[str, str]:
+    """Each dataset column's meaning, as the card's table of fields states it (a run of fields shares one)."""
+    return {field.name: _meaning(row[0], project) for row in _field_rows(dataset_format) for field in row}
+
+
+def card_field_table(project: Project, dataset_format: int = DATASET_FORMAT) -> str:
+    """The card's table of fields: one row per field, or per run of fields sharing a meaning."""
     lines = ["| field | type | meaning |", "|---|---|---|"]
-    for row in rows:
+    for row in _field_rows(dataset_format):
         names = ", ".join(f"`{field.name}`" for field in row)
         types = list(dict.fromkeys(field.card_type or field.kind.card(project) for field in row))
-        lines.append(f"| {names} | {', '.join(types)} | {row[0].meaning.format(**placeholders)} |")
+        lines.append(f"| {names} | {', '.join(types)} | {_meaning(row[0], project)} |")
     return "\n".join(lines)
 
 

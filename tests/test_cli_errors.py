@@ -342,6 +342,16 @@ def test_verify_unknown_release():
     one_error(invoke("--config", ROOT / "builder.toml", "verify", "9.9.9"), "no release 9.9.9", "releases: 1.0.0")
 
 
+def test_export_unknown_release_and_unmapped_stance(tmp_path):
+    config = ROOT / "builder.toml"
+    one_error(invoke("--config", config, "export", "--format", "conll", "--version", "9.9.9"), "no release 9.9.9")
+    bad_map = ("--version", "1.0.0", "-o", tmp_path / "tsv", "--stance-map", "favor=YES")
+    one_error(
+        invoke("--config", config, "export", "--format", "semeval", *bad_map), "favor=YES", "FAVOR, AGAINST, NONE"
+    )
+    assert not (tmp_path / "tsv").exists()
+
+
 # --- init and annotators ----------------------------------------------------------------------------
 
 

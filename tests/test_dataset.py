@@ -16,6 +16,7 @@ from builder.dataset.splits import assign_splits, hash_split
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
+from builder.sentences.segmenter import splitter_name
 
 from .conftest import ROOT
 
@@ -266,9 +267,20 @@ def test_card_passes_huggingface_hub_checks(project, built):
         "load_dataset(",
         "Krippendorff",
         "CC BY 2.5",
-        "lines+segtok/1",
+        splitter_name(),
     ):
         assert section in text, section
+
+
+def test_card_names_the_splitter_of_its_release_format(project, built, tmp_path):
+    """A new build names this builder's splitter; a release from before manifest format 5 names lines+segtok/1,
+    the splitter it was made with, as its card always did (so it rebuilds byte for byte)."""
+    folder, _ = built
+    assert f"with `{splitter_name()}` (newlines and photo credits first" in (folder / "README.md").read_text()
+    build_dataset(project, SNAPSHOT, tmp_path / "old", current_splitter=False)
+    card = (tmp_path / "old" / "README.md").read_text(encoding="utf-8")
+    assert "   with `lines+segtok/1` (newlines first, then segtok).\n" in card
+    assert splitter_name() not in card
 
 
 def test_build_is_deterministic(project, built, tmp_path):

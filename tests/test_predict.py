@@ -356,7 +356,7 @@ def test_the_card_and_the_manifest_name_the_model_versions_used_while_labelling(
         "annotations, on 5)."
     ) in card
     manifest = build_release_folder(project, "2.0.0", tmp_path / "release")
-    assert manifest["manifest_format"] == 4 and manifest["predictions"] == expected
+    assert manifest["manifest_format"] == 5 and manifest["predictions"] == expected
     release_card = (tmp_path / "release" / "README.md").read_text(encoding="utf-8")
     assert _card_problems(load_manifest(tmp_path / "release" / "manifest.json"), release_card) == []
     tampered = {**manifest, "predictions": {**expected, "model_versions": {"builder-crf/1+0123456789ab": 13}}}

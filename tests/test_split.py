@@ -130,7 +130,7 @@ def test_gum_dateline_and_caption_are_own_sentences(gum_docs):
 
 
 def test_sentence_boundary_f1_on_gum_is_at_target(gum_docs):
-    """Quality only (speed lives in bench/bench_split.py): boundary F1 >= 0.975 on all 24 articles."""
+    """Quality only (speed lives in bench/bench_split.py): boundary F1 >= 0.98 on all 24 articles."""
     tp = fp = fn = 0
     for doc in gum_docs:
         gold = {end for _, end in doc["sentences"][:-1]}
@@ -138,7 +138,7 @@ def test_sentence_boundary_f1_on_gum_is_at_target(gum_docs):
         tp, fp, fn = tp + len(gold & predicted), fp + len(predicted - gold), fn + len(gold - predicted)
     f1 = 2 * tp / (2 * tp + fp + fn)
     assert len(gum_docs) == 24
-    assert f1 >= 0.975
+    assert f1 >= 0.98
 
 
 def test_context_fields_are_bounded_and_offsets_ids_unchanged():

@@ -42,6 +42,9 @@ class BuildFacts:
     dataset_format: int = DATASET_FORMAT
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
+    current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
+    croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
+    agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
 
     @property
     def gold_questions(self) -> int:
@@ -179,6 +182,8 @@ def build_dataset(
     command: str = "builder build",
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
+    current_splitter: bool = True,
+    croissant: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -188,7 +193,9 @@ def build_dataset(
     line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
     (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
     `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
-    to rebuild a release from before manifest format 4 as it was). Gold
+    to rebuild a release from before manifest format 4 as it was); `current_splitter`: the card names
+    this builder's splitter (False: `lines+segtok/1`, to rebuild a release from before manifest format 5
+    as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
@@ -218,6 +225,7 @@ def build_dataset(
                 project, records_path, staging, frozen_test, version, sha256_file(snapshot), dataset_format
             )
         facts.validation = result
+        facts.current_splitter = current_splitter
         if dataset_format >= 2:
             facts.quality = _plain_json(_quality_summary(project, snapshot))
         if notes_predictions:
@@ -227,7 +235,12 @@ def build_dataset(
         records_path.unlink()
         from builder.dataset.card import write_card
 
+        facts.croissant = croissant
         write_card(project, staging, facts, version)
+        if croissant:
+            from builder.dataset.croissant import write_croissant
+
+            write_croissant(project, staging, facts, version)
         if version is None:
             write_marker(staging, command)
     return facts

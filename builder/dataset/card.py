@@ -10,7 +10,10 @@ from builder.labeling_config import config_hash
 from builder.model import card_field_table, features
 from builder.project import Project
 from builder.records.agreement import span_agreement, stance_agreement
-from builder.sentences.segmenter import splitter_name
+from builder.sentences.segmenter import splitter_summary
+
+# Every release before manifest format 5 was split with this; its card says so, as it did.
+SPLITTER_BEFORE_FORMAT_5 = "`lines+segtok/1` (newlines first, then segtok)"
 
 
 def _size_category(n: int) -> str:
@@ -67,6 +70,18 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
     }
 
 
+def agreement_of(project: Project, facts) -> tuple[dict, dict]:
+    """(stance, entity) agreement of `facts.records`, computed once per build (the card and croissant.json state it)."""
+    cached = getattr(facts, "agreement", None)
+    if cached is None:
+        cached = (
+            stance_agreement(facts.records, project.stance_values),
+            span_agreement(facts.records, project.entity_values),
+        )
+        facts.agreement = cached
+    return cached
+
+
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance_rows, entity_rows = [], []
@@ -87,8 +102,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
     agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
     if facts.records or total == 0:
-        s = stance_agreement(facts.records, project.stance_values)
-        e = span_agreement(facts.records, project.entity_values)
+        s, e = agreement_of(project, facts)
         agreement = _table(
             ["measure", "value", "based on"],
             [
@@ -136,6 +150,12 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         else predictions_text(facts.predictions)
     )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    croissant = (
+        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant 1.0, with\n"
+        "its Responsible-AI fields (sources, annotation, agreement, limitations, personal information).\n"
+        if getattr(facts, "croissant", False)
+        else ""
+    )
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved)
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -157,7 +177,7 @@ from datasets import load_dataset
 ds = load_dataset("path/or/hub-id/of/{project.name}")
 ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved
 ```
-
+{croissant}
 ## Data
 
 {card_field_table(project, facts.dataset_format)}
@@ -184,7 +204,7 @@ Entity spans (aggregated):
 ## How it was made
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
-   with `{splitter_name()}` (newlines first, then segtok).
+   with {splitter_summary() if facts.current_splitter else SPLITTER_BEFORE_FORMAT_5}.
 2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
    following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), {pre_annotations}.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:

@@ -19,7 +19,10 @@ the gold questions the snapshot held, never in the dataset) and `quality` (the s
 builder.records.quality: per-annotator gold accuracy, anchoring rate, flagged annotators; null when
 not measured). Format 4 adds `predictions`: the pre-annotations annotators were shown, from the
 snapshot's predictions (`tasks`, `tasks_with` a prediction, and `model_versions`: tasks per model
-version, builder.dataset.card.prediction_counts), which the card also states. Rebuilding an
+version, builder.dataset.card.prediction_counts), which the card also states. Format 5: the release
+holds `croissant.json` (Croissant 1.0 metadata with the Responsible-AI fields, builder.dataset.croissant;
+hashed in `files` like every file, and required there) and its splits keep near-duplicate articles
+together. Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 
@@ -61,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.croissant import CROISSANT
 from builder.dataset.splits import SPLITS, parquet_pattern
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
@@ -72,7 +76,7 @@ from builder.pseudonyms import LEGACY_SCHEME, scheme_of
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 4
+MANIFEST_FORMAT = 5
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -202,6 +206,10 @@ MANIFEST_SCHEMA = {
         {
             "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 4}}},
             "then": {"required": ["predictions"]},
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 5}}},
+            "then": {"properties": {"files": {"required": [CROISSANT]}}},
         },
     ],
 }
@@ -460,6 +468,8 @@ def build_release_folder(
         strict=True,
         dataset_format=_dataset_format_for(manifest_format),
         notes_predictions=manifest_format >= 4,
+        current_splitter=manifest_format >= 5,
+        croissant=manifest_format >= 5,
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {

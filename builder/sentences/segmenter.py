@@ -1,8 +1,10 @@
 """Sentence splitting with character offsets into the stored article text.
 
 The text is first cut into lines (headlines, datelines and captions stand on their own line in
-news text), then each line goes to a library splitter. Spans are trimmed of surrounding
-whitespace, so `article["text"][start:end] == sentence["text"]` always holds.
+news text) and before photo credits, then each line goes to a splitter: builder's own `rules` by
+default (one compiled regular expression finds every candidate end, a few word lists repair its
+typical errors), or a library splitter (kept as baselines for bench/bench_split.py). Spans are
+trimmed of surrounding whitespace, so `article["text"][start:end] == sentence["text"]` always holds.
 """
 
 from __future__ import annotations
@@ -80,15 +82,76 @@ def _align(line: str, pieces: Iterable[str]) -> Spans:
     return spans
 
 
+# --- builder's own splitter: one regex pass, then a measured repair of its typical errors ----------------
+# A candidate end: terminal punctuation, closing quotes or brackets, whitespace, then what can start a
+# sentence (a capital or a digit, maybe after an opening quote or bracket). A lowercase word never starts one.
+_END = re.compile(
+    r"""([.!?\u2026]+)["'\u201d\u2019\u201c\u2018\u00bb)\]]*\s+"""
+    r"""(?=["'\u201c\u2018\u00ab(\[]*[A-Z0-9\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f])"""
+)
+# After a period, the word before it decides (lowercased, its own periods kept):
+# titles before a name never end a sentence ("Mr. Smith", "Gen. Lee", "St. Louis"), nor does the number of a
+# list item at the start of its line;
+_TITLES = frozenset(
+    """mr mrs ms messrs dr prof st mt ft gen col lt maj sgt capt cmdr adm gov sen rep rev hon pres supt insp det
+    cpl pvt mme mlle""".split()
+)
+# these stand before a number ("No. 10", "Jan. 5", "Fig. 3") and end a sentence before anything else;
+_BEFORE_NUMBER = frozenset("no nos vol fig art p pp ch sec jan feb mar apr jun jul aug sep sept oct nov dec".split())
+# these, an initial ("L. Ron Hubbard") and a dotted acronym ("U.S.", "K.C.", "a.m.") end a sentence only
+# before a word that usually starts one ("... to the U.S. The President" but "K.C. Maurer").
+_AMBIGUOUS = frozenset("inc ltd co corp bros jr sr etc est vs approx dept univ assn".split())
+_STARTERS = frozenset(
+    """The A An He She It They We I You In On At But And This That These Those There His Her Its Their Our My
+    As After When While If However Meanwhile According So Yet For Some Many Most Other Others Both""".split()
+)
+_NEXT_WORD = re.compile(r"""["'\u201c\u2018\u00ab(\[]*([\w'\u2019]+)""")
+_ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?\.?")
+_OPENERS = "\"'\u201c\u2018\u00ab(["
+_LAST_WORD = re.compile(r"\S*\Z")
+_LIST_ITEM = re.compile(r"\s*\d{1,3}\.")  # "1. The first point": a numbered item starts its line
+_WORD_WINDOW = 24  # longer than any word in the lists above, and than most acronyms
+
+
+def _rules(line: str) -> Spans:
+    """Spans of one line: every candidate end found by `_END`, less the periods of abbreviations and initials."""
+    spans, start = [], 0
+    for match in _END.finditer(line):
+        if match.group(1) == "." and not _ends_after_period(line, match):
+            continue
+        spans.append((start, match.start() + len(match.group().rstrip())))
+        start = match.end()
+    spans.append((start, len(line)))
+    return spans
+
+
+def _ends_after_period(line: str, match: re.Match) -> bool:
+    """Whether a single period before a sentence-like start ends a sentence (not an abbreviation or initial)."""
+    period = match.start()
+    # the word before the period, looked for in a bounded window so that a line without spaces stays linear
+    word = _LAST_WORD.search(line, max(0, period - _WORD_WINDOW), period).group().lstrip(_OPENERS)
+    bare = word.lower()
+    if bare in _TITLES or (bare.isdigit() and _LIST_ITEM.fullmatch(line, 0, period + 1)):
+        return False
+    if bare in _BEFORE_NUMBER:
+        return not line[match.end() : match.end() + 1].isdigit()
+    if bare in _AMBIGUOUS or (len(word) == 1 and word.isupper()) or _ACRONYM.fullmatch(word):
+        following = _NEXT_WORD.match(line, match.end())
+        return following is not None and following.group(1) in _STARTERS
+    return True
+
+
 ENGINES: dict[str, Callable[[str], Spans]] = {
     "blingfire": _blingfire,
     "segtok": _segtok,
     "syntok": _syntok,
     "pysbd": _pysbd,
     "sentencex": _sentencex,
+    "rules": _rules,
 }
-DEFAULT_ENGINE = "segtok"
-SPLITTER_VERSION = "1"
+DEFAULT_ENGINE = "rules"
+# Part of every splitter name: 2 since the default engine is `rules` (every output before it says lines+segtok/1).
+SPLITTER_VERSION = "2"
 # Context copied into every sentence record (title, neighbours) is bounded, so output stays linear in input.
 CONTEXT_MAX = 1000
 
@@ -98,8 +161,16 @@ _CREDIT = re.compile(r"(?<=\S) (?=(?:Image|Photo|Video|Credit|Source): )")
 
 
 def splitter_name(engine: str = DEFAULT_ENGINE) -> str:
-    """Versioned component name recorded in outputs, e.g. `lines+segtok/1`."""
+    """Versioned component name recorded in outputs, e.g. `lines+rules/2`."""
     return f"lines+{engine}/{SPLITTER_VERSION}"
+
+
+def splitter_summary() -> str:
+    """The default splitter as a dataset card names it: its versioned name and what it does."""
+    return (
+        f"`{splitter_name()}` (newlines and photo credits first, then end punctuation before a capital,\n"
+        "   keeping abbreviations, initials and acronyms inside the sentence)"
+    )
 
 
 def sentence_spans(text: str, engine: str = DEFAULT_ENGINE) -> Spans:

@@ -1,0 +1,242 @@
+"""`builder export`: each format read back with the toolkit that owns it and compared with the dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from builder.cli import cli
+from builder.dataset.bio import non_overlapping
+from builder.dataset.build import build_dataset
+from builder.dataset.export import REPORT, export_dataset, read_rows, stance_mapping
+from builder.errors import BuilderError
+from builder.outputs import MARKER
+
+from .conftest import ROOT, make_project
+
+SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A project with its dataset built at its default output, and the dataset's rows by split."""
+    folder = tmp_path_factory.mktemp("export") / "project"
+    project = make_project(folder, "export", SNAPSHOT)
+    build_dataset(project, SNAPSHOT, project.dataset_path)
+    return project, dataset_rows(project.dataset_path)
+
+
+def dataset_rows(folder):
+    """The dataset's rows by split as `datasets` loads them, labels as names, ordered as exports order them."""
+    import datasets
+
+    loaded = datasets.load_dataset(str(folder))
+    rows = {}
+    for split in loaded:
+        features = loaded[split].features
+        stance, label = features["stance"], features["entities"].feature["label"]
+        tags = features["ner_tags"].feature
+        rows[split] = sorted(
+            (
+                {
+                    **row,
+                    "stance": stance.int2str(row["stance"]) if row["stance"] >= 0 else None,
+                    "entities": [{**e, "label": label.int2str(e["label"])} for e in row["entities"]],
+                    "ner_tags": [tags.int2str(t) for t in row["ner_tags"]],
+                    "annotations": [
+                        {
+                            **a,
+                            "stance": stance.int2str(a["stance"]) if a["stance"] >= 0 else None,
+                            "entities": [{**e, "label": label.int2str(e["label"])} for e in a["entities"]],
+                        }
+                        for a in row["annotations"]
+                    ],
+                }
+                for row in loaded[split]
+            ),
+            key=lambda r: (r["article_id"], r["sentence_index"], r["id"]),
+        )
+    return rows
+
+
+def spans(entities):
+    return sorted((e["start"], e["end"], e["label"]) for e in entities)
+
+
+def read_conll(path):
+    """A CoNLL-2003 reader: documents (split at -DOCSTART-) of sentences of (token, tag)."""
+    documents, sentence = [], []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line.startswith("-DOCSTART-"):
+            documents.append([])
+        elif not line.strip():
+            if sentence:
+                documents[-1].append(sentence)
+            sentence = []
+        else:
+            token, tag = line.split(" ")
+            sentence.append((token, tag))
+    assert not sentence
+    return documents
+
+
+def test_conll_tags_equal_the_dataset(built, tmp_path):
+    project, rows = built
+    result = export_dataset(project, "conll", tmp_path / "conll")
+    assert set(result.rows) == set(rows)
+    overlapping = []
+    for split, split_rows in rows.items():
+        documents = read_conll(tmp_path / "conll" / f"{split}.conll")
+        assert len(documents) == len({r["article_id"] for r in split_rows})  # one -DOCSTART- per article
+        sentences = [s for d in documents for s in d]
+        assert len(sentences) == len(split_rows)
+        for sentence, row in zip(sentences, split_rows):
+            assert [t for t, _ in sentence] == row["tokens"]
+            assert [tag for _, tag in sentence] == row["ner_tags"]
+            overlapping += [row["id"] for _ in non_overlapping(row["entities"])[1]]
+    # the spans BIO cannot hold are counted and named, never dropped silently
+    assert overlapping, "the sample has overlapping spans"
+    note = next(n for n in result.notes if "overlapping" in n)
+    assert note.startswith(f"conll: {len(overlapping)} entity span(s) overlapping")
+    assert all(i in note for i in overlapping[:10])
+    report = json.loads((tmp_path / "conll" / REPORT).read_text(encoding="utf-8"))
+    assert sorted(x["id"] for x in next(iter(report["not_held"].values()))) == sorted(overlapping)
+
+
+def test_semeval_tsv_parses_with_csv(built, tmp_path):
+    project, rows = built
+    result = export_dataset(project, "semeval", tmp_path / "semeval")
+    assert result.stance_map == {"favor": "FAVOR", "against": "AGAINST", "neutral": "NONE"}
+    unresolved = []
+    for split, split_rows in rows.items():
+        with open(tmp_path / "semeval" / f"{split}.tsv", encoding="utf-8", newline="") as handle:
+            table = list(csv.reader(handle, delimiter="\t"))
+        assert table[0] == ["ID", "Target", "Text", "Stance"]
+        resolved = [r for r in split_rows if r["stance"] is not None]
+        unresolved += [r["id"] for r in split_rows if r["stance"] is None]
+        assert table[1:] == [[r["id"], r["target"], r["text"], result.stance_map[r["stance"]]] for r in resolved]
+    assert unresolved
+    note = next(n for n in result.notes if "unresolved" in n)
+    assert note.startswith(f"semeval: {len(unresolved)} sentence(s) with an unresolved stance")
+    assert all(i in note for i in unresolved)
+
+
+def test_spacy_docbin_holds_ents_spans_and_cats(built, tmp_path):
+    import spacy
+    from spacy.tokens import DocBin
+
+    project, rows = built
+    result = export_dataset(project, "spacy", tmp_path / "spacy")
+    vocab = spacy.blank("en").vocab
+    dropped = []
+    for split, split_rows in rows.items():
+        docs = list(DocBin().from_disk(tmp_path / "spacy" / f"{split}.spacy").get_docs(vocab))
+        assert len(docs) == len(split_rows)
+        for doc, row in zip(docs, split_rows):
+            assert doc.user_data["id"] == row["id"] and doc.text == row["text"]
+            kept, lost = non_overlapping(row["entities"])
+            dropped += lost
+            assert spans({"start": e.start_char, "end": e.end_char, "label": e.label_} for e in doc.ents) == spans(kept)
+            assert [e.text for e in sorted(doc.ents, key=lambda e: e.start_char)] == [e["text"] for e in kept]
+            group = doc.spans["entities"]
+            assert spans({"start": s.start_char, "end": s.end_char, "label": s.label_} for s in group) == spans(
+                row["entities"]
+            )
+            assert doc.cats == {label: float(label == row["stance"]) for label in project.stance_values}
+    assert dropped and any(n.startswith(f"spacy: {len(dropped)} entity span(s) overlapping") for n in result.notes)
+
+
+def test_jsonl_spans_match_text(built, tmp_path):
+    project, rows = built
+    export_dataset(project, "jsonl", tmp_path / "jsonl")
+    for split, split_rows in rows.items():
+        lines = (tmp_path / "jsonl" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        assert [r["id"] for r in records] == [r["id"] for r in split_rows]
+        for record, row in zip(records, split_rows):
+            assert record["stance"] == row["stance"] and record["stance"] in (*project.stance_values, None)
+            assert record["entities"] == row["entities"]
+            for entity in record["entities"]:
+                assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+                assert entity["label"] in project.entity_values
+
+
+def test_read_rows_decodes_as_datasets_does(built):
+    project, rows = built
+    assert dict(read_rows(project.dataset_path)) == rows
+
+
+def test_a_release_exports_as_its_rows(project, tmp_path):
+    result = export_dataset(project, "jsonl", tmp_path / "out", version="1.0.0")
+    assert result.source == ROOT / "releases" / "1.0.0"
+    total = sum(len((tmp_path / "out" / f"{s}.jsonl").read_text().splitlines()) for s in result.rows)
+    manifest = json.loads((ROOT / "releases" / "1.0.0" / "manifest.json").read_text(encoding="utf-8"))
+    assert total == sum(split["records"] for split in manifest["splits"].values())
+    with pytest.raises(BuilderError, match="no release 9.9.9"):
+        export_dataset(project, "jsonl", tmp_path / "other", version="9.9.9")
+
+
+def test_output_rules(built, tmp_path):
+    project, _ = built
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(BuilderError, match="not written by builder"):
+        export_dataset(project, "jsonl", foreign)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    with pytest.raises(BuilderError, match="holds the output of `builder build`"):
+        export_dataset(project, "jsonl", project.dataset_path)  # never over the dataset itself
+    out = tmp_path / "again"
+    export_dataset(project, "conll", out)
+    export_dataset(project, "jsonl", out)  # an earlier export is replaced whole
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MARKER, REPORT, *(f"{s}.jsonl" for s in ("train", "validation", "test"))]
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    default = export_dataset(project, "conll")
+    assert default.folder == project.dataset_path.parent / f"{project.name}-conll"
+
+
+def test_stance_mapping():
+    assert stance_mapping(["support", "oppose", "none"]) == {"support": "FAVOR", "oppose": "AGAINST", "none": "NONE"}
+    with pytest.raises(BuilderError, match=r"pass --stance-map pro-x=FAVOR\|AGAINST\|NONE"):
+        stance_mapping(["pro-x", "neutral"])
+    assert stance_mapping(["pro-x", "neutral"], {"pro-x": "FAVOR"}) == {"pro-x": "FAVOR", "neutral": "NONE"}
+    with pytest.raises(BuilderError, match="map each label to one of FAVOR, AGAINST, NONE"):
+        stance_mapping(["pro-x"], {"pro-x": "YES"})
+
+
+def invoke(project, *args):
+    return CliRunner().invoke(cli, ["--config", str(project.source), "export", *map(str, args)])
+
+
+def test_cli_states_the_mapping_and_losses_on_stderr(built, tmp_path):
+    project, _ = built
+    result = invoke(project, "--format", "semeval", "-o", tmp_path / "tsv")
+    assert result.exit_code == 0, result.stderr
+    assert "stance mapping: favor -> FAVOR, against -> AGAINST, neutral -> NONE" in result.stderr
+    assert "semeval: 3 sentence(s) with an unresolved stance" in result.stderr
+    assert result.stdout.startswith("exported ")
+    help_text = CliRunner().invoke(cli, ["export", "--help"]).stdout
+    assert "Example:" in help_text and "FAVOR" in help_text
+
+
+def test_spacy_missing_is_one_line(built, tmp_path, monkeypatch):
+    project, _ = built
+    monkeypatch.setitem(sys.modules, "spacy", None)  # `import spacy` raises ImportError
+    result = invoke(project, "--format", "spacy", "-o", tmp_path / "docs")
+    assert result.exit_code == 1
+    assert result.stderr == "error: --format spacy needs spaCy: pip install spacy\n"
+    assert not (tmp_path / "docs").exists()
+
+
+def test_no_build_is_one_line(tmp_path):
+    project = make_project(tmp_path / "empty", "empty")
+    result = invoke(project, "--format", "conll")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "run `builder build` first" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
