@@ -14,7 +14,7 @@ from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
 from builder.report import Problem, Report
 from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, read_shard
-from builder.sentences.executors import Executor
+from builder.sentences.executors import Executor, LocalExecutor
 from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
 
 
@@ -104,12 +104,16 @@ def _split(
     with atomic_write(sentences_path) as out_sentences, atomic_write(articles_path) as out_articles:
         for article in articles:
             out_articles.write(dumps_line(article))
-        chunks = article_chunks(articles, runner.workers)
-        for lines, problems, kept in runner.map(partial(split_chunk, engine=engine), chunks):
-            out_sentences.write(lines)
-            report.problems.extend(problems)
-            if kept:
-                report.keep("sentences", kept)
+        if isinstance(runner, LocalExecutor):  # the same step, streamed: no chunk is shipped anywhere
+            for sentence in split_articles(articles, report, engine):
+                out_sentences.write(dumps_line(sentence))
+        else:
+            chunks = article_chunks(articles, runner.workers)
+            for lines, problems, kept in runner.map(partial(split_chunk, engine=engine), chunks):
+                out_sentences.write(lines)
+                report.problems.extend(problems)
+                if kept:
+                    report.keep("sentences", kept)
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
 
 
@@ -127,7 +131,7 @@ CHUNK_CHARS = 4_000_000  # characters of article text per unit of splitting work
 
 
 def article_chunks(articles: list[dict], workers: int) -> Iterator[list[dict]]:
-    """Consecutive runs of `articles`: at most CHUNK_CHARS each, and about 4 per worker when there is less work."""
+    """Consecutive runs of `articles` for workers: at most CHUNK_CHARS each, about 4 per worker when there is less."""
     total = sum(len(article["text"]) for article in articles)
     limit = max(1, min(CHUNK_CHARS, total // (4 * max(workers, 1))))
     chunk: list[dict] = []
