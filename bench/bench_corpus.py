@@ -4,9 +4,10 @@ Writes ARTICLES generated articles (default 100,000; deterministic) into SHARDS 
 JSON Lines and half Parquet, then runs `split_files` on them in a fresh Python process per mode:
 one process, `--workers N` (processes on this machine) and `--engine ray` (a local Ray started by
 the run, its start included in the time); rounds alternate the modes and the fastest of each is
-shown. Reports, per mode, millions of characters of article text per second, the peak memory of the driver process (VmHWM) and of the whole process tree (resident
-memory of the driver and every process it started, summed, sampled every 0.1 s: the workers, and
-Ray's own processes), and checks that every mode wrote the same bytes (sentences, articles, report).
+shown. Per mode: millions of characters of article text per second, CPU seconds, the peak memory of
+the driver process (VmHWM) and of the whole process tree (resident memory of the driver and every
+process it started, summed, sampled every 0.1 s: the workers, and Ray's own processes); and a check
+that every mode wrote the same bytes (sentences, articles, report).
 
     python bench/bench_corpus.py [--articles 100000] [--shards 16] [--workers 2] [--rounds 1]
                                  [--modes single,workers,ray]
