@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -204,3 +205,16 @@ def test_workers_from_a_script_without_a_main_guard(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 0 and out.exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cli_engine_ray_starts_and_stops_a_local_ray_and_says_the_same(tmp_path):
+    pytest.importorskip("ray")
+    corpus = _corpus(tmp_path / "corpus", shards=2, per_shard=4)
+    runs = {}
+    for name, extra in (("one", []), ("ray", ["--engine", "ray", "--workers", "2"])):
+        out = tmp_path / name / "s.jsonl"
+        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        result = run_cli("split", corpus, "-o", out, *extra, cwd=ROOT, env=env)
+        runs[name] = (result.returncode, result.stderr.replace(str(out), "OUT"), out.read_bytes())
+    assert runs["one"] == runs["ray"]  # nothing of Ray's on stderr: the report's lines only
