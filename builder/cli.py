@@ -163,12 +163,28 @@ def _checked(check):
 @click.option(
     "--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes on this machine (with --engine ray: Ray's concurrency). Same output as one.",
+)
+@click.option(
+    "--engine",
+    "executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run on Ray Data (pip install 'builder[ray]'); the cluster at RAY_ADDRESS, else a local Ray.",
+)
 @click.pass_context
-def split(ctx, articles, output, articles_output, report_path) -> None:
-    """Split ARTICLES (.txt, .jsonl, .html files or folders of them) into sentences.
+def split(ctx, articles, output, articles_output, report_path, workers, executor) -> None:
+    """Split ARTICLES (.txt, .jsonl, .html, .parquet files or folders of them) into sentences.
 
     A .txt file's first non-empty line is its headline; a .jsonl file has one article per line
-    with `id` and `text` (optional `title`, `url`, `published`, `target`). Boilerplate lines
+    with `id` and `text` (optional `title`, `url`, `published`, `target`); a .parquet file has
+    `id` and `text` columns (and optionally those). Boilerplate lines
     (donation appeals, subscribe/share lines) are removed and listed on stderr. Exit status 1
     if any input was rejected; the valid articles are still written. Files builder wrote
     (OUTPUT itself, sentence and article records) are never read as articles. When nothing
@@ -177,10 +193,19 @@ def split(ctx, articles, output, articles_output, report_path) -> None:
     \b
     Example:
         builder split examples/sample -o work/sentences.jsonl
+        builder split crawl/*.parquet -o work/sentences.jsonl --workers 8
     """
     from builder.sentences.stage import split_files
 
-    result = split_files(articles, output, project_of(ctx), articles_output, report_path=report_path)
+    result = split_files(
+        articles,
+        output,
+        project_of(ctx),
+        articles_output,
+        report_path=report_path,
+        workers=workers,
+        executor=executor,
+    )
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)

@@ -20,10 +20,10 @@ import orjson
 from builder.model import ARTICLE_OPTIONAL
 from builder.outputs import builder_output_kind
 from builder.project import BoilerplateRule
-from builder.report import Report
+from builder.report import Problem, Report
 from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm")
+SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm", ".parquet")
 OPTIONAL_FIELDS = ARTICLE_OPTIONAL  # title, url, published, target
 TITLE_MAX = 200  # characters; a longer first line is body text, a longer explicit title is cut
 TARGET_MAX = 1000  # characters; a per-article stance target is copied into every sentence
@@ -43,10 +43,27 @@ _SENTENCE_PUNCTUATION = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?:\s|$)")
 
 
 class InputFile(NamedTuple):
-    """A file to read; `named` when it was named as input, not found in a folder."""
+    """A file to read; `named` when it was named as input, not found in a folder.
+
+    `part`: for a Parquet file cut into shards, the row groups [first, stop) this shard reads (None: all).
+    """
 
     path: Path
     named: bool
+    part: tuple[int, int] | None = None
+
+
+class Candidate(NamedTuple):
+    """An article read from one file, before the run-wide check of its id.
+
+    `record` is cleaned of boilerplate (the lines removed are `removed`, as report problems);
+    `empty` when nothing was left. Reading a file yields these and report problems, in order.
+    """
+
+    record: dict
+    where: str
+    removed: tuple[Problem, ...]
+    empty: bool
 
 
 def normalise_text(text: str) -> str:
@@ -232,36 +249,94 @@ def _report_kind(text: str) -> str | None:
 
 
 class ArticleReader:
-    """Turns files into article records, dropping (and reporting) what cannot be used."""
+    """Turns files into article records, dropping (and reporting) what cannot be used.
+
+    Reading is two steps: `FileReader.events` reads one file (or one shard of it) on its own, so
+    files can be read in other processes or on a cluster; `admit` then takes their events in input
+    order and checks what spans files (duplicate ids), so the report is the same either way.
+    """
 
     def __init__(self, report: Report, rules: tuple[BoilerplateRule, ...] = ()) -> None:
         self.report = report
-        self.boilerplate = BoilerplateFilter(DEFAULT_RULES + tuple(rules))
+        self.files = FileReader(rules)
         self.seen_ids: dict[str, str] = {}
 
     def read(self, paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> Iterator[dict]:
         """Article records from files and folders; `exclude`: this run's output paths, never read."""
-        for path, named in expand_inputs(paths, self.report, exclude):
-            try:
-                data = _read_regular(path)
-            except _NotRegular:
-                self.report.drop("not a regular file", str(path), "not a regular file; not read")
+        for file in expand_inputs(paths, self.report, exclude):
+            yield from self.admit(self.files.events(file))
+
+    def admit(self, events: Iterable[Problem | Candidate]) -> Iterator[dict]:
+        """The articles of `events` (from `FileReader.events`, in input order) whose id is new; all reported."""
+        for event in events:
+            if isinstance(event, Problem):
+                self.report.problems.append(event)
                 continue
-            except OSError as exc:
-                self.report.drop("unreadable file", str(path), f"cannot read ({exc.strerror})")
+            record = event.record
+            first = self.seen_ids.get(record["id"])
+            if first is not None:
+                detail = f"duplicate article id '{record['id']}' (first in {first})"
+                self.report.drop("duplicate article id", event.where, detail, field="id")
                 continue
-            text = _decode(path, data, self.report)
-            if text is None:
+            self.seen_ids[record["id"]] = event.where
+            self.report.problems.extend(event.removed)
+            if event.empty:
+                self.report.drop("empty article", event.where, "no article text left after removing boilerplate")
                 continue
-            suffix = path.suffix.lower()
-            if suffix in (".jsonl", ".txt") and self._is_builder_output(path, text, named):
-                continue
-            if suffix == ".jsonl":
-                yield from self._from_jsonl(path, text)
-            elif suffix == ".txt":
-                yield from self._finish(self._from_txt(path, text), str(path))
-            else:
-                yield from self._finish(self._from_html(path, text), str(path))
+            self.report.keep("articles")
+            yield record
+
+
+def read_shard(file: InputFile, rules: tuple[BoilerplateRule, ...] = ()) -> list[Problem | Candidate]:
+    """The events of one input file or shard, as a list: the unit of work executors send to workers."""
+    return list(FileReader(rules).events(file))
+
+
+class FileReader:
+    """Reads one file, or one shard of it, into report problems and article candidates: no state across files."""
+
+    def __init__(self, rules: tuple[BoilerplateRule, ...] = ()) -> None:
+        self.boilerplate = BoilerplateFilter(DEFAULT_RULES + tuple(rules))
+        self.report = Report("split")
+
+    def events(self, file: InputFile) -> Iterator[Problem | Candidate]:
+        """Problems and candidates of `file`, in the order a single reader meets them."""
+        self.report = Report("split")
+        emitted = 0
+        for candidate in self._candidates(file):
+            yield from self.report.problems[emitted:]
+            emitted = len(self.report.problems)
+            yield candidate
+        yield from self.report.problems[emitted:]
+
+    def _candidates(self, file: InputFile) -> Iterator[Candidate]:
+        path, named = file.path, file.named
+        if path.suffix.lower() == ".parquet":
+            from builder.sentences.parquet import read_parquet
+
+            for record, where in read_parquet(self, file):
+                yield from self._finish(record, where)
+            return
+        try:
+            data = _read_regular(path)
+        except _NotRegular:
+            self.report.drop("not a regular file", str(path), "not a regular file; not read")
+            return
+        except OSError as exc:
+            self.report.drop("unreadable file", str(path), f"cannot read ({exc.strerror})")
+            return
+        text = _decode(path, data, self.report)
+        if text is None:
+            return
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".txt") and self._is_builder_output(path, text, named):
+            return
+        if suffix == ".jsonl":
+            yield from self._from_jsonl(path, text)
+        elif suffix == ".txt":
+            yield from self._finish(self._from_txt(path, text), str(path))
+        else:
+            yield from self._finish(self._from_html(path, text), str(path))
 
     def _from_txt(self, path: Path, text: str) -> dict:
         text = normalise_text(text)
@@ -322,45 +397,9 @@ class ArticleReader:
             if not isinstance(obj, dict):
                 self.report.drop("invalid json", where, f"expected a JSON object, got {type(obj).__name__}")
                 continue
-            missing = [key for key in ("id", "text") if key not in obj]
-            if missing:
-                self.report.drop("missing field", where, f"missing required field '{missing[0]}'", field=missing[0])
-                continue
-            if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]).strip() == "":
-                self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
-                continue
-            if len(str(obj["id"])) > ID_MAX:
-                detail = (
-                    f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
-                )
-                self.report.drop("bad field", where, detail, field="id")
-                continue
-            if not isinstance(obj["text"], str) or not obj["text"].strip():
-                self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")
-                continue
-            bad = next(
-                (k for k in OPTIONAL_FIELDS if k in obj and obj[k] is not None and not isinstance(obj[k], str)), None
-            )
-            if bad:
-                self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
-                continue
-            if len(obj.get("target") or "") > TARGET_MAX:
-                detail = (
-                    f"field 'target' has {len(obj['target']):,} characters "
-                    f"(at most {TARGET_MAX}: copied into every sentence)"
-                )
-                self.report.drop("bad field", where, detail, field="target")
-                continue
-            record = {
-                "id": str(obj["id"]),
-                "text": normalise_text(obj["text"]),
-                "source": {"file": str(path), "line": number},
-                "metadata": {k: v for k, v in obj.items() if k not in ("id", "text", *OPTIONAL_FIELDS)},
-            }
-            for key in OPTIONAL_FIELDS:
-                if obj.get(key) is not None:
-                    record[key] = self._bounded_title(normalise_text(obj[key]), where) if key == "title" else obj[key]
-            yield from self._finish(record, where)
+            record = self.from_object(obj, where, {"file": str(path), "line": number})
+            if record is not None:
+                yield from self._finish(record, where)
 
     def _is_builder_output(self, path: Path, text: str, named: bool) -> bool:
         """Whether the file's first line is a record builder writes (skipped in a folder, rejected when named).
@@ -383,31 +422,65 @@ class ArticleReader:
             self.report.drop("builder output", str(path), detail, error=False, notice="skipped")
         return True
 
-    def _finish(self, record: dict | None, where: str) -> Iterator[dict]:
+    def from_object(self, obj: dict, where: str, source: dict) -> dict | None:
+        """An article record from a JSON Lines object or a Parquet row (`id`, `text`, optional fields), or None."""
+        missing = [key for key in ("id", "text") if key not in obj]
+        if missing:
+            self.report.drop("missing field", where, f"missing required field '{missing[0]}'", field=missing[0])
+            return None
+        if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]).strip() == "":
+            self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
+            return None
+        if len(str(obj["id"])) > ID_MAX:
+            detail = f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
+            self.report.drop("bad field", where, detail, field="id")
+            return None
+        if not isinstance(obj["text"], str) or not obj["text"].strip():
+            self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")
+            return None
+        bad = next(
+            (k for k in OPTIONAL_FIELDS if k in obj and obj[k] is not None and not isinstance(obj[k], str)), None
+        )
+        if bad:
+            self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
+            return None
+        if len(obj.get("target") or "") > TARGET_MAX:
+            detail = (
+                f"field 'target' has {len(obj['target']):,} characters "
+                f"(at most {TARGET_MAX}: copied into every sentence)"
+            )
+            self.report.drop("bad field", where, detail, field="target")
+            return None
+        record = {
+            "id": str(obj["id"]),
+            "text": normalise_text(obj["text"]),
+            "source": source,
+            "metadata": {k: v for k, v in obj.items() if k not in ("id", "text", *OPTIONAL_FIELDS)},
+        }
+        for key in OPTIONAL_FIELDS:
+            if obj.get(key) is not None:
+                record[key] = self._bounded_title(normalise_text(obj[key]), where) if key == "title" else obj[key]
+        return record
+
+    def _finish(self, record: dict | None, where: str) -> Iterator[Candidate]:
         if record is None:
             return
-        first = self.seen_ids.get(record["id"])
-        if first is not None:
-            self.report.drop(
-                "duplicate article id", where, f"duplicate article id '{record['id']}' (first in {first})", field="id"
-            )
-            return
-        self.seen_ids[record["id"]] = where
         clean, removed = self.boilerplate.clean(record["text"])
-        for line in removed:
-            self.report.drop(
+        source = record["source"]
+        problems = tuple(
+            Problem(
                 "boilerplate",
-                f"{record['source']['file']}:{record['source'].get('line', line.line_number)}",
+                f"{source['file']}:{source.get('line', line.line_number)}"
+                if "row" not in source
+                else f"{source['file']}:row {source['row']}, line {line.line_number}",
                 f"removed boilerplate line ({line.rule}): {line.text[:80]!r}",
+                {"article_id": record["id"], "rule": line.rule, "text": line.text},
                 error=False,
-                article_id=record["id"],
-                rule=line.rule,
-                text=line.text,
             )
+            for line in removed
+        )
         record["text"] = clean.strip("\n")
-        if not record["text"].strip():
-            self.report.drop("empty article", where, "no article text left after removing boilerplate")
-            return
-        record.setdefault("title", headline(record["text"]))
-        self.report.keep("articles")
-        yield record
+        empty = not record["text"].strip()
+        if not empty:
+            record.setdefault("title", headline(record["text"]))
+        yield Candidate(record, where, problems, empty)

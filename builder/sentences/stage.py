@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain
 from pathlib import Path
 
 from builder.errors import InputError
 from builder.jsonio import atomic_write, dumps_line, write_json
 from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
-from builder.report import Report
-from builder.sentences.articles import ArticleReader
+from builder.report import Problem, Report
+from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, read_shard
+from builder.sentences.executors import Executor, LocalExecutor
 from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
 
 
@@ -38,8 +41,14 @@ def split_files(
     articles_path: str | Path | None = None,
     engine: str = DEFAULT_ENGINE,
     report_path: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
 ) -> SplitResult:
     """Read articles, split them into sentences, write both files atomically (sorted by article id).
+
+    `workers` > 1 reads input shards and splits chunks of articles in that many processes;
+    `executor="ray"` runs the same steps on Ray Data (`builder.sentences.executors`). Either way the
+    files and the report are byte for byte those of a single process.
 
     Each output is checked first (`builder.outputs.check_output_file`): none may be a folder or
     overwrite a file of another kind. The output paths are never read as input. With `report_path`,
@@ -59,7 +68,13 @@ def split_files(
     ):
         if path is not None:
             check_output_file(path, project, option, replaces=kinds)
-    result = _split(inputs, sentences_path, articles_path, report_path, project, engine)
+    from builder.sentences.executors import make_executor
+
+    runner = make_executor(executor, workers)
+    try:
+        result = _split(inputs, sentences_path, articles_path, report_path, project, engine, runner)
+    finally:
+        runner.close()
     if report_path is not None:
         write_json(report_path, result.report.as_dict())
     return result
@@ -72,11 +87,15 @@ def _split(
     report_path: Path | None,
     project: Project,
     engine: str,
+    runner: Executor,
 ) -> SplitResult:
     report = Report("split")
     reader = ArticleReader(report, project.boilerplate_rules)
     outputs = [path for path in (sentences_path, articles_path, report_path) if path is not None]
-    articles = sorted(reader.read(inputs, exclude=outputs), key=lambda a: a["id"])
+    shards = input_shards(expand_inputs(inputs, report, exclude=outputs))
+    rules = tuple(project.boilerplate_rules)
+    events = chain.from_iterable(runner.map(partial(read_shard, rules=rules), shards))
+    articles = sorted(reader.admit(events), key=lambda a: a["id"])
     if not articles:
         kept = tuple(path for path in (sentences_path, articles_path) if path.exists())
         return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept)
@@ -85,9 +104,53 @@ def _split(
     with atomic_write(sentences_path) as out_sentences, atomic_write(articles_path) as out_articles:
         for article in articles:
             out_articles.write(dumps_line(article))
-        for sentence in split_articles(articles, report, engine):
-            out_sentences.write(dumps_line(sentence))
+        if isinstance(runner, LocalExecutor):  # the same step, streamed: no chunk is shipped anywhere
+            for sentence in split_articles(articles, report, engine):
+                out_sentences.write(dumps_line(sentence))
+        else:
+            chunks = article_chunks(articles, runner.workers)
+            for lines, problems, kept in runner.map(partial(split_chunk, engine=engine), chunks):
+                out_sentences.write(lines)
+                report.problems.extend(problems)
+                if kept:
+                    report.keep("sentences", kept)
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
+
+
+def input_shards(files: list[InputFile]) -> list[InputFile]:
+    """The units of reading: each input file, a Parquet file with several row groups cut into shards of them."""
+    from builder.sentences.parquet import parquet_shards
+
+    shards: list[InputFile] = []
+    for file in files:
+        shards.extend(parquet_shards(file) if file.path.suffix.lower() == ".parquet" else [file])
+    return shards
+
+
+CHUNK_CHARS = 4_000_000  # characters of article text per unit of splitting work, at most
+
+
+def article_chunks(articles: list[dict], workers: int) -> Iterator[list[dict]]:
+    """Consecutive runs of `articles` for workers: at most CHUNK_CHARS each, about 4 per worker when there is less."""
+    total = sum(len(article["text"]) for article in articles)
+    limit = max(1, min(CHUNK_CHARS, total // (4 * max(workers, 1))))
+    chunk: list[dict] = []
+    size = 0
+    for article in articles:
+        chunk.append(article)
+        size += len(article["text"])
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def split_chunk(articles: list[dict], engine: str = DEFAULT_ENGINE) -> tuple[bytes, list[Problem], int]:
+    """The pure splitting step on a run of articles: their sentence lines, the problems, the sentences kept."""
+    report = Report("split")
+    lines = b"".join(dumps_line(sentence) for sentence in split_articles(articles, report, engine))
+    return lines, report.problems, report.kept["sentences"]
 
 
 def read_sentences(path: str | Path) -> list[dict]:
