@@ -622,27 +622,73 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:
             )
 
 
+def _predict_pool(project: Project, sentences, predictor: str, output, workers: int, engine: str) -> None:
+    """`builder predict SENTENCES -o OUT`: the trained model over a pool of sentences, offline."""
+    from builder.learn.model import default_model_dir
+    from builder.learn.pool import predict_pool
+
+    if sentences is None or output is None:
+        raise click.UsageError("give both SENTENCES and -o OUT to predict a sentences file (or neither)")
+    if predictor != "model" and not predictor.startswith("model:"):
+        raise click.UsageError(f"--predictor {predictor}: a sentences file is predicted by model or model:FOLDER")
+    folder = default_model_dir(project) if predictor == "model" else Path(predictor.split(":", 1)[1])
+    result = predict_pool(folder, sentences, output, project, workers=workers, engine=engine)
+    mean = f"{result.mean_uncertainty:.3f}" if result.mean_uncertainty is not None else "-"
+    click.echo(
+        f"predict: {result.sentences} sentences, {result.with_proposals} with proposals of {result.model_version}, "
+        f"mean uncertainty {mean}; wrote {result.path}",
+        err=True,
+    )
+
+
 @cli.command()
+@click.argument("sentences", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--predictor", default="model", show_default=True, help=f"The predictor whose predictions to give: {PREDICTORS}."
 )
+@click.option(
+    "-o", "--output", type=OutputFile(), help="With SENTENCES: where to write their predictions (JSON Lines)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With SENTENCES: processes on this machine (with --engine ray: Ray's concurrency). Same output as one.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="With SENTENCES: ray runs on Ray Data (pip install 'builder[ray]'): the cluster at RAY_ADDRESS, or local.",
+)
 @click.pass_context
-def predict(ctx, predictor) -> None:
-    """Refresh the predictions of the tasks nobody has annotated yet with the current predictor.
+def predict(ctx, sentences, predictor, output, workers, engine) -> None:
+    """Refresh the predictions of the tasks nobody has annotated yet with the current predictor; or, given a
+    SENTENCES file and -o, write the trained model's predictions for it (no Label Studio).
 
     Predictions builder made with another model version are replaced on tasks without any
     annotation (submitted or cancelled); annotated tasks, and predictions builder did not make, are
     left as they are. The project is set to show the new model version. Re-running changes nothing.
 
+    With SENTENCES (a large pool, as `builder split` writes it), each output line holds a sentence's
+    `id`, `article_id`, the `model_version`, its `uncertainty` (what `push --select uncertain` ranks by) and
+    the `predictions` `push` would attach, in the file's order; --workers and --engine ray give the same bytes.
+
     \b
     Example:
         builder predict
         builder predict --predictor model:models/crf-2
+        builder predict work/pool.jsonl -o work/pool.predictions.jsonl --workers 4
     """
+    project = project_of(ctx)
+    if sentences is not None or output is not None:
+        _predict_pool(project, sentences, predictor, output, workers, engine)
+        return
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.predictions import refresh_predictions
 
-    project = project_of(ctx)
     connection = resolve_connection(project.root)
     chosen = _predictor(predictor, project)
     result = refresh_predictions(connection, project, chosen)

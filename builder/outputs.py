@@ -231,7 +231,8 @@ def builder_output_kind(record: object) -> str | None:
     The rule looks at the first record of a .jsonl file: an article as `builder split` writes it
     has `splitter` (a string) and `source` (an object); a sentence (`builder split`) or a dataset
     record (`builder validate`, `builder build`) has `article_id` and an integer `sentence_index`;
-    a Label Studio task (`builder pull`) has `data` with a `sentence_id`. Input articles have none.
+    a Label Studio task (`builder pull`) has `data` with a `sentence_id`; a prediction record (`builder
+    predict SENTENCES -o`) has `model_version`, `uncertainty` and `predictions`. Input articles have none.
     """
     if not isinstance(record, dict):
         return None
@@ -241,6 +242,8 @@ def builder_output_kind(record: object) -> str | None:
         return "sentence records"
     if isinstance(record.get("data"), dict) and "sentence_id" in record["data"]:
         return "Label Studio tasks"
+    if isinstance(record.get("model_version"), str) and "uncertainty" in record and "predictions" in record:
+        return "prediction records"
     return None
 
 
