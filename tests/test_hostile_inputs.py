@@ -60,3 +60,39 @@ def test_a_release_is_named_by_its_version_never_a_path(version, tmp_path):
     with pytest.raises(BuilderError, match="no release"):
         export_dataset(project, "jsonl", version=version)
     assert not (tmp_path / "project" / "dist").exists()
+
+
+def test_a_release_exports_with_its_own_stance_labels(tmp_path):
+    """A release keeps the stance labels it was built with; exporting it after builder.toml renamed one
+    ('favor' -> 'support') was a KeyError traceback in semeval and, in spacy, doc.cats keyed by the new names
+    (every 'favor' sentence all 0.0, unreported)."""
+    import csv
+
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
+    project = make_project(tmp_path / "project", "renamed")
+    toml = project.source.read_text(encoding="utf-8").replace('value = "favor"', 'value = "support"')
+    project.source.write_text(toml, encoding="utf-8")
+    (tmp_path / "project" / "releases").symlink_to(ROOT / "releases")
+    from builder.project import load_project
+
+    project = load_project(project.source)
+    assert project.stance_values[0] == "support"
+
+    semeval = export_dataset(project, "semeval", tmp_path / "tsv", version="1.0.0")
+    assert semeval.stance_map == {"favor": "FAVOR", "against": "AGAINST", "neutral": "NONE"}
+    stances = []
+    for path in semeval.files:
+        with open(path, encoding="utf-8", newline="") as handle:
+            stances += [row["Stance"] for row in csv.DictReader(handle, delimiter="\t")]
+    assert {"FAVOR", "AGAINST", "NONE"} <= set(stances)
+
+    export_dataset(project, "spacy", tmp_path / "docs", version="1.0.0")
+    docs = [
+        doc
+        for path in sorted((tmp_path / "docs").glob("*.spacy"))
+        for doc in DocBin().from_bytes(path.read_bytes()).get_docs(Vocab())
+    ]
+    assert all(set(doc.cats) == {"favor", "against", "neutral"} for doc in docs)
+    assert any(doc.cats["favor"] == 1.0 for doc in docs)
