@@ -120,3 +120,40 @@ def test_rules_splitter_is_linear_in_a_run_of_end_punctuation(name):
     sentences = split_article({"id": "a", "text": text})
     assert time.process_time() - started < 2.0
     assert sentences and all(text[s["start"] : s["end"]] == s["text"] for s in sentences)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from builder.learn.model import load_model
+    from builder.learn.train import train_model
+
+    root = tmp_path_factory.mktemp("hostile-model") / "project"
+    project = make_project(root, "hostile-model", snapshot=ROOT / "annotations" / "snapshot.jsonl")
+    return load_model(train_model(project).folder, project)
+
+
+ODD_TEXTS = ["...", "!!! ???", "\u200b", "-", "O'Neil-Smith-Jones", "\u6211\u7231\u4f60\u3002", "Kim " * 300, "A-"]
+
+
+def test_model_reads_odd_sentences_and_article_ids(trained):
+    """Empty article ids, texts of punctuation only, and sentences without an article id give a score, not
+    an exception; `choose_uncertain` read `article_id` with .get to score and with [] to rank (a KeyError)."""
+    from builder.labelstudio.push import choose_uncertain
+    from builder.preannotate import article_contexts, prediction_for
+
+    contexts = article_contexts(trained, [("", t) for t in ODD_TEXTS] + [("a", t) for t in ODD_TEXTS])
+    assert set(contexts) == {"", "a"}
+    for text in ODD_TEXTS:
+        prediction_for(trained, text, contexts[""])
+        assert 0 <= trained.uncertainty(text, context=contexts["a"]) <= 1
+    candidates = [{"id": f"s{i}", "text": t} for i, t in enumerate(ODD_TEXTS)]  # no article id at all
+    candidates.append({"id": "e", "text": "Kim met Putin.", "article_id": ""})
+    assert set(choose_uncertain(candidates, trained, len(candidates))) == {c["id"] for c in candidates}
+
+
+def test_model_refuses_texts_and_article_ids_of_different_lengths(trained):
+    """A text without its article id was dropped silently by zip: uncertainties(['a'], []) == []."""
+    with pytest.raises(ValueError):
+        trained.uncertainties(["Kim met Putin.", "He left."], ["a"])
+    with pytest.raises(ValueError):
+        trained.article_contexts(["Kim met Putin."], ["a", "b"])
