@@ -157,3 +157,19 @@ def test_model_refuses_texts_and_article_ids_of_different_lengths(trained):
         trained.uncertainties(["Kim met Putin.", "He left."], ["a"])
     with pytest.raises(ValueError):
         trained.article_contexts(["Kim met Putin."], ["a", "b"])
+
+
+def test_stance_map_given_twice_or_for_another_format_is_refused(tmp_path):
+    """`--stance-map favor=FAVOR,favor=NONE` exported favor as NONE (the last pair won, unsaid), and
+    `--format conll --stance-map ...` ignored the mapping without a word."""
+    from click.testing import CliRunner
+
+    from builder.cli import cli
+
+    project = make_project(tmp_path / "project", "stance-map")
+    base = ["--config", str(project.source), "export", "-o", str(tmp_path / "out")]
+    twice = CliRunner().invoke(cli, [*base, "--format", "semeval", "--stance-map", "favor=FAVOR,favor=NONE"])
+    assert twice.exit_code == 2 and "favor given more than once" in twice.stderr
+    with pytest.raises(BuilderError, match="--stance-map is for --format semeval"):
+        export_dataset(project, "conll", tmp_path / "out", stance_map={"favor": "NONE"})
+    assert not (tmp_path / "out").exists()

@@ -313,6 +313,8 @@ def export_dataset(
 
     if fmt not in FORMATS:
         raise BuilderError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
+    if stance_map and fmt != "semeval":  # never ignored silently: the user meant it for something
+        raise BuilderError(f"--stance-map is for --format semeval; --format {fmt} keeps the stance label names")
     if fmt == "spacy":
         _require_spacy()
     source = source_folder(project, version)
