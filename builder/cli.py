@@ -1082,6 +1082,10 @@ def _stance_map(ctx, param, value: str | None) -> dict[str, str] | None:
     pairs = [item.partition("=") for item in value.split(",") if item.strip()]
     if any(not sep or not label.strip() for label, sep, _ in pairs):
         raise click.BadParameter("give LABEL=FAVOR|AGAINST|NONE pairs separated by commas, e.g. support=FAVOR")
+    labels = [label.strip() for label, _, _ in pairs]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise click.BadParameter(f"{', '.join(twice)} given more than once")
     return {label.strip(): target.strip().upper() for label, _, target in pairs}
 
 

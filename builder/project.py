@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 
 from builder.errors import ConfigError
-from builder.resources import DEFAULTS_DIR, load_schema
+from builder.resources import DEFAULTS_DIR, load_schema, schema_validator
 
 PROJECT_FILE = "builder.toml"
 NEAR_DUPLICATE_THRESHOLD = 0.8  # the default of `[splits] near_duplicate_threshold`
@@ -201,7 +201,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
     where = _non_finite(raw)
     if where:  # TOML allows nan and inf; JSON Schema's minimum and maximum let NaN through
         raise ConfigError(f"{source}: {where}: must be a finite number, not nan or inf")
-    validator = jsonschema.Draft202012Validator(load_schema("config"))
+    validator = schema_validator(load_schema("config"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:
         raise ConfigError(f"{source}: {_key_path(error)}: {error.message}")

@@ -125,6 +125,25 @@ def read_rows(folder: Path) -> Iterator[tuple[str, list[dict]]]:
             yield split, rows
 
 
+def stance_labels(folder: Path) -> list[str]:
+    """The stance label names of the dataset in `folder`, from its Parquet files' own features (a release keeps
+    the names it was built with, whatever builder.toml says now)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Features
+
+    names: list[str] = []
+    for path in sorted(folder.glob(parquet_pattern("*"))):
+        try:
+            found = Features.from_arrow_schema(pq.read_schema(path))["stance"].names
+        except (pa.ArrowException, OSError, ValueError, KeyError, AttributeError) as exc:
+            raise BuilderError(f"{path}: cannot read it as a dataset's Parquet ({type(exc).__name__}: {exc})")
+        if names and found != names:
+            raise BuilderError(f"{path}: stance labels {', '.join(found)} differ from {', '.join(names)} in {folder}")
+        names = found
+    return names
+
+
 def _span_text(span: dict) -> str:
     return f"{span['label']} '{span['text']}' [{span['start']}:{span['end']}]"
 
@@ -294,10 +313,13 @@ def export_dataset(
 
     if fmt not in FORMATS:
         raise BuilderError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
+    if stance_map and fmt != "semeval":  # never ignored silently: the user meant it for something
+        raise BuilderError(f"--stance-map is for --format semeval; --format {fmt} keeps the stance label names")
     if fmt == "spacy":
         _require_spacy()
     source = source_folder(project, version)
-    mapping = stance_mapping(project.stance_values, stance_map) if fmt == "semeval" else None
+    labels = stance_labels(source)
+    mapping = stance_mapping(labels, stance_map) if fmt == "semeval" else None
     given = Path(output) if output is not None else default_output(project, fmt, version)
     folder = check_output_folder(given, project, commands=(EXPORT_COMMAND,))
     result = ExportResult(folder, source, stance_map=mapping)
@@ -314,7 +336,7 @@ def export_dataset(
             elif fmt == "semeval":
                 _semeval(rows, path, losses, mapping)
             elif fmt == "spacy":
-                _spacy(rows, path, losses, project.stance_values)
+                _spacy(rows, path, losses, labels)
             else:
                 _jsonl(rows, path)
             result.rows[split] = len(rows)

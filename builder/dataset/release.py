@@ -72,6 +72,7 @@ from builder.labeling_config import config_hash
 from builder.model import DATASET_FORMAT, format_of_columns
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, scheme_of
+from builder.resources import schema_validator
 
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
@@ -241,7 +242,7 @@ def load_manifest(path: Path) -> dict:
             f"{path}: manifest format {manifest['manifest_format']} is newer than builder {__version__} reads; "
             "upgrade builder"
         )
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
+    error = jsonschema.exceptions.best_match(schema_validator(MANIFEST_SCHEMA).iter_errors(manifest))
     if error is not None:
         raise BuilderError(f"{path}: not a release manifest: {_json_path(error)}: {error.message}; {hint}")
     return manifest
@@ -250,7 +251,7 @@ def load_manifest(path: Path) -> dict:
 def read_manifest(project: Project, version: str) -> dict:
     """The manifest of release `version` (shape checked)."""
     path = project.root / RELEASES_DIR / version / MANIFEST
-    if not path.is_file():
+    if not _is_version(version) or not path.is_file():  # a version, never a path such as ../x
         known = ", ".join(releases(project)) or "none"
         raise BuilderError(f"no release {version} in {project.root / RELEASES_DIR} (releases: {known})")
     return load_manifest(path)

@@ -99,7 +99,7 @@ def choose_uncertain(candidates: Iterable[dict], predictor, limit: int) -> dict[
     def score() -> None:
         values = uncertainties(predictor, [s["text"] for s in batch], [s.get("article_id", "") for s in batch])
         for sentence, value in zip(batch, values, strict=True):
-            by_article[sentence["article_id"]].append((-value, len(positions), sentence["id"]))
+            by_article[sentence.get("article_id", "")].append((-value, len(positions), sentence["id"]))
             positions.append(None)
         batch.clear()
 

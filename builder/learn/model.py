@@ -178,7 +178,7 @@ class LearnedModel:
         if articles is None:
             return [self.uncertainty(text) for text in texts]
         contexts = self.article_contexts(texts, articles)
-        return [self.uncertainty(text, context=contexts[a]) for text, a in zip(texts, articles)]
+        return [self.uncertainty(text, context=contexts[a]) for text, a in zip(texts, articles, strict=True)]
 
     def score(self, text: str, context: ArticleContext = NO_CONTEXT) -> float:
         """The prediction's overall score (Label Studio's prediction `score`): 1 - uncertainty."""
@@ -188,7 +188,7 @@ class LearnedModel:
     def article_contexts(texts: list[str], articles: list[str]) -> dict[str, ArticleContext]:
         """The context of each article id, from its texts among `texts` (`articles[i]` is text i's)."""
         grouped: dict[str, list[str]] = {}
-        for text, article in zip(texts, articles):
+        for text, article in zip(texts, articles, strict=True):  # never a text silently left out
             grouped.setdefault(article, []).append(text)
         return {article: ArticleContext(group) for article, group in grouped.items()}
 

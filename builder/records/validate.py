@@ -29,6 +29,7 @@ from builder.model import LEAD_TIME_MAX, SENTENCE, STANCE, task_schema
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
 from builder.report import Report
+from builder.resources import schema_validator
 from builder.sentences.segmenter import sentence_id
 
 # Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
@@ -98,7 +99,7 @@ class TaskValidator:
 
     @cached_property
     def _explainer(self):
-        return jsonschema.Draft202012Validator(self.schema)
+        return schema_validator(self.schema)
 
     def _where(self, task: dict, annotation: dict | None = None) -> str:
         where = f"task {_plain(task.get('task_id', '?'))}"

@@ -85,8 +85,10 @@ def _align(line: str, pieces: Iterable[str]) -> Spans:
 # --- builder's own splitter: one regex pass, then a measured repair of its typical errors ----------------
 # A candidate end: terminal punctuation, closing quotes or brackets, whitespace, then what can start a
 # sentence (a capital or a digit, maybe after an opening quote or bracket). A lowercase word never starts one.
+# A match starts only where a run of end punctuation starts: tried again inside a run ("!!!!...", a line of
+# dots) it would scan the rest of the run from every character, quadratic in the run's length.
 _END = re.compile(
-    r"""([.!?\u2026]+)["'\u201d\u2019\u201c\u2018\u00bb)\]]*\s+"""
+    r"""(?<![.!?\u2026])([.!?\u2026]+)["'\u201d\u2019\u201c\u2018\u00bb)\]]*\s+"""
     r"""(?=["'\u201c\u2018\u00ab(\[]*[A-Z0-9\u00c0-\u00d6\u00d8-\u00de\u0391-\u03a9\u0410-\u042f])"""
 )
 # After a period, the word before it decides (lowercased, its own periods kept):
