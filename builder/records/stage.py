@@ -8,9 +8,9 @@ from pathlib import Path
 
 from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl, write_json
 from builder.project import Project
-from builder.records.aggregate import GOLD_QUESTIONS, to_records
+from builder.records.aggregate import GOLD_QUESTIONS
 from builder.records.gold import project_gold
-from builder.records.validate import UnsortedSnapshot, validate_tasks
+from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
 
 
@@ -82,9 +82,7 @@ def _validate_snapshot(
 ) -> ValidateResult:
     report = Report("validate")
     gold = project_gold(project)
-    records = to_records(
-        validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project, gold, report
-    )
+    records = validated_records(read_tasks(snapshot, report), project, report, gold, assume_sorted)
     count = 0
     with paused_gc():
         if records_path is not None:
@@ -103,8 +101,7 @@ def _validate_snapshot(
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
     """Validated records in memory (for statistics on dataset-sized snapshots); gold questions left out."""
     report = Report("validate")
-    tasks = validate_tasks(read_tasks(snapshot, report), project, report)
-    return list(to_records(tasks, project, project_gold(project), report)), report
+    return list(validated_records(read_tasks(snapshot, report), project, report, project_gold(project))), report
 
 
 def dataset_statistics(project: Project, snapshot: Path) -> dict:
