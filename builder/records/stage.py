@@ -20,9 +20,14 @@ def read_tasks(path: Path, report: Report) -> Iterator[dict]:
     def unreadable(where: str, detail: str) -> None:
         report.drop("unreadable line", where, detail, scope="task", field="")
 
-    for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
-        report.keep("lines read")
-        yield task
+    count = 0
+    try:
+        for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
+            count += 1
+            yield task
+    finally:  # counted once, not per line: this loop runs a million times
+        if count:
+            report.keep("lines read", count)
 
 
 @dataclass
@@ -87,9 +92,15 @@ def _validate_snapshot(
     with paused_gc():
         if records_path is not None:
             with atomic_write(records_path) as out:
+                lines: list[bytes] = []
                 for record in records:
-                    out.write(dumps_line(record))
-                    count += 1
+                    lines.append(dumps_line(record))
+                    if len(lines) == 1024:  # a write per 1024 records, not per record
+                        out.write(b"".join(lines))
+                        count += len(lines)
+                        lines.clear()
+                out.write(b"".join(lines))
+                count += len(lines)
         else:
             for _ in records:
                 count += 1
