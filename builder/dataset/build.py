@@ -11,8 +11,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.compute as pc
-
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits, parquet_name
 from builder.errors import BuilderError, InputError
@@ -274,6 +272,7 @@ def write_dataset(
     import tempfile
 
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
@@ -348,6 +347,8 @@ def write_dataset(
 
 def _count(facts: BuildFacts, counts: dict, names) -> None:
     """Add a table of `Encoder.names_batch` rows to a split's counts (and the annotators to `facts`)."""
+    import pyarrow.compute as pc
+
     counts["records"] += names.num_rows
     counts["articles"].update(names.column("article_id").to_pylist())
     counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
@@ -488,7 +489,7 @@ def _encode_chunk(job: tuple):
     if lines[-1] == b"":
         lines.pop()
     for number, line in enumerate(lines, 1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             record = orjson.loads(line)
