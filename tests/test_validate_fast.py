@@ -4,6 +4,7 @@ check) would keep it whole with nothing to report, and then makes exactly `task_
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import jsonschema
@@ -166,3 +167,12 @@ def test_snapshot_of_mixed_tasks_reports_the_same_with_and_without_fast_path(pro
     assert fast.report.as_dict() == slow.report.as_dict()
     assert (fast.tasks_in, fast.records, fast.quarantined) == (slow.tasks_in, slow.records, slow.quarantined)
     assert fast.quarantined > 5 and fast.records > 50
+
+
+@pytest.mark.parametrize("share", [0.0, 0.34, 1.0, 1.5])
+def test_fast_record_follows_the_entity_agreement_share(project, share):
+    shared = dataclasses.replace(project, entity_agreement=share)
+    for task in varied_tasks(shared):
+        clean, problems = full_path(shared, task)
+        if clean is not None and not problems:
+            assert fast_path(shared, task) == task_to_record(clean, shared)

@@ -126,7 +126,7 @@ class TaskValidator:
         A record implies what the full path would conclude: the schema holds (its enums, bounds and pattern are
         read from `self.schema`; tests/test_validate_fast.py compares the two on mutated tasks), and so does
         every semantic check, with no warning (no trimmed span, no bad lead time, no cancelled annotation).
-        Unusual shapes (extra keys in a span's value, a ground-truth star) are left to the full path.
+        Rarer shapes (a ground-truth star, a result item with an origin but no id) are left to the full path.
         """
         schema = self.schema
         try:
@@ -141,6 +141,7 @@ class TaskValidator:
         stance_choices = [[label] for label in stance_values]
         entity_labels = [[label] for label in project.entity_values]
         share, target = project.entity_agreement, project.target
+        keep_agreed = share <= 1  # a span every annotator marked is kept
         pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
         id_matches, is_new = self._id_matches, self._is_new_sentence
         summaries: dict[tuple, tuple] = {}  # the stance columns of a record, by its annotators' stances
@@ -182,7 +183,7 @@ class TaskValidator:
                 size = len(text)
                 if size > INT32_MAX:
                     return None
-                individual = []
+                individual, span_keys = [], []  # per annotation: its record entry, its spans' (start, end, label)
                 for annotation in annotations:
                     name, result, seconds = annotation["annotator"], annotation["result"], annotation.get("lead_time")
                     if (
@@ -246,7 +247,16 @@ class TaskValidator:
                         if len(set(keys)) != len(keys):  # one span marked twice
                             return None
                         entities = [entities[i] for i in order]
-                    individual.append((name, stance, entities, seconds, keys))
+                    individual.append(
+                        {
+                            "annotator": name,
+                            "stance": stance,
+                            "entities": entities,
+                            "lead_time": seconds,
+                            "ground_truth": False,
+                        }
+                    )
+                    span_keys.append(keys)
             except (KeyError, TypeError, IndexError, AttributeError):
                 return None
             sid = data["sentence_id"]
@@ -260,24 +270,31 @@ class TaskValidator:
                 return None
             # What task_to_record makes of it (without ground truth): tests/test_validate_fast.py compares them.
             n = len(individual)
-            if n > 1:
-                individual.sort(key=_first)
-            stances = tuple(one[1] for one in individual)
+            if n == 2:
+                first, second = individual
+                if first["annotator"] > second["annotator"]:  # as a stable sort by annotator would
+                    individual.reverse()
+                    span_keys.reverse()
+                stances = (individual[0]["stance"], individual[1]["stance"])
+            else:
+                if n > 2:
+                    order = sorted(range(n), key=[one["annotator"] for one in individual].__getitem__)
+                    individual = [individual[i] for i in order]
+                    span_keys = [span_keys[i] for i in order]
+                stances = tuple(one["stance"] for one in individual)
             summary = summaries.get(stances)
             if summary is None:
                 summary = _stance_summary(list(stances), stance_values)
                 if len(summaries) < 10_000:
                     summaries[stances] = summary
             stance, status, distribution, agreement = summary
-            if n == 1:
-                merged = list(individual[0][2])
-            elif n == 2 and individual[0][4] == individual[1][4]:  # both marked the same spans
-                merged = list(individual[1][2])
+            if keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
+                merged = list(individual[-1]["entities"])
             else:
                 votes: dict = {}
                 spans: dict = {}
-                for one in individual:
-                    for key, entity in zip(one[4], one[2]):
+                for one, keys in zip(individual, span_keys):
+                    for key, entity in zip(keys, one["entities"]):
                         votes[key] = votes.get(key, 0) + 1
                         spans[key] = entity
                 needed = share * n - 1e-9
@@ -292,10 +309,7 @@ class TaskValidator:
                 "stance_status": status,
                 "stance_distribution": list(distribution),
                 "entities": merged,
-                "annotations": [
-                    {"annotator": a, "stance": b, "entities": c, "lead_time": d, "ground_truth": False}
-                    for a, b, c, d, _ in individual
-                ],
+                "annotations": individual,
                 "num_annotators": n,
                 "agreement": agreement,
             }
@@ -632,10 +646,6 @@ def _leaf_checks(schema: dict) -> list[tuple[str, bool, tuple, float, float, int
             )
         )
     return checks
-
-
-def _first(row: tuple):
-    return row[0]
 
 
 def _stance_summary(stances: list, labels: list[str]) -> tuple:
