@@ -142,6 +142,7 @@ class TaskValidator:
         entity_labels = [[label] for label in project.entity_values]
         share, target = project.entity_agreement, project.target
         keep_agreed = share <= 1  # a span every annotator marked is kept
+        needed_of_two = share * 2 - 1e-9  # the votes a span needs among two annotators, as aggregate_entities counts
         pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
         id_matches, is_new = self._id_matches, self._is_new_sentence
         summaries: dict[tuple, tuple] = {}  # the stance columns of a record, by its annotators' stances
@@ -290,6 +291,15 @@ class TaskValidator:
             stance, status, distribution, agreement = summary
             if keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
                 merged = list(individual[-1]["entities"])
+            elif n == 2:  # a span marked once is kept when 1 vote is enough, twice when 2 are
+                spans = dict(zip(span_keys[0], individual[0]["entities"]))
+                spans.update(zip(span_keys[1], individual[1]["entities"]))  # the later annotator's, as with votes
+                if 1 >= needed_of_two:
+                    merged = [spans[key] for key in sorted(spans)]
+                elif 2 >= needed_of_two:
+                    merged = [spans[key] for key in sorted(set(span_keys[0]).intersection(span_keys[1]))]
+                else:
+                    merged = []
             else:
                 votes: dict = {}
                 spans: dict = {}
@@ -367,23 +377,28 @@ class TaskValidator:
         plain_record = self._plain_record
         project = self.project
         kept = self.report.kept
-        for task in tasks:
-            record = plain_record(task)
-            if record is None:
-                clean = self.validate_task(task)
-                if clean is None:
-                    continue
-                kept["tasks"] += 1
-                if clean["data"]["sentence_id"] in gold:
-                    kept[GOLD_QUESTIONS] += 1
-                    continue
-                record = task_to_record(clean, project)
-            else:
-                kept["tasks"] += 1
-                if record["id"] in gold:
-                    kept[GOLD_QUESTIONS] += 1
-                    continue
-            yield record
+        count = 0
+        try:
+            for task in tasks:
+                record = plain_record(task)
+                if record is None:
+                    clean = self.validate_task(task)
+                    if clean is None:
+                        continue
+                    count += 1
+                    if clean["data"]["sentence_id"] in gold:
+                        kept[GOLD_QUESTIONS] += 1
+                        continue
+                    record = task_to_record(clean, project)
+                else:
+                    count += 1
+                    if record["id"] in gold:
+                        kept[GOLD_QUESTIONS] += 1
+                        continue
+                yield record
+        finally:  # counted once, not per task
+            if count:
+                kept["tasks"] += count
 
     def validate_task(self, task: dict) -> dict | None:
         if not isinstance(task, dict):
