@@ -133,6 +133,17 @@ class TaskValidator:
             data_fields = _leaf_checks(schema["properties"]["data"])
         except ValueError:  # a schema this fast path was not written for: every task takes the full path
             return lambda task: None
+        # The data's fields by kind, each kind checked by a loop of its own (the usual fields: plain text and
+        # int32s); a field of any other kind goes through the general loop.
+        required_texts = [(key, n) for key, required, types, _, _, n in data_fields if required and types == (str,)]
+        optional_texts = [
+            key for key, required, types, _, _, n in data_fields if not required and types == (str,) and not n
+        ]
+        required_integers = [
+            (key, low, high) for key, required, types, low, high, _ in data_fields if required and types == (int,)
+        ]
+        plain = {key for key, *_ in required_texts} | set(optional_texts) | {key for key, *_ in required_integers}
+        other_fields = [check for check in data_fields if check[0] not in plain]
         annotation_schema = schema["$defs"]["annotation"]["properties"]
         annotator = re.compile(annotation_schema["annotator"]["pattern"])
         lead_min, lead_max = annotation_schema["lead_time"]["minimum"], annotation_schema["lead_time"]["maximum"]
@@ -156,7 +167,18 @@ class TaskValidator:
                 data = task["data"]
                 if type(data) is not dict:
                     return None
-                for key, required, types, low, high, min_length in data_fields:
+                for key, min_length in required_texts:
+                    value = data[key]
+                    if type(value) is not str or len(value) < min_length:
+                        return None
+                for key in optional_texts:
+                    if type(data.get(key, "")) is not str:
+                        return None
+                for key, low, high in required_integers:
+                    value = data[key]
+                    if type(value) is not int or not low <= value <= high:
+                        return None
+                for key, required, types, low, high, min_length in other_fields:
                     value = data.get(key, missing)
                     if value is missing:
                         if required:
@@ -392,7 +414,7 @@ class TaskValidator:
                     record = task_to_record(clean, project)
                 else:
                     count += 1
-                    if record["id"] in gold:
+                    if gold and record["id"] in gold:
                         kept[GOLD_QUESTIONS] += 1
                         continue
                 yield record
