@@ -282,6 +282,7 @@ def write_dataset(
     with tempfile.TemporaryFile(dir=folder) as spool:  # anonymous: nothing is left behind, however this ends
         spooler = None
         total = 0
+        small: list = []  # the batches so far, while there are at most AGREEMENT_IN_CARD_LIMIT records
 
         def sentences():
             nonlocal spooler, total
@@ -289,16 +290,11 @@ def write_dataset(
                 spooler = spooler or pa.ipc.new_stream(spool, batch.schema)
                 spooler.write_batch(batch)
                 facts.overlaps.extend(overlaps)
-                if total <= AGREEMENT_IN_CARD_LIMIT:
-                    facts.records.extend(
-                        {"stance": stance, "annotations": annotations}
-                        for stance, annotations in zip(
-                            batch.column("stance").to_pylist(), batch.column("annotations").to_pylist()
-                        )
-                    )
                 total += batch.num_rows
-                if total > AGREEMENT_IN_CARD_LIMIT:
-                    facts.records = []
+                if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
+                    small.append(batch.select(["stance", "annotations"]))
+                else:
+                    small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
 
         splits, facts.split_facts = assign_splits(
@@ -308,6 +304,13 @@ def write_dataset(
             salt=project.name,
         )
         facts.splits = splits
+        for batch in small:
+            facts.records.extend(
+                {"stance": stance, "annotations": annotations}
+                for stance, annotations in zip(
+                    batch.column("stance").to_pylist(), batch.column("annotations").to_pylist()
+                )
+            )
         (folder / "data").mkdir(exist_ok=True)
         writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
         pending: dict[str, list] = {s: [] for s in SPLITS}  # batches of names not written yet, per split
