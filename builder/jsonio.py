@@ -16,12 +16,12 @@ import orjson
 from builder.errors import InputError
 from builder.outputs import OutputError, not_a_regular_file, replace_folder, write_error
 
-_DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE  # dumps_line's: sorted keys, one line
 
 
 def dumps_line(record: dict) -> bytes:
     """One record as a JSON line with sorted keys (byte-stable)."""
-    return orjson.dumps(record, option=_DUMP_OPTIONS)
+    return orjson.dumps(record, option=DUMP_OPTIONS)
 
 
 class _Guarded:

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl, write_json
+import orjson
+
+from builder.jsonio import DUMP_OPTIONS, atomic_write, paused_gc, read_jsonl, write_json
 from builder.project import Project
 from builder.records.aggregate import GOLD_QUESTIONS
 from builder.records.gold import project_gold
@@ -92,9 +94,10 @@ def _validate_snapshot(
     with paused_gc():
         if records_path is not None:
             with atomic_write(records_path) as out:
+                dumps, options = orjson.dumps, DUMP_OPTIONS  # dumps_line's, without a call per record
                 lines: list[bytes] = []
                 for record in records:
-                    lines.append(dumps_line(record))
+                    lines.append(dumps(record, option=options))
                     if len(lines) == 1024:  # a write per 1024 records, not per record
                         out.write(b"".join(lines))
                         count += len(lines)

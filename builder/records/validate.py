@@ -224,7 +224,7 @@ class TaskValidator:
                             pseudonyms.add(name)
                     if seconds is not None and (type(seconds) not in numbers or not lead_min <= seconds <= lead_max):
                         return None
-                    stance, entities, keys, last = None, [], [], None
+                    stance, entities, keys, last, in_order = None, [], [], (), True  # () sorts before any key
                     for item in result:
                         if len(item) == 5:  # as Label Studio writes it: the four required keys and an id
                             if type(item["id"]) is not str:
@@ -245,10 +245,9 @@ class TaskValidator:
                             ):
                                 return None
                             key = (start, end, labels[0])
-                            if last is not None and key <= last:
-                                last = ()  # out of order (or a duplicate): checked after sorting
-                            elif last != ():
-                                last = key
+                            if key <= last:
+                                in_order = False  # out of order (or a duplicate): checked after sorting
+                            last = key
                             keys.append(key)
                             entities.append({"start": start, "end": end, "label": key[2], "text": piece})
                         elif (
@@ -264,7 +263,7 @@ class TaskValidator:
                             return None
                     if stance is None:
                         return None
-                    if last == ():
+                    if not in_order:
                         order = sorted(range(len(keys)), key=keys.__getitem__)
                         keys = [keys[i] for i in order]
                         if len(set(keys)) != len(keys):  # one span marked twice
