@@ -6,14 +6,15 @@ files carry the features in their metadata and `load_dataset` restores the Class
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits, parquet_name
-from builder.errors import BuilderError
-from builder.jsonio import paused_gc, read_jsonl, sha256_file
+from builder.errors import BuilderError, InputError
+from builder.jsonio import paused_gc, sha256_file
 from builder.model import DATASET_FORMAT, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -161,15 +162,33 @@ class Encoder:
 
     def table(self, columns: dict[str, list]):
         """A `pyarrow.Table` in the dataset's schema from appended columns."""
+        return self.encode(self.names_batch(columns))
+
+    def names_batch(self, columns: dict[str, list]):
+        """Appended columns as a `pyarrow.RecordBatch`, ClassLabels still as names (`encode` makes them ids)."""
+        import pyarrow as pa
+
+        return pa.RecordBatch.from_arrays(
+            [pa.array(columns[name], type=self.types[name]) for name in self.names], self.names
+        )
+
+    def encode(self, names):
+        """A table or batch of `names_batch` -> a `pyarrow.Table` in the dataset's schema."""
         import pyarrow as pa
 
         arrays = []
         for name in self.names:
-            array = pa.array(columns[name], type=self.types[name])
+            array = names.column(name)
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
             if name in self.NAMED:
                 array = _names_to_ids(array, self.features[name], name)
             arrays.append(array)
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def __getstate__(self) -> dict:
+        """What a worker process needs to `add` and make `names_batch`: not the `datasets` features (slow to import)."""
+        return {key: value for key, value in self.__dict__.items() if key != "features"}
 
 
 def build_dataset(
@@ -266,58 +285,249 @@ def write_dataset(
     notes_predictions: bool = True,
     near_duplicates: bool = True,
 ) -> BuildFacts:
-    """Parquet shards per split under `folder/data` from validated records (streamed twice).
+    """Parquet shards per split under `folder/data` from validated records (read once).
 
-    `near_duplicates`: near-identical articles share a split (threshold from the project file)."""
+    The records are encoded (tokens, BIO tags, Arrow columns) chunk by chunk, in two worker processes
+    for a large file, and spooled as Arrow to an anonymous temporary file while the splits are
+    assigned; the spool is then dealt out to the splits in the records' order, `BATCH_ROWS` rows per
+    row group, so the files are the same however the work was cut. `near_duplicates`: near-identical
+    articles share a split (threshold from the project file).
+    """
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     facts = BuildFacts()
     facts.snapshot_hash = snapshot_hash
     facts.dataset_format = dataset_format
-    splits, facts.split_facts = assign_splits(
-        ((r["article_id"], r["text"]) for r in read_jsonl(records_path)),
-        project.split_proportions,
-        frozen_test,
-        salt=project.name,
-        near_duplicate_threshold=project.near_duplicate_threshold if near_duplicates else None,
-    )
-    facts.splits = splits
     encoder = Encoder(project, dataset_format)
-    (folder / "data").mkdir(exist_ok=True)
-    writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
-    batches = {s: encoder.new_columns() for s in SPLITS}
+    with tempfile.TemporaryFile(dir=folder) as spool:  # anonymous: nothing is left behind, however this ends
+        spooler = None
+        total = 0
+        small: list = []  # the batches so far, while there are at most AGREEMENT_IN_CARD_LIMIT records
 
-    def flush(split: str) -> None:
-        columns = batches[split]
-        count(facts.counts[split], columns)
-        writers[split].write_table(encoder.table(columns))
-        batches[split] = encoder.new_columns()
+        def sentences():
+            nonlocal spooler, total
+            for batch, overlaps in _encoded_chunks(encoder, Path(records_path)):
+                spooler = spooler or pa.ipc.new_stream(spool, batch.schema)
+                spooler.write_batch(batch)
+                facts.overlaps.extend(overlaps)
+                total += batch.num_rows
+                if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
+                    small.append(batch.select(["stance", "annotations"]))
+                else:
+                    small.clear()
+                yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
 
-    def count(counts: dict, columns: dict[str, list]) -> None:
-        counts["records"] += len(columns["id"])
-        counts["articles"].update(columns["article_id"])
-        counts["stance"].update("(unresolved)" if stance is None else stance for stance in columns["stance"])
-        counts["entities"].update(entity["label"] for entities in columns["entities"] for entity in entities)
-        facts.annotators.update(a["annotator"] for annotations in columns["annotations"] for a in annotations)
+        splits, facts.split_facts = assign_splits(
+            sentences(),
+            project.split_proportions,
+            frozen_test,
+            salt=project.name,
+            near_duplicate_threshold=project.near_duplicate_threshold if near_duplicates else None,
+        )
+        facts.splits = splits
+        for batch in small:
+            facts.records.extend(
+                {"stance": stance, "annotations": annotations}
+                for stance, annotations in zip(
+                    batch.column("stance").to_pylist(), batch.column("annotations").to_pylist()
+                )
+            )
+        (folder / "data").mkdir(exist_ok=True)
+        writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
+        pending: dict[str, list] = {s: [] for s in SPLITS}  # batches of names not written yet, per split
+        waiting = dict.fromkeys(SPLITS, 0)
 
-    total = 0
-    for record in read_jsonl(records_path):
-        total += 1
-        split = splits[record["article_id"]]
-        columns = batches[split]
-        for span in encoder.add(record, columns):
-            facts.overlaps.append({"id": record["id"], **span})
-        if total <= AGREEMENT_IN_CARD_LIMIT:
-            facts.records.append({"stance": record["stance"], "annotations": record["annotations"]})
-        if len(columns["id"]) >= BATCH_ROWS:
-            flush(split)
-    for split, writer in writers.items():
-        if batches[split]["id"]:
-            flush(split)
-        writer.close()
-    if total > AGREEMENT_IN_CARD_LIMIT:
-        facts.records = []
+        def flush(split: str, rows: int) -> None:
+            table = pa.Table.from_batches(pending[split])
+            part = table.slice(0, rows)
+            _count(facts, facts.counts[split], part)
+            writers[split].write_table(encoder.encode(part))
+            pending[split] = table.slice(rows).to_batches()
+            waiting[split] -= rows
+
+        if spooler is not None:
+            spooler.close()
+            spool.seek(0)
+            article_ids = pa.array(list(splits), pa.string())
+            codes = pa.array([SPLITS.index(split) for split in splits.values()], pa.int8())
+            for batch in pa.ipc.open_stream(spool):
+                batch_codes = pc.take(codes, pc.index_in(batch.column("article_id"), value_set=article_ids))
+                for code, split in enumerate(SPLITS):
+                    part = batch.filter(pc.equal(batch_codes, code))
+                    if part.num_rows:
+                        pending[split].append(part)
+                        waiting[split] += part.num_rows
+                        while waiting[split] >= BATCH_ROWS:
+                            flush(split, BATCH_ROWS)
+        for split, writer in writers.items():
+            if waiting[split]:
+                flush(split, waiting[split])
+            writer.close()
     for split in SPLITS:  # an empty split has no file: the card's configs list only present ones
         if facts.counts[split]["records"] == 0:
             (folder / parquet_name(split)).unlink()
     return facts
+
+
+def _count(facts: BuildFacts, counts: dict, names) -> None:
+    """Add a table of `Encoder.names_batch` rows to a split's counts (and the annotators to `facts`)."""
+    import pyarrow.compute as pc
+
+    counts["records"] += names.num_rows
+    counts["articles"].update(names.column("article_id").to_pylist())
+    counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
+    entities = pc.list_flatten(names.column("entities"))
+    counts["entities"].update(pc.struct_field(entities, "label").to_pylist())
+    annotations = pc.list_flatten(names.column("annotations"))
+    facts.annotators.update(pc.struct_field(annotations, "annotator").to_pylist())
+
+
+PARALLEL_MIN_BYTES = 32 << 20  # records files from this size are encoded by two worker processes
+CHUNK_BYTES = 4 << 20  # what one worker encodes at a time
+
+
+def _encoded_chunks(encoder: Encoder, path: Path):
+    """(names batch, overlaps) per chunk of the records file, in order: in this process for a small file,
+    else in two worker processes (a few chunks in flight). Errors name the file and line as `read_jsonl` does."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror})") from None
+    bounds = _chunk_bounds(path, size, CHUNK_BYTES)
+    jobs = [(encoder, str(path), start, end) for start, end in zip(bounds, bounds[1:])]
+    lines = 0
+    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
+        results = map(_encode_chunk, jobs)
+    else:
+        results = _in_workers(_encode_chunk, jobs, workers=2)
+    for result in results:
+        if isinstance(result, _BadLine):
+            raise InputError(f"{path}:{lines + result.number}: {result.detail}")
+        batch, overlaps, chunk_lines = result
+        lines += chunk_lines
+        yield batch, overlaps
+
+
+def _in_workers(function, jobs: list, workers: int):
+    """`map(function, jobs)` in `workers` Python processes of builder's own (not multiprocessing's, which
+    would run the caller's main script again), in order, two jobs in flight per worker."""
+    import pickle
+    import subprocess
+    import sys
+
+    import builder
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(builder.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-c", "from builder.dataset.build import _serve; _serve()"]
+    procs = []
+    try:
+        for _ in range(min(workers, len(jobs))):
+            procs.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env))
+
+        def send(index: int) -> None:
+            worker = procs[index % len(procs)].stdin
+            pickle.dump((function, jobs[index]), worker, protocol=pickle.HIGHEST_PROTOCOL)
+            worker.flush()
+
+        ahead = 2 * len(procs)
+        for index in range(min(ahead, len(jobs))):
+            send(index)
+        for index in range(len(jobs)):
+            try:
+                status, value = pickle.load(procs[index % len(procs)].stdout)
+            except EOFError:
+                raise BuilderError("a build worker process ended unexpectedly (out of memory?)") from None
+            if index + ahead < len(jobs):
+                send(index + ahead)  # the same worker: index + ahead = index (mod workers)
+            if status == "error":
+                raise value
+            yield value
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def _serve() -> None:
+    """A build worker: (function, job) pickled on stdin, ("ok", result) or ("error", exception) on stdout."""
+    import gc
+    import pickle
+    import sys
+
+    gc.disable()  # records are acyclic: the collector would only slow the work down
+    jobs, results = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the results
+    while True:
+        try:
+            function, job = pickle.load(jobs)
+        except EOFError:
+            return
+        try:
+            answer = ("ok", function(job))
+        except Exception as exc:  # sent back to be raised by the caller, as in one process
+            answer = ("error", exc)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an exception that cannot be pickled: its text
+            data = pickle.dumps(("error", BuilderError(f"build worker: {answer[1]!r}")))
+        results.write(data)
+        results.flush()
+
+
+def _chunk_bounds(path: Path, size: int, chunk: int) -> list[int]:
+    """Offsets cutting the file into pieces of about `chunk` bytes, each at the start of a line."""
+    bounds = [0]
+    with open(path, "rb") as handle:
+        while bounds[-1] + chunk < size:
+            handle.seek(bounds[-1] + chunk)
+            handle.readline()
+            if handle.tell() >= size:
+                break
+            bounds.append(handle.tell())
+    bounds.append(size)
+    return bounds
+
+
+@dataclass
+class _BadLine:
+    number: int  # within the chunk, from 1
+    detail: str
+
+
+def _encode_chunk(job: tuple):
+    """(names batch, overlaps, lines) of one piece of the records file; a `_BadLine` for a line that is not
+    a JSON object. BuilderError for a record the encoder refuses."""
+    import orjson
+
+    encoder, path, start, end = job
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    columns = encoder.new_columns()
+    overlaps = []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if not line or line.isspace():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            try:  # orjson's message as `read_jsonl` gives it, for the line with its newline
+                orjson.loads(line + b"\n" if number < len(lines) or data.endswith(b"\n") else line)
+            except orjson.JSONDecodeError as exc:
+                return _BadLine(number, f"not valid JSON ({exc})")
+        if not isinstance(record, dict):
+            return _BadLine(number, f"expected a JSON object, got {type(record).__name__}")
+        for span in encoder.add(record, columns):
+            overlaps.append({"id": record["id"], **span})
+    return encoder.names_batch(columns), overlaps, len(lines)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import tempfile
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 
 from builder.model import GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS
@@ -37,45 +36,57 @@ DISTRIBUTION_DIGITS = 6  # float32 holds about 7
 def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
     stance, entities = None, []
     for item in annotation["result"]:
+        value = item["value"]
         if item["from_name"] == STANCE:
-            stance = item["value"]["choices"][0]
+            stance = value["choices"][0]
         else:
-            value = item["value"]
             entities.append(
                 {"start": value["start"], "end": value["end"], "label": value["labels"][0], "text": value["text"]}
             )
-    entities.sort(key=lambda e: (e["start"], e["end"], e["label"]))
+    if len(entities) > 1:
+        entities.sort(key=_span_key)
     return stance, entities
+
+
+def _span_key(entity: dict) -> tuple:
+    return entity["start"], entity["end"], entity["label"]
 
 
 def aggregate_stance(stances: list[str]) -> tuple[str | None, str]:
     """(stance, status): unanimous, majority, tie or none."""
     if not stances:
         return None, NONE
-    counts = Counter(stances).most_common()
-    if len(counts) > 1 and counts[0][1] == counts[1][1]:
-        return None, TIE
-    return counts[0][0], UNANIMOUS if len(counts) == 1 else MAJORITY
+    counts: dict = {}
+    for stance in stances:
+        counts[stance] = counts.get(stance, 0) + 1
+    if len(counts) == 1:
+        return stances[0], UNANIMOUS
+    top = max(counts.values())
+    winners = [stance for stance, n in counts.items() if n == top]
+    return (None, TIE) if len(winners) > 1 else (winners[0], MAJORITY)
 
 
 def aggregate_entities(per_annotator: list[list[dict]], share: float, weights: list[float] | None = None) -> list[dict]:
     """The spans marked by at least `share` of the annotators (each counted with its weight, 1 by default)."""
     weights = weights or [1.0] * len(per_annotator)
-    votes: Counter = Counter()
+    votes: dict = {}
     spans: dict = {}
     for entities, weight in zip(per_annotator, weights):
         for entity in entities:
             key = (entity["start"], entity["end"], entity["label"])
-            votes[key] += weight
+            votes[key] = votes.get(key, 0) + weight
             spans[key] = entity
-    needed = share * sum(weights)
-    return [spans[key] for key in sorted(votes) if votes[key] >= needed - 1e-9]
+    needed = share * sum(weights) - 1e-9
+    return [spans[key] for key in sorted(votes) if votes[key] >= needed]
 
 
 def stance_shares(stances: list[str], labels: list[str]) -> list[float]:
     """The share of each label (in `labels`' order) among `stances`."""
-    counts = Counter(stances)
-    total = sum(counts[label] for label in labels)
+    counts = dict.fromkeys(labels, 0)
+    for stance in stances:
+        if stance in counts:
+            counts[stance] += 1
+    total = sum(counts.values())
     return [round(counts[label] / total, DISTRIBUTION_DIGITS) if total else 0.0 for label in labels]
 
 
@@ -93,7 +104,8 @@ def task_to_record(task: dict, project: Project) -> dict:
                 "ground_truth": bool(annotation.get("ground_truth")),
             }
         )
-    individual.sort(key=lambda a: a["annotator"])
+    if len(individual) > 1:
+        individual.sort(key=_by_annotator)
     truth = [a for a in individual if a["ground_truth"]]
     if truth:
         stance, status = aggregate_stance([a["stance"] for a in truth])
@@ -103,9 +115,10 @@ def task_to_record(task: dict, project: Project) -> dict:
         )
         distribution = stance_shares([a["stance"] for a in truth], project.stance_values)
     else:
-        stance, status = aggregate_stance([a["stance"] for a in individual])
+        stances = [a["stance"] for a in individual]
+        stance, status = aggregate_stance(stances)
         entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
-        distribution = stance_shares([a["stance"] for a in individual], project.stance_values)
+        distribution = stance_shares(stances, project.stance_values)
     return {
         "id": data["sentence_id"],
         "article_id": data["article_id"],
@@ -122,15 +135,21 @@ def task_to_record(task: dict, project: Project) -> dict:
     }
 
 
+def _by_annotator(annotation: dict) -> str:
+    return annotation["annotator"]
+
+
 def _agreement(individual: list[dict], stance: str | None) -> float | None:
     """The share of annotators agreeing with the aggregated stance (with the largest group when unresolved)."""
     if len(individual) < 2:
         return None
-    agreeing = (
-        sum(1 for a in individual if a["stance"] == stance)
-        if stance is not None
-        else max(Counter(a["stance"] for a in individual).values())
-    )
+    if stance is not None:
+        agreeing = sum(1 for a in individual if a["stance"] == stance)
+    else:
+        counts: dict = {}
+        for a in individual:
+            counts[a["stance"]] = counts.get(a["stance"], 0) + 1
+        agreeing = max(counts.values())
     return round(agreeing / len(individual), 4)
 
 

@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.jsonio import atomic_write, dumps_line, paused_gc, read_jsonl, write_json
+import orjson
+
+from builder.jsonio import DUMP_OPTIONS, atomic_write, paused_gc, read_jsonl, write_json
 from builder.project import Project
-from builder.records.aggregate import GOLD_QUESTIONS, to_records
+from builder.records.aggregate import GOLD_QUESTIONS
 from builder.records.gold import project_gold
-from builder.records.validate import UnsortedSnapshot, validate_tasks
+from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
 
 
@@ -20,9 +22,14 @@ def read_tasks(path: Path, report: Report) -> Iterator[dict]:
     def unreadable(where: str, detail: str) -> None:
         report.drop("unreadable line", where, detail, scope="task", field="")
 
-    for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
-        report.keep("lines read")
-        yield task
+    count = 0
+    try:
+        for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
+            count += 1
+            yield task
+    finally:  # counted once, not per line: this loop runs a million times
+        if count:
+            report.keep("lines read", count)
 
 
 @dataclass
@@ -82,16 +89,21 @@ def _validate_snapshot(
 ) -> ValidateResult:
     report = Report("validate")
     gold = project_gold(project)
-    records = to_records(
-        validate_tasks(read_tasks(snapshot, report), project, report, assume_sorted), project, gold, report
-    )
+    records = validated_records(read_tasks(snapshot, report), project, report, gold, assume_sorted)
     count = 0
     with paused_gc():
         if records_path is not None:
             with atomic_write(records_path) as out:
+                dumps, options = orjson.dumps, DUMP_OPTIONS  # dumps_line's, without a call per record
+                lines: list[bytes] = []
                 for record in records:
-                    out.write(dumps_line(record))
-                    count += 1
+                    lines.append(dumps(record, option=options))
+                    if len(lines) == 1024:  # a write per 1024 records, not per record
+                        out.write(b"".join(lines))
+                        count += len(lines)
+                        lines.clear()
+                out.write(b"".join(lines))
+                count += len(lines)
         else:
             for _ in records:
                 count += 1
@@ -103,8 +115,7 @@ def _validate_snapshot(
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
     """Validated records in memory (for statistics on dataset-sized snapshots); gold questions left out."""
     report = Report("validate")
-    tasks = validate_tasks(read_tasks(snapshot, report), project, report)
-    return list(to_records(tasks, project, project_gold(project), report)), report
+    return list(validated_records(read_tasks(snapshot, report), project, report, project_gold(project))), report
 
 
 def dataset_statistics(project: Project, snapshot: Path) -> dict:

@@ -20,14 +20,31 @@ reported) while the task's other annotations go on. Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 
 import jsonschema
 
-from builder.model import LEAD_TIME_MAX, SENTENCE, STANCE, task_schema
+from builder.model import (
+    ENTITIES,
+    INT32_MAX,
+    LEAD_TIME_MAX,
+    SENTENCE,
+    STANCE,
+    task_schema,
+)
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
+from builder.records.aggregate import (
+    DAWID_SKENE,
+    GOLD_QUESTIONS,
+    _agreement,
+    aggregate_stance,
+    stance_shares,
+    task_to_record,
+    to_records,
+)
 from builder.report import Report
 from builder.resources import schema_validator
 from builder.sentences.segmenter import sentence_id
@@ -101,6 +118,236 @@ class TaskValidator:
     def _explainer(self):
         return schema_validator(self.schema)
 
+    @cached_property
+    def _plain_record(self) -> Callable[[object], dict | None]:
+        """`build(task)`: the task's record (`task_to_record`'s) when the task is valid as it is, with nothing to
+        report, its sentence then counted as seen for duplicates; None when in doubt: the task then takes the
+        full path, as if never looked at.
+
+        A record implies what the full path would conclude: the schema holds (its enums, bounds and pattern are
+        read from `self.schema`; tests/test_validate_fast.py compares the two on mutated tasks), and so does
+        every semantic check, with no warning (no trimmed span, no bad lead time, no cancelled annotation).
+        Rarer shapes (a ground-truth star, a result item with an origin but no id) are left to the full path.
+        """
+        schema = self.schema
+        try:
+            data_fields = _leaf_checks(schema["properties"]["data"])
+        except ValueError:  # a schema this fast path was not written for: every task takes the full path
+            return lambda task: None
+        # The data's fields by kind, each kind checked by a loop of its own (the usual fields: plain text and
+        # int32s); a field of any other kind goes through the general loop.
+        required_texts = [(key, n) for key, required, types, _, _, n in data_fields if required and types == (str,)]
+        optional_texts = [
+            key for key, required, types, _, _, n in data_fields if not required and types == (str,) and not n
+        ]
+        required_integers = [
+            (key, low, high) for key, required, types, low, high, _ in data_fields if required and types == (int,)
+        ]
+        plain = {key for key, *_ in required_texts} | set(optional_texts) | {key for key, *_ in required_integers}
+        other_fields = [check for check in data_fields if check[0] not in plain]
+        annotation_schema = schema["$defs"]["annotation"]["properties"]
+        annotator = re.compile(annotation_schema["annotator"]["pattern"])
+        lead_min, lead_max = annotation_schema["lead_time"]["minimum"], annotation_schema["lead_time"]["maximum"]
+        project = self.project
+        stance_values = list(project.stance_values)
+        stance_choices = [[label] for label in stance_values]
+        entity_labels = [[label] for label in project.entity_values]
+        share, target = project.entity_agreement, project.target
+        keep_agreed = share <= 1  # a span every annotator marked is kept
+        needed_of_two = share * 2 - 1e-9  # the votes a span needs among two annotators, as aggregate_entities counts
+        pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
+        id_matches, is_new = self._id_matches, self._is_new_sentence
+        summaries: dict[tuple, tuple] = {}  # the stance columns of a record, by its annotators' stances
+        sha256 = hashlib.sha256
+        numbers, missing = (int, float), object()
+
+        def build(task: object) -> dict | None:
+            try:
+                if type(task) is not dict or type(task["task_id"]) is not int:
+                    return None
+                data = task["data"]
+                if type(data) is not dict:
+                    return None
+                for key, min_length in required_texts:
+                    value = data[key]
+                    if type(value) is not str or len(value) < min_length:
+                        return None
+                for key in optional_texts:
+                    if type(data.get(key, "")) is not str:
+                        return None
+                for key, low, high in required_integers:
+                    value = data[key]
+                    if type(value) is not int or not low <= value <= high:
+                        return None
+                for key, required, types, low, high, min_length in other_fields:
+                    value = data.get(key, missing)
+                    if value is missing:
+                        if required:
+                            return None
+                        continue
+                    kind = type(value)
+                    if kind not in types:
+                        return None
+                    if kind is str:
+                        if len(value) < min_length:
+                            return None
+                    elif kind in numbers and not low <= value <= high:
+                        return None
+                predictions = task.get("predictions", missing)
+                if predictions is not missing:
+                    if type(predictions) is not list:
+                        return None
+                    for prediction in predictions:
+                        if type(prediction["model_version"]) is not str or type(prediction["result"]) is not list:
+                            return None
+                annotations = task["annotations"]
+                if type(annotations) is not list or not annotations:
+                    return None
+                text = data["text"]
+                size = len(text)
+                if size > INT32_MAX:
+                    return None
+                individual, span_keys = [], []  # per annotation: its record entry, its spans' (start, end, label)
+                for annotation in annotations:
+                    name, result, seconds = annotation["annotator"], annotation["result"], annotation.get("lead_time")
+                    if (
+                        type(annotation["id"]) is not int
+                        or annotation["was_cancelled"] is not False
+                        or annotation.get("ground_truth", False) is not False
+                        or type(result) is not list
+                        or not result
+                    ):
+                        return None
+                    if name not in pseudonyms:
+                        if type(name) is not str or not annotator.match(name) or name.endswith("\n"):
+                            return None
+                        if len(pseudonyms) < 100_000:
+                            pseudonyms.add(name)
+                    if seconds is not None and (type(seconds) not in numbers or not lead_min <= seconds <= lead_max):
+                        return None
+                    stance, entities, keys, last, in_order = None, [], [], (), True  # () sorts before any key
+                    for item in result:
+                        if len(item) == 5:  # as Label Studio writes it: the four required keys and an id
+                            if type(item["id"]) is not str:
+                                return None
+                        elif type(item.get("id", "")) is not str or type(item.get("origin", "")) is not str:
+                            return None
+                        value, control = item["value"], item["from_name"]
+                        if control == ENTITIES and item["to_name"] == SENTENCE and item["type"] == "labels":
+                            start, end, piece, labels = value["start"], value["end"], value["text"], value["labels"]
+                            if (
+                                type(start) is not int
+                                or type(end) is not int
+                                or not 0 <= start < end <= size
+                                or text[start:end] != piece
+                                or piece[0].isspace()
+                                or piece[-1].isspace()
+                                or labels not in entity_labels
+                            ):
+                                return None
+                            key = (start, end, labels[0])
+                            if key <= last:
+                                in_order = False  # out of order (or a duplicate): checked after sorting
+                            last = key
+                            keys.append(key)
+                            entities.append({"start": start, "end": end, "label": key[2], "text": piece})
+                        elif (
+                            control == STANCE
+                            and item["to_name"] == SENTENCE
+                            and item["type"] == "choices"
+                            and stance is None
+                            and type(value) is dict
+                            and value["choices"] in stance_choices
+                        ):
+                            stance = value["choices"][0]
+                        else:
+                            return None
+                    if stance is None:
+                        return None
+                    if not in_order:
+                        order = sorted(range(len(keys)), key=keys.__getitem__)
+                        keys = [keys[i] for i in order]
+                        if len(set(keys)) != len(keys):  # one span marked twice
+                            return None
+                        entities = [entities[i] for i in order]
+                    individual.append(
+                        {
+                            "annotator": name,
+                            "stance": stance,
+                            "entities": entities,
+                            "lead_time": seconds,
+                            "ground_truth": False,
+                        }
+                    )
+                    span_keys.append(keys)
+            except (KeyError, TypeError, IndexError, AttributeError):
+                return None
+            sid = data["sentence_id"]
+            occurrence = data.get("occurrence")
+            if occurrence is None:  # the id of an occurrence 0, else the search of the full path
+                if sha256(f"{data['article_id']}\x00{text}".encode()).hexdigest()[:20] != sid and not id_matches(data):
+                    return None
+            elif not id_matches(data):
+                return None
+            if not is_new(sid, task["task_id"]):
+                return None
+            # What task_to_record makes of it (without ground truth): tests/test_validate_fast.py compares them.
+            n = len(individual)
+            if n == 2:
+                first, second = individual
+                if first["annotator"] > second["annotator"]:  # as a stable sort by annotator would
+                    individual.reverse()
+                    span_keys.reverse()
+                stances = (individual[0]["stance"], individual[1]["stance"])
+            else:
+                if n > 2:
+                    order = sorted(range(n), key=[one["annotator"] for one in individual].__getitem__)
+                    individual = [individual[i] for i in order]
+                    span_keys = [span_keys[i] for i in order]
+                stances = tuple(one["stance"] for one in individual)
+            summary = summaries.get(stances)
+            if summary is None:
+                summary = _stance_summary(list(stances), stance_values)
+                if len(summaries) < 10_000:
+                    summaries[stances] = summary
+            stance, status, distribution, agreement = summary
+            if keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
+                merged = list(individual[-1]["entities"])
+            elif n == 2:  # a span marked once is kept when 1 vote is enough, twice when 2 are
+                spans = dict(zip(span_keys[0], individual[0]["entities"]))
+                spans.update(zip(span_keys[1], individual[1]["entities"]))  # the later annotator's, as with votes
+                if 1 >= needed_of_two:
+                    merged = [spans[key] for key in sorted(spans)]
+                elif 2 >= needed_of_two:
+                    merged = [spans[key] for key in sorted(set(span_keys[0]).intersection(span_keys[1]))]
+                else:
+                    merged = []
+            else:
+                votes: dict = {}
+                spans: dict = {}
+                for one, keys in zip(individual, span_keys):
+                    for key, entity in zip(keys, one["entities"]):
+                        votes[key] = votes.get(key, 0) + 1
+                        spans[key] = entity
+                needed = share * n - 1e-9
+                merged = [spans[key] for key in sorted(votes) if votes[key] >= needed]
+            return {
+                "id": sid,
+                "article_id": data["article_id"],
+                "sentence_index": data["sentence_index"],
+                "text": text,
+                "target": data.get("target") or target,
+                "stance": stance,
+                "stance_status": status,
+                "stance_distribution": list(distribution),
+                "entities": merged,
+                "annotations": individual,
+                "num_annotators": n,
+                "agreement": agreement,
+            }
+
+        return build
+
     def _where(self, task: dict, annotation: dict | None = None) -> str:
         where = f"task {_plain(task.get('task_id', '?'))}"
         if annotation is not None:
@@ -136,11 +383,44 @@ class TaskValidator:
         )
 
     def validate(self, tasks: Iterable[dict]) -> Iterator[dict]:
+        plain_record = self._plain_record
+        kept = self.report.kept
         for task in tasks:
-            clean = self.validate_task(task)
+            # Most tasks are plainly valid: one pass in Python decides it. Any doubt, and the task takes
+            # the full path (JSON Schema, then each check), which finds and reports the problem.
+            clean = task if plain_record(task) is not None else self.validate_task(task)
             if clean is not None:
-                self.report.keep("tasks")
+                kept["tasks"] += 1
                 yield clean
+
+    def records(self, tasks: Iterable[dict], gold: Mapping) -> Iterator[dict]:
+        """`to_records(self.validate(tasks), ...)` for majority aggregation, checking and converting a plainly
+        valid task in one pass."""
+        plain_record = self._plain_record
+        project = self.project
+        kept = self.report.kept
+        count = 0
+        try:
+            for task in tasks:
+                record = plain_record(task)
+                if record is None:
+                    clean = self.validate_task(task)
+                    if clean is None:
+                        continue
+                    count += 1
+                    if clean["data"]["sentence_id"] in gold:
+                        kept[GOLD_QUESTIONS] += 1
+                        continue
+                    record = task_to_record(clean, project)
+                else:
+                    count += 1
+                    if gold and record["id"] in gold:
+                        kept[GOLD_QUESTIONS] += 1
+                        continue
+                yield record
+        finally:  # counted once, not per task
+            if count:
+                kept["tasks"] += count
 
     def validate_task(self, task: dict) -> dict | None:
         if not isinstance(task, dict):
@@ -198,6 +478,22 @@ class TaskValidator:
             return sentence_id(data["article_id"], data["text"], occurrence) == data["sentence_id"]
         limit = min(data["sentence_index"], LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
         return find_occurrence(data["article_id"], data["text"], data["sentence_id"], limit) is not None
+
+    def _is_new_sentence(self, sid: str, task_id: int) -> bool:
+        """For the fast path: True, and `sid` remembered, when no task had `sid` before; False (nothing
+        remembered, nothing reported) for a duplicate, which the full path then reports."""
+        if self.assume_sorted:
+            previous = self.previous[0]
+            if sid < previous:
+                raise UnsortedSnapshot(sid)
+            if sid == previous:
+                return False
+            self.previous = (sid, task_id)
+            return True
+        if sid in self.seen:
+            return False
+        self.seen[sid] = task_id
+        return True
 
     def _is_duplicate(self, task: dict, sid: str) -> bool:
         if self.assume_sorted:
@@ -362,6 +658,40 @@ class TaskValidator:
         return {**annotation, "result": result}
 
 
+_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "null": (type(None),), "boolean": (bool,)}
+
+
+def _leaf_checks(schema: dict) -> list[tuple[str, bool, tuple, float, float, int]]:
+    """(key, required, Python types, minimum, maximum, minLength) for each property of an object schema whose
+    properties are plain values; a keyword this does not know raises ValueError (the fast path must not guess)."""
+    required = set(schema.get("required", ()))
+    checks = []
+    for key, spec in schema["properties"].items():
+        unknown = set(spec) - {"type", "minimum", "maximum", "minLength"}
+        if unknown:
+            raise ValueError(f"the fast path does not know {sorted(unknown)} (data.{key})")
+        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+        types = tuple(t for kind in kinds for t in _JSON_TYPES[kind])
+        checks.append(
+            (
+                key,
+                key in required,
+                types,
+                spec.get("minimum", float("-inf")),
+                spec.get("maximum", float("inf")),
+                spec.get("minLength", 0),
+            )
+        )
+    return checks
+
+
+def _stance_summary(stances: list, labels: list[str]) -> tuple:
+    """(stance, status, distribution, agreement) of a record whose annotators chose `stances`, none ground truth."""
+    stance, status = aggregate_stance(stances)
+    individual = [{"stance": one} for one in stances]
+    return stance, status, tuple(stance_shares(stances, labels)), _agreement(individual, stance)
+
+
 def _first_non_integer(task: dict) -> tuple[str, object] | None:
     """(field, value) of the first integer field of a schema-valid task that holds a float (`0.0`)."""
     if type(task["task_id"]) is not int:
@@ -399,3 +729,14 @@ def validate_tasks(
 ) -> Iterator[dict]:
     """The library stage: valid tasks out, every problem in `report`."""
     return TaskValidator(project, report, assume_sorted).validate(tasks)
+
+
+def validated_records(
+    tasks: Iterable[dict], project: Project, report: Report, gold: Mapping | None = None, assume_sorted: bool = False
+) -> Iterator[dict]:
+    """`to_records(validate_tasks(tasks, ...), ...)`: the records of the valid tasks, gold questions left out (counted),
+    every problem in `report`; in one pass per task where it can (majority aggregation)."""
+    validator = TaskValidator(project, report, assume_sorted)
+    if project.aggregation == DAWID_SKENE:
+        return to_records(validator.validate(tasks), project, gold, report)
+    return validator.records(tasks, gold or {})
