@@ -152,6 +152,29 @@ def _checked(check):
     return proc
 
 
+def executor_options(when: str = ""):
+    """`--workers N` and `--engine local|ray` (as `executor`): where a pure step runs (builder.sentences.executors)."""
+
+    def decorate(command):
+        command = click.option(
+            "--engine",
+            "executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=f"{when}ray runs on Ray Data (pip install 'builder[ray]'): the cluster at RAY_ADDRESS or local.",
+        )(command)
+        return click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help=f"{when}processes on this machine (with --engine ray: Ray's concurrency). Same output as one.",
+        )(command)
+
+    return decorate
+
+
 @cli.command()
 @click.argument("articles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=OutputFile(), help="Sentences, JSON Lines.")
@@ -163,21 +186,7 @@ def _checked(check):
 @click.option(
     "--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes on this machine (with --engine ray: Ray's concurrency). Same output as one.",
-)
-@click.option(
-    "--engine",
-    "executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="ray: run on Ray Data (pip install 'builder[ray]'); the cluster at RAY_ADDRESS, else a local Ray.",
-)
+@executor_options()
 @click.pass_context
 def split(ctx, articles, output, articles_output, report_path, workers, executor) -> None:
     """Split ARTICLES (.txt, .jsonl, .html, .parquet files or folders of them) into sentences.
@@ -649,22 +658,9 @@ def _predict_pool(project: Project, sentences, predictor: str, output, workers: 
 @click.option(
     "-o", "--output", type=OutputFile(), help="With SENTENCES: where to write their predictions (JSON Lines)."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="With SENTENCES: processes on this machine (with --engine ray: Ray's concurrency). Same output as one.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="With SENTENCES: ray runs on Ray Data (pip install 'builder[ray]'): the cluster at RAY_ADDRESS, or local.",
-)
+@executor_options("With SENTENCES: ")
 @click.pass_context
-def predict(ctx, sentences, predictor, output, workers, engine) -> None:
+def predict(ctx, sentences, predictor, output, workers, executor) -> None:
     """Refresh the predictions of the tasks nobody has annotated yet with the current predictor; or, given a
     SENTENCES file and -o, write the trained model's predictions for it (no Label Studio).
 
@@ -684,7 +680,7 @@ def predict(ctx, sentences, predictor, output, workers, engine) -> None:
     """
     project = project_of(ctx)
     if sentences is not None or output is not None:
-        _predict_pool(project, sentences, predictor, output, workers, engine)
+        _predict_pool(project, sentences, predictor, output, workers, executor)
         return
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.predictions import refresh_predictions
