@@ -111,6 +111,30 @@ def sentences(n: int, per_article: int = 5, prefix: str = "a") -> list[dict]:
     return out
 
 
+def read_with_articles(model, tasks: list[dict]):
+    """(predict, score) of a task's text as push and predict read it: with its article's other sentences among
+    `tasks` (one import batch, one page), for a model that reads article context; the stand-in reads none."""
+    make = getattr(model, "article_contexts", None)
+    if make is None:
+        return (lambda task: model.predict(task["data"]["text"])), (lambda task: model.score(task["data"]["text"]))
+    contexts = make([t["data"]["text"] for t in tasks], [t["data"]["article_id"] for t in tasks])
+
+    def predict(task):
+        return model.predict(task["data"]["text"], context=contexts[task["data"]["article_id"]])
+
+    def score(task):
+        return model.score(task["data"]["text"], context=contexts[task["data"]["article_id"]])
+
+    return predict, score
+
+
+def uncertainties_of(model, stream: list[dict]) -> list[float]:
+    """What push ranks by: each sentence's uncertainty, read with its article's sentences when the model can."""
+    if hasattr(model, "article_contexts"):
+        return model.uncertainties([s["text"] for s in stream], [s["article_id"] for s in stream])
+    return model.uncertainties([s["text"] for s in stream])
+
+
 def listed(connection: Connection, project_id: int) -> list[dict]:
     params = {"fields": "all", "include": "id,data,predictions,annotations,total_annotations,cancelled_annotations"}
     return [t for page in task_pages(connection, project_id, params, "listing") for t in page]
@@ -196,13 +220,15 @@ def test_push_with_the_model_gives_scored_predictions_of_its_version(ls, tmp_pat
     tasks = listed(ls, pushed.project_id)
     predicted = [t for t in tasks if t["predictions"]]
     assert predicted, "the model proposed nothing on the sample it was trained on"
+    predict, score = read_with_articles(model, tasks)  # one import batch: every article whole
     for task in predicted:
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == model.model_version
-        assert prediction["score"] == pytest.approx(model.score(task["data"]["text"]))
+        assert prediction["score"] == pytest.approx(score(task))
+        assert prediction["result"] == json.loads(json.dumps(predict(task)))
         for item in prediction["result"]:
             assert 0 <= item["score"] <= 1
-    expected = {t["data"]["sentence_id"] for t in tasks if model.predict(t["data"]["text"])}
+    expected = {t["data"]["sentence_id"] for t in tasks if predict(t)}
     assert {t["data"]["sentence_id"] for t in predicted} == expected
     # Label Studio shows annotators only the project's model version: the push set it
     assert project_version(ls, pushed.project_id) == model.model_version
@@ -244,15 +270,16 @@ def test_predict_after_a_retrain_replaces_predictions_only_where_nobody_annotate
             annotations[task_id]["updated_at"],
         )
     assert [p["model_version"] for p in after[foreign]["predictions"]].count("someone-elses") == 1  # never ours
+    predict, score = read_with_articles(new, list(after.values()))  # one page of tasks: every article whole
     for task_id, task in after.items():
         if task_id in (submitted, cancelled):
             continue
         ours = [p for p in task["predictions"] if p["model_version"] != "someone-elses"]
-        proposed = new.predict(task["data"]["text"])
+        proposed = predict(task)
         assert [p["model_version"] for p in ours] == ([new.model_version] if proposed else [])
         if proposed:
             assert ours[0]["result"] == json.loads(json.dumps(proposed))
-            assert ours[0]["score"] == pytest.approx(new.score(task["data"]["text"]))
+            assert ours[0]["score"] == pytest.approx(score(task))
     assert result.predicted == sum(1 for t in after.values() if t["id"] not in (submitted, cancelled) and
                                    any(p["model_version"] == new.model_version for p in t["predictions"]))  # fmt: skip
     assert result.foreign == 1 and result.version_set and result.previous_version == old.model_version
@@ -273,7 +300,7 @@ def test_select_uncertain_imports_what_the_model_knows_least_with_gold_mixed_in(
     project = gold_project(tmp_path / "p", "Uncertain first", gold, rate=0.1)
     path = tmp_path / "sentences.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in stream), encoding="utf-8")
-    scores = dict(zip((s["id"] for s in stream), model.uncertainties([s["text"] for s in stream]), strict=True))
+    scores = dict(zip((s["id"] for s in stream), uncertainties_of(model, stream), strict=True))
     expected = set(choose_uncertain(stream, model, 12))
     # what the test knows: for the stand-in, the hedged sentences; for any model, the top of its own ranking
     least_certain = sorted(scores.values(), reverse=True)[:12]
