@@ -166,7 +166,7 @@ def article_contexts(predictor, sentences: list[tuple[str, str]]) -> dict | None
     """For a predictor that reads a sentence with the rest of its article (the trained model: names written
     elsewhere in the article), the context of each article id among (article_id, text) pairs; else None."""
     make = getattr(predictor, "article_contexts", None)
-    if predictor is None or not callable(make):
+    if not callable(make):
         return None
     return make([text for _, text in sentences], [article for article, _ in sentences])
 

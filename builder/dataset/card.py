@@ -82,6 +82,19 @@ def agreement_of(project: Project, facts) -> tuple[dict, dict]:
     return cached
 
 
+def describe_source(src: dict, markdown: bool = False) -> str:
+    """One declared source: name, its articles, licence, attribution and URL (the card bolds the name)."""
+    name = f"**{src['name']}**" if markdown else src["name"]
+    articles = f" ({src['articles']})" if markdown else f" (articles {src['articles']})"
+    return (
+        name
+        + (articles if src.get("articles") else "")
+        + f": licence {src['license']}."
+        + (f" {src['attribution']}" if src.get("attribution") else "")
+        + (f" <{src['url']}>" if src.get("url") else "")
+    )
+
+
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance_rows, entity_rows = [], []
@@ -124,14 +137,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
             ],
         )
     sources = (
-        "\n".join(
-            f"- **{src['name']}**"
-            + (f" ({src['articles']})" if src.get("articles") else "")
-            + f": licence {src['license']}."
-            + (f" {src['attribution']}" if src.get("attribution") else "")
-            + (f" <{src['url']}>" if src.get("url") else "")
-            for src in project.sources
-        )
+        "\n".join(f"- {describe_source(src, markdown=True)}" for src in project.sources)
         or "- (no sources declared in builder.toml `[[dataset.sources]]`)"
     )
     overlaps = ""

@@ -215,18 +215,13 @@ def _rai(project: Project, facts, version: str | None) -> dict:
     import hashlib
     from collections import Counter
 
-    from builder.dataset.card import aggregation_text, describe_accuracies, predictor_kind
+    from builder.dataset.card import aggregation_text, describe_accuracies, describe_source, predictor_kind
     from builder.pseudonyms import scheme_of
     from builder.sentences.segmenter import splitter_name
 
-    sources = [
-        f"{src['name']}"
-        + (f" (articles {src['articles']})" if src.get("articles") else "")
-        + f": licence {src['license']}."
-        + (f" {src['attribution']}" if src.get("attribution") else "")
-        + (f" <{src['url']}>" if src.get("url") else "")
-        for src in project.sources
-    ] or ["No sources declared in the project file ([[dataset.sources]])."]
+    sources = [describe_source(src) for src in project.sources] or [
+        "No sources declared in the project file ([[dataset.sources]])."
+    ]
     v = facts.validation
     guidelines = hashlib.sha256(project.guidelines().encode("utf-8")).hexdigest()
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)

@@ -91,10 +91,6 @@ def predict_pool(
     from builder.sentences.stage import iter_sentences
 
     output = check_output_file(output, project, "-o", replaces=("prediction records",))
-    if Path(sentences_path).resolve() == output:
-        from builder.errors import BuilderError
-
-        raise BuilderError(f"-o {output}: it is the sentences file being read; name another file")
     from builder.learn.model import MANIFEST, load_model
 
     folder = str(Path(model_folder).resolve())

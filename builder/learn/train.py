@@ -128,11 +128,8 @@ def dev_folds(article_ids: list[str], folds: int, seed: int) -> dict[str, int]:
 
 
 def article_contexts(examples: list[Example]) -> dict[str, ArticleContext]:
-    """The context of each article, from all of its sentences among `examples`."""
-    texts: dict[str, list[str]] = {}
-    for e in examples:
-        texts.setdefault(e.article_id, []).append(e.text)
-    return {article_id: ArticleContext(t) for article_id, t in texts.items()}
+    """The context of each article, from all of its sentences among `examples` (as the model groups them)."""
+    return LearnedModel.article_contexts([e.text for e in examples], [e.article_id for e in examples])
 
 
 def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> dict[str, bytes]:
