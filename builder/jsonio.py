@@ -184,11 +184,7 @@ def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None 
     passed to it as (where, detail) and skipped. Without `on_bad_line`, every record must be an object.
     """
     path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror}){hint}") from None
-    with handle:
+    with _open_lines(path, hint) as handle:
         for number, line in enumerate(handle, 1):
             if line.isspace():  # a blank line (what `not line.strip()` says, without copying every line)
                 continue
@@ -202,6 +198,59 @@ def read_jsonl(path: str | Path, on_bad_line: Callable[[str, str], None] | None 
             if on_bad_line is None and not isinstance(record, dict):
                 raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
             yield record
+
+
+def _open_lines(path: Path, hint: str):
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror}){hint}") from None
+
+
+class JsonLines:
+    """The non-blank lines of a JSON Lines file as bytes, for a stage that tries a decoder of its own first.
+
+    `loads(line)`, for the line last given, parses it as `read_jsonl` does: a line that is not JSON goes to
+    `on_bad_line` as ("file:line", detail) and gives `UNREADABLE`. When iteration ends, `on_end(n)` is told how many
+    lines were given and not found unreadable (by `loads`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        on_bad_line: Callable[[str, str], None],
+        on_end: Callable[[int], None] = lambda read: None,
+        hint: str = "",
+    ) -> None:
+        self.path = Path(path)
+        self.on_bad_line = on_bad_line
+        self.on_end = on_end
+        self.hint = hint
+        self.number = 0  # the line last given, counted from 1 (blank lines included)
+        self.unreadable = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        given = 0
+        try:
+            with _open_lines(self.path, self.hint) as handle:
+                for self.number, line in enumerate(handle, 1):
+                    if line.isspace():
+                        continue
+                    given += 1
+                    yield line
+        finally:
+            self.on_end(given - self.unreadable)
+
+    UNREADABLE = object()
+
+    def loads(self, line: bytes):
+        """`line` parsed by orjson, or `UNREADABLE` (reported to `on_bad_line`) when it is not JSON."""
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            self.unreadable += 1
+            self.on_bad_line(f"{self.path}:{self.number}", f"not valid JSON ({exc}): truncated or corrupted")
+            return self.UNREADABLE
 
 
 def sha256_file(path: str | Path) -> str:

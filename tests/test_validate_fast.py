@@ -8,6 +8,7 @@ import dataclasses
 import random
 
 import jsonschema
+import orjson
 import pytest
 
 from builder.jsonio import read_jsonl, write_jsonl
@@ -34,7 +35,8 @@ def full_path(project, task):
 
 
 def fast_path(project, task):
-    return TaskValidator(project, Report("validate"))._plain_record(copy.deepcopy(task))
+    """The fast path's record of a task, given as the JSON line a snapshot holds."""
+    return TaskValidator(project, Report("validate"))._plain_record(orjson.dumps(task))
 
 
 def with_text(task, text):
@@ -176,3 +178,91 @@ def test_fast_record_follows_the_entity_agreement_share(project, share):
         clean, problems = full_path(shared, task)
         if clean is not None and not problems:
             assert fast_path(shared, task) == task_to_record(clean, shared)
+
+
+def full_path_of_line(project, line):
+    """What the full path makes of a JSON line: orjson's reading (None when it cannot), then `full_path`."""
+    try:
+        task = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, ["unreadable"]
+    return full_path(project, task)
+
+
+def test_fast_path_reads_no_line_that_orjson_would_not(project):
+    """Bytes of real lines cut, doubled or replaced (quotes, brackets, escapes, bad UTF-8, huge numbers): where
+    the fast path gives a record, orjson reads the line to the same task and the full path keeps it whole."""
+    rng = random.Random(7)
+    pieces = [b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"1e999", b"99999999999999999999", b"\xff",
+              b"\xed\xa0\x80", b"-0", b"0.0", b"null", b"true", b" ", b"\x01", b'\\ud800', b"1"]  # fmt: skip
+    accepted = checked = 0
+    for task in varied_tasks(project)[-6:]:
+        line = orjson.dumps(task)
+        for _ in range(400):
+            at = rng.randrange(len(line))
+            change = rng.choice(("cut", "double", "replace"))
+            if change == "cut":
+                variant = line[:at] + line[at + rng.randint(1, 4) :]
+            elif change == "double":
+                variant = line[:at] + line[at : at + rng.randint(1, 12)] * 2 + line[at:]
+            else:
+                variant = line[:at] + rng.choice(pieces) + line[at + rng.randint(0, 3) :]
+            record = TaskValidator(project, Report("validate"))._plain_record(variant)
+            checked += 1
+            if record is None:
+                continue
+            accepted += 1
+            clean, problems = full_path_of_line(project, variant)
+            assert clean is not None and not problems, (variant, problems)
+            assert record == task_to_record(clean, project), variant
+    assert checked == 2400 and accepted > 20
+
+
+def odd_lines(task):
+    """Lines the typed decoder must leave to orjson and the full path: (name, line)."""
+    line = orjson.dumps(task)
+    body = line[1:]
+    deep = b'"predictions":[{"model_version":"m","result":' + b"[" * 1100 + b"]" * 1100 + b"}]"
+    infinite = b'"predictions":[{"model_version":"m","result":[],"score":1e999}]'
+    return [
+        ("unknown task field", b'{"extra":{"a":[1,2]},' + body),
+        ("unknown data field", line.replace(b'"data":{', b'"data":{"source":"wire",', 1)),
+        ("unknown annotation field", line.replace(b'"annotator":', b'"completed_by":7,"annotator":', 1)),
+        ("unknown value field", line.replace(b'"value":{', b'"value":{"hidden":false,', 1)),
+        ("nesting past orjson's limit", line.replace(b'"predictions":[]', deep, 1)),
+        ("infinite score", line.replace(b'"predictions":[]', infinite, 1)),
+        ("bad UTF-8 in an unknown field", b'{"extra":"\xed\xa0\x80",' + body),
+        ("task id past int64", line.replace(b'"task_id":', b'"task_id":99999999999999999999,"x":', 1)),
+        ("an integer as a float", line.replace(b'"sentence_index":', b'"sentence_index":1.0,"y":', 1)),
+        ("a duplicate key", line.replace(b'"was_cancelled":false', b'"was_cancelled":false,"was_cancelled":true', 1)),
+    ]  # fmt: skip
+
+
+def test_lines_the_typed_decoder_cannot_vouch_for_take_the_full_path(project, tmp_path, monkeypatch):
+    """Unknown fields, deep nesting, numbers orjson reads otherwise: no record from the fast path, and the same
+    records and report as without it (kept when the full path keeps them, reported when it reports them)."""
+    task = next(t for t in varied_tasks(project) if len(t["annotations"]) == 2)
+    for name, line in odd_lines(task):
+        assert TaskValidator(project, Report("validate"))._plain_record(line) is None, name
+    snapshot = tmp_path / "snapshot.jsonl"
+    snapshot.write_bytes(b"\n".join(line for _, line in odd_lines(task)) + b"\n")
+    fast = validate_snapshot(project, snapshot, tmp_path / "fast.jsonl")
+    monkeypatch.setattr(TaskValidator, "_plain_record", property(lambda self: lambda line: None))
+    slow = validate_snapshot(project, snapshot, tmp_path / "slow.jsonl")
+    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    assert fast.report.as_dict() == slow.report.as_dict()
+    reasons = {p.reason for p in fast.report.problems}
+    assert {"unreadable line", "not an integer"} <= reasons
+    assert fast.records >= 1  # the first line with an unknown field is kept (the others repeat its sentence)
+
+
+def test_library_stage_takes_tasks_as_dicts_too(project):
+    """`validated_records` over dicts (the library API) gives the records the snapshot path gives; a value JSON
+    cannot hold is reported as the task it is, not raised."""
+    from builder.records.validate import validated_records
+
+    tasks = list(read_jsonl(SNAPSHOT))
+    report = Report("validate")
+    records = list(validated_records([*tasks, {"task_id": 1, "data": {1, 2}}, 5], project, report))
+    assert [r["id"] for r in records] == [task_to_record(t, project)["id"] for t in tasks]
+    assert sorted(p.reason for p in report.problems) == ["not a task", "schema"]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from builder.jsonio import DUMP_OPTIONS, atomic_write, paused_gc, read_jsonl, write_json
+from builder.jsonio import DUMP_OPTIONS, JsonLines, atomic_write, paused_gc, write_json
 from builder.project import Project
 from builder.records.aggregate import GOLD_QUESTIONS
 from builder.records.gold import project_gold
@@ -16,20 +15,18 @@ from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
 
 
-def read_tasks(path: Path, report: Report) -> Iterator[dict]:
-    """Stream a snapshot; a line that is not JSON is reported (file and line), not fatal."""
+def snapshot_lines(path: Path, report: Report) -> JsonLines:
+    """A snapshot's lines, for `validated_records`; a line that is not JSON is reported (file and line), not fatal,
+    and the lines read are counted in `report` (once, when the lines end)."""
 
     def unreadable(where: str, detail: str) -> None:
         report.drop("unreadable line", where, detail, scope="task", field="")
 
-    count = 0
-    try:
-        for task in read_jsonl(path, unreadable, hint="; run `builder pull` first"):
-            count += 1
-            yield task
-    finally:  # counted once, not per line: this loop runs a million times
-        if count:
-            report.keep("lines read", count)
+    def counted(read: int) -> None:
+        if read:
+            report.keep("lines read", read)
+
+    return JsonLines(path, unreadable, counted, hint="; run `builder pull` first")
 
 
 @dataclass
@@ -89,7 +86,7 @@ def _validate_snapshot(
 ) -> ValidateResult:
     report = Report("validate")
     gold = project_gold(project)
-    records = validated_records(read_tasks(snapshot, report), project, report, gold, assume_sorted)
+    records = validated_records(snapshot_lines(snapshot, report), project, report, gold, assume_sorted)
     count = 0
     with paused_gc():
         if records_path is not None:
@@ -115,7 +112,7 @@ def _validate_snapshot(
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
     """Validated records in memory (for statistics on dataset-sized snapshots); gold questions left out."""
     report = Report("validate")
-    return list(validated_records(read_tasks(snapshot, report), project, report, project_gold(project))), report
+    return list(validated_records(snapshot_lines(snapshot, report), project, report, project_gold(project))), report
 
 
 def dataset_statistics(project: Project, snapshot: Path) -> dict:

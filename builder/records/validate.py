@@ -23,9 +23,14 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
+from typing import Annotated, Any, Literal, Union
 
 import jsonschema
+import msgspec
+import orjson
+from msgspec import Meta
 
+from builder.jsonio import JsonLines
 from builder.model import (
     ENTITIES,
     INT32_MAX,
@@ -54,6 +59,7 @@ from builder.sentences.segmenter import sentence_id
 LEGACY_OCCURRENCE_LIMIT = 1000
 TASK_DATA_INTEGERS = ("sentence_index", "start", "end", "occurrence")
 NOT_A_PSEUDONYM = "(not a pseudonym)"
+UNREADABLE = JsonLines.UNREADABLE
 
 
 def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
@@ -71,6 +77,14 @@ def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | N
         if digest.hexdigest()[:20] == sid:
             return occurrence
     return None
+
+
+def sentence_id_matches(article_id: str, text: str, sid: str, occurrence: int | None, sentence_index: int) -> bool:
+    """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
+    if occurrence is not None:
+        return sentence_id(article_id, text, occurrence) == sid
+    limit = min(sentence_index, LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
+    return find_occurrence(article_id, text, sid, limit) is not None
 
 
 def _short(value: object, limit: int = 40) -> str:
@@ -119,177 +133,107 @@ class TaskValidator:
         return schema_validator(self.schema)
 
     @cached_property
-    def _plain_record(self) -> Callable[[object], dict | None]:
-        """`build(task)`: the task's record (`task_to_record`'s) when the task is valid as it is, with nothing to
-        report, its sentence then counted as seen for duplicates; None when in doubt: the task then takes the
-        full path, as if never looked at.
+    def _plain_record(self) -> Callable[[bytes], dict | None]:
+        """`build(line)`: the record (`task_to_record`'s) of the task on a JSON line when the task is valid as it
+        is, with nothing to report, its sentence then counted as seen for duplicates; None when in doubt: the
+        task then takes the full path, as if never looked at.
 
-        A record implies what the full path would conclude: the schema holds (its enums, bounds and pattern are
-        read from `self.schema`; tests/test_validate_fast.py compares the two on mutated tasks), and so does
-        every semantic check, with no warning (no trimmed span, no bad lead time, no cancelled annotation).
-        Rarer shapes (a ground-truth star, a result item with an origin but no id) are left to the full path.
+        The line is decoded by msgspec straight into the types `_typed_task_decoder` makes from `self.schema`:
+        the types, enums and bounds are checked as it parses, and any other shape (an unknown field included)
+        fails it. Python then checks what a schema cannot say, and a record implies what the full path would
+        conclude (tests/test_validate_fast.py compares the two on mutated tasks and lines): the schema holds,
+        orjson reads the line, every semantic check passes, and there is no warning (no trimmed span, no bad
+        lead time, no cancelled annotation). A ground-truth star is left to the full path.
         """
-        schema = self.schema
         try:
-            data_fields = _leaf_checks(schema["properties"]["data"])
+            decoder, choice_item = _typed_task_decoder(self.schema, self.project)
         except ValueError:  # a schema this fast path was not written for: every task takes the full path
-            return lambda task: None
-        # The data's fields by kind, each kind checked by a loop of its own (the usual fields: plain text and
-        # int32s); a field of any other kind goes through the general loop.
-        required_texts = [(key, n) for key, required, types, _, _, n in data_fields if required and types == (str,)]
-        optional_texts = [
-            key for key, required, types, _, _, n in data_fields if not required and types == (str,) and not n
-        ]
-        required_integers = [
-            (key, low, high) for key, required, types, low, high, _ in data_fields if required and types == (int,)
-        ]
-        plain = {key for key, *_ in required_texts} | set(optional_texts) | {key for key, *_ in required_integers}
-        other_fields = [check for check in data_fields if check[0] not in plain]
-        annotation_schema = schema["$defs"]["annotation"]["properties"]
-        annotator = re.compile(annotation_schema["annotator"]["pattern"])
-        lead_min, lead_max = annotation_schema["lead_time"]["minimum"], annotation_schema["lead_time"]["maximum"]
+            return lambda line: None
+        annotator = re.compile(self.schema["$defs"]["annotation"]["properties"]["annotator"]["pattern"])
         project = self.project
         stance_values = list(project.stance_values)
-        stance_choices = [[label] for label in stance_values]
-        entity_labels = [[label] for label in project.entity_values]
         share, target = project.entity_agreement, project.target
         keep_agreed = share <= 1  # a span every annotator marked is kept
         needed_of_two = share * 2 - 1e-9  # the votes a span needs among two annotators, as aggregate_entities counts
         pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
-        id_matches, is_new = self._id_matches, self._is_new_sentence
+        is_new = self._is_new_sentence
         summaries: dict[tuple, tuple] = {}  # the stance columns of a record, by its annotators' stances
-        sha256 = hashlib.sha256
-        numbers, missing = (int, float), object()
+        sha256, unset = hashlib.sha256, msgspec.UNSET
+        decode, decode_errors = decoder.decode, (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
-        def build(task: object) -> dict | None:
+        def build(line: bytes) -> dict | None:
             try:
-                if type(task) is not dict or type(task["task_id"]) is not int:
+                task = decode(line)
+            except decode_errors:
+                return None
+            # msgspec reads what orjson reads, but for nesting deeper than orjson's limit (1024), which the
+            # free-form prediction results could hold: such a line is left to orjson.
+            if task.predictions and line.count(b"[") + line.count(b"{") >= 1000:
+                return None
+            data, annotations = task.data, task.annotations
+            text = data.text
+            size = len(text)
+            if not annotations or size > INT32_MAX:
+                return None
+            individual, span_keys = [], []  # per annotation: its record entry, its spans' (start, end, label)
+            for annotation in annotations:
+                name, result = annotation.annotator, annotation.result
+                if annotation.was_cancelled or annotation.ground_truth or not result:
                     return None
-                data = task["data"]
-                if type(data) is not dict:
-                    return None
-                for key, min_length in required_texts:
-                    value = data[key]
-                    if type(value) is not str or len(value) < min_length:
+                if name not in pseudonyms:
+                    if not annotator.match(name) or name.endswith("\n"):
                         return None
-                for key in optional_texts:
-                    if type(data.get(key, "")) is not str:
-                        return None
-                for key, low, high in required_integers:
-                    value = data[key]
-                    if type(value) is not int or not low <= value <= high:
-                        return None
-                for key, required, types, low, high, min_length in other_fields:
-                    value = data.get(key, missing)
-                    if value is missing:
-                        if required:
-                            return None
-                        continue
-                    kind = type(value)
-                    if kind not in types:
-                        return None
-                    if kind is str:
-                        if len(value) < min_length:
-                            return None
-                    elif kind in numbers and not low <= value <= high:
-                        return None
-                predictions = task.get("predictions", missing)
-                if predictions is not missing:
-                    if type(predictions) is not list:
-                        return None
-                    for prediction in predictions:
-                        if type(prediction["model_version"]) is not str or type(prediction["result"]) is not list:
-                            return None
-                annotations = task["annotations"]
-                if type(annotations) is not list or not annotations:
-                    return None
-                text = data["text"]
-                size = len(text)
-                if size > INT32_MAX:
-                    return None
-                individual, span_keys = [], []  # per annotation: its record entry, its spans' (start, end, label)
-                for annotation in annotations:
-                    name, result, seconds = annotation["annotator"], annotation["result"], annotation.get("lead_time")
-                    if (
-                        type(annotation["id"]) is not int
-                        or annotation["was_cancelled"] is not False
-                        or annotation.get("ground_truth", False) is not False
-                        or type(result) is not list
-                        or not result
-                    ):
-                        return None
-                    if name not in pseudonyms:
-                        if type(name) is not str or not annotator.match(name) or name.endswith("\n"):
-                            return None
-                        if len(pseudonyms) < 100_000:
-                            pseudonyms.add(name)
-                    if seconds is not None and (type(seconds) not in numbers or not lead_min <= seconds <= lead_max):
-                        return None
-                    stance, entities, keys, last, in_order = None, [], [], (), True  # () sorts before any key
-                    for item in result:
-                        if len(item) == 5:  # as Label Studio writes it: the four required keys and an id
-                            if type(item["id"]) is not str:
-                                return None
-                        elif type(item.get("id", "")) is not str or type(item.get("origin", "")) is not str:
-                            return None
-                        value, control = item["value"], item["from_name"]
-                        if control == ENTITIES and item["to_name"] == SENTENCE and item["type"] == "labels":
-                            start, end, piece, labels = value["start"], value["end"], value["text"], value["labels"]
-                            if (
-                                type(start) is not int
-                                or type(end) is not int
-                                or not 0 <= start < end <= size
-                                or text[start:end] != piece
-                                or piece[0].isspace()
-                                or piece[-1].isspace()
-                                or labels not in entity_labels
-                            ):
-                                return None
-                            key = (start, end, labels[0])
-                            if key <= last:
-                                in_order = False  # out of order (or a duplicate): checked after sorting
-                            last = key
-                            keys.append(key)
-                            entities.append({"start": start, "end": end, "label": key[2], "text": piece})
-                        elif (
-                            control == STANCE
-                            and item["to_name"] == SENTENCE
-                            and item["type"] == "choices"
-                            and stance is None
-                            and type(value) is dict
-                            and value["choices"] in stance_choices
+                    if len(pseudonyms) < 100_000:
+                        pseudonyms.add(name)
+                stance, entities, keys, last, in_order = None, [], [], (), True  # () sorts before any key
+                for item in result:
+                    value = item.value
+                    if type(item) is not choice_item:
+                        start, end, piece = value.start, value.end, value.text
+                        if (
+                            not start < end <= size
+                            or text[start:end] != piece
+                            or piece[0].isspace()
+                            or piece[-1].isspace()
                         ):
-                            stance = value["choices"][0]
-                        else:
                             return None
-                    if stance is None:
+                        key = (start, end, value.labels[0])
+                        if key <= last:
+                            in_order = False  # out of order (or a duplicate): checked after sorting
+                        last = key
+                        keys.append(key)
+                        entities.append({"start": start, "end": end, "label": key[2], "text": piece})
+                    elif stance is None:
+                        stance = value.choices[0]
+                    else:
                         return None
-                    if not in_order:
-                        order = sorted(range(len(keys)), key=keys.__getitem__)
-                        keys = [keys[i] for i in order]
-                        if len(set(keys)) != len(keys):  # one span marked twice
-                            return None
-                        entities = [entities[i] for i in order]
-                    individual.append(
-                        {
-                            "annotator": name,
-                            "stance": stance,
-                            "entities": entities,
-                            "lead_time": seconds,
-                            "ground_truth": False,
-                        }
-                    )
-                    span_keys.append(keys)
-            except (KeyError, TypeError, IndexError, AttributeError):
-                return None
-            sid = data["sentence_id"]
-            occurrence = data.get("occurrence")
-            if occurrence is None:  # the id of an occurrence 0, else the search of the full path
-                if sha256(f"{data['article_id']}\x00{text}".encode()).hexdigest()[:20] != sid and not id_matches(data):
+                if stance is None:
                     return None
-            elif not id_matches(data):
+                if not in_order:
+                    order = sorted(range(len(keys)), key=keys.__getitem__)
+                    keys = [keys[i] for i in order]
+                    if len(set(keys)) != len(keys):  # one span marked twice
+                        return None
+                    entities = [entities[i] for i in order]
+                individual.append(
+                    {
+                        "annotator": name,
+                        "stance": stance,
+                        "entities": entities,
+                        "lead_time": annotation.lead_time,
+                        "ground_truth": False,
+                    }
+                )
+                span_keys.append(keys)
+            sid, article_id, occurrence = data.sentence_id, data.article_id, data.occurrence
+            if occurrence is unset or occurrence is None:  # the id of an occurrence 0, else the search of the full path
+                if sha256(f"{article_id}\x00{text}".encode()).hexdigest()[:20] != sid and not sentence_id_matches(
+                    article_id, text, sid, None, data.sentence_index
+                ):
+                    return None
+            elif sentence_id(article_id, text, occurrence) != sid:
                 return None
-            if not is_new(sid, task["task_id"]):
+            if not is_new(sid, task.task_id):
                 return None
             # What task_to_record makes of it (without ground truth): tests/test_validate_fast.py compares them.
             n = len(individual)
@@ -333,10 +277,10 @@ class TaskValidator:
                 merged = [spans[key] for key in sorted(votes) if votes[key] >= needed]
             return {
                 "id": sid,
-                "article_id": data["article_id"],
-                "sentence_index": data["sentence_index"],
+                "article_id": article_id,
+                "sentence_index": data.sentence_index,
                 "text": text,
-                "target": data.get("target") or target,
+                "target": data.target or target,
                 "stance": stance,
                 "stance_status": status,
                 "stance_distribution": list(distribution),
@@ -382,28 +326,53 @@ class TaskValidator:
             field=field,
         )
 
-    def validate(self, tasks: Iterable[dict]) -> Iterator[dict]:
+    def _lines(self, tasks: Iterable[dict] | JsonLines) -> tuple[Iterable[bytes], Callable[[bytes], object]]:
+        """(JSON lines, a line's task as the full path takes it): a JsonLines' own lines, or each task encoded."""
+        if isinstance(tasks, JsonLines):
+            return tasks, tasks.loads
+        given: list = [None]
+
+        def lines() -> Iterator[bytes]:
+            for task in tasks:
+                given[0] = task
+                try:
+                    yield orjson.dumps(task)
+                except orjson.JSONEncodeError:  # not JSON at all: the full path says what it is
+                    yield b""
+
+        return lines(), lambda line: given[0]
+
+    def validate(self, tasks: Iterable[dict] | JsonLines) -> Iterator[dict]:
         plain_record = self._plain_record
         kept = self.report.kept
-        for task in tasks:
-            # Most tasks are plainly valid: one pass in Python decides it. Any doubt, and the task takes
-            # the full path (JSON Schema, then each check), which finds and reports the problem.
-            clean = task if plain_record(task) is not None else self.validate_task(task)
+        lines, task_of = self._lines(tasks)
+        for line in lines:
+            # Most tasks are plainly valid: one pass decides it. Any doubt, and the task takes the full path
+            # (JSON Schema, then each check), which finds and reports the problem.
+            record = plain_record(line)
+            task = task_of(line)
+            if task is UNREADABLE:
+                continue
+            clean = task if record is not None else self.validate_task(task)
             if clean is not None:
                 kept["tasks"] += 1
                 yield clean
 
-    def records(self, tasks: Iterable[dict], gold: Mapping) -> Iterator[dict]:
+    def records(self, tasks: Iterable[dict] | JsonLines, gold: Mapping) -> Iterator[dict]:
         """`to_records(self.validate(tasks), ...)` for majority aggregation, checking and converting a plainly
         valid task in one pass."""
         plain_record = self._plain_record
         project = self.project
         kept = self.report.kept
+        lines, task_of = self._lines(tasks)
         count = 0
         try:
-            for task in tasks:
-                record = plain_record(task)
+            for line in lines:
+                record = plain_record(line)
                 if record is None:
+                    task = task_of(line)
+                    if task is UNREADABLE:
+                        continue
                     clean = self.validate_task(task)
                     if clean is None:
                         continue
@@ -472,12 +441,9 @@ class TaskValidator:
 
     @staticmethod
     def _id_matches(data: dict) -> bool:
-        """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
-        occurrence = data.get("occurrence")
-        if occurrence is not None:
-            return sentence_id(data["article_id"], data["text"], occurrence) == data["sentence_id"]
-        limit = min(data["sentence_index"], LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
-        return find_occurrence(data["article_id"], data["text"], data["sentence_id"], limit) is not None
+        return sentence_id_matches(
+            data["article_id"], data["text"], data["sentence_id"], data.get("occurrence"), data["sentence_index"]
+        )
 
     def _is_new_sentence(self, sid: str, task_id: int) -> bool:
         """For the fast path: True, and `sid` remembered, when no task had `sid` before; False (nothing
@@ -683,6 +649,129 @@ def _leaf_checks(schema: dict) -> list[tuple[str, bool, tuple, float, float, int
             )
         )
     return checks
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # beyond these, orjson reads a float (or fails), msgspec an int
+# The keys of each object the typed decoder knows; a schema with others is not the one it was written for.
+_TASK_KEYS = {"task_id", "data", "annotations", "predictions"}
+_ANNOTATION_KEYS = {"id", "annotator", "result", "was_cancelled", "ground_truth", "lead_time"}
+_RESULT_ITEM_KEYS = {"id", "origin", "from_name", "to_name", "type", "value"}
+
+
+def _leaf_type(types: tuple, low: float, high: float, min_length: int):
+    """The msgspec type of a JSON Schema leaf (`_leaf_checks`' types, bounds and minLength)."""
+    kinds = []
+    for kind in types:
+        if kind is int:  # bounded to int64 at most: orjson reads a longer integer as a float
+            kinds.append(Annotated[int, Meta(ge=max(low, INT64_MIN), le=min(high, INT64_MAX))])
+        elif kind is float:
+            bounds = {k: v for k, v in (("ge", low), ("le", high)) if v not in (float("-inf"), float("inf"))}
+            kinds.append(Annotated[float, Meta(**bounds)] if bounds else float)
+        elif kind is str:
+            kinds.append(Annotated[str, Meta(min_length=min_length)] if min_length else str)
+        else:  # bool, None
+            kinds.append(kind)
+    return Union[tuple(kinds)] if len(kinds) > 1 else kinds[0]  # noqa: UP007 (a runtime tuple of types)
+
+
+def _struct(name: str, checks: list[tuple], **options) -> type:
+    """A msgspec Struct of the leaf `checks`; a field not required may be missing (UNSET), never null unless
+    its type allows null. Unknown fields fail the decoding (msgspec skips them without reading them)."""
+    fields = []
+    for key, required, types, low, high, min_length in checks:
+        if not key.isidentifier():
+            raise ValueError(f"the fast path needs field names that are identifiers ({key!r})")
+        kind = _leaf_type(types, low, high, min_length)
+        fields.append((key, kind) if required else (key, Union[kind, msgspec.UnsetType], msgspec.UNSET))  # noqa: UP007
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True, gc=False, **options)
+
+
+def _typed_task_decoder(schema: dict, project: Project) -> tuple[msgspec.json.Decoder, type]:
+    """(a msgspec decoder of the tasks the fast path takes, made from the task schema and the project's labels;
+    the type of a decoded stance result item).
+
+    What it decodes is schema-valid in every type, enum and bound (data's fields, integers as JSON integers,
+    one known label or choice, the lead time's range), has no field the schema does not name (but a
+    prediction's score), and is read by orjson too. Raises ValueError for a schema it was not written for.
+    """
+    properties = schema["properties"]
+    annotation_schema = schema["$defs"]["annotation"]["properties"]
+    item_schema = schema["$defs"]["result_item"]["allOf"]
+    if (
+        set(properties) != _TASK_KEYS
+        or set(annotation_schema) != _ANNOTATION_KEYS
+        or any(set(branch["then"]["properties"]) != _RESULT_ITEM_KEYS for branch in item_schema)
+    ):
+        raise ValueError("the fast path does not know this task schema")
+    data = _struct("Data", _leaf_checks(properties["data"]))
+    ((_, _, lead_types, lead_min, lead_max, _),) = _leaf_checks(
+        {"properties": {"lead_time": annotation_schema["lead_time"]}}
+    )
+    offset = Annotated[int, Meta(ge=0, le=INT32_MAX)]
+    one_of = lambda values: Annotated[list[Literal[tuple(values)]], Meta(min_length=1, max_length=1)]  # noqa: E731
+    item_options = {"id": (str, msgspec.UNSET), "origin": (str, msgspec.UNSET)}
+    optional = [(key, Union[kind, msgspec.UnsetType], default) for key, (kind, default) in item_options.items()]  # noqa: UP007
+    span_value = msgspec.defstruct(
+        "SpanValue",
+        [("start", offset), ("end", offset), ("text", str), ("labels", one_of(project.entity_values))],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    choice_value = msgspec.defstruct(
+        "ChoiceValue", [("choices", one_of(project.stance_values))], forbid_unknown_fields=True, gc=False
+    )
+    items = [
+        msgspec.defstruct(
+            name,
+            [("to_name", Literal[SENTENCE]), ("type", Literal[kind]), ("value", value), *optional],
+            kw_only=True,
+            forbid_unknown_fields=True,
+            gc=False,
+            tag_field="from_name",
+            tag=control,
+        )
+        for name, control, kind, value in (
+            ("SpanItem", ENTITIES, "labels", span_value),
+            ("ChoiceItem", STANCE, "choices", choice_value),
+        )
+    ]
+    integer = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+    annotation = msgspec.defstruct(
+        "Annotation",
+        [
+            ("id", integer),
+            ("annotator", str),  # its pattern is matched by the fast path, once per name
+            ("result", list[Union[tuple(items)]]),  # noqa: UP007
+            ("was_cancelled", bool),
+            ("ground_truth", bool, False),
+            ("lead_time", _leaf_type(lead_types, lead_min, lead_max, 0), None),
+        ],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    # Predictions are not read by validation; `score` is what `builder pull` writes besides the schema's two.
+    prediction = msgspec.defstruct(
+        "Prediction",
+        [("model_version", str), ("result", list), ("score", Any, None)],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    task = msgspec.defstruct(
+        "Task",
+        [
+            ("task_id", integer),
+            ("data", data),
+            ("annotations", list[annotation]),
+            ("predictions", list[prediction], []),
+        ],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.json.Decoder(task), items[1]
 
 
 def _stance_summary(stances: list, labels: list[str]) -> tuple:
