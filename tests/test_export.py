@@ -240,3 +240,17 @@ def test_no_build_is_one_line(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "run `builder build` first" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_empty_split_is_counted_as_zero_in_the_report(tmp_path):
+    """A split with no rows (a small dataset, a hand-pruned folder) is said to hold 0 sentences, not left out."""
+    from builder.dataset.splits import parquet_pattern
+
+    project = make_project(tmp_path / "project", "export empty split", SNAPSHOT)
+    build_dataset(project, SNAPSHOT, project.dataset_path)
+    for path in project.dataset_path.glob(parquet_pattern("test")):
+        path.unlink()
+    result = export_dataset(project, "jsonl", tmp_path / "out")
+    report = json.loads((tmp_path / "out" / REPORT).read_text(encoding="utf-8"))
+    assert report["sentences"]["test"] == 0 and report["sentences"]["train"] == result.rows["train"] > 0
+    assert not (tmp_path / "out" / "test.jsonl").exists()

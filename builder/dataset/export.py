@@ -346,7 +346,7 @@ def export_dataset(
         report = {
             "format": fmt,
             "source": str(source),
-            "sentences": result.rows,
+            "sentences": {split: result.rows.get(split, 0) for split in SPLITS},  # an empty split says 0
             "not_held": losses.report(),
             **({"stance_map": mapping} if mapping else {}),
         }
