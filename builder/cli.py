@@ -579,7 +579,8 @@ def _predictor(spec: str, project: Project):
     type=int,
     default=5000,
     show_default=True,
-    help="Tasks per import request (Label Studio recounts the project after each).",
+    help="Tasks per import request (Label Studio recounts the project after each); a request ends where an article "
+    "ends, so it may hold up to twice as many.",
 )
 @click.pass_context
 def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:

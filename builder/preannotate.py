@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from builder.errors import ConfigError
@@ -169,6 +169,31 @@ def article_contexts(predictor, sentences: list[tuple[str, str]]) -> dict | None
     if not callable(make):
         return None
     return make([text for _, text in sentences], [article for article, _ in sentences])
+
+
+def whole_articles(pages: Iterable[list], article_of: Callable[[object], str], limit: int) -> Iterator[list]:
+    """The items of `pages` again, in runs that end where an article ends (an article's items are consecutive,
+    as in a sentences file or a pushed project), so each item can be read with its whole article: the last
+    article of a page waits for the next page. Only an article longer than `limit` items is cut."""
+    held: list = []
+    for page in pages:
+        items = held + page if held else list(page)
+        if not items:
+            continue
+        last = article_of(items[-1])
+        cut = len(items)
+        while cut and article_of(items[cut - 1]) == last:
+            cut -= 1
+        if cut:
+            yield items[:cut]
+            held = items[cut:]
+        else:
+            held = items
+        if len(held) >= limit:  # one very long article: cut it rather than hold it all
+            yield held
+            held = []
+    if held:
+        yield held
 
 
 def prediction_for(predictor, text: str, context=None) -> dict | None:

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builder.errors import ConfigError
 from builder.labelstudio.client import Connection, task_pages
@@ -409,3 +411,51 @@ def test_a_release_of_an_older_format_is_rebuilt_without_the_note(tmp_path):
     build_release_folder(without, "2.0.0", tmp_path / "plain")
     card = (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
     assert "with pre-annotations shown to annotators on 0 of the 65 tasks." in card
+
+
+def test_articles_across_batch_and_page_edges_are_read_whole(ls, tmp_path, models, sample_sentences):
+    """An import batch and a page of tasks end where an article ends: with batches and pages of 8 tasks and the
+    sample's articles of 9 to 16 sentences, every prediction (and its score) is the one made with the whole
+    article (the model's proposals differ for 28 of the 65 sample sentences read alone)."""
+    old, new = models
+    project = make_project(tmp_path / "p", "Whole articles", snapshot=SNAPSHOT)
+    _, sample = sample_sentences
+    pushed = push_sentences(ls, project, sample, old, batch_size=8)
+
+    def check(model):
+        tasks = listed(ls, pushed.project_id)
+        predict, score = read_with_articles(model, tasks)  # every article whole
+        for task in tasks:
+            proposed = predict(task)
+            ours = [p for p in task["predictions"] if p["model_version"] == model.model_version]
+            assert [p["result"] for p in ours] == ([json.loads(json.dumps(proposed))] if proposed else [])
+            if proposed:
+                assert ours[0]["score"] == pytest.approx(score(task), rel=1e-9, abs=1e-12)
+
+    check(old)
+    result = refresh_predictions(ls, project, new, page_size=8)
+    assert result.tasks == len(sample)
+    check(new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 6), max_size=9), max_size=8),
+    st.integers(1, 10),
+)
+def test_whole_articles_cuts_only_where_an_article_ends_or_one_is_too_long(pages, limit):
+    """Runs of pages' items (each an article id; consecutive ids make an article): nothing lost or reordered,
+    a run ends where an article ends unless it reached `limit` items of one article."""
+    from builder.preannotate import whole_articles
+
+    items = [(article, n) for n, article in enumerate(a for page in pages for a in page)]
+    numbered, at = [], 0
+    for page in pages:
+        numbered.append(items[at : at + len(page)])
+        at += len(page)
+    runs = list(whole_articles(numbered, lambda item: item[0], limit))
+    assert [item for run in runs for item in run] == items
+    assert all(runs)
+    for run, following in zip(runs, runs[1:]):
+        if run[-1][0] == following[0][0]:  # an article cut: only after `limit` of its items were held
+            assert sum(1 for item in run if item[0] == run[-1][0]) >= limit

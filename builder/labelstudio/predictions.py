@@ -24,7 +24,7 @@ import orjson
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.labelstudio.push import push_lock, require_project, set_model_version
-from builder.preannotate import article_contexts, prediction_for
+from builder.preannotate import article_contexts, prediction_for, whole_articles
 from builder.project import Project
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
@@ -90,6 +90,11 @@ def _article_of(data: dict) -> str:
     return article if isinstance(article, str) else ""
 
 
+def _article_of_task(task) -> str:
+    data = task.get("data") if isinstance(task, dict) else None
+    return _article_of(data) if isinstance(data, dict) else ""
+
+
 def _texts_by_article(tasks: list) -> list[tuple[str, str]]:
     """(article id, text) of each task of a page with a text (malformed ones are counted by the caller)."""
     pairs = []
@@ -104,8 +109,10 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
     doing = "listing the project's tasks with their predictions"
     params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations"}
     version = predictor.model_version
-    for tasks in task_pages(connection, project_id, params, doing, page_size):
-        contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}  # the page's sentences per article
+    pages = task_pages(connection, project_id, params, doing, page_size)
+    # Each task is read with its article's other tasks: a page's last article waits for the next page.
+    for tasks in whole_articles(pages, _article_of_task, 2 * page_size):
+        contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}
         bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
         single: list[int] = []  # stale predictions on tasks that also hold foreign ones
         new: list[dict] = []

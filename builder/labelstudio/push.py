@@ -278,6 +278,10 @@ def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
     return task
 
 
+def _article(sentence: dict) -> str:
+    return sentence.get("article_id", "")
+
+
 def push_lock(connection: Connection, project: Project):
     """Serializes pushes into one Label Studio project (released when the process ends, however)."""
     from builder.locks import exclusive, lock_path
@@ -442,9 +446,9 @@ def _import_new(
 
     def send() -> None:
         nonlocal done, ordinary_pending, predicted
-        # A sentence is read with the other sentences of its article in the same import batch.
-        contexts = article_contexts(predictor, [(s.get("article_id", ""), s["text"]) for s in pending]) or {}
-        batch = [task_for(s, project, predictor, contexts.get(s.get("article_id", ""))) for s in pending]
+        # A sentence is read with the other sentences of its article, all in the same import batch.
+        contexts = article_contexts(predictor, [(_article(s), s["text"]) for s in pending]) or {}
+        batch = [task_for(s, project, predictor, contexts.get(_article(s))) for s in pending]
         doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
         with calling(connection, doing):
             # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
@@ -504,13 +508,17 @@ def _import_new(
         stream = mix_gold(new_sentences(), unused, project.gold_rate, before, mixed)
     try:
         for sentence, is_gold in stream:
+            # A batch ends where an article ends, so that each sentence is read with its whole article (an
+            # article's sentences are consecutive in a sentences file); only a very long article is cut.
+            if len(pending) >= batch_size and (
+                len(pending) >= 2 * batch_size or _article(sentence) != _article(pending[-1])
+            ):
+                send()
             pending.append(sentence)
             pending_ids.add(sentence["id"])
             if is_gold:
                 pending_gold.add(sentence["id"])
             ordinary_pending += not is_gold
-            if len(pending) >= batch_size:
-                send()
         if pending:
             send()
     except KeyboardInterrupt:
