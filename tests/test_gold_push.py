@@ -4,11 +4,14 @@ Label Studio that a gold task looks like any other and that re-pushing adds none
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builder.errors import InputError
 from builder.sentences.mixing import check_pushed, gold_due, gold_questions, gold_ratio, mix_gold
@@ -223,3 +226,38 @@ def test_push_says_how_many_gold_questions_it_added(ls, tmp_path):
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"error: {folder / 'gold.jsonl'}:3: field 'id': ")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_sentence_id_given_twice_is_refused_naming_both_lines(tmp_path):
+    """A sentences file concatenated with itself (or a hand-edited id) would lose the later sentence in Label
+    Studio under "already present": the push refuses first, naming the line and the one it repeats."""
+    from builder.jsonio import write_jsonl
+    from builder.sentences.stage import iter_numbered_sentences
+
+    stream = sentences(40)
+    path = tmp_path / "sentences.jsonl"
+    write_jsonl(path, [*stream[:30], stream[7], *stream[30:], stream[3]])
+    with pytest.raises(
+        InputError, match=rf"sentences\.jsonl:31: field 'id': sentence '{stream[7]['id']}' is also line 8"
+    ):
+        check_pushed(iter_numbered_sentences(path), None, lambda: iter_numbered_sentences(path))
+    listed = [*stream[:5], stream[2]]
+    with pytest.raises(InputError, match=r"^sentence 6 of those given: field 'id': .* is also sentence 3: "):
+        check_pushed(((None, s) for s in listed), None, lambda: ((None, s) for s in listed))
+    assert check_pushed(((None, s) for s in stream), None, lambda: ((None, s) for s in stream)) == 40
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=60))
+def test_the_repeat_named_is_the_first_one_a_reader_meets(ids):
+    from builder.sentences.mixing import _first_repeat
+
+    digests = bytearray(b"".join(hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in ids))
+    seen: dict[int, int] = {}
+    expected = None
+    for position, i in enumerate(ids):
+        if i in seen:
+            expected = (seen[i], position)
+            break
+        seen[i] = position
+    assert _first_repeat(digests) == expected

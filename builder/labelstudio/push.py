@@ -337,7 +337,8 @@ def push_sentences(
         from builder.sentences.stage import iter_numbered_sentences, iter_sentences
 
         path = Path(sentences)
-        total = check_pushed(iter_numbered_sentences(path), gold)  # every line checked before anything is sent
+        # every line checked before anything is sent
+        total = check_pushed(iter_numbered_sentences(path), gold, lambda: iter_numbered_sentences(path))
 
         def reread() -> Iterator[dict]:
             return iter_sentences(path)
@@ -345,7 +346,7 @@ def push_sentences(
         if (gold is not None or select.how != "file") and not isinstance(sentences, Sized):
             sentences = list(sentences)  # checked against the gold questions (or chosen from) before anything is sent
         if isinstance(sentences, Sized):
-            total = check_pushed(((None, s) for s in sentences), gold)
+            total = check_pushed(((None, s) for s in sentences), gold, lambda: ((None, s) for s in sentences))
         given = sentences
 
         def reread() -> Iterator[dict]:

@@ -21,9 +21,10 @@ being pushed have (its task would show an empty cell where theirs show a value).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -153,15 +154,23 @@ def gold_questions(project: Project) -> GoldQuestions | None:
     return GoldQuestions(project.gold_path, sentences, lines)
 
 
-def check_pushed(numbered: Iterable[tuple[str | None, dict]], gold: GoldQuestions | None) -> int:
+def check_pushed(
+    numbered: Iterable[tuple[str | None, dict]],
+    gold: GoldQuestions | None,
+    again: Callable[[], Iterable[tuple[str | None, dict]]] | None = None,
+) -> int:
     """Count the sentences to push (("FILE:LINE" or None, sentence) pairs), checking them against the gold questions.
 
     Refuses (InputError naming the gold file's line and field) a gold question that is also one of
-    the sentences, or one that lacks an optional field the sentences have. Holds no list of sentences."""
+    the sentences, or one that lacks an optional field the sentences have. Refuses a sentence id given
+    twice (naming both lines, which `again()`, the same pairs read again, finds), since Label Studio
+    would get only the first. Holds no list of sentences: 16 bytes of digest per sentence."""
     total = 0
     present: set[str] = set()
+    digests = bytearray()
     for where, sentence in numbered:
         total += 1
+        digests += hashlib.blake2b(sentence["id"].encode("utf-8", "surrogatepass"), digest_size=16).digest()
         if gold is None:
             continue
         sentence_id = sentence["id"]
@@ -173,6 +182,9 @@ def check_pushed(numbered: Iterable[tuple[str | None, dict]], gold: GoldQuestion
             )
         if len(present) < len(OPTIONAL_FIELDS):
             present.update(f for f in OPTIONAL_FIELDS if sentence.get(f) is not None)
+    repeat = _first_repeat(digests)
+    if repeat is not None and again is not None:
+        _refuse_repeat(again(), *repeat)
     if gold is not None and present:
         for sentence_id, sentence in gold.sentences.items():
             for name in OPTIONAL_FIELDS:
@@ -182,3 +194,39 @@ def check_pushed(numbered: Iterable[tuple[str | None, dict]], gold: GoldQuestion
                         "and a gold task without it would stand out; take gold questions from `builder split` output"
                     )
     return total
+
+
+def _first_repeat(digests: bytearray) -> tuple[int, int] | None:
+    """(first, second) positions of the repeated digest whose second place comes first, or None."""
+    import numpy as np
+
+    if len(digests) < 32:
+        return None
+    pairs = np.frombuffer(bytes(digests), dtype=">u8").reshape(-1, 2)
+    order = np.lexsort((np.arange(len(pairs)), pairs[:, 1], pairs[:, 0]))  # by digest, then by position
+    ranked = pairs[order]
+    same = np.flatnonzero((ranked[1:] == ranked[:-1]).all(axis=1))  # ranked[i + 1] repeats ranked[i]
+    if not len(same):
+        return None
+    # The smallest later position of a repeat is the second place of its digest, right after the first.
+    at = int(same[np.argmin(order[same + 1])])
+    return int(order[at]), int(order[at + 1])
+
+
+def _refuse_repeat(numbered: Iterable[tuple[str | None, dict]], first: int, second: int) -> None:
+    wheres: dict[int, str | None] = {}
+    sentence_id = ""
+    for position, (where, sentence) in enumerate(numbered):
+        if position in (first, second):
+            wheres[position] = where
+            sentence_id = sentence["id"]
+        if position >= second:
+            break
+    if wheres.get(second) is None:  # sentences given in a list
+        place, other = f"sentence {second + 1} of those given", f"sentence {first + 1}"
+    else:
+        place, other = wheres[second], f"line {str(wheres[first]).rsplit(':', 1)[-1]}"
+    raise InputError(
+        f"{place}: field 'id': sentence '{sentence_id}' is also {other}: a sentence is pushed once "
+        "(a file given twice, or concatenated? take the repeat out, or run `builder split` again)"
+    )
