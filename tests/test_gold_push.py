@@ -261,3 +261,31 @@ def test_the_repeat_named_is_the_first_one_a_reader_meets(ids):
             break
         seen[i] = position
     assert _first_repeat(digests) == expected
+
+
+@pytest.mark.parametrize(
+    "widen,expected",
+    [
+        ((-1, 0), r"span (\d+)-(\d+) ' Moscow' has surrounding whitespace, .*: give \d+-\d+$"),
+        ((0, 1), r"span (\d+)-(\d+) 'Moscow ' has surrounding whitespace"),
+        (None, r"span \d+-\d+ LOC is given twice"),
+    ],
+)
+def test_a_gold_span_annotators_could_never_match_is_refused(tmp_path, widen, expected):
+    """Annotators' spans are trimmed to their non-space core and deduplicated, so a gold span with surrounding
+    whitespace, or one given twice, would count every annotator wrong: refused, naming line and span."""
+    from builder.records.gold import read_gold
+
+    gold = sentences(2, prefix="g")
+    text = gold[1]["text"]
+    start, end = text.index("Moscow"), text.index("Moscow") + len("Moscow")
+    lines = [{**q, "stance": "neutral", "entities": []} for q in gold]
+    if widen is None:
+        lines[1]["entities"] = [{"start": start, "end": end, "label": "LOC"}] * 2
+    else:
+        lines[1]["entities"] = [{"start": start + widen[0], "end": end + widen[1], "label": "LOC"}]
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(InputError, match=r"gold\.jsonl:2: field 'entities\[\d\]': " + expected) as refused:
+        read_gold(path, make_project(tmp_path, "Gold spans"))
+    assert widen is None or str(refused.value).endswith(f"give {start}-{end}")  # the core to give instead

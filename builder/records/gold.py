@@ -57,6 +57,20 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
                 )
             if label not in labels:
                 raise InputError(f"{where}: field 'entities[{i}].label' must be one of {sorted(labels)}, not {label!r}")
+            piece = sentence["text"][start:end]
+            if piece != piece.strip():  # annotators' spans are trimmed so: this one could never be matched
+                core = piece.strip()
+                hint = (
+                    f"give {start + piece.index(core)}-{start + piece.index(core) + len(core)}"
+                    if core
+                    else "it is only whitespace"
+                )
+                raise InputError(
+                    f"{where}: field 'entities[{i}]': span {start}-{end} {piece!r} has surrounding whitespace, "
+                    f"and annotators' spans are trimmed to their non-space core: {hint}"
+                )
+            if (start, end, label) in spans:
+                raise InputError(f"{where}: field 'entities[{i}]': span {start}-{end} {label} is given twice")
             spans.append((start, end, label))
         if sentence["id"] in gold:
             raise InputError(f"{where}: field 'id': sentence '{sentence['id']}' is already a gold question")
