@@ -230,7 +230,7 @@ class JsonLines:
         self.unreadable = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        given = 0
+        given = self.unreadable = 0  # each pass counts its own lines
         try:
             with _open_lines(self.path, self.hint) as handle:
                 for self.number, line in enumerate(handle, 1):

@@ -48,7 +48,7 @@ def legacy_pseudonym(dataset: str, email: str) -> str:
 
 def is_pseudonym(name: object) -> bool:
     """True for a name of either scheme (what the build lets into the dataset)."""
-    return isinstance(name, str) and PATTERN.match(name) is not None
+    return isinstance(name, str) and PATTERN.fullmatch(name) is not None  # `$` alone lets a final newline in
 
 
 def scheme_of(names: Iterable[str]) -> str | None:

@@ -335,9 +335,12 @@ class TaskValidator:
         def lines() -> Iterator[bytes]:
             for task in tasks:
                 given[0] = task
+                if not _plain_json(task):  # its JSON would read back as another task: the full path looks at it
+                    yield b""
+                    continue
                 try:
                     yield orjson.dumps(task)
-                except orjson.JSONEncodeError:  # not JSON at all: the full path says what it is
+                except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits: the full path says
                     yield b""
 
         return lines(), lambda line: given[0]
@@ -397,7 +400,11 @@ class TaskValidator:
                 "not a task", "task ?", f"expected a JSON object, got {type(task).__name__}", scope="task", field=""
             )
             return None
-        if not self._fast.is_valid(task):
+        try:
+            valid = self._fast.is_valid(task)
+        except ValueError:  # a value jsonschema-rs cannot look at (bytes, a date, an int subclass): jsonschema can
+            valid = False
+        if not valid:
             self._explain_schema_failure(task)
             if not self._task_shape_ok(task):
                 return None
@@ -441,9 +448,12 @@ class TaskValidator:
 
     @staticmethod
     def _id_matches(data: dict) -> bool:
-        return sentence_id_matches(
-            data["article_id"], data["text"], data["sentence_id"], data.get("occurrence"), data["sentence_index"]
-        )
+        try:
+            return sentence_id_matches(
+                data["article_id"], data["text"], data["sentence_id"], data.get("occurrence"), data["sentence_index"]
+            )
+        except UnicodeEncodeError:  # a lone surrogate (a dict's, never a JSON line's): not the text that was hashed
+            return False
 
     def _is_new_sentence(self, sid: str, task_id: int) -> bool:
         """For the fast path: True, and `sid` remembered, when no task had `sid` before; False (nothing
@@ -499,7 +509,10 @@ class TaskValidator:
 
     def validate_annotation(self, task: dict, annotation: dict, text: str) -> dict | None:
         errors = annotation.pop("_schema_errors", None) or []
-        bad_lead_time = any(list(e.absolute_path)[2:] == ["lead_time"] for e in errors)
+        lead_time = annotation.get("lead_time")
+        # NaN passes a JSON Schema range (a dict from json.loads may hold it), but is no number of seconds
+        bad_lead_time = isinstance(lead_time, float) and lead_time != lead_time
+        bad_lead_time = bad_lead_time or any(list(e.absolute_path)[2:] == ["lead_time"] for e in errors)
         errors = [e for e in errors if list(e.absolute_path)[2:] != ["lead_time"]]
         if errors:
             error = next((e for e in errors if list(e.absolute_path)[2:3] == ["annotator"]), errors[0])
@@ -779,6 +792,33 @@ def _stance_summary(stances: list, labels: list[str]) -> tuple:
     stance, status = aggregate_stance(stances)
     individual = [{"stance": one} for one in stances]
     return stance, status, tuple(stance_shares(stances, labels)), _agreement(individual, stance)
+
+
+_JSON_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def _plain_json(value: object) -> bool:
+    """True when `value` holds only dicts with str keys, lists, str, int, finite float, bool and None, exactly
+    those types: what its JSON line reads back to as it is. NaN and infinities (written as null), tuples,
+    subclasses, enums and dates (written as what they stand for) are not."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    return False
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is float:
+            if item - item != 0.0:  # NaN or an infinity
+                return False
+        elif kind not in _JSON_SCALARS:
+            return False
+    return True
 
 
 def _first_non_integer(task: dict) -> tuple[str, object] | None:
