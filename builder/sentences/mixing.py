@@ -197,15 +197,19 @@ def check_pushed(
 
 
 def _first_repeat(digests: bytearray) -> tuple[int, int] | None:
-    """(first, second) positions of the repeated digest whose second place comes first, or None."""
+    """(first, second) positions of the repeated digest whose second place comes first, or None.
+
+    Sorts the 16-byte digests in place of a copy (a stable sort keeps equal ones in reading order): about 24
+    more bytes per sentence while it runs, on top of the digests."""
     import numpy as np
 
     if len(digests) < 32:
         return None
-    pairs = np.frombuffer(bytes(digests), dtype=">u8").reshape(-1, 2)
-    order = np.lexsort((np.arange(len(pairs)), pairs[:, 1], pairs[:, 0]))  # by digest, then by position
-    ranked = pairs[order]
-    same = np.flatnonzero((ranked[1:] == ranked[:-1]).all(axis=1))  # ranked[i + 1] repeats ranked[i]
+    keys = np.frombuffer(digests, dtype="V16")  # a view: no copy of the digests
+    order = np.argsort(keys, kind="stable")  # equal digests together, each group in reading order
+    ranked = keys[order]
+    same = np.flatnonzero(ranked[1:] == ranked[:-1])  # ranked[i + 1] repeats ranked[i]
+    del ranked
     if not len(same):
         return None
     # The smallest later position of a repeat is the second place of its digest, right after the first.
