@@ -172,28 +172,70 @@ def article_contexts(predictor, sentences: list[tuple[str, str]]) -> dict | None
 
 
 def whole_articles(pages: Iterable[list], article_of: Callable[[object], str], limit: int) -> Iterator[list]:
-    """The items of `pages` again, in runs that end where an article ends (an article's items are consecutive,
-    as in a sentences file or a pushed project), so each item can be read with its whole article: the last
-    article of a page waits for the next page. Only an article longer than `limit` items is cut."""
+    """The items of `pages` again, in runs of at most `limit` items that end where an article ends (an
+    article's items are consecutive, as in a sentences file or a pushed project), so each item can be read
+    with its whole article: the last article of a page waits for the next page. Only an article longer than
+    `limit` items is cut. A lone item whose neighbours share another article (a gold question placed among
+    an article's sentences, see builder.sentences.mixing) goes with that article, and so does a lone item
+    at the end of a page (it may be one)."""
     held: list = []
     for page in pages:
-        items = held + page if held else list(page)
-        if not items:
-            continue
-        last = article_of(items[-1])
-        cut = len(items)
-        while cut and article_of(items[cut - 1]) == last:
-            cut -= 1
-        if cut:
-            yield items[:cut]
-            held = items[cut:]
-        else:
-            held = items
-        if len(held) >= limit:  # one very long article: cut it rather than hold it all
-            yield held
-            held = []
+        for item in page:
+            if len(held) >= limit:
+                cut = _last_article_start(held, article_of, item) or len(held)  # 0: an article of `limit` items
+                yield held[:cut]
+                held = held[cut:]
+            held.append(item)
+        cut = _last_article_start(held, article_of) if held else 0
+        if cut:  # the page's last article may go on in the next page
+            yield held[:cut]
+            held = held[cut:]
     if held:
         yield held
+
+
+_UNKNOWN = object()
+
+
+def _last_article_start(items: list, article_of: Callable[[object], str], following: object = _UNKNOWN) -> int:
+    """Where the last article of `items` starts, with the lone items among its sentences (see whole_articles);
+    `following`: the item after them, when it is known."""
+    cut = len(items) - 1
+    article = article_of(items[cut])
+    alone = cut and article_of(items[cut - 1]) != article and (cut < 2 or article_of(items[cut - 2]) != article)
+    if alone:  # the last item is alone so far
+        if following is _UNKNOWN or article_of(following) == article_of(items[cut - 1]):
+            cut -= 1  # perhaps (or surely) a lone item among the sentences of the article before it
+            article = article_of(items[cut])
+        elif article_of(following) != article:
+            return len(items)  # an article of one item (or one between two articles): nothing goes on
+    while cut:
+        if article_of(items[cut - 1]) == article:
+            cut -= 1
+        elif cut >= 2 and article_of(items[cut - 2]) == article:  # a lone item among the article's sentences
+            cut -= 2
+        else:
+            break
+    return cut
+
+
+def article_batches(items: Iterable, article_of: Callable[[object], str | None], size: int) -> Iterator[list]:
+    """`items` in batches of at least `size` (the last one may hold fewer) that end where an article ends, so
+    that each item is read with its whole article; only an article longer than `2 * size` is cut. An item
+    whose article is None (a gold question, which `mix_gold` may place among an article's sentences) never
+    ends an article. Lazy: a batch is yielded once the item after it is read."""
+    batch: list = []
+    last = None  # the article of the last item that has one
+    for item in items:
+        article = article_of(item)
+        if len(batch) >= size and (len(batch) >= 2 * size or (article is not None and article != last)):
+            yield batch
+            batch = []
+        batch.append(item)
+        if article is not None:
+            last = article
+    if batch:
+        yield batch
 
 
 def prediction_for(predictor, text: str, context=None) -> dict | None:

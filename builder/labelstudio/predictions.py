@@ -29,7 +29,7 @@ from builder.project import Project
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
 BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
-PAGE = 1000  # tasks per listing page, and so at most this many predictions per import request
+PAGE = 1000  # tasks per listing page; a run of whole articles (preannotate.whole_articles) holds up to twice as many
 
 
 def builder_made(model_version: object) -> bool:
@@ -116,6 +116,7 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
         bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
         single: list[int] = []  # stale predictions on tasks that also hold foreign ones
         new: list[dict] = []
+        predicted = 0  # counted into the result once imported: an interruption names only what arrived
         for task in tasks:
             try:
                 task_id, predictions = task["id"], task.get("predictions") or []
@@ -154,11 +155,12 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             if prediction is None:
                 result.cleared += 1
                 continue
-            result.predicted += 1
+            predicted += 1
             if keep is None:
                 new.append({"task": task_id, **prediction})
         _delete(connection, project_id, bulk, single)
         _import(connection, project_id, new)
+        result.predicted += predicted
         if on_page is not None:
             on_page(result)
 

@@ -23,7 +23,7 @@ import orjson
 from builder.errors import ConfigError, Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.preannotate import article_contexts, prediction_for
+from builder.preannotate import article_batches, article_contexts, prediction_for
 from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
@@ -436,17 +436,16 @@ def _import_new(
 
         bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
     done = skipped = left_out = taken = predicted = 0
-    pending: list[dict] = []
-    pending_ids: set[str] = set()
-    pending_gold: set[str] = set()
-    ordinary_pending = 0  # sentences in `pending`, gold questions not counted (the bar counts sentences)
+    pending_ids: set[str] = set()  # read, not yet sent: a repeat among them is skipped
     mixed = MixCount()
     scored: list[float] = []  # the uncertainty of each sentence imported, when the predictor measures it
     # the mean uncertainty of what a --limit chose (not measured on a whole-file push: it would cost a scoring pass)
     measures = select.limit is not None and uncertainties(predictor, []) is not None
 
-    def send() -> None:
-        nonlocal done, ordinary_pending, predicted
+    def send(items: list[tuple[dict, bool]]) -> None:
+        nonlocal done, predicted
+        pending = [sentence for sentence, _ in items]
+        pending_gold = {sentence["id"] for sentence, is_gold in items if is_gold}
         # A sentence is read with the other sentences of its article, all in the same import batch.
         contexts = article_contexts(predictor, [(_article(s), s["text"]) for s in pending]) or {}
         batch = [task_for(s, project, predictor, contexts.get(_article(s))) for s in pending]
@@ -476,11 +475,8 @@ def _import_new(
                 articles = [s.get("article_id", "") for s in ordinary]
                 scored.extend(uncertainties(predictor, [s["text"] for s in ordinary], articles))
         if bar is not None:
-            bar.update(ordinary_pending)
-        pending.clear()
-        pending_ids.clear()
-        pending_gold.clear()
-        ordinary_pending = 0
+            bar.update(len(pending) - len(pending_gold))  # the bar counts sentences, not gold questions
+        pending_ids.difference_update(s["id"] for s in pending)
         if on_batch is not None:
             on_batch(done)
 
@@ -507,21 +503,18 @@ def _import_new(
         unused = (s for sentence_id, s in gold.sentences.items() if sentence_id not in in_project)
         before = max(0, (ledger.tasks or 0) - len(in_project))  # the project's ordinary tasks: where the slots are
         stream = mix_gold(new_sentences(), unused, project.gold_rate, before, mixed)
-    try:
-        for sentence, is_gold in stream:
-            # A batch ends where an article ends, so that each sentence is read with its whole article (an
-            # article's sentences are consecutive in a sentences file); only a very long article is cut.
-            if len(pending) >= batch_size and (
-                len(pending) >= 2 * batch_size or _article(sentence) != _article(pending[-1])
-            ):
-                send()
-            pending.append(sentence)
+
+    def read(pairs: Iterable[tuple[dict, bool]]) -> Iterator[tuple[dict, bool]]:
+        for sentence, is_gold in pairs:
             pending_ids.add(sentence["id"])
-            if is_gold:
-                pending_gold.add(sentence["id"])
-            ordinary_pending += not is_gold
-        if pending:
-            send()
+            yield sentence, is_gold
+
+    # A batch ends where an article ends, so that each sentence is read with its whole article (an article's
+    # sentences are consecutive in a sentences file; a gold question among them does not end it).
+    batches = article_batches(read(stream), lambda pair: None if pair[1] else _article(pair[0]), batch_size)
+    try:
+        for batch in batches:
+            send(batch)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {done} of the new tasks were imported into project '{project.project_title}' "
