@@ -477,3 +477,20 @@ def test_kappa_and_agreement_match_a_plain_python_computation(tmp_path):
     assert {p: got[p]["agreement_with_aggregate"] for p in people} == pytest.approx(
         {p: hits[p] / seen[p] for p in people}, abs=1e-12
     )
+
+
+def test_a_span_with_surrounding_whitespace_is_scored_as_validation_trims_it(tmp_path):
+    """Validation trims an annotator's " Moscow " to "Moscow" (a warning), so quality scores it so too: an exact
+    hit on the gold span, and on the pre-annotation it kept; a span of only whitespace is no span."""
+    from builder.records.quality import annotator_report
+
+    start = TEXT.index("Moscow")
+    spans = [(start - 1, start + 7, "LOC"), (16, 17, "PER")]  # " Moscow " and " "
+    tasks = [
+        task("g1", [answer(A, "favor", spans)], predicted=[(start, start + 6, "LOC")]),
+        task("t1", [answer(A, "favor", [(start - 1, start + 6, "LOC")])], predicted=[(start, start + 6, "LOC")]),
+    ]
+    project = make(tmp_path, tasks, gold=[("g1", "favor", [(start, start + 6, "LOC")])])
+    row = rows(annotator_report(project.snapshot_path, project))[A]
+    assert close(row["gold_span_f1_exact"], 1.0)
+    assert close(row["anchoring"], 1.0)  # both pre-annotated spans kept, once trimmed

@@ -18,7 +18,8 @@ ground-truth annotation, Label Studio's star, counts as its author's answer):
 - `gold_span_f1_exact`: micro F1 of their entity spans on gold questions against the gold spans (same
   start, end and label). `gold_span_f1_overlap`: the same where a span matches a gold span of the same
   label that shares at least one character (precision over their spans, recall over the gold spans).
-  Empty (NaN) when neither side has a span.
+  Empty (NaN) when neither side has a span. A span whose ends are whitespace is trimmed to its core
+  first, as validation trims it (and as gold spans must be).
 - `kappa`: Cohen's kappa with each other annotator over the non-gold tasks both answered with a
   stance, averaged over the other annotators weighted by the number of shared tasks; a pair whose
   kappa is undefined (both always gave the same one label) is left out. NaN without overlap.
@@ -120,11 +121,21 @@ class _Columns:
         self.gold_spans = tuple(array("i") for _ in range(3)) + (array("b"),)
 
 
-def _span(value, labels: dict) -> tuple[int, int, int] | None:
-    """(start, end, label code) of an entity result's value, or None when it is not a usable span."""
+def _span(value, labels: dict, text: object) -> tuple[int, int, int] | None:
+    """(start, end, label code) of an entity result's value, or None when it is not a usable span. A span
+    whose ends are whitespace in `text` (the task's) is trimmed to its core, as validation trims it, so that
+    it can match the gold span (gold spans are refused with surrounding whitespace)."""
     try:
         start, end, names = value["start"], value["end"], value["labels"]
         if type(start) is int and type(end) is int and 0 <= start < end < 2**31 and len(names) == 1:
+            if type(text) is str and end <= len(text):
+                piece = text[start:end]
+                if piece[0].isspace() or piece[-1].isspace():
+                    core = piece.strip()
+                    if not core:
+                        return None
+                    start += len(piece) - len(piece.lstrip())
+                    end = start + len(core)
             return start, end, labels[names[0]]
     except (KeyError, TypeError, IndexError):
         pass
@@ -162,6 +173,7 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
         add_task_id(task_id if type(task_id) is int and abs(task_id) < 2**63 else -1)
         data = task.get("data")
         sid = data.get("sentence_id") if isinstance(data, dict) else None
+        text = data.get("text") if isinstance(data, dict) else None
         answer = gold.get(sid) if isinstance(sid, str) else None
         add_gold_stance(gold_stance[sid] if answer is not None else -1)
         if answer is not None:
@@ -175,7 +187,7 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
             result = prediction.get("result") if isinstance(prediction, dict) else None
             for item in result if isinstance(result, list) else ():
                 if isinstance(item, dict) and item.get("from_name") == ENTITIES:
-                    span = _span(item.get("value"), labels)
+                    span = _span(item.get("value"), labels, text)
                     if span is None:
                         ignore("unreadable pre-annotated span", where)
                     else:
@@ -207,7 +219,7 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
                         stance = code
                 elif name == ENTITIES:
                     if own is not None:
-                        span = _span(item.get("value"), labels)
+                        span = _span(item.get("value"), labels, text)
                         if span is None:
                             ignore("unreadable entity span", f"{where} annotation {number + 1}")
                         else:
