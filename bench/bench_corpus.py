@@ -9,8 +9,14 @@ the driver process (VmHWM) and of the whole process tree (resident memory of the
 process it started, summed, sampled every 0.1 s: the workers, and Ray's own processes); and a check
 that every mode wrote the same bytes (sentences, articles, report).
 
+The `file-` modes split the same articles written as ONE JSON Lines file: `file-whole` reads it whole
+in one process (as builder did before it cut large JSON Lines files), `file-single` cuts it into line
+shards (`JSONL_SHARD_BYTES`) read in turn by one process, `file-workers` reads the shards in N
+processes. Their outputs name another file, so they are compared with each other (and their
+sentences file with the shards' one).
+
     python bench/bench_corpus.py [--articles 100000] [--shards 16] [--workers 2] [--rounds 1]
-                                 [--modes single,workers,ray]
+                                 [--modes single,workers,ray,file-whole,file-single,file-workers]
 """
 
 from __future__ import annotations
@@ -89,22 +95,32 @@ def article(rng: random.Random, number: int) -> dict:
     }
 
 
-def generate(folder: Path, articles: int, shards: int) -> int:
-    """Write the corpus, shards alternating JSON Lines and Parquet; the number of characters of article text."""
+def generate(folder: Path, articles: int, shards: int, one_file: Path | None = None) -> int:
+    """Write the corpus, shards alternating JSON Lines and Parquet; the number of characters of article text.
+
+    With `one_file`, the same articles are also written there as one JSON Lines file.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rng = random.Random(16)
     characters = 0
     per_shard = -(-articles // shards)
-    for shard in range(shards):
-        rows = [article(rng, n) for n in range(shard * per_shard, min(articles, (shard + 1) * per_shard))]
-        characters += sum(len(row["text"]) for row in rows)
-        if shard % 2:
-            pq.write_table(pa.Table.from_pylist(rows), folder / f"part-{shard:05d}.parquet", row_group_size=2048)
-        else:
+    whole = open(one_file, "wb") if one_file else None
+    try:
+        for shard in range(shards):
+            rows = [article(rng, n) for n in range(shard * per_shard, min(articles, (shard + 1) * per_shard))]
+            characters += sum(len(row["text"]) for row in rows)
             lines = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
-            (folder / f"part-{shard:05d}.jsonl").write_bytes(lines)
+            if whole:
+                whole.write(lines)
+            if shard % 2:
+                pq.write_table(pa.Table.from_pylist(rows), folder / f"part-{shard:05d}.parquet", row_group_size=2048)
+            else:
+                (folder / f"part-{shard:05d}.jsonl").write_bytes(lines)
+    finally:
+        if whole:
+            whole.close()
     return characters
 
 
@@ -135,6 +151,10 @@ def sample():
 
 threading.Thread(target=sample, daemon=True).start()
 n = int(workers)
+if mode == "file-whole":  # as before: a JSON Lines file is never cut
+    import builder.sentences.articles
+    builder.sentences.articles.JSONL_SHARD_BYTES = float("inf")
+mode = mode.removeprefix("file-").replace("whole", "single")
 options = {"single": {}, "workers": {"workers": n}, "ray": {"executor": "ray", "workers": n}}[mode]
 began = time.perf_counter()
 result = split_files([corpus], out, load_project(config), report_path=out + ".report.json", **options)
@@ -146,9 +166,10 @@ print(seconds, peak_mb(), max(peak[0], tree_rss()), result.articles, result.sent
 """
 
 
-def digest(out: Path) -> str:
+def digest(out: Path, sentences_only: bool = False) -> str:
     sha = hashlib.sha256()
-    for path in (out, out.with_name(out.stem + ".articles.jsonl"), Path(str(out) + ".report.json")):
+    paths = (out,) if sentences_only else (out, out.with_name(out.stem + ".articles.jsonl"), Path(f"{out}.report.json"))
+    for path in paths:
         sha.update(path.read_bytes())
     return sha.hexdigest()
 
@@ -159,7 +180,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="runs per mode; the fastest is reported")
-    parser.add_argument("--modes", default="single,workers,ray")
+    parser.add_argument("--modes", default="single,workers,ray,file-whole,file-single,file-workers")
     args = parser.parse_args()
     config = Path(__file__).resolve().parents[1] / "builder.toml"
     modes = args.modes.split(",")
@@ -167,34 +188,55 @@ def main() -> None:
     try:
         corpus = work / "corpus"
         corpus.mkdir()
-        characters = generate(corpus, args.articles, args.shards)
+        one_file = work / "articles.jsonl" if any(mode.startswith("file-") for mode in modes) else None
+        characters = generate(corpus, args.articles, args.shards, one_file)
         print(f"{args.articles:,} articles in {args.shards} shards (JSON Lines and Parquet), {characters:,} characters")
+        if one_file:
+            print(
+                f"file- modes: the same articles as one JSON Lines file of {one_file.stat().st_size / 2**20:,.0f} MiB"
+            )
         print(
-            f"{'mode':<12} {'seconds':>8} {'M chars/s':>10} {'CPU s':>7} {'driver MB':>10} {'tree MB':>8}"
+            f"{'mode':<16} {'seconds':>8} {'M chars/s':>10} {'CPU s':>7} {'driver MB':>10} {'tree MB':>8}"
             f" {'sentences':>10}  output"
         )
         digests: dict[str, str] = {}
+        sentence_digests: dict[str, str] = {}
         best: dict[str, tuple] = {}
         for _ in range(args.rounds):  # rounds outside, modes inside: a noisy spell hits every mode alike
             for mode in modes:
                 out = work / mode / "sentences.jsonl"
-                seconds, driver, tree, _, sentences, cpu = run_child(CHILD, corpus, out, mode, args.workers, config)
+                source = one_file if mode.startswith("file-") else corpus
+                seconds, driver, tree, _, sentences, cpu = run_child(CHILD, source, out, mode, args.workers, config)
                 row = (float(seconds), float(cpu), float(driver), float(tree), int(sentences))
                 best[mode] = row if mode not in best or row[0] < best[mode][0] else best[mode]
                 digests[mode] = digest(out)
+                sentence_digests[mode] = digest(out, sentences_only=True)
         for mode in modes:
             seconds, cpu, driver, tree, sentences = best[mode]
-            label = mode if mode == "single" else f"{mode} {args.workers}"
+            label = mode if mode.endswith(("single", "whole")) else f"{mode} {args.workers}"
             print(
-                f"{label:<12} {seconds:>8.1f} {characters / seconds / 1e6:>10.2f} {cpu:>7.1f} {driver:>10.0f}"
+                f"{label:<16} {seconds:>8.1f} {characters / seconds / 1e6:>10.2f} {cpu:>7.1f} {driver:>10.0f}"
                 f" {tree:>8.0f} {sentences:>10,}  sha256 {digests[mode][:12]}"
             )
         print(
             "CPU s: the driver and the worker processes it waited for (not Ray's own processes); the sha256"
             " covers sentences, articles and report, whose paths name this run's temporary folder"
         )
-        same = len(set(digests.values())) == 1
-        print(f"byte-identical output (sentences, articles, report) across modes: {'yes' if same else 'NO'}")
+        groups = {
+            "the shards": [mode for mode in modes if not mode.startswith("file-")],
+            "one JSON Lines file": [mode for mode in modes if mode.startswith("file-")],
+        }
+        same = True
+        for name, group in groups.items():
+            if len(group) > 1:
+                alike = len({digests[mode] for mode in group}) == 1
+                same = same and alike
+                verdict = "yes" if alike else "NO"
+                print(f"byte-identical output (sentences, articles, report) across modes on {name}: {verdict}")
+        if all(groups.values()):
+            alike = len(set(sentence_digests.values())) == 1
+            same = same and alike
+            print(f"byte-identical sentences file, shards and one file: {'yes' if alike else 'NO'}")
         if not same:
             raise SystemExit(1)
     finally:

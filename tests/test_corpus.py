@@ -13,9 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.errors import BuilderError
+from builder.sentences import articles as articles_module
+from builder.sentences.articles import InputFile, jsonl_shards
 from builder.sentences.stage import split_files
 
 from .conftest import ROOT, SAMPLE, run_cli
+from .test_jsonl_shards import _messy_jsonl
 
 WORDS = "the council said on Monday that talks with Seoul and Moscow would resume after a long pause in trade".split()
 
@@ -119,10 +122,13 @@ def test_cli_workers_same_stderr_and_files(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own settings, not builder's
-def test_ray_gives_the_single_process_bytes_and_report(tmp_path, project):
+def test_ray_gives_the_single_process_bytes_and_report(tmp_path, project, monkeypatch):
     ray = pytest.importorskip("ray")
     corpus = _corpus(tmp_path / "corpus", shards=3, per_shard=8)
+    _messy_jsonl(corpus / "whole-crawl.jsonl")  # cut into line shards on Ray, read whole by the single process
     _split(corpus, tmp_path / "one" / "s.jsonl", project)
+    monkeypatch.setattr(articles_module, "JSONL_SHARD_BYTES", 1500)
+    assert len(jsonl_shards(InputFile(corpus / "whole-crawl.jsonl", False))) >= 8
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         _split(corpus, tmp_path / "ray" / "s.jsonl", project, executor="ray", workers=2)

@@ -29,6 +29,8 @@ TITLE_MAX = 200  # characters; a longer first line is body text, a longer explic
 TARGET_MAX = 1000  # characters; a per-article stance target is copied into every sentence
 ID_MAX = 200  # characters; an article id is copied into every sentence (and hashed into its id)
 MIN_SENTENCE_WORDS = 6  # an HTML page needs one line this long with sentence punctuation
+JSONL_SHARD_BYTES = 32 * 2**20  # a larger .jsonl file is cut at line ends into shards of about this size
+SCAN_BLOCK = 4 * 2**20  # bytes read at a time when a .jsonl file is scanned to cut it
 
 _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF32_LE, "UTF-32LE"),
@@ -39,18 +41,22 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
 )
 _NON_SPACE = re.compile(r"\S")
 _FIRST_RECORD = re.compile(r"[\ufeff\s]*(\{[^\n]*)")  # the first non-empty line, when it opens a JSON object
+_NOT_BLANK = re.compile(r"[^\ufeff\s]")  # where _FIRST_RECORD's first line starts
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?:\s|$)")
 
 
 class InputFile(NamedTuple):
     """A file to read; `named` when it was named as input, not found in a folder.
 
-    `part`: for a Parquet file cut into shards, the row groups [first, stop) this shard reads (None: all).
+    `part`: for a Parquet file cut into shards, the row groups [first, stop) this shard reads; for a
+    JSON Lines file cut into shards, the bytes [start, stop), whose first line is line `first_line`
+    of the file (None: the whole file).
     """
 
     path: Path
     named: bool
     part: tuple[int, int] | None = None
+    first_line: int = 1
 
 
 class Candidate(NamedTuple):
@@ -176,6 +182,111 @@ def _read_regular(path: Path) -> bytes:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise _NotRegular
         return handle.read()
+
+
+def jsonl_shards(file: InputFile) -> list[InputFile]:
+    """`file` cut after line ends (LF) into shards of about JSONL_SHARD_BYTES, each knowing its first line's number.
+
+    The file is scanned once in blocks (never held whole) and cut only when a single reader would
+    read it line by line: no UTF-16/UTF-32 byte-order mark, no NUL byte, valid UTF-8, some text, a
+    first record that is not builder's own output (and parses on its own line). Anything else, or a
+    file that cannot be opened, stays one shard, read and reported whole as before: so the shards'
+    events, in order, are those of the whole file.
+    """
+    try:
+        fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size <= JSONL_SHARD_BYTES:
+                return [file]
+            scanned = _jsonl_cuts(handle, JSONL_SHARD_BYTES)
+    except OSError:  # the reader meets it too, and reports it
+        return [file]
+    if scanned is None or len(scanned[0]) < 2:
+        return [file]
+    cuts, end = scanned
+    stops = [start for start, _ in cuts[1:]] + [end]
+    return [file._replace(part=(start, stop), first_line=line) for (start, line), stop in zip(cuts, stops)]
+
+
+def _jsonl_cuts(handle, size: int) -> tuple[list[tuple[int, int]], int] | None:
+    """([(start byte, first line number)] of each shard, bytes scanned), or None when the file must be read whole.
+
+    Makes the whole-file decisions of `_decode` and `_is_builder_output` as they would: None for what
+    they reject or skip (and for a first record they cannot judge from its own line).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    cuts = [(0, 1)]
+    target = size - 1  # a shard ends at the first LF at or after this byte: it holds at least `size` bytes
+    position = lines = 0  # the offset of the block, the LFs before it
+    head: str | None = ""  # the text up to the end of the first non-blank line, until it is known
+    has_text = False
+    block = handle.read(SCAN_BLOCK)
+    for bom, name in _BOMS:
+        if block.startswith(bom):
+            if name != "UTF-8":
+                return None
+            block = block[len(bom) :]
+            position = len(bom)
+            break
+    while block:
+        if b"\x00" in block:
+            return None  # binary, or wide text without a BOM: rejected whole
+        try:
+            text = decoder.decode(block)
+        except UnicodeDecodeError:
+            return None  # rejected whole, naming the first bad line
+        has_text = has_text or bool(text.strip())
+        if head is not None:
+            head += text
+            blank = _NOT_BLANK.search(head)
+            if blank is not None and head.find("\n", blank.start()) >= 0:
+                if _first_record_is_output(head):
+                    return None
+                head = None
+            elif len(head) > size:
+                return None  # a first record longer than a shard: read whole
+        while target < position + len(block):
+            found = block.find(b"\n", max(0, target - position))
+            if found < 0:
+                break  # the next cut is in a later block
+            cut = position + found + 1
+            cuts.append((cut, lines + block.count(b"\n", 0, found + 1) + 1))
+            target = cut + size - 1
+        lines += block.count(b"\n")
+        position += len(block)
+        block = handle.read(SCAN_BLOCK)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return None  # the file ends inside a character
+    if not has_text or (head is not None and _first_record_is_output(head)):
+        return None
+    if cuts[-1][0] >= position:
+        cuts.pop()  # the last LF ends the file: no empty shard after it
+    return cuts, position
+
+
+def _first_record_is_output(head: str) -> bool:
+    """Whether `_is_builder_output` may skip or reject the file whose text starts with `head` (its first line whole)."""
+    match = _FIRST_RECORD.match(head)
+    if match is None:
+        return False
+    try:
+        return builder_output_kind(orjson.loads(match.group(1))) is not None
+    except orjson.JSONDecodeError:
+        return True  # perhaps a report, one JSON object over many lines: the whole file decides
+
+
+def _read_part(path: Path, part: tuple[int, int]) -> bytes:
+    """Bytes [start, stop) of a regular file, opened as `_read_regular` opens it."""
+    start, stop = part
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _NotRegular
+        handle.seek(start)
+        return handle.read(stop - start)
 
 
 def _decode(path: Path, data: bytes, report: Report) -> str | None:
@@ -311,6 +422,11 @@ class FileReader:
 
     def _candidates(self, file: InputFile) -> Iterator[Candidate]:
         path, named = file.path, file.named
+        if file.part is not None and path.suffix.lower() == ".jsonl":
+            text = self._jsonl_part(file)
+            if text is not None:
+                yield from self._from_jsonl(path, text, file.first_line)
+            return
         if path.suffix.lower() == ".parquet":
             from builder.sentences.parquet import read_parquet
 
@@ -382,9 +498,36 @@ class FileReader:
             )
         return cut_title(title)
 
-    def _from_jsonl(self, path: Path, text: str) -> Iterator[dict]:
+    def _jsonl_part(self, file: InputFile) -> str | None:
+        """The text of a JSON Lines shard (`jsonl_shards` checked the whole file); None when it cannot be read.
+
+        The first shard drops the UTF-8 byte-order mark, as `_decode` does. What goes wrong here only
+        happens when the file changed after it was scanned, and is reported for this shard's lines.
+        """
+        path, where = file.path, f"{file.path}:{file.first_line}"
+        try:
+            data = _read_part(path, file.part)
+        except _NotRegular:
+            self.report.drop("not a regular file", where, "not a regular file; not read")
+            return None
+        except OSError as exc:
+            self.report.drop("unreadable file", where, f"cannot read ({exc.strerror})")
+            return None
+        skipped = len(codecs.BOM_UTF8) if file.first_line == 1 and data.startswith(codecs.BOM_UTF8) else 0
+        try:
+            return data[skipped:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = file.first_line + data[: skipped + exc.start].count(b"\n")
+            byte = file.part[0] + skipped + exc.start
+            self.report.drop("invalid utf-8", f"{path}:{line}", f"invalid UTF-8 at byte {byte}: {exc.reason}")
+            return None
+
+    def _from_jsonl(self, path: Path, text: str, first_line: int = 1) -> Iterator[dict]:
         # Lines end at LF only (CRLF counts as one line end): a stray CR must not shift later line numbers.
-        for number, line in enumerate(text.lstrip("\ufeff").split("\n"), 1):
+        # A shard after the first starts right after an LF, at line `first_line` of the file.
+        if first_line == 1:
+            text = text.lstrip("\ufeff")
+        for number, line in enumerate(text.split("\n"), first_line):
             line = line.removesuffix("\r")
             if not line.strip():
                 continue

@@ -13,7 +13,7 @@ from builder.jsonio import atomic_write, dumps_line, write_json
 from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
 from builder.report import Problem, Report
-from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, read_shard
+from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, jsonl_shards, read_shard
 from builder.sentences.executors import Executor, LocalExecutor
 from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
 
@@ -117,14 +117,22 @@ def _split(
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
 
 
-def input_shards(files: list[InputFile]) -> list[InputFile]:
-    """The units of reading: each input file, a Parquet file with several row groups cut into shards of them."""
+def input_shards(files: Iterable[InputFile]) -> Iterator[InputFile]:
+    """The units of reading, in input order: files; Parquet cut by row groups, large JSON Lines by lines.
+
+    Lazy: a file is scanned for its cuts (`jsonl_shards`) only when the shards before it have been
+    handed out, so workers read while the driver scans the next file.
+    """
     from builder.sentences.parquet import parquet_shards
 
-    shards: list[InputFile] = []
     for file in files:
-        shards.extend(parquet_shards(file) if file.path.suffix.lower() == ".parquet" else [file])
-    return shards
+        suffix = file.path.suffix.lower()
+        if suffix == ".parquet":
+            yield from parquet_shards(file)
+        elif suffix == ".jsonl":
+            yield from jsonl_shards(file)
+        else:
+            yield file
 
 
 CHUNK_CHARS = 4_000_000  # characters of article text per unit of splitting work, at most
