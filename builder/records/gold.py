@@ -34,6 +34,7 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
     """Every gold question of `path`, by sentence id, checked against the project's labels.
 
     The first bad line raises InputError "FILE:LINE: field ..."; a sentence id given twice is refused."""
+    from builder.records.validate import span_core
     from builder.sentences.stage import iter_numbered_sentences
 
     path = Path(path)
@@ -57,16 +58,12 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
                 )
             if label not in labels:
                 raise InputError(f"{where}: field 'entities[{i}].label' must be one of {sorted(labels)}, not {label!r}")
-            piece = sentence["text"][start:end]
-            if piece != piece.strip():  # annotators' spans are trimmed so: this one could never be matched
-                core = piece.strip()
-                hint = (
-                    f"give {start + piece.index(core)}-{start + piece.index(core) + len(core)}"
-                    if core
-                    else "it is only whitespace"
-                )
+            core = span_core(sentence["text"], start, end)
+            if core != (start, end):  # annotators' spans are trimmed so: this one could never be matched
+                hint = f"give {core[0]}-{core[1]}" if core else "it is only whitespace"
                 raise InputError(
-                    f"{where}: field 'entities[{i}]': span {start}-{end} {piece!r} has surrounding whitespace, "
+                    f"{where}: field 'entities[{i}]': span {start}-{end} {sentence['text'][start:end]!r} "
+                    "has surrounding whitespace, "
                     f"and annotators' spans are trimmed to their non-space core: {hint}"
                 )
             if (start, end, label) in spans:

@@ -55,6 +55,7 @@ from builder.errors import InputError
 from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
+from builder.records.validate import span_core
 
 Z95 = 1.959963984540054  # the standard normal quantile of 0.975
 
@@ -129,13 +130,11 @@ def _span(value, labels: dict, text: object) -> tuple[int, int, int] | None:
         start, end, names = value["start"], value["end"], value["labels"]
         if type(start) is int and type(end) is int and 0 <= start < end < 2**31 and len(names) == 1:
             if type(text) is str and end <= len(text):
-                piece = text[start:end]
-                if piece[0].isspace() or piece[-1].isspace():
-                    core = piece.strip()
-                    if not core:
+                if text[start].isspace() or text[end - 1].isspace():
+                    core = span_core(text, start, end)
+                    if core is None:
                         return None
-                    start += len(piece) - len(piece.lstrip())
-                    end = start + len(core)
+                    start, end = core
             return start, end, labels[names[0]]
     except (KeyError, TypeError, IndexError):
         pass

@@ -79,6 +79,17 @@ def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | N
     return None
 
 
+def span_core(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) of `text[start:end]` without its surrounding whitespace, as validation trims a span (gold
+    spans must already be so, and `builder quality` scores spans so); None when it is only whitespace."""
+    piece = text[start:end]
+    core = piece.strip()
+    if not core:
+        return None
+    start += len(piece) - len(piece.lstrip())
+    return start, start + len(core)
+
+
 def sentence_id_matches(article_id: str, text: str, sid: str, occurrence: int | None, sentence_index: int) -> bool:
     """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
     if occurrence is not None:
@@ -586,9 +597,9 @@ class TaskValidator:
                     f"{field}.value.text",
                 )
                 return None
-            piece = text[start:end]
-            if piece != piece.strip():
-                if not piece.strip():
+            core = span_core(text, start, end)
+            if core != (start, end):
+                if core is None:
                     self._drop_annotation(
                         task,
                         annotation,
@@ -597,8 +608,7 @@ class TaskValidator:
                         f"{field}.value",
                     )
                     return None
-                start += len(piece) - len(piece.lstrip())
-                end -= len(piece) - len(piece.rstrip())
+                start, end = core
                 value = {**value, "start": start, "end": end, "text": text[start:end]}
                 item = {**item, "value": value}
                 self._drop_annotation(

@@ -175,13 +175,18 @@ class _NotRegular(Exception):
     pass
 
 
-def _read_regular(path: Path) -> bytes:
-    """The bytes of a regular file; opened without blocking, so a FIFO swapped in after the check cannot hang."""
+def _read_regular(path: Path, part: tuple[int, int] | None = None) -> bytes:
+    """The bytes of a regular file, or its bytes [start, stop) for `part`; opened without blocking, so a FIFO
+    swapped in after the check cannot hang."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise _NotRegular
-        return handle.read()
+        if part is None:
+            return handle.read()
+        start, stop = part
+        handle.seek(start)
+        return handle.read(stop - start)
 
 
 def jsonl_shards(file: InputFile) -> list[InputFile]:
@@ -276,17 +281,6 @@ def _first_record_is_output(head: str) -> bool:
         return builder_output_kind(orjson.loads(match.group(1))) is not None
     except orjson.JSONDecodeError:
         return True  # perhaps a report, one JSON object over many lines: the whole file decides
-
-
-def _read_part(path: Path, part: tuple[int, int]) -> bytes:
-    """Bytes [start, stop) of a regular file, opened as `_read_regular` opens it."""
-    start, stop = part
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise _NotRegular
-        handle.seek(start)
-        return handle.read(stop - start)
 
 
 def _decode(path: Path, data: bytes, report: Report) -> str | None:
@@ -506,7 +500,7 @@ class FileReader:
         """
         path, where = file.path, f"{file.path}:{file.first_line}"
         try:
-            data = _read_part(path, file.part)
+            data = _read_regular(path, file.part)
         except _NotRegular:
             self.report.drop("not a regular file", where, "not a regular file; not read")
             return None
