@@ -61,3 +61,50 @@ def test_a_waiter_is_told_once_who_holds_the_lock(tmp_path):
         pass
     holder.wait(timeout=60)
     assert told == [str(holder.pid)]
+
+
+INSTALLER = r"""
+import sys, time
+from pathlib import Path
+from builder.labelstudio import server
+
+log = Path(sys.argv[1])
+
+
+def steps(venv):  # a stand-in for venv + pip: slow, and it writes the executable last
+    return [[sys.executable, "-c", f"import time, pathlib; time.sleep(1.0); p = pathlib.Path({str(venv)!r}) / 'bin';"
+             " p.mkdir(parents=True, exist_ok=True); (p / 'label-studio').write_text('')"]]
+
+
+server._install_steps = steps
+real_install = server._install
+
+
+def install(venv, say):
+    with log.open("a") as out:
+        out.write(f"start {time.monotonic()}\n")
+    real_install(venv, say)
+    with log.open("a") as out:
+        out.write(f"end {time.monotonic()}\n")
+
+
+server._install = install
+print(server.ensure_installed(log=lambda message: None))
+"""
+
+
+def test_two_processes_installing_label_studio_at_once_install_it_once(tmp_path):
+    """Two commands (or test sessions) on a fresh machine used to remove and refill the same venv together."""
+    script, log = tmp_path / "install.py", tmp_path / "installs.log"
+    script.write_text(INSTALLER, encoding="utf-8")
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [
+        subprocess.Popen([sys.executable, str(script), str(log)], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=60)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0]
+    assert len(set(outputs)) == 1 and outputs[0].strip().endswith("bin/label-studio")
+    events = log.read_text().split()
+    assert events[0::2] == ["start", "end"], events  # one install; the others found it made
+    assert (tmp_path / "cache" / "builder" / "label-studio-1.23.2" / ".builder-complete").is_file()

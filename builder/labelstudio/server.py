@@ -232,27 +232,49 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
 
 
 def ensure_installed(log=print) -> Path:
-    """The `label-studio` executable, installing Label Studio into its own venv on first use."""
+    """The `label-studio` executable, installing Label Studio into its own venv on first use.
+
+    Installs run one at a time (a lock beside the venv): two commands or test sessions started together on
+    a fresh machine would otherwise each remove and refill the same folder, and both fail."""
+    from builder.locks import exclusive, lock_path
+
     venv = server_venv()
-    executable, marker = venv / "bin" / "label-studio", venv / ".builder-complete"
-    if executable.is_file() and (marker.is_file() or _imports(venv)):
-        return executable
+    if _installed(venv):
+        return venv / "bin" / "label-studio"
+
+    def waiting(holder: str) -> None:
+        log(f"waiting for another builder process (pid {holder}) that is installing Label Studio into {venv}")
+
+    with exclusive(lock_path("install", str(venv)), on_wait=waiting):
+        if not _installed(venv):  # the process we waited for may have installed it
+            _install(venv, log)
+    return venv / "bin" / "label-studio"
+
+
+def _installed(venv: Path) -> bool:
+    return (venv / "bin" / "label-studio").is_file() and ((venv / ".builder-complete").is_file() or _imports(venv))
+
+
+def _install_steps(venv: Path) -> list[list[str]]:
+    return [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"label-studio=={LABEL_STUDIO_VERSION}"],
+    ]
+
+
+def _install(venv: Path, log) -> None:
     log(f"installing label-studio=={LABEL_STUDIO_VERSION} into {venv} (first use: about 2 minutes, 1 GB)")
     import shutil
 
-    shutil.rmtree(venv, ignore_errors=True)
+    shutil.rmtree(venv, ignore_errors=True)  # a half-made venv of an install that was killed
     venv.parent.mkdir(parents=True, exist_ok=True)
-    for step in (
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"label-studio=={LABEL_STUDIO_VERSION}"],
-    ):
+    for step in _install_steps(venv):
         result = subprocess.run(step, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(venv, ignore_errors=True)
             last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
             raise LabelStudioError(f"installing Label Studio failed: {last} (is PyPI reachable?)")
-    marker.write_text(LABEL_STUDIO_VERSION + "\n", encoding="utf-8")
-    return executable
+    (venv / ".builder-complete").write_text(LABEL_STUDIO_VERSION + "\n", encoding="utf-8")
 
 
 def _imports(venv: Path) -> bool:
