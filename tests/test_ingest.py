@@ -512,3 +512,20 @@ def test_a_jsonl_line_with_a_nul_byte_or_invalid_utf8_is_rejected_alone(tmp_path
     rejected = [line for line in result.stderr.splitlines() if line.startswith("rejected:")]
     assert [line.split(": ", 2)[1] for line in rejected] == [f"{path}:2", f"{path}:4", f"{path}:6"]
     assert "wrote 3 sentences from 3 articles" in result.stderr
+
+
+def test_a_parquet_id_follows_the_same_rule(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "crawl.parquet"
+    ids = ["fine-1", "two\nlines", "fine-2", "nul\x00id"]
+    texts = [f"Sentence {n} of the crawl is here." for n in range(len(ids))]
+    pq.write_table(pa.table({"id": ids, "text": texts}), path)
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == ["fine-1", "fine-2"]
+    assert [(p.where, p.fields) for p in report.errors()] == [
+        (f"{path}:row 2", {"field": "id"}),
+        (f"{path}:row 4", {"field": "id"}),
+    ]
+    assert all("holds a control character" in p.detail for p in report.errors())
