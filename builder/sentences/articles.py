@@ -319,11 +319,12 @@ def _first_record_is_output(head: str) -> bool:
 
 class Decoded(NamedTuple):
     """A file's text; `suspect` when some of its lines hold a NUL byte or invalid UTF-8 (JSON Lines only: those
-    lines are reported one by one, their bad bytes decoded as `_jsonl_text` does); `skipped`: the BOM's bytes."""
+    lines are reported one by one, their bad bytes decoded as `_jsonl_text` does); `start`: the byte of the file
+    where the text starts (after a byte-order mark), which a reported byte counts from."""
 
     text: str
     suspect: bool = False
-    skipped: int = 0
+    start: int = 0
 
 
 def _jsonl_text(data: bytes) -> Decoded:
@@ -361,7 +362,7 @@ def _decode(path: Path, data: bytes, report: Report, lines: bool = False) -> Dec
             report.drop("binary file", str(path), "binary file (contains NUL bytes), expected UTF-8 text")
             return None
     if lines and encoding == "UTF-8":
-        decoded = _jsonl_text(data)._replace(skipped=skipped)
+        decoded = _jsonl_text(data)._replace(start=skipped)
         if not decoded.text.strip():
             report.drop("empty file", str(path), "empty file")
             return None
@@ -379,7 +380,7 @@ def _decode(path: Path, data: bytes, report: Report, lines: bool = False) -> Dec
     if not text.strip():
         report.drop("empty file", str(path), "empty file")
         return None
-    return Decoded(text, skipped=skipped)
+    return Decoded(text, start=skipped)
 
 
 def _looks_like_wide_text(data: bytes) -> str | None:
@@ -484,7 +485,7 @@ class FileReader:
         if file.part is not None and path.suffix.lower() == ".jsonl":
             decoded = self._jsonl_part(file)
             if decoded is not None:
-                yield from self._from_jsonl(path, decoded.text, file.first_line, decoded.suspect, decoded.skipped)
+                yield from self._from_jsonl(path, decoded.text, file.first_line, decoded.suspect, decoded.start)
             return
         if path.suffix.lower() == ".parquet":
             from builder.sentences.parquet import read_parquet
@@ -508,7 +509,7 @@ class FileReader:
         if suffix in (".jsonl", ".txt") and self._is_builder_output(path, text, named):
             return
         if suffix == ".jsonl":
-            yield from self._from_jsonl(path, text, 1, decoded.suspect, decoded.skipped)
+            yield from self._from_jsonl(path, text, 1, decoded.suspect, decoded.start)
             return
         problem = id_problem(path.stem)
         if problem is not None:  # a .txt or .html file's name is its article's id
@@ -566,7 +567,7 @@ class FileReader:
     def _jsonl_part(self, file: InputFile) -> Decoded | None:
         """The text of a JSON Lines shard (`jsonl_shards` checked the whole file); None when it cannot be read.
 
-        The first shard drops the UTF-8 byte-order mark, as `_decode` does; `skipped` is the byte where the
+        The first shard drops the UTF-8 byte-order mark, as `_decode` does; `start` is the byte where the
         text starts in the file. What goes wrong here only happens when the file changed after it was scanned.
         """
         path, where = file.path, f"{file.path}:{file.first_line}"
@@ -579,7 +580,7 @@ class FileReader:
             self.report.drop("unreadable file", where, f"cannot read ({exc.strerror})")
             return None
         skipped = len(codecs.BOM_UTF8) if file.first_line == 1 and data.startswith(codecs.BOM_UTF8) else 0
-        return _jsonl_text(data[skipped:])._replace(skipped=file.part[0] + skipped)
+        return _jsonl_text(data[skipped:])._replace(start=file.part[0] + skipped)
 
     def _from_jsonl(
         self, path: Path, text: str, first_line: int = 1, suspect: bool = False, offset: int = 0
