@@ -418,3 +418,114 @@ def test_split_never_reads_its_report_and_bounds_article_ids(tmp_path):
     long_id.write_text(json.dumps({"id": "x" * 5000, "text": "One sentence here. " * 50}) + "\n", encoding="utf-8")
     result = run_cli("split", long_id, "-o", tmp_path / "s.jsonl", cwd=ROOT)
     assert result.returncode == 1 and "field 'id' has 5,000 characters (at most 200" in result.stderr
+
+
+BAD_IDS = [
+    # (id as JSON gives it, what the report says of it)
+    ("a\n# Heading [x](http://evil)", "holds a control character (U+000A) at character 2"),
+    ("a\x00b", "holds a control character (U+0000) at character 2"),
+    ("tab\tid", "holds a control character (U+0009)"),
+    ("cr\r", "holds a control character (U+000D)"),
+    ("del\x7f", "holds a control character (U+007F)"),
+    ("c1\x85", "holds a control character (U+0085)"),
+    ("line\u2028sep", "holds a line or paragraph separator (U+2028)"),
+    ("para\u2029", "holds a line or paragraph separator (U+2029)"),
+    ("bidi\u202eevil", "holds a bidirectional control (U+202E)"),
+    ("isolate\u2066", "holds a bidirectional control (U+2066)"),
+    (" padded", "' padded' starts or ends with whitespace"),
+    ("padded\u00a0", "starts or ends with whitespace"),
+]
+
+
+def test_article_ids_with_control_characters_are_refused_line_by_line(tmp_path):
+    """An id is one line of printable text: control characters (NUL, newlines, tab), line separators,
+    bidirectional controls, lone surrogates and surrounding whitespace are refused, naming file, line and field;
+    the other lines are read."""
+    path = tmp_path / "ids.jsonl"
+    lines = [json.dumps({"id": "good-0", "text": "A first fine sentence. And one more."})]
+    for number, (bad, _) in enumerate(BAD_IDS, 1):
+        lines.append(json.dumps({"id": bad, "text": f"Sentence number {number} is here."}))
+        lines.append(json.dumps({"id": f"good-{number}", "text": f"Good sentence {number} is here."}))
+    lines.append('{"id": "lone\\ud800x", "text": "A lone surrogate in the id."}')  # orjson refuses it: bad JSON
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == [f"good-{n}" for n in range(len(BAD_IDS) + 1)]
+    errors = report.errors()
+    for number, (_, expected) in enumerate(BAD_IDS):
+        problem = errors[number]
+        assert problem.where == f"{path}:{2 * number + 2}" and problem.fields == {"field": "id"}, problem
+        assert problem.detail.startswith("field 'id' ") and expected in problem.detail, problem.detail
+        assert "\n" not in problem.detail and "\x00" not in problem.detail and "\u202e" not in problem.detail
+    assert errors[-1].where == f"{path}:{len(lines)}" and len(errors) == len(BAD_IDS) + 1
+
+
+def test_id_rule_names_lone_surrogates_and_keeps_ordinary_ids():
+    from builder.sentences.articles import id_problem
+
+    assert "lone surrogate (U+D800)" in id_problem("a\ud800")  # a Parquet string or a dict can hold one
+    for good in ("ri-chang-dae-moscow", "42", "Статья 7", "記事/2024 (1)", "a b", "x" * 200, "emoji 🙂\u200d"):
+        assert id_problem(good) is None, good
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".html"])
+def test_a_file_name_that_makes_a_bad_id_is_refused(tmp_path, suffix):
+    """A .txt or .html file's name is its article id: the same rule, naming the file."""
+    body = "A body sentence that is long enough to count, said the council on Monday."
+    content = f"Headline\n{body}\n"
+    if suffix == ".html":
+        content = f"<html><head><title>Headline</title></head><body><article><p>{body}</p></article></body></html>"
+    bad, good = tmp_path / f"one\ttwo{suffix}", tmp_path / f"fine{suffix}"
+    bad.write_text(content, encoding="utf-8")
+    good.write_text(content, encoding="utf-8")
+    articles, report = read([bad, good])
+    assert [a["id"] for a in articles] == ["fine"]
+    [problem] = report.errors()
+    assert problem.where == str(bad) and problem.fields == {"field": "id"}
+    assert "field 'id' (the file name) holds a control character (U+0009)" in problem.detail
+
+
+def test_a_jsonl_line_with_a_nul_byte_or_invalid_utf8_is_rejected_alone(tmp_path):
+    """A NUL byte or invalid UTF-8 is the fault of its line, like bad JSON: named with its byte, the rest read."""
+    lines = [
+        b'{"id": "a", "text": "A first fine sentence."}',
+        b'{"id": "latin", "text": "Caf\xe9 ol\xe9."}\r',
+        b'{"id": "b", "text": "Another fine sentence."}',
+        b'{"id": "nul", "text": "A\x00B."}',
+        b'{"id": "c", "text": "\xe5\xb9\xb3 is fine UTF-8."}',
+        b'{"id": "cut", "text": "\xe5\xb9',  # the file ends inside a character
+    ]
+    data = codecs.BOM_UTF8 + b"\n".join(lines)
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(data)
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == ["a", "b", "c"]
+    problems = [(p.reason, p.where, p.detail) for p in report.errors()]
+    latin, nul, cut = data.index(b"\xe9"), data.index(b"\x00"), len(data) - 2
+    assert problems == [
+        ("invalid utf-8", f"{path}:2", f"invalid UTF-8 at byte {latin}: invalid continuation byte; line not read"),
+        ("nul byte", f"{path}:4", f"NUL byte at byte {nul} (binary data, not a JSON line); line not read"),
+        ("invalid utf-8", f"{path}:6", f"invalid UTF-8 at byte {cut}: unexpected end of data; line not read"),
+    ]
+    # the command says so, one line each, and writes the good articles
+    result = run_split(path, "-o", tmp_path / "out" / "s.jsonl")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rejected = [line for line in result.stderr.splitlines() if line.startswith("rejected:")]
+    assert [line.split(": ", 2)[1] for line in rejected] == [f"{path}:2", f"{path}:4", f"{path}:6"]
+    assert "wrote 3 sentences from 3 articles" in result.stderr
+
+
+def test_a_parquet_id_follows_the_same_rule(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "crawl.parquet"
+    ids = ["fine-1", "two\nlines", "fine-2", "nul\x00id"]
+    texts = [f"Sentence {n} of the crawl is here." for n in range(len(ids))]
+    pq.write_table(pa.table({"id": ids, "text": texts}), path)
+    articles, report = read([path])
+    assert [a["id"] for a in articles] == ["fine-1", "fine-2"]
+    assert [(p.where, p.fields) for p in report.errors()] == [
+        (f"{path}:row 2", {"field": "id"}),
+        (f"{path}:row 4", {"field": "id"}),
+    ]
+    assert all("holds a control character" in p.detail for p in report.errors())

@@ -46,7 +46,8 @@ def _article(rng: random.Random, number: int) -> dict:
 
 def _messy_jsonl(path, count: int = 80, seed: int = 21) -> bytes:
     """A JSON Lines file with a problem of every kind spread over its lines, CRLF and LF line ends, a BOM,
-    blank lines, duplicate ids far apart (in different shards) and a last line without an LF."""
+    blank lines, duplicate ids far apart (in different shards), a NUL byte, invalid UTF-8 and a last line
+    without an LF."""
     rng = random.Random(seed)
     lines = []
     for number in range(count):
@@ -65,6 +66,8 @@ def _messy_jsonl(path, count: int = 80, seed: int = 21) -> bytes:
             )
     lines.insert(len(lines) * 3 // 4, lines[2])  # a duplicate id, many shards after its first
     lines.insert(len(lines) // 2, lines[len(lines) // 2 + 1])  # and one next to its first, maybe across a cut
+    lines.insert(len(lines) // 3, b'{"id": "latin", "text": "Caf\xe9 ol\xe9."}')  # invalid UTF-8
+    lines.insert(len(lines) * 2 // 3, b'{"id": "nul", "text": "A\x00B."}')  # a NUL byte
     data = bytearray(codecs.BOM_UTF8)
     for index, line in enumerate(lines):
         data += line + (b"\r\n" if index % 3 == 0 else b"\n")
@@ -126,6 +129,7 @@ def test_workers_on_a_sharded_jsonl_give_the_single_readers_bytes_and_report(tmp
     report = json.loads(expected[2])
     reasons = {p["reason"] for p in report["problems"]}
     assert {"invalid json", "missing field", "duplicate article id", "long title", "boilerplate"} <= reasons
+    assert {"invalid utf-8", "nul byte"} <= reasons  # reported by their lines, in whichever shard they fall
     lines = big.read_bytes().split(b"\n")
     for problem in report["problems"]:
         file, line = problem["where"].rsplit(":", 1)
@@ -188,12 +192,6 @@ def _good_lines(count: int = 120) -> bytes:
 
 WHOLE_FILE = {
     # name: (file bytes, the problem reported once for the file, or None when it is read whole and kept)
-    "nul byte late": (lambda: _good_lines() + b'{"id": "n", "text": "A\x00B."}\n' + _good_lines(20), "binary file"),
-    "invalid utf-8 late": (
-        lambda: _good_lines() + b'{"id": "u", "text": "caf\xe9."}\n' + _good_lines(20),
-        "invalid utf-8",
-    ),
-    "ends inside a character": (lambda: _good_lines() + "平".encode()[:2], "invalid utf-8"),
     "utf-16 without bom": (lambda: _good_lines().decode().encode("utf-16-le"), "unsupported encoding"),
     "utf-16 with bom": (lambda: codecs.BOM_UTF16_LE + _good_lines().decode().encode("utf-16-le"), None),
     "utf-32 with bom": (lambda: codecs.BOM_UTF32_LE + _good_lines(30).decode().encode("utf-32-le"), None),
@@ -235,7 +233,36 @@ def test_whole_file_decisions_stay_one_shard_and_are_reported_once(tmp_path, pro
         assert two.articles > 0
     else:
         assert [p.reason for p in problems] == [reason]
-        assert problems[0].where in (str(path), f"{path}:121")  # the invalid UTF-8 names line 121
+        assert problems[0].where == str(path)
+
+
+def test_nul_bytes_and_invalid_utf8_reject_their_lines_alone_sharded_or_whole(tmp_path, project, monkeypatch):
+    """A NUL byte or invalid UTF-8 is its line's fault: the file is still cut, and reads as one reader reads it."""
+    rng = random.Random(8)
+    good = [json.dumps(_article(rng, number)).encode() for number in range(150)]
+    bad_utf8, nul = b'{"id": "u", "text": "caf\xe9."}\r', b'{"id": "n", "text": "A\x00B."}'
+    lines = [*good[:60], bad_utf8, *good[60:100], nul, *good[100:], b'{"id": "cut", "text": "\xe5\xb9']
+    data = codecs.BOM_UTF8 + b"\n".join(lines)  # the last line ends inside a character
+    path = tmp_path / "crawl.jsonl"
+    path.write_bytes(data)
+    reference = _split([path], tmp_path / "one" / "s.jsonl", project)
+    monkeypatch.setattr(articles_module, "JSONL_SHARD_BYTES", SHARD)
+    monkeypatch.setattr(articles_module, "SCAN_BLOCK", 97)
+    shards = _check_shards(path)
+    assert len(shards) > 10
+    single = _split([path], tmp_path / "single" / "s.jsonl", project)
+    two = _split([path], tmp_path / "two" / "s.jsonl", project, workers=2)
+    expected = _outputs(tmp_path / "one" / "s.jsonl")
+    assert _outputs(tmp_path / "single" / "s.jsonl") == expected
+    assert _outputs(tmp_path / "two" / "s.jsonl") == expected
+    assert reference.articles == single.articles == two.articles == 150
+    problems = [(p["reason"], p["where"], p["detail"]) for p in json.loads(expected[2])["problems"] if p["error"]]
+    latin, zero, cut = data.index(b"\xe9"), data.index(b"\x00"), len(data) - 2
+    assert problems == [
+        ("invalid utf-8", f"{path}:61", f"invalid UTF-8 at byte {latin}: invalid continuation byte; line not read"),
+        ("nul byte", f"{path}:102", f"NUL byte at byte {zero} (binary data, not a JSON line); line not read"),
+        ("invalid utf-8", f"{path}:153", f"invalid UTF-8 at byte {cut}: unexpected end of data; line not read"),
+    ]
 
 
 def test_the_scan_holds_blocks_not_the_file(tmp_path, monkeypatch):

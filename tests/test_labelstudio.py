@@ -481,3 +481,29 @@ def test_removed_accounts_keep_their_names(ls, tmp_path):
     again = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert snapshot.read_bytes() == before  # neither renamed nor merged into one "Deleted" person
+
+
+def test_sentences_differing_around_a_nul_are_pushed_each_once(ls, tmp_path):
+    """ "x" repeated (occurrence 1) and the text "x", NUL, "1" once got one id: push refused the file and said to
+    run `split` again, which gave the same ids. Now each is its own task, and comes back with its own id."""
+    from builder.records.validate import sentence_id_matches
+    from builder.sentences.stage import split_files
+
+    project = make_project(tmp_path, "nul sentences")
+    line = "Alpha beta gamma delta."
+    articles = tmp_path / "nul.jsonl"
+    text = f"{line}\n{line}\n{line}\x001\n{line}\x00"
+    articles.write_text(json.dumps({"id": "nul-article", "text": text}) + "\n", encoding="utf-8")
+    sentences = tmp_path / "work" / "sentences.jsonl"
+    split = split_files([articles], sentences, project)
+    assert split.sentences == 4 and not split.report.errors()
+    ids = {s["id"] for s in read_jsonl(sentences)}
+    assert len(ids) == 4
+    result = push_sentences(ls, project, sentences)
+    assert task_count(ls, result.project_id) == 4 and existing_sentence_ids(ls, result.project_id) == ids
+    assert push_sentences(ls, project, sentences).project_id == result.project_id  # again: nothing new
+    assert task_count(ls, result.project_id) == 4
+    pulled = [task["data"] for task in export_tasks(ls, result.project_id)]
+    assert {(d["sentence_id"], d["text"]) for d in pulled} == {(s["id"], s["text"]) for s in read_jsonl(sentences)}
+    for data in pulled:
+        assert sentence_id_matches(data["article_id"], data["text"], data["sentence_id"], None, data["sentence_index"])

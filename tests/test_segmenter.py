@@ -113,3 +113,83 @@ def test_f1_on_each_half_of_gum_news(gum_docs):
     """The repairs were drawn from errors on both halves: each half alone still reaches the target."""
     assert len(gum_docs) == 24
     assert f1(gum_docs[0::2]) >= 0.98 and f1(gum_docs[1::2]) >= 0.98
+
+
+# --- sentence ids: distinct for distinct sentences, NULs included, and unchanged for every other text
+
+
+def _read_key(key: str) -> tuple[str, str, int]:
+    """(article id, text, occurrence) back from a sentence key: that this exists proves the key injective."""
+    if key.count("\x00") <= 2:  # ARTICLE_ID NUL TEXT [NUL OCCURRENCE], neither holding a NUL
+        article_id, _, rest = key.partition("\x00")
+        text, marked, occurrence = rest.partition("\x00")
+        assert not marked or (occurrence.isdigit() and occurrence == str(int(occurrence)) and int(occurrence) > 0)
+        return article_id, text, int(occurrence) if marked else 0
+    empty, id_length, text_length, rest = key.split("\x00", 3)  # NUL len NUL len NUL ARTICLE_ID TEXT NUL OCCURRENCE
+    assert empty == "" and id_length.isdigit() and text_length.isdigit()
+    middle = int(id_length) + int(text_length)
+    article_id, text, tail = rest[: int(id_length)], rest[int(id_length) : middle], rest[middle:]
+    assert "\x00" in article_id + text and tail.startswith("\x00") and tail[1:] == str(int(tail[1:]))
+    return article_id, text, int(tail[1:])
+
+
+def test_sentence_keys_read_back_to_their_parts_so_ids_never_collide_by_construction():
+    """Every (article id, text, occurrence) over an alphabet of NUL, digits and a letter: its key reads back."""
+    import itertools
+
+    from builder.sentences.segmenter import sentence_key
+
+    alphabet = ["a", "\x00", "1", "0"]
+    strings = [""] + ["".join(p) for n in (1, 2, 3) for p in itertools.product(alphabet, repeat=n)]
+    keys = {}
+    for article_id in strings:
+        for text in strings:
+            for occurrence in (0, 1, 2, 10):
+                key = sentence_key(article_id, text, occurrence)
+                assert _read_key(key) == (article_id, text, occurrence)
+                keys[key] = (article_id, text, occurrence)
+    assert len(keys) == len(strings) ** 2 * 4
+
+
+def test_ids_without_a_nul_are_the_ids_they_always_were():
+    import hashlib
+
+    from builder.sentences.segmenter import sentence_id
+
+    def old(article_id, text, occurrence=0):
+        key = f"{article_id}\x00{text}" + (f"\x00{occurrence}" if occurrence else "")
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+    for article_id, text, occurrence in [("a", "b", 0), ("GUM_news_stampede", "Hundreds dead", 3), ("7", "x", 1)]:
+        assert sentence_id(article_id, text, occurrence) == old(article_id, text, occurrence)
+    assert (
+        sentence_id("GUM_news_stampede", "Hundreds dead in Hajj stampede") == "116f52e6c1a61e63c6ed"
+    )  # the snapshot's
+
+
+def test_sentences_differing_around_a_nul_get_distinct_ids_and_validate():
+    """A repeat of "x" (occurrence 1) and the text "x NUL 1" once shared an id; `push` refused the sentences file
+    and told the user to run `split` again, which gave the same ids."""
+    from builder.records.validate import find_occurrence, sentence_id_matches
+    from builder.sentences.mixing import check_pushed
+    from builder.sentences.segmenter import split_article
+
+    line = "Alpha beta gamma delta."
+    article = {"id": "a", "text": f"{line}\n{line}\n{line}\x001\n{line}\x00\n{line}\x00\x001"}
+    sentences = split_article(article)
+    assert [(s["text"], s["occurrence"]) for s in sentences] == [
+        (line, 0),
+        (line, 1),
+        (f"{line}\x001", 0),
+        (f"{line}\x00", 0),
+        (f"{line}\x00\x001", 0),
+    ]
+    assert len({s["id"] for s in sentences}) == len(sentences)
+    assert check_pushed(((f"s.jsonl:{n}", s) for n, s in enumerate(sentences, 1)), None) == len(sentences)
+    for sentence in sentences:  # validation recomputes each id, with or without the occurrence
+        text, sid = sentence["text"], sentence["id"]
+        assert sentence_id_matches("a", text, sid, sentence["occurrence"], sentence["sentence_index"])
+        assert sentence_id_matches("a", text, sid, None, sentence["sentence_index"])
+    # and a task claiming the text "x NUL 1" under the id of the repeat of "x" no longer passes
+    assert find_occurrence("a", f"{line}\x001", sentences[1]["id"], 5) is None
+    assert not sentence_id_matches("a", f"{line}\x001", sentences[1]["id"], None, 2)

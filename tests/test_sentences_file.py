@@ -100,3 +100,22 @@ def test_push_refuses_a_bad_sentences_file_before_connecting(tmp_path):
         "push", good, "--predictor", "none", env=env, cwd=tmp_path
     )  # a good file gets as far as the server
     assert result.returncode == 1 and "cannot reach Label Studio" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("article_id", "a\n## Injected", "field 'article_id' holds a control character (U+000A) at character 2"),
+        ("article_id", "a\x00", "field 'article_id' holds a control character (U+0000)"),
+        ("id", "s1\u2028", "field 'id' holds a line or paragraph separator (U+2028)"),
+        ("id", "s1 ", "field 'id' 's1 ' starts or ends with whitespace"),
+        ("article_id", "x" * 201, "field 'article_id' has 201 characters (at most 200"),
+    ],
+)
+def test_ids_of_a_sentences_or_gold_file_follow_the_article_id_rule(tmp_path, field, value, expected):
+    """`push` (and a gold file, read the same way) takes ids as `split` does: one printable line."""
+    path = write_lines(tmp_path / "sentences.jsonl", [GOOD, {**GOOD, "id": "s000002", field: value}])
+    with pytest.raises(InputError) as caught:
+        read_sentences(path)
+    assert str(caught.value).startswith(f"{path}:2: ") and expected in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -266,3 +266,25 @@ def test_library_stage_takes_tasks_as_dicts_too(project):
     records = list(validated_records([*tasks, {"task_id": 1, "data": {1, 2}}, 5], project, report))
     assert [r["id"] for r in records] == [task_to_record(t, project)["id"] for t in tasks]
     assert sorted(p.reason for p in report.problems) == ["not a task", "schema"]
+
+
+def test_a_nul_in_the_text_never_lets_a_task_borrow_another_sentences_id(project):
+    """The repeat (occurrence 1) of a text and the text followed by NUL "1" once hashed alike: a task claiming
+    the latter under the former's id passed the fast path. Now both paths check the key of its own text."""
+    task = next(t for t in read_jsonl(SNAPSHOT) if t["data"]["sentence_index"] >= 2)
+    task["data"].pop("occurrence", None)
+    article_id, text = task["data"]["article_id"], task["data"]["text"]
+    repeat = copy.deepcopy(task)
+    repeat["data"]["sentence_id"] = sentence_id(article_id, text, 1)
+    nul = copy.deepcopy(task)
+    with_text(nul, text + "\x001")
+    forged = copy.deepcopy(nul)
+    forged["data"]["sentence_id"] = repeat["data"]["sentence_id"]
+    assert nul["data"]["sentence_id"] != repeat["data"]["sentence_id"]
+    for good in (repeat, nul):
+        clean, problems = full_path(project, good)
+        assert clean is not None and not problems
+        assert fast_path(project, good) == task_to_record(clean, project)
+    assert fast_path(project, forged) is None
+    clean, problems = full_path(project, forged)
+    assert clean is None and [p.reason for p in problems] == ["changed sentence text"]

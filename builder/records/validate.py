@@ -52,7 +52,7 @@ from builder.records.aggregate import (
 )
 from builder.report import Report
 from builder.resources import schema_validator
-from builder.sentences.segmenter import sentence_id
+from builder.sentences.segmenter import sentence_id, sentence_key_prefix
 
 # Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
 # 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
@@ -70,7 +70,7 @@ def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | N
     """
     if sentence_id(article_id, text) == sid:
         return 0
-    prefix = hashlib.sha256(f"{article_id}\x00{text}".encode())
+    prefix = hashlib.sha256(sentence_key_prefix(article_id, text)[0].encode())
     for occurrence in range(1, limit + 1):
         digest = prefix.copy()
         digest.update(f"\x00{occurrence}".encode())
@@ -238,9 +238,11 @@ class TaskValidator:
                 span_keys.append(keys)
             sid, article_id, occurrence = data.sentence_id, data.article_id, data.occurrence
             if occurrence is unset or occurrence is None:  # the id of an occurrence 0, else the search of the full path
-                if sha256(f"{article_id}\x00{text}".encode()).hexdigest()[:20] != sid and not sentence_id_matches(
-                    article_id, text, sid, None, data.sentence_index
-                ):
+                # (a NUL in either takes the full path: its key is not this one, see sentence_key_prefix)
+                plain = "\x00" not in text and "\x00" not in article_id
+                if (
+                    not plain or sha256(f"{article_id}\x00{text}".encode()).hexdigest()[:20] != sid
+                ) and not sentence_id_matches(article_id, text, sid, None, data.sentence_index):
                     return None
             elif sentence_id(article_id, text, occurrence) != sid:
                 return None

@@ -31,6 +31,7 @@ ID_MAX = 200  # characters; an article id is copied into every sentence (and has
 MIN_SENTENCE_WORDS = 6  # an HTML page needs one line this long with sentence punctuation
 JSONL_SHARD_BYTES = 32 * 2**20  # a larger .jsonl file is cut at line ends into shards of about this size
 SCAN_BLOCK = 4 * 2**20  # bytes read at a time when a .jsonl file is scanned to cut it
+WIDE_SAMPLE = 4096  # the first bytes that tell UTF-16/UTF-32 text without a byte-order mark
 
 _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF32_LE, "UTF-32LE"),
@@ -42,7 +43,13 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
 _NON_SPACE = re.compile(r"\S")
 _FIRST_RECORD = re.compile(r"[\ufeff\s]*(\{[^\n]*)")  # the first non-empty line, when it opens a JSON object
 _NOT_BLANK = re.compile(r"[^\ufeff\s]")  # where _FIRST_RECORD's first line starts
+_BAD_BYTES = re.compile("[\x00\udc80-\udcff]")  # a NUL byte, or an invalid UTF-8 byte as `_jsonl_text` decodes it
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?:\s|$)")
+# What an id may not hold: control characters (Unicode category Cc: NUL, tab, CR, LF, DEL, the C1 controls),
+# the line and paragraph separators, the bidirectional controls (they reorder how the text around them is
+# shown) and lone surrogates (not encodable). An id is copied into every sentence, hashed into its id, and
+# shown in Label Studio, the changelog and `builder diff`: there it must read as the one line it is.
+_ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class InputFile(NamedTuple):
@@ -70,6 +77,34 @@ class Candidate(NamedTuple):
     where: str
     removed: tuple[Problem, ...]
     empty: bool
+
+
+def id_problem(value: str) -> str | None:
+    """What makes `value` no id, as the end of "field 'id' ...", or None for a good one.
+
+    An id (an article's, or a sentence's in a sentences file) is 1 to ID_MAX characters, without
+    control characters, line or paragraph separators, bidirectional controls or lone surrogates
+    (`_ID_FORBIDDEN`), and without whitespace at either end (two ids that look the same are the same).
+    """
+    if not value.strip():
+        return "must be a non-empty string"
+    if len(value) > ID_MAX:
+        return f"has {len(value):,} characters (at most {ID_MAX}: copied into every sentence)"
+    bad = _ID_FORBIDDEN.search(value)
+    if bad is not None:
+        char = bad.group()
+        kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        if char in "\u2028\u2029":
+            kind = "a line or paragraph separator"
+        elif char in "\u061c\u200e\u200f" or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+            kind = "a bidirectional control"
+        return (
+            f"holds {kind} (U+{ord(char):04X}) at character {bad.start() + 1}: an id holds no control characters, "
+            "line separators, bidirectional controls or lone surrogates"
+        )
+    if value != value.strip():
+        return f"{value[:40]!r} starts or ends with whitespace"
+    return None
 
 
 def normalise_text(text: str) -> str:
@@ -217,31 +252,32 @@ def jsonl_shards(file: InputFile) -> list[InputFile]:
 def _jsonl_cuts(handle, size: int) -> tuple[list[tuple[int, int]], int] | None:
     """([(start byte, first line number)] of each shard, bytes scanned), or None when the file must be read whole.
 
-    Makes the whole-file decisions of `_decode` and `_is_builder_output` as they would: None for what
-    they reject or skip (and for a first record they cannot judge from its own line).
+    Makes the whole-file decisions of `_decode(lines=True)` and `_is_builder_output` as they would: None for
+    what they reject or skip (and for a first record they cannot judge from its own line). A NUL byte or
+    invalid UTF-8 is no such decision (its line is reported alone), unless the file looks like wide text.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")  # as `_jsonl_text` decodes
     cuts = [(0, 1)]
     target = size - 1  # a shard ends at the first LF at or after this byte: it holds at least `size` bytes
     position = lines = 0  # the offset of the block, the LFs before it
     head: str | None = ""  # the text up to the end of the first non-blank line, until it is known
     has_text = False
-    block = handle.read(SCAN_BLOCK)
+    start = handle.read(max(len(bom) for bom, _ in _BOMS) + WIDE_SAMPLE)
+    handle.seek(0)
     for bom, name in _BOMS:
-        if block.startswith(bom):
+        if start.startswith(bom):
             if name != "UTF-8":
                 return None
-            block = block[len(bom) :]
             position = len(bom)
             break
+    if _looks_like_wide_text(start[position : position + WIDE_SAMPLE]):
+        return None  # wide text without a BOM: rejected whole
+    handle.seek(position)
+    block = handle.read(SCAN_BLOCK)
     while block:
-        if b"\x00" in block:
-            return None  # binary, or wide text without a BOM: rejected whole
-        try:
+        if head is not None or not has_text:  # after that, the text itself no longer matters: only line ends
             text = decoder.decode(block)
-        except UnicodeDecodeError:
-            return None  # rejected whole, naming the first bad line
-        has_text = has_text or bool(text.strip())
+            has_text = has_text or bool(text.strip())
         if head is not None:
             head += text
             blank = _NOT_BLANK.search(head)
@@ -261,10 +297,8 @@ def _jsonl_cuts(handle, size: int) -> tuple[list[tuple[int, int]], int] | None:
         lines += block.count(b"\n")
         position += len(block)
         block = handle.read(SCAN_BLOCK)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return None  # the file ends inside a character
+    if not has_text:  # the file may end inside a character: a lone surrogate, not blank
+        has_text = bool(decoder.decode(b"", final=True).strip())
     if not has_text or (head is not None and _first_record_is_output(head)):
         return None
     if cuts[-1][0] >= position:
@@ -283,8 +317,33 @@ def _first_record_is_output(head: str) -> bool:
         return True  # perhaps a report, one JSON object over many lines: the whole file decides
 
 
-def _decode(path: Path, data: bytes, report: Report) -> str | None:
-    """Text of a file: UTF-8, or UTF-16/UTF-32 with a byte-order mark (the BOM is dropped)."""
+class Decoded(NamedTuple):
+    """A file's text; `suspect` when some of its lines hold a NUL byte or invalid UTF-8 (JSON Lines only: those
+    lines are reported one by one, their bad bytes decoded as `_jsonl_text` does); `start`: the byte of the file
+    where the text starts (after a byte-order mark), which a reported byte counts from."""
+
+    text: str
+    suspect: bool = False
+    start: int = 0
+
+
+def _jsonl_text(data: bytes) -> Decoded:
+    """UTF-8 JSON Lines bytes as text, decoding each invalid byte to a lone surrogate (surrogateescape).
+
+    A line holding one (or a NUL byte) is the fault of that line alone, reported by `FileReader._from_jsonl`;
+    a line end (LF) is never part of a UTF-8 sequence, so each line decodes the same in any shard.
+    """
+    try:
+        return Decoded(data.decode("utf-8"), b"\x00" in data)
+    except UnicodeDecodeError:
+        return Decoded(data.decode("utf-8", "surrogateescape"), True)
+
+
+def _decode(path: Path, data: bytes, report: Report, lines: bool = False) -> Decoded | None:
+    """Text of a file: UTF-8, or UTF-16/UTF-32 with a byte-order mark (the BOM is dropped).
+
+    For `lines` (JSON Lines), NUL bytes and invalid UTF-8 are the faults of the lines holding them, not of the
+    file: only wide text without a BOM is rejected whole."""
     encoding, skipped = "UTF-8", 0
     for bom, name in _BOMS:
         if data.startswith(bom):
@@ -298,9 +357,16 @@ def _decode(path: Path, data: bytes, report: Report) -> str | None:
                 str(path),
                 f"looks like {wide} text without a byte-order mark; convert it to UTF-8: iconv -f {wide} -t UTF-8",
             )
-        else:
+            return None
+        if not lines:
             report.drop("binary file", str(path), "binary file (contains NUL bytes), expected UTF-8 text")
-        return None
+            return None
+    if lines and encoding == "UTF-8":
+        decoded = _jsonl_text(data)._replace(start=skipped)
+        if not decoded.text.strip():
+            report.drop("empty file", str(path), "empty file")
+            return None
+        return decoded
     try:
         text = data.decode(encoding.lower())
     except UnicodeDecodeError as exc:
@@ -314,7 +380,7 @@ def _decode(path: Path, data: bytes, report: Report) -> str | None:
     if not text.strip():
         report.drop("empty file", str(path), "empty file")
         return None
-    return text
+    return Decoded(text, start=skipped)
 
 
 def _looks_like_wide_text(data: bytes) -> str | None:
@@ -323,7 +389,7 @@ def _looks_like_wide_text(data: bytes) -> str | None:
     At least a tenth of the bytes must be NUL (the high bytes of Latin text): a stray NUL in UTF-8
     text pairs up into readable CJK characters too, and stays "binary file".
     """
-    sample = data[:4096]
+    sample = data[:WIDE_SAMPLE]
     if sample.count(0) < len(sample) / 10:
         return None
     for name in ("UTF-32LE", "UTF-32BE", "UTF-16LE", "UTF-16BE"):
@@ -417,9 +483,9 @@ class FileReader:
     def _candidates(self, file: InputFile) -> Iterator[Candidate]:
         path, named = file.path, file.named
         if file.part is not None and path.suffix.lower() == ".jsonl":
-            text = self._jsonl_part(file)
-            if text is not None:
-                yield from self._from_jsonl(path, text, file.first_line)
+            decoded = self._jsonl_part(file)
+            if decoded is not None:
+                yield from self._from_jsonl(path, decoded.text, file.first_line, decoded.suspect, decoded.start)
             return
         if path.suffix.lower() == ".parquet":
             from builder.sentences.parquet import read_parquet
@@ -435,14 +501,20 @@ class FileReader:
         except OSError as exc:
             self.report.drop("unreadable file", str(path), f"cannot read ({exc.strerror})")
             return
-        text = _decode(path, data, self.report)
-        if text is None:
-            return
         suffix = path.suffix.lower()
+        decoded = _decode(path, data, self.report, lines=suffix == ".jsonl")
+        if decoded is None:
+            return
+        text = decoded.text
         if suffix in (".jsonl", ".txt") and self._is_builder_output(path, text, named):
             return
         if suffix == ".jsonl":
-            yield from self._from_jsonl(path, text)
+            yield from self._from_jsonl(path, text, 1, decoded.suspect, decoded.start)
+            return
+        problem = id_problem(path.stem)
+        if problem is not None:  # a .txt or .html file's name is its article's id
+            detail = f"field 'id' (the file name) {problem}; rename the file"
+            self.report.drop("bad field", str(path), detail, field="id")
         elif suffix == ".txt":
             yield from self._finish(self._from_txt(path, text), str(path))
         else:
@@ -492,11 +564,11 @@ class FileReader:
             )
         return cut_title(title)
 
-    def _jsonl_part(self, file: InputFile) -> str | None:
+    def _jsonl_part(self, file: InputFile) -> Decoded | None:
         """The text of a JSON Lines shard (`jsonl_shards` checked the whole file); None when it cannot be read.
 
-        The first shard drops the UTF-8 byte-order mark, as `_decode` does. What goes wrong here only
-        happens when the file changed after it was scanned, and is reported for this shard's lines.
+        The first shard drops the UTF-8 byte-order mark, as `_decode` does; `start` is the byte where the
+        text starts in the file. What goes wrong here only happens when the file changed after it was scanned.
         """
         path, where = file.path, f"{file.path}:{file.first_line}"
         try:
@@ -508,20 +580,29 @@ class FileReader:
             self.report.drop("unreadable file", where, f"cannot read ({exc.strerror})")
             return None
         skipped = len(codecs.BOM_UTF8) if file.first_line == 1 and data.startswith(codecs.BOM_UTF8) else 0
-        try:
-            return data[skipped:].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = file.first_line + data[: skipped + exc.start].count(b"\n")
-            byte = file.part[0] + skipped + exc.start
-            self.report.drop("invalid utf-8", f"{path}:{line}", f"invalid UTF-8 at byte {byte}: {exc.reason}")
-            return None
+        return _jsonl_text(data[skipped:])._replace(start=file.part[0] + skipped)
 
-    def _from_jsonl(self, path: Path, text: str, first_line: int = 1) -> Iterator[dict]:
+    def _from_jsonl(
+        self, path: Path, text: str, first_line: int = 1, suspect: bool = False, offset: int = 0
+    ) -> Iterator[dict]:
+        """Articles of JSON Lines text whose first line is line `first_line` of the file, at byte `offset`.
+
+        `suspect`: some line holds a NUL byte or invalid UTF-8 (see `_jsonl_text`): each line is then looked at
+        (one compiled search) and such a line reported alone, naming its byte; the other lines are read.
+        """
         # Lines end at LF only (CRLF counts as one line end): a stray CR must not shift later line numbers.
         # A shard after the first starts right after an LF, at line `first_line` of the file.
         if first_line == 1:
-            text = text.lstrip("\ufeff")
+            stripped = text.lstrip("\ufeff")
+            offset += len(codecs.BOM_UTF8) * (len(text) - len(stripped))
+            text = stripped
         for number, line in enumerate(text.split("\n"), first_line):
+            if suspect:
+                start = offset
+                offset += len(line.encode("utf-8", "surrogateescape")) + 1
+                if _BAD_BYTES.search(line):
+                    self._report_bad_bytes(f"{path}:{number}", line, start)
+                    continue
             line = line.removesuffix("\r")
             if not line.strip():
                 continue
@@ -537,6 +618,20 @@ class FileReader:
             record = self.from_object(obj, where, {"file": str(path), "line": number})
             if record is not None:
                 yield from self._finish(record, where)
+
+    def _report_bad_bytes(self, where: str, line: str, start: int) -> None:
+        """Report a JSON Lines line that holds a NUL byte or invalid UTF-8 (whichever comes first), at byte `start`."""
+        raw = line.encode("utf-8", "surrogateescape")
+        nul = raw.find(b"\x00")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if nul < 0 or exc.start < nul:
+                detail = f"invalid UTF-8 at byte {start + exc.start}: {exc.reason}; line not read"
+                self.report.drop("invalid utf-8", where, detail)
+                return
+        detail = f"NUL byte at byte {start + nul} (binary data, not a JSON line); line not read"
+        self.report.drop("nul byte", where, detail)
 
     def _is_builder_output(self, path: Path, text: str, named: bool) -> bool:
         """Whether the file's first line is a record builder writes (skipped in a folder, rejected when named).
@@ -568,9 +663,9 @@ class FileReader:
         if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]).strip() == "":
             self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
             return None
-        if len(str(obj["id"])) > ID_MAX:
-            detail = f"field 'id' has {len(str(obj['id'])):,} characters (at most {ID_MAX}: copied into every sentence)"
-            self.report.drop("bad field", where, detail, field="id")
+        problem = id_problem(str(obj["id"]))
+        if problem is not None:
+            self.report.drop("bad field", where, f"field 'id' {problem}", field="id")
             return None
         if not isinstance(obj["text"], str) or not obj["text"].strip():
             self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")

@@ -212,8 +212,28 @@ def _add_line_spans(spans: Spans, line: str, base: int, split_line: Callable[[st
 
 def sentence_id(article_id: str, text: str, occurrence: int = 0) -> str:
     """Stable id from the article id, the sentence text and which repeat of that text it is."""
-    key = f"{article_id}\x00{text}" + (f"\x00{occurrence}" if occurrence else "")
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(sentence_key(article_id, text, occurrence).encode("utf-8")).hexdigest()[:20]
+
+
+def sentence_key(article_id: str, text: str, occurrence: int = 0) -> str:
+    """What a sentence id hashes: distinct for distinct (article id, text, occurrence), see `sentence_key_prefix`."""
+    prefix, always = sentence_key_prefix(article_id, text)
+    return prefix + (f"\x00{occurrence}" if occurrence or always else "")
+
+
+def sentence_key_prefix(article_id: str, text: str) -> tuple[str, bool]:
+    """The key of a sentence id before its occurrence, and whether "NUL OCCURRENCE" always follows it (else not for 0).
+
+    Every id so far hashes "ARTICLE_ID NUL TEXT", then "NUL OCCURRENCE" when the occurrence is not 0: a key
+    with at most two NULs, which cannot be read back when the text (or article id) holds a NUL of its own
+    ("x" repeated once and the text "x NUL 1" hashed the same). Such a pair is hashed as "NUL len(ARTICLE_ID)
+    NUL len(TEXT) NUL ARTICLE_ID TEXT NUL OCCURRENCE" instead: at least five NULs, read back by its lengths.
+    So the keys of distinct (article id, text, occurrence) are distinct (tests/test_segmenter.py reads them
+    back), and every id without a NUL stays the id it always was.
+    """
+    if "\x00" in article_id or "\x00" in text:
+        return f"\x00{len(article_id)}\x00{len(text)}\x00{article_id}{text}", True
+    return f"{article_id}\x00{text}", False
 
 
 def context_before(text: str) -> str:

@@ -13,9 +13,12 @@ from builder.jsonio import atomic_write, dumps_line, write_json
 from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
 from builder.report import Problem, Report
-from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, jsonl_shards, read_shard
+from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, id_problem, jsonl_shards, read_shard
 from builder.sentences.executors import Executor, LocalExecutor
 from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
+
+# The ids of a sentences file (a gold file's too) follow the rule of article ids: `id_problem`.
+ID_FIELDS = ("id", "article_id")
 
 
 @dataclass
@@ -195,6 +198,10 @@ def iter_numbered_sentences(path: str | Path) -> Iterator[tuple[str, dict]]:
             problem = _field_problem(field, sentence[field.name])
             if problem:
                 raise InputError(f"{where}: field '{field.name}' must be {problem}, not {_kind(sentence[field.name])}")
+            if field.name in ID_FIELDS:
+                problem = id_problem(sentence[field.name])
+                if problem:
+                    raise InputError(f"{where}: field '{field.name}' {problem}")
         yield where, sentence if "occurrence" in sentence else {**sentence, "occurrence": None}
 
 
