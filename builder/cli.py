@@ -695,8 +695,11 @@ def predict(ctx, sentences, predictor, output, workers, executor) -> None:
         + f"; {result.deleted} older predictions deleted"
     )
     click.echo(
-        f"predict: skipped {result.skipped} of {result.tasks} tasks: {result.annotated} annotated (never touched), "
-        f"{result.current} already predicted by this version, {result.nothing} with nothing proposed"
+        f"predict: skipped {result.skipped} of {result.tasks} tasks: {result.annotated} annotated"
+        + (f", {result.drafted} with an annotator's draft" if result.drafted else "")
+        + " (never touched"
+        + (f"; {result.annotated_meanwhile} of them annotated while predict ran" if result.annotated_meanwhile else "")
+        + f"), {result.current} already predicted by this version, {result.nothing} with nothing proposed"
         + (f", {result.no_text} without a text" if result.no_text else "")
     )
     if result.foreign:
@@ -753,6 +756,13 @@ def pull(ctx, since_last, rename_annotators, output) -> None:
         f"pull ({mode}): fetched {result.fetched} tasks, {result.unannotated} without annotations left out{removed}; "
         f"{result.written} annotated tasks in {result.path}"
     )
+    if result.duplicates:
+        shown = ", ".join(map(str, result.duplicates[:10])) + (", ..." if len(result.duplicates) > 10 else "")
+        click.echo(
+            f"pull: the export held {len(result.duplicates)} task ids more than once (tasks {shown}): "
+            "each counted once, the annotations of its copies merged",
+            err=True,
+        )
 
 
 def _snapshot_option(function):

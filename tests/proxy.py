@@ -3,7 +3,8 @@
 It stands for a flaky network or an overloaded server: every request reaches the real server
 except the ones `fail_when(method, path, count)` picks, which get a 502/500 (or `body`, for an
 answer of an unexpected shape) without being forwarded, or, with `drop`, a closed connection (a
-server that went away).
+server that went away). `rewrite` changes the real server's answers on their way back (a field of
+another type, a task twice in an export): Label Studio itself is never mocked.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class FailingProxy:
         status: int = 500,
         body: bytes = b'{"detail": "injected failure"}',
         drop: bool = False,
+        rewrite=None,
     ) -> None:
         self.upstream, self.fail_when, self.status, self.body, self.drop = (
             upstream.rstrip("/"),
@@ -31,6 +33,8 @@ class FailingProxy:
             body,
             drop,
         )
+        self.rewrite = rewrite  # (method, path, answer bytes) -> the bytes to answer instead, or None: unchanged
+        self.rewritten = 0
         self.counts: Counter = Counter()
         self.failed = 0
         proxy = self
@@ -62,13 +66,18 @@ class FailingProxy:
                 response = httpx.request(
                     self.command, proxy.upstream + self.path, headers=headers, content=body, timeout=120
                 )
+                content = response.content
+                changed = proxy.rewrite(self.command, self.path, content) if proxy.rewrite is not None else None
+                if changed is not None:
+                    proxy.rewritten += 1
+                    content = changed
                 self.send_response(response.status_code)
                 for k, v in response.headers.items():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(response.content)))
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(response.content)
+                self.wfile.write(content)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 

@@ -20,6 +20,7 @@ from builder.labelstudio.users import annotator_connection
 from builder.pseudonyms import Pseudonymizer, key_path, load_key
 
 from .conftest import cli_env, make_project, run_cli
+from .proxy import FailingProxy
 from .test_annotator_ui import chromium  # noqa: F401 -- the fixture: Debian's chromium, headless
 from .test_labelstudio import annotate, synthetic_sentences
 
@@ -251,3 +252,62 @@ def test_links_for_people_use_the_shared_url_of_a_server_started_with_host():
     shared = Connection("http://127.0.0.1:8080", "key", "local server", None, "http://10.1.2.3:8080")
     assert local.public_url == "http://127.0.0.1:8080" and shared.public_url == "http://10.1.2.3:8080"
     assert invite_url(shared, "tok") == "http://10.1.2.3:8080/user/signup/?token=tok"
+
+
+def _account_row(ls_server, email: str) -> dict:
+    """The account's row in Label Studio's own database (its flags are not in the API), with its API token."""
+    import sqlite3
+    from pathlib import Path
+
+    from builder.labelstudio.server import SQLITE_FILE
+
+    with sqlite3.connect(Path(ls_server.data_dir) / SQLITE_FILE) as db:
+        db.row_factory = sqlite3.Row
+        row = dict(db.execute("SELECT * FROM htx_user WHERE email = ?", (email,)).fetchone())
+        token = db.execute("SELECT key FROM authtoken_token WHERE user_id = ?", (row["id"],)).fetchone()
+    return {**row, "token": token[0] if token else None}
+
+
+def test_an_added_account_gets_no_more_than_an_annotator_needs(ls, ls_server, tmp_path):
+    """Issue 23, item 8: no superuser or staff flag and no API token handed out (Label Studio Community
+    still lets any account export, list users and delete: the README says so)."""
+    make_project(tmp_path, "accounts: least")
+    email = "least.rights@example.org"
+    added = _add(ls, tmp_path, email)
+    assert added.returncode == 0, added.stderr
+    row = _account_row(ls_server, email)
+    assert (row["is_superuser"], row["is_staff"], row["is_active"]) == (0, 0, 1)
+    output = added.stdout + added.stderr
+    assert row["token"] is None or row["token"] not in output  # Label Studio makes one; builder never shows it
+    assert "token" not in output.lower()
+    [password] = _passwords(added.stdout)
+    assert _plain_login(ls.url, email, password) == email  # the password printed is the way in
+
+
+def test_a_user_whose_email_is_not_a_string_is_one_line_naming_the_user(ls, tmp_path):
+    """On main: a traceback (AttributeError) from annotators list, add and remove."""
+    project = make_project(tmp_path, "accounts: odd e-mail")
+    push_sentences(ls, project, synthetic_sentences(1, "odd"))
+    email = "odd.mail@example.org"
+    assert _add(ls, tmp_path, email).returncode == 0
+    [user_id] = [u.id for u in accounts.organization_users(ls) if u.email == email]
+
+    def rewrite(method, path, content):
+        if method != "GET" or path.split("?")[0].rstrip("/") != "/api/users":
+            return None
+        users = json.loads(content)
+        for user in users:
+            if user.get("email") == email:
+                user["email"] = 12345
+        return json.dumps(users).encode()
+
+    with FailingProxy(ls.url, lambda method, path, count: False, rewrite=rewrite) as proxy:
+        env = {**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}
+        for args in (["list"], ["add", "other.odd@example.org"], ["remove", email]):
+            result = run_cli("annotators", *args, env=env, cwd=tmp_path)
+            assert result.returncode == 1 and result.stderr.count("\n") == 1, (args, result.stderr)
+            assert "Traceback" not in result.stderr and "12345" not in result.stderr
+            assert f"user {user_id} with an e-mail that is not a string" in result.stderr, result.stderr
+        assert proxy.rewritten >= 3
+    members = {u.email for u in accounts.organization_users(ls) if u.active}
+    assert email in members and "other.odd@example.org" not in members  # nothing changed

@@ -17,6 +17,7 @@ from builder.learn.train import Example, choose_threshold, fit_model, train_mode
 from builder.preannotate import make_predictor, prediction_for
 
 from .conftest import ROOT, make_project
+from .test_outputs import small_disk  # noqa: F401 -- the fixture: a 1 MiB tmpfs
 
 SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
 PEOPLE = ["Anna Berg", "Ivan Petrov", "Kim Yong", "Maria Lopez", "John Smith", "Li Wei", "Omar Haddad", "Sara Holm"]
@@ -364,3 +365,67 @@ def test_gold_names_follow_the_guidelines(surface, kind, expected):
     assert (span[2] if span else None) == expected
     if span:
         assert surface[span[0] - 100 : span[1] - 100] == expected
+
+
+# --- a full disk: one line, the previous model kept, nothing cut short left ----------------------------
+
+# `builder train` as it runs where the system has no memfd: crfsuite writes its file into the output's folder
+WITHOUT_MEMFD = (
+    "import os, runpy, sys; del os.memfd_create; sys.argv[0] = 'builder'; "
+    "runpy.run_module('builder', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize(
+    ("free", "memfd"), [(0, True), (100_000, True), (100_000, False)], ids=["full", "100kB", "100kB-file-beside"]
+)
+def test_train_on_a_nearly_full_disk_is_one_line_and_keeps_the_previous_model(
+    bundled,
+    small_disk,  # noqa: F811
+    tmp_path,
+    free,
+    memfd,
+):
+    """crfsuite ignores failed writes: on main, a model cut short was read back (a traceback, or exit 139 at
+    100 kB free) and a staging folder with the cut file was left. Every write of the folder is checked now."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from .test_outputs import one_line_error
+
+    if not small_disk.mounted:
+        pytest.skip("needs a tmpfs (root)")
+    project, trained = bundled
+    root = project.root
+    output = small_disk.folder / "model"
+    shutil.copytree(trained.folder, output)  # an earlier `builder train` output
+    before = small_disk.tree()
+    small_disk.fill()
+    filler = small_disk.folder / "filler"
+    os.truncate(filler, max(0, filler.stat().st_size - free))
+    args = ["train", "-o", str(output)]
+    if memfd:
+        result = small_disk.run(*args, cwd=root)
+    else:
+        command = [sys.executable, "-c", WITHOUT_MEMFD, *args]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=False)
+    one_line_error(result, f"cannot write {output} (", f"the previous {output} was kept")
+    assert small_disk.tree() == before  # the previous model, byte for byte
+    assert small_disk.files() == ["model"]  # no staging folder, no file cut short
+    assert load_model(output).model_version == json.loads((output / MANIFEST).read_text())["model_version"]
+
+
+def test_a_crf_model_cut_short_is_recognised_before_crfsuite_reads_it(bundled):
+    from builder.learn.model import ENTITY_FILE
+    from builder.learn.train import crf_model_problem
+
+    _, result = bundled
+    whole = (Path(result.folder) / ENTITY_FILE).read_bytes()
+    assert crf_model_problem(whole) is None
+    for cut in (0, 40, 4096, len(whole) // 2, len(whole) - 1):
+        assert crf_model_problem(whole[:cut]) is not None, cut
+    header_kept = whole[:4] + (len(whole) // 2).to_bytes(4, "little") + whole[8 : len(whole) // 2]
+    assert "its header says" in crf_model_problem(header_kept)  # the size fixed up, the parts past the end
+    assert crf_model_problem(b"\0" * len(whole)) == "no crfsuite header"

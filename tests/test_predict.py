@@ -295,6 +295,55 @@ def test_predict_after_a_retrain_replaces_predictions_only_where_nobody_annotate
     }
 
 
+class AnnotatedMeanwhile:
+    """`model`, except that its first prediction happens while an annotator submits one task and drafts another:
+    what annotators do while `builder predict` runs, between its listing of the tasks and its writes."""
+
+    def __init__(self, model, connection: Connection, annotated: int, drafted: int) -> None:
+        self.model, self.connection, self.annotated, self.drafted = model, connection, annotated, drafted
+        self.model_version = model.model_version
+        self.done = False
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict(self, text: str, **extra):
+        if not self.done:
+            self.done = True
+            annotate(self.connection, self.annotated)
+            draft = {"result": [], "lead_time": 1.0}
+            response = self.connection.http().request(f"api/tasks/{self.drafted}/drafts", method="POST", json=draft)
+            assert response.status_code == 201, response.text
+        return self.model.predict(text, **extra)
+
+
+def test_a_task_annotated_or_drafted_while_predict_runs_keeps_its_predictions(ls, tmp_path, models):
+    """On main, a task annotated after predict listed the tasks had its prediction replaced, and was reported
+    among those given new predictions ("never touched" counted only the tasks annotated before)."""
+    old, new = models
+    project = make_project(tmp_path / "p", "Predict while annotating", snapshot=SNAPSHOT)
+    pushed = push_sentences(ls, project, sentences(10), old)
+    before = {t["id"]: t for t in listed(ls, pushed.project_id)}
+    annotated, drafted = [task_id for task_id, task in before.items() if task["predictions"]][-2:]
+
+    result = refresh_predictions(ls, project, AnnotatedMeanwhile(new, ls, annotated, drafted))
+    after = {t["id"]: t for t in listed(ls, pushed.project_id)}
+    for task_id in (annotated, drafted):
+        assert after[task_id]["predictions"] == before[task_id]["predictions"], (task_id, annotated, drafted, result)
+    assert len(after[annotated]["annotations"]) == 1
+    assert (result.tasks, result.annotated, result.drafted, result.annotated_meanwhile) == (10, 1, 1, 2)
+    changed = [
+        i for i in after if i not in (annotated, drafted) and after[i]["predictions"] != before[i]["predictions"]
+    ]
+    assert result.predicted + result.cleared == len(changed) and result.skipped + len(changed) == 10
+
+    again = refresh_predictions(ls, project, new)  # both stay skipped: annotated, and drafted
+    assert (again.annotated, again.drafted, again.annotated_meanwhile) == (1, 1, 0)
+    assert {t["id"]: t["predictions"] for t in listed(ls, pushed.project_id)} == {
+        i: t["predictions"] for i, t in after.items()
+    }
+
+
 def test_select_uncertain_imports_what_the_model_knows_least_with_gold_mixed_in(ls, tmp_path, models):
     model, _ = models
     stream = sentences(60, 6)

@@ -207,3 +207,75 @@ def test_state_is_per_output_and_survives_corruption(ls, tmp_path):
     edited = run_cli("pull", "--since-last", "-o", a, env=env, cwd=tmp_path)
     assert "changed since the last pull" in edited.stderr and a.read_bytes() == b.read_bytes()
     assert not list(tmp_path.glob(".builder/.*.tmp"))
+
+
+# --- exports of an odd shape (through a proxy that rewrites the real server's answers) -----------------
+
+
+def _export_rewritten(change):
+    """A `rewrite` for FailingProxy: the downloaded export's list of tasks passed through `change`."""
+
+    def rewrite(method, path, content):
+        if method != "GET" or "/download" not in path:
+            return None
+        return json.dumps(change(json.loads(content))).encode()
+
+    return rewrite
+
+
+def _three_annotations(ls, tmp_path, title: str):
+    from builder.model import STANCE
+
+    project = make_project(tmp_path, title)
+    pushed = push_sentences(ls, project, synthetic_sentences(2, title.split()[0]))
+    first, second = sorted(t.id for t in ls.client().tasks.list(project=pushed.project_id))
+    result = [{"from_name": STANCE, "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}]
+    made = [ls.client().annotations.create(id=first, result=result).id for _ in range(3)]
+    return project, first, second, made
+
+
+def test_an_annotation_id_that_is_not_an_integer_is_one_line_naming_the_task(ls, tmp_path):
+    """On main: a traceback (TypeError: '<' between str and int) while sorting the task's annotations."""
+    from .proxy import FailingProxy
+
+    _, first, _, made = _three_annotations(ls, tmp_path, "stringid pull")
+
+    def change(tasks):
+        for task in tasks:
+            if task["id"] == first:
+                task["annotations"][1]["id"] = str(task["annotations"][1]["id"])
+        return tasks
+
+    with FailingProxy(ls.url, lambda m, p, c: False, rewrite=_export_rewritten(change)) as proxy:
+        result = run_cli("pull", env={**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}, cwd=tmp_path)
+        assert proxy.rewritten == 1
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    error = result.stderr.splitlines()[-1]  # after the note that the first pull made a pseudonym key
+    assert error.startswith("error: ") and result.stderr.count("error") == 1
+    assert f"task {first}" in error and "annotations[].id" in error and any(f"'{m}'" in error for m in made)
+    assert not (tmp_path / "annotations" / "snapshot.jsonl").exists()  # no snapshot written
+
+
+def test_a_task_twice_in_the_export_is_reported_as_a_duplicate_with_all_its_annotations(ls, tmp_path):
+    """On main: the copy read last replaced the first (annotations lost), and the task was counted among
+    the tasks without annotations."""
+    from builder.jsonio import read_jsonl
+
+    from .proxy import FailingProxy
+
+    _, first, second, made = _three_annotations(ls, tmp_path, "duplicate pull")
+
+    def change(tasks):
+        [task] = [t for t in tasks if t["id"] == first]
+        annotations = task["annotations"]
+        copies = [{**task, "annotations": a} for a in (annotations[:2], annotations[2:], [])]
+        return [t for t in tasks if t["id"] != first] + copies  # three copies: two annotations, one, none
+
+    with FailingProxy(ls.url, lambda m, p, c: False, rewrite=_export_rewritten(change)) as proxy:
+        result = run_cli("pull", env={**cli_env(ls), "LABEL_STUDIO_URL": proxy.url}, cwd=tmp_path)
+        assert proxy.rewritten == 1
+    assert result.returncode == 0, result.stderr
+    assert "fetched 2 tasks, 1 without annotations left out" in result.stdout  # the second task, not the copies
+    assert f"more than once (tasks {first})" in result.stderr
+    [pulled] = list(read_jsonl(tmp_path / "annotations" / "snapshot.jsonl"))
+    assert pulled["task_id"] == first and [a["id"] for a in pulled["annotations"]] == sorted(made)

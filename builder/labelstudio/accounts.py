@@ -76,6 +76,11 @@ def organization_users(connection: Connection) -> list[User]:
         user_id, email = getattr(user, "id", None), getattr(user, "email", None)
         if type(user_id) is not int:
             raise unexpected_answer(connection, doing, "users with integer ids")
+        if email is not None and not isinstance(email, str):  # its value is never shown: it may hold an address
+            raise LabelStudioError(
+                f"Label Studio at {connection.url} lists user {user_id} with an e-mail that is not a string "
+                f"(field email: {type(email).__name__}); nothing was changed: fix or remove that account"
+            )
         removed = email == _REMOVED_EMAIL and getattr(user, "last_name", None) == "User"
         users.append(User(user_id, None if removed or not email else email.strip().lower(), not removed))
     return sorted(users, key=lambda u: u.id)

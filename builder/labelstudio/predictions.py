@@ -1,10 +1,13 @@
 """`builder predict`: refresh the predictions of the tasks nobody has annotated yet with the current predictor.
 
-A task with an annotation (submitted or cancelled) is left exactly as it is: its annotators saw
-its predictions, and `builder quality` measures them against what they kept. On every other task,
-the predictions builder made (a `model_version` of the form `builder-...` or `spacy/...`) by
-another version than the current predictor's are deleted, and the current predictor's proposal is
-added; predictions builder did not make (an ML backend's, a hand import's) are never touched.
+A task with an annotation (submitted or cancelled) or an annotator's draft is left exactly as it is: its
+annotators saw its predictions, and `builder quality` measures them against what they kept. Annotators
+work while predict runs, so the tasks a page is about to change are read again right before its writes;
+those annotated or drafted since the listing are left alone and counted with the annotated or drafted
+ones (only an annotation made in the milliseconds between that reading and the writes can be missed).
+On every other task, the predictions builder made (a `model_version` of the form `builder-...` or
+`spacy/...`) by another version than the current predictor's are deleted, and the current predictor's
+proposal is added; predictions builder did not make (an ML backend's, a hand import's) are never touched.
 Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
 per page, one bulk delete (Label Studio's "delete predictions" action, for tasks holding only
 builder's predictions), one DELETE per stale prediction on a task that also holds foreign ones, and
@@ -30,6 +33,7 @@ from builder.project import Project
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
 BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
 PAGE = 1000  # tasks per listing page; a run of whole articles (preannotate.whole_articles) holds up to twice as many
+RECHECK_BATCH = 200  # task ids per request when reading again whether tasks were annotated (they go in the URL)
 
 
 def builder_made(model_version: object) -> bool:
@@ -47,6 +51,10 @@ class PredictResult:
     current: int = 0  # skipped: already hold this version's prediction
     nothing: int = 0  # skipped: no prediction of builder's before, none proposed now
     annotated: int = 0  # skipped: annotated (submitted or cancelled); never touched
+    annotated_meanwhile: int = (
+        0  # of `annotated` and `drafted`: annotated or drafted after the listing, while predict ran
+    )
+    drafted: int = 0  # skipped: an annotator's draft is saved on it (being annotated); never touched
     no_text: int = 0  # skipped: no `text` in the task's data (not a task builder pushed)
     deleted: int = 0  # older predictions deleted
     foreign: int = 0  # predictions builder did not make, on the tasks refreshed: kept
@@ -55,7 +63,7 @@ class PredictResult:
 
     @property
     def skipped(self) -> int:
-        return self.current + self.nothing + self.annotated + self.no_text
+        return self.current + self.nothing + self.annotated + self.drafted + self.no_text
 
 
 def refresh_predictions(
@@ -105,22 +113,33 @@ def _texts_by_article(tasks: list) -> list[tuple[str, str]]:
     return pairs
 
 
+@dataclass
+class _Change:
+    """What one page does to one task: written only if the task is still untouched right before the writes."""
+
+    task_id: int
+    bulk: bool  # its predictions (all builder's, none current) go in the page's one bulk delete
+    single: list[int]  # stale predictions deleted one by one (the task also holds foreign ones)
+    foreign: int
+    deleted: int
+    prediction: dict | None  # None: nothing proposed now (its older ones are only deleted)
+    add: bool  # import `prediction` (False: a current one is kept)
+
+
 def _refresh(connection, project_id, predictor, page_size, result, on_page) -> None:
     doing = "listing the project's tasks with their predictions"
-    params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations"}
+    params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations,draft_exists"}
     version = predictor.model_version
     pages = task_pages(connection, project_id, params, doing, page_size)
     # Each task is read with its article's other tasks: a page's last article waits for the next page.
     for tasks in whole_articles(pages, _article_of_task, 2 * page_size):
         contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}
-        bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
-        single: list[int] = []  # stale predictions on tasks that also hold foreign ones
-        new: list[dict] = []
-        predicted = 0  # counted into the result once imported: an interruption names only what arrived
+        changes: list[_Change] = []
         for task in tasks:
             try:
                 task_id, predictions = task["id"], task.get("predictions") or []
                 annotated = int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0)
+                drafted = bool(task.get("draft_exists"))
                 ours = [p for p in predictions if builder_made(p.get("model_version"))]
                 foreign = len(predictions) - len(ours)
                 data = task.get("data")
@@ -131,6 +150,9 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             result.tasks += 1
             if annotated:
                 result.annotated += 1
+                continue
+            if drafted:
+                result.drafted += 1
                 continue
             text = data.get("text") if isinstance(data, dict) else None
             if not isinstance(text, str):
@@ -145,24 +167,82 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
                 result.nothing += 1
                 continue
             keep = None  # one prediction of this version kept on a task that also holds foreign ones
+            single: list[int] = []
             if foreign:
-                result.foreign += foreign
                 keep = current[0]["id"] if current and prediction is not None else None
-                single += [p["id"] for p in ours if p["id"] != keep]
-            elif ours:
-                bulk.append(task_id)
-            result.deleted += len(ours) - (keep is not None)
-            if prediction is None:
-                result.cleared += 1
-                continue
-            predicted += 1
-            if keep is None:
-                new.append({"task": task_id, **prediction})
-        _delete(connection, project_id, bulk, single)
-        _import(connection, project_id, new)
-        result.predicted += predicted
+                single = [p["id"] for p in ours if p["id"] != keep]
+            deleted = len(ours) - (keep is not None)
+            changes.append(
+                _Change(task_id, bool(ours) and not foreign, single, foreign, deleted, prediction, keep is None)
+            )
+        _write(connection, project_id, changes, result)
         if on_page is not None:
             on_page(result)
+
+
+def _write(connection: Connection, project_id: int, changes: list[_Change], result: PredictResult) -> None:
+    """Apply a page's changes to the tasks nobody annotated or drafted since the listing (read again now)."""
+    touched = _touched(connection, project_id, [change.task_id for change in changes])
+    bulk: list[int] = []  # tasks whose predictions (all builder's, none current) go in one request
+    single: list[int] = []  # stale predictions on tasks that also hold foreign ones
+    new: list[dict] = []
+    predicted = 0  # counted into the result once imported: an interruption names only what arrived
+    for change in changes:
+        state = touched.get(change.task_id)
+        if state == "gone":  # no longer a task of the project: not counted among those listed
+            result.tasks -= 1
+            continue
+        if state is not None:
+            result.annotated_meanwhile += 1
+            if state == "annotated":
+                result.annotated += 1
+            else:
+                result.drafted += 1
+            continue
+        result.foreign += change.foreign
+        result.deleted += change.deleted
+        if change.bulk:
+            bulk.append(change.task_id)
+        single += change.single
+        if change.prediction is None:
+            result.cleared += 1
+            continue
+        predicted += 1
+        if change.add:
+            new.append({"task": change.task_id, **change.prediction})
+    _delete(connection, project_id, bulk, single)
+    _import(connection, project_id, new)
+    result.predicted += predicted
+
+
+def _touched(connection: Connection, project_id: int, task_ids: list[int]) -> dict[int, str]:
+    """Which of `task_ids` now hold an annotation ("annotated") or an annotator's draft ("drafted"), or are
+    gone (deleted meanwhile)."""
+    if not task_ids:
+        return {}
+    doing = "reading again whether the tasks about to change were annotated meanwhile"
+    # `fields=all` makes Label Studio compute draft_exists (it is not a column of the task table)
+    params = {"fields": "all", "include": "id,total_annotations,cancelled_annotations,draft_exists"}
+    touched: dict[int, str] = {}
+    seen: set[int] = set()
+    for start in range(0, len(task_ids), RECHECK_BATCH):
+        batch = task_ids[start : start + RECHECK_BATCH]
+        params["query"] = orjson.dumps({"selectedItems": {"all": False, "included": batch}}).decode()
+        for task in (task for tasks in task_pages(connection, project_id, params, doing, PAGE) for task in tasks):
+            try:
+                task_id = int(task["id"])
+                annotated = int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0)
+                drafted = bool(task.get("draft_exists"))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise unexpected_answer(connection, doing, "tasks with their annotation counts") from None
+            seen.add(task_id)
+            if annotated:
+                touched[task_id] = "annotated"
+            elif drafted:
+                touched[task_id] = "drafted"
+    for task_id in set(task_ids) - seen:  # deleted meanwhile: nothing to write to
+        touched[task_id] = "gone"
+    return touched
 
 
 def _delete(connection: Connection, project_id: int, tasks: list[int], predictions: list[int]) -> None:

@@ -44,6 +44,7 @@ from builder.errors import LabelStudioError
 from builder.jsonio import STATE_DIR, atomic_write, sha256_file, state_dir
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.labelstudio.push import require_project
+from builder.labelstudio.server import LABEL_STUDIO_VERSION
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
 from builder.records.snapshot import TaskStore, normalise_task, sort_key_bytes, task_counts
@@ -78,6 +79,7 @@ class PullResult:
     why_full: str = ""
     removed: int = 0
     reconciled: bool = False
+    duplicates: list[int] = field(default_factory=list)  # task ids the export held more than once (merged)
 
 
 def _state_path(project: Project) -> Path:
@@ -339,11 +341,25 @@ def read_export(connection: Connection, path: Path) -> Iterator[dict]:
             for task in ijson.items(handle, "item", use_float=True):
                 if not isinstance(task, dict) or type(task.get("id")) is not int:
                     raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
+                _check_annotation_ids(connection, task)
                 yield task
         except ijson.JSONError as exc:
             raise LabelStudioError(
                 f"the export from {connection.url} is not valid JSON ({str(exc)[:120]}); retry"
             ) from None
+
+
+def _check_annotation_ids(connection: Connection, task: dict) -> None:
+    """An annotation's id is what the snapshot sorts and merges by: one that is not an integer is a one-line
+    error naming the task and the id (no snapshot is written), never a traceback further on."""
+    annotations = task.get("annotations")
+    for annotation in annotations if isinstance(annotations, list) else []:
+        if isinstance(annotation, dict) and annotation.get("id") is not None and type(annotation["id"]) is not int:
+            raise LabelStudioError(
+                f"the export from {connection.url} gives task {task['id']} an annotation whose id is "
+                f"{str(annotation['id'])[:40]!r}, not an integer (field annotations[].id); no snapshot was written: "
+                f"is it Label Studio {LABEL_STUDIO_VERSION}? retry, and see the server's log if it persists"
+            )
 
 
 def export_tasks(connection: Connection, project_id: int, view_id: int | None = None) -> list[dict]:
@@ -581,10 +597,56 @@ class _Names:
         return self.names.get(user) or self.pseudonymize(f"user-{user}@{self.url}")
 
 
+class _SeenIds:
+    """Task ids seen in one export: a bitmap (ids are sequential positive integers), a few MB for millions."""
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.others: set[int] = set()
+
+    def add(self, task_id: int) -> bool:
+        """Record `task_id`; True when it was seen before."""
+        if task_id < 0 or task_id >= 1 << 27:  # beyond 16 MB of bitmap: a set
+            seen = task_id in self.others
+            self.others.add(task_id)
+            return seen
+        byte, bit = divmod(task_id, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
+        seen = bool(self.bits[byte] & (1 << bit))
+        self.bits[byte] |= 1 << bit
+        return seen
+
+
+def _merge_copies(first: dict, again: dict) -> dict:
+    """One snapshot task from two copies of it in an export: every annotation (by id) and prediction of both."""
+    annotations = {(a["id"] if a["id"] is not None else ("none", i)): a for i, a in enumerate(first["annotations"])}
+    for i, annotation in enumerate(again["annotations"]):
+        annotations.setdefault(annotation["id"] if annotation["id"] is not None else ("again", i), annotation)
+    predictions = list(first["predictions"])
+    predictions += [p for p in again["predictions"] if p not in predictions]
+    return {
+        **first,
+        "annotations": sorted(annotations.values(), key=lambda a: (a["id"] is None, a["id"] or 0)),
+        "predictions": sorted(predictions, key=lambda p: p["model_version"]),
+    }
+
+
 def _store_annotated(tasks: Iterable[dict], store: TaskStore, name: _Names, seen: array | None = None) -> int:
-    """Put the annotated tasks into `store`, normalised; returns how many tasks were read (ids into `seen`)."""
+    """Put the annotated tasks into `store`, normalised; returns how many tasks were read (ids into `seen`).
+
+    A task id the export holds twice is read once: its copies' annotations are merged, never one copy
+    replacing the other, and its id goes into `store.duplicates` for the pull's report."""
     read = 0
+    ids = _SeenIds()
     for task in tasks:
+        if ids.add(task["id"]):
+            store.duplicates.append(task["id"])
+            if task.get("annotations"):
+                again = normalise_task(task, name)
+                first = store.get(task["id"])
+                store.add(again if first is None else _merge_copies(first, again))
+            continue
         read += 1
         if seen is not None:
             seen.append(task["id"])
@@ -640,6 +702,9 @@ class _Work:
         self._stores.append(store)
         return store
 
+    def stores(self) -> list[TaskStore]:
+        return list(self._stores)
+
     def close(self) -> None:
         for store in self._stores:
             store.close()
@@ -690,6 +755,7 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
             renames.finish(output, log)
         digest = written.write(output)
         result.written = written.lines
+        result.duplicates = sorted({task_id for store in work.stores() for task_id in store.duplicates})
     finally:
         work.close()
     entry = {

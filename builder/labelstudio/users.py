@@ -74,6 +74,8 @@ def sign_up(connection: Connection, email: str, password: str, token: str | None
     """
     with _session(connection) as session:
         refused = _sign_up(session, connection, email, password, token or invite_token(connection))
+        if refused is None:  # signed in as the new account: builder needs nothing more from it
+            session.get("/user/logout/")
     if refused is None:
         return True
     if ALREADY_EXISTS in refused:

@@ -13,8 +13,12 @@ thresholds. Same records, settings and seed: byte-identical folder, same `model_
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shutil
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +137,7 @@ def article_contexts(examples: list[Example]) -> dict[str, ArticleContext]:
 
 
 def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> dict[str, bytes]:
-    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in `folder`."""
+    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`)."""
     import pycrfsuite
 
     gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
@@ -170,14 +174,62 @@ def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> di
                 "feature.possible_transitions": True,
             }
         )
-        path = folder / ENTITY_FILE
-        trainer.train(str(path))
-        files[ENTITY_FILE] = path.read_bytes()
-        path.unlink()
+        files[ENTITY_FILE] = _train_crf(trainer, folder)
     stance_examples = [e for e in examples if e.stance is not None]
     if len({e.stance for e in stance_examples}) >= 2:
         files[STANCE_FILE] = _json_bytes(_fit_stance(stance_examples, settings, seed))
     return files
+
+
+CRF_HEADER = struct.Struct("<4sI4s9I")  # crfsuite's model header: magic, size, type, version, counts, offsets
+LOW_SPACE = 1 << 16  # bytes free after crfsuite wrote its file: below this, the file may be cut short
+
+
+def _train_crf(trainer, folder: Path) -> bytes:
+    """The CRF `trainer` fitted, as model bytes checked whole before anything reads them.
+
+    crfsuite writes its model file itself and ignores failed writes: on a full disk it leaves a file
+    cut short, and reading one back can crash the process (a segmentation fault). So it writes into
+    memory where the system allows (a memfd: the disk is written only by builder's own checked writes),
+    else into a hidden file in `folder` that is always removed; either way the bytes are checked
+    (crfsuite's header, its offsets within the file) and a damaged model is an OSError, never read.
+    """
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fd = os.memfd_create(ENTITY_FILE)
+        try:
+            trainer.train(f"/proc/self/fd/{fd}")
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+        low_space = False
+    else:
+        path = folder / f".{ENTITY_FILE}.training"
+        try:
+            trainer.train(str(path))
+            data = path.read_bytes()
+            low_space = shutil.disk_usage(folder).free < LOW_SPACE
+        finally:
+            path.unlink(missing_ok=True)
+    if low_space:  # the file may be cut short in a way its header does not show
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    problem = crf_model_problem(data)
+    if problem:
+        raise OSError(errno.EIO, f"the trained CRF model came out damaged: {problem}")
+    return data
+
+
+def crf_model_problem(data: bytes) -> str | None:
+    """Why `data` is not a whole crfsuite model (None when it looks whole): a file cut short keeps a header
+    whose size or offsets point past its end, or no header at all."""
+    if len(data) < CRF_HEADER.size:
+        return f"{len(data)} bytes, shorter than its header"
+    magic, size, kind, _version, _features, _labels, _attrs, *offsets = CRF_HEADER.unpack_from(data)
+    if magic != b"lCRF" or kind != b"FOMC":
+        return "no crfsuite header"
+    if size != len(data) or not all(CRF_HEADER.size <= offset < size for offset in offsets):
+        return f"{len(data)} bytes, its header says {size} with parts up to {max(offsets)}"
+    return None
 
 
 def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:

@@ -89,6 +89,7 @@ class TaskStore:
     """
 
     def __init__(self, path: Path) -> None:
+        self.duplicates: list[int] = []  # task ids added more than once (a pull reports them)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # private before SQLite opens it: it holds tasks
         os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, isolation_level=None)
