@@ -699,7 +699,9 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
 
 def _card_prediction_problems(predictions: dict, card: str) -> list[str]:
     """The model versions the manifest records against those the card states, with their task counts."""
-    stated = {version: int(n) for version, n in re.findall(r"`([^`]+)`, [^,`]+, on (\d+)", card)}
+    from builder.markup import uncode
+
+    stated = {uncode(version): int(n) for version, n in re.findall(r"`([^`]+)`, [^,`]+, on (\d+)", card)}
     recorded = predictions.get("model_versions") or {}
     if stated != recorded:
         return [
@@ -995,6 +997,9 @@ def compare(
 
 
 def format_comparison(diff: dict, examples: int = 3) -> str:
+    """The diff as Markdown lines (CHANGELOG.md and `builder diff`); ids and texts through builder.markup."""
+    from builder.markup import code, quoted, single_quoted
+
     lines = []
     old_scheme, new_scheme = diff.get("pseudonym_scheme", (None, None))
     if old_scheme and new_scheme and old_scheme != new_scheme:
@@ -1006,29 +1011,29 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
     lines += [
         f"- sentences: +{len(diff['sentences_added'])} / -{len(diff['sentences_removed'])}; "
         f"articles: +{len(diff['articles_added'])} / -{len(diff['articles_removed'])}"
-        + (f" (added: {', '.join(diff['articles_added'][:examples])})" if diff["articles_added"] else ""),
+        + (f" (added: {', '.join(map(code, diff['articles_added'][:examples]))})" if diff["articles_added"] else ""),
     ]
     moved = diff.get("articles_moved", [])
     if moved:  # every one named: an article that changed split is what a user of the splits must know
         lines.append(
             f"- articles moved to another split: {len(moved)} ("
-            + ", ".join(f"`{article}` {before} -> {after}" for article, before, after in moved)
+            + ", ".join(f"{code(article)} {before} -> {after}" for article, before, after in moved)
             + "); an article moves only when its group of articles sharing text or near-duplicates changed, "
             "or the split proportions or the dataset name did"
         )
     lines.append(f"- stance relabelled: {len(diff['stance_relabelled'])}")
     for sid, old, new in diff["stance_relabelled"][:examples]:
-        lines.append(f'  - `{sid}` {old} -> {new}: "{diff["texts"][sid][:90]}"')
+        lines.append(f"  - {code(sid)} {old} -> {new}: {quoted(diff['texts'][sid][:90])}")
     for sid in diff["sentences_added"][:examples]:
-        lines.append(f'  - added `{sid}`: "{diff["texts"][sid][:90]}"')
+        lines.append(f"  - added {code(sid)}: {quoted(diff['texts'][sid][:90])}")
     lines.append(
         f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} "
         "(a changed span counts as one of each)"
     )
     for sid, (start, end, label, text) in diff["entities_added"][:examples]:
-        lines.append(f"  - `{sid}` +{label} '{text}' [{start}:{end}]")
+        lines.append(f"  - {code(sid)} +{label} {single_quoted(text)} [{start}:{end}]")
     for sid, (start, end, label, text) in diff["entities_removed"][:examples]:
-        lines.append(f"  - `{sid}` -{label} '{text}' [{start}:{end}]")
+        lines.append(f"  - {code(sid)} -{label} {single_quoted(text)} [{start}:{end}]")
     for key, values in diff["label_deltas"].items():
         parts = [f"{label} {a}->{b}" for label, (a, b) in values.items() if a != b]
         lines.append(f"- {key} distribution: " + (", ".join(parts) if parts else "unchanged"))
