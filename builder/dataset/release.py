@@ -37,14 +37,19 @@ Tamper evidence (`builder verify`):
 - the chain, across all releases: each format-2 manifest records the sha256 of the previous
   release's manifest, and the CHANGELOG.md entry of each format-2 release states its own manifest's
   sha256, so a manifest edited after release no longer matches what its successor and the changelog
-  recorded. The newest release is held by its changelog entry (and git) only.
+  recorded. The newest release is held by its changelog entry (and git) only;
+- the manifest's snapshot sha256 against the snapshot file's versions in the history of HEAD (in a git
+  work tree that is not a shallow clone): a release is cut from a committed snapshot.
 Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
 release that does not verify, and takes the frozen test articles from the earlier releases' test
 Parquet files (after checking their sha256), never from a manifest's list.
 
 `builder release` holds an exclusive `flock` on the project folder while it checks and writes, so two
 releases at once run one after the other (the second then finds the version taken); the lock goes
-with the process. Versions are compared by Semantic Versioning 2.0.0 precedence (`version_key`).
+with the process. It also holds the snapshot lock `builder pull` holds (builder.locks.snapshot_lock), so
+a pull never replaces the snapshot while a release checks and reads it, and it builds from a private copy
+of the snapshot whose bytes it has checked against HEAD: the manifest hashes exactly what was checked.
+Versions are compared by Semantic Versioning 2.0.0 precedence (`version_key`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -539,6 +544,95 @@ def _git_refusal(path: Path) -> str | None:
     return f"{path} has uncommitted changes: commit it first, so the release can be rebuilt from git"
 
 
+def _git_path(path: Path) -> str | None:
+    """`path` relative to the top of its git work tree (as `HEAD:<this>` names it), or None outside one."""
+    try:
+        prefix = subprocess.run(
+            ["git", "rev-parse", "--show-prefix"], cwd=path.parent, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return prefix.stdout.strip("\n") + path.name if prefix.returncode == 0 else None
+
+
+def _sha256_at(commit: str, path: Path) -> str | None:
+    """The sha256 of `path` as committed in `commit`, in its work-tree form (git's filters applied, as a
+    checkout writes it); None when that commit does not hold it."""
+    name = _git_path(path)
+    if name is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with subprocess.Popen(
+            ["git", "cat-file", "--filters", f"{commit}:{name}"],
+            cwd=path.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as show:
+            for chunk in iter(lambda: show.stdout.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest() if show.returncode == 0 else None
+
+
+def _committed_copy(snapshot: Path, copy: Path) -> str:
+    """Copy `snapshot` to the private file `copy`, checking that the copied bytes are those committed at HEAD;
+    returns their sha256.
+
+    The release is built from `copy` only, so it hashes and reads the very bytes that were checked: a
+    snapshot replaced after `git status` looked at it (by an editor, a checkout, or a pull that did not
+    take the snapshot lock) is refused, never released under a hash that no commit holds."""
+    digest = hashlib.sha256()
+    try:
+        with open(snapshot, "rb") as source, open(copy, "xb") as target:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+                target.write(chunk)
+    except OSError as exc:
+        raise BuilderError(f"{snapshot}: cannot read it ({exc.strerror}); nothing was released") from None
+    if _sha256_at("HEAD", snapshot) != digest.hexdigest():
+        raise BuilderError(
+            f"{snapshot} changed while the release read it: the bytes read are not those committed at HEAD; "
+            "commit the snapshot you mean to release and run the release again"
+        )
+    return digest.hexdigest()
+
+
+def snapshot_commit_problems(project: Project, manifest: dict) -> list[str]:
+    """The manifest's snapshot hash against the snapshot file's versions in git (HEAD's history, every branch
+    merged into it): a release is cut from a committed snapshot, so some commit holds those bytes.
+
+    Outside a git work tree, or in a shallow clone (whose history is cut off), this cannot be checked and
+    nothing is reported; `builder release` itself refuses to release outside git."""
+    snapshot = project.snapshot_path
+    name = _git_path(snapshot)
+    if name is None:
+        return []
+    try:
+        shallow = subprocess.run(
+            ["git", "rev-parse", "--is-shallow-repository"], cwd=snapshot.parent, capture_output=True, text=True
+        )
+        commits = subprocess.run(
+            ["git", "--literal-pathspecs", "rev-list", "--full-history", "HEAD", "--", snapshot.name],
+            cwd=snapshot.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return []
+    if shallow.stdout.strip() != "false" or commits.returncode != 0:
+        return []
+    recorded = manifest["hashes"]["snapshot"]
+    if any(_sha256_at(commit, snapshot) == recorded for commit in commits.stdout.split()):
+        return []
+    return [
+        f"hashes.snapshot: no commit in the history of HEAD holds {name} with the manifest's sha256 "
+        f"{recorded[:12]}: the release was not cut from a committed snapshot"
+    ]
+
+
 @contextmanager
 def _release_lock(project: Project):
     """An exclusive flock on the project folder (released on exit, and by the kernel if the process dies)."""
@@ -559,14 +653,20 @@ class ReleaseResult:
     changelog_entry: str
 
 
-def cut_release(project: Project, version: str) -> ReleaseResult:
+def cut_release(project: Project, version: str, log: Callable[[str], None] = lambda message: None) -> ReleaseResult:
     """Guarded release: refuses, writing nothing, on a bad or taken version, an invalid snapshot, a
-    project file, guidelines or snapshot not committed in git, or a previous release that does not verify."""
+    project file, guidelines or snapshot not committed in git, or a previous release that does not verify.
+
+    It holds the snapshot lock that `builder pull` holds (builder.locks.snapshot_lock), so a pull waits
+    for it and it for a pull, and it builds from a private copy of the snapshot checked against HEAD."""
+    from builder.locks import snapshot_lock
+
     key = version_key(version)
     parent = project.root / RELEASES_DIR
     folder = parent / version
     snapshot = project.snapshot_path
-    with _release_lock(project):
+    pulling = lambda pid: log(f"waiting for a builder pull or release that is using {snapshot} (pid {pid})")  # noqa: E731
+    with _release_lock(project), snapshot_lock(snapshot, on_wait=pulling):
         existing = releases(project)
         if folder.exists():
             raise BuilderError(f"release {version} exists already ({folder}); choose a new version")
@@ -594,7 +694,12 @@ def cut_release(project: Project, version: str) -> ReleaseResult:
         done = False
         try:
             target = staging / version
-            manifest = build_release_folder(project, version, target, snapshot, manifest_format=MANIFEST_FORMAT)
+            copy = staging / snapshot.name
+            _committed_copy(snapshot, copy)
+            try:
+                manifest = build_release_folder(project, version, target, copy, manifest_format=MANIFEST_FORMAT)
+            except BuilderError as exc:  # a message names the snapshot, never the private copy
+                raise type(exc)(str(exc).replace(str(copy), str(snapshot))) from None
             entry = changelog_entry(project, previous, version, manifest, target)
             changelog = project.root / CHANGELOG
             old = (
@@ -874,6 +979,7 @@ def verify_release(project: Project, version: str) -> list[str]:
     card = folder / "README.md"
     if card.is_file():
         problems += _card_problems(manifest, card.read_text(encoding="utf-8", errors="replace"))
+    problems += snapshot_commit_problems(project, manifest)
     problems += _chain_problems(project)
     return problems
 
