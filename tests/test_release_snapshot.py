@@ -16,6 +16,7 @@ from builder.errors import BuilderError
 from builder.jsonio import write_jsonl
 from builder.labelstudio.pull import pull
 from builder.project import load_project
+from builder.sentences.segmenter import sentence_id
 
 from .conftest import ROOT
 from .test_pull import Playground
@@ -99,12 +100,19 @@ def test_verify_finds_a_release_whose_snapshot_no_commit_holds(tmp_path):
     assert verify_release(project, "1.0.0") == []
 
 
+class HashedPlayground(Playground):
+    """The pull tests' playground, with sentence ids as `builder split` makes them (a release validates them)."""
+
+    def sentences(self, n: int) -> list[dict]:
+        return [{**s, "id": sentence_id(s["article_id"], s["text"]), "occurrence": 0} for s in super().sentences(n)]
+
+
 @pytest.mark.labelstudio
 def test_a_pull_waits_for_a_release_reading_the_snapshot(ls, tmp_path, monkeypatch):
     """A real pull started at the worst moment of a release (after its git check, before it reads the
     snapshot) waits for the release, which is cut from the committed snapshot; then the pull writes its own."""
     folder = tmp_path / "repo"
-    playground = Playground(ls, folder, f"pull during release {tmp_path.name}")
+    playground = HashedPlayground(ls, folder, "pull during release")
     toml = folder / "builder.toml"
     toml.write_text(
         toml.read_text(encoding="utf-8").replace(
@@ -117,6 +125,7 @@ def test_a_pull_waits_for_a_release_reading_the_snapshot(ls, tmp_path, monkeypat
     for pick in range(5):
         playground.apply("annotate", pick, "neutral")
     pull(ls, project)
+    (folder / ".gitignore").write_text(".builder/\n", encoding="utf-8")
     git(folder, "init", "-q")
     git(folder, "add", "-A")
     git(folder, "commit", "-qm", "snapshot")
