@@ -132,3 +132,11 @@ def test_ids_and_texts_from_the_data_stay_inert_in_card_changelog_and_diff(tmp_p
     first = builder(folder, "diff", "1.0.0", "1.1.0")
     assert first.returncode == 0 and code(HEADING_ID) in first.stdout
     assert_inert(first.stdout)
+
+    # a CHANGELOG.md that a builder from before builder.markup wrote, ids raw: its `## ` lines are no entries
+    raw = f"- articles added before: {HEADING_ID}, {ENTRY_ID}\n- stance relabelled"
+    poisoned = changelog.replace("- stance relabelled", raw, 1)
+    assert "\n## 9.9.9 <b>bold</b>\n" in poisoned
+    (folder / "CHANGELOG.md").write_text(poisoned, encoding="utf-8")
+    for version in releases(project):
+        assert verify_release(project, version) == [], version

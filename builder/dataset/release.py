@@ -887,13 +887,23 @@ def _column_problems(manifest: dict, folder: Path) -> list[str]:
 
 
 def _changelog_entries(project: Project) -> dict[str, str]:
+    """CHANGELOG.md's entries by version: each `## VERSION` heading whose body starts as `changelog_entry`
+    writes it (`Dataset NAME VERSION, builder ...`). A `## ` line inside an entry (an article id with a newline,
+    written raw by a builder from before builder.markup) is part of that entry, not an entry of its own."""
     path = project.root / CHANGELOG
     if not path.is_file():
         return {}
-    entries = {}
+    entries: dict[str, str] = {}
+    last = None
     for section in path.read_text(encoding="utf-8", errors="replace").split("\n## ")[1:]:
         version, _, body = section.partition("\n")
-        entries.setdefault(version.strip(), body)
+        version = version.strip()
+        first_line = body.lstrip("\n").partition("\n")[0]
+        if last is None or (first_line.startswith("Dataset ") and f" {version}, builder " in first_line):
+            last = version
+            entries.setdefault(version, body)
+        else:
+            entries[last] += "\n## " + section
     return entries
 
 
