@@ -887,19 +887,19 @@ def _column_problems(manifest: dict, folder: Path) -> list[str]:
 
 
 def _changelog_entries(project: Project) -> dict[str, str]:
-    """CHANGELOG.md's entries by version: each `## VERSION` heading whose body starts as `changelog_entry`
-    writes it (`Dataset NAME VERSION, builder ...`). A `## ` line inside an entry (an article id with a newline,
-    written raw by a builder from before builder.markup) is part of that entry, not an entry of its own."""
+    """CHANGELOG.md's entries by version: each `## VERSION` heading after a blank line, as `builder release`
+    writes them. A `## ` line inside an entry (an article id with a newline, written raw by a builder from
+    before builder.markup) is part of that entry, not an entry of its own."""
     path = project.root / CHANGELOG
     if not path.is_file():
         return {}
+    parts = path.read_text(encoding="utf-8", errors="replace").split("\n## ")
     entries: dict[str, str] = {}
     last = None
-    for section in path.read_text(encoding="utf-8", errors="replace").split("\n## ")[1:]:
+    for before, section in zip(parts, parts[1:]):
         version, _, body = section.partition("\n")
         version = version.strip()
-        first_line = body.lstrip("\n").partition("\n")[0]
-        if last is None or (first_line.startswith("Dataset ") and f" {version}, builder " in first_line):
+        if last is None or (before.endswith("\n") and _is_version(version)):
             last = version
             entries.setdefault(version, body)
         else:
