@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -153,3 +154,24 @@ def test_a_pull_waits_for_a_release_reading_the_snapshot(ls, tmp_path, monkeypat
     assert pulled and pulled[0].written == 6, logs
     assert any("waiting for a builder release or pull that is reading" in line for line in logs), logs
     assert hashlib.sha256(project.snapshot_path.read_bytes()).hexdigest() != committed
+
+
+def test_a_release_waits_for_a_pull_holding_the_snapshot(tmp_path):
+    """While a pull holds the snapshot lock, `builder release` says so and waits; then it releases."""
+    from builder.locks import snapshot_lock
+
+    folder, project = new_repo(tmp_path / "repo", synthetic_tasks(range(20)))
+    with snapshot_lock(project.snapshot_path):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "builder", "release", "1.0.0"],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        waiting = run.stderr.readline()  # the first line it writes is that it waits
+        assert "waiting for a builder pull or release that is using" in waiting, waiting
+        assert run.poll() is None and not (folder / "releases" / "1.0.0").exists()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert verify_release(project, "1.0.0") == []
