@@ -71,3 +71,10 @@ def _names(path: Path, fd: int) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def snapshot_lock(snapshot: Path, on_wait: Callable[[str], None] | None = None):
+    """The lock `builder pull` holds while it reads and replaces a snapshot file, and `builder release` while
+    it checks and reads it, so that a release never reads a snapshot a pull is replacing (keyed on the file's
+    real path: a symbolic link or a relative path names the same lock)."""
+    return exclusive(lock_path("snapshot", os.path.realpath(snapshot)), on_wait=on_wait)

@@ -7,6 +7,7 @@ from pathlib import Path
 from builder import __version__
 from builder.dataset.splits import SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
 from builder.labeling_config import config_hash
+from builder.markup import code, single_quoted
 from builder.model import card_field_table, features
 from builder.project import Project
 from builder.records.agreement import span_agreement, stance_agreement
@@ -142,7 +143,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     )
     overlaps = ""
     if facts.overlaps:
-        names = ", ".join(f"`{o['id']}` {o['label']} '{o['text']}'" for o in facts.overlaps[:10])
+        names = ", ".join(f"{code(o['id'])} {o['label']} {single_quoted(o['text'])}" for o in facts.overlaps[:10])
         overlaps = (
             f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
             f"but cannot be held by the BIO view (`ner_tags`): {names}"
@@ -299,7 +300,7 @@ def predictions_text(counts: dict) -> str:
         text += (
             " ("
             + "; ".join(
-                f"`{version}`, {predictor_kind(version)}, on {n}" for version, n in counts["model_versions"].items()
+                f"{code(version)}, {predictor_kind(version)}, on {n}" for version, n in counts["model_versions"].items()
             )
             + ")"
         )

@@ -37,14 +37,19 @@ Tamper evidence (`builder verify`):
 - the chain, across all releases: each format-2 manifest records the sha256 of the previous
   release's manifest, and the CHANGELOG.md entry of each format-2 release states its own manifest's
   sha256, so a manifest edited after release no longer matches what its successor and the changelog
-  recorded. The newest release is held by its changelog entry (and git) only.
+  recorded. The newest release is held by its changelog entry (and git) only;
+- the manifest's snapshot sha256 against the snapshot file's versions in the history of HEAD (in a git
+  work tree that is not a shallow clone): a release is cut from a committed snapshot.
 Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
 release that does not verify, and takes the frozen test articles from the earlier releases' test
 Parquet files (after checking their sha256), never from a manifest's list.
 
 `builder release` holds an exclusive `flock` on the project folder while it checks and writes, so two
 releases at once run one after the other (the second then finds the version taken); the lock goes
-with the process. Versions are compared by Semantic Versioning 2.0.0 precedence (`version_key`).
+with the process. It also holds the snapshot lock `builder pull` holds (builder.locks.snapshot_lock), so
+a pull never replaces the snapshot while a release checks and reads it, and it builds from a private copy
+of the snapshot whose bytes it has checked against HEAD: the manifest hashes exactly what was checked.
+Versions are compared by Semantic Versioning 2.0.0 precedence (`version_key`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -539,6 +544,95 @@ def _git_refusal(path: Path) -> str | None:
     return f"{path} has uncommitted changes: commit it first, so the release can be rebuilt from git"
 
 
+def _git_path(path: Path) -> str | None:
+    """`path` relative to the top of its git work tree (as `HEAD:<this>` names it), or None outside one."""
+    try:
+        prefix = subprocess.run(
+            ["git", "rev-parse", "--show-prefix"], cwd=path.parent, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return prefix.stdout.strip("\n") + path.name if prefix.returncode == 0 else None
+
+
+def _sha256_at(commit: str, path: Path) -> str | None:
+    """The sha256 of `path` as committed in `commit`, in its work-tree form (git's filters applied, as a
+    checkout writes it); None when that commit does not hold it."""
+    name = _git_path(path)
+    if name is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with subprocess.Popen(
+            ["git", "cat-file", "--filters", f"{commit}:{name}"],
+            cwd=path.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as show:
+            for chunk in iter(lambda: show.stdout.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest() if show.returncode == 0 else None
+
+
+def _committed_copy(snapshot: Path, copy: Path) -> str:
+    """Copy `snapshot` to the private file `copy`, checking that the copied bytes are those committed at HEAD;
+    returns their sha256.
+
+    The release is built from `copy` only, so it hashes and reads the very bytes that were checked: a
+    snapshot replaced after `git status` looked at it (by an editor, a checkout, or a pull that did not
+    take the snapshot lock) is refused, never released under a hash that no commit holds."""
+    digest = hashlib.sha256()
+    try:
+        with open(snapshot, "rb") as source, open(copy, "xb") as target:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+                target.write(chunk)
+    except OSError as exc:
+        raise BuilderError(f"{snapshot}: cannot read it ({exc.strerror}); nothing was released") from None
+    if _sha256_at("HEAD", snapshot) != digest.hexdigest():
+        raise BuilderError(
+            f"{snapshot} changed while the release read it: the bytes read are not those committed at HEAD; "
+            "commit the snapshot you mean to release and run the release again"
+        )
+    return digest.hexdigest()
+
+
+def snapshot_commit_problems(project: Project, manifest: dict) -> list[str]:
+    """The manifest's snapshot hash against the snapshot file's versions in git (HEAD's history, every branch
+    merged into it): a release is cut from a committed snapshot, so some commit holds those bytes.
+
+    Outside a git work tree, or in a shallow clone (whose history is cut off), this cannot be checked and
+    nothing is reported; `builder release` itself refuses to release outside git."""
+    snapshot = project.snapshot_path
+    name = _git_path(snapshot)
+    if name is None:
+        return []
+    try:
+        shallow = subprocess.run(
+            ["git", "rev-parse", "--is-shallow-repository"], cwd=snapshot.parent, capture_output=True, text=True
+        )
+        commits = subprocess.run(
+            ["git", "--literal-pathspecs", "rev-list", "--full-history", "HEAD", "--", snapshot.name],
+            cwd=snapshot.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return []
+    if shallow.stdout.strip() != "false" or commits.returncode != 0:
+        return []
+    recorded = manifest["hashes"]["snapshot"]
+    if any(_sha256_at(commit, snapshot) == recorded for commit in commits.stdout.split()):
+        return []
+    return [
+        f"hashes.snapshot: no commit in the history of HEAD holds {name} with the manifest's sha256 "
+        f"{recorded[:12]}: the release was not cut from a committed snapshot"
+    ]
+
+
 @contextmanager
 def _release_lock(project: Project):
     """An exclusive flock on the project folder (released on exit, and by the kernel if the process dies)."""
@@ -559,14 +653,20 @@ class ReleaseResult:
     changelog_entry: str
 
 
-def cut_release(project: Project, version: str) -> ReleaseResult:
+def cut_release(project: Project, version: str, log: Callable[[str], None] = lambda message: None) -> ReleaseResult:
     """Guarded release: refuses, writing nothing, on a bad or taken version, an invalid snapshot, a
-    project file, guidelines or snapshot not committed in git, or a previous release that does not verify."""
+    project file, guidelines or snapshot not committed in git, or a previous release that does not verify.
+
+    It holds the snapshot lock that `builder pull` holds (builder.locks.snapshot_lock), so a pull waits
+    for it and it for a pull, and it builds from a private copy of the snapshot checked against HEAD."""
+    from builder.locks import snapshot_lock
+
     key = version_key(version)
     parent = project.root / RELEASES_DIR
     folder = parent / version
     snapshot = project.snapshot_path
-    with _release_lock(project):
+    pulling = lambda pid: log(f"waiting for a builder pull or release that is using {snapshot} (pid {pid})")  # noqa: E731
+    with _release_lock(project), snapshot_lock(snapshot, on_wait=pulling):
         existing = releases(project)
         if folder.exists():
             raise BuilderError(f"release {version} exists already ({folder}); choose a new version")
@@ -594,7 +694,12 @@ def cut_release(project: Project, version: str) -> ReleaseResult:
         done = False
         try:
             target = staging / version
-            manifest = build_release_folder(project, version, target, snapshot, manifest_format=MANIFEST_FORMAT)
+            copy = staging / snapshot.name
+            _committed_copy(snapshot, copy)
+            try:
+                manifest = build_release_folder(project, version, target, copy, manifest_format=MANIFEST_FORMAT)
+            except BuilderError as exc:  # a message names the snapshot, never the private copy
+                raise type(exc)(str(exc).replace(str(copy), str(snapshot))) from None
             entry = changelog_entry(project, previous, version, manifest, target)
             changelog = project.root / CHANGELOG
             old = (
@@ -699,7 +804,9 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
 
 def _card_prediction_problems(predictions: dict, card: str) -> list[str]:
     """The model versions the manifest records against those the card states, with their task counts."""
-    stated = {version: int(n) for version, n in re.findall(r"`([^`]+)`, [^,`]+, on (\d+)", card)}
+    from builder.markup import uncode
+
+    stated = {uncode(version): int(n) for version, n in re.findall(r"`([^`]+)`, [^,`]+, on (\d+)", card)}
     recorded = predictions.get("model_versions") or {}
     if stated != recorded:
         return [
@@ -780,13 +887,23 @@ def _column_problems(manifest: dict, folder: Path) -> list[str]:
 
 
 def _changelog_entries(project: Project) -> dict[str, str]:
+    """CHANGELOG.md's entries by version: each `## VERSION` heading after a blank line, as `builder release`
+    writes them. A `## ` line inside an entry (an article id with a newline, written raw by a builder from
+    before builder.markup) is part of that entry, not an entry of its own."""
     path = project.root / CHANGELOG
     if not path.is_file():
         return {}
-    entries = {}
-    for section in path.read_text(encoding="utf-8", errors="replace").split("\n## ")[1:]:
+    parts = path.read_text(encoding="utf-8", errors="replace").split("\n## ")
+    entries: dict[str, str] = {}
+    last = None
+    for before, section in zip(parts, parts[1:]):
         version, _, body = section.partition("\n")
-        entries.setdefault(version.strip(), body)
+        version = version.strip()
+        if last is None or (before.endswith("\n") and _is_version(version)):
+            last = version
+            entries.setdefault(version, body)
+        else:
+            entries[last] += "\n## " + section
     return entries
 
 
@@ -872,6 +989,7 @@ def verify_release(project: Project, version: str) -> list[str]:
     card = folder / "README.md"
     if card.is_file():
         problems += _card_problems(manifest, card.read_text(encoding="utf-8", errors="replace"))
+    problems += snapshot_commit_problems(project, manifest)
     problems += _chain_problems(project)
     return problems
 
@@ -995,6 +1113,9 @@ def compare(
 
 
 def format_comparison(diff: dict, examples: int = 3) -> str:
+    """The diff as Markdown lines (CHANGELOG.md and `builder diff`); ids and texts through builder.markup."""
+    from builder.markup import code, quoted, single_quoted
+
     lines = []
     old_scheme, new_scheme = diff.get("pseudonym_scheme", (None, None))
     if old_scheme and new_scheme and old_scheme != new_scheme:
@@ -1006,29 +1127,29 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
     lines += [
         f"- sentences: +{len(diff['sentences_added'])} / -{len(diff['sentences_removed'])}; "
         f"articles: +{len(diff['articles_added'])} / -{len(diff['articles_removed'])}"
-        + (f" (added: {', '.join(diff['articles_added'][:examples])})" if diff["articles_added"] else ""),
+        + (f" (added: {', '.join(map(code, diff['articles_added'][:examples]))})" if diff["articles_added"] else ""),
     ]
     moved = diff.get("articles_moved", [])
     if moved:  # every one named: an article that changed split is what a user of the splits must know
         lines.append(
             f"- articles moved to another split: {len(moved)} ("
-            + ", ".join(f"`{article}` {before} -> {after}" for article, before, after in moved)
+            + ", ".join(f"{code(article)} {before} -> {after}" for article, before, after in moved)
             + "); an article moves only when its group of articles sharing text or near-duplicates changed, "
             "or the split proportions or the dataset name did"
         )
     lines.append(f"- stance relabelled: {len(diff['stance_relabelled'])}")
     for sid, old, new in diff["stance_relabelled"][:examples]:
-        lines.append(f'  - `{sid}` {old} -> {new}: "{diff["texts"][sid][:90]}"')
+        lines.append(f"  - {code(sid)} {old} -> {new}: {quoted(diff['texts'][sid][:90])}")
     for sid in diff["sentences_added"][:examples]:
-        lines.append(f'  - added `{sid}`: "{diff["texts"][sid][:90]}"')
+        lines.append(f"  - added {code(sid)}: {quoted(diff['texts'][sid][:90])}")
     lines.append(
         f"- entities: +{len(diff['entities_added'])} / -{len(diff['entities_removed'])} "
         "(a changed span counts as one of each)"
     )
     for sid, (start, end, label, text) in diff["entities_added"][:examples]:
-        lines.append(f"  - `{sid}` +{label} '{text}' [{start}:{end}]")
+        lines.append(f"  - {code(sid)} +{label} {single_quoted(text)} [{start}:{end}]")
     for sid, (start, end, label, text) in diff["entities_removed"][:examples]:
-        lines.append(f"  - `{sid}` -{label} '{text}' [{start}:{end}]")
+        lines.append(f"  - {code(sid)} -{label} {single_quoted(text)} [{start}:{end}]")
     for key, values in diff["label_deltas"].items():
         parts = [f"{label} {a}->{b}" for label, (a, b) in values.items() if a != b]
         lines.append(f"- {key} distribution: " + (", ".join(parts) if parts else "unchanged"))

@@ -671,13 +671,18 @@ def pull(
     `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts.
     Refuses to rename the annotators of an existing output (another pseudonym key) unless
     `rename_annotators`."""
-    from builder.locks import exclusive, lock_path
+    from builder.locks import exclusive, lock_path, snapshot_lock
 
     output = Path(output or project.snapshot_path)
     project_id = require_project(connection, project)
     # One pull of a project at a time: the exports and views a pull makes are its own until it ends.
     waiting = lambda pid: log(f"waiting for another pull of '{project.project_title}' on {connection.url} (pid {pid})")  # noqa: E731
-    with exclusive(lock_path("pull", connection.url, str(project_id)), on_wait=waiting):
+    # And no release reads the output while this pull reads and replaces it (nor pulls from another project).
+    releasing = lambda pid: log(f"waiting for a builder release or pull that is reading {output} (pid {pid})")  # noqa: E731
+    with (
+        exclusive(lock_path("pull", connection.url, str(project_id)), on_wait=waiting),
+        snapshot_lock(output, on_wait=releasing),
+    ):
         return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size)
 
 
