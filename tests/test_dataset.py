@@ -140,7 +140,8 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
         "stance": None,
         "stance_status": "tie",
         "stance_distribution": [0.5, 0.5, 0.0],
-        "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
+        "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin", "status": "unanimous"}],
+        "unresolved_entities": [],
         "annotations": [
             {
                 "annotator": "annotator-0123456789ab",
@@ -186,6 +187,7 @@ def test_encoder_refuses_an_annotator_that_is_not_a_pseudonym_without_echoing_it
         "stance_status": "unanimous",
         "stance_distribution": [0.0, 1.0, 0.0],
         "entities": [],
+        "unresolved_entities": [],
         "annotations": [annotation],
         "num_annotators": 1,
         "agreement": None,

@@ -118,7 +118,7 @@ class Encoder:
     values; label names become ids column by column in Arrow.
     """
 
-    NAMED = ("stance", "entities", "annotations")  # columns that hold ClassLabel names until encoded
+    NAMED = ("stance", "entities", "unresolved_entities", "annotations")  # ClassLabel names until encoded
     DERIVED = ("tokens", "ner_tags")
 
     def __init__(self, project: Project, dataset_format: int = DATASET_FORMAT) -> None:
@@ -230,7 +230,7 @@ def build_dataset(
 
     with staged_folder(given, output, recheck) as staging:
         records_path = staging / "records.jsonl"
-        result = validate_snapshot(project, snapshot, records_path)
+        result = validate_snapshot(project, snapshot, records_path, dataset_format)
         if strict and result.report.errors():
             raise BuilderError(
                 f"{snapshot}: validation found {len(result.report.errors())} problems; "
