@@ -69,8 +69,32 @@ def test_bio_is_lossless_on_the_sample(built):
         assert back == sorted(kept, key=lambda s: s["start"])
         if row["id"] not in overlapping:
             assert len(kept) == len(spans)
+    # resolved entities (dataset format 3) never overlap without ground truth: the sample's BIO view holds them all
+    assert facts.overlaps == []
     card = (folder / "README.md").read_text(encoding="utf-8")
-    assert f"{len(facts.overlaps)} entity span(s) overlap" in card
+    assert "cannot be held by the BIO view" not in card and "overlap a longer span" not in card
+
+
+def test_entity_status_is_a_feature_and_bio_tags_only_resolved_spans(built, project):
+    """Each span of `entities` says how it was decided; `ner_tags` are the resolved spans' alone."""
+    import datasets
+
+    folder, facts = built
+    ds = datasets.load_dataset(str(folder))
+    assert ds["train"].features["entities"].feature["status"] == datasets.Value("string")
+    statuses = {e["status"] for split in ds.values() for row in split for e in row["entities"]}
+    assert statuses <= {"ground_truth", "unanimous", "majority"} and "unanimous" in statuses
+    unresolved = [row for split in ds.values() for row in split if row["unresolved_entities"]]
+    assert unresolved and facts.validation.report.kept["unresolved entity spans"] == sum(
+        len(row["unresolved_entities"]) for row in unresolved
+    )
+    names = ds["train"].features["ner_tags"].feature.names
+    labels = ds["train"].features["entities"].feature["label"].names
+    for row in unresolved:
+        back = bio_to_spans(row["text"], row["tokens"], [names[t] for t in row["ner_tags"]])
+        assert [(s["start"], s["end"], s["label"]) for s in back] == [
+            (e["start"], e["end"], labels[e["label"]]) for e in row["entities"]
+        ]
 
 
 @st.composite

@@ -143,12 +143,17 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     overlaps = ""
     if facts.overlaps:
         names = ", ".join(f"`{o['id']}` {o['label']} '{o['text']}'" for o in facts.overlaps[:10])
-        overlaps = (
-            f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
-            f"but cannot be held by the BIO view (`ner_tags`): {names}"
-            + (" ..." if len(facts.overlaps) > 10 else "")
-            + "."
-        )
+        if facts.dataset_format >= 3:
+            overlaps = (
+                f"\n- {overlaps_text(facts.overlaps)}: {names}" + (" ..." if len(facts.overlaps) > 10 else "") + "."
+            )
+        else:  # the card of an older release, as it was
+            overlaps = (
+                f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
+                f"but cannot be held by the BIO view (`ner_tags`): {names}"
+                + (" ..." if len(facts.overlaps) > 10 else "")
+                + "."
+            )
     v = facts.validation
     pre_annotations = (
         "with pre-annotations\n   from a gazetteer of earlier annotations"  # the card of an older release, as it was
@@ -304,6 +309,22 @@ def predictions_text(counts: dict) -> str:
             + ")"
         )
     return text
+
+
+def overlaps_text(overlaps: list[dict]) -> str:
+    """What the BIO view could not hold, counted by kind (dataset format 3 on, where `entities` overlap only
+    as a ground-truth annotation, or unresolved spans a project keeps, put them)."""
+    from collections import Counter
+
+    from builder.dataset.bio import LOSS_KINDS
+
+    kinds = Counter(o.get("kind") for o in overlaps)
+    counted = ", ".join(f"{kinds[kind]} {kind}" for kind in LOSS_KINDS if kinds[kind])
+    return (
+        f"{len(overlaps)} entity span(s) of `entities` cannot be held by the BIO view (`ner_tags`), which tags "
+        f"the longest, then the earliest, of overlapping spans ({counted}); they come from ground-truth "
+        "annotations, which keep what the adjudicator marked"
+    )
 
 
 def unresolved_spans(facts) -> int:

@@ -219,6 +219,7 @@ def _rai(project: Project, facts, version: str | None) -> dict:
         aggregation_text,
         describe_accuracies,
         describe_source,
+        overlaps_text,
         predictor_kind,
         unresolved_spans,
     )
@@ -269,11 +270,13 @@ def _rai(project: Project, facts, version: str | None) -> dict:
             )
             + "."
         )
-    overlaps = (
-        [f"{len(facts.overlaps)} entity span(s) overlap a longer span: kept in `entities`, not in `ner_tags`."]
-        if facts.overlaps
-        else []
-    )
+    if facts.dataset_format >= 3:
+        overlap_line = overlaps_text(facts.overlaps) + "."
+    else:
+        overlap_line = (
+            f"{len(facts.overlaps)} entity span(s) overlap a longer span: kept in `entities`, not in `ner_tags`."
+        )
+    overlaps = [overlap_line] if facts.overlaps else []
     total = sum(facts.counts[s]["records"] for s in SPLITS)
     stance = Counter()
     for split in SPLITS:
