@@ -148,7 +148,8 @@ def dataset_statistics(project: Project, snapshot: Path) -> dict:
     }
 
 
-def unresolved_records(project: Project, snapshot: Path) -> list[dict]:
-    """The records an adjudicator must look at: an unresolved stance, or entity spans the vote could not decide."""
+def unresolved_records(project: Project, snapshot: Path) -> tuple[list[dict], list[dict]]:
+    """(records whose stance is unresolved, records with entity spans the vote could not decide): what an
+    adjudicator must look at (`builder review`)."""
     records, _ = load_records(project, snapshot)
-    return [r for r in records if r["stance"] is None or r.get("unresolved_entities")]
+    return [r for r in records if r["stance"] is None], [r for r in records if r.get("unresolved_entities")]
