@@ -762,7 +762,9 @@ def _snapshot_option(function):
 
 
 def print_validation(result, limit: int = 30) -> None:
-    """A readable table of problems on stderr, then the accounting line."""
+    """A readable table of problems on stderr, then the accounting line (and the entity conflicts)."""
+    from builder.records.aggregate import UNRESOLVED_ENTITIES
+
     rows = [p for p in result.report.problems]
     if rows:
         click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
@@ -784,6 +786,13 @@ def print_validation(result, limit: int = 30) -> None:
     )
     if result.gold:
         click.echo(f"gold questions: {result.gold} tasks, not in the dataset", err=True)
+    conflicts = result.report.kept[UNRESOLVED_ENTITIES]
+    if conflicts:
+        click.echo(
+            f"entity conflicts: {conflicts} span(s) the vote could not decide, in `unresolved_entities`; "
+            "`builder review` lists them",
+            err=True,
+        )
 
 
 @cli.command()
