@@ -772,7 +772,9 @@ def _snapshot_option(function):
 
 
 def print_validation(result, limit: int = 30) -> None:
-    """A readable table of problems on stderr, then the accounting line."""
+    """A readable table of problems on stderr, then the accounting line (and the entity conflicts)."""
+    from builder.records.aggregate import UNRESOLVED_ENTITIES
+
     rows = [p for p in result.report.problems]
     if rows:
         click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
@@ -794,6 +796,13 @@ def print_validation(result, limit: int = 30) -> None:
     )
     if result.gold:
         click.echo(f"gold questions: {result.gold} tasks, not in the dataset", err=True)
+    conflicts = result.report.kept[UNRESOLVED_ENTITIES]
+    if conflicts:
+        click.echo(
+            f"entity conflicts: {conflicts} span(s) the vote could not decide, in `unresolved_entities`; "
+            "`builder review` lists them",
+            err=True,
+        )
 
 
 @cli.command()
@@ -912,32 +921,44 @@ def quality(ctx, snapshot, fmt, output) -> None:
 @_snapshot_option
 @click.pass_context
 def review(ctx, snapshot) -> None:
-    """List sentences whose stance is unresolved and make a Label Studio view of them.
+    """List what aggregation could not decide and make Label Studio views of it for adjudication.
 
-    Adjudicate in that view (star an annotation as ground truth, or add one); the next pull
-    and build resolve them.
+    Stance ties (each annotator's stance), then entity conflicts: the sentence, each annotator's spans by
+    pseudonym, and the spans the vote could not decide (another label on the same extent, overlapping
+    spans, too few annotators). One view each in Label Studio; adjudicate there (star an annotation as
+    ground truth, or add one and star it): the next pull and build take its decision, marked
+    `ground_truth` in the dataset.
 
     \b
     Example:
         builder review
     """
     from builder.labelstudio.client import resolve_connection
-    from builder.labelstudio.review import create_review_view
+    from builder.labelstudio.review import ENTITY_REVIEW_VIEW_TITLE, create_review_view, entity_conflict_lines
     from builder.records.stage import unresolved_records
 
     project = project_of(ctx)
-    unresolved = unresolved_records(project, snapshot or project.snapshot_path)
+    unresolved, conflicts = unresolved_records(project, snapshot or project.snapshot_path)
     for record in unresolved:
         votes = ", ".join(f"{a['annotator']}: {a['stance']}" for a in record["annotations"])
         click.echo(
             f"{record['id']}  {record['article_id']}#{record['sentence_index']}  [{votes}]  {record['text'][:80]}"
         )
-    if not unresolved:
+    if conflicts:
+        click.echo(f"entity conflicts ({len(conflicts)} sentence(s)):")
+        for record in conflicts:
+            for line in entity_conflict_lines(record):
+                click.echo(line)
+    if not unresolved and not conflicts:
         click.echo("no unresolved sentences")
         return
     connection = resolve_connection(project.root)
-    url = create_review_view(connection, project, [r["id"] for r in unresolved])
-    click.echo(f"{len(unresolved)} unresolved; review them in Label Studio: {url}")
+    if unresolved:
+        url = create_review_view(connection, project, [r["id"] for r in unresolved])
+        click.echo(f"{len(unresolved)} unresolved; review them in Label Studio: {url}")
+    if conflicts:
+        url = create_review_view(connection, project, [r["id"] for r in conflicts], ENTITY_REVIEW_VIEW_TITLE)
+        click.echo(f"{len(conflicts)} sentence(s) with entity conflicts; review them in Label Studio: {url}")
 
 
 @cli.command("schema")

@@ -30,14 +30,21 @@ ENTITIES = "entities"
 STANCE = "stance"
 
 # The dataset's shape has a version (the release manifest records it): format 1 is release 1.0.0's
-# columns; format 2 adds `stance_distribution`. A field declares the format that brought it, and
-# every generated description of the dataset takes the format it describes (the current one unless
-# an older release is being rebuilt).
-DATASET_FORMAT = 2
+# columns; format 2 adds `stance_distribution`; format 3 resolves entities (one label per extent, no
+# overlapping spans: builder.records.aggregate.resolve_entities), each span of `entities` saying how it was
+# decided (`status`), and adds `unresolved_entities`. A field declares the format that brought it (and the
+# last that had it), and every generated description of the dataset takes the format it describes (the
+# current one unless an older release is being rebuilt, with the aggregation of its time).
+DATASET_FORMAT = 3
 
 # How a record's stance was decided (builder.records.aggregate), in the order the card lists them.
 GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE = "ground_truth", "unanimous", "majority", "tie", "none"
 STANCE_STATUSES = (GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE)
+# How an aggregated entity span was decided (dataset format 3): a ground-truth annotation's (an adjudicator's),
+# every annotator's, a strict majority's, or a conflict the vote could not decide (in `entities` only where
+# the project keeps them: `[annotation] keep_unresolved_entities`).
+UNRESOLVED = "unresolved"
+ENTITY_STATUSES = (GROUND_TRUTH, UNANIMOUS, MAJORITY, UNRESOLVED)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num_annotators as int32
@@ -285,6 +292,7 @@ class Field:
     derived: bool = False
     card_type: str | None = None  # instead of the kind's own card text
     since: int = 1  # the dataset format that brought the field
+    until: int | None = None  # the last dataset format that had it (None: still current)
 
 
 @dataclass(frozen=True)
@@ -304,7 +312,8 @@ class Shape:
 
     def of_format(self, dataset_format: int) -> Shape:
         """The shape as dataset format `dataset_format` has it (the fields it had then)."""
-        return Shape(self.name, tuple(f for f in self.fields if f.since <= dataset_format), self.closed)
+        kept = (f for f in self.fields if f.since <= dataset_format and (f.until is None or dataset_format <= f.until))
+        return Shape(self.name, tuple(kept), self.closed)
 
     def stored(self) -> tuple[Field, ...]:
         """The fields a JSON record holds (derived ones are computed at build time)."""
@@ -362,6 +371,8 @@ TASK_DATA_REQUIRED = ("sentence_id", "article_id", "sentence_index", "text")
 SPAN = Shape(
     "span", (Field("start", Int32()), Field("end", Int32()), Field("label", EntityLabel()), Field("text", Text()))
 )
+# An aggregated span (dataset format 3): a span and how it was decided.
+RESOLVED_SPAN = Shape("resolved span", (*SPAN.fields, Field("status", OneOf(ENTITY_STATUSES))))
 
 ANNOTATION = Shape(
     "annotation",
@@ -393,7 +404,27 @@ RECORD = Shape(
             "for training on soft labels",
             since=2,
         ),
-        Field("entities", ListOf(SPAN), "aggregated entity spans, character offsets into `text` (end exclusive)"),
+        Field(
+            "entities",
+            ListOf(SPAN),
+            "aggregated entity spans, character offsets into `text` (end exclusive)",
+            until=2,
+        ),
+        Field(
+            "entities",
+            ListOf(RESOLVED_SPAN),
+            "aggregated entity spans, character offsets into `text` (end exclusive), at most one label per "
+            "extent and none overlapping another (but a ground-truth annotation's, or unresolved ones a project "
+            "keeps); `status`: {entity_statuses}",
+            since=3,
+        ),
+        Field(
+            "unresolved_entities",
+            ListOf(SPAN),
+            "the annotators' spans whose conflict the vote could not decide (same extent with another label, "
+            "overlapping spans, or too few annotators): for adjudication with `builder review`",
+            since=3,
+        ),
         Field("tokens", ListOf(Text()), "the BIO view ({bio_tags}), derived once from `entities`", derived=True),
         Field("ner_tags", ListOf(BioTag()), derived=True),
         Field(
@@ -445,6 +476,7 @@ def _field_rows(dataset_format: int) -> list[list[Field]]:
 def _meaning(field: Field, project: Project) -> str:
     placeholders = {
         "statuses": ", ".join(f"`{status}`" for status in STANCE_STATUSES[:-1]) + f" or `{STANCE_STATUSES[-1]}`",
+        "entity_statuses": ", ".join(f"`{status}`" for status in ENTITY_STATUSES[:-1]) + f" or `{ENTITY_STATUSES[-1]}`",
         "bio_tags": ", ".join(project.bio_tags),
         "stance_order": ", ".join(f"`{value}`" for value in project.stance_values),
     }
@@ -473,7 +505,7 @@ def record_schema(project: Project) -> dict:
         "$id": "https://github.com/builder/schema/record.schema.json",
         "title": f"A record of {project.name}",
         "description": "One sentence of the dataset. Generated from builder.toml by `builder schema`.",
-        **RECORD.json(project),
+        **RECORD.of_format(DATASET_FORMAT).json(project),
     }
 
 

@@ -71,6 +71,7 @@ class Project:
     annotations_creators: tuple = ("expert-generated",)
     source_datasets: tuple = ("original",)
     aggregation: str = "majority"
+    keep_unresolved_entities: bool = False  # unresolved spans also in `entities` (status "unresolved")
     gold_path: Path | None = None
     gold_rate: float = 0.0
     min_gold_accuracy: float = 0.7
@@ -254,6 +255,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         split_proportions=dict(splits),
         near_duplicate_threshold=float(split_table.get("near_duplicate_threshold", NEAR_DUPLICATE_THRESHOLD)),
         aggregation=raw["annotation"].get("aggregation", "majority"),
+        keep_unresolved_entities=bool(raw["annotation"].get("keep_unresolved_entities", False)),
         gold_path=None if gold is None else gold if gold.is_absolute() else root / gold,
         gold_rate=float(quality.get("gold_rate", 0.0)),
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),

@@ -396,7 +396,7 @@ def project_toml(s: _Scheme) -> str:
         f"annotators_per_sentence = {s.annotators}",
         "# The guidelines (markdown), relative to this file: shown as the project's instructions.",
         f"guidelines = {q(GUIDELINES_FILE)}",
-        "# Share of annotators who must mark the same span with the same label for it to be kept.",
+        "# Share of annotators who must mark a span; it must also outvote rivals (2 annotators: both).",
         "entity_agreement = 0.5",
         '# How a sentence\'s stance is decided: "majority" (one vote per annotator) or "dawid-skene" (annotators',
         "# weighted by their reliability, estimated from all their answers and anchored by the gold questions).",

@@ -200,8 +200,9 @@ def test_dawid_skene_keeps_ground_truth(tmp_path):
 
 
 def test_a_spammer_span_is_dropped_where_majority_keeps_it(tmp_path):
-    """Two annotators: one reliable, one random. Where only the spammer marked a span, majority
-    (entity_agreement 0.5: one of two) keeps it; the weighted vote does not."""
+    """Two annotators: one reliable, one random. Where only the spammer marked a span, majority cannot
+    decide it (one of two against one who marked nothing: unresolved, for review); the weighted vote
+    outvotes it (the reliable annotator who marked nothing weighs more), so it is not even unresolved."""
     rng = random.Random(5)
     tasks, gold = [], []
     for i in range(200):
@@ -218,8 +219,8 @@ def test_a_spammer_span_is_dropped_where_majority_keeps_it(tmp_path):
     snapshot = write_snapshot(tmp_path, tasks)
     _, by_majority = records_of(project_with(tmp_path / "m", "majority", gold), snapshot, tmp_path, "m.jsonl")
     _, by_model = records_of(project_with(tmp_path / "d", "dawid-skene", gold), snapshot, tmp_path, "d.jsonl")
-    assert all(len(r["entities"]) == 1 for r in by_majority.values())
-    assert all(r["entities"] == [] for r in by_model.values())
+    assert all(r["entities"] == [] and len(r["unresolved_entities"]) == 1 for r in by_majority.values())
+    assert all(r["entities"] == [] and r["unresolved_entities"] == [] for r in by_model.values())
     # and the reliable annotator's stance wins every disagreement
     for r in by_model.values():
         good = next(a["stance"] for a in r["annotations"] if a["annotator"] == GOOD)
@@ -310,9 +311,9 @@ def test_an_older_format_release_rebuilds_without_the_new_field_and_a_new_one_ha
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     new = read_manifest(project, "1.1.0")
-    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (5, 2, "majority")
+    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (5, 3, "majority")
     for parquet in (folder / "releases" / "1.1.0" / "data").glob("*.parquet"):
-        assert pq.read_schema(parquet).names == dataset_columns(2)
+        assert pq.read_schema(parquet).names == dataset_columns(3)
     assert verify_release(project, "1.1.0") == []
     lines = builder(folder, "diff", "1.0.0", "1.1.0").stdout
     assert "- aggregation: majority (unchanged)" in lines
@@ -329,7 +330,7 @@ def test_verify_catches_a_dataset_format_that_does_not_match_the_files(tmp_path)
     manifest = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**manifest, "dataset_format": 1}), encoding="utf-8")
     problems = verify_release(project, "1.0.0")
-    assert any("the manifest says dataset format 1 but the file has dataset format 2" in p for p in problems)
+    assert any("the manifest says dataset format 1 but the file has dataset format 3" in p for p in problems)
     path.write_text(json.dumps({**manifest, "aggregation": "dawid-skene"}), encoding="utf-8")
     problems = verify_release(project, "1.0.0")
     assert any(p.startswith("aggregation: the manifest says 'dawid-skene'") for p in problems)
@@ -435,3 +436,182 @@ def test_a_snapshot_of_gold_questions_only_builds_nothing_and_says_why(tmp_path)
         )
     )
     assert not (tmp_path / "dist").exists()
+
+
+# --- entity conflicts (issue 24): one resolved label per extent, each span saying how it was decided
+
+NATO_TEXT = "NATO said Kim Jong Un met officials in Pyongyang."
+A, B, C = GOOD, FAIR, SPAMMER
+
+
+def nato_sentence(i: int = 0) -> dict:
+    article = f"nato-{i}"
+    return {
+        "id": sentence_id(article, NATO_TEXT, 0),
+        "article_id": article,
+        "sentence_index": 0,
+        "occurrence": 0,
+        "text": NATO_TEXT,
+        "start": 0,
+        "end": len(NATO_TEXT),
+    }
+
+
+def span(piece: str, label: str, text: str = NATO_TEXT) -> tuple:
+    start = text.index(piece)
+    return text, start, start + len(piece), label
+
+
+def resolved(start: int, end: int, label: str, status: str) -> dict:
+    return {"start": start, "end": end, "label": label, "text": NATO_TEXT[start:end], "status": status}
+
+
+def plain(piece: str, label: str) -> dict:
+    start = NATO_TEXT.index(piece)
+    return {"start": start, "end": start + len(piece), "label": label, "text": piece}
+
+
+def entity_case(spans_per_annotator, ground_truth=(), i: int = 0) -> dict:
+    """A task of the NATO sentence whose k-th annotator (A, B, C) marked `spans_per_annotator[k]`."""
+    annotations = [
+        annotation(10 * i + k, who, "neutral", spans, ground_truth=k in ground_truth)
+        for k, (who, spans) in enumerate(zip((A, B, C), spans_per_annotator))
+    ]
+    return task(i, nato_sentence(i), annotations)
+
+
+def both_paths(project, tasks, tmp_path) -> list[dict]:
+    """The records of `tasks` (in their order) through `builder validate` (the msgspec fast path where it
+    applies), checked equal to task_to_record's."""
+    snapshot = write_snapshot(tmp_path, sorted(tasks, key=lambda t: t["data"]["sentence_id"]))
+    _, records = records_of(project, snapshot, tmp_path)
+    for t in tasks:
+        assert records[t["data"]["sentence_id"]] == task_to_record(json.loads(json.dumps(t)), project)
+    return [records[t["data"]["sentence_id"]] for t in tasks]
+
+
+def test_two_annotators_one_extent_two_labels_is_unresolved_not_two_spans(project, tmp_path):
+    """The issue's case: `builder init` defaults (2 annotators, entity_agreement 0.5), "NATO" ORG against
+    MISC. Neither label is kept (no two labels on one extent); both are unresolved, for review."""
+    nato = [span("NATO", "ORG")], [span("NATO", "MISC")]
+    (record,) = both_paths(project, [entity_case(nato)], tmp_path)
+    assert record["entities"] == []
+    assert record["unresolved_entities"] == [plain("NATO", "MISC"), plain("NATO", "ORG")]
+    assert record["stance_status"] == "unanimous"  # the stance's own status, apart from the spans'
+
+
+def test_with_two_annotators_a_span_needs_both(project, tmp_path):
+    agreed = [span("NATO", "ORG"), span("Kim Jong Un", "PER")], [span("NATO", "ORG")]
+    (record,) = both_paths(project, [entity_case(agreed)], tmp_path)
+    assert record["entities"] == [resolved(0, 4, "ORG", "unanimous")]
+    # one of two against one who marked nothing there: not agreed, and not outvoted either
+    assert record["unresolved_entities"] == [plain("Kim Jong Un", "PER")]
+
+
+def test_a_strict_majority_decides_and_the_outvoted_are_not_unresolved(project, tmp_path):
+    three = [span("NATO", "ORG")], [span("NATO", "ORG")], [span("NATO", "MISC"), span("Pyongyang", "LOC")]
+    (record,) = both_paths(project, [entity_case(three)], tmp_path)
+    assert record["entities"] == [resolved(0, 4, "ORG", "majority")]
+    assert record["unresolved_entities"] == []  # MISC lost 2 to 1; Pyongyang 1 to 2 who left it unmarked
+    tie = [span("NATO", "ORG")], [span("NATO", "MISC")], []
+    (tmp_path / "tie").mkdir()
+    (record,) = both_paths(project, [entity_case(tie, i=1)], tmp_path / "tie")
+    assert record["entities"] == [] and len(record["unresolved_entities"]) == 2
+
+
+def test_crossing_and_nested_spans_are_never_both_kept(project, tmp_path):
+    crossing = [span("Kim Jong", "PER")], [span("Jong Un", "PER")]
+    nested = [span("Kim Jong Un", "PER"), span("Kim", "PER")], [span("Kim Jong Un", "PER"), span("Kim", "PER")]
+    majority = [span("Kim Jong Un", "PER")], [span("Kim Jong Un", "PER")], [span("Kim", "PER")]
+    records = both_paths(
+        project, [entity_case(crossing, i=0), entity_case(nested, i=1), entity_case(majority, i=2)], tmp_path
+    )
+    assert [r["entities"] for r in records[:2]] == [[], []]
+    assert records[0]["unresolved_entities"] == [plain("Kim Jong", "PER"), plain("Jong Un", "PER")]
+    assert records[1]["unresolved_entities"] == [plain("Kim", "PER"), plain("Kim Jong Un", "PER")]
+    assert records[2]["entities"] == [resolved(10, 21, "PER", "majority")]
+    for record in records:
+        spans = record["entities"]
+        assert all(a["end"] <= b["start"] for a, b in zip(spans, spans[1:]))
+
+
+def test_dawid_skene_weights_decide_a_conflict():
+    from builder.records.aggregate import resolve_entities
+
+    org, misc = plain("NATO", "ORG"), plain("NATO", "MISC")
+    # one reliable annotator outweighs two unreliable ones on the same extent; unweighted, the two win
+    kept, unresolved = resolve_entities([[org], [misc], [misc]], 0.3, [0.95, 0.3, 0.3])
+    assert (kept, unresolved) == ([{**org, "status": "majority"}], [])
+    kept, _ = resolve_entities([[org], [misc], [misc]], 0.5)
+    assert kept == [{**misc, "status": "majority"}]
+    # entity_agreement is a share of the summed reliability: 0.95 of 1.55 is below 0.7
+    assert resolve_entities([[org], [misc], [misc]], 0.7, [0.95, 0.3, 0.3]) == ([], [org])
+
+
+def test_dawid_skene_records_resolve_entities_with_the_reliabilities(tmp_path):
+    """Over a snapshot: the reliable annotator's label wins the extent the random one labels otherwise."""
+    tasks, _, gold = simulated(n_tasks=100)
+    for t in tasks:
+        text = t["data"]["text"]
+        for a in t["annotations"]:
+            label = "MISC" if a["annotator"] == SPAMMER else "PER"
+            a["result"].insert(
+                0, annotation(0, a["annotator"], "neutral", [span("Kim Jong Un", label, text)])["result"][0]
+            )
+        t["annotations"] = [a for a in t["annotations"] if a["annotator"] != FAIR]  # two annotators
+    snapshot = write_snapshot(tmp_path, tasks)
+    _, by_majority = records_of(project_with(tmp_path / "m", "majority", gold), snapshot, tmp_path, "m.jsonl")
+    _, by_model = records_of(project_with(tmp_path / "d", "dawid-skene", gold), snapshot, tmp_path, "d.jsonl")
+    assert all(r["entities"] == [] and len(r["unresolved_entities"]) == 2 for r in by_majority.values())
+    labels = {tuple((e["label"], e["status"]) for e in r["entities"]) for r in by_model.values()}
+    assert labels == {(("PER", "majority"),)}
+    assert all(r["unresolved_entities"] == [] for r in by_model.values())
+
+
+def test_ground_truth_is_adjudicated(project, tmp_path):
+    """A starred annotation (an adjudicator's) decides the spans, nested ones included: status ground_truth."""
+    starred = [span("NATO", "ORG")], [span("NATO", "MISC"), span("Kim Jong Un", "PER"), span("Kim", "PER")]
+    record = task_to_record(entity_case(starred, ground_truth=(1,)), project)
+    assert record["entities"] == [
+        resolved(0, 4, "MISC", "ground_truth"),
+        resolved(10, 13, "PER", "ground_truth"),
+        resolved(10, 21, "PER", "ground_truth"),
+    ]
+    assert record["unresolved_entities"] == []
+    # two adjudicators: what both marked; what only one marked stays unresolved
+    both = [span("NATO", "ORG"), span("Pyongyang", "LOC")], [span("NATO", "ORG")]
+    record = task_to_record(entity_case(both, ground_truth=(0, 1)), project)
+    assert record["entities"] == [resolved(0, 4, "ORG", "ground_truth")]
+    assert record["unresolved_entities"] == [plain("Pyongyang", "LOC")]
+
+
+def test_a_project_may_keep_unresolved_spans_marked_so(tmp_path):
+    project = make_project(tmp_path / "keep", "keep")
+    toml = tmp_path / "keep" / "builder.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            "entity_agreement = 0.5\n", "entity_agreement = 0.5\nkeep_unresolved_entities = true\n"
+        ),
+        encoding="utf-8",
+    )
+    project = load_project(toml)
+    nato = [span("NATO", "ORG")], [span("NATO", "MISC")]
+    (record,) = both_paths(project, [entity_case(nato)], tmp_path)
+    assert record["entities"] == [resolved(0, 4, "MISC", "unresolved"), resolved(0, 4, "ORG", "unresolved")]
+    assert record["unresolved_entities"] == [plain("NATO", "MISC"), plain("NATO", "ORG")]
+
+
+def test_older_dataset_formats_keep_their_rule(project):
+    """Release 1.0.0 (dataset format 1) and format 2 were aggregated by share alone: rebuilt as they were."""
+    nato = [span("NATO", "ORG")], [span("NATO", "MISC")]
+    for old in (1, 2):
+        record = task_to_record(entity_case(nato), project, dataset_format=old)
+        assert record["entities"] == [plain("NATO", "MISC"), plain("NATO", "ORG")]
+        assert "unresolved_entities" not in record
+
+
+def test_validate_reports_the_unresolved_spans(project, tmp_path):
+    nato = [span("NATO", "ORG")], [span("NATO", "MISC")]
+    snapshot = write_snapshot(tmp_path, [entity_case(nato)])
+    result = validate_snapshot(project, snapshot)
+    assert result.report.kept["unresolved entity spans"] == 2

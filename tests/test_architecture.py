@@ -72,7 +72,7 @@ def test_modules_are_not_named_alike():
 def test_record_schema_features_and_card_follow_the_model(project):
     schema = model.record_schema(project)
     features = model.features(project)
-    stored = [field.name for field in model.RECORD.stored()]
+    stored = [field.name for field in model.RECORD.of_format(model.DATASET_FORMAT).stored()]
     assert list(schema["properties"]) == stored
     assert schema["required"] == stored and schema["additionalProperties"] is False
     assert list(features) == model.dataset_columns()
@@ -110,7 +110,7 @@ def test_records_and_parquet_columns_follow_the_model(project, tmp_path):
     assert lines
     for line in lines:
         record = orjson.loads(line)
-        assert set(record) == {field.name for field in model.RECORD.stored()}
+        assert set(record) == {field.name for field in model.RECORD.of_format(model.DATASET_FORMAT).stored()}
         validator.validate(record)
     build_dataset(project, project.snapshot_path, tmp_path / "dataset")
     for parquet in (tmp_path / "dataset" / "data").glob("*.parquet"):

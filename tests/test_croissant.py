@@ -59,6 +59,14 @@ def test_mlcroissant_reads_every_record_set(project, built):
                 (e[f"{split}/entities/start"], e[f"{split}/entities/end"], e[f"{split}/entities/label"])
                 for e in record[f"{split}/entities"]
             ] == [(e["start"], e["end"], e["label"]) for e in row["entities"]]
+            # how each span was decided (issue 24), and the spans the vote could not decide
+            assert [e[f"{split}/entities/status"].decode() for e in record[f"{split}/entities"]] == [
+                e["status"] for e in row["entities"]
+            ]
+            assert [
+                (e[f"{split}/unresolved_entities/start"], e[f"{split}/unresolved_entities/label"])
+                for e in record[f"{split}/unresolved_entities"]
+            ] == [(e["start"], e["label"]) for e in row["unresolved_entities"]]
             annotators = [a[f"{split}/annotations/annotator"].decode() for a in record[f"{split}/annotations"]]
             assert annotators == [a["annotator"] for a in row["annotations"]]
     # the ClassLabel names, as the features hold them
@@ -81,6 +89,10 @@ def test_files_types_and_rai_fields(project, built):
     types = {f["name"]: f.get("dataType") for f in train["field"]}
     assert types["text"] == "sc:Text" and types["sentence_index"] == "sc:Integer"
     assert types["stance"] == "sc:Integer" and types["agreement"] == "sc:Float"
+    entities = next(f for f in train["field"] if f["name"] == "entities")
+    status = next(f for f in entities["subField"] if f["name"] == "status")
+    assert status["dataType"] == "sc:Text" and status["source"]["transform"] == {"jsonPath": "status"}
+    assert "`status`: `ground_truth`, `unanimous`, `majority` or `unresolved`" in entities["description"]
     stance = next(f for f in train["field"] if f["name"] == "stance")
     assert stance["references"] == {"field": {"@id": "stance_names/index"}}
     assert "0 = favor" in stance["description"]

@@ -69,8 +69,32 @@ def test_bio_is_lossless_on_the_sample(built):
         assert back == sorted(kept, key=lambda s: s["start"])
         if row["id"] not in overlapping:
             assert len(kept) == len(spans)
+    # resolved entities (dataset format 3) never overlap without ground truth: the sample's BIO view holds them all
+    assert facts.overlaps == []
     card = (folder / "README.md").read_text(encoding="utf-8")
-    assert f"{len(facts.overlaps)} entity span(s) overlap" in card
+    assert "cannot be held by the BIO view" not in card and "overlap a longer span" not in card
+
+
+def test_entity_status_is_a_feature_and_bio_tags_only_resolved_spans(built, project):
+    """Each span of `entities` says how it was decided; `ner_tags` are the resolved spans' alone."""
+    import datasets
+
+    folder, facts = built
+    ds = datasets.load_dataset(str(folder))
+    assert ds["train"].features["entities"].feature["status"] == datasets.Value("string")
+    statuses = {e["status"] for split in ds.values() for row in split for e in row["entities"]}
+    assert statuses <= {"ground_truth", "unanimous", "majority"} and "unanimous" in statuses
+    unresolved = [row for split in ds.values() for row in split if row["unresolved_entities"]]
+    assert unresolved and facts.validation.report.kept["unresolved entity spans"] == sum(
+        len(row["unresolved_entities"]) for row in unresolved
+    )
+    names = ds["train"].features["ner_tags"].feature.names
+    labels = ds["train"].features["entities"].feature["label"].names
+    for row in unresolved:
+        back = bio_to_spans(row["text"], row["tokens"], [names[t] for t in row["ner_tags"]])
+        assert [(s["start"], s["end"], s["label"]) for s in back] == [
+            (e["start"], e["end"], labels[e["label"]]) for e in row["entities"]
+        ]
 
 
 @st.composite
@@ -140,7 +164,8 @@ def test_encoder_turns_label_names_into_ids_and_refuses_unknown_ones(project):
         "stance": None,
         "stance_status": "tie",
         "stance_distribution": [0.5, 0.5, 0.0],
-        "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin"}],
+        "entities": [{"start": 8, "end": 13, "label": "PER", "text": "Putin", "status": "unanimous"}],
+        "unresolved_entities": [],
         "annotations": [
             {
                 "annotator": "annotator-0123456789ab",
@@ -186,6 +211,7 @@ def test_encoder_refuses_an_annotator_that_is_not_a_pseudonym_without_echoing_it
         "stance_status": "unanimous",
         "stance_distribution": [0.0, 1.0, 0.0],
         "entities": [],
+        "unresolved_entities": [],
         "annotations": [annotation],
         "num_annotators": 1,
         "agreement": None,

@@ -19,14 +19,54 @@ from builder.outputs import MARKER
 from .conftest import ROOT, make_project
 
 SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
+# What an adjudicator may mark that a flat view cannot hold: (label, first word, last word) per span, words
+# counted from 0 in the sentence; `entities` overlap only where ground truth puts them (dataset format 3).
+ADJUDICATED = {
+    "same extent with another label": [("ORG", 0, 0), ("MISC", 0, 0)],
+    "nested in or around another span": [("ORG", 0, 1), ("PER", 0, 0)],
+    "crossing another span": [("ORG", 0, 1), ("LOC", 1, 2)],
+}
+
+
+def adjudicated_snapshot(path):
+    """The sample snapshot with three sentences adjudicated (a ground-truth annotation) with spans of each
+    kind in ADJUDICATED; returns (path, {sentence id: kind})."""
+    import re
+
+    from builder.jsonio import read_jsonl, write_jsonl
+    from builder.model import ENTITIES, region
+
+    tasks = list(read_jsonl(SNAPSHOT))
+    kinds = iter(ADJUDICATED.items())
+    adjudicated = {}
+    for task in tasks:
+        words = list(re.finditer(r"\w+", task["data"]["text"]))
+        if len(words) < 3 or task["annotations"][0].get("was_cancelled"):
+            continue
+        kind, spans = next(kinds, (None, None))
+        if kind is None:
+            break
+        text = task["data"]["text"]
+        first = task["annotations"][0]
+        items = [
+            region(words[a].start(), words[b].end(), text[words[a].start() : words[b].end()], label)
+            for label, a, b in spans
+        ]
+        first["result"] = [item for item in first["result"] if item["from_name"] != ENTITIES] + items
+        first["ground_truth"] = True
+        adjudicated[task["data"]["sentence_id"]] = kind
+    write_jsonl(path, tasks)
+    return path, adjudicated
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A project with its dataset built at its default output, and the dataset's rows by split."""
+    """A project with its dataset built at its default output, and the dataset's rows by split (three
+    sentences adjudicated with overlapping spans, `adjudicated_snapshot`)."""
     folder = tmp_path_factory.mktemp("export") / "project"
-    project = make_project(folder, "export", SNAPSHOT)
-    build_dataset(project, SNAPSHOT, project.dataset_path)
+    snapshot, _ = adjudicated_snapshot(folder.parent / "snapshot.jsonl")
+    project = make_project(folder, "export", snapshot)
+    build_dataset(project, snapshot, project.dataset_path)
     return project, dataset_rows(project.dataset_path)
 
 
@@ -46,6 +86,9 @@ def dataset_rows(folder):
                     **row,
                     "stance": stance.int2str(row["stance"]) if row["stance"] >= 0 else None,
                     "entities": [{**e, "label": label.int2str(e["label"])} for e in row["entities"]],
+                    "unresolved_entities": [
+                        {**e, "label": label.int2str(e["label"])} for e in row["unresolved_entities"]
+                    ],
                     "ner_tags": [tags.int2str(t) for t in row["ner_tags"]],
                     "annotations": [
                         {
@@ -98,13 +141,22 @@ def test_conll_tags_equal_the_dataset(built, tmp_path):
             assert [t for t, _ in sentence] == row["tokens"]
             assert [tag for _, tag in sentence] == row["ner_tags"]
             overlapping += [row["id"] for _ in non_overlapping(row["entities"])[1]]
-    # the spans BIO cannot hold are counted and named, never dropped silently
-    assert overlapping, "the sample has overlapping spans"
-    note = next(n for n in result.notes if "overlapping" in n)
-    assert note.startswith(f"conll: {len(overlapping)} entity span(s) overlapping")
-    assert all(i in note for i in overlapping[:10])
+    # the spans BIO cannot hold are counted by their real kind and named, never dropped silently
+    _, kinds = adjudicated_snapshot(tmp_path / "again.jsonl")
+    assert sorted(overlapping) == sorted(kinds), "only the adjudicated sentences have overlapping spans"
     report = json.loads((tmp_path / "conll" / REPORT).read_text(encoding="utf-8"))
-    assert sorted(x["id"] for x in next(iter(report["not_held"].values()))) == sorted(overlapping)
+    for sentence, kind in kinds.items():
+        note = next(n for n in result.notes if kind in n)
+        assert note.startswith(f"conll: 1 entity span(s) {kind}, which BIO tags cannot hold") and sentence in note
+        key = f"entity span(s) {kind}, which BIO tags cannot hold, left out"
+        assert [x["id"] for x in report["not_held"][key]] == [sentence]
+    assert not any("longer span" in n for n in result.notes)
+    card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
+    assert (
+        "3 entity span(s) of `entities` cannot be held by the BIO view (`ner_tags`), which tags the longest, then "
+        "the earliest, of overlapping spans (1 same extent with another label, 1 nested in or around another span, "
+        "1 crossing another span)"
+    ) in card.replace("\n", " ")
 
 
 def test_semeval_tsv_parses_with_csv(built, tmp_path):
@@ -147,7 +199,9 @@ def test_spacy_docbin_holds_ents_spans_and_cats(built, tmp_path):
                 row["entities"]
             )
             assert doc.cats == {label: float(label == row["stance"]) for label in project.stance_values}
-    assert dropped and any(n.startswith(f"spacy: {len(dropped)} entity span(s) overlapping") for n in result.notes)
+    assert len(dropped) == 3
+    for kind in ADJUDICATED:
+        assert any(n.startswith(f"spacy: 1 entity span(s) {kind}, not in Doc.ents") for n in result.notes)
 
 
 def test_jsonl_spans_match_text(built, tmp_path):
@@ -254,3 +308,51 @@ def test_an_empty_split_is_counted_as_zero_in_the_report(tmp_path):
     report = json.loads((tmp_path / "out" / REPORT).read_text(encoding="utf-8"))
     assert report["sentences"]["test"] == 0 and report["sentences"]["train"] == result.rows["train"] > 0
     assert not (tmp_path / "out" / "test.jsonl").exists()
+
+
+def test_unresolved_spans_a_project_keeps_are_in_no_bio_tag_and_counted(tmp_path):
+    """`keep_unresolved_entities`: the spans the vote could not decide stay in `entities` (status unresolved),
+    but the BIO tags, CoNLL and spaCy take the resolved spans only, and count what they leave out."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    folder = tmp_path / "project"
+    make_project(folder, "keep", SNAPSHOT)
+    toml = folder / "builder.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            "entity_agreement = 0.5\n", "entity_agreement = 0.5\nkeep_unresolved_entities = true\n"
+        ),
+        encoding="utf-8",
+    )
+    from builder.project import load_project
+
+    project = load_project(toml)
+    facts = build_dataset(project, SNAPSHOT, project.dataset_path)
+    assert facts.overlaps == []  # unresolved spans overlap each other, but are not in the BIO view
+    rows = dataset_rows(project.dataset_path)
+    kept = [
+        (r["id"], e) for split in rows.values() for r in split for e in r["entities"] if e["status"] == "unresolved"
+    ]
+    assert kept
+    for row in (r for split in rows.values() for r in split):
+        resolved = [e for e in row["entities"] if e["status"] != "unresolved"]
+        assert [e["status"] for e in row["entities"]].count("unresolved") == len(row["unresolved_entities"])
+        assert spans(non_overlapping(resolved)[0]) == spans(resolved)  # resolved spans never overlap
+        tags = [t for t in row["ner_tags"] if t != "O" and t.startswith("B-")]
+        assert len(tags) == len(resolved)
+    result = export_dataset(project, "conll", tmp_path / "conll")
+    note = next(n for n in result.notes if "unresolved entity span(s)" in n)
+    assert note.startswith(f"conll: {len(kept)} unresolved entity span(s) (status unresolved), left out")
+    result = export_dataset(project, "spacy", tmp_path / "spacy")
+    assert any(n.startswith(f"spacy: {len(kept)} unresolved entity span(s)") for n in result.notes)
+    vocab = spacy.blank("en").vocab
+    ids = {i for i, _ in kept}
+    for split in rows:
+        for doc in DocBin().from_disk(tmp_path / "spacy" / f"{split}.spacy").get_docs(vocab):
+            if doc.user_data["id"] in ids:
+                row = next(r for r in rows[split] if r["id"] == doc.user_data["id"])
+                resolved = [e for e in row["entities"] if e["status"] != "unresolved"]
+                assert spans({"start": s.start_char, "end": s.end_char, "label": s.label_} for s in doc.ents) == spans(
+                    resolved
+                )

@@ -257,6 +257,66 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     assert [i["value"] for i in items] == [first["id"]] and items[0]["filter"] == "filter:tasks:data.sentence_id"
 
 
+def test_review_lists_entity_conflicts_and_an_adjudication_becomes_ground_truth(ls, tmp_path):
+    """Issue 24: two annotators label "Moscow" LOC and ORG. `builder review` lists the conflict (the sentence,
+    both annotators' spans by pseudonym) beside the stance ties and makes a Label Studio view of it; the
+    adjudicator's starred annotation is then the dataset's spans, marked ground_truth."""
+    from builder.records.stage import load_records
+    from builder.sentences.segmenter import sentence_id
+
+    project = make_project(tmp_path, "entity review")
+    sentences = [  # ids as `builder split` makes them, which validation checks
+        {**s, "id": sentence_id(s["article_id"], s["text"], 0), "occurrence": 0, "end": len(s["text"])}
+        for s in synthetic_sentences(2, "e")
+    ]
+    result = push_sentences(ls, project, sentences)
+    tasks = {t.data["sentence_id"]: t.id for t in ls.client().tasks.list(project=result.project_id)}
+    carol = annotator_connection(ls, "carol@example.org", "carol-secret-1")
+    dave = annotator_connection(ls, "dave@example.org", "dave-secret-22")
+    conflict, agreed = sentences
+    start = conflict["text"].index("Moscow")
+    moscow = (start, start + 6, "Moscow")
+    annotate(carol, tasks[conflict["id"]], [(*moscow, "LOC")], "neutral", 3.0)
+    annotate(dave, tasks[conflict["id"]], [(*moscow, "ORG")], "neutral", 3.0)
+    for who in (carol, dave):
+        annotate(who, tasks[agreed["id"]], [(*moscow, "LOC")], "neutral", 3.0)
+    assert run_cli("pull", env=cli_env(ls), cwd=tmp_path).returncode == 0
+
+    records, _ = load_records(project, project.snapshot_path)
+    record = next(r for r in records if r["id"] == conflict["id"])
+    assert record["entities"] == [] and [e["label"] for e in record["unresolved_entities"]] == ["LOC", "ORG"]
+    review = run_cli("review", env=cli_env(ls), cwd=tmp_path)
+    assert review.returncode == 0, review.stderr
+    lines = review.stdout.splitlines()
+    assert lines[0] == "entity conflicts (1 sentence(s)):"
+    assert lines[1] == f"{conflict['id']}  {conflict['article_id']}#0  {conflict['text']}"
+    by_annotator = {a["annotator"]: a["entities"][0]["label"] for a in record["annotations"]}
+    assert sorted(lines[2:4]) == sorted(
+        f"    {name}: {label} 'Moscow' {start}-{start + 6}" for name, label in by_annotator.items()
+    )
+    assert lines[4] == f"    unresolved: LOC 'Moscow' {start}-{start + 6}; ORG 'Moscow' {start}-{start + 6}"
+    assert lines[5].startswith("1 sentence(s) with entity conflicts; review them in Label Studio: ")
+    assert "unresolved stance" not in review.stdout and agreed["id"] not in review.stdout
+    views = {(v.data or {}).get("title"): v for v in ls.client().views.list(project=result.project_id)}
+    assert "builder: unresolved stance" not in views  # no stance tie
+    items = views["builder: entity conflicts"].data["filters"]["items"]
+    assert [i["value"] for i in items] == [conflict["id"]]
+    assert lines[5].endswith(f"/projects/{result.project_id}/data?tab={views['builder: entity conflicts'].id}")
+
+    # the adjudicator adds an annotation and stars it: its spans are the dataset's, marked ground_truth
+    decision = annotate(ls, tasks[conflict["id"]], [(*moscow, "LOC")], "neutral", 8.0)
+    ls.client().annotations.update(id=decision.id, ground_truth=True)
+    assert run_cli("pull", env=cli_env(ls), cwd=tmp_path).returncode == 0
+    records, _ = load_records(project, project.snapshot_path)
+    record = next(r for r in records if r["id"] == conflict["id"])
+    assert record["entities"] == [
+        {"start": start, "end": start + 6, "label": "LOC", "text": "Moscow", "status": "ground_truth"}
+    ]
+    assert record["unresolved_entities"] == []
+    again = run_cli("review", env=cli_env(ls), cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout == "no unresolved sentences\n"
+
+
 def test_unreachable_server_wrong_token_unknown_project(ls, tmp_path, sample_sentences):
     make_project(tmp_path, "never pushed")
     path, _ = sample_sentences

@@ -328,7 +328,9 @@ def test_sorted_snapshot_checks_duplicates_in_constant_memory(project, tmp_path,
     monkeypatch.setattr(
         stage,
         "_validate_snapshot",
-        lambda *args, assume_sorted: passes.append(assume_sorted) or streaming(*args, assume_sorted),
+        lambda *args, assume_sorted, **options: (
+            passes.append(assume_sorted) or streaming(*args, assume_sorted=assume_sorted, **options)
+        ),
     )
     ordered = sorted(base_tasks, key=lambda t: t["data"]["sentence_id"])
     snapshot = tmp_path / "snapshot.jsonl"

@@ -2,7 +2,9 @@
 
 Tokens are words and punctuation, further cut at every span boundary, so a span always covers
 whole tokens and the BIO view is lossless for non-overlapping spans. Overlapping spans cannot be
-held by BIO: the longest (then earliest) wins and the others are returned as dropped.
+held by BIO: the longest (then earliest, then the first label in alphabetical order) wins and the others
+are returned as dropped, each with the `kind` of its loss (`loss_kind`). From dataset format 3 the spans
+are the resolved ones (builder.records.aggregate): only a ground-truth annotation overlaps spans there.
 """
 
 from __future__ import annotations
@@ -10,6 +12,24 @@ from __future__ import annotations
 import re
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+# What a dropped span is to the span the BIO view kept in its place, most telling first.
+SAME_EXTENT = "same extent with another label"
+NESTED = "nested in or around another span"
+OVERLAP = "crossing another span"
+LOSS_KINDS = (SAME_EXTENT, NESTED, OVERLAP)
+
+
+def loss_kind(span: dict, kept: list[dict]) -> str:
+    """Why `span` could not join `kept` (the spans a flat view holds): one of LOSS_KINDS."""
+    start, end = span["start"], span["end"]
+    rivals = [k for k in kept if k["start"] < end and start < k["end"]]
+    if any(k["start"] == start and k["end"] == end for k in rivals):
+        return SAME_EXTENT
+    if any((k["start"] <= start and end <= k["end"]) or (start <= k["start"] and k["end"] <= end) for k in rivals):
+        return NESTED
+    return OVERLAP
 
 
 def non_overlapping(spans: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -31,12 +51,14 @@ def non_overlapping(spans: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def spans_to_bio(text: str, spans: list[dict], tag_ids: dict | None = None) -> tuple[list[str], list, list[dict]]:
-    """(tokens, tags, dropped_overlaps) for `text` and its entity spans.
+    """(tokens, tags, dropped_overlaps) for `text` and its entity spans; each dropped span with its `kind`.
 
     With `tag_ids` (tag name -> id), tags come as ids. The text is cut at span boundaries and
     each stretch tokenized on its own, so a stretch's tags are all O, or B then I of one span.
     """
     kept, dropped = non_overlapping(spans)
+    if dropped:
+        dropped = [{**span, "kind": loss_kind(span, kept)} for span in dropped]
     findall = _TOKEN.findall
     outside = tag_ids["O"] if tag_ids else "O"
     tokens: list[str] = []

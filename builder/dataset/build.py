@@ -15,7 +15,7 @@ from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SPLITS, assign_splits, parquet_name
 from builder.errors import BuilderError, InputError
 from builder.jsonio import paused_gc, sha256_file
-from builder.model import DATASET_FORMAT, features
+from builder.model import DATASET_FORMAT, UNRESOLVED, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
 from builder.records.stage import validate_snapshot
@@ -118,7 +118,7 @@ class Encoder:
     values; label names become ids column by column in Arrow.
     """
 
-    NAMED = ("stance", "entities", "annotations")  # columns that hold ClassLabel names until encoded
+    NAMED = ("stance", "entities", "unresolved_entities", "annotations")  # ClassLabel names until encoded
     DERIVED = ("tokens", "ner_tags")
 
     def __init__(self, project: Project, dataset_format: int = DATASET_FORMAT) -> None:
@@ -131,13 +131,15 @@ class Encoder:
             for name in self.names
         }
         self.pseudonyms: set[str] = set()  # annotator names already checked
+        # unresolved spans a project keeps in `entities` are no part of the BIO view (resolved spans only)
+        self.keep_unresolved = project.keep_unresolved_entities
         self.stored = [name for name in self.names if name not in self.DERIVED]  # taken from the record as is
 
     def new_columns(self) -> dict[str, list]:
         return {name: [] for name in self.names}
 
     def add(self, record: dict, columns: dict[str, list]) -> list[dict]:
-        """Append `record` to `columns`; return the spans the BIO view cannot hold (overlaps).
+        """Append `record` to `columns`; return the spans the BIO view cannot hold (overlaps, with their kind).
 
         An annotator that is not a pseudonym is a BuilderError naming the record, never the name.
         """
@@ -147,8 +149,11 @@ class Encoder:
                 if not is_pseudonym(name):
                     raise BuilderError(f"{record['id']}: an annotator is not a pseudonym; validate the records first")
                 self.pseudonyms.add(name)
+        spans = record["entities"]
+        if self.keep_unresolved:
+            spans = [span for span in spans if span.get("status") != UNRESOLVED]
         try:
-            tokens, tags, dropped = spans_to_bio(record["text"], record["entities"], self.tag_ids)
+            tokens, tags, dropped = spans_to_bio(record["text"], spans, self.tag_ids)
         except KeyError as exc:  # a tag the scheme does not have
             raise BuilderError(
                 f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
@@ -230,7 +235,7 @@ def build_dataset(
 
     with staged_folder(given, output, recheck) as staging:
         records_path = staging / "records.jsonl"
-        result = validate_snapshot(project, snapshot, records_path)
+        result = validate_snapshot(project, snapshot, records_path, dataset_format)
         if strict and result.report.errors():
             raise BuilderError(
                 f"{snapshot}: validation found {len(result.report.errors())} problems; "

@@ -8,7 +8,7 @@ from builder import __version__
 from builder.dataset.splits import SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
 from builder.labeling_config import config_hash
 from builder.markup import code, single_quoted
-from builder.model import card_field_table, features
+from builder.model import DATASET_FORMAT, card_field_table, features
 from builder.project import Project
 from builder.records.agreement import span_agreement, stance_agreement
 from builder.sentences.segmenter import splitter_summary
@@ -144,12 +144,17 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     overlaps = ""
     if facts.overlaps:
         names = ", ".join(f"{code(o['id'])} {o['label']} {single_quoted(o['text'])}" for o in facts.overlaps[:10])
-        overlaps = (
-            f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
-            f"but cannot be held by the BIO view (`ner_tags`): {names}"
-            + (" ..." if len(facts.overlaps) > 10 else "")
-            + "."
-        )
+        if facts.dataset_format >= 3:
+            overlaps = (
+                f"\n- {overlaps_text(facts.overlaps)}: {names}" + (" ..." if len(facts.overlaps) > 10 else "") + "."
+            )
+        else:  # the card of an older release, as it was
+            overlaps = (
+                f"\n- {len(facts.overlaps)} entity span(s) overlap a longer span: they are kept in `entities` "
+                f"but cannot be held by the BIO view (`ner_tags`): {names}"
+                + (" ..." if len(facts.overlaps) > 10 else "")
+                + "."
+            )
     v = facts.validation
     pre_annotations = (
         "with pre-annotations\n   from a gazetteer of earlier annotations"  # the card of an older release, as it was
@@ -166,7 +171,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
     near_duplicates = near_duplicates_text(facts.split_facts)
     frozen = facts.split_facts.get("frozen_test_articles", 0)
     if facts.dataset_format >= 2:
-        aggregation = aggregation_text(project, unresolved)
+        aggregation = aggregation_text(project, unresolved, facts.dataset_format, unresolved_spans(facts))
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
     else:  # the card of an older release, as it was
         aggregation = f"""Aggregation: a ground-truth annotation wins; otherwise the
@@ -307,23 +312,71 @@ def predictions_text(counts: dict) -> str:
     return text
 
 
-def aggregation_text(project: Project, unresolved: int) -> str:
-    """The card's sentence on how labels were aggregated (dataset format 2 on)."""
+def overlaps_text(overlaps: list[dict]) -> str:
+    """What the BIO view could not hold, counted by kind (dataset format 3 on, where `entities` overlap only
+    as a ground-truth annotation, or unresolved spans a project keeps, put them)."""
+    from collections import Counter
+
+    from builder.dataset.bio import LOSS_KINDS
+
+    kinds = Counter(o.get("kind") for o in overlaps)
+    counted = ", ".join(f"{kinds[kind]} {kind}" for kind in LOSS_KINDS if kinds[kind])
+    return (
+        f"{len(overlaps)} entity span(s) of `entities` cannot be held by the BIO view (`ner_tags`), which tags "
+        f"the longest, then the earliest, of overlapping spans ({counted}); they come from ground-truth "
+        "annotations, which keep what the adjudicator marked"
+    )
+
+
+def unresolved_spans(facts) -> int:
+    """The entity spans the vote could not decide (validation counts them; dataset format 3 on)."""
+    from builder.records.aggregate import UNRESOLVED_ENTITIES
+
+    report = getattr(facts.validation, "report", None)
+    return report.kept[UNRESOLVED_ENTITIES] if report is not None else 0
+
+
+def aggregation_text(
+    project: Project, unresolved: int, dataset_format: int = DATASET_FORMAT, unresolved_entities: int = 0
+) -> str:
+    """The card's sentence on how labels were aggregated (dataset format 2 on; the entity rule of format 3 on)."""
     share = f"{project.entity_agreement:.0%}"
-    if project.aggregation == "dawid-skene":
+    weighted = project.aggregation == "dawid-skene"
+    if dataset_format >= 3:
+        kept = " (also in `entities`, status `unresolved`)" if project.keep_unresolved_entities else ""
+        entities = (
+            "an entity span is kept when\n"
+            + ("the summed reliability of the annotators" if weighted else "the annotators")
+            + " who marked exactly that span with that label beat those who marked another\n"
+            "label or an overlapping span there, and those who marked nothing there, and make up at least "
+            f"{share} of the\nsentence's {'summed reliability' if weighted else 'annotators'} (with two "
+            "annotators, both): one label per extent, no overlapping spans;\na ground-truth annotation's spans "
+            "are kept as they are. Each span's `status` says how it was decided\n(`ground_truth`, `unanimous`, "
+            f"`majority`); {unresolved_entities} span(s) the vote could not decide are in `unresolved_entities`"
+            f"{kept},\nfor adjudication."
+        )
+    elif weighted:
+        entities = (
+            "an entity span is kept\n"
+            f"when annotators holding at least {share} of the sentence's summed reliability marked exactly that\n"
+            "span with that label."
+        )
+    else:
+        entities = (
+            f"an entity span is kept when at least {share} of the sentence's annotators\n"
+            "marked exactly that span with that label."
+        )
+    if weighted:
         return (
             "Aggregation method: `dawid-skene`. A ground-truth annotation wins; otherwise each annotator is\n"
             "weighted by their reliability, estimated over the whole snapshot by the Dawid-Skene EM (gold answers\n"
             "and ground truth anchor it): the stance is the most probable label (ties stay unresolved:\n"
-            f"{unresolved} sentence(s)), `stance_distribution` is the model's posterior, and an entity span is kept\n"
-            f"when annotators holding at least {share} of the sentence's summed reliability marked exactly that\n"
-            "span with that label."
+            f"{unresolved} sentence(s)), `stance_distribution` is the model's posterior, and " + entities
         )
     return (
         "Aggregation method: `majority`. A ground-truth annotation wins; otherwise the majority stance\n"
         f"(ties stay unresolved: {unresolved} sentence(s)), `stance_distribution` is the share of each stance\n"
-        f"among the annotations, and an entity span is kept when at least {share} of the sentence's annotators\n"
-        "marked exactly that span with that label."
+        "among the annotations, and " + entities
     )
 
 

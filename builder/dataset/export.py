@@ -12,8 +12,12 @@ One file per split in an output folder (written whole, like `builder build`'s):
   (one 1.0, the others 0.0), the sentence and article ids in `doc.user_data`.
 - `jsonl`: every column, labels as names, entity spans as character offsets into `text`; `{split}.jsonl`.
 
-What a format cannot hold is never dropped silently: each loss (an overlapping span in CoNLL, an
-unresolved stance in SemEval or spaCy's cats) is counted in `ExportResult.notes`, which name the
+Entity spans are the resolved ones of `entities` (dataset format 3: not those of status `unresolved`,
+which a project may keep there; `unresolved_entities` is only in jsonl). What a format cannot hold is
+never dropped silently: each loss is counted in `ExportResult.notes` by its real kind (a span with the
+same extent as another with another label, a nested or a crossing span, which BIO tags and `Doc.ents`
+cannot hold beside the span they keep, `builder.dataset.bio.loss_kind`; a span off token boundaries; an
+unresolved span kept in `entities`; an unresolved stance in SemEval or spaCy's cats), naming the
 sentence ids, and listed whole in `export-report.json` in the output folder. Rows are ordered by
 article id, then sentence index.
 """
@@ -26,9 +30,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.dataset.bio import _TOKEN, bio_to_spans, non_overlapping
+from builder.dataset.bio import _TOKEN, bio_to_spans, loss_kind, non_overlapping
 from builder.dataset.splits import SPLITS, parquet_pattern
 from builder.errors import BuilderError
+from builder.model import UNRESOLVED
 from builder.project import Project
 
 FORMATS = ("conll", "semeval", "spacy", "jsonl")
@@ -115,6 +120,10 @@ def read_rows(folder: Path) -> Iterator[tuple[str, list[dict]]]:
                     stance_names[row["stance"]] if row["stance"] is not None and row["stance"] >= 0 else None
                 )
                 row["entities"] = [{**e, "label": entity_names[e["label"]]} for e in row["entities"]]
+                if "unresolved_entities" in row:  # dataset format 3 on
+                    row["unresolved_entities"] = [
+                        {**e, "label": entity_names[e["label"]]} for e in row["unresolved_entities"]
+                    ]
                 row["ner_tags"] = [tag_names[t] for t in row["ner_tags"]]
                 for a in row["annotations"]:
                     a["stance"] = stance_names[a["stance"]] if a["stance"] is not None and a["stance"] >= 0 else None
@@ -185,17 +194,25 @@ def _conll(rows: list[dict], path: Path, losses: _Losses) -> None:
             held = {
                 (s["start"], s["end"], s["label"]) for s in bio_to_spans(row["text"], row["tokens"], row["ner_tags"])
             }
-            for span in row["entities"]:
+            spans, unresolved = _resolved(row, losses)
+            for span in spans:
                 if (span["start"], span["end"], span["label"]) not in held:
-                    overlaps = any(
-                        o is not span and o["start"] < span["end"] and span["start"] < o["end"] for o in row["entities"]
-                    )
-                    kind = (
-                        "entity span(s) overlapping a longer span, which BIO tags cannot hold, left out"
-                        if overlaps
-                        else "entity span(s) not on token boundaries, left out"
-                    )
+                    others = [o for o in spans if o is not span and (o["start"], o["end"], o["label"]) in held]
+                    if any(o["start"] < span["end"] and span["start"] < o["end"] for o in others):
+                        kind = f"entity span(s) {loss_kind(span, others)}, which BIO tags cannot hold, left out"
+                    else:
+                        kind = "entity span(s) not on token boundaries, left out"
                     losses.add(kind, row["id"], _span_text(span))
+
+
+def _resolved(row: dict, losses: _Losses) -> tuple[list[dict], list[dict]]:
+    """(resolved spans, unresolved ones) of a row's `entities`: the unresolved spans a project keeps there
+    (status `unresolved`) are left out of every export but jsonl, and counted."""
+    spans = [s for s in row["entities"] if s.get("status") != UNRESOLVED]
+    unresolved = [s for s in row["entities"] if s.get("status") == UNRESOLVED]
+    for span in unresolved:
+        losses.add("unresolved entity span(s) (status unresolved), left out", row["id"], _span_text(span))
+    return spans, unresolved
 
 
 def _semeval(rows: list[dict], path: Path, losses: _Losses, mapping: dict[str, str]) -> None:
@@ -224,9 +241,10 @@ def _doc(vocab, row: dict, labels: list[str], losses: _Losses):
     from spacy.tokens import Doc, Span
 
     text = row["text"]
+    entities, _ = _resolved(row, losses)
     words, spaces = [], []
     position = 0
-    for start, end in _pieces(text, row["entities"]):
+    for start, end in _pieces(text, entities):
         gap = text[position:start]
         if gap:
             if words and gap.startswith(" "):
@@ -250,7 +268,7 @@ def _doc(vocab, row: dict, labels: list[str], losses: _Losses):
     if doc.text != text:  # by construction it is; never export a Doc whose offsets would be wrong
         raise BuilderError(f"{row['id']}: the spaCy Doc does not reproduce the sentence's text")
     spans = []
-    for entity in row["entities"]:
+    for entity in entities:
         span = doc.char_span(entity["start"], entity["end"], label=entity["label"])
         if span is None:
             losses.add("entity span(s) not on token boundaries, left out", row["id"], _span_text(entity))
@@ -262,7 +280,7 @@ def _doc(vocab, row: dict, labels: list[str], losses: _Losses):
     doc.ents = [k["span"] for k in kept]
     for d in dropped:
         losses.add(
-            "entity span(s) overlapping a longer span, not in Doc.ents (kept in doc.spans['entities'])",
+            f"entity span(s) {loss_kind(d, kept)}, not in Doc.ents (kept in doc.spans['entities'])",
             row["id"],
             _span_text({**d, "text": text[d["start"] : d["end"]]}),
         )

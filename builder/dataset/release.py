@@ -460,9 +460,10 @@ def build_release_folder(
     snapshot = snapshot or project.snapshot_path
     if not snapshot.is_file():
         raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
+    existing = project.root / RELEASES_DIR / version / MANIFEST
+    old = load_manifest(existing) if existing.is_file() else None
     if manifest_format is None:
-        existing = project.root / RELEASES_DIR / version / MANIFEST
-        manifest_format = format_of(load_manifest(existing)) if existing.is_file() else MANIFEST_FORMAT
+        manifest_format = format_of(old) if old is not None else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
     frozen = _frozen_test(project, earlier)
     facts = build_dataset(
@@ -472,7 +473,8 @@ def build_release_folder(
         frozen_test=frozen,
         version=version,
         strict=True,
-        dataset_format=_dataset_format_for(manifest_format),
+        # a rebuild keeps the release's own dataset format (its shape and the aggregation of its time)
+        dataset_format=dataset_format_of(old) if old is not None else _dataset_format_for(manifest_format),
         notes_predictions=manifest_format >= 4,
         current_splitter=manifest_format >= 5,
         croissant=manifest_format >= 5,

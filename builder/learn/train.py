@@ -46,6 +46,7 @@ from builder.learn.model import (
     default_model_dir,
     sha256_bytes,
 )
+from builder.model import UNRESOLVED
 
 COMMAND = "builder train"
 VERSION = "2"  # 2: name lists, article context, span score = product of its tokens' marginals
@@ -93,7 +94,12 @@ def examples_from_records(records) -> list[Example]:
             r["id"],
             r["article_id"],
             r["text"],
-            tuple({"start": e["start"], "end": e["end"], "label": e["label"]} for e in r["entities"]),
+            # the resolved spans: not those the vote could not decide, which a project may keep in `entities`
+            tuple(
+                {"start": e["start"], "end": e["end"], "label": e["label"]}
+                for e in r["entities"]
+                if e.get("status") != UNRESOLVED
+            ),
             r["stance"],
             r.get("target") or "",
         )

@@ -4,14 +4,27 @@ Aggregation (README, "How labels are aggregated"):
 - an annotation marked ground truth in Label Studio (the star) wins, stance and entities; of several,
   the majority of their stances (a tie among them leaves it unresolved);
 - `[annotation] aggregation = "majority"` (the default): the stance is the majority of submitted
-  annotations, a tie stays unresolved (None); an entity span (start, end, label) is kept when at
-  least `annotation.entity_agreement` of the task's annotators marked exactly that span with that label;
+  annotations, a tie stays unresolved (None);
+- entity spans (`resolve_entities`, dataset format 3): the candidates are the annotators' spans
+  (start, end, label), each supported by the annotators who marked exactly it; a candidate's rivals
+  are the other candidates that share a character with it (the same extent with another label, a
+  crossing or a nested span) and the annotators who marked nothing there. A candidate is kept when
+  its support strictly beats each rival's and reaches `entity_agreement` of the sentence's annotators:
+  `unanimous` when every annotator marked it, else `majority`. So `entities` holds one label per
+  extent and no overlapping spans, and with two annotators a span needs both. A candidate that is
+  not kept and that no rival beats is *unresolved*: listed in `unresolved_entities` (and in
+  `entities`, status `unresolved`, where `[annotation] keep_unresolved_entities` says so), counted
+  in the report, listed by `builder review`; one a rival beats is outvoted (in `annotations` only);
 - `"dawid-skene"`: annotators are weighted by their reliability, estimated over the whole snapshot
   by the Dawid-Skene EM (builder.records.reliability), with gold answers and ground truth clamped;
   the stance is the most probable label among those the task's annotators gave (a tie in
-  probability stays unresolved; the model never puts in a label nobody chose), and a span is kept
-  when the reliability-weighted share of the task's annotators that marked it reaches
-  `entity_agreement`;
+  probability stays unresolved; the model never puts in a label nobody chose), and a span's support
+  is the summed reliability of the annotators who marked it (the same rule, weighted);
+- with ground truth, the entities are the spans every ground-truth annotation marked (status
+  `ground_truth`: an adjudicator's decision, nested spans included), the others unresolved;
+- dataset formats 1 and 2 (releases built before format 3, rebuilt as they were): a span is kept
+  when at least `entity_agreement` of the annotators marked it, whatever else they marked
+  (`aggregate_entities`); ground truth's spans are the first ground-truth annotation's;
 - `stance_distribution`: the share of each stance among the annotations (majority), the model's
   posterior (Dawid-Skene); with ground truth, the shares among the ground-truth annotations (one-hot
   when they agree);
@@ -25,12 +38,15 @@ import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
-from builder.model import GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS
+from builder.model import DATASET_FORMAT, GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS, UNRESOLVED
 from builder.project import Project
 
 DAWID_SKENE = "dawid-skene"
 GOLD_QUESTIONS = "gold questions"  # the report's count of gold tasks left out of the records
+UNRESOLVED_ENTITIES = "unresolved entity spans"  # the report's count of spans the vote could not decide
+RESOLVED_FORMAT = 3  # the dataset format from which entities are resolved (`resolve_entities`)
 DISTRIBUTION_DIGITS = 6  # float32 holds about 7
+EPSILON = 1e-9  # summed float weights that differ by less are equal
 
 
 def _labels_of(annotation: dict) -> tuple[str, list[dict]]:
@@ -67,7 +83,8 @@ def aggregate_stance(stances: list[str]) -> tuple[str | None, str]:
 
 
 def aggregate_entities(per_annotator: list[list[dict]], share: float, weights: list[float] | None = None) -> list[dict]:
-    """The spans marked by at least `share` of the annotators (each counted with its weight, 1 by default)."""
+    """The spans marked by at least `share` of the annotators (each counted with its weight, 1 by default),
+    whatever else they marked: dataset formats 1 and 2's rule, kept to rebuild their releases as they were."""
     weights = weights or [1.0] * len(per_annotator)
     votes: dict = {}
     spans: dict = {}
@@ -80,6 +97,85 @@ def aggregate_entities(per_annotator: list[list[dict]], share: float, weights: l
     return [spans[key] for key in sorted(votes) if votes[key] >= needed]
 
 
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Whether spans (start, end, ...) `a` and `b` share a character."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def resolve_entities(
+    per_annotator: list[list[dict]],
+    share: float,
+    weights: list[float] | None = None,
+    keep_unresolved: bool = False,
+) -> tuple[list[dict], list[dict]]:
+    """(entities, unresolved) of a sentence from each annotator's spans (sorted by (start, end, label)).
+
+    A candidate span (start, end, label) is supported by the annotators who marked exactly it (each with
+    its weight, 1 by default); its rivals are every other candidate sharing a character with it and the
+    annotators who marked nothing overlapping it. It is kept when its support strictly beats each rival's
+    and reaches `share` of the summed weights: status `unanimous` when every annotator marked it, else
+    `majority`; no two kept spans can then overlap. A candidate not kept that no rival beats is
+    unresolved (returned in `unresolved`, and in `entities` with status `unresolved` when
+    `keep_unresolved`); one a rival beats is outvoted. Both lists are sorted by (start, end, label).
+    """
+    weights = weights or [1.0] * len(per_annotator)
+    support: dict = {}
+    markers: dict = {}
+    spans: dict = {}
+    for entities, weight in zip(per_annotator, weights):
+        for entity in entities:
+            key = (entity["start"], entity["end"], entity["label"])
+            support[key] = support.get(key, 0) + weight
+            markers[key] = markers.get(key, 0) + 1
+            spans[key] = entity
+    if not support:
+        return [], []
+    keys = sorted(support)
+    needed = share * sum(weights) - EPSILON
+    everyone = len(per_annotator)
+    kept: list[dict] = []
+    unresolved: list[dict] = []
+    for key in keys:
+        rivals = [support[other] for other in keys if other != key and _overlap(key, other)]
+        unmarked = sum(
+            weight
+            for entities, weight in zip(per_annotator, weights)
+            if not any(_overlap(key, (e["start"], e["end"])) for e in entities)
+        )
+        strongest = max(rivals, default=0.0)
+        strongest = max(strongest, unmarked)
+        votes = support[key]
+        entity = spans[key]
+        span = {"start": key[0], "end": key[1], "label": key[2], "text": entity["text"]}
+        if votes >= needed and votes > strongest + EPSILON:
+            kept.append({**span, "status": UNANIMOUS if markers[key] == everyone else MAJORITY})
+        elif votes >= strongest - EPSILON:
+            unresolved.append(span)
+    if keep_unresolved and unresolved:
+        kept = sorted([*kept, *({**span, "status": UNRESOLVED} for span in unresolved)], key=_span_key)
+    return kept, unresolved
+
+
+def adjudicated_entities(per_annotator: list[list[dict]]) -> tuple[list[dict], list[dict]]:
+    """(entities, unresolved) from ground-truth annotations: the spans all of them marked (an adjudicator's
+    decision, overlapping ones included), status `ground_truth`; the spans only some marked are unresolved."""
+    counts: dict = {}
+    spans: dict = {}
+    for entities in per_annotator:
+        for entity in entities:
+            key = (entity["start"], entity["end"], entity["label"])
+            counts[key] = counts.get(key, 0) + 1
+            spans.setdefault(key, entity)
+    kept, unresolved = [], []
+    for key in sorted(counts):
+        span = {"start": key[0], "end": key[1], "label": key[2], "text": spans[key]["text"]}
+        if counts[key] == len(per_annotator):
+            kept.append({**span, "status": GROUND_TRUTH})
+        else:
+            unresolved.append(span)
+    return kept, unresolved
+
+
 def stance_shares(stances: list[str], labels: list[str]) -> list[float]:
     """The share of each label (in `labels`' order) among `stances`."""
     counts = dict.fromkeys(labels, 0)
@@ -90,7 +186,8 @@ def stance_shares(stances: list[str], labels: list[str]) -> list[float]:
     return [round(counts[label] / total, DISTRIBUTION_DIGITS) if total else 0.0 for label in labels]
 
 
-def task_to_record(task: dict, project: Project) -> dict:
+def task_to_record(task: dict, project: Project, dataset_format: int = DATASET_FORMAT) -> dict:
+    """The record of a validated task, as dataset format `dataset_format` has it (entities resolved from 3 on)."""
     data = task["data"]
     individual = []
     for annotation in task["annotations"]:
@@ -107,19 +204,31 @@ def task_to_record(task: dict, project: Project) -> dict:
     if len(individual) > 1:
         individual.sort(key=_by_annotator)
     truth = [a for a in individual if a["ground_truth"]]
+    resolved = dataset_format >= RESOLVED_FORMAT
+    unresolved: list[dict] = []
     if truth:
         stance, status = aggregate_stance([a["stance"] for a in truth])
         status = GROUND_TRUTH if stance is not None else status
-        entities = (
-            truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
-        )
+        if resolved:
+            entities, unresolved = adjudicated_entities([a["entities"] for a in truth])
+        else:
+            entities = (
+                truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
+            )
         distribution = stance_shares([a["stance"] for a in truth], project.stance_values)
     else:
         stances = [a["stance"] for a in individual]
         stance, status = aggregate_stance(stances)
-        entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
+        if resolved:
+            entities, unresolved = resolve_entities(
+                [a["entities"] for a in individual],
+                project.entity_agreement,
+                keep_unresolved=project.keep_unresolved_entities,
+            )
+        else:
+            entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
         distribution = stance_shares(stances, project.stance_values)
-    return {
+    record = {
         "id": data["sentence_id"],
         "article_id": data["article_id"],
         "sentence_index": data["sentence_index"],
@@ -129,10 +238,14 @@ def task_to_record(task: dict, project: Project) -> dict:
         "stance_status": status,
         "stance_distribution": distribution,
         "entities": entities,
+        "unresolved_entities": unresolved,
         "annotations": individual,
         "num_annotators": len(individual),
         "agreement": _agreement(individual, stance),
     }
+    if not resolved:
+        del record["unresolved_entities"]
+    return record
 
 
 def _by_annotator(annotation: dict) -> str:
@@ -153,8 +266,15 @@ def _agreement(individual: list[dict], stance: str | None) -> float | None:
     return round(agreeing / len(individual), 4)
 
 
-def to_records(tasks: Iterable[dict], project: Project, gold: Mapping | None = None, report=None) -> Iterator[dict]:
-    """The library stage: one record per validated task, gold questions left out (counted in `report`).
+def to_records(
+    tasks: Iterable[dict],
+    project: Project,
+    gold: Mapping | None = None,
+    report=None,
+    dataset_format: int = DATASET_FORMAT,
+) -> Iterator[dict]:
+    """The library stage: one record per validated task (as `dataset_format` has it), gold questions left out
+    (counted in `report`).
 
     With `project.aggregation == "dawid-skene"` the tasks are read once to fit the model (their
     majority records spooled to an anonymous temporary file, the answers kept as integer arrays)
@@ -162,13 +282,13 @@ def to_records(tasks: Iterable[dict], project: Project, gold: Mapping | None = N
     """
     gold = gold or {}
     if project.aggregation == DAWID_SKENE:
-        yield from _dawid_skene_records(tasks, project, gold, report)
+        yield from _dawid_skene_records(tasks, project, gold, report, dataset_format)
         return
     for task in tasks:
         if task["data"]["sentence_id"] in gold:
             _count_gold(report)
             continue
-        yield task_to_record(task, project)
+        yield task_to_record(task, project, dataset_format)
 
 
 def _count_gold(report) -> None:
@@ -176,7 +296,9 @@ def _count_gold(report) -> None:
         report.keep(GOLD_QUESTIONS)
 
 
-def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping, report) -> Iterator[dict]:
+def _dawid_skene_records(
+    tasks: Iterable[dict], project: Project, gold: Mapping, report, dataset_format: int
+) -> Iterator[dict]:
     import numpy as np
     import orjson
 
@@ -191,7 +313,7 @@ def _dawid_skene_records(tasks: Iterable[dict], project: Project, gold: Mapping,
     with tempfile.TemporaryFile() as spool:  # anonymous: nothing is left behind, however this ends
         n_tasks = 0
         for task in tasks:
-            record = task_to_record(task, project)
+            record = task_to_record(task, project, dataset_format)
             index = n_tasks
             n_tasks += 1
             for annotation in record["annotations"]:
@@ -245,10 +367,12 @@ def _reweighted(record: dict, project: Project, posterior, reliability: dict) ->
     record["stance"] = stance
     record["stance_status"] = status
     record["stance_distribution"] = [round(float(p), DISTRIBUTION_DIGITS) for p in posterior]
-    record["entities"] = aggregate_entities(
-        [a["entities"] for a in individual],
-        project.entity_agreement,
-        [reliability[a["annotator"]] for a in individual],
-    )
+    weights = [reliability[a["annotator"]] for a in individual]
+    if "unresolved_entities" in record:  # dataset format 3 on
+        record["entities"], record["unresolved_entities"] = resolve_entities(
+            [a["entities"] for a in individual], project.entity_agreement, weights, project.keep_unresolved_entities
+        )
+    else:
+        record["entities"] = aggregate_entities([a["entities"] for a in individual], project.entity_agreement, weights)
     record["agreement"] = _agreement(individual, stance)
     return record

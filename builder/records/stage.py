@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 
 from builder.jsonio import DUMP_OPTIONS, JsonLines, atomic_write, paused_gc, write_json
+from builder.model import DATASET_FORMAT
 from builder.project import Project
-from builder.records.aggregate import GOLD_QUESTIONS
+from builder.records.aggregate import GOLD_QUESTIONS, UNRESOLVED_ENTITIES
 from builder.records.gold import project_gold
 from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
@@ -40,16 +41,19 @@ class ValidateResult:
     gold: int = 0  # gold questions: valid tasks left out of the records (tasks_in = records + gold + quarantined)
 
 
-def validate_snapshot(project: Project, snapshot: Path, records_path: Path | None = None) -> ValidateResult:
-    """Validate a snapshot and (optionally) write its records; everything dropped is in the report.
+def validate_snapshot(
+    project: Project, snapshot: Path, records_path: Path | None = None, dataset_format: int = DATASET_FORMAT
+) -> ValidateResult:
+    """Validate a snapshot and (optionally) write its records (as `dataset_format` has them); everything dropped
+    is in the report, and the entity spans the vote could not decide are counted there (`UNRESOLVED_ENTITIES`).
 
     Streams with constant memory over a snapshot sorted by sentence id (as `builder pull` writes
     it); a hand-edited, unsorted one is validated again from the start, remembering every id.
     """
     try:
-        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True)
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True, dataset_format=dataset_format)
     except UnsortedSnapshot:
-        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False)
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False, dataset_format=dataset_format)
 
 
 def validate_to_files(
@@ -82,11 +86,14 @@ def validate_to_files(
 
 
 def _validate_snapshot(
-    project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool
+    project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool, dataset_format: int
 ) -> ValidateResult:
     report = Report("validate")
     gold = project_gold(project)
-    records = validated_records(snapshot_lines(snapshot, report), project, report, gold, assume_sorted)
+    records = _counting_unresolved(
+        validated_records(snapshot_lines(snapshot, report), project, report, gold, assume_sorted, dataset_format),
+        report,
+    )
     count = 0
     with paused_gc():
         if records_path is not None:
@@ -109,6 +116,19 @@ def _validate_snapshot(
     return ValidateResult(report, tasks_in, count, quarantined, records_path, gold=report.kept[GOLD_QUESTIONS])
 
 
+def _counting_unresolved(records, report: Report):
+    """`records`, counting their unresolved entity spans in `report` (once, at the end; none before format 3)."""
+    unresolved = 0
+    try:
+        for record in records:
+            if record.get("unresolved_entities"):
+                unresolved += len(record["unresolved_entities"])
+            yield record
+    finally:
+        if unresolved:
+            report.keep(UNRESOLVED_ENTITIES, unresolved)
+
+
 def load_records(project: Project, snapshot: Path) -> tuple[list[dict], Report]:
     """Validated records in memory (for statistics on dataset-sized snapshots); gold questions left out."""
     report = Report("validate")
@@ -128,6 +148,8 @@ def dataset_statistics(project: Project, snapshot: Path) -> dict:
     }
 
 
-def unresolved_records(project: Project, snapshot: Path) -> list[dict]:
+def unresolved_records(project: Project, snapshot: Path) -> tuple[list[dict], list[dict]]:
+    """(records whose stance is unresolved, records with entity spans the vote could not decide): what an
+    adjudicator must look at (`builder review`)."""
     records, _ = load_records(project, snapshot)
-    return [r for r in records if r["stance"] is None]
+    return [r for r in records if r["stance"] is None], [r for r in records if r.get("unresolved_entities")]

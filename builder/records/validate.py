@@ -32,6 +32,7 @@ from msgspec import Meta
 
 from builder.jsonio import JsonLines
 from builder.model import (
+    DATASET_FORMAT,
     ENTITIES,
     INT32_MAX,
     LEAD_TIME_MAX,
@@ -44,8 +45,10 @@ from builder.pseudonyms import is_pseudonym
 from builder.records.aggregate import (
     DAWID_SKENE,
     GOLD_QUESTIONS,
+    RESOLVED_FORMAT,
     _agreement,
     aggregate_stance,
+    resolve_entities,
     stance_shares,
     task_to_record,
     to_records,
@@ -123,8 +126,11 @@ class TaskValidator:
     every sentence id is remembered.
     """
 
-    def __init__(self, project: Project, report: Report, assume_sorted: bool = False) -> None:
+    def __init__(
+        self, project: Project, report: Report, assume_sorted: bool = False, dataset_format: int = DATASET_FORMAT
+    ) -> None:
         self.project = project
+        self.dataset_format = dataset_format  # the shape of the records made (`records`)
         self.report = report
         self.schema = task_schema(project)
         self.entity_labels = set(project.entity_values)
@@ -164,6 +170,8 @@ class TaskValidator:
         project = self.project
         stance_values = list(project.stance_values)
         share, target = project.entity_agreement, project.target
+        resolved = self.dataset_format >= RESOLVED_FORMAT  # entities as aggregate.resolve_entities decides them
+        keep_unresolved = project.keep_unresolved_entities
         keep_agreed = share <= 1  # a span every annotator marked is kept
         needed_of_two = share * 2 - 1e-9  # the votes a span needs among two annotators, as aggregate_entities counts
         pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
@@ -268,7 +276,11 @@ class TaskValidator:
                 if len(summaries) < 10_000:
                     summaries[stances] = summary
             stance, status, distribution, agreement = summary
-            if keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
+            if resolved:  # the same function as task_to_record's
+                merged, unresolved = resolve_entities(
+                    [one["entities"] for one in individual], share, None, keep_unresolved
+                )
+            elif keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
                 merged = list(individual[-1]["entities"])
             elif n == 2:  # a span marked once is kept when 1 vote is enough, twice when 2 are
                 spans = dict(zip(span_keys[0], individual[0]["entities"]))
@@ -298,6 +310,7 @@ class TaskValidator:
                 "stance_status": status,
                 "stance_distribution": list(distribution),
                 "entities": merged,
+                **({"unresolved_entities": unresolved} if resolved else {}),
                 "annotations": individual,
                 "num_annotators": n,
                 "agreement": agreement,
@@ -396,7 +409,7 @@ class TaskValidator:
                     if clean["data"]["sentence_id"] in gold:
                         kept[GOLD_QUESTIONS] += 1
                         continue
-                    record = task_to_record(clean, project)
+                    record = task_to_record(clean, project, self.dataset_format)
                 else:
                     count += 1
                     if gold and record["id"] in gold:
@@ -873,11 +886,17 @@ def validate_tasks(
 
 
 def validated_records(
-    tasks: Iterable[dict], project: Project, report: Report, gold: Mapping | None = None, assume_sorted: bool = False
+    tasks: Iterable[dict],
+    project: Project,
+    report: Report,
+    gold: Mapping | None = None,
+    assume_sorted: bool = False,
+    dataset_format: int = DATASET_FORMAT,
 ) -> Iterator[dict]:
-    """`to_records(validate_tasks(tasks, ...), ...)`: the records of the valid tasks, gold questions left out (counted),
-    every problem in `report`; in one pass per task where it can (majority aggregation)."""
-    validator = TaskValidator(project, report, assume_sorted)
+    """`to_records(validate_tasks(tasks, ...), ...)`: the records of the valid tasks (as `dataset_format` has
+    them), gold questions left out (counted), every problem in `report`; in one pass per task where it can
+    (majority aggregation)."""
+    validator = TaskValidator(project, report, assume_sorted, dataset_format)
     if project.aggregation == DAWID_SKENE:
-        return to_records(validator.validate(tasks), project, gold, report)
+        return to_records(validator.validate(tasks), project, gold, report, dataset_format)
     return validator.records(tasks, gold or {})
