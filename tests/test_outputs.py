@@ -242,15 +242,33 @@ class SmallDisk:
         return "No space left on device" if self.mounted else "File too large"
 
 
+def full_disk_required() -> bool:
+    """CI (`CI=true`, or `.ci/run`'s BUILDER_REQUIRE_FULL_DISK=1) runs as root and must exercise a real
+    "No space left on device": there a tmpfs that cannot be mounted fails the test instead of falling back
+    to a file size limit or skipping, so a green CI means the promised condition was tested."""
+    return os.environ.get("BUILDER_REQUIRE_FULL_DISK") == "1" or os.environ.get("CI", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }
+
+
 def _mount(folder) -> bool:
+    """Mount a 1 MiB tmpfs on `folder`; False where that is impossible (not root, no mount), unless
+    `full_disk_required()`: then the test fails, naming why."""
     if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    return (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True
-        ).returncode
-        == 0
-    )
+        why = "not root" if os.geteuid() != 0 else "no mount command"
+        mounted = None
+    else:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True, text=True
+        )
+        mounted, why = result.returncode == 0, (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
+    if mounted:
+        return True
+    if full_disk_required():
+        pytest.fail(f"a full disk must be tested here but no tmpfs could be mounted on {folder}: {why}")
+    return False
 
 
 @pytest.fixture
@@ -269,6 +287,24 @@ def size_limited(tmp_path):
     folder = tmp_path / "limited"
     folder.mkdir()
     return SmallDisk(folder, mounted=False)
+
+
+def test_a_tmpfs_that_cannot_be_mounted_fails_where_a_full_disk_is_required(tmp_path, monkeypatch):
+    """In CI a failed mount is a failure, not a quiet fallback to the file size limit or a skip."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mount").write_text("#!/bin/sh\necho 'mount: permission denied' >&2\nexit 32\n")
+    (fake / "mount").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILDER_REQUIRE_FULL_DISK", raising=False)
+    assert _mount(tmp_path) is False  # a developer's machine: the file size limit stands in
+    for name, value in (("CI", "true"), ("BUILDER_REQUIRE_FULL_DISK", "1")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(pytest.fail.Exception, match="no tmpfs could be mounted.*permission denied"):
+                _mount(tmp_path)
 
 
 PREVIOUS = {  # a previous output of each kind, as builder writes it (only those may be replaced)
