@@ -453,11 +453,17 @@ def outside(tmp_path, monkeypatch):
     ],
 )
 def test_commands_outside_a_project_refuse_to_write_into_the_package(outside, args):
+    """Every file of the package keeps its bytes (a rewritten builder.toml or guidelines.md counts, not
+    only a new file), and nothing is added or removed; bytecode caches aside."""
     package = default_project_file().parents[1]
-    before = sorted(p.name for p in package.rglob("*") if "__pycache__" not in p.parts)
+
+    def contents() -> dict[str, str]:
+        return {path: digest for path, digest in tree(package).items() if "__pycache__" not in path.split(os.sep)}
+
+    before = contents()
     result = CliRunner().invoke(cli, list(args))
     one_line_error(result, f"no builder.toml in {outside} or above: run this in your project folder, or pass --config")
-    assert sorted(p.name for p in package.rglob("*") if "__pycache__" not in p.parts) == before
+    assert contents() == before
 
 
 def test_outside_a_project_explicit_outputs_still_work(outside):
