@@ -19,7 +19,7 @@ from builder.errors import BuilderError
 from builder.outputs import MARKER, OutputError, read_marker
 from builder.project import default_project_file, find_project_file
 
-from .conftest import ROOT, SAMPLE, cli_env, make_project, run_cli
+from .conftest import ROOT, SAMPLE, cli_env, in_ci, make_project, run_cli
 
 SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
 
@@ -243,14 +243,10 @@ class SmallDisk:
 
 
 def full_disk_required() -> bool:
-    """CI (`CI=true`, or `.ci/run`'s BUILDER_REQUIRE_FULL_DISK=1) runs as root and must exercise a real
-    "No space left on device": there a tmpfs that cannot be mounted fails the test instead of falling back
-    to a file size limit or skipping, so a green CI means the promised condition was tested."""
-    return os.environ.get("BUILDER_REQUIRE_FULL_DISK") == "1" or os.environ.get("CI", "").lower() in {
-        "1",
-        "true",
-        "yes",
-    }
+    """CI (`in_ci()`), or BUILDER_REQUIRE_FULL_DISK=1, must exercise a real "No space left on device": there
+    a tmpfs that cannot be mounted fails the test instead of falling back to a file size limit or skipping,
+    so a green run means the promised condition was tested."""
+    return in_ci() or os.environ.get("BUILDER_REQUIRE_FULL_DISK") == "1"
 
 
 def _mount(folder) -> bool:
@@ -297,10 +293,10 @@ def test_a_tmpfs_that_cannot_be_mounted_fails_where_a_full_disk_is_required(tmp_
     (fake / "mount").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("BUILDER_REQUIRE_FULL_DISK", raising=False)
+    for name in ("CI", "BUILDER_CI", "BUILDER_REQUIRE_FULL_DISK"):
+        monkeypatch.delenv(name, raising=False)
     assert _mount(tmp_path) is False  # a developer's machine: the file size limit stands in
-    for name, value in (("CI", "true"), ("BUILDER_REQUIRE_FULL_DISK", "1")):
+    for name, value in (("CI", "true"), ("BUILDER_CI", "1"), ("BUILDER_REQUIRE_FULL_DISK", "1")):
         with monkeypatch.context() as env:
             env.setenv(name, value)
             with pytest.raises(pytest.fail.Exception, match="no tmpfs could be mounted.*permission denied"):
