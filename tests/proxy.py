@@ -3,7 +3,9 @@
 It stands for a flaky network or an overloaded server: every request reaches the real server
 except the ones `fail_when(method, path, count)` picks, which get a 502/500 (or `body`, for an
 answer of an unexpected shape) without being forwarded, or, with `drop`, a closed connection (a
-server that went away).
+server that went away). `hold_when` picks answers to stop halfway: their headers and first half are
+sent, `holding` is set, and the rest waits for `release` (a deterministic moment to interrupt a client
+mid-download).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class FailingProxy:
         status: int = 500,
         body: bytes = b'{"detail": "injected failure"}',
         drop: bool = False,
+        hold_when=None,
     ) -> None:
         self.upstream, self.fail_when, self.status, self.body, self.drop = (
             upstream.rstrip("/"),
@@ -31,6 +34,8 @@ class FailingProxy:
             body,
             drop,
         )
+        self.hold_when = hold_when or (lambda method, path, count: False)
+        self.holding, self.release = threading.Event(), threading.Event()
         self.counts: Counter = Counter()
         self.failed = 0
         proxy = self
@@ -68,7 +73,18 @@ class FailingProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(response.content)))
                 self.end_headers()
-                self.wfile.write(response.content)
+                if not proxy.hold_when(self.command, self.path, proxy.counts[key]):
+                    self.wfile.write(response.content)
+                    return
+                half = len(response.content) // 2
+                self.wfile.write(response.content[:half])
+                self.wfile.flush()
+                proxy.holding.set()
+                proxy.release.wait(120)
+                try:
+                    self.wfile.write(response.content[half:])
+                except OSError:  # the client is gone: that was the point
+                    pass
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
@@ -81,5 +97,6 @@ class FailingProxy:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
