@@ -4,7 +4,9 @@ It stands for a flaky network or an overloaded server: every request reaches the
 except the ones `fail_when(method, path, count)` picks, which get a 502/500 (or `body`, for an
 answer of an unexpected shape) without being forwarded, or, with `drop`, a closed connection (a
 server that went away). `rewrite` changes the real server's answers on their way back (a field of
-another type, a task twice in an export): Label Studio itself is never mocked.
+another type, a task twice in an export): Label Studio itself is never mocked. `hold_when` picks answers
+to stop halfway: their headers and first half are sent, `holding` is set, and the rest waits for
+`release` (a deterministic moment to interrupt a client mid-download).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class FailingProxy:
         body: bytes = b'{"detail": "injected failure"}',
         drop: bool = False,
         rewrite=None,
+        hold_when=None,
     ) -> None:
         self.upstream, self.fail_when, self.status, self.body, self.drop = (
             upstream.rstrip("/"),
@@ -35,6 +38,8 @@ class FailingProxy:
         )
         self.rewrite = rewrite  # (method, path, answer bytes) -> the bytes to answer instead, or None: unchanged
         self.rewritten = 0
+        self.hold_when = hold_when or (lambda method, path, count: False)
+        self.holding, self.release = threading.Event(), threading.Event()
         self.counts: Counter = Counter()
         self.failed = 0
         proxy = self
@@ -77,7 +82,18 @@ class FailingProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(content)
+                if not proxy.hold_when(self.command, self.path, proxy.counts[key]):
+                    self.wfile.write(content)
+                    return
+                half = len(content) // 2
+                self.wfile.write(content[:half])
+                self.wfile.flush()
+                proxy.holding.set()
+                proxy.release.wait(120)
+                try:
+                    self.wfile.write(content[half:])
+                except OSError:  # the client is gone: that was the point
+                    pass
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
@@ -90,5 +106,6 @@ class FailingProxy:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()

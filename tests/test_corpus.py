@@ -17,7 +17,7 @@ from builder.sentences import articles as articles_module
 from builder.sentences.articles import InputFile, jsonl_shards
 from builder.sentences.stage import split_files
 
-from .conftest import ROOT, SAMPLE, run_cli
+from .conftest import ROOT, SAMPLE, require_ray, run_cli
 from .test_jsonl_shards import _messy_jsonl
 
 WORDS = "the council said on Monday that talks with Seoul and Moscow would resume after a long pause in trade".split()
@@ -123,7 +123,7 @@ def test_cli_workers_same_stderr_and_files(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own settings, not builder's
 def test_ray_gives_the_single_process_bytes_and_report(tmp_path, project, monkeypatch):
-    ray = pytest.importorskip("ray")
+    ray = require_ray()
     corpus = _corpus(tmp_path / "corpus", shards=3, per_shard=8)
     _messy_jsonl(corpus / "whole-crawl.jsonl")  # cut into line shards on Ray, read whole by the single process
     _split(corpus, tmp_path / "one" / "s.jsonl", project)
@@ -215,7 +215,7 @@ def test_workers_from_a_script_without_a_main_guard(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_cli_engine_ray_starts_and_stops_a_local_ray_and_says_the_same(tmp_path):
-    pytest.importorskip("ray")
+    require_ray()
     corpus = _corpus(tmp_path / "corpus", shards=2, per_shard=4)
     runs = {}
     for name, extra in (("one", []), ("ray", ["--engine", "ray", "--workers", "2"])):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -359,6 +360,62 @@ def test_failed_pull_leaves_previous_snapshot(ls, tmp_path):
     assert len(list(read_jsonl(snapshot))) == 1
 
 
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_pull_interrupted_mid_download_keeps_the_previous_snapshot(ls, tmp_path, interrupt):
+    """`builder pull --since-last` interrupted for real while it writes the export it downloads (the proxy
+    stops the answer halfway, then the signal comes): the previous snapshot and pull state are kept byte
+    for byte, nothing is left in the project, an interrupted (SIGINT) pull removes its export from Label
+    Studio, and the next pull completes and equals a full pull."""
+    from builder.labelstudio.pull import EXPORT_TITLE
+
+    from .test_outputs import tree
+
+    project = make_project(tmp_path, f"interrupted pull {interrupt.name}")
+    project_id = push_sentences(ls, project, synthetic_sentences(40, f"ip{interrupt.value}-")).project_id
+    tasks = sorted(t.id for t in ls.client().tasks.list(project=project_id))
+    for task in tasks[:10]:
+        annotate(ls, task, [], "neutral", 1.0)
+    assert run_cli("pull", env=cli_env(ls), cwd=tmp_path).returncode == 0
+    time.sleep(1.1)  # the server's clock has whole seconds
+    for task in tasks[10:20]:
+        annotate(ls, task, [], "favor", 2.0)
+    before = tree(tmp_path)
+
+    def builder_exports() -> list:
+        return [e for e in ls.client().projects.exports.list(project_id) if e.title == EXPORT_TITLE]
+
+    with FailingProxy(ls.url, lambda *request: False, hold_when=lambda m, p, c: "/download" in p) as proxy:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "builder", "pull", "--since-last"],
+            env={**cli_env(ls), "LABEL_STUDIO_URL": proxy.url},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proxy.holding.wait(120), "the pull never reached the download"
+        assert builder_exports()  # mid-export: Label Studio holds the pull's export
+        process.send_signal(interrupt)
+        _, stderr = process.communicate(timeout=120)
+    work = {name for name in tree(tmp_path) if re.match(r"\.builder/pull-\d+-", name)}  # a pull's own folder
+    if interrupt == signal.SIGINT:
+        assert process.returncode == 130, stderr
+        assert stderr == "error: interrupted; outputs were left as they were before this run\n"
+        assert not builder_exports() and not work
+    else:  # a killed pull cannot clean up: its folder goes with the next pull, its export after an hour
+        assert process.returncode == -signal.SIGKILL
+        assert set(tree(tmp_path)) - set(before) == work, work
+    assert {name: digest for name, digest in tree(tmp_path).items() if name not in work} == before
+
+    resumed = run_cli("pull", "--since-last", env=cli_env(ls), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    full = run_cli("pull", "-o", tmp_path / "full.jsonl", env=cli_env(ls), cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    snapshot = (tmp_path / "annotations" / "snapshot.jsonl").read_bytes()
+    assert snapshot == (tmp_path / "full.jsonl").read_bytes() and snapshot.count(b"\n") == 20
+    assert not list((tmp_path / ".builder").glob("pull-*-*"))
+
+
 def test_state_file_is_private_and_busy_port_is_refused(ls_server, tmp_path):
     mode = os.stat(server.state_path(server_root(ls_server))).st_mode & 0o777
     assert mode == 0o600
@@ -518,6 +575,80 @@ def test_pseudonym_key_is_needed_to_pull_again_and_never_leaks(ls, tmp_path):
         assert snapshot.read_bytes() == pulled
     on_purpose = run_cli("pull", "--rename-annotators", env=cli_env(ls), cwd=tmp_path)
     assert on_purpose.returncode == 0 and snapshot.read_bytes() != pulled
+
+
+def secrets_in(data: bytes, secrets: dict[str, bytes]) -> list[str]:
+    return sorted(name for name, secret in secrets.items() if secret in data)
+
+
+def test_no_secret_reaches_the_server_log_or_a_release_of_a_real_pull(ls, ls_server, tmp_path, sample_sentences):
+    """A real push, annotations by people who signed up with e-mails and passwords, a real pull and a
+    real `builder release`: no API token, password, e-mail or pseudonym key (hex or raw) is in any file of
+    the project outside `.builder/` (snapshot, records, release, Parquet values read back, changelog), in
+    the commands' output, or in the local Label Studio's log files."""
+    import pyarrow.parquet as pq
+
+    from builder.pseudonyms import key_path
+
+    from .test_outputs import tree
+    from .test_release import git
+
+    folder = tmp_path / "repo"
+    project = make_project(folder, "no secrets in a release")
+    toml = folder / "builder.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace(
+            f'guidelines = "{ROOT / "guidelines.md"}"', 'guidelines = "guidelines.md"'
+        )
+    )
+    (folder / "guidelines.md").write_bytes((ROOT / "guidelines.md").read_bytes())
+    path, sentences = sample_sentences
+    pushed = run_cli("push", path, "--predictor", "none", env=cli_env(ls), cwd=folder)
+    assert pushed.returncode == 0, pushed.stderr
+    tasks = sorted(t.id for t in ls.client().tasks.list(project=find_project(ls, project), page_size=100))
+    people = {"dora@example.org": "dora-Secret-9f3", "emil@example.org": "emil-Secret-4c1"}
+    for email, password in people.items():
+        person = annotator_connection(ls, email, password)
+        for task in tasks:
+            annotate(person, task, [], "neutral", 1.5)
+    pulled = run_cli("pull", env=cli_env(ls), cwd=folder)
+    assert pulled.returncode == 0, pulled.stderr
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "pulled")
+    released = run_cli("release", "1.0.0", cwd=folder)
+    assert released.returncode == 0, released.stderr
+    assert (folder / "releases" / "1.0.0").is_dir()
+
+    key = key_path(folder).read_text().strip()
+    secrets = {
+        "admin token": ls.api_key.encode(),
+        "admin password": ls_server.password.encode(),
+        "admin e-mail": ls_server.username.encode(),
+        "pseudonym key (hex)": key.encode(),
+        "pseudonym key (raw)": bytes.fromhex(key),
+    }
+    for email, password in people.items():
+        secrets[email] = email.encode()
+        secrets[f"password of {email}"] = password.encode()
+        secrets[f"token of {email}"] = annotator_connection(ls, email, password).api_key.encode()
+    assert "@" in ls_server.username and len(bytes.fromhex(key)) == 32
+
+    files = [folder / name for name in tree(folder) if not name.startswith((".builder/", ".git/"))]
+    assert any(p.suffix == ".parquet" for p in files) and (folder / "annotations" / "snapshot.jsonl") in files
+    found = {}
+    for file in files:
+        data = file.read_bytes()
+        if file.suffix == ".parquet":  # compressed pages: the values, read back
+            data += json.dumps(pq.read_table(file).to_pylist(), default=str).encode()
+        found[str(file.relative_to(folder))] = secrets_in(data, secrets)
+    output = "".join(r.stdout + r.stderr for r in (pushed, pulled, released)).encode()
+    found["commands' output"] = secrets_in(output, secrets)
+    logs = sorted(server_root(ls_server).rglob("*.log"))
+    assert server_root(ls_server) / ".builder" / "label-studio.log" in logs
+    for log in logs:
+        found[str(log)] = secrets_in(log.read_bytes(), secrets)
+    assert {where: names for where, names in found.items() if names} == {}
 
 
 def test_removed_accounts_keep_their_names(ls, tmp_path):

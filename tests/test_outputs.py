@@ -19,7 +19,7 @@ from builder.errors import BuilderError
 from builder.outputs import MARKER, OutputError, read_marker
 from builder.project import default_project_file, find_project_file
 
-from .conftest import ROOT, SAMPLE, cli_env, make_project, run_cli
+from .conftest import ROOT, SAMPLE, cli_env, in_ci, make_project, run_cli
 
 SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
 
@@ -242,15 +242,29 @@ class SmallDisk:
         return "No space left on device" if self.mounted else "File too large"
 
 
+def full_disk_required() -> bool:
+    """CI (`in_ci()`), or BUILDER_REQUIRE_FULL_DISK=1, must exercise a real "No space left on device": there
+    a tmpfs that cannot be mounted fails the test instead of falling back to a file size limit or skipping,
+    so a green run means the promised condition was tested."""
+    return in_ci() or os.environ.get("BUILDER_REQUIRE_FULL_DISK") == "1"
+
+
 def _mount(folder) -> bool:
+    """Mount a 1 MiB tmpfs on `folder`; False where that is impossible (not root, no mount), unless
+    `full_disk_required()`: then the test fails, naming why."""
     if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    return (
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True
-        ).returncode
-        == 0
-    )
+        why = "not root" if os.geteuid() != 0 else "no mount command"
+        mounted = None
+    else:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=False, capture_output=True, text=True
+        )
+        mounted, why = result.returncode == 0, (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
+    if mounted:
+        return True
+    if full_disk_required():
+        pytest.fail(f"a full disk must be tested here but no tmpfs could be mounted on {folder}: {why}")
+    return False
 
 
 @pytest.fixture
@@ -269,6 +283,24 @@ def size_limited(tmp_path):
     folder = tmp_path / "limited"
     folder.mkdir()
     return SmallDisk(folder, mounted=False)
+
+
+def test_a_tmpfs_that_cannot_be_mounted_fails_where_a_full_disk_is_required(tmp_path, monkeypatch):
+    """In CI a failed mount is a failure, not a quiet fallback to the file size limit or a skip."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mount").write_text("#!/bin/sh\necho 'mount: permission denied' >&2\nexit 32\n")
+    (fake / "mount").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    for name in ("CI", "BUILDER_CI", "BUILDER_REQUIRE_FULL_DISK"):
+        monkeypatch.delenv(name, raising=False)
+    assert _mount(tmp_path) is False  # a developer's machine: the file size limit stands in
+    for name, value in (("CI", "true"), ("BUILDER_CI", "1"), ("BUILDER_REQUIRE_FULL_DISK", "1")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(pytest.fail.Exception, match="no tmpfs could be mounted.*permission denied"):
+                _mount(tmp_path)
 
 
 PREVIOUS = {  # a previous output of each kind, as builder writes it (only those may be replaced)
@@ -417,11 +449,17 @@ def outside(tmp_path, monkeypatch):
     ],
 )
 def test_commands_outside_a_project_refuse_to_write_into_the_package(outside, args):
+    """Every file of the package keeps its bytes (a rewritten builder.toml or guidelines.md counts, not
+    only a new file), and nothing is added or removed; bytecode caches aside."""
     package = default_project_file().parents[1]
-    before = sorted(p.name for p in package.rglob("*") if "__pycache__" not in p.parts)
+
+    def contents() -> dict[str, str]:
+        return {path: digest for path, digest in tree(package).items() if "__pycache__" not in path.split(os.sep)}
+
+    before = contents()
     result = CliRunner().invoke(cli, list(args))
     one_line_error(result, f"no builder.toml in {outside} or above: run this in your project folder, or pass --config")
-    assert sorted(p.name for p in package.rglob("*") if "__pycache__" not in p.parts) == before
+    assert contents() == before
 
 
 def test_outside_a_project_explicit_outputs_still_work(outside):

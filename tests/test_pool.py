@@ -15,7 +15,7 @@ from builder.learn.train import train_model
 from builder.preannotate import prediction_for
 from builder.sentences.stage import read_sentences, split_files
 
-from .conftest import ROOT, SAMPLE, make_project
+from .conftest import ROOT, SAMPLE, make_project, require_ray
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,28 @@ def test_workers_write_the_same_bytes_as_one_process(pool, tmp_path, monkeypatch
     predict_pool(folder, sentences, tmp_path / "one.jsonl", project)
     predict_pool(folder, sentences, tmp_path / "two.jsonl", project, workers=2)
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own settings, not builder's
+def test_engine_ray_writes_the_same_bytes_as_one_process(pool, tmp_path, monkeypatch):
+    """`builder predict --engine ray` as typed: the command starts a local Ray (2 CPUs), maps the chunks
+    there, stops it, and writes what one process writes, and says the same."""
+    require_ray()
+    project, folder, sentences = pool
+    monkeypatch.chdir(project.root)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("builder.learn.pool.CHUNK_SENTENCES", 5)  # many chunks: many Ray tasks, in order
+    runs = {}
+    for name, extra in (("one", []), ("ray", ["--engine", "ray", "--workers", "2"])):
+        out = tmp_path / name / "p.jsonl"
+        out.parent.mkdir()
+        done = CliRunner().invoke(cli, ["predict", str(sentences), "-o", str(out), *extra])
+        assert done.exit_code == 0, done.output
+        runs[name] = (done.output.replace(str(out), "OUT"), out.read_bytes())
+    assert runs["ray"] == runs["one"] and runs["one"][1].count(b"\n") == 65
+    import ray
+
+    assert not ray.is_initialized()  # the Ray it started is stopped
 
 
 def test_the_output_never_replaces_an_input_and_is_never_read_as_articles(pool, tmp_path):

@@ -15,7 +15,7 @@ from builder.jsonio import write_jsonl
 from builder.labelstudio import pull as pull_module
 from builder.labelstudio.client import Connection
 from builder.labelstudio.pull import pull
-from builder.labelstudio.push import ensure_project, existing_sentence_ids, push_sentences, task_for
+from builder.labelstudio.push import ensure_project, existing_sentence_ids, find_project, push_sentences, task_for
 
 from .conftest import ROOT, make_project
 from .proxy import FailingProxy
@@ -188,7 +188,8 @@ def test_peak_memory_does_not_grow_with_the_project(ls, tmp_path):
         import_annotated(ls, pulled, n, f"MP{n}-")
         peaks[n] = (push, peak_mb("pull", ls, folder / "pull", folder / "pull" / "snapshot.jsonl"))
         assert len((folder / "pull" / "snapshot.jsonl").read_bytes().splitlines()) == n
-        assert project.project_title  # the push made its project
+        project_id = find_project(ls, project)  # the push made its project, with a task per sentence
+        assert project_id is not None and task_count(ls, project_id) == n
     (push_small, pull_small), (push_big, pull_big) = peaks[1000], peaks[5000]
     # 4,000 more tasks held as Python objects would take ~40-80 MB more; streamed, a few MB of noise
     assert push_big - push_small < 8, peaks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -109,10 +111,23 @@ def f1(docs: list[dict]) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
-def test_f1_on_each_half_of_gum_news(gum_docs):
-    """The repairs were drawn from errors on both halves: each half alone still reaches the target."""
+HELD_OUT = Path(__file__).parent / "data" / "gum_interview.jsonl"
+
+
+def test_f1_on_text_the_rules_never_saw():
+    """The gate: GUM's 19 Wikinews interviews (tests/data/make_gum_interview.py), none of which any rule
+    was drawn from; measured 0.983 (1,019 of 1,048 gold ends found, 7 false)."""
+    docs = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines()]
+    assert len(docs) == 19 and sum(len(doc["sentences"]) for doc in docs) == 1067
+    assert all(doc["text"][start:end].strip() for doc in docs for start, end in doc["sentences"])
+    assert f1(docs) >= 0.98
+
+
+def test_f1_on_the_articles_the_rules_were_drawn_from(gum_docs):
+    """Not a measure of quality (every rule was drawn from errors on these 24 articles, both halves): a
+    change that loses what the rules fixed fails here."""
     assert len(gum_docs) == 24
-    assert f1(gum_docs[0::2]) >= 0.98 and f1(gum_docs[1::2]) >= 0.98
+    assert f1(gum_docs) >= 0.985
 
 
 # --- sentence ids: distinct for distinct sentences, NULs included, and unchanged for every other text
