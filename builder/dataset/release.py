@@ -22,7 +22,10 @@ snapshot's predictions (`tasks`, `tasks_with` a prediction, and `model_versions`
 version, builder.dataset.card.prediction_counts), which the card also states. Format 5: the release
 holds `croissant.json` (Croissant 1.0 metadata with the Responsible-AI fields, builder.dataset.croissant;
 hashed in `files` like every file, and required there) and its splits keep near-duplicate articles
-together. Rebuilding an
+together. Format 6 adds `split_method` (builder.dataset.splits: `sentence-shares/1`, each split within one
+article of its share of the sentences; every earlier release was split by `article-hash/1`), which the
+card also states; `builder release` refuses a split that is empty or more than 10 points off its share
+unless `[splits] allow_uneven = true`. Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 
@@ -40,7 +43,8 @@ Tamper evidence (`builder verify`):
   recorded. The newest release is held by its changelog entry (and git) only.
 Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
 release that does not verify, and takes the frozen test articles from the earlier releases' test
-Parquet files (after checking their sha256), never from a manifest's list.
+Parquet files (after checking their sha256), never from a manifest's list (`frozen_test_articles`, which
+`builder build` uses too).
 
 `builder release` holds an exclusive `flock` on the project folder while it checks and writes, so two
 releases at once run one after the other (the second then finds the version taken); the lock goes
@@ -65,7 +69,7 @@ from pathlib import Path
 
 from builder import __version__
 from builder.dataset.croissant import CROISSANT
-from builder.dataset.splits import SPLITS, parquet_pattern
+from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLIT_METHODS, SPLITS, parquet_pattern
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash
@@ -77,7 +81,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 5
+MANIFEST_FORMAT = 6
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -161,6 +165,7 @@ MANIFEST_SCHEMA = {
         "agreement": {"type": "object"},
         "files": {"type": "object", "additionalProperties": _HEX64},
         "pseudonym_scheme": {"type": ["string", "null"]},
+        "split_method": {"enum": list(SPLIT_METHODS)},
         "dataset_format": {"type": "integer", "minimum": 1},
         "aggregation": {"type": "string"},
         "gold": {
@@ -211,6 +216,10 @@ MANIFEST_SCHEMA = {
         {
             "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 5}}},
             "then": {"properties": {"files": {"required": [CROISSANT]}}},
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 6}}},
+            "then": {"required": ["split_method"]},
         },
     ],
 }
@@ -431,11 +440,20 @@ def _test_articles(project: Project, version: str) -> set[str]:
     return articles
 
 
-def _frozen_test(project: Project, earlier: list[str]) -> set[str]:
+def frozen_test_articles(project: Project, version: str | None = None) -> set[str]:
+    """The articles in the test split of every release before `version` (of every release: None), read from
+    their test Parquet files after checking their sha256: they stay in test in every build and release
+    (`builder.dataset.build.build_dataset` reads them here, for `build`, `run` and `release` alike)."""
     frozen: set[str] = set()
-    for version in earlier:
-        frozen |= _test_articles(project, version)
+    for earlier in releases(project):
+        if version is None or version_key(earlier) < version_key(version):
+            frozen |= _test_articles(project, earlier)
     return frozen
+
+
+def split_method_for(manifest_format: int) -> str:
+    """The split method a release of `manifest_format` is cut with (builder.dataset.splits)."""
+    return SENTENCE_SHARES if manifest_format >= 6 else ARTICLE_HASH
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -459,12 +477,10 @@ def build_release_folder(
         existing = project.root / RELEASES_DIR / version / MANIFEST
         manifest_format = format_of(load_manifest(existing)) if existing.is_file() else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
-    frozen = _frozen_test(project, earlier)
     facts = build_dataset(
         project,
         snapshot,
         output,
-        frozen_test=frozen,
         version=version,
         strict=True,
         dataset_format=_dataset_format_for(manifest_format),
@@ -472,6 +488,7 @@ def build_release_folder(
         current_splitter=manifest_format >= 5,
         croissant=manifest_format >= 5,
         near_duplicates=manifest_format >= 5,
+        split_method=split_method_for(manifest_format),
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
@@ -485,7 +502,7 @@ def build_release_folder(
             "snapshot": sha256_file(snapshot),
         },
         "split_proportions": project.split_proportions,
-        "frozen_test_articles": len(frozen),
+        "frozen_test_articles": facts.frozen_test,
         "splits": summary["splits"],
         "agreement": summary["agreement"],
         "files": file_hashes(output),
@@ -507,6 +524,8 @@ def build_release_folder(
         manifest["quality"] = facts.quality
     if manifest_format >= 4:
         manifest["predictions"] = facts.predictions
+    if manifest_format >= 6:
+        manifest["split_method"] = facts.split_method
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -548,6 +567,17 @@ def _release_lock(project: Project):
         yield
     finally:
         os.close(fd)
+
+
+def uneven_release_splits(project: Project, manifest: dict) -> list[str]:
+    """The splits of a new release that are empty or far off their share (builder.dataset.splits.uneven_splits),
+    unless the project says they are meant (`[splits] allow_uneven = true`): `builder release` refuses them."""
+    from builder.dataset.splits import uneven_splits
+
+    if project.allow_uneven_splits:
+        return []
+    sentences = {split: manifest["splits"][split]["records"] for split in SPLITS}
+    return uneven_splits(sentences, manifest["split_proportions"])
 
 
 @dataclass
@@ -595,6 +625,11 @@ def cut_release(project: Project, version: str) -> ReleaseResult:
         try:
             target = staging / version
             manifest = build_release_folder(project, version, target, snapshot, manifest_format=MANIFEST_FORMAT)
+            uneven = uneven_release_splits(project, manifest)
+            if uneven:
+                raise BuilderError(
+                    f"{uneven[0]}; set `[splits] allow_uneven = true` in {project.source} if that is meant"
+                )
             entry = changelog_entry(project, previous, version, manifest, target)
             changelog = project.root / CHANGELOG
             old = (
@@ -657,6 +692,10 @@ _CARD_4 = {
 }
 
 
+# What the card of a format-6 release prints about its splits.
+_CARD_6 = {"split_method": r"[Ss]plit method `([^`]+)`"}
+
+
 def _card_problems(manifest: dict, card: str) -> list[str]:
     import ast
 
@@ -667,6 +706,7 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
         **_CARD,
         **(_CARD_3 if format_of(manifest) >= 3 else {}),
         **(_CARD_4 if format_of(manifest) >= 4 else {}),
+        **(_CARD_6 if format_of(manifest) >= 6 else {}),
     }
     for field, pattern in patterns.items():
         match = re.search(pattern, card)
@@ -859,9 +899,8 @@ def verify_release(project: Project, version: str) -> list[str]:
         problems += _column_problems(manifest, folder)
     except BuilderError as exc:
         problems.append(f"the Parquet files cannot be read to check the manifest's counts: {exc}")
-    earlier = [v for v in releases(project) if version_key(v) < version_key(version)]
     try:
-        frozen = len(_frozen_test(project, earlier))
+        frozen = len(frozen_test_articles(project, version))
         if manifest["frozen_test_articles"] != frozen:
             problems.append(
                 f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} "
