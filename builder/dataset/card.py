@@ -248,12 +248,12 @@ def _splits_text(project: Project, facts) -> str:
 articles sharing a sentence text are kept in one split ({shared} such group(s));
 {near_duplicates}{frozen} article(s) are in test because an earlier release had them there."""
         )
-    text = f"""Splits are by article (all sentences of an article in one split). Articles sharing a sentence text are
-kept in one split ({shared} such group(s)); {near_duplicates}{frozen} article(s) are in test because an earlier
-release had them there. The other articles and groups, in the order of a hash of their first article id,
-are cut where the running count of sentences comes closest to each share of the sentences
-(proportions {project.split_proportions}), so each split is within one article (or group) of its share;
-adding articles moves only a few existing ones, next to a cut. Split method `{facts.split_method}`."""
+    text = f"""Splits are by article (all sentences of an article in one split), cut by sentence counts: articles,
+in the order of a hash of their id (a group kept together: of its first id), are dealt where the running count
+of sentences comes closest to each share (proportions {project.split_proportions}), so each split
+is within one article (or group) of its share; adding articles moves only a few existing ones, next to a cut.
+Split method `{facts.split_method}`. Articles sharing a sentence text are kept in one split ({shared} such group(s));
+{near_duplicates}{frozen} article(s) are in test because an earlier release had them there."""
     uneven = getattr(facts, "uneven", [])
     if uneven:
         meant = (
