@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from builder.dataset.bio import bio_to_spans, non_overlapping, spans_to_bio
 from builder.dataset.build import Encoder, build_dataset, sha256_file
-from builder.dataset.splits import assign_splits, hash_split
+from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLIT_METHODS, assign_splits, hash_split
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
@@ -213,23 +213,32 @@ def test_splits_are_by_article_stable_and_keep_shared_text_together(project, bui
             assert seen.setdefault(article, split) == split
     proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
     articles = [f"article-{i}" for i in range(300)]
-    before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
-    after, _ = assign_splits(
-        ((a, f"{a} text") for a in articles + [f"new-{i}" for i in range(300)]), proportions, salt="s"
-    )
+    added = [f"new-{i}" for i in range(300)]
+    # the old method (releases before manifest format 6): adding articles never moves an existing one
+    before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s", method=ARTICLE_HASH)
+    after, _ = assign_splits(((a, f"{a} text") for a in articles + added), proportions, salt="s", method=ARTICLE_HASH)
     assert all(after[a] == before[a] for a in articles)
-    counts = {s: sum(1 for v in after.values() if v == s) for s in ("train", "validation", "test")}
-    assert 0.5 < counts["train"] / 600 < 0.7 and counts["test"] > 60
-    test_article = next(a for a in articles if before[a] == "test")
-    train_article = next(a for a in articles if before[a] == "train")
-    shared, facts_ = assign_splits(
-        [(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")],
-        proportions,
-        salt="s",
-    )
-    assert shared[train_article] == shared[test_article] == "test" and facts_["shared_text_groups"] == 1
-    frozen, _ = assign_splits([(train_article, "x")], proportions, frozen_test={train_article}, salt="s")
-    assert frozen[train_article] == "test"
+    # the new one: exact shares in sentences, and adding 10 one-sentence articles moves at most 2 * (10 + 1)
+    now, facts_ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
+    assert facts_["sentences"] == {"train": 180, "validation": 60, "test": 60}
+    more, _ = assign_splits(((a, f"{a} text") for a in articles + added[:10]), proportions, salt="s")
+    assert sum(1 for a in articles if more[a] != now[a]) <= 22
+    for method in SPLIT_METHODS:
+        splits, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s", method=method)
+        test_article = next(a for a in articles if splits[a] == "test")
+        train_article = next(a for a in articles if splits[a] == "train")
+        shared, facts_ = assign_splits(
+            [(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")],
+            proportions,
+            salt="s",
+            method=method,
+        )
+        assert shared[train_article] == shared[test_article] and facts_["shared_text_groups"] == 1
+        assert method == SENTENCE_SHARES or shared[test_article] == "test"  # the most held-out of the group
+        frozen, _ = assign_splits(
+            [(train_article, "x")], proportions, frozen_test={train_article}, salt="s", method=method
+        )
+        assert frozen[train_article] == "test"
     assert hash_split("a", proportions, "one") in ("train", "validation", "test")
 
 
