@@ -242,6 +242,83 @@ def test_splits_are_by_article_stable_and_keep_shared_text_together(project, bui
     assert hash_split("a", proportions, "one") in ("train", "validation", "test")
 
 
+@st.composite
+def corpora(draw):
+    """Articles of 1 to 40 sentences, some sharing a sentence text (so grouped), some frozen in test, and shares."""
+    sizes = draw(st.lists(st.integers(1, 40), min_size=1, max_size=30))
+    links = draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=6))
+    pairs = [(f"a{i}", f"a{i} sentence {k}") for i, n in enumerate(sizes) for k in range(n - 1)]
+    shared = {i: f"a{i} last" for i in range(len(sizes))}  # each article's last sentence, or one it shares
+    for j, (x, y) in enumerate(links):
+        if x < len(sizes) and y < len(sizes):
+            shared[max(x, y)] = shared[min(x, y)]
+    pairs += [(f"a{i}", shared[i]) for i in range(len(sizes))]
+    frozen = {f"a{i}" for i in draw(st.sets(st.integers(0, len(sizes) - 1), max_size=3))}
+    train, validation = sorted(draw(st.lists(st.integers(0, 20), min_size=2, max_size=2)))
+    proportions = {"train": train / 20, "validation": (validation - train) / 20, "test": (20 - validation) / 20}
+    return pairs, frozen, proportions
+
+
+def _groups_of(pairs):
+    """Articles linked by a shared sentence text, as sets (the test's own union of them)."""
+    by_text: dict[str, set] = {}
+    for article, text in pairs:
+        by_text.setdefault(text, set()).add(article)
+    groups: list[set] = []
+    for articles in by_text.values():
+        joined = [g for g in groups if g & articles]
+        merged = set(articles).union(*joined)
+        groups = [g for g in groups if not g & articles] + [merged]
+    return groups
+
+
+@settings(max_examples=300, deadline=None)
+@given(corpora(), st.randoms(use_true_random=False))
+def test_sentence_shares_are_kept_within_one_article_and_deterministic(corpus, rng):
+    """Each split's sentence count is within half a group (train, test) or one group (validation, which has two
+    cuts) of its share, the largest group counting; groups and frozen test articles are kept; any input order
+    gives the same splits. When the frozen test sentences alone exceed test's share, test holds just them."""
+    pairs, frozen, proportions = corpus
+    splits, facts = assign_splits(pairs, proportions, frozen_test=frozen, salt="s")
+    shuffled = list(pairs)
+    rng.shuffle(shuffled)
+    assert assign_splits(shuffled, proportions, frozen_test=frozen, salt="s") == (splits, facts)
+    sizes: dict[str, int] = {}
+    for article, _ in pairs:
+        sizes[article] = sizes.get(article, 0) + 1
+    counts = {s: sum(n for a, n in sizes.items() if splits[a] == s) for s in ("train", "validation", "test")}
+    assert facts["sentences"] == counts and facts["split_method"] == SENTENCE_SHARES
+    groups = _groups_of(pairs)
+    assert all(len({splits[a] for a in group}) == 1 for group in groups)
+    assert all(splits[a] == "test" for a in frozen)
+    forced = sum(sizes[a] for g in groups if g & frozen for a in g)
+    largest = max((sum(sizes[a] for a in g) for g in groups if not g & frozen), default=0)
+    total = sum(sizes.values())
+    if forced <= proportions["test"] * total:
+        targets = {s: p * total for s, p in proportions.items()}
+    else:  # test holds the frozen articles alone; train and validation share the rest in ratio
+        assert counts["test"] == forced
+        rest, held = total - forced, proportions["train"] + proportions["validation"]
+        targets = {"train": rest * proportions["train"] / held, "test": forced}
+        targets["validation"] = rest - targets["train"]
+    slack = {"train": largest / 2, "validation": largest, "test": largest / 2}
+    assert all(abs(counts[s] - targets[s]) <= slack[s] + 1e-9 for s in counts), (counts, targets, largest)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=40), st.lists(st.integers(1, 30), max_size=5))
+def test_adding_articles_moves_at_most_their_sentences_at_each_cut(sizes, added):
+    """Adding articles of M sentences moves existing articles of at most M + the largest article's sentences at
+    each of the two cuts (existing articles keep their order; the cuts and their positions shift by at most M)."""
+    proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    old = [(f"a{i}", f"a{i} {k}") for i, n in enumerate(sizes) for k in range(n)]
+    new = [(f"new{i}", f"new{i} {k}") for i, n in enumerate(added) for k in range(n)]
+    before, _ = assign_splits(old, proportions, salt="s")
+    after, _ = assign_splits(old + new, proportions, salt="s")
+    moved = sum(n for i, n in enumerate(sizes) if before[f"a{i}"] != after[f"a{i}"])
+    assert moved <= 2 * (sum(added) + max(sizes + added))
+
+
 def test_card_passes_huggingface_hub_checks(project, built):
     from huggingface_hub import DatasetCard
 
