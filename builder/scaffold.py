@@ -422,17 +422,14 @@ def project_toml(s: _Scheme) -> str:
         "# pattern = '^sign up for our newsletter'",
         "",
         "[splits]",
-        "# Shares of the sentences per split (whole articles: each split within one article of its share);",
-        "# they add up to 1.",
+        "# Shares of the sentences per split (by whole articles); they add up to 1.",
     ]
     lines += [f"{split} = {share}" for split, share in DEFAULT_SPLITS]
     lines += [
         "# Articles whose text is near-identical (Jaccard index of their word 3-shingles at least this, 0 to 1)",
         "# are kept in one split, as articles sharing a sentence are.",
         f"near_duplicate_threshold = {NEAR_DUPLICATE_THRESHOLD}",
-        "# A split left empty or more than 10 points off its share is a warning in `builder build` and a",
-        "# refusal in `builder release`; true says such splits are meant (the card still states them).",
-        "# allow_uneven = false",
+        "# allow_uneven = true  # a split empty or 10+ points off its share is meant",
     ]
     return "\n".join(lines) + "\n"
 
