@@ -1052,8 +1052,9 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         lines.append(
             f"- articles moved to another split: {len(moved)} ("
             + ", ".join(f"`{article}` {before} -> {after}" for article, before, after in moved)
-            + "); an article moves only when its group of articles sharing text or near-duplicates changed, "
-            "or the split proportions or the dataset name did"
+            + "); an article moves when its group of articles sharing text or near-duplicates changed, "
+            "when the split proportions or the dataset name did, or (split method sentence-shares/1) when "
+            "the articles added or removed moved a cut past it"
         )
     lines.append(f"- stance relabelled: {len(diff['stance_relabelled'])}")
     for sid, old, new in diff["stance_relabelled"][:examples]:
