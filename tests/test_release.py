@@ -452,6 +452,11 @@ TAMPERING = {
         "pseudonym_scheme: the manifest says hmac-sha256/12 but the annotator names are sha256-unkeyed/8",
     ),
     "the split proportions": (["split_proportions", "test"], lambda p: 0.3, "split_proportions: the manifest says"),
+    "the split method": (
+        ["split_method"],
+        lambda m: "article-hash/1",
+        "split_method: the manifest says 'article-hash/1' but the card (README.md) states 'sentence-shares/1'",
+    ),
 }
 
 

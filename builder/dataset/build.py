@@ -198,6 +198,7 @@ def build_dataset(
     project: Project,
     snapshot: Path,
     output: Path,
+    frozen_test: set[str] | frozenset = frozenset(),
     version: str | None = None,
     strict: bool = False,
     command: str = "builder build",
@@ -210,11 +211,11 @@ def build_dataset(
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
-    Splits: the articles in the test split of the project's releases (those before `version`, for a
-    release) stay in test, read by `builder.dataset.release.frozen_test_articles` as `builder release`
-    reads them, so `build`, `run`, `export` of the build and `release` put every article in the same
-    split; `split_method` is builder.dataset.splits' SENTENCE_SHARES (ARTICLE_HASH to rebuild a release
-    from before manifest format 6). A split empty or far off its share is a line in `facts.uneven`.
+    Splits: `frozen_test` articles stay in test; `build`, `run` and `release` build through
+    `builder.dataset.release.build_project_dataset`, which passes the test articles of the project's
+    releases, so they and `export` of the build put every article in the same split. `split_method` is
+    builder.dataset.splits' SENTENCE_SHARES (ARTICLE_HASH to rebuild a release from before manifest
+    format 6). A split empty or far off its share is a line in `facts.uneven`.
 
     `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
     marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
@@ -228,13 +229,11 @@ def build_dataset(
     to rebuild a release from before manifest format 5 as it was). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
-    from builder.dataset.release import frozen_test_articles
     from builder.jsonio import staged_folder
     from builder.outputs import DATASET_COMMANDS, check_output_folder, write_marker
 
     given = Path(output)
     output = check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)
-    frozen_test = frozen_test_articles(project, version)  # a damaged release is refused before any work
 
     def recheck() -> None:
         check_output_folder(given, project, fresh=version is not None, commands=DATASET_COMMANDS)

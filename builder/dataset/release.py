@@ -443,12 +443,23 @@ def _test_articles(project: Project, version: str) -> set[str]:
 def frozen_test_articles(project: Project, version: str | None = None) -> set[str]:
     """The articles in the test split of every release before `version` (of every release: None), read from
     their test Parquet files after checking their sha256: they stay in test in every build and release
-    (`builder.dataset.build.build_dataset` reads them here, for `build`, `run` and `release` alike)."""
+    (`build_project_dataset` reads them here, for `build`, `run` and `release` alike)."""
     frozen: set[str] = set()
     for earlier in releases(project):
         if version is None or version_key(earlier) < version_key(version):
             frozen |= _test_articles(project, earlier)
     return frozen
+
+
+def build_project_dataset(project: Project, snapshot: Path, output: Path, version: str | None = None, **options):
+    """The one way `build` (with `--push-to-hub`), `run` and `release` build a dataset, so `export` of a build
+    too puts every article where a release would: `builder.dataset.build.build_dataset` with the test articles of
+    the releases before `version` (of every release: None) kept in test (`frozen_test_articles`, read before
+    any work, so a damaged release is refused first). `options` go to `build_dataset`."""
+    from builder.dataset.build import build_dataset
+
+    frozen = frozen_test_articles(project, version)
+    return build_dataset(project, snapshot, output, frozen_test=frozen, version=version, **options)
 
 
 def split_method_for(manifest_format: int) -> str:
@@ -467,8 +478,6 @@ def build_release_folder(
     The manifest format is `manifest_format`, else that of the existing release `version` (a rebuild
     stays byte-identical), else the current one.
     """
-    from builder.dataset.build import build_dataset
-
     key = version_key(version)
     snapshot = snapshot or project.snapshot_path
     if not snapshot.is_file():
@@ -477,7 +486,7 @@ def build_release_folder(
         existing = project.root / RELEASES_DIR / version / MANIFEST
         manifest_format = format_of(load_manifest(existing)) if existing.is_file() else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
-    facts = build_dataset(
+    facts = build_project_dataset(
         project,
         snapshot,
         output,
