@@ -455,9 +455,11 @@ def build_project_dataset(project: Project, snapshot: Path, output: Path, versio
     """The one way `build` (with `--push-to-hub`), `run` and `release` build a dataset, so `export` of a build
     too puts every article where a release would: `builder.dataset.build.build_dataset` with the test articles of
     the releases before `version` (of every release: None) kept in test (`frozen_test_articles`, read before
-    any work, so a damaged release is refused first). `options` go to `build_dataset`."""
+    any work, once the output folder is checked). `options` go to `build_dataset`."""
     from builder.dataset.build import build_dataset
+    from builder.outputs import DATASET_COMMANDS, check_output_folder
 
+    check_output_folder(output, project, fresh=version is not None, commands=DATASET_COMMANDS)  # a wrong -o first
     frozen = frozen_test_articles(project, version)
     return build_dataset(project, snapshot, output, frozen_test=frozen, version=version, **options)
 
