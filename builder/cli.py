@@ -1006,12 +1006,15 @@ def build(ctx, snapshot, output, repo_id) -> None:
     Example:
         builder build -o dist/my-dataset && python -c "import datasets; print(datasets.load_dataset('dist/my-dataset'))"
     """
-    from builder.dataset.build import build_dataset
+    from builder.dataset.build import uneven_warnings
+    from builder.dataset.release import build_project_dataset
 
     project = project_of(ctx)
     output = output or project.dataset_path
-    facts = build_dataset(project, snapshot or project.snapshot_path, output)
+    facts = build_project_dataset(project, snapshot or project.snapshot_path, output)
     print_validation(facts.validation, limit=10)
+    for line in uneven_warnings(project, facts):
+        click.echo(line, err=True)
     sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
     gold = f"; {facts.gold_questions} gold questions in the snapshot, left out" if facts.gold_questions else ""
     click.echo(f"built {output}: {sizes}{gold}")

@@ -66,6 +66,8 @@ class Project:
     near_duplicate_threshold: float = (
         NEAR_DUPLICATE_THRESHOLD  # articles whose word shingles' Jaccard index reaches it share a split
     )
+    # `[splits] allow_uneven`: a split empty or far off its share is meant (no build warning, no release refusal)
+    allow_uneven_splits: bool = False
     citation: str = ""
     sources: tuple = ()
     annotations_creators: tuple = ("expert-generated",)
@@ -254,6 +256,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         boilerplate_rules=tuple(BoilerplateRule(**rule) for rule in raw.get("ingest", {}).get("boilerplate", [])),
         split_proportions=dict(splits),
         near_duplicate_threshold=float(split_table.get("near_duplicate_threshold", NEAR_DUPLICATE_THRESHOLD)),
+        allow_uneven_splits=bool(split_table.get("allow_uneven", False)),
         aggregation=raw["annotation"].get("aggregation", "majority"),
         keep_unresolved_entities=bool(raw["annotation"].get("keep_unresolved_entities", False)),
         gold_path=None if gold is None else gold if gold.is_absolute() else root / gold,

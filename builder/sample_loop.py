@@ -16,7 +16,8 @@ REPLAY_PROBLEMS_SHOWN = 10  # annotations not replayed, one line each; the rest 
 
 def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
     """Server, split, push, replay the bundled annotations, pull, validate, build, load; returns a summary."""
-    from builder.dataset.build import build_dataset
+    from builder.dataset.build import uneven_warnings
+    from builder.dataset.release import build_project_dataset
     from builder.jsonio import read_jsonl
     from builder.labelstudio import server
     from builder.labelstudio.client import URL_VARIABLE, resolve_connection
@@ -71,9 +72,11 @@ def run_sample_loop(project: Project, port: int | None = None, output: Path | No
     snapshot = work / "snapshot.jsonl"
     pulled = pull(connection, project, snapshot)
     log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
-    facts = build_dataset(project, snapshot, output, command="builder run")
+    facts = build_project_dataset(project, snapshot, output, command="builder run")
     v = facts.validation
     log(f"5/6 validated: {v.tasks_in} tasks = {v.records} records + {v.quarantined} quarantined; built {output}")
+    for line in uneven_warnings(project, facts):
+        log(f"    {line}")
     import datasets
 
     datasets.disable_progress_bars()

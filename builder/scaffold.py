@@ -422,13 +422,14 @@ def project_toml(s: _Scheme) -> str:
         "# pattern = '^sign up for our newsletter'",
         "",
         "[splits]",
-        "# Proportions of articles per split (by article, stable as articles are added); they add up to 1.",
+        "# Shares of the sentences per split (by whole articles); they add up to 1.",
     ]
     lines += [f"{split} = {share}" for split, share in DEFAULT_SPLITS]
     lines += [
         "# Articles whose text is near-identical (Jaccard index of their word 3-shingles at least this, 0 to 1)",
         "# are kept in one split, as articles sharing a sentence are.",
         f"near_duplicate_threshold = {NEAR_DUPLICATE_THRESHOLD}",
+        "# allow_uneven = true  # a split empty or 10+ points off its share is meant",
     ]
     return "\n".join(lines) + "\n"
 

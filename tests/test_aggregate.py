@@ -17,7 +17,7 @@ from builder.records.stage import load_records, validate_snapshot, validate_to_f
 from builder.sentences.segmenter import sentence_id
 
 from .conftest import make_project
-from .test_release import builder, commit_snapshot, new_repo
+from .test_release import builder, commit_snapshot, edit_toml, new_repo
 
 LABELS = ["favor", "against", "neutral"]  # the repository scheme's stance labels, in order
 GOOD, FAIR, SPAMMER = "annotator-00000000000a", "annotator-00000000000b", "annotator-00000000000c"
@@ -308,10 +308,14 @@ def test_an_older_format_release_rebuilds_without_the_new_field_and_a_new_one_ha
     ).read_bytes()
 
     commit_snapshot(folder, tasks, "release 1.0.0")
+    # 1.0.0's test articles (split by article hash) hold 20 of the 60 sentences, 13 points over test's share
+    refused = builder(folder, "release", "1.1.0")
+    assert refused.returncode == 1 and "split test holds 20 of 60 sentences (33%)" in refused.stderr
+    project = edit_toml(folder, "test = 0.2\n", "test = 0.2\nallow_uneven = true\n")
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     new = read_manifest(project, "1.1.0")
-    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (5, 3, "majority")
+    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (6, 3, "majority")
     for parquet in (folder / "releases" / "1.1.0" / "data").glob("*.parquet"):
         assert pq.read_schema(parquet).names == dataset_columns(3)
     assert verify_release(project, "1.1.0") == []

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from builder.dataset.bio import bio_to_spans, non_overlapping, spans_to_bio
 from builder.dataset.build import Encoder, build_dataset, sha256_file
-from builder.dataset.splits import assign_splits, hash_split
+from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLIT_METHODS, assign_splits, hash_split
 from builder.errors import BuilderError, InputError
 from builder.jsonio import read_jsonl
 from builder.outputs import MARKER
@@ -239,24 +239,110 @@ def test_splits_are_by_article_stable_and_keep_shared_text_together(project, bui
             assert seen.setdefault(article, split) == split
     proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
     articles = [f"article-{i}" for i in range(300)]
-    before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
-    after, _ = assign_splits(
-        ((a, f"{a} text") for a in articles + [f"new-{i}" for i in range(300)]), proportions, salt="s"
-    )
+    added = [f"new-{i}" for i in range(300)]
+    # the old method (releases before manifest format 6): adding articles never moves an existing one
+    before, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s", method=ARTICLE_HASH)
+    after, _ = assign_splits(((a, f"{a} text") for a in articles + added), proportions, salt="s", method=ARTICLE_HASH)
     assert all(after[a] == before[a] for a in articles)
-    counts = {s: sum(1 for v in after.values() if v == s) for s in ("train", "validation", "test")}
-    assert 0.5 < counts["train"] / 600 < 0.7 and counts["test"] > 60
-    test_article = next(a for a in articles if before[a] == "test")
-    train_article = next(a for a in articles if before[a] == "train")
-    shared, facts_ = assign_splits(
-        [(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")],
-        proportions,
-        salt="s",
-    )
-    assert shared[train_article] == shared[test_article] == "test" and facts_["shared_text_groups"] == 1
-    frozen, _ = assign_splits([(train_article, "x")], proportions, frozen_test={train_article}, salt="s")
-    assert frozen[train_article] == "test"
+    # the new one: exact shares in sentences, and adding 10 one-sentence articles moves at most 2 * (10 + 1)
+    now, facts_ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s")
+    assert facts_["sentences"] == {"train": 180, "validation": 60, "test": 60}
+    more, _ = assign_splits(((a, f"{a} text") for a in articles + added[:10]), proportions, salt="s")
+    assert sum(1 for a in articles if more[a] != now[a]) <= 22
+    for method in SPLIT_METHODS:
+        splits, _ = assign_splits(((a, f"{a} text") for a in articles), proportions, salt="s", method=method)
+        test_article = next(a for a in articles if splits[a] == "test")
+        train_article = next(a for a in articles if splits[a] == "train")
+        shared, facts_ = assign_splits(
+            [(train_article, "Same wire copy."), (test_article, "Same wire copy."), (train_article, "own")],
+            proportions,
+            salt="s",
+            method=method,
+        )
+        assert shared[train_article] == shared[test_article] and facts_["shared_text_groups"] == 1
+        assert method == SENTENCE_SHARES or shared[test_article] == "test"  # the most held-out of the group
+        frozen, _ = assign_splits(
+            [(train_article, "x")], proportions, frozen_test={train_article}, salt="s", method=method
+        )
+        assert frozen[train_article] == "test"
     assert hash_split("a", proportions, "one") in ("train", "validation", "test")
+
+
+@st.composite
+def corpora(draw):
+    """Articles of 1 to 40 sentences, some sharing a sentence text (so grouped), some frozen in test, and shares."""
+    sizes = draw(st.lists(st.integers(1, 40), min_size=1, max_size=30))
+    links = draw(st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=6))
+    pairs = [(f"a{i}", f"a{i} sentence {k}") for i, n in enumerate(sizes) for k in range(n - 1)]
+    shared = {i: f"a{i} last" for i in range(len(sizes))}  # each article's last sentence, or one it shares
+    for j, (x, y) in enumerate(links):
+        if x < len(sizes) and y < len(sizes):
+            shared[max(x, y)] = shared[min(x, y)]
+    pairs += [(f"a{i}", shared[i]) for i in range(len(sizes))]
+    frozen = {f"a{i}" for i in draw(st.sets(st.integers(0, len(sizes) - 1), max_size=3))}
+    train, validation = sorted(draw(st.lists(st.integers(0, 20), min_size=2, max_size=2)))
+    proportions = {"train": train / 20, "validation": (validation - train) / 20, "test": (20 - validation) / 20}
+    return pairs, frozen, proportions
+
+
+def _groups_of(pairs):
+    """Articles linked by a shared sentence text, as sets (the test's own union of them)."""
+    by_text: dict[str, set] = {}
+    for article, text in pairs:
+        by_text.setdefault(text, set()).add(article)
+    groups: list[set] = []
+    for articles in by_text.values():
+        joined = [g for g in groups if g & articles]
+        merged = set(articles).union(*joined)
+        groups = [g for g in groups if not g & articles] + [merged]
+    return groups
+
+
+@settings(max_examples=300, deadline=None)
+@given(corpora(), st.randoms(use_true_random=False))
+def test_sentence_shares_are_kept_within_one_article_and_deterministic(corpus, rng):
+    """Each split's sentence count is within half a group (train, test) or one group (validation, which has two
+    cuts) of its share, the largest group counting; groups and frozen test articles are kept; any input order
+    gives the same splits. When the frozen test sentences alone exceed test's share, test holds just them."""
+    pairs, frozen, proportions = corpus
+    splits, facts = assign_splits(pairs, proportions, frozen_test=frozen, salt="s")
+    shuffled = list(pairs)
+    rng.shuffle(shuffled)
+    assert assign_splits(shuffled, proportions, frozen_test=frozen, salt="s") == (splits, facts)
+    sizes: dict[str, int] = {}
+    for article, _ in pairs:
+        sizes[article] = sizes.get(article, 0) + 1
+    counts = {s: sum(n for a, n in sizes.items() if splits[a] == s) for s in ("train", "validation", "test")}
+    assert facts["sentences"] == counts and facts["split_method"] == SENTENCE_SHARES
+    groups = _groups_of(pairs)
+    assert all(len({splits[a] for a in group}) == 1 for group in groups)
+    assert all(splits[a] == "test" for a in frozen)
+    forced = sum(sizes[a] for g in groups if g & frozen for a in g)
+    largest = max((sum(sizes[a] for a in g) for g in groups if not g & frozen), default=0)
+    total = sum(sizes.values())
+    if forced <= proportions["test"] * total:
+        targets = {s: p * total for s, p in proportions.items()}
+    else:  # test holds the frozen articles alone; train and validation share the rest in ratio
+        assert counts["test"] == forced
+        rest, held = total - forced, proportions["train"] + proportions["validation"]
+        targets = {"train": rest * proportions["train"] / held, "test": forced}
+        targets["validation"] = rest - targets["train"]
+    slack = {"train": largest / 2, "validation": largest, "test": largest / 2}
+    assert all(abs(counts[s] - targets[s]) <= slack[s] + 1e-9 for s in counts), (counts, targets, largest)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=40), st.lists(st.integers(1, 30), max_size=5))
+def test_adding_articles_moves_at_most_their_sentences_at_each_cut(sizes, added):
+    """Adding articles of M sentences moves existing articles of at most M + the largest article's sentences at
+    each of the two cuts (existing articles keep their order; the cuts and their positions shift by at most M)."""
+    proportions = {"train": 0.6, "validation": 0.2, "test": 0.2}
+    old = [(f"a{i}", f"a{i} {k}") for i, n in enumerate(sizes) for k in range(n)]
+    new = [(f"new{i}", f"new{i} {k}") for i, n in enumerate(added) for k in range(n)]
+    before, _ = assign_splits(old, proportions, salt="s")
+    after, _ = assign_splits(old + new, proportions, salt="s")
+    moved = sum(n for i, n in enumerate(sizes) if before[f"a{i}"] != after[f"a{i}"])
+    assert moved <= 2 * (sum(added) + max(sizes + added))
 
 
 def test_card_passes_huggingface_hub_checks(project, built):

@@ -435,7 +435,7 @@ def test_a_write_failing_at_any_point_leaves_the_folder_as_it_was(tmpfs, where):
     else:
         pytest.fail(f"init never succeeded: {failures}")
     assert all("(No space left on device); removed what this run had made (" in f for f in failures), failures
-    failed = [f.split(" (No space")[0] for f in failures]
+    failed = list(dict.fromkeys(f.split(" (No space")[0] for f in failures))  # a file over a page fails twice
     assert failed == [
         f"cannot write {tmpfs / where / name}" for name in ("guidelines.md", "builder.toml", ".gitignore")
     ]

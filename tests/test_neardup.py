@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from builder.dataset.card import near_duplicates_text
-from builder.dataset.splits import NearDuplicates, assign_splits, hash_split
+from builder.dataset.splits import ARTICLE_HASH, NearDuplicates, assign_splits, hash_split
 from builder.errors import ConfigError
 from builder.project import load_project
 from builder.sentences.segmenter import sentence_id, sentence_spans
@@ -88,14 +88,20 @@ def test_republished_variants_of_a_gum_article_land_in_one_split_with_the_origin
     docs = {**gum, **{ids[name]: text for name, text in variants.items()}}
     assert near(docs).groups(0.8) == [sorted([original["doc_id"], *ids.values()])]
 
+    # by sentence counts (new builds and releases): the group is in one split
     splits, facts = assign_splits(pairs(docs), PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8)
     group = [original["doc_id"], *ids.values()]
+    assert len({splits[a] for a in group}) == 1 and facts["near_duplicate_groups"] == 1
+    # by article hash (releases before manifest format 6): the group takes its most held-out member's split
+    splits, facts = assign_splits(
+        pairs(docs), PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8, method=ARTICLE_HASH
+    )
     assert {splits[a] for a in group} == {max((hash_split(a, PROPORTIONS, SALT) for a in group), key=RANK.get)}
     assert splits[original["doc_id"]] != "train"  # the original moved to its variants' split
     assert facts["near_duplicate_groups"] == 1 and facts["near_duplicate_threshold"] == 0.8
 
     # identical sentences alone group the first three variants, never the copy-edited one (no sentence in common)
-    by_text, facts_text = assign_splits(pairs(docs), PROPORTIONS, salt=SALT)
+    by_text, facts_text = assign_splits(pairs(docs), PROPORTIONS, salt=SALT, method=ARTICLE_HASH)
     # every other article keeps the split it has without near-duplicates (GUM articles share datelines)
     assert all(splits[a] == by_text[a] for a in gum if a != original["doc_id"])
     assert by_text[ids["copy-edited"]] == hash_split(ids["copy-edited"], PROPORTIONS, SALT)
@@ -187,7 +193,8 @@ def test_groups_do_not_depend_on_sentence_order_batches_or_the_hash_seed(gum, or
 
 
 def test_adding_articles_moves_only_those_that_join_a_group(gum, original):
-    before, _ = assign_splits(pairs(gum), PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8)
+    """By article hash (releases before manifest format 6; by sentence counts, articles next to a cut move too)."""
+    before, _ = assign_splits(pairs(gum), PROPORTIONS, salt=SALT, near_duplicate_threshold=0.8, method=ARTICLE_HASH)
     unrelated = {f"new-{i}": text for i, text in enumerate(gum.values())}  # one sentence from each, reworded
     unrelated = {k: " ".join(sentences(v)[3].split()[::-1]) for k, v in unrelated.items()}
     copy = moving_id(f"{original['doc_id']}-copy", before[original["doc_id"]])
@@ -196,6 +203,7 @@ def test_adding_articles_moves_only_those_that_join_a_group(gum, original):
         PROPORTIONS,
         salt=SALT,
         near_duplicate_threshold=0.8,
+        method=ARTICLE_HASH,
     )
     moved = {a for a in gum if after[a] != before[a]}
     assert moved == {original["doc_id"]} and after[original["doc_id"]] == after[copy]
@@ -301,34 +309,34 @@ def test_a_release_keeps_near_duplicates_together_and_its_changelog_names_moved_
     proportions, salt = project.split_proportions, project.name
     cut_release(project, "1.0.0")
     first = read_manifest(project, "1.0.0")
-    assert first["manifest_format"] == 5
+    assert first["manifest_format"] == 6 and first["split_method"] == "sentence-shares/1"
     split_of = {a: s for s in ("train", "validation", "test") for a in first["splits"][s]["article_ids"]}
     original = next(a for a in docs if split_of[a] != "test")
-    copy = next(
-        f"{original}-copy-{n}"
-        for n in range(1000)
-        if RANK[hash_split(f"{original}-copy-{n}", proportions, salt)] > RANK[split_of[original]]
-    )
+    copy = f"{original}-copy"
     copy_edited = [" ".join(s.split()[1:]) for s in docs[original]]  # no sentence text in common
     commit_snapshot(folder, _tasks({**docs, copy: copy_edited}))
     result = cut_release(project, "1.1.0")
     second = read_manifest(project, "1.1.0")
     after = {a: s for s in ("train", "validation", "test") for a in second["splits"][s]["article_ids"]}
-    assert after[original] == after[copy] != split_of[original]
-    assert all(after[a] == split_of[a] for a in docs if a != original)
-    assert (
-        f"- articles moved to another split: 1 (`{original}` {split_of[original]} -> {after[original]})"
-        in result.changelog_entry
-    )
+    assert after[original] == after[copy]
+    assert all(after[a] == "test" for a in docs if split_of[a] == "test")  # frozen
+    moved = sorted(a for a in docs if after[a] != split_of[a])
+    assert moved  # the group's 30 sentences shift the articles after it in the order
+    assert f"- articles moved to another split: {len(moved)} (" in result.changelog_entry
+    assert all(f"`{a}` {split_of[a]} -> {after[a]}" in result.changelog_entry for a in moved)
     assert result.changelog_entry in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     card = (folder / "releases" / "1.1.0" / "README.md").read_text(encoding="utf-8")
-    assert "are kept in one split too (1 such group(s), 1 article(s) moved);" in card
+    assert "are kept in one split too (1 such group(s), " in card and "Split method `sentence-shares/1`" in card
     # a release of manifest format 4 is built as it was: no near-duplicate grouping, no line on the card
     from builder.dataset.release import build_release_folder
 
     old = build_release_folder(project, "1.1.0", tmp_path / "as-format-4", manifest_format=4)
-    assert "near-duplicate" not in (tmp_path / "as-format-4" / "README.md").read_text(encoding="utf-8")
-    assert original in old["splits"][split_of[original]]["article_ids"]
+    old_card = (tmp_path / "as-format-4" / "README.md").read_text(encoding="utf-8")
+    assert "near-duplicate" not in old_card and "Split method" not in old_card and "split_method" not in old
+    assert old["splits"]["test"]["article_ids"] == sorted(
+        {a for a in [*docs, copy] if hash_split(a, proportions, salt) == "test"}
+        | set(first["splits"]["test"]["article_ids"])
+    )
 
 
 def test_a_large_family_of_look_alike_articles_is_not_compared_pair_by_pair():

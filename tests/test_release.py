@@ -159,7 +159,8 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
     assert (
-        manifest["manifest_format"] == 5
+        manifest["manifest_format"] == 6
+        and manifest["split_method"] == "sentence-shares/1"
         and manifest["previous"] is None
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME
     )
@@ -451,6 +452,11 @@ TAMPERING = {
         "pseudonym_scheme: the manifest says hmac-sha256/12 but the annotator names are sha256-unkeyed/8",
     ),
     "the split proportions": (["split_proportions", "test"], lambda p: 0.3, "split_proportions: the manifest says"),
+    "the split method": (
+        ["split_method"],
+        lambda m: "article-hash/1",
+        "split_method: the manifest says 'article-hash/1' but the card (README.md) states 'sentence-shares/1'",
+    ),
 }
 
 
@@ -687,3 +693,77 @@ def test_committed_release_rebuilds_byte_identical(project, tmp_path):
         ROOT / "releases" / "1.0.0" / "manifest.json"
     ).read_bytes()
     assert verify_release(project, "1.0.0") == []
+
+
+def _parquet_articles(folder) -> dict[str, str]:
+    """Each article's split in a dataset folder, from its Parquet files."""
+    import pyarrow.parquet as pq
+
+    return {
+        article: path.name.split("-")[0]
+        for path in sorted((folder / "data").glob("*.parquet"))
+        for article in pq.read_table(path, columns=["article_id"]).column("article_id").to_pylist()
+    }
+
+
+def test_build_export_and_release_keep_the_test_articles_releases_froze(repo):
+    """`build` reads the frozen test articles from releases/ as `release` does: with other shares, an article in
+    1.0.0's test split stays in test in the build, its export and the next release, which agree on every split."""
+    folder, project = repo
+    cut_release(project, "1.0.0")
+    test_1 = set(read_manifest(project, "1.0.0")["splits"]["test"]["article_ids"])
+    commit_snapshot(folder, synthetic_tasks(range(40)))
+    project = edit_toml(
+        folder, "train = 0.6\nvalidation = 0.2\ntest = 0.2", "train = 0.9\nvalidation = 0.05\ntest = 0.05"
+    )
+    built = builder(folder, "build")  # into dist/<name>, where `export` reads the built dataset
+    assert built.returncode == 0 and "warning" not in built.stderr, built.stderr
+    build_splits = _parquet_articles(project.dataset_path)
+    assert all(build_splits[a] == "test" for a in test_1)
+    exported = builder(folder, "export", "--format", "jsonl", "-o", folder / "dist" / "x-jsonl")
+    assert exported.returncode == 0, exported.stderr
+    lines = (folder / "dist" / "x-jsonl" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    assert test_1 <= {json.loads(line)["article_id"] for line in lines}
+    released = cut_release(project, "1.1.0")
+    assert _parquet_articles(released.folder) == build_splits  # one rule for build and release
+    assert released.manifest["frozen_test_articles"] == len(test_1)
+
+
+def test_an_uneven_split_is_warned_stated_and_refused_unless_meant(tmp_path):
+    """Two articles of 3 sentences with shares 0.6/0.2/0.2: train 3, validation 3, test 0. `build` warns (one
+    line per split), the card says so, `release` refuses naming the split, its share and the setting, writing
+    nothing; `[splits] allow_uneven = true` makes it meant."""
+    folder, project = new_repo(tmp_path / "repo", synthetic_tasks(range(2)))
+    built = builder(folder, "build", "-o", folder / "dist" / "x")
+    assert built.returncode == 0, built.stderr
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: split validation holds 3 of 6 sentences (50%) against its share of 20% (more than 10 points off); "
+        f"`builder release` refuses this unless `[splits] allow_uneven = true` in {folder / 'builder.toml'}",
+        "warning: split test holds 0 of 6 sentences (0%) against its share of 20% (empty); "
+        f"`builder release` refuses this unless `[splits] allow_uneven = true` in {folder / 'builder.toml'}",
+    ]
+    card = (folder / "dist" / "x" / "README.md").read_text(encoding="utf-8")
+    assert (
+        "- **Uneven split**: split test holds 0 of 6 sentences (0%) against its share of 20% (empty) "
+        "(`builder release` refuses this unless `[splits] allow_uneven = true`)." in card
+    )
+    shutil.rmtree(folder / "dist")
+    before = snapshot_state(folder)
+    assert_refused(
+        builder(folder, "release", "1.0.0"),
+        "split validation holds 3 of 6 sentences (50%) against its share of 20% (more than 10 points off); "
+        f"set `[splits] allow_uneven = true` in {folder / 'builder.toml'} if that is meant",
+    )
+    assert snapshot_state(folder) == before
+
+    project = edit_toml(folder, "test = 0.2\n", "test = 0.2\nallow_uneven = true\n")
+    built = builder(folder, "build", "-o", folder / "dist" / "x")
+    assert built.returncode == 0 and "warning" not in built.stderr, built.stderr
+    card = (folder / "dist" / "x" / "README.md").read_text(encoding="utf-8")
+    assert "(empty) (meant: `[splits] allow_uneven = true`)." in card
+    shutil.rmtree(folder / "dist")
+    released = builder(folder, "release", "1.0.0")
+    assert released.returncode == 0, released.stderr
+    assert verify_release(project, "1.0.0") == []
+    assert "**Uneven split**" in (folder / "releases" / "1.0.0" / "README.md").read_text(encoding="utf-8")

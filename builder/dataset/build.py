@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.dataset.bio import spans_to_bio
-from builder.dataset.splits import SPLITS, assign_splits, parquet_name
+from builder.dataset.splits import SENTENCE_SHARES, SPLITS, assign_splits, parquet_name, uneven_splits
 from builder.errors import BuilderError, InputError
 from builder.jsonio import paused_gc, sha256_file
 from builder.model import DATASET_FORMAT, UNRESOLVED, features
@@ -46,6 +46,9 @@ class BuildFacts:
     current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
     croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
     agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
+    split_method: str = SENTENCE_SHARES  # builder.dataset.splits: ARTICLE_HASH to rebuild a release before format 6
+    frozen_test: int = 0  # articles the earlier releases' test files hold (kept in test if still in the snapshot)
+    uneven: list = field(default_factory=list)  # builder.dataset.splits.uneven_splits: one line per uneven split
 
     @property
     def gold_questions(self) -> int:
@@ -209,8 +212,15 @@ def build_dataset(
     current_splitter: bool = True,
     croissant: bool = True,
     near_duplicates: bool = True,
+    split_method: str = SENTENCE_SHARES,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
+
+    Splits: `frozen_test` articles stay in test; `build`, `run` and `release` build through
+    `builder.dataset.release.build_project_dataset`, which passes the test articles of the project's
+    releases, so they and `export` of the build put every article in the same split. `split_method` is
+    builder.dataset.splits' SENTENCE_SHARES (ARTICLE_HASH to rebuild a release from before manifest
+    format 6). A split empty or far off its share is a line in `facts.uneven`.
 
     `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
     marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
@@ -256,7 +266,10 @@ def build_dataset(
                 sha256_file(snapshot),
                 dataset_format,
                 near_duplicates=near_duplicates,
+                split_method=split_method,
             )
+        facts.frozen_test = len(frozen_test)
+        facts.uneven = uneven_splits(facts.split_facts["sentences"], project.split_proportions)
         facts.validation = result
         facts.current_splitter = current_splitter
         if dataset_format >= 2:
@@ -279,6 +292,16 @@ def build_dataset(
     return facts
 
 
+def uneven_warnings(project: Project, facts: BuildFacts) -> list[str]:
+    """A `warning:` line per built split that is empty or far off its share, unless `[splits] allow_uneven`."""
+    if project.allow_uneven_splits:
+        return []
+    return [
+        f"warning: {line}; `builder release` refuses this unless `[splits] allow_uneven = true` in {project.source}"
+        for line in facts.uneven
+    ]
+
+
 def write_dataset(
     project: Project,
     records_path: Path,
@@ -289,6 +312,7 @@ def write_dataset(
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
     near_duplicates: bool = True,
+    split_method: str = SENTENCE_SHARES,
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (read once).
 
@@ -296,7 +320,7 @@ def write_dataset(
     for a large file, and spooled as Arrow to an anonymous temporary file while the splits are
     assigned; the spool is then dealt out to the splits in the records' order, `BATCH_ROWS` rows per
     row group, so the files are the same however the work was cut. `near_duplicates`: near-identical
-    articles share a split (threshold from the project file).
+    articles share a split (threshold from the project file); `split_method`: builder.dataset.splits'.
     """
     import tempfile
 
@@ -307,6 +331,7 @@ def write_dataset(
     facts = BuildFacts()
     facts.snapshot_hash = snapshot_hash
     facts.dataset_format = dataset_format
+    facts.split_method = split_method
     encoder = Encoder(project, dataset_format)
     with tempfile.TemporaryFile(dir=folder) as spool:  # anonymous: nothing is left behind, however this ends
         spooler = None
@@ -332,6 +357,7 @@ def write_dataset(
             frozen_test,
             salt=project.name,
             near_duplicate_threshold=project.near_duplicate_threshold if near_duplicates else None,
+            method=split_method,
         )
         facts.splits = splits
         for batch in small:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.splits import SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
+from builder.dataset.splits import ARTICLE_HASH, SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
 from builder.labeling_config import config_hash
 from builder.markup import code, single_quoted
 from builder.model import DATASET_FORMAT, card_field_table, features
@@ -168,8 +168,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         if getattr(facts, "croissant", False)
         else ""
     )
-    near_duplicates = near_duplicates_text(facts.split_facts)
-    frozen = facts.split_facts.get("frozen_test_articles", 0)
+    splits_text = _splits_text(project, facts)
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved, facts.dataset_format, unresolved_spans(facts))
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -198,10 +197,7 @@ ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labe
 
 ## Splits and label distribution
 
-Splits are by article (all sentences of an article in one split), decided from a hash of the article id
-(proportions {project.split_proportions}), so adding articles never moves an existing one;
-articles sharing a sentence text are kept in one split ({facts.split_facts.get("shared_text_groups", 0)} such group(s));
-{near_duplicates}{frozen} article(s) are in test because an earlier release had them there.
+{splits_text}
 
 {_table(["split", "articles", "sentences", *project.stance_values, "unresolved"], stance_rows)}
 
@@ -241,6 +237,38 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+def _splits_text(project: Project, facts) -> str:
+    """The card's paragraph on how the splits were made (by the method they were made with), and a line per
+    split that is empty or far off its share (builder.dataset.splits.uneven_splits)."""
+    split_facts = facts.split_facts
+    shared = split_facts.get("shared_text_groups", 0)
+    near_duplicates = near_duplicates_text(split_facts)
+    frozen = split_facts.get("frozen_test_articles", 0)
+    if getattr(facts, "split_method", ARTICLE_HASH) == ARTICLE_HASH:  # the card of a release before format 6
+        return (
+            "Splits are by article (all sentences of an article in one split), decided from a hash of the article id"
+            + f"""
+(proportions {project.split_proportions}), so adding articles never moves an existing one;
+articles sharing a sentence text are kept in one split ({shared} such group(s));
+{near_duplicates}{frozen} article(s) are in test because an earlier release had them there."""
+        )
+    text = f"""Splits are by article (all sentences of an article in one split), cut by sentence counts: articles,
+in the order of a hash of their id (a group kept together: of its first id), are dealt where the running count
+of sentences comes closest to each share (proportions {project.split_proportions}), so each split
+is within one article (or group) of its share; adding articles moves only a few existing ones, next to a cut.
+Split method `{facts.split_method}`. Articles sharing a sentence text are kept in one split ({shared} such group(s));
+{near_duplicates}{frozen} article(s) are in test because an earlier release had them there."""
+    uneven = getattr(facts, "uneven", [])
+    if uneven:
+        meant = (
+            "meant: `[splits] allow_uneven = true`"
+            if project.allow_uneven_splits
+            else "`builder release` refuses this unless `[splits] allow_uneven = true`"
+        )
+        text += "\n\n" + "\n".join(f"- **Uneven split**: {line} ({meant})." for line in uneven)
+    return text
 
 
 def near_duplicates_text(split_facts: dict) -> str:

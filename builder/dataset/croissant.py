@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.splits import SPLITS, parquet_pattern
+from builder.dataset.splits import ARTICLE_HASH, SPLITS, parquet_pattern
 from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash
 from builder.model import RECORD, features, field_meanings
@@ -321,8 +321,13 @@ def _rai(project: Project, facts, version: str | None) -> dict:
                 if v
                 else "(records given directly)."
             ),
-            f"Splits by article from a hash of the article id (proportions {project.split_proportions}); "
-            f"articles sharing a sentence text kept in one split ({facts.split_facts.get('shared_text_groups', 0)} "
+            (
+                f"Splits by article from a hash of the article id (proportions {project.split_proportions}); "
+                if getattr(facts, "split_method", ARTICLE_HASH) == ARTICLE_HASH  # a format-5 release, as it was
+                else f"Splits by article, cut by sentence counts to keep each share within one article "
+                f"(proportions {project.split_proportions}; split method `{facts.split_method}`); "
+            )
+            + f"articles sharing a sentence text kept in one split ({facts.split_facts.get('shared_text_groups', 0)} "
             f"group(s)); {facts.split_facts.get('frozen_test_articles', 0)} article(s) kept in test from an "
             "earlier release.",
         ],

@@ -22,7 +22,10 @@ snapshot's predictions (`tasks`, `tasks_with` a prediction, and `model_versions`
 version, builder.dataset.card.prediction_counts), which the card also states. Format 5: the release
 holds `croissant.json` (Croissant 1.0 metadata with the Responsible-AI fields, builder.dataset.croissant;
 hashed in `files` like every file, and required there) and its splits keep near-duplicate articles
-together. Rebuilding an
+together. Format 6 adds `split_method` (builder.dataset.splits: `sentence-shares/1`, each split within one
+article of its share of the sentences; every earlier release was split by `article-hash/1`), which the
+card also states; `builder release` refuses a split that is empty or more than 10 points off its share
+unless `[splits] allow_uneven = true`. Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 
@@ -42,7 +45,8 @@ Tamper evidence (`builder verify`):
   work tree that is not a shallow clone): a release is cut from a committed snapshot.
 Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
 release that does not verify, and takes the frozen test articles from the earlier releases' test
-Parquet files (after checking their sha256), never from a manifest's list.
+Parquet files (after checking their sha256), never from a manifest's list (`frozen_test_articles`, which
+`builder build` uses too).
 
 `builder release` holds an exclusive `flock` on the project folder while it checks and writes, so two
 releases at once run one after the other (the second then finds the version taken); the lock goes
@@ -70,7 +74,7 @@ from pathlib import Path
 
 from builder import __version__
 from builder.dataset.croissant import CROISSANT
-from builder.dataset.splits import SPLITS, parquet_pattern
+from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLIT_METHODS, SPLITS, parquet_pattern
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
 from builder.labeling_config import config_hash
@@ -82,7 +86,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 5
+MANIFEST_FORMAT = 6
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -166,6 +170,7 @@ MANIFEST_SCHEMA = {
         "agreement": {"type": "object"},
         "files": {"type": "object", "additionalProperties": _HEX64},
         "pseudonym_scheme": {"type": ["string", "null"]},
+        "split_method": {"enum": list(SPLIT_METHODS)},
         "dataset_format": {"type": "integer", "minimum": 1},
         "aggregation": {"type": "string"},
         "gold": {
@@ -216,6 +221,10 @@ MANIFEST_SCHEMA = {
         {
             "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 5}}},
             "then": {"properties": {"files": {"required": [CROISSANT]}}},
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 6}}},
+            "then": {"required": ["split_method"]},
         },
     ],
 }
@@ -436,11 +445,33 @@ def _test_articles(project: Project, version: str) -> set[str]:
     return articles
 
 
-def _frozen_test(project: Project, earlier: list[str]) -> set[str]:
+def frozen_test_articles(project: Project, version: str | None = None) -> set[str]:
+    """The articles in the test split of every release before `version` (of every release: None), read from
+    their test Parquet files after checking their sha256: they stay in test in every build and release
+    (`build_project_dataset` reads them here, for `build`, `run` and `release` alike)."""
     frozen: set[str] = set()
-    for version in earlier:
-        frozen |= _test_articles(project, version)
+    for earlier in releases(project):
+        if version is None or version_key(earlier) < version_key(version):
+            frozen |= _test_articles(project, earlier)
     return frozen
+
+
+def build_project_dataset(project: Project, snapshot: Path, output: Path, version: str | None = None, **options):
+    """The one way `build` (with `--push-to-hub`), `run` and `release` build a dataset, so `export` of a build
+    too puts every article where a release would: `builder.dataset.build.build_dataset` with the test articles of
+    the releases before `version` (of every release: None) kept in test (`frozen_test_articles`, read before
+    any work, once the output folder is checked). `options` go to `build_dataset`."""
+    from builder.dataset.build import build_dataset
+    from builder.outputs import DATASET_COMMANDS, check_output_folder
+
+    check_output_folder(output, project, fresh=version is not None, commands=DATASET_COMMANDS)  # a wrong -o first
+    frozen = frozen_test_articles(project, version)
+    return build_dataset(project, snapshot, output, frozen_test=frozen, version=version, **options)
+
+
+def split_method_for(manifest_format: int) -> str:
+    """The split method a release of `manifest_format` is cut with (builder.dataset.splits)."""
+    return SENTENCE_SHARES if manifest_format >= 6 else ARTICLE_HASH
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -454,8 +485,6 @@ def build_release_folder(
     The manifest format is `manifest_format`, else that of the existing release `version` (a rebuild
     stays byte-identical), else the current one.
     """
-    from builder.dataset.build import build_dataset
-
     key = version_key(version)
     snapshot = snapshot or project.snapshot_path
     if not snapshot.is_file():
@@ -465,12 +494,10 @@ def build_release_folder(
     if manifest_format is None:
         manifest_format = format_of(old) if old is not None else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
-    frozen = _frozen_test(project, earlier)
-    facts = build_dataset(
+    facts = build_project_dataset(
         project,
         snapshot,
         output,
-        frozen_test=frozen,
         version=version,
         strict=True,
         # a rebuild keeps the release's own dataset format (its shape and the aggregation of its time)
@@ -479,6 +506,7 @@ def build_release_folder(
         current_splitter=manifest_format >= 5,
         croissant=manifest_format >= 5,
         near_duplicates=manifest_format >= 5,
+        split_method=split_method_for(manifest_format),
     )
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
@@ -492,7 +520,7 @@ def build_release_folder(
             "snapshot": sha256_file(snapshot),
         },
         "split_proportions": project.split_proportions,
-        "frozen_test_articles": len(frozen),
+        "frozen_test_articles": facts.frozen_test,
         "splits": summary["splits"],
         "agreement": summary["agreement"],
         "files": file_hashes(output),
@@ -514,6 +542,8 @@ def build_release_folder(
         manifest["quality"] = facts.quality
     if manifest_format >= 4:
         manifest["predictions"] = facts.predictions
+    if manifest_format >= 6:
+        manifest["split_method"] = facts.split_method
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -646,6 +676,17 @@ def _release_lock(project: Project):
         os.close(fd)
 
 
+def uneven_release_splits(project: Project, manifest: dict) -> list[str]:
+    """The splits of a new release that are empty or far off their share (builder.dataset.splits.uneven_splits),
+    unless the project says they are meant (`[splits] allow_uneven = true`): `builder release` refuses them."""
+    from builder.dataset.splits import uneven_splits
+
+    if project.allow_uneven_splits:
+        return []
+    sentences = {split: manifest["splits"][split]["records"] for split in SPLITS}
+    return uneven_splits(sentences, manifest["split_proportions"])
+
+
 @dataclass
 class ReleaseResult:
     version: str
@@ -702,6 +743,11 @@ def cut_release(project: Project, version: str, log: Callable[[str], None] = lam
                 manifest = build_release_folder(project, version, target, copy, manifest_format=MANIFEST_FORMAT)
             except BuilderError as exc:  # a message names the snapshot, never the private copy
                 raise type(exc)(str(exc).replace(str(copy), str(snapshot))) from None
+            uneven = uneven_release_splits(project, manifest)
+            if uneven:
+                raise BuilderError(
+                    f"{uneven[0]}; set `[splits] allow_uneven = true` in {project.source} if that is meant"
+                )
             entry = changelog_entry(project, previous, version, manifest, target)
             changelog = project.root / CHANGELOG
             old = (
@@ -764,6 +810,10 @@ _CARD_4 = {
 }
 
 
+# What the card of a format-6 release prints about its splits.
+_CARD_6 = {"split_method": r"[Ss]plit method `([^`]+)`"}
+
+
 def _card_problems(manifest: dict, card: str) -> list[str]:
     import ast
 
@@ -774,6 +824,7 @@ def _card_problems(manifest: dict, card: str) -> list[str]:
         **_CARD,
         **(_CARD_3 if format_of(manifest) >= 3 else {}),
         **(_CARD_4 if format_of(manifest) >= 4 else {}),
+        **(_CARD_6 if format_of(manifest) >= 6 else {}),
     }
     for field, pattern in patterns.items():
         match = re.search(pattern, card)
@@ -978,9 +1029,8 @@ def verify_release(project: Project, version: str) -> list[str]:
         problems += _column_problems(manifest, folder)
     except BuilderError as exc:
         problems.append(f"the Parquet files cannot be read to check the manifest's counts: {exc}")
-    earlier = [v for v in releases(project) if version_key(v) < version_key(version)]
     try:
-        frozen = len(_frozen_test(project, earlier))
+        frozen = len(frozen_test_articles(project, version))
         if manifest["frozen_test_articles"] != frozen:
             problems.append(
                 f"frozen_test_articles: the manifest says {manifest['frozen_test_articles']} "
@@ -1136,8 +1186,9 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         lines.append(
             f"- articles moved to another split: {len(moved)} ("
             + ", ".join(f"{code(article)} {before} -> {after}" for article, before, after in moved)
-            + "); an article moves only when its group of articles sharing text or near-duplicates changed, "
-            "or the split proportions or the dataset name did"
+            + "); an article moves when its group of articles sharing text or near-duplicates changed, "
+            "when the split proportions or the dataset name did, or (split method sentence-shares/1) when "
+            "the articles added or removed moved a cut past it"
         )
     lines.append(f"- stance relabelled: {len(diff['stance_relabelled'])}")
     for sid, old, new in diff["stance_relabelled"][:examples]:

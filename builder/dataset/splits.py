@@ -1,13 +1,27 @@
-"""Leak-free, stable splits: decided per article from a hash of its id.
+"""Leak-free, deterministic splits by article, whose sentence counts keep the configured shares.
 
-- all sentences of an article are in one split; the hash is salted with the dataset name;
-- adding articles never moves an existing article (the hash depends on its id alone);
+- all sentences of an article are in one split;
 - articles that share a sentence text (wire copy, boilerplate that slipped through) are put in
-  one split: the group takes the most held-out split of its members (test > validation > train);
-- articles whose text is near-identical (a wire story republished with a changed headline, an edited
-  line, paragraphs in another order) are grouped the same way: `NearDuplicates`, Jaccard index of their
-  word shingles >= the project's `[splits] near_duplicate_threshold`;
-- `frozen_test`: articles that were in a previous release's test split stay in test.
+  one split, and so are articles whose text is near-identical (a wire story republished with a
+  changed headline, an edited line, paragraphs in another order): `NearDuplicates`, Jaccard index of
+  their word shingles >= the project's `[splits] near_duplicate_threshold`;
+- `frozen_test`: articles that were in a previous release's test split stay in test (their group too).
+
+Two methods, named in the card and (manifest format 6 on) in the manifest, so a release is rebuilt
+with the one it was cut with:
+
+- `SENTENCE_SHARES` (every new build and release): the groups of articles above, in the order of a hash
+  of their first article id salted with the dataset name, are cut into train, validation and test
+  where the running count of sentences comes closest to each share (`_cut_by_sentences`). Each split is
+  then within half a group (train, test) or one group (validation) of its share of the sentences,
+  whatever the articles' sizes; adding articles moves only existing ones next to a cut.
+- `ARTICLE_HASH` (releases before manifest format 6): each article's split from the hash of its id
+  alone (`hash_split`), a group taking the most held-out split of its members (test > validation >
+  train). Shares are then kept in articles on average only, not in sentences: 5 articles gave 27/29/9
+  sentences for 0.6/0.2/0.2.
+
+`uneven_splits` names a split that is empty or more than `UNEVEN_POINTS` off its share: `builder build`
+warns, the card says so, and `builder release` refuses unless `[splits] allow_uneven = true`.
 """
 
 from __future__ import annotations
@@ -19,11 +33,20 @@ from collections.abc import Iterable
 
 SPLITS = ("train", "validation", "test")
 _PRECEDENCE = {"train": 0, "validation": 1, "test": 2}
+ARTICLE_HASH = "article-hash/1"
+SENTENCE_SHARES = "sentence-shares/1"
+SPLIT_METHODS = (ARTICLE_HASH, SENTENCE_SHARES)
+UNEVEN_POINTS = 0.10  # a split whose share of the sentences is further than this from its share is uneven
+
+
+def _hash_value(article_id: str, salt: str) -> float:
+    """A uniform number in [0, 1) from (salt, article id): stable, independent per dataset."""
+    return int(hashlib.sha256(f"{salt}\x00{article_id}".encode()).hexdigest()[:12], 16) / float(16**12)
 
 
 def hash_split(article_id: str, proportions: dict[str, float], salt: str = "") -> str:
     """train, validation or test from a hash of (salt, article id): uniform, stable, independent per dataset."""
-    value = int(hashlib.sha256(f"{salt}\x00{article_id}".encode()).hexdigest()[:12], 16) / float(16**12)
+    value = _hash_value(article_id, salt)
     if value < proportions["train"]:
         return "train"
     if value < proportions["train"] + proportions["validation"]:
@@ -47,20 +70,67 @@ class _Groups:
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
+    def members(self, articles: Iterable[str]) -> list[list[str]]:
+        """The groups of `articles`, each sorted."""
+        found: dict[str, list[str]] = {}
+        for article_id in articles:
+            found.setdefault(self.find(article_id), []).append(article_id)
+        return [sorted(group) for group in found.values()]
 
-def _decide(groups: _Groups, own: dict[str, str]) -> tuple[dict[str, str], int, int]:
-    """Each article's split (its group's most held-out one), the articles moved, and the groups of 2+ articles."""
-    members: dict[str, list[str]] = {}
-    for article_id in own:
-        members.setdefault(groups.find(article_id), []).append(article_id)
+
+def _by_hash(groups: list[list[str]], frozen: set[str], proportions: dict, salt: str) -> dict[str, str]:
+    """ARTICLE_HASH: each group takes the most held-out of its members' own splits (frozen ones: test)."""
     splits: dict[str, str] = {}
-    moved = 0
-    for group in members.values():
-        chosen = max((own[a] for a in group), key=_PRECEDENCE.__getitem__)
-        for article_id in group:
-            splits[article_id] = chosen
-            moved += own[article_id] != chosen
-    return splits, moved, sum(1 for g in members.values() if len(g) > 1)
+    for group in groups:
+        own = ("test" if a in frozen else hash_split(a, proportions, salt) for a in group)
+        chosen = max(own, key=_PRECEDENCE.__getitem__)
+        splits.update(dict.fromkeys(group, chosen))
+    return splits
+
+
+def sentence_targets(proportions: dict, total: int, frozen: int) -> dict[str, float]:
+    """The sentences each split should get of `total`, `frozen` of which must be in test: the shares, unless
+    the frozen test sentences alone exceed test's share; then test holds just them and train and validation
+    share the rest in the ratio of their shares."""
+    test = max(proportions["test"] * total, float(frozen))
+    rest = total - test
+    held = proportions["train"] + proportions["validation"]
+    train = rest * proportions["train"] / held if held else 0.0
+    return {"train": train, "validation": rest - train, "test": test}
+
+
+def _by_sentences(
+    groups: list[list[str]], sizes: dict[str, int], frozen: set[str], proportions: dict, salt: str
+) -> dict[str, str]:
+    """SENTENCE_SHARES: groups holding a frozen article go to test; the others, ordered by a salted hash of
+    their first article id, are cut where the running sentence count comes closest to each target.
+
+    A group goes to train while the middle of its sentences lies before the train target, then to
+    validation while it lies before train + validation, then to test. So the cut falls on whichever group
+    boundary is closest to each target: a split's count misses its target by at most half the group at each
+    of its cuts (one group for validation, which has two). Ties sort by the article id, so the result does not
+    depend on the order the sentences came in."""
+    splits: dict[str, str] = {}
+    free: list[tuple[float, str, list[str], int]] = []
+    forced = 0
+    for group in groups:
+        size = sum(sizes[a] for a in group)
+        if frozen.intersection(group):
+            splits.update(dict.fromkeys(group, "test"))
+            forced += size
+        else:
+            free.append((_hash_value(group[0], salt), group[0], group, size))
+    free.sort(key=lambda item: item[:2])
+    targets = sentence_targets(proportions, sum(sizes.values()), forced)
+    cut_train = targets["train"]
+    cut_validation = targets["train"] + targets["validation"]
+    position = 0
+    for _, _, group, size in free:
+        middle = position + size / 2
+        split = "train" if middle < cut_train else "validation" if middle < cut_validation else "test"
+        splits.update(dict.fromkeys(group, split))
+        position += size
+    return splits
 
 
 def assign_splits(
@@ -69,17 +139,26 @@ def assign_splits(
     frozen_test: Iterable[str] = (),
     salt: str = "",
     near_duplicate_threshold: float | None = None,
+    method: str = SENTENCE_SHARES,
 ) -> tuple[dict[str, str], dict]:
-    """Split of every article from (article_id, sentence_text) pairs; and facts for the card.
+    """Split of every article from (article_id, sentence_text) pairs (one per sentence); and facts for the card.
 
-    With `near_duplicate_threshold`, near-identical articles (`NearDuplicates`) are grouped too, and the
-    facts add `near_duplicate_threshold`, `near_duplicate_groups` and `articles_moved_to_keep_near_duplicates_together`.
+    `method`: SENTENCE_SHARES (new builds and releases) or ARTICLE_HASH (to rebuild a release from before
+    manifest format 6). The facts: `split_method`, `articles`, `sentences` (per split), `shared_text_groups`,
+    `articles_moved_to_keep_shared_text_together` (against the split each would have alone),
+    `frozen_test_articles`; with `near_duplicate_threshold`, near-identical articles (`NearDuplicates`) are
+    grouped too, and the facts add `near_duplicate_threshold`, `near_duplicate_groups` and
+    `articles_moved_to_keep_near_duplicates_together` (against the split by shared text alone).
     """
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split method {method!r} (known: {', '.join(SPLIT_METHODS)})")
     groups = _Groups()
+    sizes: dict[str, int] = {}
     near = None if near_duplicate_threshold is None else NearDuplicates()
     first_article_of_text: dict[bytes, str] = {}
     for article_id, text in sentences:
         groups.find(article_id)
+        sizes[article_id] = sizes.get(article_id, 0) + 1
         key = hashlib.blake2b(" ".join(text.split()).lower().encode("utf-8"), digest_size=12).digest()
         other = first_article_of_text.setdefault(key, article_id)
         if other != article_id:
@@ -87,12 +166,20 @@ def assign_splits(
         if near is not None:
             near.add(article_id, text)
     frozen = set(frozen_test)
-    own = {a: ("test" if a in frozen else hash_split(a, proportions, salt)) for a in groups.parent}
-    splits, moved, shared_groups = _decide(groups, own)
+
+    def decide(grouped: list[list[str]]) -> dict[str, str]:
+        if method == ARTICLE_HASH:
+            return _by_hash(grouped, frozen, proportions, salt)
+        return _by_sentences(grouped, sizes, frozen, proportions, salt)
+
+    by_text = groups.members(sizes)
+    alone = decide([[a] for a in sizes])
+    splits = decide(by_text)
     facts = {
+        "split_method": method,
         "articles": len(splits),
-        "shared_text_groups": shared_groups,
-        "articles_moved_to_keep_shared_text_together": moved,
+        "shared_text_groups": sum(1 for g in by_text if len(g) > 1),
+        "articles_moved_to_keep_shared_text_together": sum(1 for a, split in splits.items() if split != alone[a]),
         "frozen_test_articles": len(frozen & set(splits)),
     }
     if near is not None:
@@ -101,13 +188,35 @@ def assign_splits(
             for article_id in group[1:]:
                 groups.union(group[0], article_id)
         by_text_alone = splits
-        splits, _, _ = _decide(groups, own)
+        splits = decide(groups.members(sizes))
         facts["near_duplicate_threshold"] = near_duplicate_threshold
         facts["near_duplicate_groups"] = len(found)
         facts["articles_moved_to_keep_near_duplicates_together"] = sum(
             1 for a, split in splits.items() if split != by_text_alone[a]
         )
+    counts = dict.fromkeys(SPLITS, 0)
+    for article_id, split in splits.items():
+        counts[split] += sizes[article_id]
+    facts["sentences"] = counts
     return splits, facts
+
+
+def uneven_splits(sentences: dict[str, int], proportions: dict[str, float]) -> list[str]:
+    """One line per split that is empty (with a share above 0) or more than UNEVEN_POINTS off its share of the
+    sentences, naming its count and share: what `builder build` warns of, the card states and `builder release`
+    refuses unless `[splits] allow_uneven = true`."""
+    total = sum(sentences.values())
+    lines = []
+    for split in SPLITS:
+        count, share = sentences.get(split, 0), proportions[split]
+        actual = count / total if total else 0.0
+        empty = count == 0 and share > 0
+        if empty or abs(actual - share) > UNEVEN_POINTS + 1e-9:
+            lines.append(
+                f"split {split} holds {count} of {total} sentences ({actual:.0%}) against its share of {share:.0%} "
+                + ("(empty)" if empty else f"(more than {UNEVEN_POINTS * 100:g} points off)")
+            )
+    return lines
 
 
 # --- near-duplicate articles -------------------------------------------------------------------
