@@ -23,8 +23,9 @@ def record(i: int) -> dict:
         {"start": 26, "end": 39, "label": "PER", "text": "Sergei Shoigu"},
         {"start": 43, "end": 49, "label": "LOC", "text": "Moscow"},
     ]
-    if i % 11 == 0:  # overlaps a longer span: reported, kept in `entities`
+    if i % 11 == 0:  # nested in a longer span (two starred annotations): reported, kept in `entities`
         entities.insert(0, {"start": 9, "end": 11, "label": "ORG", "text": "Ri"})
+    resolved = [{**span, "status": "ground_truth" if i % 11 == 0 else "majority"} for span in entities]
     annotations = [
         {
             "annotator": f"annotator-{a:012x}",
@@ -44,7 +45,8 @@ def record(i: int) -> dict:
         "stance": STANCES[i % 3] if i % 5 else None,
         "stance_status": "majority" if i % 5 else "tie",
         "stance_distribution": [0.5, 0.5, 0.0],
-        "entities": entities,
+        "entities": resolved,
+        "unresolved_entities": [],
         "annotations": annotations,
         "num_annotators": len(annotations),
         "agreement": 0.5,
