@@ -509,5 +509,7 @@ def _clean_interrupted(root: Path, log) -> None:
         _remove_made(root, None, None, log)
     elif loaded_into is not None:
         _remove_made(root, target, loaded_into, log)
+    for snapshot in ("before.jsonl", "after.jsonl"):  # a check's pull killed just after it recorded itself
+        _forget_pull(root, work_dir(root) / snapshot)
     shutil.rmtree(work_dir(root), ignore_errors=True)
     marker.unlink()
