@@ -38,12 +38,18 @@ def gum_docs():
 
 # Fixtures that start something heavy; a test whose fixture closure holds one gets the marker, so that
 # `python -m pytest -m "not labelstudio"` runs the offline suite without starting Label Studio or chromium.
-# Tests that start their own server (tests/test_server.py) carry `pytestmark = pytest.mark.labelstudio`.
+# Tests that start their own server carry `@pytest.mark.labelstudio` (tests/test_server.py: `pytestmark`);
+# tests/test_repository.py finds the starts written in tests, fixtures and helpers, and checks the marker.
 MARKED_BY_FIXTURE = {"ls_server": "labelstudio", "chromium": "browser"}
+
+
+# Every collected test, before `-m`/`-k` deselect any: tests/test_repository.py checks their markers.
+COLLECTED = pytest.StashKey[list]()
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
+    config.stash[COLLECTED] = list(items)
     for item in items:
         for fixture, marker in MARKED_BY_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):

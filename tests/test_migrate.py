@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -38,6 +39,44 @@ def leftovers(root: Path) -> list[str]:
     """What a move may leave behind when it ends: its marker, its folder (dump, snapshots)."""
     found = [server.migration_marker(root), root / ".builder" / "migration"]
     return [str(p) for p in found if p.exists()]
+
+
+def kill_during_the_check(root: Path, annotator: Connection, task_id: int) -> dict:
+    """Start a move and kill it (kill -9) while it pulls from PostgreSQL to compare; then try to annotate at the
+    project's URL. What was seen, for the tests."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "server", "migrate", "--to", "postgresql"],
+        env=local_env(),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    before = root / ".builder" / "migration" / "before.jsonl"
+
+    def comparing() -> bool:  # the pull from SQLite is done, the cluster made, a pull (the second) under way
+        return (
+            before.is_file()
+            and before.stat().st_size > 0
+            and postgresql.cluster_exists(root)
+            and any(root.joinpath(".builder").glob(f"pull-{process.pid}-*"))
+        )
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None and not comparing():
+        time.sleep(0.02)
+    seen = {"before_mode": stat.S_IMODE(before.stat().st_mode) if before.is_file() else None}
+    still_running = process.poll() is None
+    os.killpg(process.pid, signal.SIGKILL)
+    out, err = process.communicate()
+    assert still_running, f"the move ended before its check could be killed: {out.decode()} {err.decode()}"
+    seen["state"] = server.read_state(root)
+    seen["healthy"] = server.is_healthy(seen["state"].url)
+    try:
+        seen["annotation"] = annotate(annotator, task_id, [], "against", 4.0).id
+    except Exception as exc:  # refused: nothing answers at the project's URL
+        seen["annotation"], seen["refusal"] = None, repr(exc)[:200]
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +131,19 @@ def moved(sample_sentences):
         runs.append(meanwhile)
         assert meanwhile.returncode == 0 and "database: SQLite" in meanwhile.stdout, meanwhile.stderr
 
+        # the second move is killed during its final check: the pull from PostgreSQL under way
+        url = server.read_state(root).url
+        comparing = kill_during_the_check(root, alice, tasks[sentences[11]["id"]])
+        recovered = run_cli("server", "start", env=local_env(), cwd=root)  # the README's advice
+        runs.append(recovered)
+        comparing["recovered"] = recovered
+        comparing["recovered_state"] = server.read_state(root)
+        comparing["servers"] = server.servers_using(server.data_dir_of(root))
+        comparing["url"] = url
+        pulled_again = run_cli("pull", env=local_env(), cwd=root)
+        runs.append(pulled_again)
+        comparing["snapshot"] = (root / "annotations" / "snapshot.jsonl").read_bytes()
+
         migrated = run_cli("server", "migrate", "--to", "postgresql", env=local_env(), cwd=root)
         runs.append(migrated)
         assert migrated.returncode == 0, migrated.stderr
@@ -104,6 +156,7 @@ def moved(sample_sentences):
             "tasks": tasks,
             "sentences": sentences,
             "project_id": project_id,
+            "comparing": comparing,
         }
     finally:
         server.stop(root)
@@ -232,7 +285,8 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
 
 
 def test_an_unfinished_move_keeps_the_project_on_sqlite(tmp_path):
-    """Killed after the state switched: `server start` picks SQLite while the marker is there (offline)."""
+    """`server start` picks SQLite while the marker is there, unless the state file names PostgreSQL: the move
+    records it only once checked, and annotators may have worked on it since (offline)."""
     make_project(tmp_path, "half moved")
     data = server.data_dir_of(tmp_path)
     data.mkdir(parents=True)
@@ -243,10 +297,12 @@ def test_an_unfinished_move_keeps_the_project_on_sqlite(tmp_path):
     state.database, state.provisioned, state.database_url = "postgresql", True, "postgresql://builder@127.0.0.1:5/x"
     assert server._database_of(tmp_path, state, None, None).kind == "postgresql"
     server.migration_marker(tmp_path).write_text("{}")
-    assert server._database_of(tmp_path, state, None, None).kind == "sqlite"
-    assert server._database_of(tmp_path, state, None, None, migrating=True).kind == "postgresql"
+    assert server._database_of(tmp_path, state, None, None).kind == "postgresql"  # the switch is the last step
+    on_sqlite = server._new_credentials(data, 8080)
+    for recorded in (on_sqlite, None):
+        assert server._database_of(tmp_path, recorded, None, None).kind == "sqlite"
     with pytest.raises(LabelStudioError, match="keeps its data in SQLite.*builder server migrate --to postgresql"):
-        server._database_of(tmp_path, state, "postgresql", None)
+        server._database_of(tmp_path, on_sqlite, "postgresql", None)
 
 
 @pytest.mark.labelstudio
@@ -261,3 +317,20 @@ def test_a_lost_state_file_after_the_move_is_recovered_on_postgresql(moved):
     assert status.returncode == 0 and "PostgreSQL" in status.stdout, status.stdout
     pulled = run_cli("pull", "-o", root / "after-lost-state.jsonl", env=local_env(), cwd=root)
     assert pulled.returncode == 0, pulled.stderr
+
+
+@pytest.mark.labelstudio
+def test_a_move_killed_during_its_check_served_nobody_and_lost_nothing(moved):
+    """Killed while it pulls from PostgreSQL to compare: the project's URL answers nothing (the check's server
+    runs on a private port), an annotation is refused there, the state file still names SQLite, the check's
+    snapshot was private; `builder server start` stops the check's server, goes back to SQLite on the same URL,
+    and every annotation is still there."""
+    seen = moved["comparing"]
+    assert seen["before_mode"] == 0o600
+    assert seen["state"].database == "sqlite" and seen["state"].url == seen["url"]
+    assert not seen["healthy"] and seen["annotation"] is None, seen
+    recovered, state = seen["recovered"], seen["recovered_state"]
+    assert recovered.returncode == 0 and "database: SQLite" in recovered.stdout, recovered.stderr
+    assert "an interrupted move to PostgreSQL started to check it" in recovered.stderr
+    assert state.url == seen["url"] and seen["servers"] == [state.pid]
+    assert seen["snapshot"] == moved["before"]

@@ -129,6 +129,7 @@ def ls_server(pg_project):
     return server.read_state(root)
 
 
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
 def test_provisioned_cluster_is_private_local_and_named(pg_project):
     root, started = pg_project
     state = server.read_state(root)
@@ -168,6 +169,7 @@ def test_provisioned_cluster_is_private_local_and_named(pg_project):
     assert state.database_password not in everything and state.token not in everything
 
 
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
 def test_stop_stops_both_then_start_reuses_data_and_host_exposes_it(pg_project, tmp_path):
     root, _ = pg_project
     sentences = tmp_path / "sentences.jsonl"
@@ -241,6 +243,7 @@ def log_in_through_the_form(url: str, email: str, password: str) -> str:
         return json.loads(answer.read())["email"]
 
 
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
 def test_postgresql_stopped_mid_push_then_rerun(pg_project, tmp_path):
     root, _ = pg_project
     project = make_project(tmp_path, "postgres stopped mid-push")
@@ -281,6 +284,7 @@ def test_postgresql_stopped_mid_push_then_rerun(pg_project, tmp_path):
     assert task_count(admin, project_id) == 3000 and ids == {s["id"] for s in sentences}
 
 
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
 def test_the_other_database_is_refused(pg_project, tmp_path):
     root, _ = pg_project
     to_sqlite = run_cli("server", "start", "--db", "sqlite", env=local_env(), cwd=root)
@@ -304,19 +308,26 @@ def test_the_other_database_is_refused(pg_project, tmp_path):
     assert not postgresql.cluster_dir(tmp_path).exists() and server.servers_using(data) == []
 
 
-def test_missing_programs_and_a_folder_postgres_cannot_enter(tmp_path, monkeypatch):
+@pytest.mark.labelstudio  # server.start: Label Studio installed first, then PostgreSQL's preflight refuses
+@pytest.mark.skipif(os.geteuid() != 0, reason="pytest's tmp folders are 0700 root's only when run as root")
+def test_a_folder_postgres_cannot_enter(tmp_path):
     root = tmp_path / "project"
     make_project(root, "no postgres")
-    if os.geteuid() == 0:  # pytest's tmp folders are 0700 root's: the cluster's user cannot reach them
-        with pytest.raises(LabelStudioError, match=r"cannot enter /.* \(mode 700\): allow it .*--database-url"):
-            server.start(root, free_port(), log=lambda m: None, database="postgresql")
-        assert not postgresql.cluster_dir(root).exists() and server.servers_using(server.data_dir_of(root)) == []
+    with pytest.raises(LabelStudioError, match=r"cannot enter /.* \(mode 700\): allow it .*--database-url"):
+        server.start(root, free_port(), log=lambda m: None, database="postgresql")
+    assert not postgresql.cluster_dir(root).exists() and server.servers_using(server.data_dir_of(root)) == []
+
+
+def test_missing_programs(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    make_project(root, "no postgres")
     monkeypatch.setattr(postgresql, "BINARY_GLOB", str(tmp_path / "nowhere" / "*"))
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     with pytest.raises(LabelStudioError, match=r"not installed: `apt-get install postgresql`"):
         postgresql.binaries(root)
 
 
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
 def test_database_url_with_pgpass_and_pgpassword(pg_project, tmp_path):
     """An existing PostgreSQL server (here: the module's cluster, another database in it)."""
     root, _ = pg_project

@@ -7,14 +7,18 @@ those are replaced by the dumped ones), then every table's id sequence moved pas
 kept, so the URL, the project id and every task and annotation id stay what they were.
 
 The move is checked twice: the number of rows of each model in the dump and in PostgreSQL, then the
-snapshot `builder pull` makes before and after, byte for byte. The SQLite database is never modified, and
-the state file switches to PostgreSQL only at the end; on any failure the project stays on SQLite and
-what the move made is removed. A marker (`.builder/migration.json`, written before anything is made)
-survives a killed move: `builder server start` then keeps using SQLite, and the next move removes what
-the killed one made (only that) and starts again.
+snapshot `builder pull` makes before and after, byte for byte. For that second check Label Studio runs on
+PostgreSQL on a free port of 127.0.0.1 and is not recorded: the project's URL answers nothing while the data
+moves, so no annotator can work on a database the move may still throw away. The SQLite database is never
+modified, and the state file switches to PostgreSQL (one atomic rename) only once both checks passed; on
+any failure before that the project stays on SQLite and what the move made is removed. A marker
+(`.builder/migration.json`, written before anything is made) survives a killed move: `builder server start`
+then stops the check's server and keeps using SQLite (unless the state file already names PostgreSQL: the
+move was final), and the next move removes what the killed one made (only that) and starts again.
 
-The dump holds password hashes, API tokens and e-mails: it lives in `.builder/migration/` (0700, files
-0600) and goes as soon as it is loaded, or when the move fails; a killed move's is removed by the next.
+The dump holds password hashes, API tokens and e-mails, the snapshots annotations: they live in
+`.builder/migration/` (0700, files 0600) and go as soon as they are used, or when the move fails; a killed
+move's are removed by the next (or by `builder server start` once the move was final).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from builder.jsonio import STATE_DIR, atomic_write, private_dir, state_dir
 from builder.labelstudio import postgresql, server
 from builder.project import Project
 
-WORK_DIR = "migration"  # .builder/migration/: the dump and the check's snapshots, while a move runs
+WORK_DIR = server.MIGRATION_WORK_DIR  # .builder/migration/: the dump and the check's snapshots, while a move runs
 # Not moved: rebuilt by `migrate` (content types, permissions, and the record of Label Studio's data
 # migrations, which describes the database they ran on: PostgreSQL's has rows SQLite's has not), or nothing to
 # keep (sessions, the admin's log, django_rq, whose table does not exist in SQLite).
@@ -214,9 +218,9 @@ def _migrate(root, project, state, target, log) -> MigrationResult:
     marker = server.migration_marker(root)
     _write_marker(marker, {"to": "postgresql", "cluster": target is None, "database_url": target.url if target else ""})
     work = private_dir(work_dir(root))
-    moved, loaded, switched = None, False, False
+    moved, loaded, checking = None, False, None
     try:
-        before, after = work / "before.jsonl", work / "after.jsonl"
+        before, after = _private_output(work / "before.jsonl"), _private_output(work / "after.jsonl")
         if project_id is not None:
             log(f"pulling project {project_id} from SQLite, to compare after the move")
             _check_pull(connection, project, before, log)
@@ -231,20 +235,24 @@ def _migrate(root, project, state, target, log) -> MigrationResult:
         if target is not None:  # a killed move must know that it loaded data into a database it did not make
             _write_marker(marker, {**json.loads(marker.read_text(encoding="utf-8")), "loaded": True})
         _remove_dump(work)
-        server.write_state(root, moved)
-        switched = True
-        started = server.start(root, log=log, migrating=True)
         identical = False
         if project_id is not None:
+            # on a port of its own: the project's URL (annotators' links) answers nothing until the move is final
+            checking = server.start_private(root, moved, log=log)
             log(f"pulling project {project_id} from PostgreSQL, to compare")
-            _check_pull(Connection(started.url, started.token, "local server", started.data_dir), project, after, log)
+            private = Connection(checking.url, checking.token, "local server", checking.data_dir)
+            _check_pull(private, project, after, log)
             _compare(before, after)
             identical = True
-        shutil.rmtree(work)
-        marker.unlink()
+            server.terminate(checking.pid)
+            checking = None
+        # The switch, in one atomic rename: from here on PostgreSQL holds the project, whatever happens next.
+        server.write_state(root, moved)
     except BaseException as exc:
         why = str(exc) if isinstance(exc, LabelStudioError) else f"{type(exc).__name__}: {exc}"
-        _roll_back(root, original, moved, target, loaded, switched, was_running, log)
+        if checking is not None:
+            server.terminate(checking.pid)
+        _roll_back(root, original, moved, target, loaded, was_running, log)
         if isinstance(exc, LabelStudioError):
             raise LabelStudioError(
                 f"{_redact(why, original)}; the project stays on SQLite, unchanged "
@@ -253,6 +261,14 @@ def _migrate(root, project, state, target, log) -> MigrationResult:
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    marker.unlink()
+    try:
+        started = server.start(root, log=log)
+    except LabelStudioError as exc:
+        raise LabelStudioError(
+            f"the move to PostgreSQL is done and checked, but Label Studio did not start on it: {exc}; "
+            "run `builder server start`"
+        ) from None
     return MigrationResult(
         dict(sorted(counts.items())),
         server.describe_database(started),
@@ -261,6 +277,14 @@ def _migrate(root, project, state, target, log) -> MigrationResult:
         started.url,
         identical,
     )
+
+
+def _private_output(path: Path) -> Path:
+    """An empty file readable by its owner only, which a pull then replaces keeping that mode (snapshots hold
+    annotators' work: they stay private even when .builder/ must be traversable for the cluster's user)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 def _write_marker(marker: Path, content: dict) -> None:
@@ -425,7 +449,7 @@ def _sentence_id(line: bytes | None) -> str | None:
 # ---------------------------------------------------------------- undoing
 
 
-def _roll_back(root, original, moved, target, loaded, switched, was_running, log) -> None:
+def _roll_back(root, original, moved, target, loaded, was_running, log) -> None:
     """Back to SQLite: Label Studio stopped, the state as it was, what the move made removed."""
     log("the move failed: going back to SQLite")
     with contextlib.suppress(LabelStudioError, OSError):
@@ -461,11 +485,16 @@ def _clean_interrupted(root: Path, log) -> None:
         made_cluster, url, loaded = bool(info["cluster"]), str(info.get("database_url", "")), bool(info.get("loaded"))
     except (OSError, ValueError, KeyError, TypeError):
         raise LabelStudioError(f"{marker} is unreadable: remove it, and what a killed move made, by hand") from None
-    log("a move to PostgreSQL was interrupted: removing what it made, then starting again")
     state = server.read_state(root)
-    if state is not None and server.belongs_to(state, root):
-        server.stop(root)
-        state = server.read_state(root)
+    if state is not None and server.belongs_to(state, root) and state.database == "postgresql":
+        # recorded only once the check passed (or by an earlier builder, whose Label Studio on PostgreSQL
+        # annotators could reach): PostgreSQL holds the project, nothing of it is removed
+        shutil.rmtree(work_dir(root), ignore_errors=True)
+        marker.unlink()
+        return
+    log("a move to PostgreSQL was interrupted: removing what it made, then starting again")
+    server.stop(root)  # also the killed move's Label Studio on PostgreSQL (found by its data folder)
+    state = server.read_state(root)
     target = postgresql.parse_url(url) if url and not made_cluster else None
     loaded_into = None
     if target is not None and loaded and state is not None:
@@ -480,10 +509,7 @@ def _clean_interrupted(root: Path, log) -> None:
         _remove_made(root, None, None, log)
     elif loaded_into is not None:
         _remove_made(root, target, loaded_into, log)
-    if state is not None and state.database == "postgresql":
-        back = dataclasses.replace(
-            state, database="sqlite", database_url="", database_password="", provisioned=False, pid=None
-        )
-        server.write_state(root, back)
+    for snapshot in ("before.jsonl", "after.jsonl"):  # a check's pull killed just after it recorded itself
+        _forget_pull(root, work_dir(root) / snapshot)
     shutil.rmtree(work_dir(root), ignore_errors=True)
     marker.unlink()

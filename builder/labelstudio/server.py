@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +44,7 @@ ADMIN_EMAIL = "admin@builder.local"
 LOCAL_HOST = "127.0.0.1"
 DATABASES = ("sqlite", "postgresql")
 SQLITE_FILE = "label_studio.sqlite3"
+MIGRATION_WORK_DIR = "migration"  # .builder/migration/: the move's dump and the check's snapshots (0700)
 MIGRATION_MARKER = "migration.json"  # .builder/migration.json: a move to PostgreSQL is under way (or was killed)
 
 
@@ -264,8 +266,6 @@ def _install_steps(venv: Path) -> list[list[str]]:
 
 def _install(venv: Path, log) -> None:
     log(f"installing label-studio=={LABEL_STUDIO_VERSION} into {venv} (first use: about 2 minutes, 1 GB)")
-    import shutil
-
     shutil.rmtree(venv, ignore_errors=True)  # a half-made venv of an install that was killed
     venv.parent.mkdir(parents=True, exist_ok=True)
     for step in _install_steps(venv):
@@ -469,10 +469,12 @@ class _Database:
         return self.kind == "postgresql" and self.target is None
 
 
-def _database_of(root: Path, state: ServerState | None, kind: str | None, target, migrating: bool = False) -> _Database:
+def _database_of(root: Path, state: ServerState | None, kind: str | None, target) -> _Database:
     """The database to start on: the one this project's server was created with; asking for another is refused.
 
-    While a move to PostgreSQL is unfinished (its marker is there), the project is still on SQLite."""
+    While a move to PostgreSQL is unfinished (its marker is there), the project is still on SQLite, unless the
+    state file already names PostgreSQL: `builder server migrate` records it only once its check has passed,
+    and from then on PostgreSQL holds the project (annotators may have worked on it)."""
     if kind not in (None, *DATABASES):
         raise LabelStudioError(f"--db {kind}: choose sqlite or postgresql")
     if target is not None and kind == "sqlite":
@@ -481,7 +483,7 @@ def _database_of(root: Path, state: ServerState | None, kind: str | None, target
     has_sqlite = (data_dir_of(root) / SQLITE_FILE).is_file()
     has_cluster = postgresql.cluster_exists(root)
     existing = None
-    if has_sqlite and not migrating and migration_marker(root).is_file():
+    if has_sqlite and migration_marker(root).is_file() and (state is None or state.database == "sqlite"):
         existing = _Database("sqlite")
     elif state is not None and state.database == "postgresql" and not state.provisioned:
         existing = _Database("postgresql", postgresql.parse_url(state.database_url))
@@ -586,14 +588,13 @@ def start(
     database: str | None = None,
     database_url: str | None = None,
     host: str | None = None,
-    migrating: bool = False,
 ) -> ServerState:
     """Start (or find running) the local Label Studio for the project at `root`; wait until healthy.
 
     `database`: "sqlite" or "postgresql" (default: the one the project's server was created with, else
     SQLite); `database_url`: an existing PostgreSQL server instead of a provisioned cluster; `host`: the
     address to listen on (default 127.0.0.1). Recovers access when the state file is missing or unreadable,
-    or the recorded token is refused. `migrating`: `builder server migrate` starts the database it moved to.
+    or the recorded token is refused.
     """
     if port is not None and not 1 <= port <= 65535:
         raise LabelStudioError(f"--port {port}: a port is a number from 1 to 65535")
@@ -611,11 +612,15 @@ def start(
             "making new credentials for this one"
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
-    chosen = _database_of(root, state, database, target, migrating)
+    chosen = _database_of(root, state, database, target)
     if state is not None and is_running(state) and chosen.kind != state.database:
         log("a move to PostgreSQL was interrupted: stopping Label Studio on PostgreSQL, the project stays on SQLite")
         stop(root)
         state = read_state(root)
+    if state is not None and state.database == "postgresql" and migration_marker(root).is_file():
+        # killed between recording PostgreSQL (the move's last step) and removing its marker: the move is final
+        shutil.rmtree(root / STATE_DIR / MIGRATION_WORK_DIR, ignore_errors=True)
+        migration_marker(root).unlink()
     if state is not None and is_running(state):
         _ensure_cluster(root, state, None, log)  # Label Studio is not healthy without its database
     if (
@@ -632,9 +637,14 @@ def start(
             f"a local Label Studio already runs (pid {state.pid}) on {state.url}; run `builder server stop` first"
         )
     servers_stopped = servers_using(data_dir)
-    for orphan in servers_stopped:  # ours (same data folder), but its state file was lost
-        log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
-        port = port or _port_of(orphan)  # annotators' links keep working
+    moving = migration_marker(root).is_file()
+    for orphan in servers_stopped:  # ours (same data folder): its state file was lost, or a killed move's check
+        if moving and state is not None:
+            log(f"stopping Label Studio pid {orphan}, which an interrupted move to PostgreSQL started to check it")
+        else:
+            log(f"stopping Label Studio pid {orphan}, started on {data_dir} without a usable state file")
+        # annotators' links keep working: the recorded port, else the one the lost state file named
+        port = port or (state.port if state is not None else None) or _port_of(orphan)
         _terminate(orphan)
     port = port or (state.port if state else DEFAULT_PORT)
     bind = bind or LOCAL_HOST
@@ -652,21 +662,38 @@ def start(
     new_database = _prepare_database(root, state, chosen, executable, log)
     state.port, state.host = port, bind
     state.url = f"http://{LOCAL_HOST if bind == '0.0.0.0' else bind}:{port}"
+    process = _spawn(root, state, executable)
+    state.pid = process.pid
+    write_state(root, state)
+    first = " (first start migrates its database: ~1 minute)" if new_database else ""
+    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, database: {describe_database(state)}{first}")
+    try:
+        _wait_healthy(process, state, executable, timeout, log)
+    except LabelStudioError:
+        state.pid = None
+        write_state(root, state)
+        raise
+    tighten(data_dir)
+    return state
+
+
+def _spawn(root: Path, state: ServerState, executable: Path) -> subprocess.Popen:
+    """Start `label-studio` for `state` (its host, port and database), logging to .builder/label-studio.log."""
     log_path = root / STATE_DIR / "label-studio.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.chmod(log_path, 0o600)
     with os.fdopen(fd, "ab") as log_file:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [
                 str(executable),
                 "start",
                 "--no-browser",
                 "--internal-host",
-                bind,
+                state.host,
                 "--port",
-                str(port),
+                str(state.port),
                 "--data-dir",
-                str(data_dir),
+                state.data_dir,
             ],
             env=_server_environment(state),
             stdout=log_file,
@@ -675,23 +702,46 @@ def start(
             start_new_session=True,
             umask=0o077,  # the database holds every user's token and e-mail
         )
-    state.pid = process.pid
-    write_state(root, state)
-    first = " (first start migrates its database: ~1 minute)" if new_database else ""
-    log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, database: {describe_database(state)}{first}")
+
+
+def _wait_healthy(process: subprocess.Popen, state: ServerState, executable: Path, timeout: float, log) -> None:
+    """Until Label Studio answers and accepts the recorded token; stopped and refused in one line otherwise."""
+    log_path = Path(state.data_dir).parent / "label-studio.log"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            state.pid = None
-            write_state(root, state)
             raise LabelStudioError(f"Label Studio exited during start (status {process.returncode}); see {log_path}")
         if is_healthy(state.url):
             _ensure_access(state, log, executable)
-            tighten(data_dir)
-            return state
+            return
         time.sleep(1.0)
-    stop(root)
+    _terminate(process.pid)
     raise LabelStudioError(f"Label Studio did not become healthy within {timeout:.0f} s; see {log_path}")
+
+
+def start_private(root: Path, state: ServerState, log=print, timeout: float = 300.0) -> ServerState:
+    """Start Label Studio on `state`'s database on a free port of 127.0.0.1, without recording it.
+
+    For `builder server migrate`'s check: annotators' links (the recorded URL) do not reach it, and the state
+    file still names the old database, so a killed move leaves nothing anyone could have written to. The
+    process is found by its data folder (`servers_using`): `builder server start` stops it."""
+    executable = ensure_installed(log)
+    port = postgresql.free_port()
+    private = dataclasses.replace(state, host=LOCAL_HOST, port=port, url=f"http://{LOCAL_HOST}:{port}", pid=None)
+    process = _spawn(root, private, executable)
+    private.pid = process.pid
+    log(f"starting Label Studio on {describe_database(private)}, privately on {private.url}, to compare")
+    try:
+        _wait_healthy(process, private, executable, timeout, log)
+    except BaseException:
+        _terminate(process.pid)
+        raise
+    return private
+
+
+def terminate(pid: int) -> None:
+    """Stop a Label Studio builder started (its process group)."""
+    _terminate(pid)
 
 
 def _ensure_access(state: ServerState, log, executable: Path | None = None) -> None:
