@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from builder.jsonio import state_dir
+from builder.jsonio import refuse_link, state_dir
 
 LEDGER_NAME = "push-ledger.sqlite3"
 _SCHEMA = """
@@ -98,6 +98,7 @@ class Ledger:
 def open_ledger(root: Path, server: str, project_id: int, created: str) -> Iterator[Ledger]:
     """The ledger of one project; a ledger file SQLite cannot read is made anew (it is only a cache)."""
     path = state_dir(Path(root)) / LEDGER_NAME
+    refuse_link(path)  # SQLite would write where the link points
     try:
         db, ledger_id = _open(path, server, project_id, created)
     except sqlite3.DatabaseError:  # not SQLite, or SQLite of another shape: it is only a cache
