@@ -481,3 +481,105 @@ def test_removed_accounts_keep_their_names(ls, tmp_path):
     again = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert snapshot.read_bytes() == before  # neither renamed nor merged into one "Deleted" person
+
+
+# --- the project is bound by id; a look-alike of the same title is refused (issue 23, item 9) ---------------
+
+
+def test_a_look_alike_project_is_refused_before_the_first_push_and_ignored_after(ls, tmp_path):
+    from builder.labelstudio.registry import REGISTRY_NAME
+
+    title = "look-alike"
+    project = make_project(tmp_path / "ours", title)
+    someone = ls.client().projects.create(title=title)  # any member can make a project with this title
+    with pytest.raises(LabelStudioError, match=r"was not made by builder for this repository.*--adopt-project"):
+        push_sentences(ls, project, synthetic_sentences(2, "la"))
+    assert task_count(ls, someone.id) == 0
+    refused = run_cli("push", tmp_path / "none.jsonl", "--predictor", "none", env=cli_env(ls), cwd=tmp_path / "ours")
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1
+
+    adopted = push_sentences(ls, project, synthetic_sentences(2, "la"), adopt_project=True)  # on purpose
+    assert adopted.project_id == someone.id and not adopted.project_created
+    ls.client().projects.delete(someone.id)
+
+    other = make_project(tmp_path / "other", title + " 2")
+    first = push_sentences(ls, other, synthetic_sentences(2, "lb"))
+    assert first.project_created
+    registry = json.loads((tmp_path / "other" / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8"))
+    [entry] = registry["servers"].values()
+    assert entry["project"]["id"] == first.project_id
+    after = ls.client().projects.create(title=title + " 2")  # a look-alike after the first push
+    again = push_sentences(ls, other, synthetic_sentences(3, "lb"))
+    assert again.project_id == first.project_id and again.created == 1
+    assert task_count(ls, after.id) == 0 and task_count(ls, first.project_id) == 3
+    assert find_project(ls, other) == first.project_id
+    pull(ls, other)  # pull, too, reads the bound project
+    ls.client().projects.delete(first.project_id)  # gone, and the look-alike holds the title: not adopted
+    with pytest.raises(LabelStudioError, match="is gone, and project"):
+        push_sentences(ls, other, synthetic_sentences(3, "lb"))
+    assert task_count(ls, after.id) == 0
+
+
+# --- pseudonyms do not depend on this machine's state or the URL (issue 23, item 7) -----------------------
+
+
+def test_names_are_the_same_by_any_url_without_pull_state_and_on_a_second_machine(ls, tmp_path):
+    import shutil
+
+    from builder.labelstudio.registry import REGISTRY_NAME
+
+    first = tmp_path / "first"
+    project = make_project(first, "names by any url")
+    result = push_sentences(ls, project, synthetic_sentences(2, "url"))
+    tasks = [t.id for t in ls.client().tasks.list(project=result.project_id)]
+    stays = annotator_connection(ls, "stays@example.org", "stays-secret-1")
+    leaves = annotator_connection(ls, "leaves@example.org", "leaves-secret-1")
+    annotate(stays, tasks[0], [], "favor", 1.0)
+    annotate(leaves, tasks[1], [], "against", 1.0)
+    assert ls.url.startswith("http://127.0.0.1:")
+    snapshot = first / "annotations" / "snapshot.jsonl"
+    assert run_cli("pull", env=cli_env(ls), cwd=first).returncode == 0
+    before = snapshot.read_bytes()
+    # removed in Label Studio's own way (not through builder): its e-mail is hidden from now on
+    organization = ls.client().users.whoami().active_organization
+    user_id = leaves.client().users.whoami().id
+    assert (
+        ls.http().request(f"api/organizations/{organization}/memberships/{user_id}/", method="DELETE").status_code < 300
+    )
+
+    localhost = Connection(ls.url.replace("127.0.0.1", "localhost"), ls.api_key, "environment")
+    (first / ".builder" / "pull-state.json").unlink()
+    for connection in (localhost, ls):
+        again = run_cli("pull", "-o", first / "fresh.jsonl", env=cli_env(connection), cwd=first)
+        assert again.returncode == 0, again.stderr
+        assert (first / "fresh.jsonl").read_bytes() == before  # a new file: the same names
+        same = run_cli("pull", env=cli_env(connection), cwd=first)
+        assert same.returncode == 0, same.stderr
+        assert snapshot.read_bytes() == before
+
+    with FailingProxy(ls.url, lambda method, path, count: False) as proxy:  # another URL again (a TLS proxy, say)
+        through = Connection(proxy.url, ls.api_key, "environment")
+        assert run_cli("pull", "-o", first / "proxied.jsonl", env=cli_env(through), cwd=first).returncode == 0
+    assert (first / "proxied.jsonl").read_bytes() == before
+
+    # a second maintainer: the repository (builder.toml, annotations/) and the key, nothing else
+    second = tmp_path / "second"
+    make_project(second, "names by any url")
+    shutil.copytree(first / "annotations", second / "annotations", dirs_exist_ok=True)
+    key = (first / ".builder" / "pseudonym.key").read_text().strip()
+    env = {**cli_env(localhost), "BUILDER_PSEUDONYM_KEY": key}
+    assert run_cli("pull", "-o", second / "mine.jsonl", env=env, cwd=second).returncode == 0
+    assert (second / "mine.jsonl").read_bytes() == before
+    assert key not in (second / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8")
+    assert "leaves" not in (second / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8")
+
+    # without the accounts' recorded names the removed one cannot be named again: the refusal says so, not "the key"
+    registry = second / "annotations" / REGISTRY_NAME
+    data = json.loads(registry.read_text(encoding="utf-8"))
+    for entry in data["servers"].values():
+        entry.pop("accounts")
+    registry.write_text(json.dumps(data), encoding="utf-8")
+    refused = run_cli("pull", env=env, cwd=second)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "were removed from the organization" in refused.stderr and "not the pseudonym key" not in refused.stderr
+    assert (second / "annotations" / "snapshot.jsonl").read_bytes() == before

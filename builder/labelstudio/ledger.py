@@ -139,3 +139,20 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def pushed_into(root: Path, project_id: int, created: str) -> bool:
+    """Whether this machine's ledger records pushes into the project with this id and creation time: a project
+    builder made before projects were bound in annotations/label-studio.json (read-only, never made here)."""
+    path = ledger_path(root)
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            query = "SELECT 1 FROM projects WHERE project = ? AND created = ?"
+            return db.execute(query, (project_id, created)).fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False
