@@ -287,14 +287,13 @@ def test_failed_pull_leaves_previous_snapshot(ls, tmp_path):
     result = push_sentences(ls, project, synthetic_sentences(3, "p"))
     task = next(iter(ls.client().tasks.list(project=result.project_id)))
     annotate(ls, task.id, [], "neutral", 1.0)
-    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
-    snapshot.parent.mkdir()
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"  # the folder holds the push's label-studio.json
     snapshot.write_text("previous\n", encoding="utf-8")
     with FailingProxy(ls.url, lambda m, p, c: "/download" in p, status=503) as proxy:
         with pytest.raises(LabelStudioError, match=r"failed \(503\) while downloading the export"):
             pull(Connection(proxy.url, ls.api_key, "environment"), project)
     assert snapshot.read_text(encoding="utf-8") == "previous\n"
-    assert [p.name for p in snapshot.parent.iterdir()] == ["snapshot.jsonl"]
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == ["label-studio.json", "snapshot.jsonl"]
     pull(ls, project)
     assert len(list(read_jsonl(snapshot))) == 1
 
@@ -485,18 +484,19 @@ def test_removed_accounts_keep_their_names(ls, tmp_path):
 
 # --- the project is bound by id; a look-alike of the same title is refused (issue 23, item 9) ---------------
 
+REGISTRY_NAME = "label-studio.json"  # annotations/label-studio.json, committed (builder/labelstudio/registry.py)
+
 
 def test_a_look_alike_project_is_refused_before_the_first_push_and_ignored_after(ls, tmp_path):
-    from builder.labelstudio.registry import REGISTRY_NAME
-
     title = "look-alike"
     project = make_project(tmp_path / "ours", title)
     someone = ls.client().projects.create(title=title)  # any member can make a project with this title
     with pytest.raises(LabelStudioError, match=r"was not made by builder for this repository.*--adopt-project"):
         push_sentences(ls, project, synthetic_sentences(2, "la"))
     assert task_count(ls, someone.id) == 0
-    refused = run_cli("push", tmp_path / "none.jsonl", "--predictor", "none", env=cli_env(ls), cwd=tmp_path / "ours")
-    assert refused.returncode != 0 and refused.stderr.count("\n") == 1
+    write_jsonl(tmp_path / "la.jsonl", synthetic_sentences(2, "la"))
+    refused = run_cli("push", tmp_path / "la.jsonl", "--predictor", "none", env=cli_env(ls), cwd=tmp_path / "ours")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "--adopt-project" in refused.stderr
 
     adopted = push_sentences(ls, project, synthetic_sentences(2, "la"), adopt_project=True)  # on purpose
     assert adopted.project_id == someone.id and not adopted.project_created
@@ -525,8 +525,6 @@ def test_a_look_alike_project_is_refused_before_the_first_push_and_ignored_after
 
 def test_names_are_the_same_by_any_url_without_pull_state_and_on_a_second_machine(ls, tmp_path):
     import shutil
-
-    from builder.labelstudio.registry import REGISTRY_NAME
 
     first = tmp_path / "first"
     project = make_project(first, "names by any url")

@@ -48,10 +48,14 @@ def server_identity(connection: Connection) -> str:
     organization = me.get("active_organization") if isinstance(me, dict) else None
     if type(organization) is not int:
         raise unexpected_answer(connection, doing, "the account's active organization")
-    with calling(connection, doing):
-        response = connection.http().request(f"api/organizations/{organization}", method="GET")
+    with calling(connection, doing):  # the listing: ids, titles and creation times (the detail holds the invite token)
+        response = connection.http().request("api/organizations/", method="GET")
     body = check_response(connection, response, doing)
-    created = body.get("created_at") if isinstance(body, dict) else None
+    listed = body.get("results") if isinstance(body, dict) else body
+    ours = (
+        [o for o in listed if isinstance(o, dict) and o.get("id") == organization] if isinstance(listed, list) else []
+    )
+    created = ours[0].get("created_at") if ours else None
     if not isinstance(created, str) or not created:
         raise unexpected_answer(connection, doing, "the organization with its creation time")
     identity = hashlib.sha256(f"label-studio organization\x00{organization}\x00{created}".encode()).hexdigest()[:16]
