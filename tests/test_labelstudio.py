@@ -48,6 +48,15 @@ def synthetic_sentences(n: int, prefix: str = "s") -> list[dict]:
     ]
 
 
+def project_of_running_push(connection: Connection, project) -> int | None:
+    """The project a running `builder push` made, once it is bound (between its creation and its binding,
+    a moment, it looks like someone else's project of the same title)."""
+    try:
+        return find_project(connection, project)
+    except LabelStudioError:
+        return None
+
+
 def start_push(connection: Connection, path, cwd, batch_size: int) -> subprocess.Popen:
     """`builder push` running in the background (to kill, interrupt or run beside others)."""
     return subprocess.Popen(
@@ -127,7 +136,7 @@ def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
     deadline = time.monotonic() + 120
     project_id = None
     while time.monotonic() < deadline:
-        project_id = project_id or find_project(ls, project)
+        project_id = project_id or project_of_running_push(ls, project)
         if project_id and task_count(ls, project_id) >= 250:
             break
         time.sleep(0.05)
@@ -347,7 +356,7 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
     process = start_push(ls, path, tmp_path, 250)
     deadline, project_id = time.monotonic() + 120, None
     while time.monotonic() < deadline:
-        project_id = project_id or find_project(ls, project)
+        project_id = project_id or project_of_running_push(ls, project)
         if project_id and task_count(ls, project_id) >= 500:
             break
         time.sleep(0.05)
