@@ -374,16 +374,17 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("how", "expected"),
+    ("case", "how", "expected"),
     [
-        ({"drop": True}, "cannot reach Label Studio"),
-        ({"status": 200, "body": b'{"tasks": "not a list"}'}, "unexpected answer"),
-        ({"status": 200, "body": b"<html>a proxy's page</html>"}, "unexpected answer"),
+        (1, {"drop": True}, "cannot reach Label Studio"),
+        (2, {"status": 200, "body": b'{"tasks": "not a list"}'}, "unexpected answer"),
+        (3, {"status": 200, "body": b"<html>a proxy's page</html>"}, "unexpected answer"),
     ],
 )
-def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
-    project = make_project(tmp_path, "listing fails")
-    push_sentences(ls, project, synthetic_sentences(1, "lst0"))  # tasks the ledger of the proxy's URL does not know
+def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, case, how, expected):
+    project = make_project(tmp_path, f"listing fails {case}")  # a project of each case's own
+    push_sentences(ls, project, synthetic_sentences(1, "lst0"))
+    (tmp_path / ".builder" / "push-ledger.sqlite3").unlink()  # tasks the push must list to know
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, synthetic_sentences(3, "lst"))
     with FailingProxy(ls.url, lambda m, p, c: m == "GET" and p.startswith("/api/tasks/"), **how) as proxy:
