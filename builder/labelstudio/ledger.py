@@ -150,8 +150,10 @@ def pushed_into(root: Path, project_id: int, created: str) -> bool:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            query = "SELECT 1 FROM projects WHERE project = ? AND created = ?"
-            return db.execute(query, (project_id, created)).fetchone() is not None
+            from builder.labelstudio.registry import moment
+
+            rows = db.execute("SELECT created FROM projects WHERE project = ?", (project_id,)).fetchall()
+            return any(moment(str(row[0])) == created for row in rows)
         finally:
             db.close()
     except sqlite3.DatabaseError:

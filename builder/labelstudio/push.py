@@ -194,7 +194,9 @@ def _created_at(connection: Connection, project_id: int) -> str | None:
     body = check_response(connection, response, doing)
     if not isinstance(body, dict) or not isinstance(body.get("created_at"), str):
         raise unexpected_answer(connection, doing, "a project with its creation time")
-    return body["created_at"]
+    from builder.labelstudio.registry import moment
+
+    return moment(body["created_at"])
 
 
 def _adopt_hint(project: Project) -> str:

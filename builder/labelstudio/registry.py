@@ -34,6 +34,20 @@ def registry_path(project: Project) -> Path:
     return project.annotations_dir / REGISTRY_NAME
 
 
+def moment(text: str) -> str:
+    """A creation time as Label Studio gives it, in one spelling: UTC, milliseconds. The same row reads
+    differently on SQLite and PostgreSQL (`builder server migrate` keeps it), so the text itself is no identity."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text.strip()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def server_identity(connection: Connection) -> str:
     """A name for the Label Studio organization `connection` reaches, the same by any URL (16 hex digits).
 
@@ -58,7 +72,8 @@ def server_identity(connection: Connection) -> str:
     created = ours[0].get("created_at") if ours else None
     if not isinstance(created, str) or not created:
         raise unexpected_answer(connection, doing, "the organization with its creation time")
-    identity = hashlib.sha256(f"label-studio organization\x00{organization}\x00{created}".encode()).hexdigest()[:16]
+    made = moment(created)
+    identity = hashlib.sha256(f"label-studio organization\x00{organization}\x00{made}".encode()).hexdigest()[:16]
     _IDENTITIES[(connection.url, connection.api_key)] = identity
     return identity
 
