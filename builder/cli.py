@@ -582,8 +582,14 @@ def _predictor(spec: str, project: Project):
     help="Tasks per import request (Label Studio recounts the project after each); a request ends where an article "
     "ends, so it may hold up to twice as many.",
 )
+@click.option(
+    "--adopt-project",
+    is_flag=True,
+    help="Take the existing Label Studio project with the scheme's title as this repository's (once: builder "
+    "otherwise refuses a project it did not make, since any member can make one with the same title).",
+)
 @click.pass_context
-def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:
+def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project) -> None:
     """Create or update the Label Studio project from the scheme and import SENTENCES.
 
     Sentences already in the project (by id) are skipped, so re-running after an interruption
@@ -604,7 +610,9 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size) -> None:
     predictor = predictor or ("model" if how == "uncertain" else "gazetteer")
     connection = resolve_connection(project.root)
     chosen = _predictor(predictor, project)
-    result = push_sentences(connection, project, Path(sentences), chosen, batch_size, select=select)
+    result = push_sentences(
+        connection, project, Path(sentences), chosen, batch_size, select=select, adopt_project=adopt_project
+    )
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")

@@ -58,7 +58,10 @@ def atomic_write(path: str | Path, mode: str = "wb", private: bool = False):
     line naming `path` and saying whether a previous `path` was kept; the temp file is removed.
     """
     path = Path(path)
-    if path.is_symlink():  # write where the link points; the link stays a link
+    if private:  # builder's own state: never written through a link (it could point anywhere)
+        refuse_link(path.parent)
+        refuse_link(path)
+    elif path.is_symlink():  # an output: write where the link points; the link stays a link
         path = path.resolve()
     not_regular = not_a_regular_file(path)
     if not_regular:  # renaming over it would replace a device (/dev/null) or a FIFO with a file
@@ -134,7 +137,9 @@ def state_dir(root: Path) -> Path:
     builder.labelstudio.postgresql); while such a cluster lives in it, that bit is kept.
     """
     folder = Path(root) / STATE_DIR
+    refuse_link(folder)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    refuse_link(folder)  # made a link meanwhile
     keep = 0
     with contextlib.suppress(OSError):
         if (folder / CLUSTER_DIR).stat().st_uid != os.geteuid():
@@ -146,17 +151,43 @@ def state_dir(root: Path) -> Path:
             if info.st_uid == os.geteuid() and stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != 0o600:
                 os.chmod(entry.path, 0o600)
     ignore = folder / ".gitignore"
-    if not ignore.is_file():
+    if not ignore.is_file() and not ignore.is_symlink():
         with atomic_write(ignore, "w", private=True) as handle:
             handle.write("*\n")
     return folder
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (with parents) readable by its owner only; tighten it if it exists already."""
+    """Create `path` (with parents) readable by its owner only; tighten it if it exists already.
+
+    Never through a link: chmod would change the folder it points to."""
+    refuse_link(path)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    refuse_link(path)
     os.chmod(path, 0o700)
     return path
+
+
+def refuse_link(path: Path) -> None:
+    """Refuse, in one line, a symbolic link (or a non-folder `.builder`) where builder keeps private state.
+
+    Builder makes its state folder 0700, its files 0600 and writes a .gitignore into it: through a link
+    that would change files outside the project (an executable losing its execute bit). `os.lstat`
+    looks at the link itself, never where it points."""
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(
+            f"refusing to use {path}: it is a symbolic link (to {os.readlink(path)}), and builder keeps its private "
+            f"state (keys, credentials) only inside the project; replace the link with a folder or file of its own"
+        )
+    if path.name == STATE_DIR and not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"refusing to use {path}: it is not a folder; builder keeps its private state in it")
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:

@@ -49,6 +49,15 @@ def synthetic_sentences(n: int, prefix: str = "s") -> list[dict]:
     ]
 
 
+def project_of_running_push(connection: Connection, project) -> int | None:
+    """The project a running `builder push` made, once it is bound (between its creation and its binding,
+    a moment, it looks like someone else's project of the same title)."""
+    try:
+        return find_project(connection, project)
+    except LabelStudioError:
+        return None
+
+
 def start_push(connection: Connection, path, cwd, batch_size: int) -> subprocess.Popen:
     """`builder push` running in the background (to kill, interrupt or run beside others)."""
     return subprocess.Popen(
@@ -128,7 +137,7 @@ def test_killed_push_resumes_with_every_sentence_exactly_once(ls, tmp_path):
     deadline = time.monotonic() + 120
     project_id = None
     while time.monotonic() < deadline:
-        project_id = project_id or find_project(ls, project)
+        project_id = project_id or project_of_running_push(ls, project)
         if project_id and task_count(ls, project_id) >= 250:
             break
         time.sleep(0.05)
@@ -348,14 +357,13 @@ def test_failed_pull_leaves_previous_snapshot(ls, tmp_path):
     result = push_sentences(ls, project, synthetic_sentences(3, "p"))
     task = next(iter(ls.client().tasks.list(project=result.project_id)))
     annotate(ls, task.id, [], "neutral", 1.0)
-    snapshot = tmp_path / "annotations" / "snapshot.jsonl"
-    snapshot.parent.mkdir()
+    snapshot = tmp_path / "annotations" / "snapshot.jsonl"  # the folder holds the push's label-studio.json
     snapshot.write_text("previous\n", encoding="utf-8")
     with FailingProxy(ls.url, lambda m, p, c: "/download" in p, status=503) as proxy:
         with pytest.raises(LabelStudioError, match=r"failed \(503\) while downloading the export"):
             pull(Connection(proxy.url, ls.api_key, "environment"), project)
     assert snapshot.read_text(encoding="utf-8") == "previous\n"
-    assert [p.name for p in snapshot.parent.iterdir()] == ["snapshot.jsonl"]
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == ["label-studio.json", "snapshot.jsonl"]
     pull(ls, project)
     assert len(list(read_jsonl(snapshot))) == 1
 
@@ -465,7 +473,7 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
     process = start_push(ls, path, tmp_path, 250)
     deadline, project_id = time.monotonic() + 120, None
     while time.monotonic() < deadline:
-        project_id = project_id or find_project(ls, project)
+        project_id = project_id or project_of_running_push(ls, project)
         if project_id and task_count(ls, project_id) >= 500:
             break
         time.sleep(0.05)
@@ -483,16 +491,17 @@ def test_ctrl_c_during_push_says_what_was_imported(ls, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("how", "expected"),
+    ("case", "how", "expected"),
     [
-        ({"drop": True}, "cannot reach Label Studio"),
-        ({"status": 200, "body": b'{"tasks": "not a list"}'}, "unexpected answer"),
-        ({"status": 200, "body": b"<html>a proxy's page</html>"}, "unexpected answer"),
+        (1, {"drop": True}, "cannot reach Label Studio"),
+        (2, {"status": 200, "body": b'{"tasks": "not a list"}'}, "unexpected answer"),
+        (3, {"status": 200, "body": b"<html>a proxy's page</html>"}, "unexpected answer"),
     ],
 )
-def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, how, expected):
-    project = make_project(tmp_path, "listing fails")
-    push_sentences(ls, project, synthetic_sentences(1, "lst0"))  # tasks the ledger of the proxy's URL does not know
+def test_server_gone_or_odd_while_push_lists_tasks(ls, tmp_path, case, how, expected):
+    project = make_project(tmp_path, f"listing fails {case}")  # a project of each case's own
+    push_sentences(ls, project, synthetic_sentences(1, "lst0"))
+    (tmp_path / ".builder" / "push-ledger.sqlite3").unlink()  # tasks the push must list to know
     path = tmp_path / "sentences.jsonl"
     write_jsonl(path, synthetic_sentences(3, "lst"))
     with FailingProxy(ls.url, lambda m, p, c: m == "GET" and p.startswith("/api/tasks/"), **how) as proxy:
@@ -698,3 +707,104 @@ def test_sentences_differing_around_a_nul_are_pushed_each_once(ls, tmp_path):
     assert {(d["sentence_id"], d["text"]) for d in pulled} == {(s["id"], s["text"]) for s in read_jsonl(sentences)}
     for data in pulled:
         assert sentence_id_matches(data["article_id"], data["text"], data["sentence_id"], None, data["sentence_index"])
+
+
+# --- the project is bound by id; a look-alike of the same title is refused (issue 23, item 9) ---------------
+
+REGISTRY_NAME = "label-studio.json"  # annotations/label-studio.json, committed (builder/labelstudio/registry.py)
+
+
+def test_a_look_alike_project_is_refused_before_the_first_push_and_ignored_after(ls, tmp_path):
+    title = "look-alike"
+    project = make_project(tmp_path / "ours", title)
+    someone = ls.client().projects.create(title=title)  # any member can make a project with this title
+    with pytest.raises(LabelStudioError, match=r"was not made by builder for this repository.*--adopt-project"):
+        push_sentences(ls, project, synthetic_sentences(2, "la"))
+    assert task_count(ls, someone.id) == 0
+    write_jsonl(tmp_path / "la.jsonl", synthetic_sentences(2, "la"))
+    refused = run_cli("push", tmp_path / "la.jsonl", "--predictor", "none", env=cli_env(ls), cwd=tmp_path / "ours")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "--adopt-project" in refused.stderr
+
+    adopted = push_sentences(ls, project, synthetic_sentences(2, "la"), adopt_project=True)  # on purpose
+    assert adopted.project_id == someone.id and not adopted.project_created
+    ls.client().projects.delete(someone.id)
+
+    other = make_project(tmp_path / "other", title + " 2")
+    first = push_sentences(ls, other, synthetic_sentences(2, "lb"))
+    assert first.project_created
+    registry = json.loads((tmp_path / "other" / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8"))
+    [entry] = registry["servers"].values()
+    assert entry["project"]["id"] == first.project_id
+    after = ls.client().projects.create(title=title + " 2")  # a look-alike after the first push
+    again = push_sentences(ls, other, synthetic_sentences(3, "lb"))
+    assert again.project_id == first.project_id and again.created == 1
+    assert task_count(ls, after.id) == 0 and task_count(ls, first.project_id) == 3
+    assert find_project(ls, other) == first.project_id
+    pull(ls, other)  # pull, too, reads the bound project
+    ls.client().projects.delete(first.project_id)  # gone, and the look-alike holds the title: not adopted
+    with pytest.raises(LabelStudioError, match="is gone, and project"):
+        push_sentences(ls, other, synthetic_sentences(3, "lb"))
+    assert task_count(ls, after.id) == 0
+
+
+# --- pseudonyms do not depend on this machine's state or the URL (issue 23, item 7) -----------------------
+
+
+def test_names_are_the_same_by_any_url_without_pull_state_and_on_a_second_machine(ls, tmp_path):
+    import shutil
+
+    first = tmp_path / "first"
+    project = make_project(first, "names by any url")
+    result = push_sentences(ls, project, synthetic_sentences(2, "url"))
+    tasks = [t.id for t in ls.client().tasks.list(project=result.project_id)]
+    stays = annotator_connection(ls, "stays@example.org", "stays-secret-1")
+    leaves = annotator_connection(ls, "leaves@example.org", "leaves-secret-1")
+    annotate(stays, tasks[0], [], "favor", 1.0)
+    annotate(leaves, tasks[1], [], "against", 1.0)
+    assert ls.url.startswith("http://127.0.0.1:")
+    snapshot = first / "annotations" / "snapshot.jsonl"
+    assert run_cli("pull", env=cli_env(ls), cwd=first).returncode == 0
+    before = snapshot.read_bytes()
+    # removed in Label Studio's own way (not through builder): its e-mail is hidden from now on
+    organization = ls.client().users.whoami().active_organization
+    user_id = leaves.client().users.whoami().id
+    assert (
+        ls.http().request(f"api/organizations/{organization}/memberships/{user_id}/", method="DELETE").status_code < 300
+    )
+
+    localhost = Connection(ls.url.replace("127.0.0.1", "localhost"), ls.api_key, "environment")
+    (first / ".builder" / "pull-state.json").unlink()
+    for connection in (localhost, ls):
+        again = run_cli("pull", "-o", first / "fresh.jsonl", env=cli_env(connection), cwd=first)
+        assert again.returncode == 0, again.stderr
+        assert (first / "fresh.jsonl").read_bytes() == before  # a new file: the same names
+        same = run_cli("pull", env=cli_env(connection), cwd=first)
+        assert same.returncode == 0, same.stderr
+        assert snapshot.read_bytes() == before
+
+    with FailingProxy(ls.url, lambda method, path, count: False) as proxy:  # another URL again (a TLS proxy, say)
+        through = Connection(proxy.url, ls.api_key, "environment")
+        assert run_cli("pull", "-o", first / "proxied.jsonl", env=cli_env(through), cwd=first).returncode == 0
+    assert (first / "proxied.jsonl").read_bytes() == before
+
+    # a second maintainer: the repository (builder.toml, annotations/) and the key, nothing else
+    second = tmp_path / "second"
+    make_project(second, "names by any url")
+    shutil.copytree(first / "annotations", second / "annotations", dirs_exist_ok=True)
+    key = (first / ".builder" / "pseudonym.key").read_text().strip()
+    env = {**cli_env(localhost), "BUILDER_PSEUDONYM_KEY": key}
+    assert run_cli("pull", "-o", second / "mine.jsonl", env=env, cwd=second).returncode == 0
+    assert (second / "mine.jsonl").read_bytes() == before
+    assert key not in (second / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8")
+    assert "leaves" not in (second / "annotations" / REGISTRY_NAME).read_text(encoding="utf-8")
+
+    # without the accounts' recorded names the removed one cannot be named again: the refusal says so, not "the key"
+    registry = second / "annotations" / REGISTRY_NAME
+    data = json.loads(registry.read_text(encoding="utf-8"))
+    for entry in data["servers"].values():
+        entry.pop("accounts")
+    registry.write_text(json.dumps(data), encoding="utf-8")
+    refused = run_cli("pull", env=env, cwd=second)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "were removed from the organization" in refused.stderr and "not the pseudonym key" not in refused.stderr
+    assert (second / "annotations" / "snapshot.jsonl").read_bytes() == before

@@ -8,7 +8,6 @@ own soft delete of the membership: its annotations stay, and keep their pseudony
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
@@ -294,16 +293,13 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
 
 def _pseudonyms(connection: Connection, project: Project) -> Callable[[int], str] | None:
     """User id -> the pseudonym `builder pull` gives; None when the project has no pseudonym key yet."""
-    from builder.labelstudio.pull import annotator_names, read_accounts
+    from builder.labelstudio.pull import annotator_names
     from builder.pseudonyms import Pseudonymizer, load_key
 
     key = load_key(project.root)
     if key is None:
         return None
-    pseudonymize = Pseudonymizer(key, project.name)
-    names = annotator_names(connection, pseudonymize, read_accounts(project, pseudonymize.key_id, connection.url))
-    # an id no account has any more is named as a pull names it
-    return lambda user_id: names.get(user_id) or pseudonymize(f"user-{user_id}@{connection.url}")
+    return annotator_names(connection, project, Pseudonymizer(key, project.name))  # an unknown id: as a pull names it
 
 
 # --- remove ------------------------------------------------------------------------------------
@@ -321,7 +317,7 @@ def remove_annotator(connection: Connection, email: str, project: Project | None
     Label Studio's membership delete is a soft delete: the account and everything it annotated stay in
     the database, the account loses access, and Label Studio hides its e-mail from then on. So that a
     later pull still gives its annotations the same pseudonym, the account's name is first recorded in
-    the project's pull state (when the project has a pseudonym key).
+    the committed registry, `annotations/label-studio.json` (when the project has a pseudonym key).
     """
     [email] = checked_emails([email])
     matches = [user for user in organization_users(connection) if user.active and user.email == email]
@@ -345,19 +341,13 @@ def remove_annotator(connection: Connection, email: str, project: Project | None
 
 
 def _remember(connection: Connection, project: Project, user_id: int) -> str | None:
-    """Record the account's pseudonym in the pull state (under the pull lock); None without a key."""
-    from builder.labelstudio.pull import annotator_names, read_accounts, remember_accounts
-    from builder.labelstudio.push import find_project
-    from builder.locks import exclusive, lock_path
+    """Record the account's pseudonym in the committed registry; None without a key."""
+    from builder.labelstudio.pull import annotator_names, remember_names
     from builder.pseudonyms import Pseudonymizer, load_key
 
     key = load_key(project.root)
     if key is None:
         return None
-    pseudonymize = Pseudonymizer(key, project.name)
-    project_id = find_project(connection, project)
-    lock = lock_path("pull", connection.url, str(project_id))
-    with exclusive(lock) if project_id is not None else contextlib.nullcontext():
-        names = annotator_names(connection, pseudonymize, read_accounts(project, pseudonymize.key_id, connection.url))
-        remember_accounts(project, pseudonymize.key_id, connection.url, {user_id: names[user_id]})
-    return names[user_id]
+    named = annotator_names(connection, project, Pseudonymizer(key, project.name))
+    remember_names(project, named, [user_id])
+    return named.names[user_id]

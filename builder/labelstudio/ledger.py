@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from builder.jsonio import state_dir
+from builder.jsonio import refuse_link, state_dir
 
 LEDGER_NAME = "push-ledger.sqlite3"
 _SCHEMA = """
@@ -98,6 +98,7 @@ class Ledger:
 def open_ledger(root: Path, server: str, project_id: int, created: str) -> Iterator[Ledger]:
     """The ledger of one project; a ledger file SQLite cannot read is made anew (it is only a cache)."""
     path = state_dir(Path(root)) / LEDGER_NAME
+    refuse_link(path)  # SQLite would write where the link points
     try:
         db, ledger_id = _open(path, server, project_id, created)
     except sqlite3.DatabaseError:  # not SQLite, or SQLite of another shape: it is only a cache
@@ -138,3 +139,22 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def pushed_into(root: Path, project_id: int, created: str) -> bool:
+    """Whether this machine's ledger records pushes into the project with this id and creation time: a project
+    builder made before projects were bound in annotations/label-studio.json (read-only, never made here)."""
+    path = ledger_path(root)
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            from builder.labelstudio.registry import moment
+
+            rows = db.execute("SELECT created FROM projects WHERE project = ?", (project_id,)).fetchall()
+            return any(moment(str(row[0])) == created for row in rows)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return False

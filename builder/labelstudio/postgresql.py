@@ -173,7 +173,13 @@ def label_studio_environment(target: Target, password: str) -> dict:
 
 
 def cluster_dir(root: Path) -> Path:
-    """`.builder/postgresql/`: the cluster's folder (data/ and postgresql.log), owned by the user it runs as."""
+    """`.builder/postgresql/`: the cluster's folder (data/ and postgresql.log), owned by the user it runs as.
+
+    Never through a link: builder changes owners and modes along this path."""
+    from builder.jsonio import refuse_link
+
+    refuse_link(root / STATE_DIR)
+    refuse_link(root / STATE_DIR / CLUSTER_DIR)
     return (root / STATE_DIR / CLUSTER_DIR).resolve()
 
 

@@ -15,9 +15,10 @@ task:
 3. only when a count differs, the population is listed with each task's counts (no export), and the
    tasks that differ are dropped or exported again by id.
 
-Its state (`.builder/pull-state.json`) is kept per server, project *and output file*, with the
-sha256 of the snapshot it wrote: an output changed since (edited, checked out, written by another
-pull) or a state that cannot be read makes the pull a full one, and says why.
+Its state (`.builder/pull-state.json`) is kept per server (its organization, whatever the URL),
+project *and output file*, with the sha256 of the snapshot it wrote: an output changed since (edited,
+checked out, written by another pull) or a state that cannot be read makes the pull a full one, and
+says why. Annotators' names do not depend on it (see `annotator_names`).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def _state_path(project: Project) -> Path:
     return project.root / STATE_DIR / "pull-state.json"
 
 
-def _state_key(connection: Connection, project_id: int, output: Path) -> str:
-    return f"{connection.url}#{project_id}#{output.resolve()}"
+def _state_key(server: str, project_id: int, output: Path) -> str:
+    return f"{server}#{project_id}#{output.resolve()}"
 
 
 def _load_state(project: Project) -> tuple[dict, str]:
@@ -119,31 +120,15 @@ def _accounts_of(state: dict, key_id: str, url: str) -> dict:
 
 
 def read_accounts(project: Project, key_id: str, url: str) -> dict[str, str]:
-    """The pseudonyms already given to this server's accounts under this key (user id -> pseudonym)."""
+    """The pseudonyms earlier versions recorded in this machine's pull state for a server's URL (user id ->
+    pseudonym): read once more, so that they move into the committed registry (registry.py)."""
     known = _accounts_of(_load_state(project)[0], key_id, url)
     return {k: v for k, v in known.items() if isinstance(k, str) and k.isascii() and k.isdigit() and is_pseudonym(v)}
 
 
-def remember_accounts(project: Project, key_id: str, url: str, names: dict[int, str]) -> None:
-    """Record pseudonyms of accounts (user id -> name) the way a pull does, without a pull entry.
-
-    For an account about to leave the organization: Label Studio hides its e-mail afterwards."""
-    state, _ = _load_state(project)
-    per_key = state["accounts"].get(key_id) if isinstance(state["accounts"].get(key_id), dict) else {}
-    per_key[url] = {**_accounts_of(state, key_id, url), **{str(user): name for user, name in sorted(names.items())}}
-    state["accounts"][key_id] = per_key
-    state_dir(project.root)
-    with atomic_write(_state_path(project), "w", private=True) as handle:
-        json.dump({"format": STATE_FORMAT, **state}, handle, indent=2, sort_keys=True)
-
-
-def _write_pull_state(project: Project, key: str, entry: dict, key_id: str, url: str, names: dict[int, str]) -> None:
+def _write_pull_state(project: Project, key: str, entry: dict) -> None:
     state, _ = _load_state(project)
     state["pulls"][key] = entry
-    known = _accounts_of(state, key_id, url)
-    per_key = state["accounts"].get(key_id) if isinstance(state["accounts"].get(key_id), dict) else {}
-    per_key[url] = {**known, **{str(user): name for user, name in sorted(names.items())}}
-    state["accounts"][key_id] = per_key
     path = _state_path(project)
     state_dir(project.root)
     with atomic_write(path, "w", private=True) as handle:
@@ -181,33 +166,65 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
     return Pseudonymizer(key, project.name)
 
 
-def annotator_names(
-    connection: Connection, pseudonymize: Pseudonymizer, known: dict[str, str] | None = None
-) -> dict[int, str]:
-    """Label Studio user id -> pseudonym (ids and e-mails never leave this function).
+@dataclass
+class AccountNames:
+    """Label Studio user id -> pseudonym on one server (`server`: its identity, registry.server_identity).
 
-    An account keeps the name it was first given (`known`, from earlier pulls with this key), so a
-    changed e-mail never renames anyone; Label Studio sets the e-mail of every account removed from
-    the organization to "Deleted", which must not merge those people into one. A new account is
-    named from its e-mail, so the same person gets the same name on any server; an account without
-    a usable e-mail is named from its id on this server.
+    `unnamed`: the names made from an account's id because neither a recorded name nor an e-mail was
+    there (a removed account whose name was never recorded): what a rename is then due to."""
+
+    server: str
+    names: dict[int, str]
+    pseudonymize: Pseudonymizer
+    unnamed: set[str] = field(default_factory=set)
+
+    def __call__(self, user_id) -> str:
+        if user_id in self.names:
+            return self.names[user_id]
+        name = self.pseudonymize(f"user-{user_id}@{self.server}")
+        self.unnamed.add(name)
+        return name
+
+
+def annotator_names(connection: Connection, project: Project, pseudonymize: Pseudonymizer) -> AccountNames:
+    """Every account's pseudonym (ids and e-mails never leave builder's memory).
+
+    An account keeps the name it was first given (recorded in the committed registry, `annotations/
+    label-studio.json`, per server and key), so a changed e-mail never renames anyone; Label Studio
+    sets the e-mail of every account removed from the organization to "Deleted", which must not merge
+    those people into one. A new account is named from its e-mail, so the same person gets the same
+    name on any server; an account without a usable e-mail is named from its id on this server (the
+    server's identity, not its URL).
     """
+    from builder.labelstudio.registry import known_names, server_identity
+
+    server = server_identity(connection)
     doing = "listing users"
     with calling(connection, doing):
         users = list(connection.client().users.list())
-    known = known or {}
-    names = {}
+    if not all(type(getattr(user, "id", None)) is int for user in users):
+        raise unexpected_answer(connection, doing, "users with integer ids")
+    legacy = read_accounts(project, pseudonymize.key_id, connection.url)
+    known = {int(user_id): name for user_id, name in legacy.items()}
+    known.update(known_names(project, server, pseudonymize, [user.id for user in users]))
+    named = AccountNames(server, {}, pseudonymize)
     for user in users:
-        user_id, email = getattr(user, "id", None), getattr(user, "email", None)
-        if type(user_id) is not int:
-            raise unexpected_answer(connection, doing, "users with integer ids")
-        if str(user_id) in known:
-            names[user_id] = known[str(user_id)]
+        email = getattr(user, "email", None)
+        if user.id in known:
+            named.names[user.id] = known[user.id]
         elif isinstance(email, str) and _EMAIL.match(email.strip()):
-            names[user_id] = pseudonymize(email)
+            named.names[user.id] = pseudonymize(email)
         else:
-            names[user_id] = pseudonymize(f"user-{user_id}@{connection.url}")
-    return names
+            named.names[user.id] = named(user.id)
+    return named
+
+
+def remember_names(project: Project, named: AccountNames, user_ids=None) -> None:
+    """Record the names of these accounts (all listed ones by default) in the committed registry."""
+    from builder.labelstudio.registry import remember_names as record
+
+    chosen = named.names if user_ids is None else {u: named.names[u] for u in user_ids if u in named.names}
+    record(project, named.server, named.pseudonymize, chosen)
 
 
 def server_time(connection: Connection) -> datetime | None:
@@ -587,16 +604,6 @@ def annotated_pages(connection: Connection, project_id: int) -> Iterator[list[tu
             raise unexpected_answer(connection, doing, "tasks with their counts") from None
 
 
-class _Names:
-    """User id -> pseudonym, for `normalise_task`."""
-
-    def __init__(self, names: dict[int, str], pseudonymize: Pseudonymizer, url: str) -> None:
-        self.names, self.pseudonymize, self.url = names, pseudonymize, url
-
-    def __call__(self, user) -> str:
-        return self.names.get(user) or self.pseudonymize(f"user-{user}@{self.url}")
-
-
 class _SeenIds:
     """Task ids seen in one export: a bitmap (ids are sequential positive integers), a few MB for millions."""
 
@@ -632,7 +639,7 @@ def _merge_copies(first: dict, again: dict) -> dict:
     }
 
 
-def _store_annotated(tasks: Iterable[dict], store: TaskStore, name: _Names, seen: array | None = None) -> int:
+def _store_annotated(tasks: Iterable[dict], store: TaskStore, name: AccountNames, seen: array | None = None) -> int:
     """Put the annotated tasks into `store`, normalised; returns how many tasks were read (ids into `seen`).
 
     A task id the export holds twice is read once: its copies' annotations are merged, never one copy
@@ -671,6 +678,7 @@ def pull(
     `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts.
     Refuses to rename the annotators of an existing output (another pseudonym key) unless
     `rename_annotators`."""
+    from builder.labelstudio.registry import server_identity
     from builder.locks import exclusive, lock_path, snapshot_lock
 
     output = Path(output or project.snapshot_path)
@@ -680,7 +688,7 @@ def pull(
     # And no release reads the output while this pull reads and replaces it (nor pulls from another project).
     releasing = lambda pid: log(f"waiting for a builder release or pull that is reading {output} (pid {pid})")  # noqa: E731
     with (
-        exclusive(lock_path("pull", connection.url, str(project_id)), on_wait=waiting),
+        exclusive(lock_path("pull", server_identity(connection), str(project_id)), on_wait=waiting),
         snapshot_lock(output, on_wait=releasing),
     ):
         return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size)
@@ -730,8 +738,8 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
     pseudonymize = pseudonymizer_for(project, output, log)
     now = server_time(connection)
     remove_stale_exports(connection, project_id, now)
-    names = annotator_names(connection, pseudonymize, read_accounts(project, pseudonymize.key_id, connection.url))
-    key = _state_key(connection, project_id, output)
+    name = annotator_names(connection, project, pseudonymize)
+    key = _state_key(name.server, project_id, output)
     why_full = ""
     previous = None
     if since_last:
@@ -740,8 +748,7 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
         why_full = problem or _why_not_incremental(previous, output, pseudonymize, now)
         if why_full:
             previous = None
-    name = _Names(names, pseudonymize, connection.url)
-    renames = _RenameCheck() if output.is_file() and not rename_annotators else None
+    renames = _RenameCheck(name.unnamed) if output.is_file() and not rename_annotators else None
     work = _Work(project.root)
     try:
         if previous is None:
@@ -770,7 +777,8 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
     }
     if written.counts is not None:
         entry["counts"] = written.counts.to_state()
-    _write_pull_state(project, key, entry, pseudonymize.key_id, connection.url, names)
+    _write_pull_state(project, key, entry)
+    remember_names(project, name)  # committed: a second maintainer with the key gives the same names
     return result
 
 
@@ -807,12 +815,16 @@ class _RenameCheck:
     """Refuses a pull that would give an annotation already in the output another keyed pseudonym.
 
     The same annotation (task id, annotation id, sentence and labels) under another name means another
-    pseudonym key: every annotator would be renamed. Names of the unkeyed scheme of release 1.0.0 move
-    to the keyed scheme, as intended, and that is said.
+    pseudonym key (every annotator would be renamed), unless the new name was made from the account's id
+    (`unnamed`): then Label Studio no longer shows the account's e-mail (removed from the organization)
+    and its name is not in the committed registry, and the message says that instead. Names of the
+    unkeyed scheme of release 1.0.0 move to the keyed scheme, as intended, and that is said.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, unnamed: set[str] | None = None) -> None:
         self.renamed, self.example, self.legacy = 0, None, 0
+        self.unnamed = unnamed if unnamed is not None else set()
+        self.by_key = 0  # renamed annotations whose new name came from an e-mail (or a recorded name)
 
     def compare(self, old, new: dict | None) -> None:
         if not isinstance(old, dict) or not isinstance(old.get("annotations"), list):
@@ -834,6 +846,7 @@ class _RenameCheck:
                 self.legacy += 1
                 continue
             self.renamed += 1
+            self.by_key += same["annotator"] not in self.unnamed
             self.example = self.example or (annotation.get("annotator"), same["annotator"])
 
     def against(self, output: Path, store: TaskStore) -> None:
@@ -852,6 +865,16 @@ class _RenameCheck:
         if self.legacy:
             log(
                 f"{self.legacy} annotations in {output} move from the unkeyed pseudonyms of release 1.0.0 to keyed ones"
+            )
+        if self.renamed and not self.by_key:
+            from builder.labelstudio.registry import REGISTRY_NAME
+
+            raise PseudonymKeyError(
+                f"pulling would rename the annotators of {self.renamed} annotations in {output} "
+                f"(e.g. {self.example[0]} -> {self.example[1]}): their accounts were removed from the organization "
+                f"(Label Studio hides their e-mail) and their names are not in annotations/{REGISTRY_NAME}; "
+                "restore that file from git (it keeps every account's name), or pass --rename-annotators "
+                "to rename them on purpose"
             )
         if self.renamed:
             raise PseudonymKeyError(

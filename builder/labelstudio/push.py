@@ -157,8 +157,8 @@ def project_settings(project: Project) -> dict:
     }
 
 
-def find_project(connection: Connection, project: Project) -> int | None:
-    """The id of the Label Studio project titled like the scheme's, or None.
+def titled_projects(connection: Connection, project: Project) -> list[int]:
+    """The ids of the Label Studio projects titled like the scheme's (any member may make one).
 
     Asks for ids and titles only: without `include`, Label Studio counts every project's tasks and
     annotations for the listing (over a second on a 200,000-task project)."""
@@ -181,12 +181,65 @@ def find_project(connection: Connection, project: Project) -> int | None:
         if not body.get("next") or not results:
             break
         page += 1
+    return matches
+
+
+def _created_at(connection: Connection, project_id: int) -> str | None:
+    """The project's creation time as Label Studio gives it, or None when no project has this id."""
+    doing = "reading the project"
+    with calling(connection, doing):
+        response = connection.http().request(f"api/projects/{project_id}", method="GET")
+    if response.status_code == 404:
+        return None
+    body = check_response(connection, response, doing)
+    if not isinstance(body, dict) or not isinstance(body.get("created_at"), str):
+        raise unexpected_answer(connection, doing, "a project with its creation time")
+    from builder.labelstudio.registry import moment
+
+    return moment(body["created_at"])
+
+
+def _adopt_hint(project: Project) -> str:
+    from builder.labelstudio.registry import REGISTRY_NAME
+
+    return (
+        f"any member can make a project titled '{project.project_title}', so builder uses only the one it made "
+        f"(bound in annotations/{REGISTRY_NAME}); if this one is yours, run `builder push --adopt-project` once"
+    )
+
+
+def find_project(connection: Connection, project: Project) -> int | None:
+    """The id of this repository's project on the server, or None when it has none there (yet).
+
+    The project is the one `builder push` made (or was told to adopt), bound by id and creation time in
+    the committed registry (builder/labelstudio/registry.py), whatever its title says. Without a binding,
+    a project with the scheme's title is someone else's look-alike and is refused, unless this machine's
+    push ledger shows builder pushed into it (made before projects were bound): then it is bound now."""
+    from builder.labelstudio.ledger import pushed_into
+    from builder.labelstudio.registry import bind_project, bound_project, server_identity
+
+    server = server_identity(connection)
+    bound = bound_project(project, server)
+    if bound is not None:
+        if _created_at(connection, bound["id"]) == bound["created_at"]:
+            return bound["id"]
+        return None  # deleted: `builder push` makes a new one, unless a look-alike stands in its way
+    matches = titled_projects(connection, project)
+    if not matches:
+        return None
     if len(matches) > 1:
         raise LabelStudioError(
-            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}: "
-            "rename or delete the extra ones"
+            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}, "
+            f"and builder made none of them ({_adopt_hint(project)}): rename or delete the extra ones"
         )
-    return matches[0] if matches else None
+    created = _created_at(connection, matches[0])
+    if created is not None and pushed_into(project.root, matches[0], created):
+        bind_project(project, server, matches[0], created)
+        return matches[0]
+    raise LabelStudioError(
+        f"project '{project.project_title}' (id {matches[0]}) in Label Studio at {connection.url} was not made "
+        f"by builder for this repository: {_adopt_hint(project)}"
+    )
 
 
 def require_project(connection: Connection, project: Project) -> int:
@@ -199,14 +252,50 @@ def require_project(connection: Connection, project: Project) -> int:
     return project_id
 
 
-def ensure_project(connection: Connection, project: Project) -> tuple[int, bool]:
-    """Create the project, or update its config and settings from the scheme. Returns (id, created)."""
+def adopt_project(connection: Connection, project: Project) -> int:
+    """Bind the one existing project titled like the scheme's as this repository's (`builder push --adopt-project`)."""
+    from builder.labelstudio.registry import bind_project, server_identity
+
+    matches = titled_projects(connection, project)
+    if len(matches) != 1:
+        raise LabelStudioError(
+            f"--adopt-project: {len(matches) or 'no'} project{'s are' if len(matches) != 1 else ' is'} titled "
+            f"'{project.project_title}' in Label Studio at {connection.url}; adopting needs exactly one"
+        )
+    created = _created_at(connection, matches[0])
+    if created is None:
+        raise LabelStudioError(f"--adopt-project: project {matches[0]} was deleted meanwhile; retry")
+    bind_project(project, server_identity(connection), matches[0], created)
+    return matches[0]
+
+
+def ensure_project(connection: Connection, project: Project, adopt: bool = False) -> tuple[int, bool]:
+    """Create the project (and bind it), or update its config and settings from the scheme. Returns (id, created).
+
+    `adopt`: when no project is bound on this server, take the one titled like the scheme's."""
+    from builder.labelstudio.registry import bind_project, bound_project, server_identity
+
     client = connection.client()
     settings = project_settings(project)
-    project_id = find_project(connection, project)
+    server = server_identity(connection)
+    if adopt and bound_project(project, server) is None:
+        project_id = adopt_project(connection, project)
+    else:
+        project_id = find_project(connection, project)
     if project_id is None:
+        others = titled_projects(connection, project)
+        if others:  # the bound project was deleted, and a look-alike took its title
+            raise LabelStudioError(
+                f"the project builder made in Label Studio at {connection.url} is gone, and project {others[0]} "
+                f"titled '{project.project_title}' is not builder's: {_adopt_hint(project)}"
+            )
         with calling(connection, "creating the project"):
-            return client.projects.create(**settings).id, True
+            project_id = client.projects.create(**settings).id
+        created = _created_at(connection, project_id)
+        if created is None:
+            raise LabelStudioError(f"the project builder made in Label Studio at {connection.url} was deleted; retry")
+        bind_project(project, server, project_id, created)
+        return project_id, True
     with calling(connection, "updating the project's labeling config"):
         client.projects.update(project_id, **settings)
     return project_id, False
@@ -292,7 +381,9 @@ def push_lock(connection: Connection, project: Project):
             file=sys.stderr,
         )
 
-    return exclusive(lock_path("push", connection.url, project.project_title), on_wait=waiting)
+    from builder.labelstudio.registry import server_identity
+
+    return exclusive(lock_path("push", server_identity(connection), project.project_title), on_wait=waiting)
 
 
 def push_sentences(
@@ -304,6 +395,7 @@ def push_sentences(
     progress: bool | None = None,
     on_batch: Callable[[int], None] | None = None,
     select: Selection | None = None,
+    adopt_project: bool = False,
 ) -> PushResult:
     """Create or update the project, then import the sentences it does not have yet, in batches.
 
@@ -319,6 +411,8 @@ def push_sentences(
     read the sentences once more to choose, holding an id (and uncertainty) per new sentence. When
     the predictor proposes anything, the project's model version is set to the predictor's, so
     annotators see its predictions (Label Studio shows only the project's model version).
+    The project is the one builder made on this server (see `find_project`); `adopt_project` takes the
+    one titled like the scheme's when none is bound yet.
     """
     from builder.sentences.mixing import check_pushed, gold_questions
 
@@ -353,17 +447,20 @@ def push_sentences(
             return iter(given)
 
     with push_lock(connection, project):
-        return _push_locked(connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select)
+        return _push_locked(
+            connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project
+        )
 
 
 def _push_locked(
-    connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select
+    connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project=False
 ) -> PushResult:
     from builder.labelstudio.ledger import open_ledger
+    from builder.labelstudio.registry import server_identity
 
-    project_id, created = ensure_project(connection, project)
+    project_id, created = ensure_project(connection, project, adopt=adopt_project)
     task_number, created_at = project_facts(connection, project_id)
-    with open_ledger(project.root, connection.url, project_id, created_at) as ledger:
+    with open_ledger(project.root, server_identity(connection), project_id, created_at) as ledger:
         if ledger.tasks != task_number:  # an empty project needs no listing
             ledger.rebuild(task_sentence_id_pages(connection, project_id) if task_number else [])
         chosen = _choose(reread(), ledger, predictor, select)

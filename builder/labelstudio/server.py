@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from builder.errors import LabelStudioError
-from builder.jsonio import STATE_DIR, private_dir, state_dir
+from builder.jsonio import STATE_DIR, private_dir, refuse_link, state_dir
 from builder.labelstudio import postgresql
 from builder.resources import cache_dir
 
@@ -680,7 +680,8 @@ def start(
 def _spawn(root: Path, state: ServerState, executable: Path) -> subprocess.Popen:
     """Start `label-studio` for `state` (its host, port and database), logging to .builder/label-studio.log."""
     log_path = root / STATE_DIR / "label-studio.log"
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    refuse_link(log_path)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     os.chmod(log_path, 0o600)
     with os.fdopen(fd, "ab") as log_file:
         return subprocess.Popen(

@@ -465,12 +465,15 @@ def train_model(
     """Train on the validated records of `snapshot` (default: the project's) and write the model folder
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
     An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
-    from builder.jsonio import STATE_DIR, staged_folder, state_dir
+    from builder.jsonio import STATE_DIR, refuse_link, staged_folder, state_dir
     from builder.outputs import check_output_folder, write_marker
     from builder.records.stage import load_records
 
     snapshot = Path(snapshot or project.snapshot_path)
     given = Path(output or default_model_dir(project))
+    if output is None:  # builder's own folder in .builder/: never through a link out of the project
+        refuse_link(given.parent)
+        refuse_link(given)
     output = check_output_folder(given, project)
     _check_is_model_folder(output, given)
     if not snapshot.is_file():
