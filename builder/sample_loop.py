@@ -15,6 +15,15 @@ REPLAY_PROBLEMS_SHOWN = 10  # annotations not replayed, one line each; the rest 
 
 
 def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
+    """The whole loop on the bundled sample (see `_run_sample_loop`), with the registry of its throwaway server's
+    project and accounts in `build/run/`, not in the repository's committed `annotations/label-studio.json`."""
+    from builder.labelstudio.registry import REGISTRY_NAME, registry_at
+
+    with registry_at(project.root / "build" / "run" / REGISTRY_NAME):
+        return _run_sample_loop(project, port, output, log)
+
+
+def _run_sample_loop(project: Project, port: int | None, output: Path | None, log) -> str:
     """Server, split, push, replay the bundled annotations, pull, validate, build, load; returns a summary."""
     from builder.dataset.build import uneven_warnings
     from builder.dataset.release import build_project_dataset

@@ -6,12 +6,14 @@ from .conftest import ROOT, cli_env, run_cli
 
 
 def test_whole_loop_on_the_sample_and_rerun(ls, tmp_path):
-    # the push binds this session's server in the repository's annotations/label-studio.json: put it back after
+    # the sample's throwaway server is bound in build/run/, never in the repository's committed registry
     registry = ROOT / "annotations" / "label-studio.json"
     kept = registry.read_bytes() if registry.exists() else None
     try:
         _loop(ls, tmp_path)
-    finally:
+        assert (registry.read_bytes() if registry.exists() else None) == kept
+        assert (ROOT / "build" / "run" / "label-studio.json").is_file()
+    finally:  # whatever happened, the repository's file is left as it was
         if kept is None:
             registry.unlink(missing_ok=True)
         else:

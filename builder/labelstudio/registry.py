@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from builder.errors import InputError
@@ -28,10 +30,22 @@ from builder.project import Project
 REGISTRY_NAME = "label-studio.json"
 FORMAT = 1
 _IDENTITIES: dict[tuple[str, str], str] = {}
+_ELSEWHERE: ContextVar[Path | None] = ContextVar("registry elsewhere", default=None)
 
 
 def registry_path(project: Project) -> Path:
-    return project.annotations_dir / REGISTRY_NAME
+    return _ELSEWHERE.get() or project.annotations_dir / REGISTRY_NAME
+
+
+@contextlib.contextmanager
+def registry_at(path: Path) -> Iterator[None]:
+    """Keep the registry at `path` for the block: `builder run` pushes the bundled sample to a throwaway local
+    server, whose project and accounts have no place in the repository's committed registry."""
+    token = _ELSEWHERE.set(path)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
 
 
 def moment(text: str) -> str:
