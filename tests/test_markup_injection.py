@@ -16,7 +16,7 @@ from .test_release import builder, commit_snapshot, new_repo, synthetic_tasks
 HEADING_ID = "a\n# Heading [x](http://evil)"
 ENTRY_ID = "b\n## 9.9.9 <b>bold</b>\n"
 TEXT = "Kim Jong\n<script>alert(1)</script> Un met [them](http://evil) in `Pyongyang`."
-OUTER = "Kim Jong\n<script>alert(1)</script> Un"  # a PER span holding the next one: listed on the card
+OUTER = "Kim Jong\n<script>alert(1)</script> Un"  # a PER span holding the next one (both adjudicated): on the card
 INNER = "Jong\n<script>alert(1)</script>"
 
 
@@ -42,7 +42,7 @@ def weird_tasks(entities: bool, stance: str = "neutral") -> list[dict]:
                 "annotator": f"annotator-{k + 10:08x}",
                 "result": result,
                 "was_cancelled": False,
-                "ground_truth": False,
+                "ground_truth": entities,  # nested spans are kept only as an adjudicator's decision
                 "lead_time": 3.0,
             }
             for k in range(2)
