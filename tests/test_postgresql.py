@@ -27,7 +27,7 @@ from builder.errors import LabelStudioError
 from builder.jsonio import write_jsonl
 from builder.labelstudio import postgresql, server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.push import existing_sentence_ids, find_project
+from builder.labelstudio.push import existing_sentence_ids
 
 from .conftest import free_port, make_project, run_cli
 
@@ -38,6 +38,7 @@ from .test_annotator_ui import (  # noqa: F401
     test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them,
 )
 from .test_labelstudio import (
+    project_of_running_push,
     synthetic_sentences,
     task_count,
     test_two_annotators_pull_and_incremental_pull,  # noqa: F401
@@ -264,7 +265,7 @@ def test_postgresql_stopped_mid_push_then_rerun(pg_project, tmp_path):
     deadline = time.monotonic() + 120
     project_id = None
     while time.monotonic() < deadline:
-        project_id = project_id or find_project(admin, project)
+        project_id = project_id or project_of_running_push(admin, project)
         if project_id and task_count(admin, project_id) >= 250:
             break
         time.sleep(0.05)

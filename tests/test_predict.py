@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builder.dataset.release import MANIFEST_FORMAT
 from builder.errors import ConfigError
 from builder.labelstudio.client import Connection, task_pages
 from builder.labelstudio.predictions import builder_made, refresh_predictions
@@ -434,7 +435,7 @@ def test_the_card_and_the_manifest_name_the_model_versions_used_while_labelling(
         "annotations, on 5)."
     ) in card
     manifest = build_release_folder(project, "2.0.0", tmp_path / "release")
-    assert manifest["manifest_format"] == 5 and manifest["predictions"] == expected
+    assert manifest["manifest_format"] == MANIFEST_FORMAT and manifest["predictions"] == expected
     release_card = (tmp_path / "release" / "README.md").read_text(encoding="utf-8")
     assert _card_problems(load_manifest(tmp_path / "release" / "manifest.json"), release_card) == []
     tampered = {**manifest, "predictions": {**expected, "model_versions": {"builder-crf/1+0123456789ab": 13}}}

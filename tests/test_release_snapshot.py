@@ -116,13 +116,14 @@ def test_a_pull_waits_for_a_release_reading_the_snapshot(ls, tmp_path, monkeypat
     playground = HashedPlayground(ls, folder, "pull during release")
     toml = folder / "builder.toml"
     toml.write_text(
-        toml.read_text(encoding="utf-8").replace(
-            f'guidelines = "{ROOT / "guidelines.md"}"', 'guidelines = "guidelines.md"'
-        ),
+        toml.read_text(encoding="utf-8")
+        .replace(f'guidelines = "{ROOT / "guidelines.md"}"', 'guidelines = "guidelines.md"')
+        .replace("test = 0.2\n", "test = 0.2\nallow_uneven = true\n"),  # 5 sentences cannot keep 3 shares
         encoding="utf-8",
     )
     shutil.copyfile(ROOT / "guidelines.md", folder / "guidelines.md")
     project = playground.project = load_project(toml)
+    assert project.allow_uneven_splits
     for pick in range(5):
         playground.apply("annotate", pick, "neutral")
     pull(ls, project)
