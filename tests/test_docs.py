@@ -116,3 +116,11 @@ def test_the_readme_names_the_test_command_ci_runs():
     assert "The test command is `python -m pytest`" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().splitlines()
     assert ci[-2:] == ["# The README's test command:", ".venv/bin/python -m pytest"]
+
+
+def test_every_promise_links_the_tests_that_try_to_break_it():
+    text = (ROOT / "docs" / "promises.md").read_text(encoding="utf-8")
+    promises = re.findall(r"^- \*\*(.+?)\*\*(.*?)(?=^- |\Z)", text, flags=re.M | re.S)
+    assert len(promises) >= 12
+    unlinked = [name for name, body in promises if not re.search(r"\]\(\.\./tests/test_\w+\.py\)", body)]
+    assert unlinked == [], f"promises in docs/promises.md without a link to a test: {unlinked}"
