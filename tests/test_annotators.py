@@ -270,7 +270,7 @@ def _account_row(ls_server, email: str) -> dict:
 
 def test_an_added_account_gets_no_more_than_an_annotator_needs(ls, ls_server, tmp_path):
     """Issue 23, item 8: no superuser or staff flag and no API token handed out (Label Studio Community
-    still lets any account export, list users and delete: the README says so)."""
+    still lets any account export, list users and delete: docs/team-admins.md says so)."""
     make_project(tmp_path, "accounts: least")
     email = "least.rights@example.org"
     added = _add(ls, tmp_path, email)

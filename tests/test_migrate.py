@@ -134,7 +134,7 @@ def moved(sample_sentences):
         # the second move is killed during its final check: the pull from PostgreSQL under way
         url = server.read_state(root).url
         comparing = kill_during_the_check(root, alice, tasks[sentences[11]["id"]])
-        recovered = run_cli("server", "start", env=local_env(), cwd=root)  # the README's advice
+        recovered = run_cli("server", "start", env=local_env(), cwd=root)  # the advice in docs/team-admins.md
         runs.append(recovered)
         comparing["recovered"] = recovered
         comparing["recovered_state"] = server.read_state(root)

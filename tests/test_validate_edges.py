@@ -1,4 +1,4 @@
-"""Edges of validation's promise (README "Validation rules"): records and the report are the same with or
+"""Edges of validation's promise (docs/maintainers.md, "Validation rules"): records and the report are the same with or
 without the fast path, for JSON lines read oddly and for the library API's dicts holding what JSON cannot."""
 
 from __future__ import annotations
