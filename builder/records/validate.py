@@ -55,50 +55,11 @@ from builder.records.aggregate import (
 )
 from builder.report import Report
 from builder.resources import schema_validator
-from builder.sentences.segmenter import sentence_id, sentence_key_prefix
+from builder.sentences.segmenter import sentence_id, sentence_id_matches, span_core
 
-# Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
-# 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
-LEGACY_OCCURRENCE_LIMIT = 1000
 TASK_DATA_INTEGERS = ("sentence_index", "start", "end", "occurrence")
 NOT_A_PSEUDONYM = "(not a pseudonym)"
 UNREADABLE = JsonLines.UNREADABLE
-
-
-def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
-    """The occurrence n <= `limit` with `sentence_id(article_id, text, n) == sid`, or None.
-
-    Mirrors `builder.sentences.segmenter.sentence_id`, hashing the common prefix once so that each try costs the
-    same whatever the text's length.
-    """
-    if sentence_id(article_id, text) == sid:
-        return 0
-    prefix = hashlib.sha256(sentence_key_prefix(article_id, text)[0].encode())
-    for occurrence in range(1, limit + 1):
-        digest = prefix.copy()
-        digest.update(f"\x00{occurrence}".encode())
-        if digest.hexdigest()[:20] == sid:
-            return occurrence
-    return None
-
-
-def span_core(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """(start, end) of `text[start:end]` without its surrounding whitespace, as validation trims a span (gold
-    spans must already be so, and `builder quality` scores spans so); None when it is only whitespace."""
-    piece = text[start:end]
-    core = piece.strip()
-    if not core:
-        return None
-    start += len(piece) - len(piece.lstrip())
-    return start, start + len(core)
-
-
-def sentence_id_matches(article_id: str, text: str, sid: str, occurrence: int | None, sentence_index: int) -> bool:
-    """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
-    if occurrence is not None:
-        return sentence_id(article_id, text, occurrence) == sid
-    limit = min(sentence_index, LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
-    return find_occurrence(article_id, text, sid, limit) is not None
 
 
 def _short(value: object, limit: int = 40) -> str:
