@@ -264,7 +264,9 @@ class RecordMaker:
             distribution = stance_shares([a["stance"] for a in truth], self.stance_values)
             agreement = _agreement(individual, stance)
         else:
-            stance, status, shares, agreement = self._stance_summary(tuple(a["stance"] for a in individual))
+            stances = tuple([a["stance"] for a in individual])
+            summary = self._summaries.get(stances) or self._stance_summary(stances)
+            stance, status, shares, agreement = summary
             distribution = list(shares)
             if self.resolved:
                 entities, unresolved = resolve_entities(
@@ -293,15 +295,13 @@ class RecordMaker:
 
     def _stance_summary(self, stances: tuple) -> tuple:
         """(stance, status, distribution, agreement) of a sentence whose annotators, none ground truth, chose
-        `stances`."""
-        summary = self._summaries.get(stances)
-        if summary is None:
-            stance, status = aggregate_stance(list(stances))
-            individual = [{"stance": one} for one in stances]
-            shares = tuple(stance_shares(list(stances), self.stance_values))
-            summary = stance, status, shares, _agreement(individual, stance)
-            if len(self._summaries) < self.SUMMARIES:
-                self._summaries[stances] = summary
+        `stances`, remembered (`record` looks it up first)."""
+        stance, status = aggregate_stance(list(stances))
+        individual = [{"stance": one} for one in stances]
+        shares = tuple(stance_shares(list(stances), self.stance_values))
+        summary = stance, status, shares, _agreement(individual, stance)
+        if len(self._summaries) < self.SUMMARIES:
+            self._summaries[stances] = summary
         return summary
 
 
