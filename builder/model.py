@@ -67,6 +67,26 @@ def region(start: int, end: int, text: str, label: str) -> dict:
     }
 
 
+def prediction_for(predictor, text: str, context=None) -> dict | None:
+    """A Label Studio prediction for one sentence (a task's `predictions` item), or None if nothing is proposed.
+
+    `predictor`: a pre-annotator (builder.preannotate) or the trained model (builder.learn.model): what
+    `builder push` attaches and `builder predict` writes are made here alike. Result items keep the
+    scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole.
+    `context`: the sentence's article context (`builder.preannotate.article_contexts`), for a predictor that
+    takes one."""
+    if predictor is None:
+        return None
+    extra = {} if context is None else {"context": context}
+    result = predictor.predict(text, **extra)
+    if not result:
+        return None
+    prediction = {"model_version": predictor.model_version, "result": result}
+    if callable(getattr(predictor, "score", None)):
+        prediction["score"] = predictor.score(text, **extra)
+    return prediction
+
+
 # --- the kinds of values a field holds; each says how it reads in a JSON Schema, a feature, the card
 
 

@@ -3,6 +3,9 @@
 The default predictor is a gazetteer learned from this dataset's own annotations (every string
 an annotator already labelled), so annotators confirm instead of repeating themselves. A spaCy
 pipeline can be plugged in with `--predictor spacy:<model>` when spaCy and the model are installed.
+A predictor's proposals become a Label Studio prediction by `builder.model.prediction_for`, shared with
+`builder predict` (builder.learn.pool): this module sits above `builder.learn` (it offers the trained model
+as a predictor), so nothing in `builder.learn` imports it.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def whole_articles(pages: Iterable[list], article_of: Callable[[object], str], l
     article's items are consecutive, as in a sentences file or a pushed project), so each item can be read
     with its whole article: the last article of a page waits for the next page. Only an article longer than
     `limit` items is cut. A lone item whose neighbours share another article (a gold question placed among
-    an article's sentences, see builder.sentences.mixing) goes with that article, and so does a lone item
+    an article's sentences, see builder.gold.mixing) goes with that article, and so does a lone item
     at the end of a page (it may be one)."""
     held: list = []
     for page in pages:
@@ -236,19 +239,3 @@ def article_batches(items: Iterable, article_of: Callable[[object], str | None],
             last = article
     if batch:
         yield batch
-
-
-def prediction_for(predictor, text: str, context=None) -> dict | None:
-    """A Label Studio prediction for one sentence, or None if nothing is proposed. Result items keep the
-    scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole.
-    `context`: the sentence's article context from `article_contexts`, for a predictor that takes one."""
-    if predictor is None:
-        return None
-    extra = {} if context is None else {"context": context}
-    result = predictor.predict(text, **extra)
-    if not result:
-        return None
-    prediction = {"model_version": predictor.model_version, "result": result}
-    if callable(getattr(predictor, "score", None)):
-        prediction["score"] = predictor.score(text, **extra)
-    return prediction

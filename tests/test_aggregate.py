@@ -419,7 +419,7 @@ def test_dawid_skene_never_puts_in_a_stance_nobody_gave(tmp_path):
 
 
 def project_gold_of(project):
-    from builder.records.gold import project_gold
+    from builder.gold.answers import project_gold
 
     return project_gold(project)
 

@@ -62,6 +62,25 @@ def test_no_import_cycles():
         pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
 
 
+def _package(module: str) -> str:
+    """The unit a layer is made of: `builder.records` for builder.records.validate, a top-level module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_two_packages_import_each_other():
+    """Packages form layers: when `records` imports `sentences`, nothing in `sentences` imports `records`, not even
+    inside a function (a function-local import hides a cycle from the interpreter, not from a reader)."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for name, imported in _import_graph().items():
+        for module in imported:
+            if _package(name) != _package(module) and "builder" not in (_package(name), _package(module)):
+                edges.setdefault((_package(name), _package(module)), []).append(f"{name} -> {module}")
+    both_ways = {
+        f"{a} <-> {b}": sorted(edges[a, b] + edges[b, a]) for a, b in sorted(edges) if a < b and (b, a) in edges
+    }
+    assert both_ways == {}
+
+
 def test_modules_are_not_named_alike():
     """No two modules whose names differ by one letter (split/splits, scheme/schemas)."""
     names = sorted({path.stem for path in PACKAGE.rglob("*.py") if not path.stem.startswith("__")})

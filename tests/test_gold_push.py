@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.errors import InputError
-from builder.sentences.mixing import check_pushed, gold_due, gold_questions, gold_ratio, mix_gold
+from builder.gold.mixing import check_pushed, gold_due, gold_questions, gold_ratio, mix_gold
 from builder.sentences.segmenter import sentence_id
 from tests.conftest import cli_env, make_project, run_cli
 
@@ -93,7 +93,7 @@ def test_a_push_in_parts_places_the_gold_questions_of_the_whole():
 
 
 def test_the_rate_is_capped_by_the_gold_questions_there_are():
-    from builder.sentences.mixing import MixCount
+    from builder.gold.mixing import MixCount
 
     count = MixCount()
     out = mixed(sentences(400, 10), sentences(3, 3, prefix="g"), 0.05, count=count)
@@ -254,7 +254,7 @@ def test_a_sentence_id_given_twice_is_refused_naming_both_lines(tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 30), max_size=60))
 def test_the_repeat_named_is_the_first_one_a_reader_meets(ids):
-    from builder.sentences.mixing import _first_repeat
+    from builder.gold.mixing import _first_repeat
 
     digests = bytearray(b"".join(hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in ids))
     seen: dict[int, int] = {}
@@ -278,7 +278,7 @@ def test_the_repeat_named_is_the_first_one_a_reader_meets(ids):
 def test_a_gold_span_annotators_could_never_match_is_refused(tmp_path, widen, expected):
     """Annotators' spans are trimmed to their non-space core and deduplicated, so a gold span with surrounding
     whitespace, or one given twice, would count every annotator wrong: refused, naming line and span."""
-    from builder.records.gold import read_gold
+    from builder.gold.answers import read_gold
 
     gold = sentences(2, prefix="g")
     text = gold[1]["text"]

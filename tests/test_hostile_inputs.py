@@ -139,7 +139,8 @@ def test_model_reads_odd_sentences_and_article_ids(trained):
     """Empty article ids, texts of punctuation only, and sentences without an article id give a score, not
     an exception; `choose_uncertain` read `article_id` with .get to score and with [] to rank (a KeyError)."""
     from builder.labelstudio.push import choose_uncertain
-    from builder.preannotate import article_contexts, prediction_for
+    from builder.model import prediction_for
+    from builder.preannotate import article_contexts
 
     contexts = article_contexts(trained, [("", t) for t in ODD_TEXTS] + [("a", t) for t in ODD_TEXTS])
     assert set(contexts) == {"", "a"}

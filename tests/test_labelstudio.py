@@ -686,7 +686,7 @@ def test_removed_accounts_keep_their_names(ls, tmp_path):
 def test_sentences_differing_around_a_nul_are_pushed_each_once(ls, tmp_path):
     """ "x" repeated (occurrence 1) and the text "x", NUL, "1" once got one id: push refused the file and said to
     run `split` again, which gave the same ids. Now each is its own task, and comes back with its own id."""
-    from builder.records.validate import sentence_id_matches
+    from builder.sentences.segmenter import sentence_id_matches
     from builder.sentences.stage import split_files
 
     project = make_project(tmp_path, "nul sentences")

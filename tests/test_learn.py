@@ -14,7 +14,8 @@ from builder.errors import BuilderError
 from builder.learn.features import is_all_caps, is_headline_like
 from builder.learn.model import MANIFEST, ModelError, default_model_dir, load_model
 from builder.learn.train import Example, choose_threshold, fit_model, train_model
-from builder.preannotate import make_predictor, prediction_for
+from builder.model import prediction_for
+from builder.preannotate import make_predictor
 
 from .conftest import ROOT, make_project
 from .test_outputs import small_disk  # noqa: F401 -- the fixture: a 1 MiB tmpfs

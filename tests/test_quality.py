@@ -235,7 +235,7 @@ def test_aggregated_stances_majority_ground_truth_tie_and_gold():
 
 
 def test_annotation_frame_has_one_row_per_annotation(tmp_path):
-    from builder.records.gold import read_gold
+    from builder.gold.answers import read_gold
     from builder.records.quality import annotation_frame
 
     project = make(tmp_path)

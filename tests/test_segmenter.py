@@ -185,9 +185,8 @@ def test_ids_without_a_nul_are_the_ids_they_always_were():
 def test_sentences_differing_around_a_nul_get_distinct_ids_and_validate():
     """A repeat of "x" (occurrence 1) and the text "x NUL 1" once shared an id; `push` refused the sentences file
     and told the user to run `split` again, which gave the same ids."""
-    from builder.records.validate import find_occurrence, sentence_id_matches
-    from builder.sentences.mixing import check_pushed
-    from builder.sentences.segmenter import split_article
+    from builder.gold.mixing import check_pushed
+    from builder.sentences.segmenter import find_occurrence, sentence_id_matches, split_article
 
     line = "Alpha beta gamma delta."
     article = {"id": "a", "text": f"{line}\n{line}\n{line}\x001\n{line}\x00\n{line}\x00\x001"}

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from builder.cli import cli
 from builder.errors import ConfigError
-from builder.preannotate import make_predictor, prediction_for
+from builder.model import prediction_for
+from builder.preannotate import make_predictor
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 TEXT = "Kim Jong Un met Vladimir Putin in Moscow, and Rosatom signed with the Widget Guild."

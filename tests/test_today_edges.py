@@ -135,7 +135,7 @@ def test_an_interrupted_waiter_closes_its_file_and_the_holder_still_removes_the_
 def test_finding_the_repeat_takes_under_32_more_bytes_a_sentence():
     """16 bytes of digest per sentence are held while the file is read; finding the first repeat sorts them
     in place of a copy (it took about 50 more bytes a sentence: a copy of the digests and three key arrays)."""
-    from builder.sentences.mixing import _first_repeat
+    from builder.gold.mixing import _first_repeat
 
     n = 300_000
     digests = bytearray(os.urandom(16 * n))
@@ -151,8 +151,8 @@ def test_finding_the_repeat_takes_under_32_more_bytes_a_sentence():
 
 
 def test_three_repeats_far_apart_and_blank_lines_name_the_first_repeat_by_its_line(tmp_path):
+    from builder.gold.mixing import check_pushed
     from builder.jsonio import write_jsonl
-    from builder.sentences.mixing import check_pushed
     from builder.sentences.stage import iter_numbered_sentences
 
     stream = sentences(3000)
@@ -184,7 +184,7 @@ def test_a_repeated_sentence_is_refused_by_the_cli_before_any_connection(tmp_pat
 
 
 def test_a_repeat_that_is_also_a_gold_question_is_refused_as_gold(tmp_path):
-    from builder.sentences.mixing import check_pushed, gold_questions
+    from builder.gold.mixing import check_pushed, gold_questions
 
     stream = sentences(40)
     project = gold_project(tmp_path / "p", "Gold repeat", [stream[3]])
@@ -208,7 +208,7 @@ def write_lines(path, lines: list[dict]):
 def test_gold_and_validation_agree_on_what_whitespace_is(tmp_path, space, refused):
     """A gold span is refused for surrounding whitespace exactly when validation would trim an annotator's
     span there (both use Python's str.strip: NBSP and EM SPACE are whitespace, ZERO WIDTH SPACE is not)."""
-    from builder.records.gold import read_gold
+    from builder.gold.answers import read_gold
 
     sentence = sentences(1)[0]
     text = f"Kim{space} met Putin."
@@ -225,7 +225,7 @@ def test_gold_and_validation_agree_on_what_whitespace_is(tmp_path, space, refuse
 
 
 def test_a_gold_span_of_only_whitespace_and_overlapping_spans(tmp_path):
-    from builder.records.gold import read_gold
+    from builder.gold.answers import read_gold
 
     sentence = sentences(1)[0]
     text = "Kim\u00a0\u2003Jong Un met Putin."
@@ -322,7 +322,7 @@ def test_a_gold_question_mix_gold_places_among_an_articles_sentences_does_not_sp
     """The real mix: articles of 30 sentences at a 5% gold rate (a gold question waits at most 19 sentences for an
     article boundary) put the second gold question among article a-1's sentences; with batches of 20, the
     batch then held 28 of them and ended at the gold question, sending the article's last two apart."""
-    from builder.sentences.mixing import mix_gold
+    from builder.gold.mixing import mix_gold
 
     mixed = list(mix_gold(iter(sentences(90, per_article=30)), iter(sentences(10, 1, prefix="q")), 0.05))
     inside = [i for i, (s, is_gold) in enumerate(mixed) if is_gold and mixed[i - 1][0]["article_id"] == "a-1"]

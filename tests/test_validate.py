@@ -611,7 +611,7 @@ def test_a_sentence_repeated_60_times_keeps_every_id(project, tmp_path):
 
 
 def test_find_occurrence_mirrors_sentence_id_and_respects_its_limit():
-    from builder.records.validate import find_occurrence
+    from builder.sentences.segmenter import find_occurrence
 
     for text in ("Kim met Putin.", "🇰🇵 " * 1000):
         for n in (0, 1, 2, 59, 999):

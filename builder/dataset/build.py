@@ -59,7 +59,7 @@ class BuildFacts:
 def _quality_summary(project: Project, snapshot: Path) -> dict | None:
     """Per-annotator gold accuracy and anchoring for the card and the manifest:
     {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
-    from builder.records.gold import project_gold
+    from builder.gold.answers import project_gold
     from builder.records.quality import annotator_report, quality_summary
 
     return quality_summary(annotator_report(snapshot, project, project_gold(project)))

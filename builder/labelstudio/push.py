@@ -23,7 +23,8 @@ import orjson
 from builder.errors import ConfigError, Interrupted, LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.preannotate import article_batches, article_contexts, prediction_for
+from builder.model import prediction_for
+from builder.preannotate import article_batches, article_contexts
 from builder.project import Project
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
@@ -406,7 +407,7 @@ def push_sentences(
     with the project's, else from a listing of the project's tasks.
     Pushes into the same project wait for each other, so parallel runs never duplicate tasks.
     With `[quality] gold` and `gold_rate`, the project's gold questions are mixed into the new
-    sentences at that rate, each once, made like any other task (builder/sentences/mixing.py).
+    sentences at that rate, each once, made like any other task (builder/gold/mixing.py).
     `select` chooses which new sentences (see the module's docstring): `uncertain` and `random`
     read the sentences once more to choose, holding an id (and uncertainty) per new sentence. When
     the predictor proposes anything, the project's model version is set to the predictor's, so
@@ -414,7 +415,7 @@ def push_sentences(
     The project is the one builder made on this server (see `find_project`); `adopt_project` takes the
     one titled like the scheme's when none is bound yet.
     """
-    from builder.sentences.mixing import check_pushed, gold_questions
+    from builder.gold.mixing import check_pushed, gold_questions
 
     if batch_size < 1:
         raise LabelStudioError("batch size must be at least 1")
@@ -522,7 +523,7 @@ def _import_new(
     select,
     chosen,
 ) -> PushResult:
-    from builder.sentences.mixing import MixCount, mix_gold
+    from builder.gold.mixing import MixCount, mix_gold
 
     http = connection.http()
     bar = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.jsonio import atomic_write, dumps_line, sha256_file
+from builder.model import prediction_for
 
 CHUNK_SENTENCES = 2000  # whole articles per step, about this many sentences
 
@@ -41,8 +42,6 @@ def _model(folder: str, stamp: str):
 def predict_chunk(item: tuple[str, str, list[dict]]) -> tuple[bytes, int, float]:
     """The pure step: the output lines of a run of whole articles, how many got proposals, their summed
     uncertainty."""
-    from builder.preannotate import prediction_for
-
     folder, stamp, sentences = item
     model = _model(folder, stamp)
     contexts = model.article_contexts([s["text"] for s in sentences], [s["article_id"] for s in sentences])

@@ -34,6 +34,7 @@ Aggregation (README, "How labels are aggregated"):
 
 from __future__ import annotations
 
+import operator
 import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -188,68 +189,123 @@ def stance_shares(stances: list[str], labels: list[str]) -> list[float]:
 
 def task_to_record(task: dict, project: Project, dataset_format: int = DATASET_FORMAT) -> dict:
     """The record of a validated task, as dataset format `dataset_format` has it (entities resolved from 3 on)."""
-    data = task["data"]
-    individual = []
-    for annotation in task["annotations"]:
-        stance, entities = _labels_of(annotation)
-        individual.append(
-            {
-                "annotator": annotation["annotator"],
-                "stance": stance,
-                "entities": entities,
-                "lead_time": annotation.get("lead_time"),
-                "ground_truth": bool(annotation.get("ground_truth")),
-            }
+    return RecordMaker(project, dataset_format).from_task(task)
+
+
+class RecordMaker:
+    """A sentence's record from its annotations: the one place the aggregation rule is written.
+
+    `task_to_record` (a validated task) and validation's fast path (`builder.records.validate`, a task decoded
+    straight from its JSON line) both make their records with `record`, so a rule changed here changes
+    both. What the project fixes (labels, the entity share, the dataset format) is read once per maker, and
+    the stance columns are remembered per tuple of stances: a snapshot has few of them.
+    """
+
+    SUMMARIES = 10_000  # tuples of stances remembered at most (a hostile snapshot cannot grow it further)
+
+    def __init__(self, project: Project, dataset_format: int = DATASET_FORMAT) -> None:
+        self.stance_values = project.stance_values
+        self.share = project.entity_agreement
+        self.keep_unresolved = project.keep_unresolved_entities
+        self.target = project.target
+        self.resolved = dataset_format >= RESOLVED_FORMAT
+        self._summaries: dict[tuple, tuple] = {}
+
+    def from_task(self, task: dict) -> dict:
+        """The record of a validated task."""
+        data = task["data"]
+        individual = []
+        for annotation in task["annotations"]:
+            stance, entities = _labels_of(annotation)
+            individual.append(
+                {
+                    "annotator": annotation["annotator"],
+                    "stance": stance,
+                    "entities": entities,
+                    "lead_time": annotation.get("lead_time"),
+                    "ground_truth": bool(annotation.get("ground_truth")),
+                }
+            )
+        return self.record(
+            individual,
+            data["sentence_id"],
+            data["article_id"],
+            data["sentence_index"],
+            data["text"],
+            data.get("target"),
         )
-    if len(individual) > 1:
-        individual.sort(key=_by_annotator)
-    truth = [a for a in individual if a["ground_truth"]]
-    resolved = dataset_format >= RESOLVED_FORMAT
-    unresolved: list[dict] = []
-    if truth:
-        stance, status = aggregate_stance([a["stance"] for a in truth])
-        status = GROUND_TRUTH if stance is not None else status
-        if resolved:
-            entities, unresolved = adjudicated_entities([a["entities"] for a in truth])
+
+    def record(
+        self,
+        individual: list[dict],
+        sentence_id: str,
+        article_id: str,
+        sentence_index: int,
+        text: str,
+        target: str | None,
+    ) -> dict:
+        """The record of a sentence from its annotations' entries (`annotator`, `stance`, `entities` sorted by
+        (start, end, label), `lead_time`, `ground_truth`), in any order: sorted here by annotator, in place."""
+        if len(individual) > 1:
+            individual.sort(key=_by_annotator)
+        truth = [a for a in individual if a["ground_truth"]]
+        unresolved: list[dict] = []
+        if truth:
+            stance, status = aggregate_stance([a["stance"] for a in truth])
+            status = GROUND_TRUTH if stance is not None else status
+            if self.resolved:
+                entities, unresolved = adjudicated_entities([a["entities"] for a in truth])
+            else:
+                entities = (
+                    truth[0]["entities"]
+                    if stance is not None
+                    else aggregate_entities([a["entities"] for a in truth], 1.0)
+                )
+            distribution = stance_shares([a["stance"] for a in truth], self.stance_values)
+            agreement = _agreement(individual, stance)
         else:
-            entities = (
-                truth[0]["entities"] if stance is not None else aggregate_entities([a["entities"] for a in truth], 1.0)
-            )
-        distribution = stance_shares([a["stance"] for a in truth], project.stance_values)
-    else:
-        stances = [a["stance"] for a in individual]
-        stance, status = aggregate_stance(stances)
-        if resolved:
-            entities, unresolved = resolve_entities(
-                [a["entities"] for a in individual],
-                project.entity_agreement,
-                keep_unresolved=project.keep_unresolved_entities,
-            )
-        else:
-            entities = aggregate_entities([a["entities"] for a in individual], project.entity_agreement)
-        distribution = stance_shares(stances, project.stance_values)
-    record = {
-        "id": data["sentence_id"],
-        "article_id": data["article_id"],
-        "sentence_index": data["sentence_index"],
-        "text": data["text"],
-        "target": data.get("target") or project.target,
-        "stance": stance,
-        "stance_status": status,
-        "stance_distribution": distribution,
-        "entities": entities,
-        "unresolved_entities": unresolved,
-        "annotations": individual,
-        "num_annotators": len(individual),
-        "agreement": _agreement(individual, stance),
-    }
-    if not resolved:
-        del record["unresolved_entities"]
-    return record
+            stances = tuple([a["stance"] for a in individual])
+            summary = self._summaries.get(stances) or self._stance_summary(stances)
+            stance, status, shares, agreement = summary
+            distribution = list(shares)
+            if self.resolved:
+                entities, unresolved = resolve_entities(
+                    [a["entities"] for a in individual], self.share, keep_unresolved=self.keep_unresolved
+                )
+            else:
+                entities = aggregate_entities([a["entities"] for a in individual], self.share)
+        record = {
+            "id": sentence_id,
+            "article_id": article_id,
+            "sentence_index": sentence_index,
+            "text": text,
+            "target": target or self.target,
+            "stance": stance,
+            "stance_status": status,
+            "stance_distribution": distribution,
+            "entities": entities,
+            "unresolved_entities": unresolved,
+            "annotations": individual,
+            "num_annotators": len(individual),
+            "agreement": agreement,
+        }
+        if not self.resolved:
+            del record["unresolved_entities"]
+        return record
+
+    def _stance_summary(self, stances: tuple) -> tuple:
+        """(stance, status, distribution, agreement) of a sentence whose annotators, none ground truth, chose
+        `stances`, remembered (`record` looks it up first)."""
+        stance, status = aggregate_stance(list(stances))
+        individual = [{"stance": one} for one in stances]
+        shares = tuple(stance_shares(list(stances), self.stance_values))
+        summary = stance, status, shares, _agreement(individual, stance)
+        if len(self._summaries) < self.SUMMARIES:
+            self._summaries[stances] = summary
+        return summary
 
 
-def _by_annotator(annotation: dict) -> str:
-    return annotation["annotator"]
+_by_annotator = operator.itemgetter("annotator")
 
 
 def _agreement(individual: list[dict], stance: str | None) -> float | None:
@@ -284,11 +340,12 @@ def to_records(
     if project.aggregation == DAWID_SKENE:
         yield from _dawid_skene_records(tasks, project, gold, report, dataset_format)
         return
+    make = RecordMaker(project, dataset_format).from_task
     for task in tasks:
         if task["data"]["sentence_id"] in gold:
             _count_gold(report)
             continue
-        yield task_to_record(task, project, dataset_format)
+        yield make(task)
 
 
 def _count_gold(report) -> None:
@@ -312,8 +369,9 @@ def _dawid_skene_records(
     spooled = array("q")  # the task index of each spooled record, in order
     with tempfile.TemporaryFile() as spool:  # anonymous: nothing is left behind, however this ends
         n_tasks = 0
+        make = RecordMaker(project, dataset_format).from_task
         for task in tasks:
-            record = task_to_record(task, project, dataset_format)
+            record = make(task)
             index = n_tasks
             n_tasks += 1
             for annotation in record["annotations"]:

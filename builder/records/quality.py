@@ -12,7 +12,7 @@ ground-truth annotation, Label Studio's star, counts as its author's answer):
   labelling something, or cancelled from the API). Label Studio itself records both as
   `was_cancelled`; the result is what tells them apart.
 - `median_lead_time`: median seconds per answer (Label Studio's `lead_time`; unreadable ones left out).
-- `gold_answers`, `gold_accuracy`: answers on gold questions (`[quality] gold`, builder.records.gold)
+- `gold_answers`, `gold_accuracy`: answers on gold questions (`[quality] gold`, builder.gold.answers)
   and the share whose stance is the gold stance (an answer without a stance counts as wrong), with
   `gold_accuracy_low`/`_high`, the 95% Wilson score interval.
 - `gold_span_f1_exact`: micro F1 of their entity spans on gold questions against the gold spans (same
@@ -55,7 +55,7 @@ from builder.errors import InputError
 from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
-from builder.records.validate import span_core
+from builder.sentences.segmenter import span_core
 
 Z95 = 1.959963984540054  # the standard normal quantile of 0.975
 
@@ -320,8 +320,8 @@ def _snapshot_lines(path: Path) -> Iterator[tuple[str, object]]:
 
 def read_frames(snapshot: str | Path, project: Project, gold: dict | None = None) -> QualityFrames:
     """The snapshot's annotations, spans, predictions and gold answers as frames, streamed line by line."""
+    from builder.gold.answers import project_gold
     from builder.jsonio import paused_gc
-    from builder.records.gold import project_gold
 
     gold = project_gold(project) if gold is None else gold
     with paused_gc():
@@ -334,7 +334,7 @@ def annotation_frame(tasks: Iterable[dict], project: Project, gold: dict | None 
     unknown), gold (the task is a gold question of `gold`, by default the project's), pre_annotated (the
     task's distinct pre-annotated spans, 0 for a cancelled annotation) and kept_pre_annotated (how many of
     them the answer has unchanged)."""
-    from builder.records.gold import project_gold
+    from builder.gold.answers import project_gold
 
     gold = project_gold(project) if gold is None else gold
     return _read(((f"task {i + 1}", task) for i, task in enumerate(tasks)), project, gold).annotations

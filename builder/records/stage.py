@@ -7,11 +7,11 @@ from pathlib import Path
 
 import orjson
 
+from builder.gold.answers import project_gold
 from builder.jsonio import DUMP_OPTIONS, JsonLines, atomic_write, paused_gc, write_json
 from builder.model import DATASET_FORMAT
 from builder.project import Project
 from builder.records.aggregate import GOLD_QUESTIONS, UNRESOLVED_ENTITIES
-from builder.records.gold import project_gold
 from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
 

@@ -42,63 +42,14 @@ from builder.model import (
 )
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
-from builder.records.aggregate import (
-    DAWID_SKENE,
-    GOLD_QUESTIONS,
-    RESOLVED_FORMAT,
-    _agreement,
-    aggregate_stance,
-    resolve_entities,
-    stance_shares,
-    task_to_record,
-    to_records,
-)
+from builder.records.aggregate import DAWID_SKENE, GOLD_QUESTIONS, RecordMaker, to_records
 from builder.report import Report
 from builder.resources import schema_validator
-from builder.sentences.segmenter import sentence_id, sentence_key_prefix
+from builder.sentences.segmenter import sentence_id, sentence_id_matches, span_core
 
-# Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
-# 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
-LEGACY_OCCURRENCE_LIMIT = 1000
 TASK_DATA_INTEGERS = ("sentence_index", "start", "end", "occurrence")
 NOT_A_PSEUDONYM = "(not a pseudonym)"
 UNREADABLE = JsonLines.UNREADABLE
-
-
-def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
-    """The occurrence n <= `limit` with `sentence_id(article_id, text, n) == sid`, or None.
-
-    Mirrors `builder.sentences.segmenter.sentence_id`, hashing the common prefix once so that each try costs the
-    same whatever the text's length.
-    """
-    if sentence_id(article_id, text) == sid:
-        return 0
-    prefix = hashlib.sha256(sentence_key_prefix(article_id, text)[0].encode())
-    for occurrence in range(1, limit + 1):
-        digest = prefix.copy()
-        digest.update(f"\x00{occurrence}".encode())
-        if digest.hexdigest()[:20] == sid:
-            return occurrence
-    return None
-
-
-def span_core(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """(start, end) of `text[start:end]` without its surrounding whitespace, as validation trims a span (gold
-    spans must already be so, and `builder quality` scores spans so); None when it is only whitespace."""
-    piece = text[start:end]
-    core = piece.strip()
-    if not core:
-        return None
-    start += len(piece) - len(piece.lstrip())
-    return start, start + len(core)
-
-
-def sentence_id_matches(article_id: str, text: str, sid: str, occurrence: int | None, sentence_index: int) -> bool:
-    """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
-    if occurrence is not None:
-        return sentence_id(article_id, text, occurrence) == sid
-    limit = min(sentence_index, LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
-    return find_occurrence(article_id, text, sid, limit) is not None
 
 
 def _short(value: object, limit: int = 40) -> str:
@@ -140,6 +91,11 @@ class TaskValidator:
         self.previous: tuple[str, object] = ("", None)
 
     @cached_property
+    def _maker(self) -> RecordMaker:
+        """Makes the records of both paths (`records`), with one memory of stance columns."""
+        return RecordMaker(self.project, self.dataset_format)
+
+    @cached_property
     def _fast(self):
         import jsonschema_rs
 
@@ -151,9 +107,10 @@ class TaskValidator:
 
     @cached_property
     def _plain_record(self) -> Callable[[bytes], dict | None]:
-        """`build(line)`: the record (`task_to_record`'s) of the task on a JSON line when the task is valid as it
-        is, with nothing to report, its sentence then counted as seen for duplicates; None when in doubt: the
-        task then takes the full path, as if never looked at.
+        """`build(line)`: the record of the task on a JSON line when the task is valid as it is, with nothing to
+        report, its sentence then counted as seen for duplicates; None when in doubt: the task then takes the
+        full path, as if never looked at. The record is made by `RecordMaker.record`, as `task_to_record` makes
+        it: this path only reads the annotations' entries from the line, the aggregation rule is written once.
 
         The line is decoded by msgspec straight into the types `_typed_task_decoder` makes from `self.schema`:
         the types, enums and bounds are checked as it parses, and any other shape (an unknown field included)
@@ -167,16 +124,9 @@ class TaskValidator:
         except ValueError:  # a schema this fast path was not written for: every task takes the full path
             return lambda line: None
         annotator = re.compile(self.schema["$defs"]["annotation"]["properties"]["annotator"]["pattern"])
-        project = self.project
-        stance_values = list(project.stance_values)
-        share, target = project.entity_agreement, project.target
-        resolved = self.dataset_format >= RESOLVED_FORMAT  # entities as aggregate.resolve_entities decides them
-        keep_unresolved = project.keep_unresolved_entities
-        keep_agreed = share <= 1  # a span every annotator marked is kept
-        needed_of_two = share * 2 - 1e-9  # the votes a span needs among two annotators, as aggregate_entities counts
+        make = self._maker.record  # the aggregation rule, written once (builder.records.aggregate)
         pseudonyms: set[str] = set()  # names already matched: a snapshot has few annotators
         is_new = self._is_new_sentence
-        summaries: dict[tuple, tuple] = {}  # the stance columns of a record, by its annotators' stances
         sha256, unset = hashlib.sha256, msgspec.UNSET
         decode, decode_errors = decoder.decode, (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
@@ -194,7 +144,7 @@ class TaskValidator:
             size = len(text)
             if not annotations or size > INT32_MAX:
                 return None
-            individual, span_keys = [], []  # per annotation: its record entry, its spans' (start, end, label)
+            individual = []  # per annotation: its record entry
             for annotation in annotations:
                 name, result = annotation.annotator, annotation.result
                 if annotation.was_cancelled or annotation.ground_truth or not result:
@@ -243,7 +193,6 @@ class TaskValidator:
                         "ground_truth": False,
                     }
                 )
-                span_keys.append(keys)
             sid, article_id, occurrence = data.sentence_id, data.article_id, data.occurrence
             if occurrence is unset or occurrence is None:  # the id of an occurrence 0, else the search of the full path
                 # (a NUL in either takes the full path: its key is not this one, see sentence_key_prefix)
@@ -256,65 +205,8 @@ class TaskValidator:
                 return None
             if not is_new(sid, task.task_id):
                 return None
-            # What task_to_record makes of it (without ground truth): tests/test_validate_fast.py compares them.
-            n = len(individual)
-            if n == 2:
-                first, second = individual
-                if first["annotator"] > second["annotator"]:  # as a stable sort by annotator would
-                    individual.reverse()
-                    span_keys.reverse()
-                stances = (individual[0]["stance"], individual[1]["stance"])
-            else:
-                if n > 2:
-                    order = sorted(range(n), key=[one["annotator"] for one in individual].__getitem__)
-                    individual = [individual[i] for i in order]
-                    span_keys = [span_keys[i] for i in order]
-                stances = tuple(one["stance"] for one in individual)
-            summary = summaries.get(stances)
-            if summary is None:
-                summary = _stance_summary(list(stances), stance_values)
-                if len(summaries) < 10_000:
-                    summaries[stances] = summary
-            stance, status, distribution, agreement = summary
-            if resolved:  # the same function as task_to_record's
-                merged, unresolved = resolve_entities(
-                    [one["entities"] for one in individual], share, None, keep_unresolved
-                )
-            elif keep_agreed and (n == 1 or (n == 2 and span_keys[0] == span_keys[1])):  # every span marked by all
-                merged = list(individual[-1]["entities"])
-            elif n == 2:  # a span marked once is kept when 1 vote is enough, twice when 2 are
-                spans = dict(zip(span_keys[0], individual[0]["entities"]))
-                spans.update(zip(span_keys[1], individual[1]["entities"]))  # the later annotator's, as with votes
-                if 1 >= needed_of_two:
-                    merged = [spans[key] for key in sorted(spans)]
-                elif 2 >= needed_of_two:
-                    merged = [spans[key] for key in sorted(set(span_keys[0]).intersection(span_keys[1]))]
-                else:
-                    merged = []
-            else:
-                votes: dict = {}
-                spans: dict = {}
-                for one, keys in zip(individual, span_keys):
-                    for key, entity in zip(keys, one["entities"]):
-                        votes[key] = votes.get(key, 0) + 1
-                        spans[key] = entity
-                needed = share * n - 1e-9
-                merged = [spans[key] for key in sorted(votes) if votes[key] >= needed]
-            return {
-                "id": sid,
-                "article_id": article_id,
-                "sentence_index": data.sentence_index,
-                "text": text,
-                "target": data.target or target,
-                "stance": stance,
-                "stance_status": status,
-                "stance_distribution": list(distribution),
-                "entities": merged,
-                **({"unresolved_entities": unresolved} if resolved else {}),
-                "annotations": individual,
-                "num_annotators": n,
-                "agreement": agreement,
-            }
+            # The record as task_to_record makes it, by the same code (tests/test_validate_fast.py compares them).
+            return make(individual, sid, article_id, data.sentence_index, text, data.target)
 
         return build
 
@@ -391,7 +283,7 @@ class TaskValidator:
         """`to_records(self.validate(tasks), ...)` for majority aggregation, checking and converting a plainly
         valid task in one pass."""
         plain_record = self._plain_record
-        project = self.project
+        make = self._maker.from_task
         kept = self.report.kept
         lines, task_of = self._lines(tasks)
         count = 0
@@ -409,7 +301,7 @@ class TaskValidator:
                     if clean["data"]["sentence_id"] in gold:
                         kept[GOLD_QUESTIONS] += 1
                         continue
-                    record = task_to_record(clean, project, self.dataset_format)
+                    record = make(clean)
                 else:
                     count += 1
                     if gold and record["id"] in gold:
@@ -810,13 +702,6 @@ def _typed_task_decoder(schema: dict, project: Project) -> tuple[msgspec.json.De
         gc=False,
     )
     return msgspec.json.Decoder(task), items[1]
-
-
-def _stance_summary(stances: list, labels: list[str]) -> tuple:
-    """(stance, status, distribution, agreement) of a record whose annotators chose `stances`, none ground truth."""
-    stance, status = aggregate_stance(stances)
-    individual = [{"stance": one} for one in stances]
-    return stance, status, tuple(stance_shares(stances, labels)), _agreement(individual, stance)
 
 
 _JSON_SCALARS = frozenset((str, int, bool, type(None)))

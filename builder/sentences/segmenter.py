@@ -197,13 +197,10 @@ def _segments(line: str, base: int) -> Iterator[tuple[str, int]]:
 def _add_line_spans(spans: Spans, line: str, base: int, split_line: Callable[[str], Spans]) -> None:
     if line.strip():
         for start, end in split_line(line) or [(0, len(line))]:
-            piece = line[start:end]
-            stripped = piece.strip()
-            if not stripped:
+            core = span_core(line, start, end)
+            if core is None:
                 continue
-            start += len(piece) - len(piece.lstrip())
-            end = start + len(stripped)
-            absolute = (base + start, base + end)
+            absolute = (base + core[0], base + core[1])
             if spans and absolute[0] < spans[-1][1]:  # never overlap: merge into the previous span
                 spans[-1] = (spans[-1][0], max(spans[-1][1], absolute[1]))
             else:
@@ -234,6 +231,50 @@ def sentence_key_prefix(article_id: str, text: str) -> tuple[str, bool]:
     if "\x00" in article_id or "\x00" in text:
         return f"\x00{len(article_id)}\x00{len(text)}\x00{article_id}{text}", True
     return f"{article_id}\x00{text}", False
+
+
+# Tasks pushed before sentences carried `occurrence`: the id is searched among occurrences
+# 0..min(sentence_index, LEGACY_OCCURRENCE_LIMIT); the limit bounds the work a hostile task costs.
+LEGACY_OCCURRENCE_LIMIT = 1000
+
+
+def find_occurrence(article_id: str, text: str, sid: str, limit: int) -> int | None:
+    """The occurrence n <= `limit` with `sentence_id(article_id, text, n) == sid`, or None.
+
+    Mirrors `sentence_id`, hashing the common prefix once so that each try costs the same whatever the
+    text's length. Validation checks a pulled task's id with it, and a gold question without `occurrence`
+    gets its occurrence from it.
+    """
+    if sentence_id(article_id, text) == sid:
+        return 0
+    prefix = hashlib.sha256(sentence_key_prefix(article_id, text)[0].encode())
+    for occurrence in range(1, limit + 1):
+        digest = prefix.copy()
+        digest.update(f"\x00{occurrence}".encode())
+        if digest.hexdigest()[:20] == sid:
+            return occurrence
+    return None
+
+
+def sentence_id_matches(article_id: str, text: str, sid: str, occurrence: int | None, sentence_index: int) -> bool:
+    """The sentence id is the hash of article id, text and occurrence (searched for when unknown)."""
+    if occurrence is not None:
+        return sentence_id(article_id, text, occurrence) == sid
+    limit = min(sentence_index, LEGACY_OCCURRENCE_LIMIT)  # an occurrence never exceeds its index
+    return find_occurrence(article_id, text, sid, limit) is not None
+
+
+def span_core(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) of `text[start:end]` without its surrounding whitespace; None when it is only whitespace.
+
+    The one trimming rule: a sentence's span is cut so when the article is split, an annotator's entity span
+    is trimmed so by validation, a gold span must already be so, and `builder quality` scores spans so."""
+    piece = text[start:end]
+    core = piece.strip()
+    if not core:
+        return None
+    start += len(piece) - len(piece.lstrip())
+    return start, start + len(core)
 
 
 def context_before(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Gold questions: sentences whose stance and entities are known, mixed into the tasks to score annotators.
+"""Reading the gold file: each gold question's sentence and its known answer, checked against the scheme.
 
 The gold file (`[quality] gold` in builder.toml) holds one sentence per line in the shape
 `builder split` writes, plus its known answer:
@@ -6,8 +6,9 @@ The gold file (`[quality] gold` in builder.toml) holds one sentence per line in 
     {"id": ..., "article_id": ..., "sentence_index": 3, "text": ..., "start": 0, "end": 57,
      "stance": "against", "entities": [{"start": 0, "end": 11, "label": "ORG"}]}
 
-A task is a gold question when its `sentence_id` is a gold sentence's `id`. Gold tasks never reach
-the dataset: validation and the build count them apart, and `builder quality` scores annotators on them.
+A task is a gold question when its `sentence_id` is a gold sentence's `id`. A gold span must already be
+trimmed as validation trims an annotator's (`builder.sentences.segmenter.span_core`), or it could never
+be matched.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from builder.errors import InputError
 from builder.project import Project
+from builder.sentences.segmenter import span_core
 
 ANSWER_FIELDS = ("stance", "entities")
 
@@ -34,7 +36,6 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
     """Every gold question of `path`, by sentence id, checked against the project's labels.
 
     The first bad line raises InputError "FILE:LINE: field ..."; a sentence id given twice is refused."""
-    from builder.records.validate import span_core
     from builder.sentences.stage import iter_numbered_sentences
 
     path = Path(path)

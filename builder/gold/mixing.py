@@ -1,6 +1,6 @@
 """Gold questions mixed into the sentences a push imports, so that annotators cannot tell them apart.
 
-`builder push` imports each gold question (`[quality] gold`, read by `builder.records.gold`) once,
+`builder push` imports each gold question (`[quality] gold`, read by `builder.gold.answers`) once,
 as one more task among the sentences, at the rate `[quality] gold_rate`: the share of the tasks a
 push imports that are gold questions. After `n` ordinary sentences the project is due
 `floor(n * rate / (1 - rate))` gold questions (19 sentences per gold question at 0.05), counted over
@@ -30,7 +30,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from builder.errors import InputError
+from builder.gold.answers import project_gold
 from builder.project import Project
+from builder.sentences.segmenter import LEGACY_OCCURRENCE_LIMIT, find_occurrence
 
 # Fields a sentence may lack (builder.model.SENTENCE_FIELDS) and `builder split` always writes; `target`
 # is not among them: a task without its own target shows the project's.
@@ -130,8 +132,6 @@ def gold_questions(project: Project) -> GoldQuestions | None:
     Refuses (InputError "FILE:LINE: field ...") an id or article id with "gold" in it (an annotator
     sees both in the Data Manager). A question without `occurrence` gets it from its id when the id
     is `builder split`'s hash of its article id and text."""
-    from builder.records.gold import project_gold
-    from builder.records.validate import LEGACY_OCCURRENCE_LIMIT, find_occurrence
     from builder.sentences.stage import iter_numbered_sentences
 
     answers = project_gold(project)  # every line checked: labels, spans, ids given twice
