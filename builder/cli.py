@@ -622,6 +622,11 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
             f"push: chose {result.created} new sentences ({how}{f', seed {seed}' if how == 'random' else ''}){mean}; "
             f"{result.left_out} new sentences left for a later push"
         )
+    if result.withheld:
+        click.echo(
+            f"push: {result.withheld} tasks imported without a suggestion: the control arm "
+            f"([annotation] suggestion_holdout {project.suggestion_holdout:g})"
+        )
     if project.gold_rate > 0:
         click.echo(f"push: added {result.gold} gold questions (gold rate {project.gold_rate:g})")
         if result.gold_short:
@@ -709,6 +714,7 @@ def predict(ctx, sentences, predictor, output, workers, executor) -> None:
         + (f"; {result.annotated_meanwhile} of them annotated while predict ran" if result.annotated_meanwhile else "")
         + f"), {result.current} already predicted by this version, {result.nothing} with nothing proposed"
         + (f", {result.no_text} without a text" if result.no_text else "")
+        + (f", {result.withheld} in the control arm (never suggested)" if result.withheld else "")
     )
     if result.foreign:
         click.echo(f"predict: kept {result.foreign} predictions builder did not make (other model versions)")

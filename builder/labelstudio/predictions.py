@@ -8,7 +8,8 @@ ones (only an annotation made in the milliseconds between that reading and the w
 On every other task, the predictions builder made (a `model_version` of the form `builder-...` or
 `spacy/...`) by another version than the current predictor's are deleted, and the current predictor's
 proposal is added; predictions builder did not make (an ML backend's, a hand import's) are never touched.
-Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
+Tasks of the control arm (their data's `suggestion_arm` is "withheld", builder/records/steering.py) stay
+without predictions. Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
 per page, one bulk delete (Label Studio's "delete predictions" action, for tasks holding only
 builder's predictions), one DELETE per stale prediction on a task that also holds foreign ones, and
 one bulk import of the new predictions. Deleting comes first, so an interruption leaves a task
@@ -29,6 +30,7 @@ from builder.labelstudio.client import Connection, calling, check_response, task
 from builder.labelstudio.push import push_lock, require_project, set_model_version
 from builder.preannotate import article_contexts, prediction_for, whole_articles
 from builder.project import Project
+from builder.records.steering import ARM_FIELD, WITHHELD
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
 BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
@@ -56,6 +58,7 @@ class PredictResult:
     )
     drafted: int = 0  # skipped: an annotator's draft is saved on it (being annotated); never touched
     no_text: int = 0  # skipped: no `text` in the task's data (not a task builder pushed)
+    withheld: int = 0  # skipped: in the control arm (`[annotation] suggestion_holdout`), pushed without suggestion
     deleted: int = 0  # older predictions deleted
     foreign: int = 0  # predictions builder did not make, on the tasks refreshed: kept
     version_set: bool = False  # the project's model_version now names this version
@@ -63,7 +66,7 @@ class PredictResult:
 
     @property
     def skipped(self) -> int:
-        return self.current + self.nothing + self.annotated + self.drafted + self.no_text
+        return self.current + self.nothing + self.annotated + self.drafted + self.no_text + self.withheld
 
 
 def refresh_predictions(
@@ -157,6 +160,9 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             text = data.get("text") if isinstance(data, dict) else None
             if not isinstance(text, str):
                 result.no_text += 1
+                continue
+            if data.get(ARM_FIELD) == WITHHELD:  # the control arm: never given a suggestion
+                result.withheld += 1
                 continue
             current = [p for p in ours if p.get("model_version") == version]
             if len(ours) == 1 and current:
