@@ -923,6 +923,11 @@ def quality(ctx, snapshot, fmt, output) -> None:
         click.echo(result.text, nl=False)
     for reason, (count, where) in sorted(result.ignored.items()):
         click.echo(f"ignored: {count} {reason} (first: {where}); `builder validate` says more", err=True)
+    if result.steering is not None and fmt != "table":  # the table carries it; CSV and JSON rows are annotators
+        from builder.records.steering import steering_lines
+
+        for line in steering_lines(result.steering):
+            click.echo(f"control arm: {line}", err=True)
     wrote = f"; wrote {result.output}" if result.output else ""
     click.echo(
         f"quality: {result.tasks} tasks, {result.summary['annotators']} annotators; {result.summary['flagged']} "

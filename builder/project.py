@@ -78,7 +78,7 @@ class Project:
     gold_path: Path | None = None
     gold_rate: float = 0.0
     min_gold_accuracy: float = 0.7
-    # `[annotation] suggestion_holdout`: share of pushed tasks given no suggestion (the control arm, records/steering.py)
+    # `[annotation] suggestion_holdout`: share of pushed tasks given no suggestion (the control arm)
     suggestion_holdout: float = SUGGESTION_HOLDOUT
 
     @property

@@ -26,7 +26,6 @@ test; with too few answers the summary says so instead of a verdict.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from pathlib import Path
 
 from builder.model import ENTITIES, STANCE
@@ -274,7 +273,9 @@ def steering_lines(summary: dict) -> list[str]:
         "shown spans)."
     )
     test = summary["labels_test"]
-    figures = f"chi-square {test['statistic']:.2f}, df {test['df']}, p {test['p']:.4f}: " if test["p"] is not None else ""
+    figures = ""
+    if test["p"] is not None:
+        figures = f"chi-square {test['statistic']:.2f}, df {test['df']}, p {test['p']:.4f}: "
     lines.append(f"Label distribution, with against without suggestions: {figures}{test['verdict']}.")
     if summary.get("gold_test"):
         gold_test = summary["gold_test"]
