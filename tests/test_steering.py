@@ -115,7 +115,7 @@ def test_the_report_compares_the_arms_and_says_when_it_cannot_tell(tmp_path):
     lines = steering_lines(steered)
     assert lines[0].endswith("60 tasks with suggestions, 60 without.")
     assert "Suggestions accepted unchanged: stance 1.000 (120 of 120 answers shown a stance)" in lines[3]
-    assert "p 0.0000: the arms differ." in lines[4]
+    assert "p < 0.0001: the arms differ." in lines[4]
 
     few = steering_summary(made_up_snapshot(tmp_path / "few.jsonl", 3, False), project, {})
     assert few["labels_test"]["verdict"].startswith("too few answers to tell")

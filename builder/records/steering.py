@@ -249,6 +249,10 @@ def _figure(value, places: str = ".3f") -> str:
     return "-" if value is None else format(value, places)
 
 
+def _p(p: float) -> str:
+    return "p < 0.0001" if p < 0.0001 else f"p {p:.4f}"
+
+
 def steering_lines(summary: dict) -> list[str]:
     """The control arm in words, one line per fact (the card's bullets, `builder quality`'s lines)."""
     shown, held = summary["arms"][SHOWN], summary["arms"][WITHHELD]
@@ -275,12 +279,12 @@ def steering_lines(summary: dict) -> list[str]:
     test = summary["labels_test"]
     figures = ""
     if test["p"] is not None:
-        figures = f"chi-square {test['statistic']:.2f}, df {test['df']}, p {test['p']:.4f}: "
+        figures = f"chi-square {test['statistic']:.2f}, df {test['df']}, {_p(test['p'])}: "
     lines.append(f"Label distribution, with against without suggestions: {figures}{test['verdict']}.")
     if summary.get("gold_test"):
         gold_test = summary["gold_test"]
         lines.append(
-            f"Gold accuracy, with against without suggestions: Fisher's exact p {gold_test['p']:.4f}: "
+            f"Gold accuracy, with against without suggestions: Fisher's exact test {_p(gold_test['p'])}: "
             f"{gold_test['verdict']}."
         )
     return lines
