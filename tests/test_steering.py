@@ -16,9 +16,25 @@ from builder.labelstudio.predictions import refresh_predictions
 from builder.labelstudio.push import push_sentences, task_for
 from builder.model import ENTITIES, STANCE
 from builder.project import load_project
-from builder.records.steering import ARM_FIELD, SHOWN, WITHHELD, steering_lines, steering_summary, withheld
+from builder.records.steering import (
+    ARM_FIELD,
+    SHOWN,
+    WITHHELD,
+    record_withheld,
+    steering_lines,
+    steering_summary,
+    withheld,
+    withheld_path,
+)
 from tests.conftest import ROOT, cli_env, make_project, run_cli
-from tests.test_predict import SNAPSHOT, StandInModel, listed, models, sentences  # noqa: F401 (a fixture)
+from tests.test_predict import (  # noqa: F401 (models: a fixture)
+    SNAPSHOT,
+    StandInModel,
+    listed,
+    models,
+    read_with_articles,
+    sentences,
+)
 
 PSEUDONYMS = ("annotator-00000001", "annotator-00000002")
 
@@ -109,13 +125,32 @@ def test_the_report_compares_the_arms_and_says_when_it_cannot_tell(tmp_path):
     assert held["labels"] == {"favor": 30, "against": 30, "neutral": 60}
     assert (shown["stance_accepted"], shown["stance_suggested"], shown["stance_accepted_rate"]) == (120, 120, 1.0)
     assert (shown["spans_accepted"], shown["spans_suggested"], shown["spans_accepted_rate"]) == (120, 120, 1.0)
-    assert "stance_suggested" not in held  # nothing was suggested there
+    assert held["stance_suggested"] == 0  # no withheld suggestion recorded: nothing to compare with
+    assert steered["stance_test"] is None
     assert shown["krippendorff_alpha"] == 1.0
     assert steered["labels_test"]["verdict"] == "the arms differ" and steered["labels_test"]["p"] < 0.001
     lines = steering_lines(steered)
     assert lines[0].endswith("60 tasks with suggestions, 60 without.")
     assert "Suggestions accepted unchanged: stance 1.000 (120 of 120 answers shown a stance)" in lines[3]
-    assert "p < 0.0001: the arms differ." in lines[4]
+    assert lines[4] == "Without suggestions: no withheld suggestion recorded to compare with."
+    assert "p < 0.0001: the arms differ." in lines[5]
+
+    # what the model would have suggested on the withheld tasks, recorded at push: the cleanest measure
+    would_be = [stance_item("favor"), span_item(0, 6, "LOC")]
+    rows = [
+        {"sentence_id": f"s{n:04d}", "model_version": "builder-crf/2+x", "result": would_be} for n in range(1, 120, 2)
+    ]
+    record_withheld(project, rows)
+    with withheld_path(project).open("ab") as handle:
+        handle.write(b'{"sentence_id": "s0001", "resu')  # a line cut short by a crash is skipped
+    steered = steering_summary(tmp_path / "steered.jsonl", project, {})
+    held = steered["arms"][WITHHELD]
+    assert (held["stance_accepted"], held["stance_suggested"], held["stance_accepted_rate"]) == (30, 120, 0.25)
+    assert (held["spans_accepted"], held["spans_suggested"]) == (0, 120)
+    assert steered["stance_test"]["verdict"] == "the arms differ"
+    lines = steering_lines(steered)
+    assert "Without suggestions, answers matching the withheld one: stance 0.250 (30 of 120 answers)" in lines[4]
+    assert "Giving the model's stance, with against without suggestions: Fisher's exact test p < 0.0001" in lines[6]
 
     few = steering_summary(made_up_snapshot(tmp_path / "few.jsonl", 3, False), project, {})
     assert few["labels_test"]["verdict"].startswith("too few answers to tell")
@@ -154,6 +189,12 @@ def test_quality_and_the_card_show_both_arms(tmp_path):
     assert "- Label distribution, with against without suggestions: " in card
 
 
+def recorded(folder: Path, model) -> set[str]:
+    """The sentence ids annotations/withheld-suggestions.jsonl holds a would-be suggestion of `model` for."""
+    lines = (folder / "annotations" / "withheld-suggestions.jsonl").read_text(encoding="utf-8").splitlines()
+    return {row["sentence_id"] for row in map(json.loads, lines) if row["model_version"] == model.model_version}
+
+
 def _suggested_stance(task: dict) -> str | None:
     return next((i["value"]["choices"][0] for i in task["predictions"][0]["result"] if i["from_name"] == STANCE), None)
 
@@ -175,10 +216,21 @@ def test_the_control_arm_on_label_studio_from_push_to_card(ls, tmp_path, models)
         if expected == WITHHELD:
             assert task["predictions"] == []
     assert any(t["predictions"] for t in tasks if arms[t["id"]] == SHOWN)
+    # what the model would have suggested there is recorded beside the snapshot, never in Label Studio
+    held_out = [t for t in tasks if arms[t["id"]] == WITHHELD]
+    assert recorded(folder, old) == {t["data"]["sentence_id"] for t in held_out if read_with_articles(old, tasks)[0](t)}
     # a retrain: predict refreshes the suggested tasks and leaves the control arm without any
     refreshed = refresh_predictions(ls, project, new)
     assert refreshed.withheld == pushed.withheld
     tasks = listed(ls, pushed.project_id)
+    assert recorded(folder, new) == {t["data"]["sentence_id"] for t in held_out if read_with_articles(new, tasks)[0](t)}
+    assert refresh_predictions(ls, project, new).withheld == pushed.withheld and len(recorded(folder, new)) == len(
+        [
+            line
+            for line in (folder / "annotations" / "withheld-suggestions.jsonl").read_text().splitlines()
+            if new.model_version in line
+        ]
+    )  # a re-run records nothing twice
     assert all(not t["predictions"] for t in tasks if arms[t["id"]] == WITHHELD)
     suggested = [t for t in tasks if t["predictions"]]
     assert suggested and all(t["predictions"][0]["model_version"] == new.model_version for t in suggested)

@@ -30,7 +30,7 @@ from builder.labelstudio.client import Connection, calling, check_response, task
 from builder.labelstudio.push import push_lock, require_project, set_model_version
 from builder.preannotate import article_contexts, prediction_for, whole_articles
 from builder.project import Project
-from builder.records.steering import ARM_FIELD, WITHHELD
+from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, recorded_withheld, withheld_suggestions
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
 BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
@@ -85,7 +85,7 @@ def refresh_predictions(
     result = PredictResult(project_id, predictor.model_version)
     with push_lock(connection, project):
         try:
-            _refresh(connection, project_id, predictor, page_size, result, on_page)
+            _refresh(connection, project_id, predictor, page_size, result, on_page, project)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted: {result.predicted} tasks got new predictions before the interruption; "
@@ -129,15 +129,17 @@ class _Change:
     add: bool  # import `prediction` (False: a current one is kept)
 
 
-def _refresh(connection, project_id, predictor, page_size, result, on_page) -> None:
+def _refresh(connection, project_id, predictor, page_size, result, on_page, project=None) -> None:
     doing = "listing the project's tasks with their predictions"
     params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations,draft_exists"}
     version = predictor.model_version
     pages = task_pages(connection, project_id, params, doing, page_size)
+    recorded = recorded_withheld(project) if project is not None else {}  # the control arm's withheld suggestions
     # Each task is read with its article's other tasks: a page's last article waits for the next page.
     for tasks in whole_articles(pages, _article_of_task, 2 * page_size):
         contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}
         changes: list[_Change] = []
+        unrecorded: list[dict] = []  # withheld tasks whose would-be suggestion of this version is not recorded yet
         for task in tasks:
             try:
                 task_id, predictions = task["id"], task.get("predictions") or []
@@ -163,6 +165,8 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
                 continue
             if data.get(ARM_FIELD) == WITHHELD:  # the control arm: never given a suggestion
                 result.withheld += 1
+                if (recorded.get(data.get("sentence_id")) or {}).get("model_version") != version:
+                    unrecorded.append(task)
                 continue
             current = [p for p in ours if p.get("model_version") == version]
             if len(ours) == 1 and current:
@@ -182,8 +186,16 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
                 _Change(task_id, bool(ours) and not foreign, single, foreign, deleted, prediction, keep is None)
             )
         _write(connection, project_id, changes, result)
+        if project is not None and unrecorded:  # what this version would suggest, kept out of Label Studio
+            would_be = withheld_suggestions(unrecorded, lambda i: _would_be(predictor, unrecorded[i], contexts))
+            record_withheld(project, would_be)
         if on_page is not None:
             on_page(result)
+
+
+def _would_be(predictor, task: dict, contexts: dict) -> dict | None:
+    """What `predictor` would suggest on a task of the control arm (read with its article, as on push)."""
+    return prediction_for(predictor, task["data"]["text"], contexts.get(_article_of(task["data"])))
 
 
 def _write(connection: Connection, project_id: int, changes: list[_Change], result: PredictResult) -> None:

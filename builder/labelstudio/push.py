@@ -25,7 +25,7 @@ from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
 from builder.preannotate import article_batches, article_contexts, prediction_for
 from builder.project import Project
-from builder.records.steering import ARM_FIELD, WITHHELD, suggestion_arm
+from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, suggestion_arm, withheld_suggestions
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
 TASK_DATA_FIELDS = (
@@ -568,6 +568,11 @@ def _import_new(
             )
         check_response(connection, response, doing)
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
+        # the control arm: what the predictor would have suggested, kept out of Label Studio (records/steering.py)
+        would_be = withheld_suggestions(
+            batch, lambda i: prediction_for(predictor, pending[i]["text"], contexts.get(_article(pending[i])))
+        )
+        record_withheld(project, would_be)
         done += len(batch)
         predicted += sum(1 for task in batch if task.get("predictions"))
         withheld += sum(1 for task in batch if task["data"].get(ARM_FIELD) == WITHHELD)

@@ -13,19 +13,29 @@ Gold questions are assigned like any other sentence (they must look like any oth
 also gives gold accuracy per arm. Tasks pushed before the holdout existed, or without a predictor
 (`--predictor none`), carry no arm and are left out of the comparison.
 
+What the model would have suggested on a withheld task is recorded at push (and by `builder predict` after
+a retrain) in annotations/withheld-suggestions.jsonl (`WITHHELD_FILE`, one line per sentence and model
+version, the last line of a sentence is its current one), never in Label Studio, where an annotator could
+see it. That gives the cleanest measure of steering: how often annotators give the model's stance when it
+is shown (accepted unchanged) against when it is not (agreeing with the withheld suggestion on their own).
+
 `steering_summary` reads the snapshot (the arm and the suggestion shown travel with each task through
 `builder pull`) and reports, per arm: tasks, sentences answered, the stance label distribution,
 Krippendorff's alpha on stance (builder.records.agreement, as `builder agreement` computes it), gold
 accuracy; in the suggested arm, how often a shown suggestion was accepted unchanged (the annotator's
 stance is the suggested stance; the annotator's spans are exactly the suggested spans, start, end and
-label, on tasks whose suggestion proposed spans). The difference between the arms' label distributions
-is tested with Pearson's chi-square test of homogeneity (scipy), and gold accuracy with Fisher's exact
-test; with too few answers the summary says so instead of a verdict.
+label, on tasks whose suggestion proposed spans), and in the control arm the same figures against the
+withheld suggestion. The difference between the arms' label distributions is tested with Pearson's
+chi-square test of homogeneity (scipy); the rate of giving the model's stance, and gold accuracy, with
+Fisher's exact test; with too few answers the summary says so instead of a verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from builder.model import ENTITIES, STANCE
@@ -37,6 +47,7 @@ SHOWN = "shown"
 WITHHELD = "withheld"
 ARMS = (SHOWN, WITHHELD)
 _SALT = "builder suggestion holdout"
+WITHHELD_FILE = "withheld-suggestions.jsonl"  # under annotations/: what the model would have suggested
 MIN_EXPECTED = 5  # the chi-square test needs at least this expected count in every cell
 ALPHA = 0.05  # the significance level the verdict uses
 
@@ -56,6 +67,73 @@ def suggestion_arm(project: Project, sentence_id: str, predictor) -> str | None:
     if predictor is None or project.suggestion_holdout <= 0:
         return None
     return WITHHELD if withheld(sentence_id, project.suggestion_holdout, project.name) else SHOWN
+
+
+_ELSEWHERE: ContextVar[Path | None] = ContextVar("withheld_suggestions_elsewhere", default=None)
+
+
+def withheld_path(project: Project) -> Path:
+    """annotations/withheld-suggestions.jsonl: the suggestions withheld from the control arm's tasks (or the
+    file `withheld_at` names for the block)."""
+    return _ELSEWHERE.get() or project.annotations_dir / WITHHELD_FILE
+
+
+@contextmanager
+def withheld_at(path: Path) -> Iterator[None]:
+    """Keep the withheld suggestions at `path` for the block: `builder run` pushes the bundled sample to a
+    throwaway server, whose tasks have no place in the repository's committed annotations/."""
+    token = _ELSEWHERE.set(path)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
+
+
+def withheld_suggestions(tasks: list[dict], predict: Callable[[int], dict | None]) -> list[dict]:
+    """The lines `record_withheld` writes for the withheld ones among `tasks` (Label Studio tasks as builder
+    pushes them), `predict(i)` being what the predictor proposes for task i (None: nothing; asked only for
+    the withheld tasks)."""
+    rows = []
+    for i, task in enumerate(tasks):
+        if task["data"].get(ARM_FIELD) != WITHHELD:
+            continue
+        prediction = predict(i)
+        if prediction:
+            rows.append(
+                {
+                    "sentence_id": task["data"]["sentence_id"],
+                    "model_version": prediction["model_version"],
+                    "result": prediction["result"],
+                }
+            )
+    return rows
+
+
+def record_withheld(project: Project, rows: list[dict]) -> None:
+    """Append `rows` (`withheld_suggestions`) to annotations/withheld-suggestions.jsonl, after Label Studio
+    confirmed the tasks. Appended, never rewritten: a line cut short by a crash is skipped when read."""
+    if not rows:
+        return
+    import orjson
+
+    path = withheld_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        handle.write(b"".join(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows))
+
+
+def recorded_withheld(project: Project) -> dict[str, dict]:
+    """sentence id -> its last line of annotations/withheld-suggestions.jsonl ({} without the file)."""
+    from builder.jsonio import read_jsonl
+
+    path = withheld_path(project)
+    if not path.is_file():
+        return {}
+    return {
+        row["sentence_id"]: row
+        for row in read_jsonl(path, lambda where, detail: None)
+        if isinstance(row, dict) and isinstance(row.get("sentence_id"), str) and isinstance(row.get("result"), list)
+    }
 
 
 def _suggested(task: dict) -> tuple[str | None, frozenset | None]:
@@ -116,8 +194,10 @@ def _empty_arm(labels: list[str]) -> dict:
     }
 
 
-def read_arms(tasks, project: Project, gold: dict) -> dict[str, dict] | None:
-    """Per arm, the counts `steering_summary` reports, from snapshot tasks; None when no task has an arm."""
+def read_arms(tasks, project: Project, gold: dict, would_be: dict | None = None) -> dict[str, dict] | None:
+    """Per arm, the counts `steering_summary` reports, from snapshot tasks; None when no task has an arm.
+    `would_be`: the withheld suggestions (`recorded_withheld`), compared with the control arm's answers."""
+    would_be = would_be or {}
     labels = project.stance_values
     arms = {arm: _empty_arm(labels) for arm in ARMS}
     seen = False
@@ -130,7 +210,11 @@ def read_arms(tasks, project: Project, gold: dict) -> dict[str, dict] | None:
         facts = arms[arm]
         facts["tasks"] += 1
         answer = gold.get(data.get("sentence_id"))
-        stance_shown, spans_shown = _suggested(task) if arm == SHOWN else (None, None)
+        if arm == SHOWN:
+            stance_shown, spans_shown = _suggested(task)
+        else:  # what the model would have suggested, where it was recorded
+            line = would_be.get(data.get("sentence_id"))
+            stance_shown, spans_shown = _suggested({"predictions": [line]}) if line else (None, None)
         unit = []
         for annotation in task.get("annotations") if isinstance(task.get("annotations"), list) else ():
             if not isinstance(annotation, dict) or annotation.get("was_cancelled") is True:
@@ -189,9 +273,9 @@ def _label_test(arms: dict[str, dict]) -> dict:
     return test
 
 
-def _gold_test(arms: dict[str, dict]) -> dict | None:
-    """Fisher's exact test of gold accuracy between the arms; None without gold answers in both."""
-    rows = [[arms[a]["gold_correct"], arms[a]["gold_answers"] - arms[a]["gold_correct"]] for a in ARMS]
+def _fisher(arms: dict[str, dict], hits: str, trials: str, what: str) -> dict | None:
+    """Fisher's exact test of the rate `hits` / `trials` between the arms; None without trials in both."""
+    rows = [[arms[a][hits], arms[a][trials] - arms[a][hits]] for a in ARMS]
     if not all(sum(row) for row in rows):
         return None
     from scipy.stats import fisher_exact
@@ -199,7 +283,7 @@ def _gold_test(arms: dict[str, dict]) -> dict | None:
     p = float(fisher_exact(rows).pvalue)
     verdict = "the arms differ" if p < ALPHA else "no difference detected"
     if min(sum(row) for row in rows) < 10:
-        verdict = "too few gold answers to tell"
+        verdict = f"too few {what} to tell"
     return {"test": "fisher-exact", "p": round(p, 4), "verdict": verdict}
 
 
@@ -215,7 +299,7 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
 
         gold = project_gold(project)
     tasks = (t for t in read_jsonl(snapshot, lambda where, detail: None) if isinstance(t, dict))
-    arms = read_arms(tasks, project, gold)
+    arms = read_arms(tasks, project, gold, recorded_withheld(project))
     if arms is None:
         return None
     summary: dict = {"holdout": project.suggestion_holdout, "arms": {}}
@@ -226,15 +310,12 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
         facts["labels"] = dict(facts["labels"])
         facts["krippendorff_alpha"] = agreement["krippendorff_alpha"]
         facts["gold_accuracy"] = _rate(facts["gold_correct"], facts["gold_answers"])
-        if arm == SHOWN:
-            facts["stance_accepted_rate"] = _rate(facts["stance_accepted"], facts["stance_suggested"])
-            facts["spans_accepted_rate"] = _rate(facts["spans_accepted"], facts["spans_suggested"])
-        else:
-            for key in ("stance_suggested", "stance_accepted", "spans_suggested", "spans_accepted"):
-                del facts[key]
+        facts["stance_accepted_rate"] = _rate(facts["stance_accepted"], facts["stance_suggested"])
+        facts["spans_accepted_rate"] = _rate(facts["spans_accepted"], facts["spans_suggested"])
         summary["arms"][arm] = facts
     summary["labels_test"] = _label_test(arms)
-    summary["gold_test"] = _gold_test(arms)
+    summary["stance_test"] = _fisher(arms, "stance_accepted", "stance_suggested", "answers")
+    summary["gold_test"] = _fisher(arms, "gold_correct", "gold_answers", "gold answers")
     return summary
 
 
@@ -276,11 +357,25 @@ def steering_lines(summary: dict) -> list[str]:
         f"{_figure(shown['spans_accepted_rate'])} ({shown['spans_accepted']} of {shown['spans_suggested']} answers "
         "shown spans)."
     )
+    if held["stance_suggested"] or held["spans_suggested"]:
+        lines.append(
+            f"Without suggestions, answers matching the withheld one: stance {_figure(held['stance_accepted_rate'])} "
+            f"({held['stance_accepted']} of {held['stance_suggested']} answers), spans "
+            f"{_figure(held['spans_accepted_rate'])} ({held['spans_accepted']} of {held['spans_suggested']} answers)."
+        )
+    else:
+        lines.append("Without suggestions: no withheld suggestion recorded to compare with.")
     test = summary["labels_test"]
     figures = ""
     if test["p"] is not None:
         figures = f"chi-square {test['statistic']:.2f}, df {test['df']}, {_p(test['p'])}: "
     lines.append(f"Label distribution, with against without suggestions: {figures}{test['verdict']}.")
+    if summary.get("stance_test"):
+        stance_test = summary["stance_test"]
+        lines.append(
+            f"Giving the model's stance, with against without suggestions: Fisher's exact test "
+            f"{_p(stance_test['p'])}: {stance_test['verdict']}."
+        )
     if summary.get("gold_test"):
         gold_test = summary["gold_test"]
         lines.append(
