@@ -184,7 +184,10 @@ def test_quality_and_the_card_show_both_arms(tmp_path):
     facts = build_dataset(project, project.snapshot_path, tmp_path / "built")
     card = (tmp_path / "built" / "README.md").read_text(encoding="utf-8")
     assert facts.quality["suggestion_arms"] == result.steering
-    assert "- Suggestions withheld from a seeded share of 0.3 of the tasks (the control arm)" in card
+    assert (
+        "- Suggestions withheld from a seeded share of the tasks (the control arm; suggestion_holdout is now 0.3)"
+        in card
+    )
     assert "- With suggestions: " in card and "- Without suggestions: " in card
     assert "- Label distribution, with against without suggestions: " in card
 
@@ -269,5 +272,8 @@ def test_the_control_arm_on_label_studio_from_push_to_card(ls, tmp_path, models)
     built = run_cli("build", "-o", tmp_path / "built", env=cli_env(ls), cwd=folder)
     assert built.returncode == 0, built.stderr
     card = (tmp_path / "built" / "README.md").read_text(encoding="utf-8")
-    assert "- Suggestions withheld from a seeded share of 0.3 of the tasks (the control arm)" in card
+    assert (
+        "- Suggestions withheld from a seeded share of the tasks (the control arm; suggestion_holdout is now 0.3)"
+        in card
+    )
     assert "- With suggestions: " in card and "- Without suggestions: " in card

@@ -338,7 +338,8 @@ def steering_lines(summary: dict) -> list[str]:
     """The control arm in words, one line per fact (the card's bullets, `builder quality`'s lines)."""
     shown, held = summary["arms"][SHOWN], summary["arms"][WITHHELD]
     lines = [
-        f"Suggestions withheld from a seeded share of {summary['holdout']:g} of the tasks (the control arm): "
+        f"Suggestions withheld from a seeded share of the tasks (the control arm; suggestion_holdout is now "
+        f"{summary['holdout']:g}): "
         f"{shown['tasks']} tasks with suggestions, {held['tasks']} without.",
     ]
     for name, facts in (("with suggestions", shown), ("without suggestions", held)):
