@@ -909,7 +909,8 @@ def quality(ctx, snapshot, fmt, output) -> None:
     entity span F1 on them; Cohen's kappa with the other annotators; agreement with the aggregated
     stance; the share of pre-annotated spans kept unchanged. Annotators below `[quality]
     min_gold_accuracy` are flagged (* in the table); the count is the last line on stderr. Exit
-    status 0 either way: it is a report.
+    status 0 either way: it is a report. With a control arm (`[annotation] suggestion_holdout`), the
+    tasks with and without suggestions compared (in the table; with csv or json, on stderr).
 
     \b
     Example:
