@@ -622,6 +622,11 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
             f"push: chose {result.created} new sentences ({how}{f', seed {seed}' if how == 'random' else ''}){mean}; "
             f"{result.left_out} new sentences left for a later push"
         )
+    if result.withheld:
+        click.echo(
+            f"push: {result.withheld} tasks imported without a suggestion: the control arm "
+            f"([annotation] suggestion_holdout {project.suggestion_holdout:g})"
+        )
     if project.gold_rate > 0:
         click.echo(f"push: added {result.gold} gold questions (gold rate {project.gold_rate:g})")
         if result.gold_short:
@@ -709,6 +714,7 @@ def predict(ctx, sentences, predictor, output, workers, executor) -> None:
         + (f"; {result.annotated_meanwhile} of them annotated while predict ran" if result.annotated_meanwhile else "")
         + f"), {result.current} already predicted by this version, {result.nothing} with nothing proposed"
         + (f", {result.no_text} without a text" if result.no_text else "")
+        + (f", {result.withheld} in the control arm (never suggested)" if result.withheld else "")
     )
     if result.foreign:
         click.echo(f"predict: kept {result.foreign} predictions builder did not make (other model versions)")
@@ -903,7 +909,8 @@ def quality(ctx, snapshot, fmt, output) -> None:
     entity span F1 on them; Cohen's kappa with the other annotators; agreement with the aggregated
     stance; the share of pre-annotated spans kept unchanged. Annotators below `[quality]
     min_gold_accuracy` are flagged (* in the table); the count is the last line on stderr. Exit
-    status 0 either way: it is a report.
+    status 0 either way: it is a report. With a control arm (`[annotation] suggestion_holdout`), the
+    tasks with and without suggestions compared (in the table; with csv or json, on stderr).
 
     \b
     Example:
@@ -917,6 +924,11 @@ def quality(ctx, snapshot, fmt, output) -> None:
         click.echo(result.text, nl=False)
     for reason, (count, where) in sorted(result.ignored.items()):
         click.echo(f"ignored: {count} {reason} (first: {where}); `builder validate` says more", err=True)
+    if result.steering is not None and fmt != "table":  # the table carries it; CSV and JSON rows are annotators
+        from builder.records.steering import steering_lines
+
+        for line in steering_lines(result.steering):
+            click.echo(f"control arm: {line}", err=True)
     wrote = f"; wrote {result.output}" if result.output else ""
     click.echo(
         f"quality: {result.tasks} tasks, {result.summary['annotators']} annotators; {result.summary['flagged']} "

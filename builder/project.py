@@ -19,6 +19,7 @@ from builder.resources import DEFAULTS_DIR, load_schema, schema_validator
 
 PROJECT_FILE = "builder.toml"
 NEAR_DUPLICATE_THRESHOLD = 0.8  # the default of `[splits] near_duplicate_threshold`
+SUGGESTION_HOLDOUT = 0.1  # the default of `[annotation] suggestion_holdout`
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Project:
     gold_path: Path | None = None
     gold_rate: float = 0.0
     min_gold_accuracy: float = 0.7
+    # `[annotation] suggestion_holdout`: share of pushed tasks given no suggestion (the control arm)
+    suggestion_holdout: float = SUGGESTION_HOLDOUT
 
     @property
     def stance_values(self) -> list[str]:
@@ -262,6 +265,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         gold_path=None if gold is None else gold if gold.is_absolute() else root / gold,
         gold_rate=float(quality.get("gold_rate", 0.0)),
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
+        suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
     )
 
 

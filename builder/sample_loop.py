@@ -16,10 +16,13 @@ REPLAY_PROBLEMS_SHOWN = 10  # annotations not replayed, one line each; the rest 
 
 def run_sample_loop(project: Project, port: int | None = None, output: Path | None = None, log=print) -> str:
     """The whole loop on the bundled sample (see `_run_sample_loop`), with the registry of its throwaway server's
-    project and accounts in `build/run/`, not in the repository's committed `annotations/label-studio.json`."""
+    project and accounts, and the suggestions its push withholds (the control arm), in `build/run/`, not in the
+    repository's committed `annotations/`."""
     from builder.labelstudio.registry import REGISTRY_NAME, registry_at
+    from builder.records.steering import WITHHELD_FILE, withheld_at
 
-    with registry_at(project.root / "build" / "run" / REGISTRY_NAME):
+    folder = project.root / "build" / "run"
+    with registry_at(folder / REGISTRY_NAME), withheld_at(folder / WITHHELD_FILE):
         return _run_sample_loop(project, port, output, log)
 
 

@@ -101,9 +101,12 @@ def ls(ls_server):
     return Connection(ls_server.url, ls_server.token, "environment")
 
 
-def make_project(folder: Path, title: str, snapshot: Path | None = None):
-    """A project folder with the repository's scheme under another Label Studio project title."""
+def make_project(folder: Path, title: str, snapshot: Path | None = None, holdout: float = 0.0):
+    """A project folder with the repository's scheme under another Label Studio project title; `holdout`: its
+    `[annotation] suggestion_holdout` (0: every task gets the predictor's suggestion, as tests of the
+    suggestions themselves expect; tests/test_steering.py tests the control arm)."""
     text = (ROOT / "builder.toml").read_text(encoding="utf-8")
+    text = text.replace("entity_agreement = 0.5\n", f"entity_agreement = 0.5\nsuggestion_holdout = {holdout}\n", 1)
     text = text.replace('project_title = "DPRK-Russia stance and entities"', f'project_title = "{title}"')
     text = text.replace('guidelines = "guidelines.md"', f'guidelines = "{ROOT / "guidelines.md"}"')
     folder.mkdir(parents=True, exist_ok=True)

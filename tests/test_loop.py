@@ -13,6 +13,8 @@ def test_whole_loop_on_the_sample_and_rerun(ls, tmp_path):
         _loop(ls, tmp_path)
         assert (registry.read_bytes() if registry.exists() else None) == kept
         assert (ROOT / "build" / "run" / "label-studio.json").is_file()
+        # so are the suggestions its push withholds from the control arm
+        assert not (ROOT / "annotations" / "withheld-suggestions.jsonl").exists()
     finally:  # whatever happened, the repository's file is left as it was
         if kept is None:
             registry.unlink(missing_ok=True)
@@ -32,5 +34,5 @@ def _loop(ls, tmp_path):
     second = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
     assert second.returncode == 0, second.stderr
     assert "created 0, skipped 65" in second.stderr and "created 0, already there 80" in second.stderr
-    assert (output / "README.md").is_file()
+    assert "(the control arm)" in (output / "README.md").read_text(encoding="utf-8")
     assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr

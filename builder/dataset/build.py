@@ -61,8 +61,14 @@ def _quality_summary(project: Project, snapshot: Path) -> dict | None:
     {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
     from builder.gold.answers import project_gold
     from builder.records.quality import annotator_report, quality_summary
+    from builder.records.steering import steering_summary
 
-    return quality_summary(annotator_report(snapshot, project, project_gold(project)))
+    gold = project_gold(project)
+    summary = quality_summary(annotator_report(snapshot, project, gold))
+    steering = steering_summary(snapshot, project, gold)
+    if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
+        summary["suggestion_arms"] = steering
+    return summary
 
 
 def _plain_json(value):

@@ -445,6 +445,10 @@ def quality_text(project: Project, gold_questions: int, quality: dict | None) ->
             + ".",
             f"- Annotators below the minimum gold accuracy ({project.min_gold_accuracy:g}): {flagged}.",
         ]
+        if quality.get("suggestion_arms"):  # the control arm (builder.records.steering)
+            from builder.records.steering import steering_lines
+
+            lines += [f"- {line[0].upper()}{line[1:]}" for line in steering_lines(quality["suggestion_arms"])]
     return "\n".join(lines)
 
 

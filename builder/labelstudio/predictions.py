@@ -8,7 +8,8 @@ ones (only an annotation made in the milliseconds between that reading and the w
 On every other task, the predictions builder made (a `model_version` of the form `builder-...` or
 `spacy/...`) by another version than the current predictor's are deleted, and the current predictor's
 proposal is added; predictions builder did not make (an ML backend's, a hand import's) are never touched.
-Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
+Tasks of the control arm (their data's `suggestion_arm` is "withheld", builder/records/steering.py) stay
+without predictions. Re-running with the same model version changes nothing. Tasks are streamed a page at a time:
 per page, one bulk delete (Label Studio's "delete predictions" action, for tasks holding only
 builder's predictions), one DELETE per stale prediction on a task that also holds foreign ones, and
 one bulk import of the new predictions. Deleting comes first, so an interruption leaves a task
@@ -30,6 +31,7 @@ from builder.labelstudio.push import push_lock, require_project, set_model_versi
 from builder.model import prediction_for
 from builder.preannotate import article_contexts, whole_articles
 from builder.project import Project
+from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, recorded_withheld, withheld_suggestions
 
 # The model versions builder's predictors write (builder.preannotate, builder.learn): only these are replaced.
 BUILDER_MADE = re.compile(r"(builder-[A-Za-z0-9_.-]+|spacy)/")
@@ -57,6 +59,7 @@ class PredictResult:
     )
     drafted: int = 0  # skipped: an annotator's draft is saved on it (being annotated); never touched
     no_text: int = 0  # skipped: no `text` in the task's data (not a task builder pushed)
+    withheld: int = 0  # skipped: in the control arm (`[annotation] suggestion_holdout`), pushed without suggestion
     deleted: int = 0  # older predictions deleted
     foreign: int = 0  # predictions builder did not make, on the tasks refreshed: kept
     version_set: bool = False  # the project's model_version now names this version
@@ -64,7 +67,7 @@ class PredictResult:
 
     @property
     def skipped(self) -> int:
-        return self.current + self.nothing + self.annotated + self.drafted + self.no_text
+        return self.current + self.nothing + self.annotated + self.drafted + self.no_text + self.withheld
 
 
 def refresh_predictions(
@@ -83,7 +86,7 @@ def refresh_predictions(
     result = PredictResult(project_id, predictor.model_version)
     with push_lock(connection, project):
         try:
-            _refresh(connection, project_id, predictor, page_size, result, on_page)
+            _refresh(connection, project_id, predictor, page_size, result, on_page, project)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted: {result.predicted} tasks got new predictions before the interruption; "
@@ -127,15 +130,17 @@ class _Change:
     add: bool  # import `prediction` (False: a current one is kept)
 
 
-def _refresh(connection, project_id, predictor, page_size, result, on_page) -> None:
+def _refresh(connection, project_id, predictor, page_size, result, on_page, project=None) -> None:
     doing = "listing the project's tasks with their predictions"
     params = {"fields": "all", "include": "id,data,predictions,total_annotations,cancelled_annotations,draft_exists"}
     version = predictor.model_version
     pages = task_pages(connection, project_id, params, doing, page_size)
+    recorded = recorded_withheld(project) if project is not None else {}  # the control arm's withheld suggestions
     # Each task is read with its article's other tasks: a page's last article waits for the next page.
     for tasks in whole_articles(pages, _article_of_task, 2 * page_size):
         contexts = article_contexts(predictor, _texts_by_article(tasks)) or {}
         changes: list[_Change] = []
+        unrecorded: list[dict] = []  # withheld tasks whose would-be suggestion of this version is not recorded yet
         for task in tasks:
             try:
                 task_id, predictions = task["id"], task.get("predictions") or []
@@ -159,6 +164,11 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
             if not isinstance(text, str):
                 result.no_text += 1
                 continue
+            if data.get(ARM_FIELD) == WITHHELD:  # the control arm: never given a suggestion
+                result.withheld += 1
+                if (recorded.get(data.get("sentence_id")) or {}).get("model_version") != version:
+                    unrecorded.append(task)
+                continue
             current = [p for p in ours if p.get("model_version") == version]
             if len(ours) == 1 and current:
                 result.current += 1
@@ -177,8 +187,16 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page) -> N
                 _Change(task_id, bool(ours) and not foreign, single, foreign, deleted, prediction, keep is None)
             )
         _write(connection, project_id, changes, result)
+        if project is not None and unrecorded:  # what this version would suggest, kept out of Label Studio
+            would_be = withheld_suggestions(unrecorded, lambda i: _would_be(predictor, unrecorded[i], contexts))
+            record_withheld(project, would_be)
         if on_page is not None:
             on_page(result)
+
+
+def _would_be(predictor, task: dict, contexts: dict) -> dict | None:
+    """What `predictor` would suggest on a task of the control arm (read with its article, as on push)."""
+    return prediction_for(predictor, task["data"]["text"], contexts.get(_article_of(task["data"])))
 
 
 def _write(connection: Connection, project_id: int, changes: list[_Change], result: PredictResult) -> None:

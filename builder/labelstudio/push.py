@@ -26,6 +26,7 @@ from builder.labelstudio.client import Connection, calling, check_response, task
 from builder.model import prediction_for
 from builder.preannotate import article_batches, article_contexts
 from builder.project import Project
+from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, suggestion_arm, withheld_suggestions
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
 TASK_DATA_FIELDS = (
@@ -54,6 +55,7 @@ class PushResult:
     mean_uncertainty: float | None = None  # of the sentences imported, when the predictor measures uncertainty
     model_version: str | None = None  # the project's model version, set to the predictor's (None: unchanged)
     previous_model_version: str = ""  # the project's model version before this push
+    withheld: int = 0  # tasks imported without a suggestion: the control arm ([annotation] suggestion_holdout)
 
 
 SELECTIONS = ("file", "uncertain", "random")
@@ -356,13 +358,17 @@ def set_model_version(connection: Connection, project_id: int, model_version: st
 
 
 def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
-    """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes;
+    """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes,
+    unless the sentence is in the control arm (`[annotation] suggestion_holdout`; its data says which arm);
     `context`: its article's context for a predictor that reads one (`builder.preannotate.article_contexts`)."""
     data = {key: sentence.get(key, "") for key in TASK_DATA_FIELDS}
     data["sentence_id"] = sentence["id"]
     data["target"] = sentence.get("target") or project.target
     task = {"data": data}
-    prediction = prediction_for(predictor, sentence["text"], context)
+    arm = suggestion_arm(project, sentence["id"], predictor)  # the control arm: builder/records/steering.py
+    if arm is not None:
+        data[ARM_FIELD] = arm
+    prediction = None if arm == WITHHELD else prediction_for(predictor, sentence["text"], context)
     if prediction:
         task["predictions"] = [prediction]
     return task
@@ -533,7 +539,7 @@ def _import_new(
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
-    done = skipped = left_out = taken = predicted = 0
+    done = skipped = left_out = taken = predicted = withheld = 0
     pending_ids: set[str] = set()  # read, not yet sent: a repeat among them is skipped
     mixed = MixCount()
     scored: list[float] = []  # the uncertainty of each sentence imported, when the predictor measures it
@@ -541,7 +547,7 @@ def _import_new(
     measures = select.limit is not None and uncertainties(predictor, []) is not None
 
     def send(items: list[tuple[dict, bool]]) -> None:
-        nonlocal done, predicted
+        nonlocal done, predicted, withheld
         pending = [sentence for sentence, _ in items]
         pending_gold = {sentence["id"] for sentence, is_gold in items if is_gold}
         # A sentence is read with the other sentences of its article, all in the same import batch.
@@ -563,8 +569,14 @@ def _import_new(
             )
         check_response(connection, response, doing)
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
+        # the control arm: what the predictor would have suggested, kept out of Label Studio (records/steering.py)
+        would_be = withheld_suggestions(
+            batch, lambda i: prediction_for(predictor, pending[i]["text"], contexts.get(_article(pending[i])))
+        )
+        record_withheld(project, would_be)
         done += len(batch)
         predicted += sum(1 for task in batch if task.get("predictions"))
+        withheld += sum(1 for task in batch if task["data"].get(ARM_FIELD) == WITHHELD)
         if measures:
             ordinary = [s for s in pending if s["id"] not in pending_gold]
             if isinstance(chosen, dict):
@@ -633,4 +645,5 @@ def _import_new(
         left_out=left_out,
         mean_uncertainty=sum(scored) / len(scored) if scored else None,
         model_version=getattr(predictor, "model_version", None) if predicted else None,
+        withheld=withheld,
     )

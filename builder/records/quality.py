@@ -652,6 +652,7 @@ class QualityResult:
     ignored: dict
     tasks: int
     output: Path | None = None
+    steering: dict | None = None  # builder.records.steering.steering_summary: the control arm (None: no arms)
 
 
 def _is_quality_report(path: Path) -> bool:
@@ -706,10 +707,15 @@ def quality_report(
         raise InputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if output is not None:
         output = check_report_output(output, project)
+    from builder.records.steering import steering_lines, steering_summary
+
     frames = read_frames(snapshot or project.snapshot_path, project)
     report = report_from_frames(frames, project)
     text = render(report, fmt)
+    steering = steering_summary(snapshot or project.snapshot_path, project)
+    if steering is not None and fmt == "table":  # CSV and JSON stay one row per annotator
+        text += "\nSuggestions and the control arm:\n" + "".join(f"  {line}\n" for line in steering_lines(steering))
     if output is not None:
         with atomic_write(output, "w") as handle:
             handle.write(text)
-    return QualityResult(report, text, quality_summary(report), frames.ignored, frames.tasks, output)
+    return QualityResult(report, text, quality_summary(report), frames.ignored, frames.tasks, output, steering)
