@@ -295,7 +295,7 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
     from builder.records.agreement import stance_agreement
 
     if gold is None:
-        from builder.records.gold import project_gold
+        from builder.gold.answers import project_gold
 
         gold = project_gold(project)
     tasks = (t for t in read_jsonl(snapshot, lambda where, detail: None) if isinstance(t, dict))
