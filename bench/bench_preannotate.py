@@ -276,9 +276,8 @@ def promises(draws: int, test_articles: int, stance_train: int) -> bool:
     ):
         part = f"{test_articles} GUM articles held out" if kind == "spans" else f"{stance_train} claims trained on"
         print(f"{kind}: {draws} draws, {part}")
-        print(
-            f"  {'draw':>4}  {'promised [95% interval] n, dev share shown':<44} {'measured (right/shown)':<24} share  gap"
-        )
+        header = f"{'promised [95% interval] n, dev share shown':<44} {'measured (right/shown)':<24}"
+        print(f"  {'draw':>4}  {header} share  gap")
         gaps = []
         for seed in range(draws):
             began = time.perf_counter()

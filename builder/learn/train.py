@@ -62,6 +62,7 @@ from builder.model import UNRESOLVED
 COMMAND = "builder train"
 VERSION = "3"  # 2: name lists, article context, span score = product of its tokens' marginals; 3: THRESHOLD_RULE
 THRESHOLD_RULE = "wilson-lower-95/1"  # a cut's 95% Wilson lower bound >= target (stance: and > majority share)
+THRESHOLD_DIGITS = 6  # decimals of a threshold in the manifest
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 SETTINGS = {
     "c1": 0.05,  # CRF L1 and L2 regularisation, L-BFGS iterations (c2: the best of 3 on bench_preannotate)
@@ -310,20 +311,22 @@ def wilson_interval(right: int, n: int, z: float = Z95) -> tuple[float, float]:
 def choose_threshold(
     scored: list[tuple[float, bool]], target: float, above: float | None = None
 ) -> tuple[float | None, dict]:
-    """The score cut (between distinct scores) whose proposals' 95% Wilson lower bound of precision is `target`
-    or more (and above `above`, a baseline, when given), saving the most actions (right minus wrong); None
-    when no cut does. `shown`: how many proposals the cut keeps, how many are right, the precision and its
-    interval (the promise)."""
+    """The score cut whose proposals' 95% Wilson lower bound of precision is `target` or more (and above
+    `above`, a baseline, when given), saving the most actions (right minus wrong); None when no cut does.
+    The cuts are the scores as the manifest writes them (THRESHOLD_DIGITS decimals) and each is judged on
+    exactly the proposals it keeps as written (score >= cut), so the promise is about the cut applied.
+    `shown`: how many proposals the cut keeps and how many of them are right."""
     ordered = sorted(scored, key=lambda s: -s[0])
     best: tuple[int, float] | None = None
-    right = wrong = 0
-    for i, (score, correct) in enumerate(ordered):
-        right, wrong = right + correct, wrong + (not correct)
-        if i + 1 < len(ordered) and ordered[i + 1][0] == score:
+    right = wrong = i = 0
+    for cut in sorted({round(score, THRESHOLD_DIGITS) for score, _ in scored}, reverse=True):
+        while i < len(ordered) and ordered[i][0] >= cut:
+            right, wrong, i = right + ordered[i][1], wrong + (not ordered[i][1]), i + 1
+        if not i:
             continue
         lower = wilson_interval(right, right + wrong)[0]
         if lower >= target and (above is None or lower > above) and (best is None or right - wrong > best[0]):
-            best = (right - wrong, score)
+            best = (right - wrong, cut)
     if best is None:
         return None, {"shown": 0, "right": 0}
     kept = [c for s, c in scored if s >= best[1]]
@@ -483,9 +486,6 @@ def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
         thresholds["stance"] = settings["default_stance_threshold"]
         n = len(dev["stance_scores"])
         notes["stance"] = f"default: dev too small ({n} sentences with a stance < {settings['min_dev_items']})"
-    for key in ("span", "stance"):
-        if thresholds[key] is not None:
-            thresholds[key] = round(thresholds[key], 6)
     return thresholds, notes
 
 
