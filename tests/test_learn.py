@@ -197,6 +197,7 @@ def test_a_stance_model_no_better_than_always_neutral_suggests_no_stance_and_say
     assert why.startswith("threshold stance:  none: ") and "no stance suggested" in why, why
     model = load_model(tmp_path)
     assert all(item["type"] != "choices" for e in examples for item in model.predict(e.text, target=e.target))
+    assert all(prediction_for(model, e.text) is None for e in examples)  # a push attaches nothing: no "neutral"
 
 
 def test_headline_like_and_all_capitals_sentences_get_only_sure_entities(tmp_path):
