@@ -22,7 +22,17 @@ each with the stance and target of one claim) and predictions per second (`predi
 Goals (issue 14): saved >= 25% with proposals right >= 80%; the gazetteer saves < 10%; stance right
 >= 80% where shown; train <= 30 s on 1,000 sentences; >= 1,000 sentences/s.
 
+Promises (`--draws N`, issue 24): N seeded random train/test draws instead of the above. Entities: GUM news,
+`--test-articles` articles drawn at random held out, the others trained on; stance: claim_stance,
+`--stance-train` claims drawn at random trained on, every other claim held out (each claim is its own
+article). Per draw and kind: the precision `builder train` promises for its suggestions (its 95%
+interval, n, the share of dev items shown), the precision measured on the held-out part (every proposal
+`predict` returns there: headline-like sentences too), the share shown there, and the gap (measured minus
+promised). Goal: the mean gap within 5 points of the promise, and no draw 10 points below it. A kind
+suggesting nothing in a draw promises nothing and is counted apart.
+
     python bench/bench_preannotate.py [--folds 4]
+    python bench/bench_preannotate.py --draws 10 [--test-articles 6] [--stance-train 1000]
 """
 
 from __future__ import annotations
@@ -202,10 +212,120 @@ def speed(gum: list, texts: list) -> None:
     )
 
 
+def draw_entities(seed: int, test_articles: int) -> tuple[dict | None, dict]:
+    """The span promise of a model trained on all GUM articles but `test_articles` drawn with `seed`, and
+    what its proposals scored on those."""
+    import random
+
+    from builder.learn.model import load_model
+    from builder.learn.train import fit_model
+
+    examples = gum_sentences()
+    articles = sorted({e.article_id for e in examples})
+    held = set(random.Random(seed).sample(articles, test_articles))
+    train = [e for e in examples if e.article_id not in held]
+    test = [e for e in examples if e.article_id in held]
+    with tempfile.TemporaryDirectory() as folder:
+        result = fit_model(train, Path(folder), entity_labels=LABELS, seed=seed)
+        model = load_model(folder)
+        contexts = model.article_contexts([e.text for e in test], [e.article_id for e in test])
+        shown = right = found = 0
+        for e in test:
+            gold = {(s["start"], s["end"], s["label"]) for s in e.entities}
+            context = contexts[e.article_id]
+            found += len(model.entity_spans(e.text, context)[0])
+            for r in model.predict(e.text, context=context):
+                if r["type"] == "labels":
+                    shown += 1
+                    right += (r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) in gold
+    measured = {"shown": shown, "right": right, "share": shown / found if found else 0.0, "of": found}
+    return result.metrics["promised"]["span"], measured
+
+
+def draw_stance(seed: int, train_size: int) -> tuple[dict | None, dict]:
+    """The stance promise of a model trained on `train_size` claims drawn with `seed`, and what its suggestions
+    scored on every other claim."""
+    import random
+
+    from builder.learn.model import load_model
+    from builder.learn.train import fit_model
+
+    examples = claims()
+    picked = set(random.Random(seed).sample(range(len(examples)), train_size))
+    train = [e for i, e in enumerate(examples) if i in picked]
+    test = [e for i, e in enumerate(examples) if i not in picked]
+    with tempfile.TemporaryDirectory() as folder:
+        result = fit_model(train, Path(folder), entity_labels=[], seed=seed)
+        model = load_model(folder)
+        shown = right = 0
+        for e in test:
+            items = [r for r in model.predict(e.text, target=e.target) if r["type"] == "choices"]
+            if items:
+                shown += 1
+                right += items[0]["value"]["choices"][0] == e.stance
+    measured = {"shown": shown, "right": right, "share": shown / len(test), "of": len(test)}
+    return result.metrics["promised"]["stance"], measured
+
+
+def promises(draws: int, test_articles: int, stance_train: int) -> bool:
+    """Promised beside measured precision over `draws` seeded draws; True when the goal is met for each kind."""
+    met = True
+    for kind, run in (
+        ("spans", lambda seed: draw_entities(seed, test_articles)),
+        ("stance", lambda seed: draw_stance(seed, stance_train)),
+    ):
+        part = f"{test_articles} GUM articles held out" if kind == "spans" else f"{stance_train} claims trained on"
+        print(f"{kind}: {draws} draws, {part}")
+        header = f"{'promised [95% interval] n, dev share shown':<44} {'measured (right/shown)':<24}"
+        print(f"  {'draw':>4}  {header} share  gap")
+        gaps = []
+        for seed in range(draws):
+            began = time.perf_counter()
+            promised, measured = run(seed)
+            took = time.perf_counter() - began
+            if promised is None:
+                print(f"  {seed:>4}  nothing suggested: no promise{'':<15} shown {measured['shown']}  ({took:.0f} s)")
+                continue
+            low, high = promised["interval"]
+            precision = measured["right"] / measured["shown"] if measured["shown"] else None
+            left = (
+                f"{promised['precision']:.3f} [{low:.3f}-{high:.3f}] n {promised['n']}, {promised['shown_share']:.0%}"
+            )
+            if precision is None:
+                print(f"  {seed:>4}  {left:<44} nothing shown on the test part  ({took:.0f} s)")
+                continue
+            gap = precision - promised["precision"]
+            gaps.append((promised["precision"], precision, gap, low <= precision <= high))
+            right = f"{precision:.3f} ({measured['right']}/{measured['shown']})"
+            print(f"  {seed:>4}  {left:<44} {right:<24} {measured['share']:.0%}  {gap * 100:+.1f} ({took:.0f} s)")
+        if not gaps:
+            print("  no draw suggested anything: no promise to check")
+            continue
+        mean_promised = sum(g[0] for g in gaps) / len(gaps)
+        mean_measured = sum(g[1] for g in gaps) / len(gaps)
+        mean_gap = sum(g[2] for g in gaps) / len(gaps)
+        worst = min(g[2] for g in gaps)
+        inside = sum(g[3] for g in gaps)
+        ok = abs(mean_gap) <= 0.05 and worst >= -0.10
+        met = met and ok
+        print(
+            f"  mean over {len(gaps)} draws: promised {mean_promised:.3f}, measured {mean_measured:.3f}, "
+            f"gap {mean_gap * 100:+.1f} points (mean |gap| {sum(abs(g[2]) for g in gaps) / len(gaps) * 100:.1f}), "
+            f"worst {worst * 100:+.1f}; measured inside the promised interval in {inside}/{len(gaps)}"
+        )
+        print(f"  goal (mean gap within 5 points, none 10 below): {'met' if ok else 'NOT met'}")
+    return met
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=0, help="random train/test draws: check the promises instead")
+    parser.add_argument("--test-articles", type=int, default=6, help="GUM articles held out per draw")
+    parser.add_argument("--stance-train", type=int, default=1000, help="claims trained on per draw")
     args = parser.parse_args()
+    if args.draws:
+        raise SystemExit(0 if promises(args.draws, args.test_articles, args.stance_train) else 1)
     gum, texts = entities(args.folds)
     stance()
     speed(gum, texts)

@@ -13,7 +13,7 @@ from builder.cli import cli
 from builder.errors import BuilderError
 from builder.learn.features import is_all_caps, is_headline_like
 from builder.learn.model import MANIFEST, ModelError, default_model_dir, load_model
-from builder.learn.train import Example, choose_threshold, fit_model, train_model
+from builder.learn.train import Example, choose_threshold, fit_model, train_model, wilson_interval
 from builder.model import prediction_for
 from builder.preannotate import make_predictor
 
@@ -76,7 +76,7 @@ def test_train_on_the_bundled_snapshot_and_predict_through_the_predictor(bundled
     project, result = bundled
     assert result.folder == default_model_dir(project).resolve()
     manifest = json.loads((result.folder / MANIFEST).read_text())
-    assert manifest["model_version"] == result.model_version and result.model_version.startswith("builder-crf/2+")
+    assert manifest["model_version"] == result.model_version and result.model_version.startswith("builder-crf/3+")
     assert manifest["label_scheme_sha256"] == project.scheme_hash()
     assert manifest["training"]["sentences"] == 65 and manifest["training_data_sha256"]
     assert set(manifest["files"]) == {"entities.crfsuite", "memory.json", "stance.json"}
@@ -119,18 +119,28 @@ def test_the_version_changes_with_the_data_and_the_settings(tmp_path):
     assert versions[0] == versions[1] and len(set(versions)) == 4
 
 
-def test_thresholds_chosen_on_dev_keep_precision_at_0_8(tmp_path):
+def test_thresholds_chosen_on_dev_keep_the_lower_bound_of_precision_at_0_8(tmp_path):
     result = fit_model(synthetic(), tmp_path, entity_labels=["PER", "LOC", "ORG"])
     notes = result.metrics["threshold_notes"]
     assert notes["span"] == "chosen on dev" and notes["stance"] == "chosen on dev"
-    for key in ("proposed_spans", "proposed_stance"):
-        shown = result.metrics[key]
+    for key, kind in (("proposed_spans", "span"), ("proposed_stance", "stance")):
+        shown, promised = result.metrics[key], result.metrics["promised"][kind]
         assert shown["shown"] > 0 and shown["precision"] >= 0.8, (key, shown)
-    # the rule itself: the cut saving the most actions among those right 80% of the time
+        assert promised["rule"] == "wilson-lower-95/1" and promised["n"] == shown["shown"]
+        assert promised["interval"][0] >= 0.8 and promised["interval"][0] <= promised["precision"], promised
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["metrics"]["promised"] == result.metrics["promised"]
+    assert manifest["settings"]["threshold_rule"] == "wilson-lower-95/1"
+    # the rule itself: the cut saving the most actions among those whose 95% lower bound is 0.8 or more;
+    # a point estimate of 0.8 on five proposals promises nothing (its interval reaches down to 0.38)
     scored = [(0.99, True), (0.95, True), (0.9, False), (0.85, True), (0.8, True), (0.7, False), (0.6, False)]
-    threshold, shown = choose_threshold(scored, 0.8)
-    assert threshold == 0.8 and shown == {"shown": 5, "right": 4}
-    assert choose_threshold([(0.9, False), (0.5, True)], 0.8)[0] is None
+    assert choose_threshold(scored, 0.8) == (None, {"shown": 0, "right": 0})
+    assert 0.37 < wilson_interval(4, 5)[0] < 0.38 and wilson_interval(0, 0) == (0.0, 1.0)
+    many = [(1 - i / 100, i % 10 != 9) for i in range(60)] + [(0.3, False)] * 20  # 9 right of 10, then wrong
+    threshold, shown = choose_threshold(many, 0.8)
+    assert threshold == pytest.approx(0.42) and shown == {"shown": 59, "right": 54}
+    assert wilson_interval(54, 59)[0] >= 0.8 > wilson_interval(54, 60)[0]
+    assert choose_threshold(many, 0.8, above=0.9)[0] is None  # not above the baseline: nothing suggested
 
 
 def test_a_dev_too_small_uses_the_conservative_defaults_and_says_so(tmp_path):
@@ -138,6 +148,57 @@ def test_a_dev_too_small_uses_the_conservative_defaults_and_says_so(tmp_path):
     result = fit_model(examples[:3] + examples[8:11], tmp_path, entity_labels=["PER", "LOC", "ORG"])
     assert result.thresholds["span"] == 0.9 and result.thresholds["stance"] == 0.9
     assert result.metrics["threshold_notes"]["span"].startswith("default: dev too small")
+    assert result.metrics["promised"] == {"span": None, "stance": None}  # a default is no measured promise
+
+
+SUBJECTS = ["The minister", "A spokesman", "The committee", "Officials", "The envoy", "Residents", "The agency"]
+VERBS = ["said", "noted", "reported", "told reporters", "stated", "explained", "added", "wrote"]
+FACTS = [
+    "the talks would resume in spring",
+    "the budget was under review",
+    "the schedule had changed",
+    "the meeting lasted two hours",
+    "the figures were published on Friday",
+    "the delegation had arrived",
+    "the plan covered three regions",
+    "the vote was postponed",
+]
+
+
+def interviews(seed: int = 0) -> list[Example]:
+    """192 interview sentences, about 85% of them neutral, with a weak signal: a quarter of the others say so."""
+    rng = random.Random(seed)
+    examples = []
+    for a in range(24):
+        for i in range(8):
+            stance = "neutral" if rng.random() < 0.83 else rng.choice(["favor", "against"])
+            text = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} that {rng.choice(FACTS)}."
+            if stance != "neutral" and rng.random() < 0.25:
+                text = text[:-1] + (", a welcome step." if stance == "favor" else ", a grave mistake.")
+            examples.append(Example(f"i{a}-{i}", f"interview-{a:02d}", text, (), stance, "the pact"))
+    return examples
+
+
+def test_a_stance_model_no_better_than_always_neutral_suggests_no_stance_and_says_why(tmp_path):
+    """Issue 24: on interview sentences, mostly neutral, `train` printed "stance accuracy 0.93" (what always
+    answering "neutral" scores) and kept a threshold, so every new task came with "neutral" pre-selected."""
+    examples = interviews()
+    assert len(examples) == 192 and 0.8 < sum(e.stance == "neutral" for e in examples) / len(examples) < 0.9
+    result = fit_model(examples, tmp_path, entity_labels=["PER"])
+    assert result.thresholds["stance"] is None and result.metrics["promised"]["stance"] is None
+    from builder.cli import train_report
+
+    baseline = result.metrics["baselines"]["stance"]
+    assert baseline["label"] == "neutral" and baseline["accuracy"] >= result.metrics["stance_accuracy"] - 0.02
+    lines = train_report(result.metrics, result.thresholds)
+    accuracy = next(line for line in lines if "stance accuracy" in line)
+    assert f"{result.metrics['stance_accuracy']:.2f}" in accuracy and "always 'neutral'" in accuracy, accuracy
+    assert f"{baseline['accuracy']:.2f}" in accuracy, accuracy
+    why = next(line for line in lines if line.startswith("threshold stance:"))
+    assert why.startswith("threshold stance:  none: ") and "no stance suggested" in why, why
+    model = load_model(tmp_path)
+    assert all(item["type"] != "choices" for e in examples for item in model.predict(e.text, target=e.target))
+    assert all(prediction_for(model, e.text) is None for e in examples)  # a push attaches nothing: no "neutral"
 
 
 def test_headline_like_and_all_capitals_sentences_get_only_sure_entities(tmp_path):
@@ -241,6 +302,9 @@ def test_builder_train_prints_the_dev_figures_thresholds_folder_and_version(tmp_
         "threshold span",
         "threshold stance",
         "model_version",
+        "baseline",
+        "(gazetteer)",
+        "(always ",
     ):
         assert needle in result.stdout, (needle, result.stdout)
     assert str((root / "models" / "current").resolve()) in result.stdout
