@@ -45,6 +45,7 @@ from builder.learn.features import (
     token_features,
     tokenize,
 )
+from builder.learn.gazetteer import GazetteerPredictor
 from builder.learn.model import (
     ENTITY_FILE,
     FORMAT,
@@ -419,8 +420,6 @@ def merge(a: dict, b: dict) -> dict:
 def baselines_of(examples: list[Example], entity_labels: list[str]):
     """The baselines fitted on `examples`: the gazetteer of their labelled strings (each string's most frequent
     label, as `--predictor gazetteer` learns it) and their most frequent stance (None when none has one)."""
-    from builder.preannotate import GazetteerPredictor
-
     allowed = set(entity_labels)
     votes: dict[str, Counter] = {}
     for e in examples:
