@@ -19,8 +19,9 @@ from builder.jsonio import read_jsonl, write_jsonl
 from builder.labeling_config import labeling_config
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection
+from builder.labelstudio.project_api import existing_sentence_ids, find_project
 from builder.labelstudio.pull import export_tasks, pull
-from builder.labelstudio.push import existing_sentence_ids, find_project, push_sentences
+from builder.labelstudio.push import push_sentences
 from builder.labelstudio.users import annotator_connection
 from builder.pseudonyms import Pseudonymizer, load_key
 

@@ -261,7 +261,7 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
     is AFTER_FIRST_PULL, and no key is made here. The account the API key belongs to (the admin
     builder made) is left out unless it annotated in the project.
     """
-    from builder.labelstudio.push import require_project
+    from builder.labelstudio.project_api import require_project
 
     project_id = require_project(connection, project)
     with calling(connection, "reading the project's settings"):

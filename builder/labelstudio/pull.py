@@ -44,7 +44,7 @@ import orjson
 from builder.errors import LabelStudioError
 from builder.jsonio import STATE_DIR, atomic_write, sha256_file, state_dir
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.labelstudio.push import require_project
+from builder.labelstudio.project_api import require_project
 from builder.labelstudio.server import LABEL_STUDIO_VERSION
 from builder.project import Project
 from builder.pseudonyms import LEGACY_SCHEME, Pseudonymizer, create_key, is_pseudonym, load_key, scheme_of
