@@ -33,7 +33,8 @@ from builder.jsonio import write_jsonl
 from builder.labeling_config import labeling_config
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.push import ensure_project, task_for
+from builder.labelstudio.project_api import ensure_project
+from builder.labelstudio.push import task_for
 from builder.project import load_project, project_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ import html
 import os
 import re
 import shlex
+import string
 import tempfile
 import tomllib
 import unicodedata
@@ -26,6 +27,7 @@ from builder.errors import BuilderError, ConfigError
 from builder.jsonio import _mode_for
 from builder.outputs import OutputError, write_error
 from builder.project import NEAR_DUPLICATE_THRESHOLD, PROJECT_FILE, Project, project_from_dict
+from builder.resources import DEFAULTS_DIR
 
 GUIDELINES_FILE = "guidelines.md"
 GITIGNORE_LINES = ("/.builder/", "/dist/", "/build/")  # server state and keys; build outputs
@@ -339,39 +341,23 @@ class _Scheme:
     title: str
 
 
+def _template(name: str) -> string.Template:
+    """A text template of `builder init` (builder/defaults/init/NAME.template): the prose and comments live
+    there, readable as the file they make; the code fills in the values and the per-label sections."""
+    return string.Template((DEFAULTS_DIR / "init" / f"{name}.template").read_text(encoding="utf-8"))
+
+
+def _appended(lines: list[str]) -> str:
+    """`lines`, each on a line of its own after the template's line they follow."""
+    return "".join("\n" + line for line in lines)
+
+
 def project_toml(s: _Scheme) -> str:
     """The project file's text, commented like the bundled default."""
     q = toml_string
-    lines = [
-        "# The project file of this dataset: the one place where its label scheme is declared.",
-        "# Label Studio's labeling config, the task and record schemas and the datasets features are",
-        "# generated from it (made by `builder init`; edit it, then run `builder push` again).",
-        "",
-        "[dataset]",
-        "# Folder and Hub-friendly name: lowercase letters, digits, '.', '_' and '-'.",
-        f"name = {q(s.name)}",
-        f"pretty_name = {q(s.pretty_name)}",
-        "# A Hugging Face Hub licence id, for the dataset card.",
-        f"license = {q(s.license)}",
-        "# ISO 639-1 (or -3) code of the articles' language.",
-        f"language = {q(s.language)}",
-        '# citation = ""',
-        "",
-        "# Where the articles come from (shown in the dataset card); one table per source.",
-        "# [[dataset.sources]]",
-        '# name = "..."',
-        '# license = "..."',
-        '# attribution = "..."',
-        '# url = "https://..."',
-        '# articles = "an id prefix or a description"',
-        "",
-        "[stance]",
-        "# What stance is taken towards; an article's own `target` (in .jsonl input) overrides it.",
-        f"target = {q(s.target)}",
-        f"question = {q(DEFAULT_QUESTION)}",
-    ]
+    stance_labels: list[str] = []
     for value, key in zip(s.stance, s.stance_keys):
-        lines += [
+        stance_labels += [
             "",
             "[[stance.labels]]",
             f"value = {q(value)}",
@@ -379,9 +365,9 @@ def project_toml(s: _Scheme) -> str:
             "# Shown as a hint in Label Studio; say when to use this label.",
             f"description = {q(KNOWN_DESCRIPTIONS.get(value, ''))}",
         ]
-    lines += ["", "# Entity labels: a one-key hotkey each (no key used twice in the file) and a colour each."]
+    entity_labels: list[str] = []
     for value, key, color in zip(s.entities, s.entity_keys, s.colors):
-        lines += [
+        entity_labels += [
             "",
             "[[entities.labels]]",
             f"value = {q(value)}",
@@ -389,52 +375,21 @@ def project_toml(s: _Scheme) -> str:
             f"color = {q(color)}",
             f"description = {q(KNOWN_DESCRIPTIONS.get(value, ''))}",
         ]
-    lines += [
-        "",
-        "[annotation]",
-        "# How many annotators label each sentence (Label Studio's overlap), 1 to 20.",
-        f"annotators_per_sentence = {s.annotators}",
-        "# The guidelines (markdown), relative to this file: shown as the project's instructions.",
-        f"guidelines = {q(GUIDELINES_FILE)}",
-        "# Share of annotators who must mark a span; it must also outvote rivals (2 annotators: both).",
-        "entity_agreement = 0.5",
-        '# How a sentence\'s stance is decided: "majority" (one vote per annotator) or "dawid-skene" (annotators',
-        "# weighted by their reliability, estimated from all their answers and anchored by the gold questions).",
-        '# aggregation = "majority"',
-        "# Share of pushed tasks given no suggestion (pre-annotation) when a predictor makes them, chosen by a",
-        "# hash of the sentence id: the control arm `builder quality` and the card compare (0 to 0.5; 0: off).",
-        "# suggestion_holdout = 0.1",
-        "",
-        "[quality]",
-        "# Gold questions: a JSON Lines file (relative to this file) of sentences as `builder split` writes them,",
-        '# each with its known "stance" and "entities" ([{"start", "end", "label"}]), from articles you do not push.',
-        '# gold = "gold.jsonl"',
-        "# Share of the tasks `builder push` imports that are gold questions (0 to 0.5), each imported once.",
-        "# gold_rate = 0.05",
-        "# Annotators whose stance accuracy on the gold questions is below this are flagged by `builder quality`.",
-        "# min_gold_accuracy = 0.7",
-        "",
-        "[label_studio]",
-        "# The Label Studio project builder pushes into (3 to 50 characters, unique on the server).",
-        f"project_title = {q(s.title)}",
-        "",
-        "# Extra boilerplate rules for `builder split`: a line matching `pattern` (a Python regex, searched",
-        "# case-insensitively) is removed and reported under `name`.",
-        "# [[ingest.boilerplate]]",
-        '# name = "newsletter"',
-        "# pattern = '^sign up for our newsletter'",
-        "",
-        "[splits]",
-        "# Shares of the sentences per split (by whole articles); they add up to 1.",
-    ]
-    lines += [f"{split} = {share}" for split, share in DEFAULT_SPLITS]
-    lines += [
-        "# Articles whose text is near-identical (Jaccard index of their word 3-shingles at least this, 0 to 1)",
-        "# are kept in one split, as articles sharing a sentence are.",
-        f"near_duplicate_threshold = {NEAR_DUPLICATE_THRESHOLD}",
-        "# allow_uneven = true  # a split empty or 10+ points off its share is meant",
-    ]
-    return "\n".join(lines) + "\n"
+    return _template("builder.toml").substitute(
+        name=q(s.name),
+        pretty_name=q(s.pretty_name),
+        license=q(s.license),
+        language=q(s.language),
+        target=q(s.target),
+        question=q(DEFAULT_QUESTION),
+        stance_labels=_appended(stance_labels),
+        entity_labels=_appended(entity_labels),
+        annotators=s.annotators,
+        guidelines=q(GUIDELINES_FILE),
+        title=q(s.title),
+        splits="\n".join(f"{split} = {share}" for split, share in DEFAULT_SPLITS),
+        near_duplicate_threshold=NEAR_DUPLICATE_THRESHOLD,
+    )
 
 
 def _label_sections(values, keys, placeholder: str, escape) -> list[str]:
@@ -458,58 +413,24 @@ def _label_sections(values, keys, placeholder: str, escape) -> list[str]:
 def guidelines_md(s: _Scheme) -> str:
     """The annotators' guidelines template: one section per label, how to use the context and the hotkeys."""
     m = markdown_text
-    lines = [
-        f"# Annotation guidelines: {m(s.pretty_name)}",
-        "",
-        "You see one sentence of a news article at a time, with the sentence before and after it in grey",
-        "and the article's title above. Label **only the sentence in the box**; use the context to understand it",
-        '(who "he" is, what "the deal" refers to), but do not label the context itself.',
-        "",
-        "Every label has a key: press it instead of clicking. Ctrl+Enter submits the sentence.",
-        "",
-        "## 1. Stance (required)",
-        "",
-        f"Question: *{m(DEFAULT_QUESTION)}* The target is shown above the choices (for this dataset:",
-        f"**{m(s.target)}**; an article may name its own).",
-        "",
-        "| key | label | use it when the sentence... |",
-        "|---|---|---|",
-    ]
-    for value, key in zip(s.stance, s.stance_keys):
-        lines.append(f"| `{key}` | **{value}** | {m(KNOWN_DESCRIPTIONS.get(value, '(describe)'))} |")
-    lines += [
-        "",
-        "- Judge what the sentence says, not what you think of the target.",
-        "- Reported speech counts: label the stance the sentence conveys, also when it quotes someone.",
-        "- Headlines and sub-headings are labelled like any sentence.",
-    ]
-    lines += _label_sections(s.stance, s.stance_keys, "When to choose {}: describe it here.", m)
-    lines += [
-        "",
-        "## 2. Entities",
-        "",
-        "Select the words with the mouse, then press the label's key (or press the key first, then select).",
-        "",
-        "| key | label | what |",
-        "|---|---|---|",
-    ]
-    for value, key in zip(s.entities, s.entity_keys):
-        lines.append(f"| `{key}` | **{value}** | {m(KNOWN_DESCRIPTIONS.get(value, '(describe)'))} |")
-    lines += [
-        "",
-        '- Mark the name only: no leading "the", no possessive "\'s".',
-        "- Do not mark pronouns or common nouns.",
-        "- Spans never overlap: choose the longest name.",
-    ]
-    lines += _label_sections(s.entities, s.entity_keys, "What counts as {}: describe it here.", m)
-    lines += [
-        "",
-        "## Pre-annotations",
-        "",
-        "Spans already drawn when a sentence opens are suggestions learned from earlier annotations: fix or",
-        "delete wrong ones, add missing ones, then submit.",
-    ]
-    return "\n".join(lines) + "\n"
+
+    def table(values, keys) -> str:
+        return "\n".join(
+            f"| `{key}` | **{value}** | {m(KNOWN_DESCRIPTIONS.get(value, '(describe)'))} |"
+            for value, key in zip(values, keys)
+        )
+
+    return _template("guidelines.md").substitute(
+        pretty_name=m(s.pretty_name),
+        question=m(DEFAULT_QUESTION),
+        target=m(s.target),
+        stance_table=table(s.stance, s.stance_keys),
+        stance_sections=_appended(_label_sections(s.stance, s.stance_keys, "When to choose {}: describe it here.", m)),
+        entity_table=table(s.entities, s.entity_keys),
+        entity_sections=_appended(
+            _label_sections(s.entities, s.entity_keys, "What counts as {}: describe it here.", m)
+        ),
+    )
 
 
 def _scheme(

@@ -16,8 +16,9 @@ import tempfile
 from pathlib import Path
 
 from builder.jsonio import read_jsonl
+from builder.labelstudio.annotator_names import pseudonymizer_for
 from builder.labelstudio.client import resolve_connection
-from builder.labelstudio.pull import pseudonymizer_for, pull
+from builder.labelstudio.pull import pull
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.replay import replay
 from builder.model import STANCE

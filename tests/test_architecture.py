@@ -145,3 +145,17 @@ def test_sentences_as_split_writes_them_follow_the_model(project):
     assert sentences
     for sentence in sentences:
         assert set(sentence) == set(model.SENTENCE_FIELDS.names)
+
+
+MODULE_LINES_LIMIT = 800
+
+
+def test_no_module_but_the_command_line_is_over_800_lines():
+    """A module over 800 lines does several jobs (issue 25): split it by job. cli.py is the exception: one thin
+    function per command, each reading like the others."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES_LIMIT
+    }
+    assert {name: n for name, n in long.items() if name != "builder/cli.py"} == {}

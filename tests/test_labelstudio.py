@@ -19,8 +19,10 @@ from builder.jsonio import read_jsonl, write_jsonl
 from builder.labeling_config import labeling_config
 from builder.labelstudio import server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.pull import export_tasks, pull
-from builder.labelstudio.push import existing_sentence_ids, find_project, push_sentences
+from builder.labelstudio.project_api import existing_sentence_ids, find_project
+from builder.labelstudio.pull import pull
+from builder.labelstudio.push import push_sentences
+from builder.labelstudio.task_exports import export_tasks
 from builder.labelstudio.users import annotator_connection
 from builder.pseudonyms import Pseudonymizer, load_key
 
@@ -374,7 +376,7 @@ def test_a_pull_interrupted_mid_download_keeps_the_previous_snapshot(ls, tmp_pat
     stops the answer halfway, then the signal comes): the previous snapshot and pull state are kept byte
     for byte, nothing is left in the project, an interrupted (SIGINT) pull removes its export from Label
     Studio, and the next pull completes and equals a full pull."""
-    from builder.labelstudio.pull import EXPORT_TITLE
+    from builder.labelstudio.task_exports import EXPORT_TITLE
 
     from .test_outputs import tree
 
@@ -520,9 +522,9 @@ def test_pull_leaves_no_export_behind(ls_server, ls, tmp_path, monkeypatch):
     """Label Studio 1.23 keeps an export's file after the export is deleted: builder removes it (local server)."""
     from datetime import timedelta
 
-    from builder.labelstudio import pull as pull_module
+    from builder.labelstudio import task_exports
 
-    monkeypatch.setattr(pull_module, "STALE_AFTER", timedelta(0))  # the killed pull's export is old enough
+    monkeypatch.setattr(task_exports, "STALE_AFTER", timedelta(0))  # the killed pull's export is old enough
     project = make_project(tmp_path, "no export left")
     result = push_sentences(ls, project, synthetic_sentences(3, "exp"))
     task = next(iter(ls.client().tasks.list(project=result.project_id)))

@@ -19,7 +19,7 @@ import pytest
 from builder.errors import LabelStudioError
 from builder.labelstudio import postgresql, server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.push import find_project
+from builder.labelstudio.project_api import find_project
 from builder.labelstudio.users import annotator_connection
 
 from .conftest import ROOT, free_port, make_project, run_cli

@@ -27,7 +27,7 @@ from builder.errors import LabelStudioError
 from builder.jsonio import write_jsonl
 from builder.labelstudio import postgresql, server
 from builder.labelstudio.client import Connection
-from builder.labelstudio.push import existing_sentence_ids
+from builder.labelstudio.project_api import existing_sentence_ids
 
 from .conftest import free_port, make_project, run_cli
 

@@ -426,7 +426,8 @@ def snapshot_with_predictions(path: Path) -> Path:
 
 def test_the_card_and_the_manifest_name_the_model_versions_used_while_labelling(tmp_path):
     from builder.dataset.build import build_dataset
-    from builder.dataset.release import _card_problems, build_release_folder, load_manifest
+    from builder.dataset.release import build_release_folder, load_manifest
+    from builder.dataset.release.verify import _card_problems
 
     snapshot = snapshot_with_predictions(tmp_path / "snapshot.jsonl")
     project = make_project(tmp_path / "p", "Card notes", snapshot=snapshot)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder.labelstudio import pull as pull_module
+from builder.labelstudio import pull_state
 from builder.labelstudio.pull import pull
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.users import annotator_connection
@@ -202,7 +203,7 @@ def test_state_is_per_output_and_survives_corruption(ls, tmp_path):
     corrupt = run_cli("pull", "--since-last", "-o", a, env=env, cwd=tmp_path)
     assert corrupt.returncode == 0 and "Traceback" not in corrupt.stderr
     assert "full pull:" in corrupt.stderr and "unreadable" in corrupt.stderr
-    assert json.loads(state.read_text(encoding="utf-8"))["format"] == pull_module.STATE_FORMAT
+    assert json.loads(state.read_text(encoding="utf-8"))["format"] == pull_state.STATE_FORMAT
     a.write_bytes(a.read_bytes() + b"\n")  # the output changed since: a full pull, said so
     edited = run_cli("pull", "--since-last", "-o", a, env=env, cwd=tmp_path)
     assert "changed since the last pull" in edited.stderr and a.read_bytes() == b.read_bytes()

@@ -12,8 +12,7 @@ from collections import Counter
 
 import pytest
 
-from builder.labelstudio.pull import Counts, _InPlaceMerge, _member, _merge, _snapshot_rows
-from builder.records.snapshot import TaskStore
+from builder.records.snapshot import Counts, InPlaceMerge, TaskStore, merge_rows, snapshot_rows, sorted_member
 
 
 def _task(task_id: int, sentence_id: str, rng: random.Random) -> dict:
@@ -71,8 +70,10 @@ def test_the_in_place_merge_writes_what_the_one_pass_merge_writes(tmp_path, seed
         fresh.add(_task(new_id, f"s{rng.randint(0, 301):04d}", rng))
     changed = array("q", sorted(changed))
 
-    expected_counts, removed = _merge(_snapshot_rows(path), fresh, _member(changed), tmp_path / "one-pass", None)
-    merge = _InPlaceMerge.prepare(path, fresh, changed, counts, None)
+    expected_counts, removed = merge_rows(
+        snapshot_rows(path), fresh, sorted_member(changed), tmp_path / "one-pass", None
+    )
+    merge = InPlaceMerge.prepare(path, fresh, changed, counts, None)
     assert merge is not None
     written = merge.written()
     got = b"".join(written.chunks)
@@ -89,13 +90,13 @@ def test_the_in_place_merge_declines_what_it_cannot_trust(tmp_path):
     fresh = TaskStore(tmp_path / "fresh.sqlite3")
     fresh.add(_task(3, "s3", rng))
     changed = array("q", [3])
-    assert _InPlaceMerge.prepare(path, fresh, changed, None, None) is None  # no counts kept (older state)
+    assert InPlaceMerge.prepare(path, fresh, changed, None, None) is None  # no counts kept (older state)
     wrong = Counts(counts.tasks + 1, counts.annotations, counts.predictions, counts.cancelled)
-    assert _InPlaceMerge.prepare(path, fresh, changed, wrong, None) is None  # counts of another file
+    assert InPlaceMerge.prepare(path, fresh, changed, wrong, None) is None  # counts of another file
     many = array("q", range(1, 200))
-    assert _InPlaceMerge.prepare(path, fresh, many, counts, None) is None  # more than 100 and 1%: one pass is cheaper
+    assert InPlaceMerge.prepare(path, fresh, many, counts, None) is None  # more than 100 and 1%: one pass is cheaper
     path.write_bytes(path.read_bytes().replace(b'"task_id":10}', b'"task_id": 10}'))  # not builder's formatting
-    assert _InPlaceMerge.prepare(path, fresh, changed, counts, None) is None
+    assert InPlaceMerge.prepare(path, fresh, changed, counts, None) is None
     fresh.close()
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from builder.dataset import release as release_module
+from builder.dataset.release import cut as release_module
 from builder.dataset.release import cut_release, read_manifest, releases, verify_release
 from builder.errors import BuilderError
 from builder.jsonio import write_jsonl

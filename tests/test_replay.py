@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from builder.labelstudio.pull import export_tasks
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.replay import (
     ALREADY_THERE,
@@ -12,6 +11,7 @@ from builder.labelstudio.replay import (
     TASK_NOT_FOUND,
     replay,
 )
+from builder.labelstudio.task_exports import export_tasks
 from builder.pseudonyms import legacy_pseudonym
 
 from .conftest import make_project

@@ -14,8 +14,9 @@ import orjson
 from builder.jsonio import write_jsonl
 from builder.labelstudio import pull as pull_module
 from builder.labelstudio.client import Connection
+from builder.labelstudio.project_api import ensure_project, existing_sentence_ids, find_project
 from builder.labelstudio.pull import pull
-from builder.labelstudio.push import ensure_project, existing_sentence_ids, find_project, push_sentences, task_for
+from builder.labelstudio.push import push_sentences, task_for
 
 from .conftest import ROOT, make_project
 from .proxy import FailingProxy

@@ -261,7 +261,7 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
     is AFTER_FIRST_PULL, and no key is made here. The account the API key belongs to (the admin
     builder made) is left out unless it annotated in the project.
     """
-    from builder.labelstudio.push import require_project
+    from builder.labelstudio.project_api import require_project
 
     project_id = require_project(connection, project)
     with calling(connection, "reading the project's settings"):
@@ -293,7 +293,7 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
 
 def _pseudonyms(connection: Connection, project: Project) -> Callable[[int], str] | None:
     """User id -> the pseudonym `builder pull` gives; None when the project has no pseudonym key yet."""
-    from builder.labelstudio.pull import annotator_names
+    from builder.labelstudio.annotator_names import annotator_names
     from builder.pseudonyms import Pseudonymizer, load_key
 
     key = load_key(project.root)
@@ -342,7 +342,7 @@ def remove_annotator(connection: Connection, email: str, project: Project | None
 
 def _remember(connection: Connection, project: Project, user_id: int) -> str | None:
     """Record the account's pseudonym in the committed registry; None without a key."""
-    from builder.labelstudio.pull import annotator_names, remember_names
+    from builder.labelstudio.annotator_names import annotator_names, remember_names
     from builder.pseudonyms import Pseudonymizer, load_key
 
     key = load_key(project.root)

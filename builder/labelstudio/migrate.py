@@ -208,7 +208,7 @@ def _check_movable(root: Path, target: postgresql.Target | None) -> server.Serve
 
 def _migrate(root, project, state, target, log) -> MigrationResult:
     from builder.labelstudio.client import Connection
-    from builder.labelstudio.push import find_project
+    from builder.labelstudio.project_api import find_project
 
     was_running = state is not None and server.is_running(state)
     state = server.start(root, log=log)  # SQLite, healthy, its token accepted

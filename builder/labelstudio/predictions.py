@@ -27,7 +27,7 @@ import orjson
 
 from builder.errors import Interrupted, LabelStudioError
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
-from builder.labelstudio.push import push_lock, require_project, set_model_version
+from builder.labelstudio.project_api import push_lock, require_project, set_model_version
 from builder.model import prediction_for
 from builder.preannotate import article_contexts, whole_articles
 from builder.project import Project

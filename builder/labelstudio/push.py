@@ -10,23 +10,32 @@ order (an article's sentences stay together, and gold questions still wait for a
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from builder.errors import ConfigError, Interrupted, LabelStudioError
-from builder.labeling_config import labeling_config
-from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
+from builder.labelstudio.client import Connection, calling, check_response
+from builder.labelstudio.project_api import (
+    ensure_project,
+    project_facts,
+    push_lock,
+    set_model_version,
+    task_sentence_id_pages,
+)
 from builder.model import prediction_for
 from builder.preannotate import article_batches, article_contexts
 from builder.project import Project
 from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, suggestion_arm, withheld_suggestions
+
+if TYPE_CHECKING:
+    from builder.gold.mixing import GoldQuestions
 
 BATCH_SIZE = 5000  # >= 1,000; Label Studio recounts the project after each import request
 TASK_DATA_FIELDS = (
@@ -140,223 +149,6 @@ def choose_random(candidates: Iterable[dict], limit: int, seed: int) -> set[str]
     return set(reservoir)
 
 
-def instructions_html(project: Project) -> str:
-    """The guidelines (markdown) as the HTML Label Studio shows as the project's instructions."""
-    import markdown
-
-    return markdown.markdown(project.guidelines(), extensions=["tables"])
-
-
-def project_settings(project: Project) -> dict:
-    return {
-        "title": project.project_title,
-        "label_config": labeling_config(project),
-        "expert_instruction": instructions_html(project),
-        "show_instruction": True,
-        "maximum_annotations": project.annotators_per_sentence,
-        "overlap_cohort_percentage": 100,
-        "show_skip_button": True,
-        "enable_empty_annotation": False,
-    }
-
-
-def titled_projects(connection: Connection, project: Project) -> list[int]:
-    """The ids of the Label Studio projects titled like the scheme's (any member may make one).
-
-    Asks for ids and titles only: without `include`, Label Studio counts every project's tasks and
-    annotations for the listing (over a second on a 200,000-task project)."""
-    doing = "looking up the project"
-    matches, page = [], 1
-    while True:
-        with calling(connection, doing):
-            response = connection.http().request(
-                "api/projects/",
-                method="GET",
-                params={"title": project.project_title, "include": "id,title", "page": page, "page_size": 100},
-            )
-        if response.status_code == 404 and page > 1:
-            break  # past the last page
-        body = check_response(connection, response, doing)
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list) or not all(isinstance(p, dict) and type(p.get("id")) is int for p in results):
-            raise unexpected_answer(connection, doing, "a page of projects with ids and titles")
-        matches += [p["id"] for p in results if p.get("title") == project.project_title]
-        if not body.get("next") or not results:
-            break
-        page += 1
-    return matches
-
-
-def _created_at(connection: Connection, project_id: int) -> str | None:
-    """The project's creation time as Label Studio gives it, or None when no project has this id."""
-    doing = "reading the project"
-    with calling(connection, doing):
-        response = connection.http().request(f"api/projects/{project_id}", method="GET")
-    if response.status_code == 404:
-        return None
-    body = check_response(connection, response, doing)
-    if not isinstance(body, dict) or not isinstance(body.get("created_at"), str):
-        raise unexpected_answer(connection, doing, "a project with its creation time")
-    from builder.labelstudio.registry import moment
-
-    return moment(body["created_at"])
-
-
-def _adopt_hint(project: Project) -> str:
-    from builder.labelstudio.registry import REGISTRY_NAME
-
-    return (
-        f"any member can make a project titled '{project.project_title}', so builder uses only the one it made "
-        f"(bound in annotations/{REGISTRY_NAME}); if this one is yours, run `builder push --adopt-project` once"
-    )
-
-
-def find_project(connection: Connection, project: Project) -> int | None:
-    """The id of this repository's project on the server, or None when it has none there (yet).
-
-    The project is the one `builder push` made (or was told to adopt), bound by id and creation time in
-    the committed registry (builder/labelstudio/registry.py), whatever its title says. Without a binding,
-    a project with the scheme's title is someone else's look-alike and is refused, unless this machine's
-    push ledger shows builder pushed into it (made before projects were bound): then it is bound now."""
-    from builder.labelstudio.ledger import pushed_into
-    from builder.labelstudio.registry import bind_project, bound_project, server_identity
-
-    server = server_identity(connection)
-    bound = bound_project(project, server)
-    if bound is not None:
-        if _created_at(connection, bound["id"]) == bound["created_at"]:
-            return bound["id"]
-        return None  # deleted: `builder push` makes a new one, unless a look-alike stands in its way
-    matches = titled_projects(connection, project)
-    if not matches:
-        return None
-    if len(matches) > 1:
-        raise LabelStudioError(
-            f"{len(matches)} projects are titled '{project.project_title}' in Label Studio at {connection.url}, "
-            f"and builder made none of them ({_adopt_hint(project)}): rename or delete the extra ones"
-        )
-    created = _created_at(connection, matches[0])
-    if created is not None and pushed_into(project.root, matches[0], created):
-        bind_project(project, server, matches[0], created)
-        return matches[0]
-    raise LabelStudioError(
-        f"project '{project.project_title}' (id {matches[0]}) in Label Studio at {connection.url} was not made "
-        f"by builder for this repository: {_adopt_hint(project)}"
-    )
-
-
-def require_project(connection: Connection, project: Project) -> int:
-    project_id = find_project(connection, project)
-    if project_id is None:
-        raise LabelStudioError(
-            f"unknown project '{project.project_title}' in Label Studio at {connection.url}: "
-            "run `builder push` first, or check label_studio.project_title"
-        )
-    return project_id
-
-
-def adopt_project(connection: Connection, project: Project) -> int:
-    """Bind the one existing project titled like the scheme's as this repository's (`builder push --adopt-project`)."""
-    from builder.labelstudio.registry import bind_project, server_identity
-
-    matches = titled_projects(connection, project)
-    if len(matches) != 1:
-        raise LabelStudioError(
-            f"--adopt-project: {len(matches) or 'no'} project{'s are' if len(matches) != 1 else ' is'} titled "
-            f"'{project.project_title}' in Label Studio at {connection.url}; adopting needs exactly one"
-        )
-    created = _created_at(connection, matches[0])
-    if created is None:
-        raise LabelStudioError(f"--adopt-project: project {matches[0]} was deleted meanwhile; retry")
-    bind_project(project, server_identity(connection), matches[0], created)
-    return matches[0]
-
-
-def ensure_project(connection: Connection, project: Project, adopt: bool = False) -> tuple[int, bool]:
-    """Create the project (and bind it), or update its config and settings from the scheme. Returns (id, created).
-
-    `adopt`: when no project is bound on this server, take the one titled like the scheme's."""
-    from builder.labelstudio.registry import bind_project, bound_project, server_identity
-
-    client = connection.client()
-    settings = project_settings(project)
-    server = server_identity(connection)
-    if adopt and bound_project(project, server) is None:
-        project_id = adopt_project(connection, project)
-    else:
-        project_id = find_project(connection, project)
-    if project_id is None:
-        others = titled_projects(connection, project)
-        if others:  # the bound project was deleted, and a look-alike took its title
-            raise LabelStudioError(
-                f"the project builder made in Label Studio at {connection.url} is gone, and project {others[0]} "
-                f"titled '{project.project_title}' is not builder's: {_adopt_hint(project)}"
-            )
-        with calling(connection, "creating the project"):
-            project_id = client.projects.create(**settings).id
-        created = _created_at(connection, project_id)
-        if created is None:
-            raise LabelStudioError(f"the project builder made in Label Studio at {connection.url} was deleted; retry")
-        bind_project(project, server, project_id, created)
-        return project_id, True
-    with calling(connection, "updating the project's labeling config"):
-        client.projects.update(project_id, **settings)
-    return project_id, False
-
-
-def task_sentence_id_pages(connection: Connection, project_id: int) -> Iterator[list]:
-    """The `sentence_id` of every task of the project, a page at a time (None for a task without one)."""
-    doing = "listing the project's tasks"
-    for tasks in task_pages(connection, project_id, {"fields": "task_only", "include": "id,data"}, doing):
-        if not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
-            raise unexpected_answer(connection, doing, "a list of tasks with data")
-        yield [task["data"].get("sentence_id") for task in tasks]
-
-
-def existing_sentence_ids(connection: Connection, project_id: int) -> set[str]:
-    """`sentence_id` of every task already in the project (a full listing: slow on big projects)."""
-    return {s for page in task_sentence_id_pages(connection, project_id) for s in page if s is not None}
-
-
-def project_facts(connection: Connection, project_id: int) -> tuple[int, str]:
-    """(task count, creation time) of a project: one request."""
-    doing = "counting the project's tasks"
-    with calling(connection, doing):
-        response = connection.http().request(f"api/projects/{project_id}", method="GET")
-    body = check_response(connection, response, doing)
-    if not isinstance(body, dict) or type(body.get("task_number")) is not int:
-        raise unexpected_answer(connection, doing, "a project with its task_number")
-    return body["task_number"], str(body.get("created_at") or "")
-
-
-def set_model_version(connection: Connection, project_id: int, model_version: str) -> str | None:
-    """Set the project's `model_version` (Label Studio shows annotators only the predictions of that version).
-
-    Returns the version it had before, or None when Label Studio refused: no task holds a prediction
-    of `model_version` (it accepts only a version it has predictions of)."""
-    doing = "reading the project's model version"
-    with calling(connection, doing):
-        response = connection.http().request(f"api/projects/{project_id}", method="GET")
-    body = check_response(connection, response, doing)
-    if not isinstance(body, dict):
-        raise unexpected_answer(connection, doing, "a project")
-    previous = body.get("model_version") or ""
-    if previous == model_version:
-        return previous
-    doing = f"setting the project's model version to {model_version}"
-    with calling(connection, doing):
-        response = connection.http().request(
-            f"api/projects/{project_id}",
-            method="PATCH",
-            content=json.dumps({"model_version": model_version}),
-            headers={"Content-Type": "application/json"},
-        )
-    if response.status_code == 400 and "model_version" in response.text:
-        return None
-    check_response(connection, response, doing)
-    return previous
-
-
 def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
     """A Label Studio task for one sentence, with a prediction (scored when the predictor scores) when it proposes,
     unless the sentence is in the control arm (`[annotation] suggestion_holdout`; its data says which arm);
@@ -376,21 +168,6 @@ def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
 
 def _article(sentence: dict) -> str:
     return sentence.get("article_id", "")
-
-
-def push_lock(connection: Connection, project: Project):
-    """Serializes pushes into one Label Studio project (released when the process ends, however)."""
-    from builder.locks import exclusive, lock_path
-
-    def waiting(holder: str) -> None:
-        print(
-            f"waiting for another builder push into '{project.project_title}' on {connection.url} (pid {holder})",
-            file=sys.stderr,
-        )
-
-    from builder.labelstudio.registry import server_identity
-
-    return exclusive(lock_path("push", server_identity(connection), project.project_title), on_wait=waiting)
 
 
 def push_sentences(
@@ -418,7 +195,7 @@ def push_sentences(
     read the sentences once more to choose, holding an id (and uncertainty) per new sentence. When
     the predictor proposes anything, the project's model version is set to the predictor's, so
     annotators see its predictions (Label Studio shows only the project's model version).
-    The project is the one builder made on this server (see `find_project`); `adopt_project` takes the
+    The project is the one builder made on this server (see `project_api.find_project`); `adopt_project` takes the
     one titled like the scheme's when none is bound yet.
     """
     from builder.gold.mixing import check_pushed, gold_questions
@@ -453,40 +230,45 @@ def push_sentences(
         def reread() -> Iterator[dict]:
             return iter(given)
 
+    plan = PushPlan(
+        connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project
+    )
     with push_lock(connection, project):
-        return _push_locked(
-            connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project
-        )
+        return _push_locked(plan)
 
 
-def _push_locked(
-    connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project=False
-) -> PushResult:
+@dataclass(frozen=True)
+class PushPlan:
+    """What one push was asked to do, settled (and its sentences checked) before the push lock is taken.
+
+    One object rather than a dozen positional parameters relayed from `push_sentences` through the
+    locked part to the import, where a swapped pair would still run."""
+
+    connection: Connection
+    project: Project
+    reread: Callable[[], Iterator[dict]]  # the sentences, from the start, each call (the file is read again)
+    total: int | None  # how many sentences, when known (for the progress bar)
+    predictor: object | None
+    batch_size: int
+    progress: bool | None  # None: a bar on a terminal for a push of more than one batch
+    on_batch: Callable[[int], None] | None  # told the count imported so far after each batch
+    gold: GoldQuestions | None  # the project's gold questions, checked (None: no gold file)
+    select: Selection
+    adopt_project: bool = False
+
+
+def _push_locked(plan: PushPlan) -> PushResult:
     from builder.labelstudio.ledger import open_ledger
     from builder.labelstudio.registry import server_identity
 
-    project_id, created = ensure_project(connection, project, adopt=adopt_project)
+    connection, project = plan.connection, plan.project
+    project_id, created = ensure_project(connection, project, adopt=plan.adopt_project)
     task_number, created_at = project_facts(connection, project_id)
     with open_ledger(project.root, server_identity(connection), project_id, created_at) as ledger:
         if ledger.tasks != task_number:  # an empty project needs no listing
             ledger.rebuild(task_sentence_id_pages(connection, project_id) if task_number else [])
-        chosen = _choose(reread(), ledger, predictor, select)
-        result = _import_new(
-            connection,
-            project,
-            project_id,
-            created,
-            ledger,
-            reread(),
-            total,
-            predictor,
-            batch_size,
-            progress,
-            on_batch,
-            gold,
-            select,
-            chosen,
-        )
+        chosen = _choose(plan.reread(), ledger, plan.predictor, plan.select)
+        result = _import_new(plan, project_id, created, ledger, chosen)
     if result.model_version is not None:
         previous = set_model_version(connection, project_id, result.model_version)
         if previous is None:  # refused: no prediction of it after all (deleted meanwhile)
@@ -514,23 +296,15 @@ def _choose(sentences: Iterable[dict], ledger, predictor, select: Selection) -> 
 
 
 def _import_new(
-    connection,
-    project,
-    project_id,
-    created,
-    ledger,
-    sentences,
-    total,
-    predictor,
-    batch_size,
-    progress,
-    on_batch,
-    gold,
-    select,
-    chosen,
+    plan: PushPlan, project_id: int, created: bool, ledger, chosen: dict[str, float] | set[str] | None
 ) -> PushResult:
+    """Import the chosen sentences the project lacks (`chosen` None: every new one, or the first `limit`)."""
     from builder.gold.mixing import MixCount, mix_gold
 
+    connection, project, predictor, select = plan.connection, plan.project, plan.predictor, plan.select
+    batch_size, on_batch, gold, total = plan.batch_size, plan.on_batch, plan.gold, plan.total
+    sentences = plan.reread()
+    progress = plan.progress
     http = connection.http()
     bar = None
     if select.limit is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from builder.labelstudio.client import Connection, calling
-from builder.labelstudio.pull import export_tasks
+from builder.labelstudio.task_exports import export_tasks
 from builder.labelstudio.users import annotator_connection
 from builder.pseudonyms import Pseudonymizer, legacy_pseudonym
 from builder.report import Report

@@ -6,7 +6,7 @@ stance and spans, marked `ground_truth` in the dataset."""
 from __future__ import annotations
 
 from builder.labelstudio.client import Connection
-from builder.labelstudio.push import require_project
+from builder.labelstudio.project_api import require_project
 from builder.labelstudio.views import upsert_view
 from builder.project import Project
 
