@@ -42,7 +42,7 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
 
                 raise PseudonymKeyError(
                     f"{output} was pulled with a pseudonym key, and {key_path(project.root)} is missing: "
-                    f"copy it from the maintainer who pulled (README: 'The pseudonym key'), or set {KEY_VARIABLE}; "
+                    f"copy it from the maintainer who pulled (docs/team-admins.md: 'The pseudonym key'), or set {KEY_VARIABLE}; "
                     "a new key would rename every annotator"
                 )
         key = create_key(project.root)

@@ -1,6 +1,6 @@
 """From validated tasks to dataset records: one per sentence, aggregated and with every annotation.
 
-Aggregation (README, "How labels are aggregated"):
+Aggregation (docs/researchers.md, "How labels are aggregated"):
 - an annotation marked ground truth in Label Studio (the star) wins, stance and entities; of several,
   the majority of their stances (a tie among them leaves it unresolved);
 - `[annotation] aggregation = "majority"` (the default): the stance is the majority of submitted
