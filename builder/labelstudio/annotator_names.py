@@ -42,7 +42,8 @@ def pseudonymizer_for(project: Project, output: Path, log: Callable[[str], None]
 
                 raise PseudonymKeyError(
                     f"{output} was pulled with a pseudonym key, and {key_path(project.root)} is missing: "
-                    f"copy it from the maintainer who pulled (docs/team-admins.md: 'The pseudonym key'), or set {KEY_VARIABLE}; "
+                    "copy it from the maintainer who pulled (docs/team-admins.md: 'The pseudonym key'), "
+                    f"or set {KEY_VARIABLE}; "
                     "a new key would rename every annotator"
                 )
         key = create_key(project.root)
