@@ -40,7 +40,7 @@ def gum_docs():
 # `python -m pytest -m "not labelstudio"` runs the offline suite without starting Label Studio or chromium.
 # Tests that start their own server carry `@pytest.mark.labelstudio` (tests/test_server.py: `pytestmark`);
 # tests/test_repository.py finds the starts written in tests, fixtures and helpers, and checks the marker.
-MARKED_BY_FIXTURE = {"ls_server": "labelstudio", "chromium": "browser"}
+MARKED_BY_FIXTURE = {"ls_server": "labelstudio", "migrated_label_studio": "labelstudio", "chromium": "browser"}
 
 
 # Every collected test, before `-m`/`-k` deselect any: tests/test_repository.py checks their markers.
@@ -83,11 +83,39 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ls_server(tmp_path_factory):
+def migrated_label_studio(tmp_path_factory) -> Path:
+    """A project folder whose local Label Studio made and migrated its SQLite database on a real first start,
+    then stopped. A first start spends ~40 s (most of a start) migrating: `seed_local_server` copies this one
+    into a test's project instead, so its `server start` is a restart (seconds). Tests whose promise is the
+    first start itself (tests/test_server.py checks what it leaves private) look at this folder."""
+    from builder.labelstudio import server
+
+    root = tmp_path_factory.mktemp("label-studio-migrated")
+    server.start(root, free_port(), log=lambda message: None)
+    server.stop(root)
+    return root
+
+
+def seed_local_server(template: Path, root: Path) -> None:
+    """Give the project at `root` a copy of `template`'s stopped local server (`migrated_label_studio`): its
+    migrated SQLite data folder, and its state file pointed at `root`'s data folder (same credentials)."""
+    from builder.jsonio import state_dir
+    from builder.labelstudio import server
+
+    state_dir(root)
+    shutil.copytree(server.data_dir_of(template), server.data_dir_of(root))
+    state = server.read_state(template)
+    state.data_dir, state.pid = str(server.data_dir_of(root)), None
+    server.write_state(root, state)
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory, migrated_label_studio):
     """One real Label Studio for the whole test session (its own data folder and port)."""
     from builder.labelstudio import server
 
     root = tmp_path_factory.mktemp("label-studio")
+    seed_local_server(migrated_label_studio, root)
     state = server.start(root, free_port(), log=lambda message: None)
     yield state
     server.stop(root)

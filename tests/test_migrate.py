@@ -22,7 +22,7 @@ from builder.labelstudio.client import Connection
 from builder.labelstudio.project_api import find_project
 from builder.labelstudio.users import annotator_connection
 
-from .conftest import ROOT, free_port, make_project, run_cli
+from .conftest import ROOT, free_port, make_project, run_cli, seed_local_server
 from .test_labelstudio import annotate
 from .test_postgresql import builder_logs, local_env, log_in_through_the_form, outputs, traversable_folder
 
@@ -80,10 +80,11 @@ def kill_during_the_check(root: Path, annotator: Connection, task_id: int) -> di
 
 
 @pytest.fixture(scope="module")
-def moved(sample_sentences):
+def moved(sample_sentences, migrated_label_studio):
     """A project on SQLite with data; its first move killed once the cluster exists, then moved again."""
     root = traversable_folder()
     project = make_project(root, "moving house", snapshot=ROOT / "annotations" / "snapshot.jsonl")  # gazetteer
+    seed_local_server(migrated_label_studio, root)  # its first start is a restart: no ~40 s migration
     runs = []
     try:
         started = run_cli("server", "start", "--port", free_port(), env=local_env(), cwd=root)
@@ -236,7 +237,7 @@ def test_moving_again_is_refused_and_nothing_leaked(moved):
 
 
 @pytest.mark.labelstudio
-def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(moved, tmp_path):
+def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(moved, tmp_path, migrated_label_studio):
     """An existing server (here: the module's cluster, its databases): a database that holds Label Studio data
     is refused and the project stays on SQLite, running; an empty one takes the move."""
     cluster_root = moved["root"]
@@ -248,6 +249,7 @@ def test_database_url_refused_when_it_holds_data_then_moved_into_an_empty_one(mo
     postgresql.check_connection(python, empty, secret, create="moved_here")
     root = tmp_path / "project"
     make_project(root, "moving elsewhere")
+    seed_local_server(migrated_label_studio, root)
     env = local_env(PGPASSWORD=secret)
     runs = [run_cli("server", "start", "--port", free_port(), env=env, cwd=root)]
     assert runs[0].returncode == 0, runs[0].stderr

@@ -10,7 +10,7 @@ import pytest
 from builder.jsonio import write_jsonl
 from builder.labelstudio import server
 
-from .conftest import free_port, make_project, run_cli
+from .conftest import free_port, make_project, run_cli, seed_local_server
 from .test_labelstudio import synthetic_sentences
 
 pytestmark = pytest.mark.labelstudio  # starts its own Label Studio
@@ -33,14 +33,17 @@ def loose_modes(folder) -> list[str]:
 
 
 @pytest.fixture
-def own_server(tmp_path):
+def own_server(tmp_path, migrated_label_studio):
+    """A project with a copy of the session's migrated, stopped server: its start below is a restart."""
     project = make_project(tmp_path, "own server")
+    seed_local_server(migrated_label_studio, tmp_path)
     yield tmp_path, project
     server.stop(tmp_path)
 
 
-def test_private_data_and_recovery_after_losing_the_state_file(own_server):
+def test_private_data_and_recovery_after_losing_the_state_file(own_server, migrated_label_studio):
     root, _ = own_server
+    assert loose_modes(migrated_label_studio / ".builder") == []  # what a first start made (and migrated)
     sentences = root / "sentences.jsonl"
     write_jsonl(sentences, synthetic_sentences(3, "srv"))
     port = free_port()

@@ -10,7 +10,7 @@ import html
 import re
 
 from builder.errors import LabelStudioError
-from builder.labelstudio.client import Connection, check_response, unexpected_answer
+from builder.labelstudio.client import Connection, check_response, ssl_context, unexpected_answer
 
 _FIELD_ERRORS = re.compile(r'<ul class="field_errors">(.*?)</ul>', re.S)
 _ITEM = re.compile(r"<li>(.*?)</li>", re.S)
@@ -48,7 +48,7 @@ def _form_errors(page: str) -> list[str]:
 def _session(connection: Connection):
     import httpx
 
-    return httpx.Client(base_url=connection.url, follow_redirects=True, timeout=60)
+    return httpx.Client(base_url=connection.url, follow_redirects=True, timeout=60, verify=ssl_context())
 
 
 def _sign_up(session, connection: Connection, email: str, password: str, token: str) -> list[str] | None:
