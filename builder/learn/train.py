@@ -9,19 +9,19 @@ other folds' labelled strings; stance: always the other folds' most frequent sta
 
 A threshold is a promise about data the model has not seen, so it is chosen on the one-sided 95% Wilson
 lower bound of the dev precision, never the point estimate (rule `THRESHOLD_RULE`): "precision >= 0.8
-with 95% confidence" is a one-sided claim (z = 1.645; the two-sided bound, z = 1.96, halved the entity
-saving for no better a promise over 10 random draws). Among the cuts whose lower bound is
-`target_precision` or above, the one that saves the most annotator actions (right proposals minus wrong
-ones: each wrong proposal costs a deletion, each right one saves a span drawn). A point estimate of 0.8
-on a few dozen proposals held at 0.64 on other sentences of the same source. A stance threshold must
-also beat the majority-class baseline: its lower bound above the share of the most frequent stance (else
-"always neutral" does as well, and pre-selecting it only makes the dataset the model's); where no cut
-does, the threshold is None, nothing of that kind is suggested and the notes say why. The manifest's
-`metrics.promised` holds, per kind, the expected precision of the proposals shown, its two-sided 95%
-interval and n. When dev is too small to choose (fewer than `min_dev_items` gold spans, or sentences
-with a stance), conservative defaults are used, no precision is promised, and the manifest says so. The
-model written is fitted on all records with those thresholds. Same records, settings and seed:
-byte-identical folder, same `model_version`.
+with 95% confidence" is a one-sided claim (z = 1.645; the two-sided bound, z = 1.96, saved 14.7% of
+entity actions on bench_preannotate against 18.7%, and both kept their promises over 10 random draws).
+Among the cuts whose lower bound is `target_precision` or above, the one that saves the most annotator
+actions (right proposals minus wrong ones: each wrong proposal costs a deletion, each right one saves a
+span drawn). A point estimate of 0.8 on a few dozen proposals held at 0.64 on other sentences of the
+same source. A stance threshold must also beat the majority-class baseline: its lower bound above the
+share of the most frequent stance (else "always neutral" does as well, and pre-selecting it only makes
+the dataset the model's); where no cut does, the threshold is None, nothing of that kind is suggested
+and the notes say why. The manifest's `metrics.promised` holds, per kind, the expected precision of the
+proposals shown, its two-sided 95% interval and n. When dev is too small to choose (fewer than
+`min_dev_items` gold spans, or sentences with a stance), conservative defaults are used, no precision is
+promised, and the manifest says so. The model written is fitted on all records with those thresholds.
+Same records, settings and seed: byte-identical folder, same `model_version`.
 """
 
 from __future__ import annotations
