@@ -1058,8 +1058,8 @@ def train(ctx, snapshot, output) -> None:
 
     Articles are dealt into dev folds (each scored by a model fitted on the others); every figure is printed
     beside a baseline scored on the same folds (spans: the gazetteer of labelled strings; stance: always the
-    most frequent stance). The thresholds are chosen there so that the 95% lower bound of the proposals'
-    precision is 0.8 or more (a stance's also above the most frequent stance's share), and the precision
+    most frequent stance). The thresholds are chosen there so that the one-sided 95% lower bound of the
+    proposals' precision is 0.8 or more (a stance's also above the most frequent stance's share), and the precision
     they promise is printed with its interval; a kind no cut qualifies for is never suggested, and the line
     says why. The model is then fitted on every record.
     The folder is written atomically; its model_version hashes the training data and the settings, so the

@@ -13,7 +13,14 @@ from builder.cli import cli
 from builder.errors import BuilderError
 from builder.learn.features import is_all_caps, is_headline_like
 from builder.learn.model import MANIFEST, ModelError, default_model_dir, load_model
-from builder.learn.train import Example, choose_threshold, fit_model, train_model, wilson_interval
+from builder.learn.train import (
+    Z_ONE_SIDED_95,
+    Example,
+    choose_threshold,
+    fit_model,
+    train_model,
+    wilson_interval,
+)
 from builder.model import prediction_for
 from builder.preannotate import make_predictor
 
@@ -126,21 +133,29 @@ def test_thresholds_chosen_on_dev_keep_the_lower_bound_of_precision_at_0_8(tmp_p
     for key, kind in (("proposed_spans", "span"), ("proposed_stance", "stance")):
         shown, promised = result.metrics[key], result.metrics["promised"][kind]
         assert shown["shown"] > 0 and shown["precision"] >= 0.8, (key, shown)
-        assert promised["rule"] == "wilson-lower-95/1" and promised["n"] == shown["shown"]
-        assert promised["interval"][0] >= 0.8 and promised["interval"][0] <= promised["precision"], promised
+        assert promised["rule"] == "wilson-lower-one-sided-95/1" and promised["n"] == shown["shown"]
+        assert wilson_interval(shown["right"], shown["shown"], Z_ONE_SIDED_95)[0] >= 0.8, promised
+        # the interval reported is the two-sided 95% one, around the promised precision
+        low, high = wilson_interval(shown["right"], shown["shown"])
+        assert promised["interval"] == [round(low, 4), round(high, 4)] and low <= promised["precision"] <= high
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["metrics"]["promised"] == result.metrics["promised"]
-    assert manifest["settings"]["threshold_rule"] == "wilson-lower-95/1"
-    # the rule itself: the cut saving the most actions among those whose 95% lower bound is 0.8 or more;
-    # a point estimate of 0.8 on five proposals promises nothing (its interval reaches down to 0.38)
+    assert manifest["settings"]["threshold_rule"] == "wilson-lower-one-sided-95/1"
+    # the rule itself: the cut saving the most actions among those whose one-sided 95% lower bound is 0.8
+    # or more; a point estimate of 0.8 on five proposals promises nothing (its interval reaches down to 0.38)
     scored = [(0.99, True), (0.95, True), (0.9, False), (0.85, True), (0.8, True), (0.7, False), (0.6, False)]
     assert choose_threshold(scored, 0.8) == (None, {"shown": 0, "right": 0})
     assert 0.37 < wilson_interval(4, 5)[0] < 0.38 and wilson_interval(0, 0) == (0.0, 1.0)
     many = [(1 - i / 100, i % 10 != 9) for i in range(60)] + [(0.3, False)] * 20  # 9 right of 10, then wrong
     threshold, shown = choose_threshold(many, 0.8)
     assert threshold == pytest.approx(0.42) and shown == {"shown": 59, "right": 54}
-    assert wilson_interval(54, 59)[0] >= 0.8 > wilson_interval(54, 60)[0]
+    assert wilson_interval(54, 60, Z_ONE_SIDED_95)[0] >= 0.8  # one more wrong qualifies but saves less
     assert choose_threshold(many, 0.8, above=0.9)[0] is None  # not above the baseline: nothing suggested
+    # "precision >= 0.8 with 95% confidence" is one-sided: 32 right of 35 qualifies (lower bound 0.80+, where
+    # the two-sided 95% interval's lower end, 0.78, would promise nothing and suggest nothing)
+    blocks = [(1 - i / 200, i % 9 != 8) for i in range(36)] + [(0.3, False)] * 20  # 8 right, then 1 wrong
+    assert choose_threshold(blocks, 0.8) == (pytest.approx(0.83), {"shown": 35, "right": 32})
+    assert wilson_interval(32, 35)[0] < 0.8 <= wilson_interval(32, 35, Z_ONE_SIDED_95)[0]
 
 
 def test_a_dev_too_small_uses_the_conservative_defaults_and_says_so(tmp_path):
