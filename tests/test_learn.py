@@ -158,12 +158,17 @@ def test_thresholds_chosen_on_dev_keep_the_lower_bound_of_precision_at_0_8(tmp_p
     assert wilson_interval(32, 35)[0] < 0.8 <= wilson_interval(32, 35, Z_ONE_SIDED_95)[0]
 
 
-def test_a_dev_too_small_uses_the_conservative_defaults_and_says_so(tmp_path):
+def test_a_dev_too_small_to_promise_suggests_nothing_and_says_so(tmp_path):
     examples = synthetic(2)
     result = fit_model(examples[:3] + examples[8:11], tmp_path, entity_labels=["PER", "LOC", "ORG"])
-    assert result.thresholds["span"] == 0.9 and result.thresholds["stance"] == 0.9
-    assert result.metrics["threshold_notes"]["span"].startswith("default: dev too small")
-    assert result.metrics["promised"] == {"span": None, "stance": None}  # a default is no measured promise
+    # an unmeasured threshold promises nothing a researcher could check: nothing is suggested until dev is larger
+    assert result.thresholds["span"] is None and result.thresholds["stance"] is None
+    assert result.metrics["threshold_notes"]["span"].startswith("dev too small")
+    assert "no spans suggested" in result.metrics["threshold_notes"]["span"]
+    assert "no stance suggested" in result.metrics["threshold_notes"]["stance"]
+    assert result.metrics["promised"] == {"span": None, "stance": None}
+    model = load_model(tmp_path)
+    assert prediction_for(model, examples[0].text) is None
 
 
 SUBJECTS = ["The minister", "A spokesman", "The committee", "Officials", "The envoy", "Residents", "The agency"]

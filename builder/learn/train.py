@@ -19,8 +19,8 @@ share of the most frequent stance (else "always neutral" does as well, and pre-s
 the dataset the model's); where no cut does, the threshold is None, nothing of that kind is suggested
 and the notes say why. The manifest's `metrics.promised` holds, per kind, the expected precision of the
 proposals shown, its two-sided 95% interval and n. When dev is too small to choose (fewer than
-`min_dev_items` gold spans, or sentences with a stance), conservative defaults are used, no precision is
-promised, and the manifest says so. The model written is fitted on all records with those thresholds.
+`min_dev_items` gold spans, or sentences with a stance), that kind is not suggested either: a threshold
+nobody measured promises nothing a researcher could check (the notes say so; label more, train again). The model written is fitted on all records with those thresholds.
 Same records, settings and seed: byte-identical folder, same `model_version`.
 """
 
@@ -80,8 +80,6 @@ SETTINGS = {
     "precision_margin": 0.0,  # chosen where the lower bound of dev precision >= target + margin
     "threshold_rule": THRESHOLD_RULE,
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
-    "default_span_threshold": 0.9,
-    "default_stance_threshold": 0.9,
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
 }
@@ -473,8 +471,11 @@ def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
         notes["span"] = "chosen on dev" if thresholds["span"] is not None else f"{no_cut}: no spans suggested"
         notes["span_dev"] = shown
     else:
-        thresholds["span"] = settings["default_span_threshold"]
-        notes["span"] = f"default: dev too small ({dev['gold_spans']} gold spans < {settings['min_dev_items']})"
+        thresholds["span"] = None
+        notes["span"] = (
+            f"dev too small ({dev['gold_spans']} gold spans < {settings['min_dev_items']}) to promise a precision: "
+            "no spans suggested; label more and train again"
+        )
     if len(dev["stance_scores"]) >= settings["min_dev_items"]:
         share = _majority_share(dev)
         thresholds["stance"], shown = choose_threshold(dev["stance_scores"], target, above=share)
@@ -489,9 +490,12 @@ def _thresholds(dev: dict, settings: dict) -> tuple[dict, dict]:
             )
         notes["stance_dev"] = shown
     else:
-        thresholds["stance"] = settings["default_stance_threshold"]
+        thresholds["stance"] = None
         n = len(dev["stance_scores"])
-        notes["stance"] = f"default: dev too small ({n} sentences with a stance < {settings['min_dev_items']})"
+        notes["stance"] = (
+            f"dev too small ({n} sentences with a stance < {settings['min_dev_items']}) to promise a precision: "
+            "no stance suggested; label more and train again"
+        )
     return thresholds, notes
 
 
