@@ -20,7 +20,8 @@ the dataset the model's); where no cut does, the threshold is None, nothing of t
 and the notes say why. The manifest's `metrics.promised` holds, per kind, the expected precision of the
 proposals shown, its two-sided 95% interval and n. When dev is too small to choose (fewer than
 `min_dev_items` gold spans, or sentences with a stance), that kind is not suggested either: a threshold
-nobody measured promises nothing a researcher could check (the notes say so; label more, train again). The model written is fitted on all records with those thresholds.
+nobody measured promises nothing a researcher could check (the notes say so; label more, train again).
+The model written is fitted on all records with those thresholds.
 Same records, settings and seed: byte-identical folder, same `model_version`.
 """
 
