@@ -60,7 +60,8 @@ def armed(tmp_path):
     (folder / "gold.jsonl").write_bytes(gold_line(tasks))
     toml = folder / "builder.toml"
     text = toml.read_text(encoding="utf-8")
-    text = text.replace("entity_agreement = 0.5\n", "entity_agreement = 0.5\nsuggestion_holdout = 0.5\n", 1)
+    assert "suggestion_holdout = 0.0\n" in text
+    text = text.replace("suggestion_holdout = 0.0\n", "suggestion_holdout = 0.5\n", 1)
     toml.write_text(text + '\n[quality]\ngold = "gold.jsonl"\n', encoding="utf-8")
     git(folder, "add", "-A")
     git(folder, "commit", "-qm", "control arm and gold")

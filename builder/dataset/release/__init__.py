@@ -35,7 +35,7 @@ from builder.dataset.release.manifest import (
     releases,
     version_key,
 )
-from builder.dataset.release.provenance import snapshot_commit_problems
+from builder.dataset.release.provenance import input_commit_problems, snapshot_commit_problems
 from builder.dataset.release.summary import frozen_test_articles, release_summary
 from builder.dataset.release.verify import verify_release
 
@@ -61,6 +61,7 @@ __all__ = [
     "read_manifest",
     "release_summary",
     "releases",
+    "input_commit_problems",
     "snapshot_commit_problems",
     "split_method_for",
     "uneven_release_splits",
