@@ -101,6 +101,10 @@ def test_the_manifest_hashes_the_withheld_and_gold_files(armed):
     git(folder, "add", "-A")
     git(folder, "commit", "-qm", "release 1.0.0")
     assert verify_release(project, "1.0.0") == []
+    shutil.rmtree(folder / ".git")  # outside git, files unchanged since the release: they are used as they are
+    build_release_folder(project, "1.0.0", folder.parent / "rebuilt")
+    released = folder / "releases" / "1.0.0" / "manifest.json"
+    assert (folder.parent / "rebuilt" / "manifest.json").read_bytes() == released.read_bytes()
 
 
 def test_a_project_without_them_records_no_new_hash(tmp_path):
@@ -151,3 +155,5 @@ def test_verify_names_an_input_file_no_commit_holds(armed):
         build_release_folder(project, "1.0.0", folder.parent / "rebuilt")
     shutil.rmtree(folder / ".git")
     assert verify_release(project, "1.0.0") == []
+    with pytest.raises(BuilderError, match="hashes.withheld_suggestions: .* differs from the version the release"):
+        build_release_folder(project, "1.0.0", folder.parent / "rebuilt-outside-git")

@@ -10,6 +10,7 @@ holding the hashed bytes holds them, since a later push appends to the withheld 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -156,7 +157,15 @@ def committed_version(field: str, path: Path, recorded: str, copy: Path) -> None
     """Write `path` as the commit holding the bytes the manifest hashes (`recorded`) holds it to `copy`, for a
     rebuild of an old release: a later push appends to the withheld suggestions, a retrain adds versions, so the
     file as it is now would give other figures. A BuilderError naming the field when no commit holds them
-    (or the history cannot be read: outside git, a shallow clone)."""
+    (or the history cannot be read: outside git, a shallow clone) and the file as it is now is not those bytes."""
+    if path.is_file() and sha256_file(path) == recorded:  # unchanged since: no git needed
+        shutil.copyfile(path, copy)
+        return
+    if _history(path) is None:
+        raise BuilderError(
+            f"hashes.{field}: {path} differs from the version the release hashes ({recorded[:12]}), and git cannot "
+            "tell which commit holds that one (not a git work tree with its full history); it cannot be rebuilt"
+        )
     commit = _commit_holding(path, recorded)
     if commit is None:
         raise BuilderError(_missing_line(field, path, recorded) + "; it cannot be rebuilt")
