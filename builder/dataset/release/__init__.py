@@ -7,7 +7,7 @@ files, the manifest included.
 
 One module a job, each saying why it does what it does: manifest.py (versions, the manifest's formats
 and schema), summary.py (what the Parquet files say, written, verified and compared by the same code),
-provenance.py (the snapshot a release is cut from, as git holds it), cut.py (`builder release`, and
+provenance.py (the snapshot and other inputs a release is cut from, as git holds them), cut.py (`builder release`, and
 `build_project_dataset` for every command that builds), verify.py (`builder verify`) and diff.py
 (`builder diff` and the changelog). The public names are importable from here.
 """
