@@ -1239,11 +1239,12 @@ def release(ctx, version, repo_id) -> None:
 
     Refused, with nothing written, if VERSION exists or is not greater than the last release
     (Semantic Versioning 2.0.0 order), if validation finds problems, if the project file, the
-    guidelines or annotations/snapshot.jsonl are not committed in git, or if the previous release
-    does not verify. Adds a generated entry to CHANGELOG.md (with the manifest's sha256). Articles
-    in an earlier release's test split stay in test. Two releases at once run one after the other,
+    guidelines, annotations/snapshot.jsonl, annotations/withheld-suggestions.jsonl or the gold file
+    are not committed in git, or if the previous release does not verify. Adds a generated entry to
+    CHANGELOG.md (with the manifest's sha256). Articles in an earlier release's test split stay in
+    test. Two releases at once run one after the other,
     and a release and a `builder pull` of its snapshot wait for each other; the release is built from
-    the snapshot bytes it checked against git's HEAD.
+    the snapshot (withheld suggestions, gold file) bytes it checked against git's HEAD.
 
     \b
     Example:
@@ -1293,9 +1294,9 @@ def verify(ctx, version) -> None:
     """Check release VERSION against its manifest, and the manifests against each other.
 
     Recomputes the sha256 of every file; the counts, article ids, agreement and pseudonym scheme
-    from the Parquet files; compares the input hashes with the card, and the snapshot hash with the
-    snapshot's versions in git; and checks the chain of manifest hashes across releases and
-    CHANGELOG.md. One line per mismatch.
+    from the Parquet files; compares the input hashes with the card, and the snapshot, withheld
+    suggestions and gold file hashes with those files' versions in git; and checks the chain of
+    manifest hashes across releases and CHANGELOG.md. One line per mismatch.
 
     \b
     Example:

@@ -7,7 +7,7 @@ files, the manifest included.
 
 One module a job, each saying why it does what it does: manifest.py (versions, the manifest's formats
 and schema), summary.py (what the Parquet files say, written, verified and compared by the same code),
-provenance.py (the snapshot a release is cut from, as git holds it), cut.py (`builder release`, and
+provenance.py (the snapshot and other inputs a release is cut from, as git holds them), cut.py (`builder release`, and
 `build_project_dataset` for every command that builds), verify.py (`builder verify`) and diff.py
 (`builder diff` and the changelog). The public names are importable from here.
 """
@@ -35,7 +35,7 @@ from builder.dataset.release.manifest import (
     releases,
     version_key,
 )
-from builder.dataset.release.provenance import snapshot_commit_problems
+from builder.dataset.release.provenance import input_commit_problems, snapshot_commit_problems
 from builder.dataset.release.summary import frozen_test_articles, release_summary
 from builder.dataset.release.verify import verify_release
 
@@ -61,6 +61,7 @@ __all__ = [
     "read_manifest",
     "release_summary",
     "releases",
+    "input_commit_problems",
     "snapshot_commit_problems",
     "split_method_for",
     "uneven_release_splits",

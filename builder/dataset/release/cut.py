@@ -11,13 +11,14 @@ of the snapshot whose bytes it has checked against HEAD: the manifest hashes exa
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,13 @@ from builder.dataset.release.manifest import (
     releases,
     version_key,
 )
-from builder.dataset.release.provenance import _committed_copy, _git_refusal
+from builder.dataset.release.provenance import (
+    INPUT_FILES,
+    _committed_copy,
+    _git_refusal,
+    committed_version,
+    input_paths,
+)
 from builder.dataset.release.summary import frozen_test_articles, release_summary
 from builder.dataset.release.verify import verify_release
 from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLITS
@@ -69,12 +76,21 @@ def split_method_for(manifest_format: int) -> str:
 
 
 def build_release_folder(
-    project: Project, version: str, output: Path, snapshot: Path | None = None, manifest_format: int | None = None
+    project: Project,
+    version: str,
+    output: Path,
+    snapshot: Path | None = None,
+    manifest_format: int | None = None,
+    inputs: dict[str, Path] | None = None,
 ) -> dict:
     """Build the release into `output` (a fresh folder) and write its manifest; returns the manifest.
 
     The manifest format is `manifest_format`, else that of the existing release `version` (a rebuild
-    stays byte-identical), else the current one.
+    stays byte-identical), else the current one. `inputs`: the withheld suggestions and gold file to read
+    (provenance.INPUT_FILES, by manifest hash name; `builder release` passes its copies checked against
+    HEAD); by default, a rebuild of a format-7 release reads them as the commit holding the bytes its
+    manifest hashes holds them (a BuilderError naming the field when none does), anything else the
+    project's files as they are.
     """
     key = version_key(version)
     snapshot = snapshot or project.snapshot_path
@@ -85,20 +101,28 @@ def build_release_folder(
     if manifest_format is None:
         manifest_format = format_of(old) if old is not None else MANIFEST_FORMAT
     earlier = [v for v in releases(project) if version_key(v) < key]  # rebuilding an old release sees only its past
-    facts = build_project_dataset(
-        project,
-        snapshot,
-        output,
-        version=version,
-        strict=True,
-        # a rebuild keeps the release's own dataset format (its shape and the aggregation of its time)
-        dataset_format=dataset_format_of(old) if old is not None else _dataset_format_for(manifest_format),
-        notes_predictions=manifest_format >= 4,
-        current_splitter=manifest_format >= 5,
-        croissant=manifest_format >= 5,
-        near_duplicates=manifest_format >= 5,
-        split_method=split_method_for(manifest_format),
-    )
+    with tempfile.TemporaryDirectory(prefix=".builder-release-inputs.") as scratch:
+        if inputs is None and old is not None and format_of(old) >= 7:
+            inputs = _recorded_inputs(project, old, Path(scratch))
+        elif inputs is None:
+            inputs = input_paths(project)
+        facts = _build_from(
+            project,
+            inputs,
+            Path(scratch),
+            snapshot,
+            output,
+            version=version,
+            strict=True,
+            # a rebuild keeps the release's own dataset format (its shape and the aggregation of its time)
+            dataset_format=dataset_format_of(old) if old is not None else _dataset_format_for(manifest_format),
+            notes_predictions=manifest_format >= 4,
+            current_splitter=manifest_format >= 5,
+            croissant=manifest_format >= 5,
+            near_duplicates=manifest_format >= 5,
+            split_method=split_method_for(manifest_format),
+        )
+        input_hashes = {name: sha256_file(path) for name, path in inputs.items()}
     summary = release_summary(output, project.stance_values, project.entity_values)
     manifest = {
         "dataset": project.name,
@@ -135,10 +159,45 @@ def build_release_folder(
         manifest["predictions"] = facts.predictions
     if manifest_format >= 6:
         manifest["split_method"] = facts.split_method
+    if manifest_format >= 7:
+        manifest["hashes"].update(input_hashes)
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return manifest
+
+
+def _recorded_inputs(project: Project, manifest: dict, scratch: Path) -> dict[str, Path]:
+    """The INPUT_FILES a format-7 release hashes, copied into `scratch` as git history holds those bytes."""
+    from builder.records.steering import withheld_path
+
+    where = {"withheld_suggestions": withheld_path(project), "gold": project.gold_path}
+    inputs = {}
+    for name in INPUT_FILES:
+        recorded = manifest["hashes"].get(name)
+        if recorded is not None and where[name] is not None:
+            inputs[name] = scratch / f"{name}-{where[name].name}"
+            committed_version(name, where[name], recorded, inputs[name])
+    return inputs
+
+
+def _build_from(project: Project, inputs: dict[str, Path], scratch: Path, snapshot: Path, output: Path, **options):
+    """`build_project_dataset` reading the withheld suggestions and the gold file from `inputs` only (one
+    absent there: none); a message names the project's file, never a private copy."""
+    from builder.records.steering import withheld_at, withheld_path
+
+    real = {"withheld_suggestions": withheld_path(project), "gold": project.gold_path}
+    withheld = inputs.get("withheld_suggestions", scratch / "no-withheld-suggestions")
+    try:
+        with withheld_at(withheld) if withheld != real["withheld_suggestions"] else nullcontext():
+            return build_project_dataset(
+                dataclasses.replace(project, gold_path=inputs.get("gold")), snapshot, output, **options
+            )
+    except BuilderError as exc:
+        message = str(exc)
+        for name, path in inputs.items():
+            message = message.replace(str(path), str(real[name]))
+        raise type(exc)(message) from None
 
 
 @contextmanager
@@ -174,10 +233,12 @@ class ReleaseResult:
 
 def cut_release(project: Project, version: str, log: Callable[[str], None] = lambda message: None) -> ReleaseResult:
     """Guarded release: refuses, writing nothing, on a bad or taken version, an invalid snapshot, a
-    project file, guidelines or snapshot not committed in git, or a previous release that does not verify.
+    project file, guidelines, snapshot, withheld suggestions or gold file not committed in git, or a
+    previous release that does not verify.
 
     It holds the snapshot lock that `builder pull` holds (builder.locks.snapshot_lock), so a pull waits
-    for it and it for a pull, and it builds from a private copy of the snapshot checked against HEAD."""
+    for it and it for a pull, and it builds from private copies of the snapshot, the withheld suggestions
+    and the gold file, each checked against HEAD."""
     from builder.locks import snapshot_lock
 
     key = version_key(version)
@@ -194,7 +255,10 @@ def cut_release(project: Project, version: str, log: Callable[[str], None] = lam
         if not snapshot.is_file():
             raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
         project.guidelines()  # a missing guidelines file is a ConfigError naming the setting
-        for path in (project.source, project.guidelines_path, snapshot):
+        inputs = input_paths(project)  # the withheld suggestions and the gold file, released as committed too
+        if "gold" in inputs and not inputs["gold"].is_file():
+            raise BuilderError(f"{project.source}: quality.gold: {inputs['gold']} is not a file")
+        for path in (project.source, project.guidelines_path, snapshot, *inputs.values()):
             refusal = _git_refusal(Path(path))
             if refusal:
                 raise BuilderError(refusal)
@@ -215,8 +279,13 @@ def cut_release(project: Project, version: str, log: Callable[[str], None] = lam
             target = staging / version
             copy = staging / snapshot.name
             _committed_copy(snapshot, copy)
+            copies = {name: staging / f"{name}-{path.name}" for name, path in inputs.items()}
+            for name, path in inputs.items():
+                _committed_copy(path, copies[name], what=path.name)
             try:
-                manifest = build_release_folder(project, version, target, copy, manifest_format=MANIFEST_FORMAT)
+                manifest = build_release_folder(
+                    project, version, target, copy, manifest_format=MANIFEST_FORMAT, inputs=copies
+                )
             except BuilderError as exc:  # a message names the snapshot, never the private copy
                 raise type(exc)(str(exc).replace(str(copy), str(snapshot))) from None
             uneven = uneven_release_splits(project, manifest)

@@ -21,7 +21,10 @@ hashed in `files` like every file, and required there) and its splits keep near-
 together. Format 6 adds `split_method` (builder.dataset.splits: `sentence-shares/1`, each split within one
 article of its share of the sentences; every earlier release was split by `article-hash/1`), which the
 card also states; `builder release` refuses a split that is empty or more than 10 points off its share
-unless `[splits] allow_uneven = true`. Rebuilding an
+unless `[splits] allow_uneven = true`. Format 7 adds `hashes.withheld_suggestions` and `hashes.gold` (each only
+when the project has the file: annotations/withheld-suggestions.jsonl, `[quality] gold`): they change the
+control arm's figures and gold accuracy, so they are released as committed at HEAD like the snapshot, and a
+rebuild reads them as the commit holding the hashed bytes holds them. Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 """
@@ -44,7 +47,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 6
+MANIFEST_FORMAT = 7
 
 
 def version_key(text: str):
@@ -117,7 +120,7 @@ MANIFEST_SCHEMA = {
         "hashes": {
             "type": "object",
             "required": _INPUTS,
-            "properties": {name: _HEX64 for name in [*_INPUTS, "project_file"]},
+            "properties": {name: _HEX64 for name in [*_INPUTS, "project_file", "withheld_suggestions", "gold"]},
         },
         "split_proportions": {"type": "object", "additionalProperties": {"type": "number"}},
         "frozen_test_articles": {"type": "integer", "minimum": 0},

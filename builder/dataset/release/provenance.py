@@ -1,15 +1,21 @@
 """Where a release's snapshot comes from: git. A release is cut only from a snapshot committed in git (so it
 can be rebuilt from git), from a private copy whose bytes were checked against HEAD, and `builder verify`
 checks that some commit in the history of HEAD holds the bytes its manifest hashes.
+
+The same holds for the other files that change what a release says (INPUT_FILES: the withheld suggestions
+and the gold file, hashed from manifest format 7 on); a rebuild of an old release reads them as the commit
+holding the hashed bytes holds them, since a later push appends to the withheld suggestions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from pathlib import Path
 
 from builder.errors import BuilderError
+from builder.jsonio import sha256_file
 from builder.project import Project
 
 
@@ -71,7 +77,7 @@ def _sha256_at(commit: str, path: Path) -> str | None:
     return digest.hexdigest() if show.returncode == 0 else None
 
 
-def _committed_copy(snapshot: Path, copy: Path) -> str:
+def _committed_copy(snapshot: Path, copy: Path, what: str = "snapshot") -> str:
     """Copy `snapshot` to the private file `copy`, checking that the copied bytes are those committed at HEAD;
     returns their sha256.
 
@@ -89,40 +95,108 @@ def _committed_copy(snapshot: Path, copy: Path) -> str:
     if _sha256_at("HEAD", snapshot) != digest.hexdigest():
         raise BuilderError(
             f"{snapshot} changed while the release read it: the bytes read are not those committed at HEAD; "
-            "commit the snapshot you mean to release and run the release again"
+            f"commit the {what} you mean to release and run the release again"
         )
     return digest.hexdigest()
 
 
-def snapshot_commit_problems(project: Project, manifest: dict) -> list[str]:
-    """The manifest's snapshot hash against the snapshot file's versions in git (HEAD's history, every branch
-    merged into it): a release is cut from a committed snapshot, so some commit holds those bytes.
+# The files besides the snapshot that change what a release says (manifest `hashes` names, manifest format 7 on):
+# the withheld suggestions give the control arm's figures, the gold file gold accuracy. Each is released as
+# committed at HEAD, and a rebuild reads it as the commit its hash names holds it.
+INPUT_FILES = ("withheld_suggestions", "gold")
 
-    Outside a git work tree, or in a shallow clone (whose history is cut off), this cannot be checked and
-    nothing is reported; `builder release` itself refuses to release outside git."""
-    snapshot = project.snapshot_path
-    name = _git_path(snapshot)
-    if name is None:
-        return []
+
+def input_paths(project: Project) -> dict[str, Path]:
+    """The INPUT_FILES the project has (the withheld suggestions once a push wrote them; the gold file when
+    `[quality] gold` names one), by manifest hash name."""
+    from builder.records.steering import withheld_path
+
+    paths = {"withheld_suggestions": withheld_path(project)}
+    if project.gold_path is not None:
+        paths["gold"] = project.gold_path
+    return {name: path for name, path in paths.items() if name == "gold" or path.is_file()}
+
+
+def _history(path: Path) -> list[str] | None:
+    """The commits in the history of HEAD (every branch merged into it) that touch `path`; None when this
+    cannot be told: outside a git work tree, or in a shallow clone (whose history is cut off)."""
+    if _git_path(path) is None:
+        return None
     try:
         shallow = subprocess.run(
-            ["git", "rev-parse", "--is-shallow-repository"], cwd=snapshot.parent, capture_output=True, text=True
+            ["git", "rev-parse", "--is-shallow-repository"], cwd=path.parent, capture_output=True, text=True
         )
         commits = subprocess.run(
-            ["git", "--literal-pathspecs", "rev-list", "--full-history", "HEAD", "--", snapshot.name],
-            cwd=snapshot.parent,
+            ["git", "--literal-pathspecs", "rev-list", "--full-history", "HEAD", "--", path.name],
+            cwd=path.parent,
             capture_output=True,
             text=True,
             check=False,
         )
     except OSError:
-        return []
+        return None
     if shallow.stdout.strip() != "false" or commits.returncode != 0:
-        return []
-    recorded = manifest["hashes"]["snapshot"]
-    if any(_sha256_at(commit, snapshot) == recorded for commit in commits.stdout.split()):
-        return []
-    return [
-        f"hashes.snapshot: no commit in the history of HEAD holds {name} with the manifest's sha256 "
-        f"{recorded[:12]}: the release was not cut from a committed snapshot"
-    ]
+        return None
+    return commits.stdout.split()
+
+
+def _commit_holding(path: Path, recorded: str) -> str | None:
+    """A commit in the history of HEAD that holds `path` with sha256 `recorded`; None when none does."""
+    return next((c for c in _history(path) or () if _sha256_at(c, path) == recorded), None)
+
+
+def _missing_line(field: str, path: Path, recorded: str) -> str:
+    what = "snapshot" if field == "snapshot" else path.name
+    return (
+        f"hashes.{field}: no commit in the history of HEAD holds {_git_path(path) or path} with the manifest's "
+        f"sha256 {recorded[:12]}: the release was not cut from a committed {what}"
+    )
+
+
+def committed_version(field: str, path: Path, recorded: str, copy: Path) -> None:
+    """Write `path` as the commit holding the bytes the manifest hashes (`recorded`) holds it to `copy`, for a
+    rebuild of an old release: a later push appends to the withheld suggestions, a retrain adds versions, so the
+    file as it is now would give other figures. A BuilderError naming the field when no commit holds them
+    (or the history cannot be read: outside git, a shallow clone) and the file as it is now is not those bytes."""
+    if path.is_file() and sha256_file(path) == recorded:  # unchanged since: no git needed
+        shutil.copyfile(path, copy)
+        return
+    if _history(path) is None:
+        raise BuilderError(
+            f"hashes.{field}: {path} differs from the version the release hashes ({recorded[:12]}), and git cannot "
+            "tell which commit holds that one (not a git work tree with its full history); it cannot be rebuilt"
+        )
+    commit = _commit_holding(path, recorded)
+    if commit is None:
+        raise BuilderError(_missing_line(field, path, recorded) + "; it cannot be rebuilt")
+    with open(copy, "xb") as target:
+        shown = subprocess.run(
+            ["git", "cat-file", "--filters", f"{commit}:{_git_path(path)}"], cwd=path.parent, stdout=target
+        )
+    if shown.returncode != 0 or sha256_file(copy) != recorded:
+        raise BuilderError(f"{path}: git cannot give it as commit {commit[:12]} holds it; it cannot be rebuilt")
+
+
+def input_commit_problems(project: Project, manifest: dict) -> list[str]:
+    """The manifest's snapshot hash (and, format 7 on, those of the INPUT_FILES it records) against the file's
+    versions in git (HEAD's history, every branch merged into it): a release is cut from committed files, so
+    some commit holds those bytes.
+
+    Outside a git work tree, or in a shallow clone (whose history is cut off), this cannot be checked and
+    nothing is reported; `builder release` itself refuses to release outside git."""
+    paths = {"snapshot": project.snapshot_path, **input_paths(project)}
+    if manifest["hashes"].get("withheld_suggestions"):  # recorded, though the file is gone now
+        from builder.records.steering import withheld_path
+
+        paths["withheld_suggestions"] = withheld_path(project)
+    problems = []
+    for field, path in paths.items():
+        recorded = manifest["hashes"].get(field)
+        if recorded is None or _history(path) is None:
+            continue
+        if _commit_holding(path, recorded) is None:
+            problems.append(_missing_line(field, path, recorded))
+    return problems
+
+
+snapshot_commit_problems = input_commit_problems  # its name before the other inputs were hashed

@@ -12,8 +12,9 @@ Tamper evidence (`builder verify`):
   release's manifest, and the CHANGELOG.md entry of each format-2 release states its own manifest's
   sha256, so a manifest edited after release no longer matches what its successor and the changelog
   recorded. The newest release is held by its changelog entry (and git) only;
-- the manifest's snapshot sha256 against the snapshot file's versions in the history of HEAD (in a git
-  work tree that is not a shallow clone): a release is cut from a committed snapshot.
+- the manifest's snapshot sha256 (and, format 7 on, those of the withheld suggestions and the gold file)
+  against the file's versions in the history of HEAD (in a git work tree that is not a shallow clone): a
+  release is cut from committed files.
 Each mismatch is one line naming the field or file. `builder release` refuses to build on a previous
 release that does not verify, and takes the frozen test articles from the earlier releases' test
 Parquet files (after checking their sha256), never from a manifest's list (`frozen_test_articles`, which
@@ -37,7 +38,7 @@ from builder.dataset.release.manifest import (
     read_manifest,
     releases,
 )
-from builder.dataset.release.provenance import snapshot_commit_problems
+from builder.dataset.release.provenance import input_commit_problems
 from builder.dataset.release.summary import _parquet_files, frozen_test_articles, release_summary
 from builder.dataset.splits import SPLITS
 from builder.errors import BuilderError
@@ -303,6 +304,6 @@ def verify_release(project: Project, version: str) -> list[str]:
     card = folder / "README.md"
     if card.is_file():
         problems += _card_problems(manifest, card.read_text(encoding="utf-8", errors="replace"))
-    problems += snapshot_commit_problems(project, manifest)
+    problems += input_commit_problems(project, manifest)
     problems += _chain_problems(project)
     return problems
