@@ -647,8 +647,8 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
 
 def _predict_pool(project: Project, sentences, predictor: str, output, workers: int, engine: str) -> None:
     """`builder predict SENTENCES -o OUT`: the trained model over a pool of sentences, offline."""
-    from builder.learn.model import default_model_dir
     from builder.learn.pool import predict_pool
+    from builder.learn.trained import default_model_dir
 
     if sentences is None or output is None:
         raise click.UsageError("give both SENTENCES and -o OUT to predict a sentences file (or neither)")

@@ -124,8 +124,8 @@ def test_rules_splitter_is_linear_in_a_run_of_end_punctuation(name):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from builder.learn.model import load_model
     from builder.learn.train import train_model
+    from builder.learn.trained import load_model
 
     root = tmp_path_factory.mktemp("hostile-model") / "project"
     project = make_project(root, "hostile-model", snapshot=ROOT / "annotations" / "snapshot.jsonl")

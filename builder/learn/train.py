@@ -50,7 +50,7 @@ from builder.learn.features import (
     tokenize,
 )
 from builder.learn.gazetteer import GazetteerPredictor
-from builder.learn.model import (
+from builder.learn.trained import (
     ENTITY_FILE,
     FORMAT,
     KIND,
