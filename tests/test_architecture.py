@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder import model
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "builder"

@@ -13,7 +13,7 @@ from builder.learn.pool import predict_pool
 from builder.learn.train import train_model
 from builder.learn.trained import load_model
 from builder.model import prediction_for
-from builder.sentences.stage import read_sentences, split_files
+from builder.sentences.splitting import read_sentences, split_files
 
 from .conftest import ROOT, SAMPLE, make_project, require_ray
 

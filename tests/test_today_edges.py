@@ -153,7 +153,7 @@ def test_finding_the_repeat_takes_under_32_more_bytes_a_sentence():
 def test_three_repeats_far_apart_and_blank_lines_name_the_first_repeat_by_its_line(tmp_path):
     from builder.gold.mixing import check_pushed
     from builder.jsonio import write_jsonl
-    from builder.sentences.stage import iter_numbered_sentences
+    from builder.sentences.splitting import iter_numbered_sentences
 
     stream = sentences(3000)
     path = tmp_path / "s.jsonl"

@@ -87,7 +87,7 @@ def predict_pool(
     file's order, atomically); `workers`/`engine` as for `builder split`: the same bytes either way."""
     from builder.outputs import check_output_file
     from builder.sentences.executors import make_executor
-    from builder.sentences.stage import iter_sentences
+    from builder.sentences.splitting import iter_sentences
 
     output = check_output_file(output, project, "-o", replaces=("prediction records",))
     from builder.learn.trained import MANIFEST, load_model
