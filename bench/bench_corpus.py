@@ -129,7 +129,7 @@ import json, resource, sys, threading, time
 import psutil
 from measure import peak_mb
 from builder.project import load_project
-from builder.sentences.stage import split_files
+from builder.sentences.splitting import split_files
 
 corpus, out, mode, workers, config = sys.argv[1:6]
 peak = [0.0]

@@ -106,8 +106,8 @@ def summary(counts: Counter) -> str:
 
 
 def entities(folds: int) -> tuple[list, list]:
-    from builder.learn.model import load_model
     from builder.learn.train import fit_model
+    from builder.learn.trained import load_model
     from builder.preannotate import GazetteerPredictor
 
     examples = gum_sentences()
@@ -158,8 +158,8 @@ def claims() -> list:
 
 
 def stance() -> None:
-    from builder.learn.model import load_model
     from builder.learn.train import fit_model
+    from builder.learn.trained import load_model
 
     examples = claims()
     test = [e for e in examples if fold_of(e.id, 4) == 0]
@@ -184,8 +184,8 @@ def stance() -> None:
 
 
 def speed(gum: list, texts: list) -> None:
-    from builder.learn.model import load_model
     from builder.learn.train import Example, fit_model
+    from builder.learn.trained import load_model
 
     stances = claims()
     thousand = []
@@ -217,8 +217,8 @@ def draw_entities(seed: int, test_articles: int) -> tuple[dict | None, dict]:
     what its proposals scored on those."""
     import random
 
-    from builder.learn.model import load_model
     from builder.learn.train import fit_model
+    from builder.learn.trained import load_model
 
     examples = gum_sentences()
     articles = sorted({e.article_id for e in examples})
@@ -247,8 +247,8 @@ def draw_stance(seed: int, train_size: int) -> tuple[dict | None, dict]:
     scored on every other claim."""
     import random
 
-    from builder.learn.model import load_model
     from builder.learn.train import fit_model
+    from builder.learn.trained import load_model
 
     examples = claims()
     picked = set(random.Random(seed).sample(range(len(examples)), train_size))

@@ -24,7 +24,7 @@ import sys, time
 from measure import peak_mb
 
 from pathlib import Path
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 from builder.project import load_project
 project = load_project(sys.argv[1])
 

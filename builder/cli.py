@@ -204,7 +204,7 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
         builder split examples/sample -o work/sentences.jsonl
         builder split crawl/*.parquet -o work/sentences.jsonl --workers 8
     """
-    from builder.sentences.stage import split_files
+    from builder.sentences.splitting import split_files
 
     result = split_files(
         articles,
@@ -647,8 +647,8 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
 
 def _predict_pool(project: Project, sentences, predictor: str, output, workers: int, engine: str) -> None:
     """`builder predict SENTENCES -o OUT`: the trained model over a pool of sentences, offline."""
-    from builder.learn.model import default_model_dir
     from builder.learn.pool import predict_pool
+    from builder.learn.trained import default_model_dir
 
     if sentences is None or output is None:
         raise click.UsageError("give both SENTENCES and -o OUT to predict a sentences file (or neither)")
@@ -845,7 +845,7 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
     Example:
         builder validate --report build/validation-report.json
     """
-    from builder.records.stage import validate_to_files
+    from builder.records.from_snapshot import validate_to_files
 
     result = validate_to_files(project_of(ctx), snapshot, records_path, report_path)
     print_validation(result)
@@ -867,7 +867,7 @@ def stats(ctx, snapshot, as_json) -> None:
     """
     import json
 
-    from builder.records.stage import dataset_statistics
+    from builder.records.from_snapshot import dataset_statistics
 
     project = project_of(ctx)
     figures = dataset_statistics(project, snapshot or project.snapshot_path)
@@ -955,7 +955,7 @@ def review(ctx, snapshot) -> None:
     """
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.review import ENTITY_REVIEW_VIEW_TITLE, create_review_view, entity_conflict_lines
-    from builder.records.stage import unresolved_records
+    from builder.records.from_snapshot import unresolved_records
 
     project = project_of(ctx)
     unresolved, conflicts = unresolved_records(project, snapshot or project.snapshot_path)

@@ -70,7 +70,7 @@ def region(start: int, end: int, text: str, label: str) -> dict:
 def prediction_for(predictor, text: str, context=None) -> dict | None:
     """A Label Studio prediction for one sentence (a task's `predictions` item), or None if nothing is proposed.
 
-    `predictor`: a pre-annotator (builder.preannotate) or the trained model (builder.learn.model): what
+    `predictor`: a pre-annotator (builder.preannotate) or the trained model (builder.learn.trained): what
     `builder push` attaches and `builder predict` writes are made here alike. Result items keep the
     scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole.
     `context`: the sentence's article context (`builder.preannotate.article_contexts`), for a predictor that

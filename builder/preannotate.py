@@ -93,7 +93,7 @@ def make_predictor(spec: str, snapshot: Path, allowed_labels: Iterable[str], pro
     if spec == "gazetteer":
         return GazetteerPredictor.from_snapshot(snapshot, allowed_labels)
     if spec == "model" or spec.startswith("model:"):
-        from builder.learn.model import default_model_dir, load_model
+        from builder.learn.trained import default_model_dir, load_model
 
         if spec == "model":
             if project is None:

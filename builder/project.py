@@ -23,14 +23,18 @@ SUGGESTION_HOLDOUT = 0.1  # the default of `[annotation] suggestion_holdout`
 
 
 @dataclass(frozen=True)
-class StanceLabel:
+class StanceLabelConfig:
+    """One `[[stance.labels]]` entry of the project file (the value a record holds is `builder.model.StanceLabel`)."""
+
     value: str
     hotkey: str
     description: str = ""
 
 
 @dataclass(frozen=True)
-class EntityLabel:
+class EntityLabelConfig:
+    """One `[[entities.labels]]` entry of the project file (the value a span holds is `builder.model.EntityLabel`)."""
+
     value: str
     hotkey: str
     color: str
@@ -56,8 +60,8 @@ class Project:
     language: str
     target: str
     stance_question: str
-    stance_labels: tuple[StanceLabel, ...]
-    entity_labels: tuple[EntityLabel, ...]
+    stance_labels: tuple[StanceLabelConfig, ...]
+    entity_labels: tuple[EntityLabelConfig, ...]
     annotators_per_sentence: int
     guidelines_path: Path
     entity_agreement: float
@@ -212,8 +216,8 @@ def project_from_dict(raw: dict, source: Path) -> Project:
     if error is not None:
         raise ConfigError(f"{source}: {_key_path(error)}: {error.message}")
 
-    stance = tuple(StanceLabel(**label) for label in raw["stance"]["labels"])
-    entities = tuple(EntityLabel(**label) for label in raw["entities"]["labels"])
+    stance = tuple(StanceLabelConfig(**label) for label in raw["stance"]["labels"])
+    entities = tuple(EntityLabelConfig(**label) for label in raw["entities"]["labels"])
     _check_unique(source, "stance.labels", [label.value for label in stance], "value")
     _check_unique(source, "entities.labels", [label.value for label in entities], "value")
     hotkeys = [(f"stance.labels[{i}]", label.hotkey) for i, label in enumerate(stance)]

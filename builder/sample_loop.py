@@ -39,7 +39,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     from builder.outputs import DATASET_COMMANDS, check_output_folder
     from builder.preannotate import make_predictor
     from builder.project import no_project_file_error
-    from builder.sentences.stage import split_files
+    from builder.sentences.splitting import split_files
 
     if project.bundled:
         raise no_project_file_error()

@@ -24,7 +24,7 @@ from builder.labelstudio.replay import replay
 from builder.model import STANCE
 from builder.preannotate import GazetteerPredictor, region
 from builder.project import load_project
-from builder.sentences.stage import split_files
+from builder.sentences.splitting import split_files
 
 HERE = Path(__file__).resolve().parent
 SEED_ARTICLE = "ri-chang-dae-moscow"

@@ -163,7 +163,7 @@ def run_cli(*args, env=None, cwd=None):
 @pytest.fixture(scope="session")
 def sample_sentences(tmp_path_factory, project):
     from builder.jsonio import read_jsonl
-    from builder.sentences.stage import split_files
+    from builder.sentences.splitting import split_files
 
     out = tmp_path_factory.mktemp("sample") / "sentences.jsonl"
     split_files([SAMPLE], out, project)

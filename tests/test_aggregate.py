@@ -13,7 +13,7 @@ import pytest
 from builder.jsonio import read_jsonl, write_jsonl
 from builder.project import load_project
 from builder.records.aggregate import aggregate_entities, stance_shares, task_to_record
-from builder.records.stage import load_records, validate_snapshot, validate_to_files
+from builder.records.from_snapshot import load_records, validate_snapshot, validate_to_files
 from builder.sentences.segmenter import sentence_id
 
 from .conftest import make_project

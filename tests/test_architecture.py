@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder import model
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "builder"
@@ -86,6 +86,16 @@ def test_modules_are_not_named_alike():
     names = sorted({path.stem for path in PACKAGE.rglob("*.py") if not path.stem.startswith("__")})
     close = [(a, b) for a in names for b in names if a < b and (a.rstrip("s") == b.rstrip("s"))]
     assert close == []
+
+
+def test_no_two_modules_share_a_file_name():
+    """A file name says which module it is: builder/model.py and builder/learn/model.py, or two stage.py, were
+    told apart only by their folders (`__init__.py` and `__main__.py` are the package's, not names)."""
+    folders: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name not in ("__init__.py", "__main__.py"):
+            folders.setdefault(path.name, []).append(str(path.relative_to(PACKAGE.parent)))
+    assert {name: paths for name, paths in folders.items() if len(paths) > 1} == {}
 
 
 def test_record_schema_features_and_card_follow_the_model(project):

@@ -150,7 +150,7 @@ def test_split_files_checks_its_outputs_first_and_writes_the_report(project, tmp
     import json
 
     from builder.errors import BuilderError
-    from builder.sentences.stage import split_files
+    from builder.sentences.splitting import split_files
 
     snapshot = tmp_path / "snapshot.jsonl"
     snapshot.write_bytes((ROOT / "annotations" / "snapshot.jsonl").read_bytes())
@@ -166,7 +166,7 @@ def test_validate_to_files_writes_records_and_report_at_the_projects_defaults(tm
     import json
 
     from builder.jsonio import read_jsonl
-    from builder.records.stage import validate_to_files
+    from builder.records.from_snapshot import validate_to_files
 
     project = make_project(tmp_path / "p", "validate", snapshot=ROOT / "annotations" / "snapshot.jsonl")
     result = validate_to_files(project)

@@ -15,7 +15,7 @@ import pytest
 from builder.errors import BuilderError
 from builder.sentences import articles as articles_module
 from builder.sentences.articles import InputFile, jsonl_shards
-from builder.sentences.stage import split_files
+from builder.sentences.splitting import split_files
 
 from .conftest import ROOT, SAMPLE, require_ray, run_cli
 from .test_jsonl_shards import _messy_jsonl
@@ -202,7 +202,7 @@ def test_workers_from_a_script_without_a_main_guard(tmp_path):
     out = tmp_path / "out" / "s.jsonl"
     script.write_text(
         "from builder.project import load_project\n"
-        "from builder.sentences.stage import split_files\n"
+        "from builder.sentences.splitting import split_files\n"
         f"project = load_project({str(ROOT / 'builder.toml')!r})\n"
         f"result = split_files([{str(SAMPLE)!r}], {str(out)!r}, project, workers=2)\n"
         "print(result.sentences)\n",

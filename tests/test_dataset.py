@@ -520,7 +520,7 @@ def test_notebook_executes(built, tmp_path):
 
 
 def test_records_hash_is_stable_across_runs(project, tmp_path):
-    from builder.records.stage import validate_snapshot
+    from builder.records.from_snapshot import validate_snapshot
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     validate_snapshot(project, SNAPSHOT, a)

@@ -236,7 +236,7 @@ def test_a_sentence_id_given_twice_is_refused_naming_both_lines(tmp_path):
     """A sentences file concatenated with itself (or a hand-edited id) would lose the later sentence in Label
     Studio under "already present": the push refuses first, naming the line and the one it repeats."""
     from builder.jsonio import write_jsonl
-    from builder.sentences.stage import iter_numbered_sentences
+    from builder.sentences.splitting import iter_numbered_sentences
 
     stream = sentences(40)
     path = tmp_path / "sentences.jsonl"

@@ -15,7 +15,7 @@ import pytest
 
 from builder.sentences import articles as articles_module
 from builder.sentences.articles import InputFile, jsonl_shards, read_shard
-from builder.sentences.stage import split_files
+from builder.sentences.splitting import split_files
 
 SHARD = 1500  # bytes: the lowered threshold and shard size
 WORDS = "the council said on Monday that talks with Seoul and Moscow would resume after a long pause".split()

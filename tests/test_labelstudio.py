@@ -273,7 +273,7 @@ def test_review_lists_entity_conflicts_and_an_adjudication_becomes_ground_truth(
     """Issue 24: two annotators label "Moscow" LOC and ORG. `builder review` lists the conflict (the sentence,
     both annotators' spans by pseudonym) beside the stance ties and makes a Label Studio view of it; the
     adjudicator's starred annotation is then the dataset's spans, marked ground_truth."""
-    from builder.records.stage import load_records
+    from builder.records.from_snapshot import load_records
     from builder.sentences.segmenter import sentence_id
 
     project = make_project(tmp_path, "entity review")
@@ -689,7 +689,7 @@ def test_sentences_differing_around_a_nul_are_pushed_each_once(ls, tmp_path):
     """ "x" repeated (occurrence 1) and the text "x", NUL, "1" once got one id: push refused the file and said to
     run `split` again, which gave the same ids. Now each is its own task, and comes back with its own id."""
     from builder.sentences.segmenter import sentence_id_matches
-    from builder.sentences.stage import split_files
+    from builder.sentences.splitting import split_files
 
     project = make_project(tmp_path, "nul sentences")
     line = "Alpha beta gamma delta."

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from builder.cli import cli
 from builder.errors import BuilderError
 from builder.learn.features import is_all_caps, is_headline_like
-from builder.learn.model import MANIFEST, ModelError, default_model_dir, load_model
 from builder.learn.train import (
     Z_ONE_SIDED_95,
     Example,
@@ -21,6 +20,7 @@ from builder.learn.train import (
     train_model,
     wilson_interval,
 )
+from builder.learn.trained import MANIFEST, ModelError, default_model_dir, load_model
 from builder.model import prediction_for
 from builder.preannotate import make_predictor
 
@@ -349,7 +349,7 @@ def test_a_hand_edited_manifest_is_a_one_line_error(bundled, tmp_path, edit):
     """manifest.json has no checksum of its own: its fields are checked before use, never a traceback mid-push."""
     import shutil
 
-    from builder.learn.model import ModelError, load_model
+    from builder.learn.trained import ModelError, load_model
 
     folder = tmp_path / "edited"
     shutil.copytree(bundled[1].folder, folder)
@@ -503,8 +503,8 @@ def test_train_on_a_nearly_full_disk_is_one_line_and_keeps_the_previous_model(
 
 
 def test_a_crf_model_cut_short_is_recognised_before_crfsuite_reads_it(bundled):
-    from builder.learn.model import ENTITY_FILE
     from builder.learn.train import crf_model_problem
+    from builder.learn.trained import ENTITY_FILE
 
     _, result = bundled
     whole = (Path(result.folder) / ENTITY_FILE).read_bytes()

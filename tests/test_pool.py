@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from builder.cli import cli
 from builder.errors import BuilderError
-from builder.learn.model import load_model
 from builder.learn.pool import predict_pool
 from builder.learn.train import train_model
+from builder.learn.trained import load_model
 from builder.model import prediction_for
-from builder.sentences.stage import read_sentences, split_files
+from builder.sentences.splitting import read_sentences, split_files
 
 from .conftest import ROOT, SAMPLE, make_project, require_ray
 

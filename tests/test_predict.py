@@ -34,7 +34,7 @@ PLACES = {"Moscow": "LOC", "Pyongyang": "LOC", "Kim": "PER", "Putin": "PER", "Kr
 
 
 class StandInModel:
-    """Follows builder.learn.model.LearnedModel's contract, deterministically from the text alone."""
+    """Follows builder.learn.trained.LearnedModel's contract, deterministically from the text alone."""
 
     name = "model"
 
@@ -78,8 +78,8 @@ class StandInModel:
 def models(tmp_path):
     """Two versions of the model, as after a training and a retraining: the real one when builder.learn is there."""
     try:
-        from builder.learn.model import load_model
         from builder.learn.train import train_model
+        from builder.learn.trained import load_model
     except ImportError:
         return StandInModel("1"), StandInModel("2")
     project = make_project(tmp_path / "trainer", "Trainer", snapshot=SNAPSHOT)

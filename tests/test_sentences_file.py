@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from builder.errors import InputError
-from builder.sentences.stage import read_sentences
+from builder.sentences.splitting import read_sentences
 
 from .conftest import free_port, run_cli
 

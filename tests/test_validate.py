@@ -14,7 +14,7 @@ from builder.preannotate import GazetteerPredictor
 from builder.pseudonyms import is_pseudonym
 from builder.records.aggregate import aggregate_entities, aggregate_stance, task_to_record
 from builder.records.agreement import span_agreement, stance_agreement
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 from builder.records.validate import NOT_A_PSEUDONYM
 from builder.resources import load_schema
 from builder.sentences.segmenter import sentence_id
@@ -321,12 +321,12 @@ def test_truncated_file_and_duplicate_task(project, tmp_path, base_tasks):
 
 
 def test_sorted_snapshot_checks_duplicates_in_one_streaming_pass(project, tmp_path, base_tasks, monkeypatch):
-    from builder.records import stage
+    from builder.records import from_snapshot
 
     passes = []  # assume_sorted of each pass over the snapshot: one streaming pass when sorted
-    streaming = stage._validate_snapshot
+    streaming = from_snapshot._validate_snapshot
     monkeypatch.setattr(
-        stage,
+        from_snapshot,
         "_validate_snapshot",
         lambda *args, assume_sorted, **options: (
             passes.append(assume_sorted) or streaming(*args, assume_sorted=assume_sorted, **options)

@@ -14,7 +14,7 @@ import pytest
 from builder.jsonio import read_jsonl, write_jsonl
 from builder.model import task_schema
 from builder.records.aggregate import task_to_record
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 from builder.records.validate import TaskValidator
 from builder.report import Report
 from builder.sentences.segmenter import sentence_id

@@ -18,7 +18,7 @@ from builder.jsonio import paused_gc, sha256_file
 from builder.model import DATASET_FORMAT, UNRESOLVED, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
-from builder.records.stage import validate_snapshot
+from builder.records.from_snapshot import validate_snapshot
 
 BATCH_ROWS = 10_000
 AGREEMENT_IN_CARD_LIMIT = 100_000

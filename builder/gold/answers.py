@@ -36,7 +36,7 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
     """Every gold question of `path`, by sentence id, checked against the project's labels.
 
     The first bad line raises InputError "FILE:LINE: field ..."; a sentence id given twice is refused."""
-    from builder.sentences.stage import iter_numbered_sentences
+    from builder.sentences.splitting import iter_numbered_sentences
 
     path = Path(path)
     gold: dict[str, GoldAnswer] = {}

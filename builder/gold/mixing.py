@@ -132,7 +132,7 @@ def gold_questions(project: Project) -> GoldQuestions | None:
     Refuses (InputError "FILE:LINE: field ...") an id or article id with "gold" in it (an annotator
     sees both in the Data Manager). A question without `occurrence` gets it from its id when the id
     is `builder split`'s hash of its article id and text."""
-    from builder.sentences.stage import iter_numbered_sentences
+    from builder.sentences.splitting import iter_numbered_sentences
 
     answers = project_gold(project)  # every line checked: labels, spans, ids given twice
     if project.gold_path is None:

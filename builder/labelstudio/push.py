@@ -212,7 +212,7 @@ def push_sentences(
     gold = gold_questions(project)  # checked before anything is sent
     total = None
     if isinstance(sentences, (str, Path)):
-        from builder.sentences.stage import iter_numbered_sentences, iter_sentences
+        from builder.sentences.splitting import iter_numbered_sentences, iter_sentences
 
         path = Path(sentences)
         # every line checked before anything is sent

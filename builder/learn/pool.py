@@ -34,7 +34,7 @@ class PoolResult:
 def _model(folder: str, stamp: str):
     """The model, loaded once per process (a worker keeps it for every chunk it is given); `stamp` (the
     manifest's sha256) makes a retrained folder load afresh."""
-    from builder.learn.model import load_model
+    from builder.learn.trained import load_model
 
     return load_model(folder)
 
@@ -87,10 +87,10 @@ def predict_pool(
     file's order, atomically); `workers`/`engine` as for `builder split`: the same bytes either way."""
     from builder.outputs import check_output_file
     from builder.sentences.executors import make_executor
-    from builder.sentences.stage import iter_sentences
+    from builder.sentences.splitting import iter_sentences
 
     output = check_output_file(output, project, "-o", replaces=("prediction records",))
-    from builder.learn.model import MANIFEST, load_model
+    from builder.learn.trained import MANIFEST, load_model
 
     folder = str(Path(model_folder).resolve())
     model = load_model(folder, project)  # a missing, broken or other-scheme model is one line before any work

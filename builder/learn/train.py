@@ -50,7 +50,7 @@ from builder.learn.features import (
     tokenize,
 )
 from builder.learn.gazetteer import GazetteerPredictor
-from builder.learn.model import (
+from builder.learn.trained import (
     ENTITY_FILE,
     FORMAT,
     KIND,
@@ -599,7 +599,7 @@ def train_model(
     An existing `output` is replaced only when it is empty or an earlier `builder train` output."""
     from builder.jsonio import STATE_DIR, refuse_link, staged_folder, state_dir
     from builder.outputs import check_output_folder, write_marker
-    from builder.records.stage import load_records
+    from builder.records.from_snapshot import load_records
 
     snapshot = Path(snapshot or project.snapshot_path)
     given = Path(output or default_model_dir(project))

@@ -1,4 +1,4 @@
-"""Stage 1, articles to sentences: what `builder split` calls, and the reader of its output that `builder push` uses."""
+"""Splitting articles into sentences (what `builder split` calls) and reading them back (for `builder push`)."""
 
 from __future__ import annotations
 

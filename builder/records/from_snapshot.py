@@ -1,4 +1,4 @@
-"""Stage 3, snapshot to records: what `builder validate`, `stats`, `review` and `build` call."""
+"""Records from an annotation snapshot, validated: what `builder validate`, `stats`, `review` and `build` call."""
 
 from __future__ import annotations
 
