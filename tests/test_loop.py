@@ -34,5 +34,5 @@ def _loop(ls, tmp_path):
     second = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
     assert second.returncode == 0, second.stderr
     assert "created 0, skipped 65" in second.stderr and "created 0, already there 80" in second.stderr
-    assert "(the control arm)" in (output / "README.md").read_text(encoding="utf-8")
+    assert "(the control arm; suggestion_holdout is now 0.1)" in (output / "README.md").read_text(encoding="utf-8")
     assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr
