@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import shutil
 import struct
@@ -63,6 +62,8 @@ from builder.learn.trained import (
     sha256_bytes,
 )
 from builder.model import UNRESOLVED
+from builder.records.quality import Z95
+from builder.records.quality import wilson_interval as quality_wilson_interval
 
 COMMAND = "builder train"
 VERSION = "3"  # 2: name lists, article context, span score = product of its tokens' marginals; 3: THRESHOLD_RULE
@@ -70,7 +71,6 @@ VERSION = "3"  # 2: name lists, article context, span score = product of its tok
 # manifest reports beside the promise is the two-sided 95% one
 THRESHOLD_RULE = "wilson-lower-one-sided-95/1"
 THRESHOLD_DIGITS = 6  # decimals of a threshold in the manifest
-Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 Z_ONE_SIDED_95 = 1.6448536269514722  # the normal quantile of 0.95: "precision >= target" with 95% confidence
 SETTINGS = {
     "c1": 0.05,  # CRF L1 and L2 regularisation, L-BFGS iterations (c2: the best of 3 on bench_preannotate)
@@ -304,14 +304,13 @@ def _model_from_files(folder: Path, files: dict[str, bytes], manifest: dict) -> 
 
 
 def wilson_interval(right: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion right/n (95% by default); (0, 1) when n is 0. Unlike the
-    normal approximation it stays inside [0, 1] and is honest for a few dozen items near 0.8 or 1."""
+    """The Wilson score interval of a proportion right/n (95% by default; `builder quality`'s, for one
+    proportion); (0, 1) when n is 0. Unlike the normal approximation it stays inside [0, 1] and is honest
+    for a few dozen items near 0.8 or 1."""
     if n == 0:
         return 0.0, 1.0
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = quality_wilson_interval(right, n, z)
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 def choose_threshold(
