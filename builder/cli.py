@@ -175,6 +175,21 @@ def executor_options(when: str = ""):
     return decorate
 
 
+def input_field_options(command):
+    """`--id-field KEY` ... `--target-field KEY`: the input key or column each article field is read from."""
+    from builder.sentences.field_map import INPUT_FIELDS
+
+    what = {"published": "publication date", "target": "own stance target", "url": "URL", "title": "headline"}
+    for role in reversed(INPUT_FIELDS):
+        command = click.option(
+            f"--{role}-field",
+            metavar="KEY",
+            help=f"Input key or column of the article's {what.get(role, role)}. "
+            f"Default: [input] {role}_field, else '{role}'.",
+        )(command)
+    return command
+
+
 @cli.command()
 @click.argument("articles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=OutputFile(), help="Sentences, JSON Lines.")
@@ -186,14 +201,18 @@ def executor_options(when: str = ""):
 @click.option(
     "--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON."
 )
+@input_field_options
 @executor_options()
 @click.pass_context
-def split(ctx, articles, output, articles_output, report_path, workers, executor) -> None:
+def split(ctx, articles, output, articles_output, report_path, workers, executor, **fields) -> None:
     """Split ARTICLES (.txt, .jsonl, .html, .parquet files or folders of them) into sentences.
 
     A .txt file's first non-empty line is its headline; a .jsonl file has one article per line
     with `id` and `text` (optional `title`, `url`, `published`, `target`); a .parquet file has
-    `id` and `text` columns (and optionally those). Boilerplate lines
+    `id` and `text` columns (and optionally those). When your corpus names them otherwise, map
+    them: `--id-field doc_id` (or `id_field = "doc_id"` in builder.toml's [input] table; a flag
+    overrides the table). A file none of whose records has the id or text field is one line
+    naming the fields it has, and nothing is written. Boilerplate lines
     (donation appeals, subscribe/share lines) are removed and listed on stderr. Exit status 1
     if any input was rejected; the valid articles are still written. Files builder wrote
     (OUTPUT itself, sentence and article records) are never read as articles. When nothing
@@ -203,6 +222,7 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
     Example:
         builder split examples/sample -o work/sentences.jsonl
         builder split crawl/*.parquet -o work/sentences.jsonl --workers 8
+        builder split corpus.jsonl -o work/sentences.jsonl --id-field doc_id --url-field source_url
     """
     from builder.sentences.splitting import split_files
 
@@ -214,13 +234,13 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
         report_path=report_path,
         workers=workers,
         executor=executor,
+        fields={name.removesuffix("_field"): key for name, key in fields.items() if key},
     )
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)
-        click.echo(
-            f"error: nothing valid was read; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True
-        )
+        why = result.refused or "nothing valid was read"
+        click.echo(f"error: {why}; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True)
     else:
         click.echo(
             f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True
