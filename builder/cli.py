@@ -1253,15 +1253,24 @@ def export(ctx, fmt, output, version, stance_map) -> None:
 @cli.command()
 @click.argument("version")
 @click.option("--push-to-hub", "repo_id", help="Also upload the release to this Hub dataset repo and tag it vVERSION.")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Release although guidelines.md still holds the template's placeholders (they are published as they are).",
+)
 @click.pass_context
-def release(ctx, version, repo_id) -> None:
+def release(ctx, version, repo_id, allow_placeholders) -> None:
     """Cut release VERSION from the committed snapshot into releases/VERSION/.
 
     Refused, with nothing written, if VERSION exists or is not greater than the last release
     (Semantic Versioning 2.0.0 order), if validation finds problems, if the project file, the
     guidelines, annotations/snapshot.jsonl, annotations/withheld-suggestions.jsonl or the gold file
-    are not committed in git, or if the previous release does not verify. Adds a generated entry to
-    CHANGELOG.md (with the manifest's sha256). Articles in an earlier release's test split stay in
+    are not committed in git (the project folder must be a git repository: `git init`), if the
+    previous release does not verify, or if guidelines.md still holds `builder init`'s placeholders
+    ("describe it here", example lines "- *...*"; --allow-placeholders releases them). Adds a
+    generated entry to CHANGELOG.md (with the manifest's sha256), then prints the `git add` and
+    `git commit` of the release folder and CHANGELOG.md (`builder verify` and the next release
+    check them against git). Articles in an earlier release's test split stay in
     test. Two releases at once run one after the other,
     and a release and a `builder pull` of its snapshot wait for each other; the release is built from
     the snapshot (withheld suggestions, gold file) bytes it checked against git's HEAD.
@@ -1273,13 +1282,17 @@ def release(ctx, version, repo_id) -> None:
     from builder.dataset.release import cut_release
 
     project = project_of(ctx, needs_root=True)
-    result = cut_release(project, version, log=lambda m: click.echo(m, err=True))
+    result = cut_release(project, version, log=lambda m: click.echo(m, err=True), allow_placeholders=allow_placeholders)
     splits = result.manifest["splits"]
     click.echo(
         f"released {project.name} {version} in {result.folder}: "
         + ", ".join(f"{s} {splits[s]['records']}" for s in splits)
     )
     click.echo(result.changelog_entry)
+    import shlex
+
+    paths = " ".join(shlex.quote(os.path.relpath(path)) for path in result.to_commit)
+    click.echo(f"next: commit the release: git add {paths} && git commit -m {shlex.quote(f'release {version}')}")
     if repo_id:
         from builder.dataset.hub import push_folder
 

@@ -282,7 +282,7 @@ def test_guards_refuse_and_write_nothing(repo):
         ("guidelines", "guidelines.md has uncommitted changes: commit it first"),
         ("untracked guidelines", "other-guidelines.md is not committed (untracked): add and commit it first"),
         ("ignored snapshot", "snapshot.jsonl is ignored by git: commit it"),
-        ("no git", "is not in a git work tree: commit the project to git first"),
+        ("no git", "is not in a git work tree: run `git init` in the project folder and commit the project first"),
     ],
 )
 def test_release_refuses_uncommitted_project_file_and_guidelines(repo, change, expected):

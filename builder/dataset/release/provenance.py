@@ -33,7 +33,8 @@ def _git_refusal(path: Path) -> str | None:
         return "git cannot be run: releases are cut from files committed in git; install git"
     if status.returncode != 0:
         return (
-            f"{path} is not in a git work tree: commit the project to git first, so the release can be rebuilt from git"
+            f"{path} is not in a git work tree: run `git init` in the project folder and commit the project first, "
+            "so the release can be rebuilt from git"
         )
     code = status.stdout[:2]
     if not code:
