@@ -1329,15 +1329,20 @@ def verify(ctx, version) -> None:
     Recomputes the sha256 of every file; the counts, article ids, agreement and pseudonym scheme
     from the Parquet files; compares the input hashes with the card, and the snapshot, withheld
     suggestions and gold file hashes with those files' versions in git; and checks the chain of
-    manifest hashes across releases and CHANGELOG.md. One line per mismatch.
+    manifest hashes across releases and CHANGELOG.md. One line per mismatch. Outside a git work
+    tree (or in a shallow clone) the commits cannot be checked, and a `note:` line says so.
 
     \b
     Example:
         builder verify 1.0.0
     """
-    from builder.dataset.release import verify_release
+    from builder.dataset.release import unchecked_history_note, verify_release
 
-    problems = verify_release(project_of(ctx), version)
+    project = project_of(ctx)
+    problems = verify_release(project, version)
+    note = unchecked_history_note(project)
+    if note:
+        click.echo(f"note: {note}", err=True)
     for problem in problems:
         click.echo(f"mismatch: {problem}", err=True)
     if problems:

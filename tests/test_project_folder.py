@@ -132,3 +132,17 @@ def test_release_outside_git_says_git_init(tmp_path):
     assert refused.returncode == 1
     assert "is not in a git work tree: run `git init` in the project folder" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_verify_outside_git_says_what_it_could_not_check(tmp_path):
+    folder, project = new_repo(tmp_path / "repo", synthetic_tasks(range(20)))
+    assert builder(folder, "release", "1.0.0").returncode == 0
+    checked = builder(folder, "verify", "1.0.0")
+    assert checked.returncode == 0 and "note:" not in checked.stderr  # in git: nothing to say
+    shutil.rmtree(folder / ".git")
+    unchecked = builder(folder, "verify", "1.0.0")
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert unchecked.stderr.strip().splitlines() == [
+        f"note: {project.root} is not in a git work tree: the snapshot's commits were not checked "
+        "(releases are cut from git: `git init` and commit the project)"
+    ]
