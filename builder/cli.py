@@ -870,7 +870,9 @@ def stats(ctx, snapshot, as_json) -> None:
     from builder.records.from_snapshot import dataset_statistics
 
     project = project_of(ctx)
-    figures = dataset_statistics(project, snapshot or project.snapshot_path)
+    snapshot = snapshot or project.snapshot_path
+    figures = dataset_statistics(project, snapshot)
+    click.echo(f"snapshot: {snapshot}", err=True)  # `builder run` builds from build/run/snapshot.jsonl, not this one
     if as_json:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
         return
