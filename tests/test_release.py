@@ -647,7 +647,8 @@ def test_changed_pseudonym_scheme_is_said_plainly(repo):
     assert read_manifest(project, "1.1.0")["pseudonym_scheme"] == KEYED_SCHEME
     expected = (
         f"annotator pseudonyms changed ({LEGACY_SCHEME} -> {KEYED_SCHEME}): "
-        "the same person has a new name from 1.1.0 on"
+        "the same person has a new name from 1.1.0 on; these are not new annotators (the keyed scheme: the unkeyed "
+        "names could be reversed by guessing e-mails"
     )
     assert expected in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     assert expected in builder(folder, "diff", "1.0.0", "1.1.0").stdout
