@@ -890,9 +890,11 @@ def stats(ctx, snapshot, as_json) -> None:
     from builder.records.from_snapshot import dataset_statistics
 
     project = project_of(ctx)
-    figures = dataset_statistics(project, snapshot or project.snapshot_path)
+    snapshot = snapshot or project.snapshot_path
+    figures = dataset_statistics(project, snapshot)
     if as_json:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
+        _said_which_snapshot(snapshot)
         return
     s, e = figures["stance_agreement"], figures["span_agreement"]
     click.echo(
@@ -908,6 +910,13 @@ def stats(ctx, snapshot, as_json) -> None:
     )
     per_label = ", ".join(f"{k} {v}" for k, v in e["per_label"].items())
     click.echo(f"entity agreement, pairwise exact-span F1 over {e['pairs']} annotator pairs: {e['f1']} ({per_label})")
+    _said_which_snapshot(snapshot)
+
+
+def _said_which_snapshot(snapshot) -> None:
+    """Which snapshot the figures are of (`builder run` builds from build/run/snapshot.jsonl, not the default
+    one): on stderr, after the figures, so that `builder stats | head -1` still ends quietly."""
+    click.echo(f"snapshot: {snapshot}", err=True)
 
 
 @cli.command()
