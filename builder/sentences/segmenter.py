@@ -165,7 +165,7 @@ _CREDIT = re.compile(r"(?<=\S) (?=(?:Image|Photo|Video|Credit|Source): )")
 
 
 def splitter_name(engine: str = DEFAULT_ENGINE) -> str:
-    """Versioned component name recorded in outputs, e.g. `lines+rules/2`."""
+    """Versioned component name recorded in outputs, e.g. `lines+rules/3`."""
     return f"lines+{engine}/{SPLITTER_VERSION}"
 
 
