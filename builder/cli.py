@@ -74,6 +74,11 @@ def print_report(report: Report, *, show_removed: bool = True) -> None:
     click.echo(f"{report.stage}: kept {kept}" + (f"; dropped {dropped}" if dropped else ""), err=True)
 
 
+def set_aside_line(counts: dict[str, int]) -> str:
+    """'4 set aside: 2 credit, 1 dateline, 1 heading' (split's and push's summaries say it alike)."""
+    return f"{sum(counts.values())} set aside: " + ", ".join(f"{n} {reason}" for reason, n in counts.items())
+
+
 @click.group(cls=CleanErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config",
@@ -245,6 +250,8 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
         click.echo(
             f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True
         )
+        if result.set_aside:
+            click.echo(f"split: {set_aside_line(result.set_aside)}, kept as context, not to be pushed", err=True)
     if result.report.errors() or not result.written:
         ctx.exit(1)
 
@@ -636,6 +643,8 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
     verb = "created" if result.project_created else "updated"
     click.echo(f"project '{project.project_title}' (id {result.project_id}) {verb} on {connection.url}")
     click.echo(f"push: created {result.created} tasks, skipped {result.skipped} already present")
+    if result.set_aside:
+        click.echo(f"push: {set_aside_line(result.set_aside)} (not sentences to label), never pushed")
     if limit is not None:
         mean = "" if result.mean_uncertainty is None else f", mean uncertainty {result.mean_uncertainty:.3f}"
         click.echo(

@@ -47,6 +47,9 @@ UNRESOLVED = "unresolved"
 ENTITY_STATUSES = (GROUND_TRUTH, UNANIMOUS, MAJORITY, UNRESOLVED)
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Why `builder split` sets a piece of an article aside instead of making it a sentence to label
+# (builder.sentences.nonsentences says how each is recognised).
+SET_ASIDE_REASONS = ("credit", "dateline", "byline", "heading")
 INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num_annotators as int32
 # Seconds an annotator spent on a task (Label Studio's lead_time): about 11.6 days at most, which
 # covers a task left open over a holiday, and float32 (the dataset's type) holds it to 1/16 s.
@@ -227,9 +230,10 @@ class OneOf:
     """One of fixed strings, stored as a string."""
 
     values: tuple[str, ...]
+    nullable: bool = False
 
     def json(self, project: Project) -> dict:
-        return {"enum": list(self.values)}
+        return {"enum": [*self.values, None] if self.nullable else list(self.values)}
 
     def feature(self, project: Project):
         from datasets import Value
@@ -313,6 +317,7 @@ class Field:
     card_type: str | None = None  # instead of the kind's own card text
     since: int = 1  # the dataset format that brought the field
     until: int | None = None  # the last dataset format that had it (None: still current)
+    in_task: bool = True  # a sentence field a pushed task's data may hold (SENTENCE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -383,6 +388,15 @@ SENTENCE_FIELDS = Shape(
         Field("target", Text(), required=False),
         Field("start", Int32(), "character offsets into the article's text"),
         Field("end", Int32()),
+        # Not a sentence to label (builder.sentences.nonsentences): kept in the file as context, never pushed,
+        # so never in a task. Files split before `lines+rules/3` lack it (read as null).
+        Field(
+            "set_aside",
+            OneOf(SET_ASIDE_REASONS, nullable=True),
+            "why it is not labelled (credit, dateline, byline, heading), or null",
+            required=False,
+            in_task=False,
+        ),
     ),
 )
 # A pushed task's data is the sentence, its id named `sentence_id`; a task needs only what a record is made of.
@@ -532,6 +546,8 @@ def record_schema(project: Project) -> dict:
 def _task_data(project: Project) -> dict:
     properties = {}
     for field in SENTENCE_FIELDS.fields:
+        if not field.in_task:
+            continue
         properties["sentence_id" if field.name == "id" else field.name] = field.kind.json(project)
     return {"type": "object", "required": list(TASK_DATA_REQUIRED), "properties": properties}
 

@@ -388,7 +388,9 @@ def test_card_names_the_splitter_of_its_release_format(project, built, tmp_path)
     """A new build names this builder's splitter; a release from before manifest format 5 names lines+segtok/1,
     the splitter it was made with, as its card always did (so it rebuilds byte for byte)."""
     folder, _ = built
-    assert f"with `{splitter_name()}` (newlines and photo credits first" in (folder / "README.md").read_text()
+    assert (
+        f"with `{splitter_name()}` (newlines, datelines and photo credits first" in (folder / "README.md").read_text()
+    )
     build_dataset(project, SNAPSHOT, tmp_path / "old", current_splitter=False)
     card = (tmp_path / "old" / "README.md").read_text(encoding="utf-8")
     assert "   with `lines+segtok/1` (newlines first, then segtok).\n" in card

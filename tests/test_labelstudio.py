@@ -74,10 +74,13 @@ def start_push(connection: Connection, path, cwd, batch_size: int) -> subprocess
 
 def test_push_sets_up_project_from_scheme_and_is_idempotent(ls, tmp_path, sample_sentences):
     project = make_project(tmp_path, "push twice")
-    path, sentences = sample_sentences
+    path, every = sample_sentences
+    sentences = [s for s in every if not s["set_aside"]]  # the sample's 4 date lines are never tasks (issue 27)
+    assert len(every) - len(sentences) == 4
     first = run_cli("push", path, env=cli_env(ls), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"created {len(sentences)} tasks, skipped 0" in first.stdout
+    assert "push: 4 set aside: 4 dateline (not sentences to label), never pushed" in first.stdout
     second = run_cli("push", path, env=cli_env(ls), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert f"created 0 tasks, skipped {len(sentences)} already present" in second.stdout
@@ -817,3 +820,24 @@ def test_names_are_the_same_by_any_url_without_pull_state_and_on_a_second_machin
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert "were removed from the organization" in refused.stderr and "not the pseudonym key" not in refused.stderr
     assert (second / "annotations" / "snapshot.jsonl").read_bytes() == before
+
+
+def test_set_aside_sentences_are_never_pushed_whatever_the_selection(ls, tmp_path):
+    """Credits, datelines, bylines and headings stay out of the tasks (issue 27), counted by reason; a sentences
+    file split before `set_aside` existed is pushed whole."""
+    from builder.labelstudio.push import Selection
+    from builder.sentences.segmenter import split_article
+
+    text = "A headline\nMonday, May 4, 2015\nBy Jane Doe\nBackground\nThe minister spoke. Image: Ann Lee.\nYes."
+    sentences = split_article({"id": "na1", "title": "A headline", "text": text})
+    assert [s["set_aside"] for s in sentences] == [None, "dateline", "byline", "heading", None, "credit", None]
+    labelled = {s["id"] for s in sentences if not s["set_aside"]}
+    project = make_project(tmp_path / "a", "set aside")
+    result = push_sentences(ls, project, sentences, None, select=Selection("random", limit=10))
+    assert (result.created, result.set_aside) == (3, {"byline": 1, "credit": 1, "dateline": 1, "heading": 1})
+    assert existing_sentence_ids(ls, result.project_id) == labelled
+    again = push_sentences(ls, project, sentences, None)
+    assert (again.created, again.skipped, sum(again.set_aside.values())) == (0, 3, 4)
+    old = make_project(tmp_path / "b", "set aside, old file")
+    before = [{k: v for k, v in s.items() if k != "set_aside"} for s in sentences]
+    assert push_sentences(ls, old, before, None).created == 7

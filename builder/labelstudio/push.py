@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,7 @@ class PushResult:
     model_version: str | None = None  # the project's model version, set to the predictor's (None: unchanged)
     previous_model_version: str = ""  # the project's model version before this push
     withheld: int = 0  # tasks imported without a suggestion: the control arm ([annotation] suggestion_holdout)
+    set_aside: dict[str, int] = field(default_factory=dict)  # sentences never pushed, by reason (`set_aside`)
 
 
 SELECTIONS = ("file", "uncertain", "random")
@@ -286,6 +287,8 @@ def _choose(sentences: Iterable[dict], ledger, predictor, select: Selection) -> 
 
     def candidates() -> Iterator[dict]:
         for sentence in sentences:
+            if sentence.get("set_aside"):  # not a sentence to label: never a task (builder.sentences.nonsentences)
+                continue
             if sentence["id"] not in seen and sentence["id"] not in ledger:
                 seen.add(sentence["id"])
                 yield sentence
@@ -314,6 +317,7 @@ def _import_new(
 
         bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
     done = skipped = left_out = taken = predicted = withheld = 0
+    set_aside: Counter = Counter()
     pending_ids: set[str] = set()  # read, not yet sent: a repeat among them is skipped
     mixed = MixCount()
     scored: list[float] = []  # the uncertainty of each sentence imported, when the predictor measures it
@@ -368,6 +372,12 @@ def _import_new(
         """The chosen sentences the project does not have yet (each yielded before the next is read)."""
         nonlocal skipped, left_out, taken
         for sentence in sentences:
+            reason = sentence.get("set_aside")
+            if reason:  # a credit, dateline, byline or heading: context for its neighbours, never a task
+                set_aside[reason] += 1
+                if bar is not None and chosen is None and select.limit is None:
+                    bar.update(1)
+                continue
             sentence_id = sentence["id"]
             if sentence_id in pending_ids or sentence_id in ledger:
                 skipped += 1
@@ -417,6 +427,7 @@ def _import_new(
         mixed.short,
         select=select.how,
         left_out=left_out,
+        set_aside=dict(sorted(set_aside.items())),
         mean_uncertainty=sum(scored) / len(scored) if scored else None,
         model_version=getattr(predictor, "model_version", None) if predicted else None,
         withheld=withheld,

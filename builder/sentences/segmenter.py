@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from builder.report import Report
+from builder.sentences.nonsentences import dateline_end, set_aside_reason
 
 Spans = list[tuple[int, int]]
 
@@ -152,8 +153,9 @@ ENGINES: dict[str, Callable[[str], Spans]] = {
     "rules": _rules,
 }
 DEFAULT_ENGINE = "rules"
-# Part of every splitter name: 2 since the default engine is `rules` (every output before it says lines+segtok/1).
-SPLITTER_VERSION = "2"
+# Part of every splitter name: 2 since the default engine is `rules` (every output before it says lines+segtok/1);
+# 3 since datelines are cut from the sentence they run into and non-sentences are set aside (nonsentences.py).
+SPLITTER_VERSION = "3"
 # Context copied into every sentence record (title, neighbours) is bounded, so output stays linear in input.
 CONTEXT_MAX = 1000
 
@@ -163,32 +165,64 @@ _CREDIT = re.compile(r"(?<=\S) (?=(?:Image|Photo|Video|Credit|Source): )")
 
 
 def splitter_name(engine: str = DEFAULT_ENGINE) -> str:
-    """Versioned component name recorded in outputs, e.g. `lines+rules/2`."""
+    """Versioned component name recorded in outputs, e.g. `lines+rules/3`."""
     return f"lines+{engine}/{SPLITTER_VERSION}"
 
 
 def splitter_summary() -> str:
     """The default splitter as a dataset card names it: its versioned name and what it does."""
     return (
-        f"`{splitter_name()}` (newlines and photo credits first, then end punctuation before a capital,\n"
-        "   keeping abbreviations, initials and acronyms inside the sentence)"
+        f"`{splitter_name()}` (newlines, datelines and photo credits first, then end punctuation before a capital,\n"
+        "   keeping abbreviations, initials and acronyms inside the sentence; credits, datelines, bylines and\n"
+        "   headings kept as context, not labelled)"
     )
 
 
 def sentence_spans(text: str, engine: str = DEFAULT_ENGINE) -> Spans:
     """Sentence spans of `text`: split on newlines, then with `engine`; trimmed, ordered, non-overlapping."""
-    split_line = ENGINES[engine]
     spans: Spans = []
-    for match in _LINE.finditer(text):
-        for line, base in _segments(match.group(), match.start()):
-            _add_line_spans(spans, line, base, split_line)
+    for _, line_spans in _spans_by_line(text, engine):
+        spans.extend(line_spans)
     return spans
 
 
+def classified_spans(text: str, engine: str = DEFAULT_ENGINE) -> list[tuple[int, int, str | None]]:
+    """`sentence_spans(text)`, each with why it is set aside (credit, dateline, byline, heading) or None."""
+    found: list[tuple[int, int, str | None]] = []
+    first_line = True
+    for line, line_spans in _spans_by_line(text, engine):
+        if not line_spans:
+            continue
+        core_start, core_end = span_core(text, line.start(), line.end()) or (line.start(), line.end())
+        core = text[core_start:core_end]
+        for start, end in line_spans:
+            reason = set_aside_reason(text[start:end], core, start - core_start, first_line)
+            found.append((start, end, reason))
+        first_line = False
+    return found
+
+
+def _spans_by_line(text: str, engine: str) -> Iterator[tuple[re.Match, Spans]]:
+    """Each line of `text` with its sentence spans (absolute offsets)."""
+    split_line = ENGINES[engine]
+    for match in _LINE.finditer(text):
+        spans: Spans = []
+        for line, base in _segments(match.group(), match.start()):
+            _add_line_spans(spans, line, base, split_line)
+        yield match, spans
+
+
 def _segments(line: str, base: int) -> Iterator[tuple[str, int]]:
-    """A line cut before photo credits; each piece with its offset."""
+    """A line cut after a dateline opening it and before photo credits; each piece with its offset."""
     start = 0
-    for cut in _CREDIT.finditer(line):
+    dateline = dateline_end(line.lstrip())
+    if dateline is not None:
+        start = len(line) - len(line.lstrip()) + dateline
+        if line[start:].strip():  # a dateline alone on its line is just the line
+            yield line[:start], base
+        else:
+            start = 0
+    for cut in _CREDIT.finditer(line, start):
         yield line[start : cut.start()], base + start
         start = cut.end()
     yield line[start:], base + start
@@ -290,7 +324,8 @@ def context_after(text: str) -> str:
 def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
     """Sentence records of one article, in order, each with its neighbours as context."""
     text = article["text"]
-    spans = sentence_spans(text, engine)
+    classified = classified_spans(text, engine)
+    spans = [(start, end) for start, end, _ in classified]
     texts = [text[start:end] for start, end in spans]
     title = context_after(article.get("title", ""))
     repeats: Counter = Counter()
@@ -309,6 +344,8 @@ def split_article(article: dict, engine: str = DEFAULT_ENGINE) -> list[dict]:
             "end": end,
             "prev_text": context_before(texts[index - 1]) if index > 0 else "",
             "next_text": context_after(texts[index + 1]) if index + 1 < len(texts) else "",
+            # not a sentence to label (a credit, dateline, byline or heading): kept as context, never pushed
+            "set_aside": classified[index][2],
         }
         if article.get("target"):
             record["target"] = article["target"]
@@ -324,4 +361,11 @@ def split_articles(articles: Iterable[dict], report: Report, engine: str = DEFAU
             report.drop("no sentences", article["source"]["file"], f"article '{article['id']}' has no sentence")
             continue
         report.keep("sentences", len(sentences))
+        for sentence in sentences:
+            if sentence["set_aside"]:
+                report.keep(SET_ASIDE_COUNT + sentence["set_aside"])
         yield from sentences
+
+
+# How split's report counts the sentences set aside, by reason: "sentences set aside as credit".
+SET_ASIDE_COUNT = "sentences set aside as "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from builder.errors import InputError
 from builder.jsonio import atomic_write, dumps_line, write_json
-from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
+from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, OneOf, Text
 from builder.project import Project
 from builder.report import Problem, Report
 from builder.sentences.articles import (
@@ -23,7 +24,7 @@ from builder.sentences.articles import (
 )
 from builder.sentences.executors import Executor, LocalExecutor
 from builder.sentences.field_map import input_field_map
-from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
+from builder.sentences.segmenter import DEFAULT_ENGINE, SET_ASIDE_COUNT, split_articles, splitter_name
 
 # The ids of a sentences file (a gold file's too) follow the rule of article ids: `id_problem`.
 ID_FIELDS = ("id", "article_id")
@@ -39,6 +40,15 @@ class SplitResult:
     written: bool = True  # False when nothing valid was read: the previous outputs were left as they were
     refused: str = ""  # why nothing was written although articles were read (a file lacking a required field)
     kept: tuple[Path, ...] = ()  # the previous outputs left untouched (when not written)
+
+    @property
+    def set_aside(self) -> dict[str, int]:
+        """Sentences written but set aside (not to be pushed), by reason (credit, dateline, byline, heading)."""
+        return {
+            what[len(SET_ASIDE_COUNT) :]: n
+            for what, n in sorted(self.report.kept.items())
+            if what.startswith(SET_ASIDE_COUNT)
+        }
 
 
 def default_articles_path(sentences_path: Path) -> Path:
@@ -134,8 +144,7 @@ def _split(
             for lines, problems, kept in runner.map(partial(split_chunk, engine=engine), chunks):
                 out_sentences.write(lines)
                 report.problems.extend(problems)
-                if kept:
-                    report.keep("sentences", kept)
+                report.kept.update(kept)
     return SplitResult(len(articles), report.kept["sentences"], report, sentences_path, articles_path)
 
 
@@ -176,11 +185,12 @@ def article_chunks(articles: list[dict], workers: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def split_chunk(articles: list[dict], engine: str = DEFAULT_ENGINE) -> tuple[bytes, list[Problem], int]:
-    """The pure splitting step on a run of articles: their sentence lines, the problems, the sentences kept."""
+def split_chunk(articles: list[dict], engine: str = DEFAULT_ENGINE) -> tuple[bytes, list[Problem], Counter]:
+    """The pure splitting step on a run of articles: their sentence lines, the problems, the counts kept
+    (sentences, and those set aside by reason)."""
     report = Report("split")
     lines = b"".join(dumps_line(sentence) for sentence in split_articles(articles, report, engine))
-    return lines, report.problems, report.kept["sentences"]
+    return lines, report.problems, report.kept
 
 
 def read_sentences(path: str | Path) -> list[dict]:
@@ -194,8 +204,9 @@ def iter_sentences(path: str | Path) -> Iterator[dict]:
     A line must be a JSON object with the fields of `builder.model.SENTENCE_FIELDS`: non-empty
     strings `id`, `text`, `article_id`, integers `sentence_index`, `start`, `end` in 0..2**31-1
     (what a pushed task must hold to pass validation), optional strings `article_title`,
-    `prev_text`, `next_text`, `target` and an optional integer `occurrence` (set to None when
-    absent, in files split before it existed: validation then searches for it). The first bad
+    `prev_text`, `next_text`, `target`, an optional integer `occurrence` (set to None when
+    absent, in files split before it existed: validation then searches for it) and an optional
+    `set_aside` reason or null (absent in files split before `lines+rules/3`). The first bad
     line raises InputError "FILE:LINE: field 'id' ...".
     """
     for _, sentence in iter_numbered_sentences(path):
@@ -237,6 +248,10 @@ def _field_problem(field: Field, value: object) -> str | None:
         if type(value) is not int or not kind.minimum <= value <= INT32_MAX:
             return f"an integer from {kind.minimum} to {INT32_MAX}"
         return None
+    if isinstance(kind, OneOf):
+        if (value is None and kind.nullable) or (isinstance(value, str) and value in kind.values):
+            return None
+        return "one of " + ", ".join(kind.values) + (" or null" if kind.nullable else "")
     raise TypeError(f"no check for {kind!r}")  # a field kind added to SENTENCE_FIELDS needs its check here
 
 
