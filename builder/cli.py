@@ -634,7 +634,7 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
         builder push work/sentences.jsonl --select uncertain --limit 200
     """
     from builder.labelstudio.client import resolve_connection
-    from builder.labelstudio.push import Selection, push_sentences
+    from builder.labelstudio.push import Selection, attached_lines, push_sentences
 
     project = project_of(ctx)
     select = Selection(how, limit, seed)
@@ -653,6 +653,8 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
             f"push: chose {result.created} new sentences ({how}{f', seed {seed}' if how == 'random' else ''}){mean}; "
             f"{result.left_out} new sentences left for a later push"
         )
+    for line in attached_lines(result, predictor):
+        click.echo(f"push: {line}")
     if result.withheld:
         click.echo(
             f"push: {result.withheld} tasks imported without a suggestion: the control arm "
