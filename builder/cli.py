@@ -625,8 +625,11 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
 
     Sentences already in the project (by id) are skipped, so re-running after an interruption
     completes the push without duplicates. Tasks carry pre-annotations (Label Studio predictions),
-    and the project shows the predictor's model version. With [quality] gold and gold_rate in
-    builder.toml, gold questions are mixed in at that rate, each once.
+    and the project shows the predictor's model version. It says what it attached (tasks with
+    proposals, entity spans, stance suggestions) and, for a kind attached to none, why (an empty
+    gazetteer, no model trained yet, a model that promises nothing of that kind, the control arm).
+    With [quality] gold and gold_rate in builder.toml, gold questions are mixed in at that rate,
+    each once.
 
     \b
     Example:
