@@ -10,6 +10,7 @@ import re
 
 from builder.learn.train import train_model
 from builder.learn.trained import load_model
+from builder.records.steering import withheld
 
 from .conftest import ROOT, cli_env, make_project, run_cli
 from .test_predict import listed, sentences
@@ -79,9 +80,10 @@ def test_predictor_none_and_an_all_withheld_push_say_so(ls, tmp_path):
     assert "push: no entity spans proposed: --predictor none" in stdout
     assert "push: no stance suggested: --predictor none" in stdout
 
-    make_project(tmp_path / "arm", "attached: all withheld", snapshot=SNAPSHOT, holdout=1.0)
-    stdout, tasks = pushed(ls, tmp_path / "arm", sentences(5, prefix="arm"))
-    assert attached(tasks) == (0, 0, 0)
+    project = make_project(tmp_path / "arm", "attached: all withheld", snapshot=SNAPSHOT, holdout=0.5)
+    in_the_arm = [s for s in sentences(40, prefix="arm") if withheld(s["id"], 0.5, project.name)][:5]
+    stdout, tasks = pushed(ls, tmp_path / "arm", in_the_arm)
+    assert len(in_the_arm) == 5 and attached(tasks) == (0, 0, 0)
     assert "push: no entity spans proposed: every new task is in the control arm (5 withheld)" in stdout
 
 
