@@ -34,7 +34,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     from builder.labelstudio import server
     from builder.labelstudio.client import URL_VARIABLE, resolve_connection
     from builder.labelstudio.pull import pull
-    from builder.labelstudio.push import push_sentences
+    from builder.labelstudio.push import attached_lines, push_sentences
     from builder.labelstudio.replay import replay
     from builder.outputs import DATASET_COMMANDS, check_output_folder
     from builder.preannotate import make_predictor
@@ -72,6 +72,8 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     predictor = make_predictor("gazetteer", committed, project.entity_values)
     pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
     log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
+    for line in attached_lines(pushed, "gazetteer"):
+        log(f"    {line}")
     accounts = json.loads(accounts_file.read_text(encoding="utf-8"))["accounts"]
     log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")
     replayed = replay(connection, pushed.project_id, project.name, read_jsonl(committed), accounts)
