@@ -175,6 +175,21 @@ def executor_options(when: str = ""):
     return decorate
 
 
+def input_field_options(command):
+    """`--id-field KEY` ... `--target-field KEY`: the input key or column each article field is read from."""
+    from builder.sentences.field_map import INPUT_FIELDS
+
+    what = {"published": "publication date", "target": "own stance target", "url": "URL", "title": "headline"}
+    for role in reversed(INPUT_FIELDS):
+        command = click.option(
+            f"--{role}-field",
+            metavar="KEY",
+            help=f"Input key or column of the article's {what.get(role, role)}. "
+            f"Default: [input] {role}_field, else '{role}'.",
+        )(command)
+    return command
+
+
 @cli.command()
 @click.argument("articles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=OutputFile(), help="Sentences, JSON Lines.")
@@ -186,14 +201,18 @@ def executor_options(when: str = ""):
 @click.option(
     "--report", "report_path", type=OutputFile(), help="Write the full report (removed lines, rejected inputs) as JSON."
 )
+@input_field_options
 @executor_options()
 @click.pass_context
-def split(ctx, articles, output, articles_output, report_path, workers, executor) -> None:
+def split(ctx, articles, output, articles_output, report_path, workers, executor, **fields) -> None:
     """Split ARTICLES (.txt, .jsonl, .html, .parquet files or folders of them) into sentences.
 
     A .txt file's first non-empty line is its headline; a .jsonl file has one article per line
     with `id` and `text` (optional `title`, `url`, `published`, `target`); a .parquet file has
-    `id` and `text` columns (and optionally those). Boilerplate lines
+    `id` and `text` columns (and optionally those). When your corpus names them otherwise, map
+    them: `--id-field doc_id` (or `id_field = "doc_id"` in builder.toml's [input] table; a flag
+    overrides the table). A file none of whose records has the id or text field is one line
+    naming the fields it has, and nothing is written. Boilerplate lines
     (donation appeals, subscribe/share lines) are removed and listed on stderr. Exit status 1
     if any input was rejected; the valid articles are still written. Files builder wrote
     (OUTPUT itself, sentence and article records) are never read as articles. When nothing
@@ -203,6 +222,7 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
     Example:
         builder split examples/sample -o work/sentences.jsonl
         builder split crawl/*.parquet -o work/sentences.jsonl --workers 8
+        builder split corpus.jsonl -o work/sentences.jsonl --id-field doc_id --url-field source_url
     """
     from builder.sentences.splitting import split_files
 
@@ -214,13 +234,13 @@ def split(ctx, articles, output, articles_output, report_path, workers, executor
         report_path=report_path,
         workers=workers,
         executor=executor,
+        fields={name.removesuffix("_field"): key for name, key in fields.items() if key},
     )
     print_report(result.report)
     if not result.written:
         kept = " and ".join(str(path) for path in result.kept)
-        click.echo(
-            f"error: nothing valid was read; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True
-        )
+        why = result.refused or "nothing valid was read"
+        click.echo(f"error: {why}; {'kept the previous ' + kept if kept else 'wrote nothing'}", err=True)
     else:
         click.echo(
             f"wrote {result.sentences} sentences from {result.articles} articles to {result.sentences_path}", err=True
@@ -932,16 +952,24 @@ def stats(ctx, snapshot, fmt, as_json) -> None:
     from builder.report import flat_rows, render, render_json
 
     project = project_of(ctx)
-    figures = dataset_statistics(project, snapshot or project.snapshot_path)
+    snapshot = snapshot or project.snapshot_path
+    figures = dataset_statistics(project, snapshot)
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(figures, sort_keys=True), nl=False)
-        return
-    figures = {"dataset": {"records": figures.pop("records")}, **figures}  # every row has a section
-    click.echo(render(fmt, STATS_COLUMNS, flat_rows(figures)), nl=False)
+    else:
+        figures = {"dataset": {"records": figures.pop("records")}, **figures}  # every row has a section
+        click.echo(render(fmt, STATS_COLUMNS, flat_rows(figures)), nl=False)
+    _said_which_snapshot(snapshot)
 
 
 STATS_COLUMNS = [("section", "section"), ("key", "key"), ("value", "value")]
+
+
+def _said_which_snapshot(snapshot) -> None:
+    """Which snapshot the figures are of (`builder run` builds from build/run/snapshot.jsonl, not the default
+    one): on stderr, after the figures, so that `builder stats | head -1` still ends quietly."""
+    click.echo(f"snapshot: {snapshot}", err=True)
 
 
 @cli.command()
@@ -1386,15 +1414,24 @@ def export(ctx, fmt, output, version, stance_map) -> None:
 @cli.command()
 @click.argument("version")
 @click.option("--push-to-hub", "repo_id", help="Also upload the release to this Hub dataset repo and tag it vVERSION.")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Release although guidelines.md still holds the template's placeholders (they are published as they are).",
+)
 @click.pass_context
-def release(ctx, version, repo_id) -> None:
+def release(ctx, version, repo_id, allow_placeholders) -> None:
     """Cut release VERSION from the committed snapshot into releases/VERSION/.
 
     Refused, with nothing written, if VERSION exists or is not greater than the last release
     (Semantic Versioning 2.0.0 order), if validation finds problems, if the project file, the
     guidelines, annotations/snapshot.jsonl, annotations/withheld-suggestions.jsonl or the gold file
-    are not committed in git, or if the previous release does not verify. Adds a generated entry to
-    CHANGELOG.md (with the manifest's sha256). Articles in an earlier release's test split stay in
+    are not committed in git (the project folder must be a git repository: `git init`), if the
+    previous release does not verify, or if guidelines.md still holds `builder init`'s placeholders
+    ("describe it here", example lines "- *...*"; --allow-placeholders releases them). Adds a
+    generated entry to CHANGELOG.md (with the manifest's sha256), then prints the `git add` and
+    `git commit` of the release folder and CHANGELOG.md (`builder verify` and the next release
+    check them against git). Articles in an earlier release's test split stay in
     test. Two releases at once run one after the other,
     and a release and a `builder pull` of its snapshot wait for each other; the release is built from
     the snapshot (withheld suggestions, gold file) bytes it checked against git's HEAD.
@@ -1406,13 +1443,17 @@ def release(ctx, version, repo_id) -> None:
     from builder.dataset.release import cut_release
 
     project = project_of(ctx, needs_root=True)
-    result = cut_release(project, version, log=lambda m: click.echo(m, err=True))
+    result = cut_release(project, version, log=lambda m: click.echo(m, err=True), allow_placeholders=allow_placeholders)
     splits = result.manifest["splits"]
     click.echo(
         f"released {project.name} {version} in {result.folder}: "
         + ", ".join(f"{s} {splits[s]['records']}" for s in splits)
     )
     click.echo(result.changelog_entry)
+    import shlex
+
+    paths = " ".join(shlex.quote(os.path.relpath(path)) for path in result.to_commit)
+    click.echo(f"next: commit the release: git add {paths} && git commit -m {shlex.quote(f'release {version}')}")
     if repo_id:
         from builder.dataset.hub import push_folder
 
@@ -1449,15 +1490,20 @@ def verify(ctx, version) -> None:
     Recomputes the sha256 of every file; the counts, article ids, agreement and pseudonym scheme
     from the Parquet files; compares the input hashes with the card, and the snapshot, withheld
     suggestions and gold file hashes with those files' versions in git; and checks the chain of
-    manifest hashes across releases and CHANGELOG.md. One line per mismatch.
+    manifest hashes across releases and CHANGELOG.md. One line per mismatch. Outside a git work
+    tree (or in a shallow clone) the commits cannot be checked, and a `note:` line says so.
 
     \b
     Example:
         builder verify 1.0.0
     """
-    from builder.dataset.release import verify_release
+    from builder.dataset.release import unchecked_history_note, verify_release
 
-    problems = verify_release(project_of(ctx), version)
+    project = project_of(ctx)
+    problems = verify_release(project, version)
+    note = unchecked_history_note(project)
+    if note:
+        click.echo(f"note: {note}", err=True)
     for problem in problems:
         click.echo(f"mismatch: {problem}", err=True)
     if problems:

@@ -100,13 +100,15 @@ def read_marker(folder: Path) -> dict | None:
     return content
 
 
-def write_marker(folder: Path, command: str) -> Path:
-    """Mark `folder` as builder's output: the command and every file in it (deterministic content)."""
+def write_marker(folder: Path, command: str, **facts) -> Path:
+    """Mark `folder` as builder's output: the command and every file in it (deterministic content), and `facts`
+    (a dataset: the snapshot it was built from, which the notebook then reads too)."""
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
     content = {
         "written_by": f"`{command}`; builder may replace this folder (and only these files) on its next run",
         "command": command,
         "files": files,
+        **facts,
     }
     path = folder / MARKER
     path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

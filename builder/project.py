@@ -84,6 +84,9 @@ class Project:
     min_gold_accuracy: float = 0.7
     # `[annotation] suggestion_holdout`: share of pushed tasks given no suggestion (the control arm)
     suggestion_holdout: float = SUGGESTION_HOLDOUT
+    # `[input] <field>_field`: the input key or column `builder split` reads each article field from, as given
+    # (e.g. {"id": "doc_id"}); fields not given are read under their own names. `split --<field>-field` overrides.
+    input_fields: dict = field(default_factory=dict)
 
     @property
     def stance_values(self) -> list[str]:
@@ -240,6 +243,11 @@ def project_from_dict(raw: dict, source: Path) -> Project:
     if quality.get("gold_rate", 0) > 0 and gold is None:
         raise ConfigError(f"{source}: quality.gold_rate: set quality.gold, the file of gold questions, as well")
     dataset = raw["dataset"]
+    input_fields = {key.removesuffix("_field"): value for key, value in raw.get("input", {}).items()}
+    for role, key in input_fields.items():
+        other = next((r for r, k in input_fields.items() if k == key and r != role), None)
+        if other is not None:
+            raise ConfigError(f"{source}: input: '{key}' is given as both {role}_field and {other}_field")
     return Project(
         root=root,
         source=source,
@@ -270,6 +278,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         gold_rate=float(quality.get("gold_rate", 0.0)),
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
         suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
+        input_fields=input_fields,
     )
 
 

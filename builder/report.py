@@ -41,7 +41,11 @@ class Report:
         return problem
 
     def dropped(self) -> Counter:
-        return Counter(problem.reason for problem in self.problems)
+        """Dropped items by reason; a problem standing for several (`records=N`, one line for a file) counts N."""
+        counts: Counter = Counter()
+        for problem in self.problems:
+            counts[problem.reason] += problem.fields.get("records", 1)
+        return counts
 
     def errors(self) -> list[Problem]:
         return [problem for problem in self.problems if problem.error]

@@ -32,6 +32,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     from builder.dataset.release import build_project_dataset
     from builder.jsonio import read_jsonl
     from builder.labelstudio import server
+    from builder.labelstudio.annotator_names import give_names, pseudonymizer_for
     from builder.labelstudio.client import URL_VARIABLE, resolve_connection
     from builder.labelstudio.pull import pull
     from builder.labelstudio.push import attached_lines, push_sentences
@@ -74,9 +75,10 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
     for line in attached_lines(pushed, "gazetteer"):
         log(f"    {line}")
-    accounts = json.loads(accounts_file.read_text(encoding="utf-8"))["accounts"]
+    sample_accounts = json.loads(accounts_file.read_text(encoding="utf-8"))
+    accounts, names = sample_accounts["accounts"], sample_accounts.get("pseudonyms", {})
     log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")
-    replayed = replay(connection, pushed.project_id, project.name, read_jsonl(committed), accounts)
+    replayed = replay(connection, pushed.project_id, project.name, read_jsonl(committed), accounts, names=names)
     log(f"    {replayed.summary()}")
     not_replayed = replayed.report.errors()
     for problem in not_replayed[:REPLAY_PROBLEMS_SHOWN]:
@@ -84,7 +86,12 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     if len(not_replayed) > REPLAY_PROBLEMS_SHOWN:
         log(f"    ... and {len(not_replayed) - REPLAY_PROBLEMS_SHOWN} more not replayed")
     snapshot = work / "snapshot.jsonl"
-    pulled = pull(connection, project, snapshot)
+    # The committed snapshot was pulled with the maintainers' key, which this machine need not have: each replayed
+    # account is recorded (in build/run/'s registry) under the name the committed snapshot gives it, so the
+    # dataset built here names the same people as the snapshot `builder stats` reads by default, and its card
+    # agrees with it. The names are the sample's own, so an earlier run's names in build/run/ give way to them.
+    give_names(connection, project, pseudonymizer_for(project, snapshot, log), names)
+    pulled = pull(connection, project, snapshot, rename_annotators=True)
     log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
     facts = build_project_dataset(project, snapshot, output, command="builder run")
     v = facts.validation

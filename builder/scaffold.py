@@ -30,7 +30,8 @@ from builder.project import NEAR_DUPLICATE_THRESHOLD, PROJECT_FILE, Project, pro
 from builder.resources import DEFAULTS_DIR
 
 GUIDELINES_FILE = "guidelines.md"
-GITIGNORE_LINES = ("/.builder/", "/dist/", "/build/")  # server state and keys; build outputs
+# server state and keys; build outputs; work/, where the README's steps write sentences (`split -o work/...`)
+GITIGNORE_LINES = ("/.builder/", "/dist/", "/build/", "/work/")
 
 DEFAULT_TARGET = "the topic of the article"
 DEFAULT_QUESTION = "What stance does this sentence take towards the target?"
@@ -314,6 +315,8 @@ def summary(result: InitResult) -> str:
 def next_steps(result: InitResult, folder: str | Path = ".") -> list[tuple[str, str]]:
     """The commands that come next, each with what it does (`folder`: as the user named it, for `cd`)."""
     steps = [] if result.folder.resolve() == Path.cwd().resolve() else [(f"cd {shlex.quote(str(folder))}", "")]
+    if not _in_git_work_tree(result.folder):
+        steps.append(("git init", "releases are cut from what git holds (`builder release` needs it)"))
     return steps + [
         ("edit guidelines.md", "describe each label, with examples; annotators read it in Label Studio"),
         ("builder split ARTICLES -o work/sentences.jsonl", "your articles (.txt, .jsonl, .html) into sentences"),
@@ -323,6 +326,19 @@ def next_steps(result: InitResult, folder: str | Path = ".") -> list[tuple[str, 
         ("builder validate", "check them"),
         ("builder build", f"the dataset in dist/{result.project.name}/"),
     ]
+
+
+def _in_git_work_tree(folder: Path) -> bool:
+    """Whether `folder` is inside a git work tree (False too when git cannot be run)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"], cwd=folder, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "true"
 
 
 @dataclass(frozen=True)
@@ -392,6 +408,22 @@ def project_toml(s: _Scheme) -> str:
     )
 
 
+# What the guidelines template leaves for the researcher to write (a label's description, a table cell, an example
+# line); `builder release` refuses while any is left (`guideline_placeholders`), unless --allow-placeholders.
+DESCRIBE_STANCE = "When to choose {}: describe it here."
+DESCRIBE_ENTITY = "What counts as {}: describe it here."
+DESCRIBE_CELL = "(describe)"
+EXAMPLE_LINE = "- *...*"
+_PLACEHOLDER = re.compile(r": describe it here\.|\(describe\)|^- \*\.\.\.\*[ \t]*$", re.MULTILINE)
+
+
+def guideline_placeholders(text: str) -> list[tuple[int, str]]:
+    """(line number, line) for each line of guidelines `text` still holding a placeholder of the template."""
+    lines = text.splitlines()
+    numbers = sorted({text.count("\n", 0, match.start()) + 1 for match in _PLACEHOLDER.finditer(text)})
+    return [(number, lines[number - 1].strip()) for number in numbers]
+
+
 def _label_sections(values, keys, placeholder: str, escape) -> list[str]:
     """One guidelines section per label: its key, its description (or `placeholder`), room for examples."""
     lines: list[str] = []
@@ -405,7 +437,7 @@ def _label_sections(values, keys, placeholder: str, escape) -> list[str]:
             "",
             "Examples from your articles:",
             "",
-            "- *...*",
+            EXAMPLE_LINE,
         ]
     return lines
 
@@ -416,7 +448,7 @@ def guidelines_md(s: _Scheme) -> str:
 
     def table(values, keys) -> str:
         return "\n".join(
-            f"| `{key}` | **{value}** | {m(KNOWN_DESCRIPTIONS.get(value, '(describe)'))} |"
+            f"| `{key}` | **{value}** | {m(KNOWN_DESCRIPTIONS.get(value, DESCRIBE_CELL))} |"
             for value, key in zip(values, keys)
         )
 
@@ -425,11 +457,9 @@ def guidelines_md(s: _Scheme) -> str:
         question=m(DEFAULT_QUESTION),
         target=m(s.target),
         stance_table=table(s.stance, s.stance_keys),
-        stance_sections=_appended(_label_sections(s.stance, s.stance_keys, "When to choose {}: describe it here.", m)),
+        stance_sections=_appended(_label_sections(s.stance, s.stance_keys, DESCRIBE_STANCE, m)),
         entity_table=table(s.entities, s.entity_keys),
-        entity_sections=_appended(
-            _label_sections(s.entities, s.entity_keys, "What counts as {}: describe it here.", m)
-        ),
+        entity_sections=_appended(_label_sections(s.entities, s.entity_keys, DESCRIBE_ENTITY, m)),
     )
 
 

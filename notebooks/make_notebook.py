@@ -17,7 +17,9 @@ CELLS = [
         "# Exploring the dataset\n\nLoads the built dataset with `datasets`, plots label distributions per split, "
         "shows the agreement table, the annotators' quality table and sentences with their entities highlighted.\n\n"
         "Set `BUILDER_DATASET` to a built folder or Hub id; by default the repository's `dist/<name>` is used "
-        "(built from `annotations/` if missing).",
+        "(built from `annotations/` if missing). The annotators' table reads the snapshot that dataset was built "
+        "from (`builder build` and `builder run` record it in the folder).\n\n"
+        "Its packages come with an extra: `pip install -e '.[notebook]'`, then `jupyter lab notebooks/explore.ipynb`.",
     ),
     (
         "code",
@@ -31,6 +33,7 @@ import datasets
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
+from builder.dataset.build import dataset_snapshot
 from builder.project import load_project
 
 ROOT = Path.cwd() if (Path.cwd() / "builder.toml").exists() else Path.cwd().parent
@@ -41,6 +44,9 @@ if not Path(path).exists() and "/" not in path.strip("/").split("dist/")[-1]:
 
     build_dataset(project, project.annotations_dir / "snapshot.jsonl", Path(path))
 ds = datasets.load_dataset(path)
+built_from = dataset_snapshot(project, path)  # the snapshot this dataset came from: the annotators' table reads it
+if not built_from.current:
+    print(f"warning: {built_from.path} changed since this dataset was built; run `builder build` again")
 ds""",
     ),
     ("markdown", "b99683ac", "## Label distribution per split"),
@@ -53,12 +59,13 @@ entity_names = ds["train"].features["entities"].feature["label"].names
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 width = 0.8 / len(ds)
 for i, (split, part) in enumerate(ds.items()):
+    offset = (i - (len(ds) - 1) / 2) * width  # the bars of a group centred on its tick
     stances = [sum(1 for s in part["stance"] if s == k) for k in range(len(stance_names))] + [
         sum(1 for s in part["stance"] if s == -1)
     ]
     entities = [sum(1 for row in part["entities"] for e in row if e["label"] == k) for k in range(len(entity_names))]
-    axes[0].bar([x + i * width for x in range(len(stances))], stances, width, label=split)
-    axes[1].bar([x + i * width for x in range(len(entities))], entities, width, label=split)
+    axes[0].bar([x + offset for x in range(len(stances))], stances, width, label=split)
+    axes[1].bar([x + offset for x in range(len(entities))], entities, width, label=split)
 axes[0].set_xticks(range(len(stance_names) + 1), stance_names + ["unresolved"])
 axes[0].set_title("stance")
 axes[1].set_xticks(range(len(entity_names)), entity_names)
@@ -105,7 +112,8 @@ display(
     (
         "markdown",
         "3f1c9d2e",
-        "## Annotators\n\nThe table `builder quality` prints, from the project's snapshot: per annotator (pseudonym), "
+        "## Annotators\n\nThe table `builder quality` prints, from the snapshot the dataset was built from: per "
+        "annotator (pseudonym), "
         "answers, skips, median lead time, gold accuracy with its 95% interval, span F1 on gold questions, Cohen's "
         "kappa with the others, agreement with the aggregated stance and the share of pre-annotated spans kept "
         "unchanged. `flagged`: gold accuracy below `[quality] min_gold_accuracy`.",
@@ -116,7 +124,7 @@ display(
         """\
 from builder.records.quality import annotator_report, quality_summary
 
-quality = annotator_report(project.snapshot_path, project)
+quality = annotator_report(built_from.path, project)
 print(quality_summary(quality))
 quality.set_index("annotator").round(3)""",
     ),

@@ -150,8 +150,6 @@ def test_ray_missing_is_one_line_naming_the_extra(monkeypatch, tmp_path, project
 @pytest.mark.parametrize(
     ("columns", "message"),
     [
-        ({"id": ["a", "b"], "body": ["x.", "y."]}, "no column 'text' (a Parquet input needs 'id' and 'text' columns)"),
-        ({"text": ["x.", "y."]}, "no column 'id' (a Parquet input needs 'id' and 'text' columns)"),
         ({"id": ["a", "b"], "text": [1, 2]}, "column 'text' must hold strings, not int64"),
         ({"id": [1.5, 2.5], "text": ["x.", "y."]}, "column 'id' must hold strings or integers, not double"),
         ({"id": ["a", "b"], "text": ["x.", "y."], "url": [1, 2]}, "column 'url' must hold strings, not int64"),
@@ -174,6 +172,30 @@ def test_bad_parquet_is_one_line_naming_file_and_column(tmp_path, columns, messa
         assert rejected == [f"rejected: {bad}: {message}"]
         assert "Traceback" not in result.stderr
         assert [json.loads(line)["article_id"] for line in out.read_text().splitlines()] == ["g", "g"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (
+            {"id": ["a", "b"], "body": ["x.", "y."]},
+            "no column 'text'; the columns are id, body; map it with --text-field or [input] text_field",
+        ),
+        ({"text": ["x.", "y."]}, "no column 'id'; the columns are text; map it with --id-field or [input] id_field"),
+    ],
+)
+def test_parquet_without_id_or_text_column_is_one_line_and_nothing_is_written(tmp_path, columns, message):
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table(columns), bad, row_group_size=1)  # two row groups: two shards, one line all the same
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "g", "text": "A good article. It is kept."}) + "\n", encoding="utf-8")
+    out = tmp_path / "out" / "s.jsonl"
+    for extra in ([], ["--workers", "2"]):
+        result = run_cli("split", bad, good, "-o", out, *extra, cwd=ROOT)
+        assert result.returncode == 1
+        rejected = [line for line in result.stderr.splitlines() if line.startswith("rejected:")]
+        assert rejected == [f"rejected: {bad}: {message}"]
+        assert "dropped 2 missing field" in result.stderr and not out.exists()
 
 
 def test_not_parquet_and_builder_datasets(tmp_path):

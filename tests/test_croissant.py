@@ -150,8 +150,14 @@ def test_a_format_5_release_hashes_it_and_verify_checks_it(tmp_path):
 
 def test_release_1_0_0_has_none_and_rebuilds_byte_identical(project, tmp_path):
     from builder.dataset.release import build_release_folder, read_manifest
+    from builder.dataset.release.provenance import committed_version
 
-    rebuilt = build_release_folder(project, "1.0.0", tmp_path / "1.0.0")
+    # from the snapshot 1.0.0 was cut from (unkeyed names, renamed in 1.1.0), as git holds it
+    snapshot = tmp_path / "snapshot.jsonl"
+    committed_version(
+        "snapshot", project.snapshot_path, read_manifest(project, "1.0.0")["hashes"]["snapshot"], snapshot
+    )
+    rebuilt = build_release_folder(project, "1.0.0", tmp_path / "1.0.0", snapshot=snapshot)
     assert rebuilt == read_manifest(project, "1.0.0")
     assert not (tmp_path / "1.0.0" / CROISSANT).exists()
     for name in rebuilt["files"]:

@@ -506,12 +506,18 @@ def test_notebook_executes(built, tmp_path):
     import os
 
     os.environ["BUILDER_DATASET"] = str(folder)
+    path_before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(ROOT)  # the kernel imports this checkout's builder, whichever is installed
     try:
         NotebookClient(
             notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
         ).execute()
     finally:
         os.environ.pop("BUILDER_DATASET")
+        if path_before is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = path_before
     outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -104,7 +104,7 @@ def test_flags_only_write_a_project_that_loads(tmp_path):
         assert f"### {label.value} (key `{label.hotkey}`)" in guidelines
     assert "the new climate law" in guidelines and "context" in guidelines
     assert (folder / "annotations" / ".gitkeep").read_bytes() == b""
-    assert (folder / ".gitignore").read_text(encoding="utf-8") == "/.builder/\n/dist/\n/build/\n"
+    assert (folder / ".gitignore").read_text(encoding="utf-8") == "/.builder/\n/dist/\n/build/\n/work/\n"
     # it says what it wrote and what comes next
     assert f"in {folder}" in result.stdout and "builder.toml" in result.stdout
     for step in ("cd news", "builder split", "builder server start", "builder push", "builder pull", "builder build"):
@@ -331,8 +331,8 @@ def test_gitignore_is_appended_not_replaced(tmp_path):
     (tmp_path / ".gitignore").write_text(user, encoding="utf-8")
     result = invoke("init", "--yes", cwd=tmp_path)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / ".gitignore").read_text(encoding="utf-8") == user + "\n/dist/\n/build/\n"
-    assert "added /dist/, /build/ to .gitignore" in result.stdout
+    assert (tmp_path / ".gitignore").read_text(encoding="utf-8") == user + "\n/dist/\n/build/\n/work/\n"
+    assert "added /dist/, /build/, /work/ to .gitignore" in result.stdout
 
 
 def test_a_linked_gitignore_is_left_alone(tmp_path):
@@ -350,11 +350,13 @@ def test_a_linked_gitignore_is_left_alone(tmp_path):
 def test_a_crlf_gitignore_gets_crlf_lines(tmp_path):
     (tmp_path / ".gitignore").write_bytes(b"*.log\r\n/dist/\r\ncaf\xe9\r\n")  # Latin-1, not UTF-8
     assert invoke("init", "--yes", cwd=tmp_path).exit_code == 0
-    assert (tmp_path / ".gitignore").read_bytes() == b"*.log\r\n/dist/\r\ncaf\xe9\r\n/.builder/\r\n/build/\r\n"
+    assert (
+        tmp_path / ".gitignore"
+    ).read_bytes() == b"*.log\r\n/dist/\r\ncaf\xe9\r\n/.builder/\r\n/build/\r\n/work/\r\n"
 
 
 def test_a_gitignore_that_has_every_line_is_left_alone(tmp_path):
-    user = b"/.builder\r\ndist/\r\n/build/\r\n"
+    user = b"/.builder\r\ndist/\r\n/build/\r\nwork\r\n"
     (tmp_path / ".gitignore").write_bytes(user)
     result = invoke("init", "--yes", cwd=tmp_path)
     assert result.exit_code == 0, result.output
@@ -574,10 +576,11 @@ def test_every_commented_out_setting_is_valid_when_uncommented(tmp_path):
     assert CliRunner().invoke(cli, ["init", str(folder), "--yes"]).exit_code == 0
     path = folder / "builder.toml"
     text = path.read_text(encoding="utf-8")
-    setting = re.compile(r"^# (\[\[[a-z_.]+\]\]|[a-z_]+ = .*)$", re.MULTILINE)
+    setting = re.compile(r"^# (\[\[?[a-z_.]+\]\]?|[a-z_]+ = .*)$", re.MULTILINE)  # tables too: [input]
     assert len(setting.findall(text)) >= 5
     path.write_text(setting.sub(r"\1", text), encoding="utf-8")
     project = load_project(path)  # no gold file is needed to load it: `builder push` and `builder quality` read it
+    assert project.input_fields["id"] == "doc_id"
     assert project.aggregation == "majority"
     assert (project.gold_path, project.gold_rate, project.min_gold_accuracy) == (folder / "gold.jsonl", 0.05, 0.7)
 

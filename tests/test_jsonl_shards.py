@@ -15,6 +15,7 @@ import pytest
 
 from builder.sentences import articles as articles_module
 from builder.sentences.articles import InputFile, jsonl_shards, read_shard
+from builder.sentences.field_map import FieldTally, added_tallies
 from builder.sentences.splitting import split_files
 
 SHARD = 1500  # bytes: the lowered threshold and shard size
@@ -89,7 +90,13 @@ def _check_shards(path, named: bool = True) -> list[InputFile]:
             assert shard.first_line == data[: shard.part[0]].count(b"\n") + 1
         assert all(shard.part[1] - shard.part[0] >= articles_module.JSONL_SHARD_BYTES for shard in shards[:-1])
     whole = read_shard(file)
-    assert [event for shard in shards for event in read_shard(shard)] == whole
+    parts = [event for shard in shards for event in read_shard(shard)]
+    assert [event for event in parts if not isinstance(event, FieldTally)] == whole[:-1]
+    tallies = [event for event in parts if isinstance(event, FieldTally)]
+    total = tallies[0]
+    for tally in tallies[1:]:
+        total = added_tallies(total, tally)
+    assert total == whole[-1]  # the shards' tallies of fields add up to the whole file's
     return shards
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+
+import pyarrow.parquet as pq
+
 from .conftest import ROOT, cli_env, run_cli
 
 
@@ -24,15 +29,45 @@ def test_whole_loop_on_the_sample_and_rerun(ls, tmp_path):
 
 def _loop(ls, tmp_path):
     output = tmp_path / "dataset"
-    first = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
+    # a key of this run's own, never the maintainers' (with which annotations/snapshot.jsonl was pulled)
+    env = {**cli_env(ls), "BUILDER_PSEUDONYM_KEY": secrets.token_hex(32)}
+    first = run_cli("run", "--output", output, env=env, cwd=ROOT)
     assert first.returncode == 0, first.stderr
     assert "dataset dprk-russia-stance-ner: train" in first.stdout and "test 9" in first.stdout
     assert "features: stance ['favor', 'against', 'neutral']" in first.stdout
     assert f"Label Studio: {ls.url}/projects/" in first.stdout
     assert "created 65, skipped 0" in first.stderr and "created 80, already there 0" in first.stderr
     assert "65 tasks = 65 records + 0 quarantined" in first.stderr
-    second = run_cli("run", "--output", output, env=cli_env(ls), cwd=ROOT)
+    second = run_cli("run", "--output", output, env=env, cwd=ROOT)
     assert second.returncode == 0, second.stderr
     assert "created 0, skipped 65" in second.stderr and "created 0, already there 80" in second.stderr
     assert "(the control arm; suggestion_holdout is now 0.1)" in (output / "README.md").read_text(encoding="utf-8")
     assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr
+    _same_snapshot_same_names(output)
+
+
+def _same_snapshot_same_names(output):
+    """`builder stats` reads the committed snapshot by default; the dataset `builder run` built came from the one
+    it pulled into build/run/. Both name the same people alike, so the figures and the card agree (issue 27.4)."""
+    stats = run_cli("stats", "--json", cwd=ROOT)
+    assert stats.returncode == 0, stats.stderr
+    assert f"snapshot: {ROOT / 'annotations' / 'snapshot.jsonl'}" in stats.stderr  # says which snapshot it reads
+    committed = json.loads(stats.stdout)
+    pulled = run_cli("stats", "--json", "--snapshot", ROOT / "build" / "run" / "snapshot.jsonl", cwd=ROOT)
+    assert json.loads(pulled.stdout) == committed
+    names = {
+        annotation["annotator"]
+        for shard in sorted((output / "data").glob("*.parquet"))
+        for annotations in pq.read_table(shard, columns=["annotations"]).column("annotations").to_pylist()
+        for annotation in annotations
+    }
+    assert names == set(committed["annotators"]) and len(names) == 3
+    card = (output / "README.md").read_text(encoding="utf-8")
+    s, e = committed["stance_agreement"], committed["span_agreement"]
+    assert f"{len(names)} annotators, named by pseudonyms only" in card
+    assert f"{committed['records']} tasks in, {committed['records']} records, 0 quarantined" in card
+    assert (
+        f"| Krippendorff's alpha (nominal), stance | {s['krippendorff_alpha']} | "
+        f"{s['units']} sentences with 2+ annotators, {s['ratings']} ratings |"
+    ) in card
+    assert f"| pairwise exact-span F1, entities (all labels) | {e['f1']} | {e['pairs']} annotator pairs |" in card

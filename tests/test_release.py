@@ -282,7 +282,7 @@ def test_guards_refuse_and_write_nothing(repo):
         ("guidelines", "guidelines.md has uncommitted changes: commit it first"),
         ("untracked guidelines", "other-guidelines.md is not committed (untracked): add and commit it first"),
         ("ignored snapshot", "snapshot.jsonl is ignored by git: commit it"),
-        ("no git", "is not in a git work tree: commit the project to git first"),
+        ("no git", "is not in a git work tree: run `git init` in the project folder and commit the project first"),
     ],
 )
 def test_release_refuses_uncommitted_project_file_and_guidelines(repo, change, expected):
@@ -647,7 +647,8 @@ def test_changed_pseudonym_scheme_is_said_plainly(repo):
     assert read_manifest(project, "1.1.0")["pseudonym_scheme"] == KEYED_SCHEME
     expected = (
         f"annotator pseudonyms changed ({LEGACY_SCHEME} -> {KEYED_SCHEME}): "
-        "the same person has a new name from 1.1.0 on"
+        "the same person has a new name from 1.1.0 on; these are not new annotators (the keyed scheme: the unkeyed "
+        "names could be reversed by guessing e-mails"
     )
     assert expected in (folder / "CHANGELOG.md").read_text(encoding="utf-8")
     assert expected in builder(folder, "diff", "1.0.0", "1.1.0").stdout
@@ -684,15 +685,20 @@ def test_unknown_release_is_a_clean_error(repo):
     assert ROOT.exists()
 
 
-def test_committed_release_rebuilds_byte_identical(project, tmp_path):
-    """releases/1.0.0 in this repository is reproducible from the committed snapshot."""
-    committed = read_manifest(project, "1.0.0")
-    rebuilt = build_release_folder(project, "1.0.0", tmp_path / "1.0.0")
+@pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
+def test_committed_release_rebuilds_byte_identical(project, tmp_path, version):
+    """Each release in this repository is reproducible from the snapshot as committed when it was cut (1.0.0's
+    has the unkeyed names that 1.1.0 replaced with keyed ones), found in git by the manifest's sha256."""
+    from builder.dataset.release.provenance import committed_version
+
+    committed = read_manifest(project, version)
+    snapshot = tmp_path / "snapshot.jsonl"
+    committed_version("snapshot", project.snapshot_path, committed["hashes"]["snapshot"], snapshot)
+    rebuilt = build_release_folder(project, version, tmp_path / version, snapshot=snapshot)
     assert rebuilt == committed
-    assert (tmp_path / "1.0.0" / "manifest.json").read_bytes() == (
-        ROOT / "releases" / "1.0.0" / "manifest.json"
-    ).read_bytes()
-    assert verify_release(project, "1.0.0") == []
+    for name in ("manifest.json", "README.md", *committed["files"]):
+        assert (tmp_path / version / name).read_bytes() == (ROOT / "releases" / version / name).read_bytes(), name
+    assert verify_release(project, version) == []
 
 
 def _parquet_articles(folder) -> dict[str, str]:

@@ -149,11 +149,11 @@ def odd_but_readable_lines(task):
         ("duplicate annotations", b'{"annotations":[],' + line[1:]),
         ("duplicate annotations, the last empty", line[:-1] + b',"annotations":[]}'),
         ("duplicate from_name", swap(b'"from_name":"stance"', b'"from_name":"entities","from_name":"stance"')),
-        ("duplicate annotator, the last not a pseudonym", swap(b'"annotator":"annotator-c', b'"annotator":"x","annotator":"annotator-c')),  # noqa: E501
+        ("duplicate annotator, the last not a pseudonym", swap(b'"annotator":"annotator-6d0e0fc451c0', b'"annotator":"x","annotator":"annotator-6d0e0fc451c0')),  # noqa: E501
         ("escaped label and choice", swap(b'"labels":["MISC"]', b'"labels":["MI\\u0053C"]')),
         ("escaped control name", swap(b'"from_name":"stance"', b'"from_name":"st\\u0061nce"')),
-        ("annotator with an escaped newline", swap(b'"annotator":"annotator-c88bbf6d"', b'"annotator":"annotator-c88bbf6d\\n"')),  # noqa: E501
-        ("annotator with an Arabic-Indic digit", swap(b'"annotator":"annotator-c88bbf6d"', "\"annotator\":\"annotator-c88bbf6\u0663\"".encode())),  # noqa: E501
+        ("annotator with an escaped newline", swap(b'"annotator":"annotator-6d0e0fc451c0"', b'"annotator":"annotator-6d0e0fc451c0\\n"')),  # noqa: E501
+        ("annotator with an Arabic-Indic digit", swap(b'"annotator":"annotator-6d0e0fc451c0"', "\"annotator\":\"annotator-6d0e0fc451c\u0663\"".encode())),  # noqa: E501
         ("lead time -0", swap(b'"lead_time":9.2', b'"lead_time":-0')),
         ("lead time -0.0", swap(b'"lead_time":9.2', b'"lead_time":-0.0')),
         ("lead time 1E6", swap(b'"lead_time":9.2', b'"lead_time":1E6')),

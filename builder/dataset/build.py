@@ -10,6 +10,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SENTENCE_SHARES, SPLITS, assign_splits, parquet_name, uneven_splits
@@ -294,8 +295,38 @@ def build_dataset(
 
             write_croissant(project, staging, facts, version)
         if version is None:
-            write_marker(staging, command)
+            write_marker(staging, command, snapshot=_snapshot_fact(project, snapshot, facts.snapshot_hash))
     return facts
+
+
+def _snapshot_fact(project: Project, snapshot: Path, sha256: str) -> dict:
+    """The snapshot a build read, as its marker records it: the path (relative to the project folder when inside)."""
+    path = Path(snapshot).resolve()
+    root = project.root.resolve()
+    return {"path": str(path.relative_to(root)) if path.is_relative_to(root) else str(path), "sha256": sha256}
+
+
+class BuiltFrom(NamedTuple):
+    """The snapshot a built dataset came from (`path`), and whether that file still holds those bytes (`current`)."""
+
+    path: Path
+    current: bool
+    recorded: bool  # False: the folder names none (a release, a Hub copy, an older build): the project's snapshot
+
+
+def dataset_snapshot(project: Project, folder: str | Path) -> BuiltFrom:
+    """The snapshot the dataset in `folder` was built from, as `builder build`/`run` recorded it in the folder's
+    marker: what the notebook's annotators' table reads, so it describes the same annotations as the dataset.
+    A folder without one (a release, a Hub copy, an older build) gives the project's annotations/snapshot.jsonl."""
+    from builder.outputs import read_marker
+
+    marker = read_marker(Path(folder)) if Path(folder).is_dir() else None
+    fact = (marker or {}).get("snapshot")
+    if not isinstance(fact, dict) or not isinstance(fact.get("path"), str):
+        return BuiltFrom(project.snapshot_path, True, False)
+    path = Path(fact["path"]) if Path(fact["path"]).is_absolute() else project.root / fact["path"]
+    current = path.is_file() and sha256_file(path) == fact.get("sha256")
+    return BuiltFrom(path, current, True)
 
 
 def uneven_warnings(project: Project, facts: BuildFacts) -> list[str]:

@@ -115,6 +115,26 @@ def remember_names(project: Project, named: AccountNames, user_ids=None) -> None
     record(project, named.server, named.pseudonymize, chosen)
 
 
+def give_names(connection: Connection, project: Project, pseudonymize: Pseudonymizer, by_email: dict[str, str]) -> int:
+    """Record `by_email`'s pseudonym (e-mail -> name) for each of these accounts on the server, so that the next
+    pull names them so whatever the key: `builder run` pulls the bundled sample under the names of the committed
+    snapshot, which was pulled with the maintainers' key. Returns how many accounts were found and named."""
+    from builder.labelstudio.registry import remember_names as record
+    from builder.labelstudio.registry import server_identity
+
+    wanted = {email.strip().lower(): name for email, name in by_email.items()}
+    doing = "listing users"
+    with calling(connection, doing):
+        users = list(connection.client().users.list())
+    chosen = {}
+    for user in users:
+        email = getattr(user, "email", None)
+        if type(getattr(user, "id", None)) is int and isinstance(email, str) and email.strip().lower() in wanted:
+            chosen[user.id] = wanted[email.strip().lower()]
+    record(project, server_identity(connection), pseudonymize, chosen, replace=True)
+    return len(chosen)
+
+
 class RenameCheck:
     """Refuses a pull that would give an annotation already in the output another keyed pseudonym.
 

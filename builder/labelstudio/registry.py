@@ -160,14 +160,20 @@ def known_names(project: Project, server: str, pseudonymize, user_ids) -> dict[i
     return names
 
 
-def remember_names(project: Project, server: str, pseudonymize, names: dict[int, str]) -> None:
-    """Record the pseudonyms of these accounts (kept: a name once given is never changed here)."""
+def remember_names(project: Project, server: str, pseudonymize, names: dict[int, str], replace: bool = False) -> None:
+    """Record the pseudonyms of these accounts (kept: a name once given is never changed here, unless `replace`:
+    `builder run` gives the bundled sample's accounts the names its committed snapshot has, whatever an earlier
+    run recorded)."""
     with _updating(project) as servers:
         entry = servers.setdefault(server, {})
         accounts = entry.get("accounts") if isinstance(entry.get("accounts"), dict) else {}
         recorded = accounts.get(pseudonymize.key_id) if isinstance(accounts.get(pseudonymize.key_id), dict) else {}
         for user_id, name in names.items():
-            recorded.setdefault(pseudonymize.tag(f"{server}\x00{user_id}"), name)
+            tag = pseudonymize.tag(f"{server}\x00{user_id}")
+            if replace:
+                recorded[tag] = name
+            else:
+                recorded.setdefault(tag, name)
         if recorded:
             accounts[pseudonymize.key_id] = dict(sorted(recorded.items()))
             entry["accounts"] = accounts

@@ -49,15 +49,19 @@ def replay(
     tasks: Iterable[dict],
     accounts: dict[str, str],
     pseudonymize: Pseudonymizer | None = None,
+    names: dict[str, str] | None = None,
 ) -> ReplayResult:
     """Submit each annotation of `tasks` (snapshot shape) as its annotator; report each one not submitted.
 
-    `accounts` maps e-mail to password; an annotation's pseudonym (keyed with `pseudonymize`, or of
-    the unkeyed scheme of release 1.0.0) must belong to one of them, else it is reported, not replayed.
+    `accounts` maps e-mail to password; an annotation's pseudonym must belong to one of them, else it is
+    reported, not replayed: the name `names` gives the account (e-mail -> pseudonym, for a snapshot pulled
+    with a key the replaying machine does not have), its name keyed with `pseudonymize`, or its name of the
+    unkeyed scheme of release 1.0.0.
     """
     by_pseudonym = {legacy_pseudonym(dataset, email): (email, password) for email, password in accounts.items()}
     if pseudonymize is not None:
         by_pseudonym.update({pseudonymize(email): (email, password) for email, password in accounts.items()})
+    by_pseudonym.update({name: (email, accounts[email]) for email, name in (names or {}).items() if email in accounts})
     sessions: dict[str, Connection] = {}
     existing = {}
     for task in export_tasks(connection, project_id):

@@ -22,6 +22,7 @@ from builder.outputs import builder_output_kind
 from builder.project import BoilerplateRule
 from builder.report import Problem, Report
 from builder.sentences.boilerplate import DEFAULT_RULES, BoilerplateFilter
+from builder.sentences.field_map import REQUIRED_FIELDS, FieldTally, added_tallies, input_field_map, unmapped_detail
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".html", ".htm", ".parquet")
 OPTIONAL_FIELDS = ARTICLE_OPTIONAL  # title, url, published, target
@@ -427,9 +428,11 @@ class ArticleReader:
     order and checks what spans files (duplicate ids), so the report is the same either way.
     """
 
-    def __init__(self, report: Report, rules: tuple[BoilerplateRule, ...] = ()) -> None:
+    def __init__(
+        self, report: Report, rules: tuple[BoilerplateRule, ...] = (), fields: dict[str, str] | None = None
+    ) -> None:
         self.report = report
-        self.files = FileReader(rules)
+        self.files = FileReader(rules, fields)
         self.seen_ids: dict[str, str] = {}
 
     def read(self, paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> Iterator[dict]:
@@ -437,11 +440,19 @@ class ArticleReader:
         for file in expand_inputs(paths, self.report, exclude):
             yield from self.admit(self.files.events(file))
 
-    def admit(self, events: Iterable[Problem | Candidate]) -> Iterator[dict]:
-        """The articles of `events` (from `FileReader.events`, in input order) whose id is new; all reported."""
+    def admit(self, events: Iterable[Problem | Candidate | FieldTally]) -> Iterator[dict]:
+        """The articles of `events` (from `FileReader.events`, in input order) whose id is new; all reported.
+
+        A .jsonl file none of whose records has a required field (the corpus names it otherwise) is one
+        line naming the keys its records have (`unmapped` in its fields), in place of a line per record.
+        """
+        tallies: dict[str, FieldTally] = {}
         for event in events:
             if isinstance(event, Problem):
                 self.report.problems.append(event)
+                continue
+            if isinstance(event, FieldTally):
+                tallies[event.file] = added_tallies(tallies.get(event.file), event)
                 continue
             record = event.record
             first = self.seen_ids.get(record["id"])
@@ -456,29 +467,62 @@ class ArticleReader:
                 continue
             self.report.keep("articles")
             yield record
+        for tally in tallies.values():
+            self._report_unmapped(tally)
+
+    def _report_unmapped(self, tally: FieldTally) -> None:
+        """Put one line for `tally`'s file in place of its per-record lines when a required field is in no record."""
+        unmapped = [role for role, count in tally.lacking if count == tally.records]
+        if not unmapped:
+            return
+        # Every record lacked it, so each was dropped with a "missing field" line naming its file and line.
+        own = f"{tally.file}:"
+        lines = [
+            i for i, p in enumerate(self.report.problems) if p.reason == "missing field" and p.where.startswith(own)
+        ]
+        detail = unmapped_detail(self.files.fields, unmapped, tally.present, scope=" in any record")
+        field = self.files.fields[unmapped[0]]
+        summary = Problem(
+            "missing field", tally.file, detail, {"field": field, "records": tally.records, "unmapped": True}
+        )
+        at = lines[0] if lines else len(self.report.problems)
+        drop = set(lines)
+        kept = [p for i, p in enumerate(self.report.problems) if i not in drop]
+        self.report.problems = kept[:at] + [summary] + kept[at:]
 
 
-def read_shard(file: InputFile, rules: tuple[BoilerplateRule, ...] = ()) -> list[Problem | Candidate]:
+def read_shard(
+    file: InputFile, rules: tuple[BoilerplateRule, ...] = (), fields: dict[str, str] | None = None
+) -> list[Problem | Candidate | FieldTally]:
     """The events of one input file or shard, as a list: the unit of work executors send to workers."""
-    return list(FileReader(rules).events(file))
+    return list(FileReader(rules, fields).events(file))
 
 
 class FileReader:
-    """Reads one file, or one shard of it, into report problems and article candidates: no state across files."""
+    """Reads one file, or one shard of it, into report problems and article candidates: no state across files.
 
-    def __init__(self, rules: tuple[BoilerplateRule, ...] = ()) -> None:
+    `fields`: builder's article field -> the input key or column it is read from (`input_field_map`).
+    """
+
+    def __init__(self, rules: tuple[BoilerplateRule, ...] = (), fields: dict[str, str] | None = None) -> None:
         self.boilerplate = BoilerplateFilter(DEFAULT_RULES + tuple(rules))
         self.report = Report("split")
+        self.fields = fields or input_field_map()
+        self.roles = {key: role for role, key in self.fields.items()}  # input key -> builder's field
+        self.mapped = {role: key for role, key in self.fields.items() if role != key}  # recorded in each `source`
 
-    def events(self, file: InputFile) -> Iterator[Problem | Candidate]:
-        """Problems and candidates of `file`, in the order a single reader meets them."""
+    def events(self, file: InputFile) -> Iterator[Problem | Candidate | FieldTally]:
+        """Problems and candidates of `file`, in the order a single reader meets them; then its JSON Lines tally."""
         self.report = Report("split")
+        self.tally = None
         emitted = 0
         for candidate in self._candidates(file):
             yield from self.report.problems[emitted:]
             emitted = len(self.report.problems)
             yield candidate
         yield from self.report.problems[emitted:]
+        if self.tally is not None:
+            yield self.tally
 
     def _candidates(self, file: InputFile) -> Iterator[Candidate]:
         path, named = file.path, file.named
@@ -596,6 +640,7 @@ class FileReader:
             stripped = text.lstrip("\ufeff")
             offset += len(codecs.BOM_UTF8) * (len(text) - len(stripped))
             text = stripped
+        objects, present, lacking = 0, dict[str, None](), dict.fromkeys(REQUIRED_FIELDS, 0)  # for the FieldTally
         for number, line in enumerate(text.split("\n"), first_line):
             if suspect:
                 start = offset
@@ -615,9 +660,15 @@ class FileReader:
             if not isinstance(obj, dict):
                 self.report.drop("invalid json", where, f"expected a JSON object, got {type(obj).__name__}")
                 continue
+            objects += 1
+            present.update(dict.fromkeys(obj))
+            for role in REQUIRED_FIELDS:
+                lacking[role] += self.fields[role] not in obj
             record = self.from_object(obj, where, {"file": str(path), "line": number})
             if record is not None:
                 yield from self._finish(record, where)
+        if objects:
+            self.tally = FieldTally(str(path), objects, tuple(lacking.items()), tuple(present))
 
     def _report_bad_bytes(self, where: str, line: str, start: int) -> None:
         """Report a JSON Lines line that holds a NUL byte or invalid UTF-8 (whichever comes first), at byte `start`."""
@@ -655,43 +706,49 @@ class FileReader:
         return True
 
     def from_object(self, obj: dict, where: str, source: dict) -> dict | None:
-        """An article record from a JSON Lines object or a Parquet row (`id`, `text`, optional fields), or None."""
-        missing = [key for key in ("id", "text") if key not in obj]
+        """An article record from a JSON Lines object or a Parquet row (`id`, `text`, optional fields), or None.
+
+        Each field is read from the key `self.fields` maps it to (`--id-field doc_id`: the id from `doc_id`);
+        problems name the key as the input has it. Keys read as no field are kept as `metadata`.
+        """
+        keys = self.fields
+        missing = [keys[role] for role in REQUIRED_FIELDS if keys[role] not in obj]
         if missing:
             self.report.drop("missing field", where, f"missing required field '{missing[0]}'", field=missing[0])
             return None
-        if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]).strip() == "":
-            self.report.drop("bad field", where, "field 'id' must be a non-empty string or integer", field="id")
+        article_id, text = obj[keys["id"]], obj[keys["text"]]
+        if not isinstance(article_id, (str, int)) or isinstance(article_id, bool) or str(article_id).strip() == "":
+            detail = f"field '{keys['id']}' must be a non-empty string or integer"
+            self.report.drop("bad field", where, detail, field=keys["id"])
             return None
-        problem = id_problem(str(obj["id"]))
+        problem = id_problem(str(article_id))
         if problem is not None:
-            self.report.drop("bad field", where, f"field 'id' {problem}", field="id")
+            self.report.drop("bad field", where, f"field '{keys['id']}' {problem}", field=keys["id"])
             return None
-        if not isinstance(obj["text"], str) or not obj["text"].strip():
-            self.report.drop("bad field", where, "field 'text' must be a non-empty string", field="text")
+        if not isinstance(text, str) or not text.strip():
+            detail = f"field '{keys['text']}' must be a non-empty string"
+            self.report.drop("bad field", where, detail, field=keys["text"])
             return None
-        bad = next(
-            (k for k in OPTIONAL_FIELDS if k in obj and obj[k] is not None and not isinstance(obj[k], str)), None
-        )
+        optional = {role: obj[keys[role]] for role in OPTIONAL_FIELDS if obj.get(keys[role]) is not None}
+        bad = next((role for role, value in optional.items() if not isinstance(value, str)), None)
         if bad:
-            self.report.drop("bad field", where, f"field '{bad}' must be a string", field=bad)
+            self.report.drop("bad field", where, f"field '{keys[bad]}' must be a string", field=keys[bad])
             return None
-        if len(obj.get("target") or "") > TARGET_MAX:
+        if len(optional.get("target", "")) > TARGET_MAX:
             detail = (
-                f"field 'target' has {len(obj['target']):,} characters "
+                f"field '{keys['target']}' has {len(optional['target']):,} characters "
                 f"(at most {TARGET_MAX}: copied into every sentence)"
             )
-            self.report.drop("bad field", where, detail, field="target")
+            self.report.drop("bad field", where, detail, field=keys["target"])
             return None
         record = {
-            "id": str(obj["id"]),
-            "text": normalise_text(obj["text"]),
-            "source": source,
-            "metadata": {k: v for k, v in obj.items() if k not in ("id", "text", *OPTIONAL_FIELDS)},
+            "id": str(article_id),
+            "text": normalise_text(text),
+            "source": {**source, "fields": self.mapped} if self.mapped else source,
+            "metadata": {k: v for k, v in obj.items() if k not in self.roles},
         }
-        for key in OPTIONAL_FIELDS:
-            if obj.get(key) is not None:
-                record[key] = self._bounded_title(normalise_text(obj[key]), where) if key == "title" else obj[key]
+        for role, value in optional.items():
+            record[role] = self._bounded_title(normalise_text(value), where) if role == "title" else value
         return record
 
     def _finish(self, record: dict | None, where: str) -> Iterator[Candidate]:

@@ -1,17 +1,18 @@
-"""Articles from Parquet files: `id` and `text` columns (plus the optional fields a JSON Lines article may have).
+"""Articles from Parquet files: `id` and `text` columns (plus the optional fields a JSON Lines article may have;
+each read from the column the reader's field map names).
 
 Read in record batches with pyarrow (never the whole file at once); a file with many row groups is
 cut into shards of row groups that workers read on their own. The columns are checked once, from
-the schema: a missing `id`/`text` column or a column of the wrong type rejects the file in one line
-naming the file and the column. Rows are then checked like JSON Lines objects, and named
-`FILE:row N` (counted from 1, over the whole file).
+the schema: a missing `id`/`text` column (named with the columns there are, and how to map one) or
+a column of the wrong type rejects the file in one line naming the file and the column. Rows are
+then checked like JSON Lines objects, and named `FILE:row N` (counted from 1, over the whole file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from builder.model import ARTICLE_OPTIONAL as OPTIONAL_FIELDS
+from builder.sentences.field_map import unmapped_detail
 
 # Called by builder.sentences.articles, which it must not import back (no cycles):
 # `file` is its InputFile, `reader` its FileReader.
@@ -36,19 +37,19 @@ def parquet_shards(file) -> list:
     ]
 
 
-def _column_problem(name: str, kind) -> str | None:
-    """Why column `name` of Arrow type `kind` cannot be read as an article field, or None."""
+def _column_problem(name: str, kind, role: str | None = None) -> str | None:
+    """Why column `name` of Arrow type `kind`, read as article field `role` (None: metadata), cannot be read."""
     import pyarrow.types as pt
 
     if pt.is_dictionary(kind):
         kind = kind.value_type
     strings = pt.is_string(kind) or pt.is_large_string(kind)
-    if name == "id":
+    if role == "id":
         if strings or pt.is_integer(kind):
             return None
-        return f"column 'id' must hold strings or integers, not {kind}"
-    if name == "text" or name in OPTIONAL_FIELDS:
-        if strings or (name != "text" and pt.is_null(kind)):
+        return f"column '{name}' must hold strings or integers, not {kind}"
+    if role is not None:
+        if strings or (role != "text" and pt.is_null(kind)):
             return None
         return f"column '{name}' must hold strings, not {kind}"
     if not _json_friendly(kind):
@@ -108,14 +109,18 @@ def read_parquet(reader, file) -> Iterator[tuple[dict, str]]:
                 detail = f"builder output ({kind}), not articles"
                 reader.report.drop("builder output", str(path), detail, error=False, notice="skipped")
         return
-    for required in ("id", "text"):
-        if required not in names:
-            if reports_file:
-                detail = f"no column '{required}' (a Parquet input needs 'id' and 'text' columns)"
-                reader.report.drop("bad parquet", str(path), detail, field=required)
-            return
+    unmapped = [role for role in ("id", "text") if reader.fields[role] not in names]
+    if unmapped:
+        if reports_file:
+            rows = handle.metadata.num_rows
+            detail = unmapped_detail(reader.fields, unmapped, names, kind="column").replace(
+                "the records have", "the columns are"
+            )
+            field = reader.fields[unmapped[0]]
+            reader.report.drop("missing field", str(path), detail, field=field, records=rows, unmapped=True)
+        return
     for field in schema:
-        problem = _column_problem(field.name, field.type)
+        problem = _column_problem(field.name, field.type, reader.roles.get(field.name))
         if problem:
             if reports_file:
                 reader.report.drop("bad parquet", str(path), problem, field=field.name)

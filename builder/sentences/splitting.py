@@ -13,8 +13,16 @@ from builder.jsonio import atomic_write, dumps_line, write_json
 from builder.model import INT32_MAX, SENTENCE_FIELDS, Field, Int32, Text
 from builder.project import Project
 from builder.report import Problem, Report
-from builder.sentences.articles import ArticleReader, InputFile, expand_inputs, id_problem, jsonl_shards, read_shard
+from builder.sentences.articles import (
+    ArticleReader,
+    InputFile,
+    expand_inputs,
+    id_problem,
+    jsonl_shards,
+    read_shard,
+)
 from builder.sentences.executors import Executor, LocalExecutor
+from builder.sentences.field_map import input_field_map
 from builder.sentences.segmenter import DEFAULT_ENGINE, split_articles, splitter_name
 
 # The ids of a sentences file (a gold file's too) follow the rule of article ids: `id_problem`.
@@ -29,6 +37,7 @@ class SplitResult:
     sentences_path: Path
     articles_path: Path
     written: bool = True  # False when nothing valid was read: the previous outputs were left as they were
+    refused: str = ""  # why nothing was written although articles were read (a file lacking a required field)
     kept: tuple[Path, ...] = ()  # the previous outputs left untouched (when not written)
 
 
@@ -46,6 +55,7 @@ def split_files(
     report_path: str | Path | None = None,
     workers: int = 1,
     executor: str = "local",
+    fields: dict[str, str] | None = None,
 ) -> SplitResult:
     """Read articles, split them into sentences, write both files atomically (sorted by article id).
 
@@ -58,6 +68,11 @@ def split_files(
     the full report is written there as JSON (also when nothing valid was read). When no valid
     article was read, the sentence and article files are not written: the previous ones stay as
     they were (`written` is False, `kept` names them).
+
+    `fields` maps article fields to the input keys or columns they are read from (`{"id": "doc_id"}`),
+    over the project's `[input]` table; the articles file records the map in each article's `source`.
+    A file none of whose records has a required field (the corpus names it otherwise) is one line in
+    the report, and nothing is written (`refused` says why), whatever the other files held.
     """
     from builder.outputs import REPORT, check_output_file
 
@@ -73,9 +88,10 @@ def split_files(
             check_output_file(path, project, option, replaces=kinds)
     from builder.sentences.executors import make_executor
 
+    field_map = input_field_map(project.input_fields, fields or {})
     runner = make_executor(executor, workers)
     try:
-        result = _split(inputs, sentences_path, articles_path, report_path, project, engine, runner)
+        result = _split(inputs, sentences_path, articles_path, report_path, project, engine, runner, field_map)
     finally:
         runner.close()
     if report_path is not None:
@@ -91,17 +107,20 @@ def _split(
     project: Project,
     engine: str,
     runner: Executor,
+    fields: dict[str, str],
 ) -> SplitResult:
     report = Report("split")
-    reader = ArticleReader(report, project.boilerplate_rules)
+    reader = ArticleReader(report, project.boilerplate_rules, fields)
     outputs = [path for path in (sentences_path, articles_path, report_path) if path is not None]
     shards = input_shards(expand_inputs(inputs, report, exclude=outputs))
     rules = tuple(project.boilerplate_rules)
-    events = chain.from_iterable(runner.map(partial(read_shard, rules=rules), shards))
+    events = chain.from_iterable(runner.map(partial(read_shard, rules=rules, fields=fields), shards))
     articles = sorted(reader.admit(events), key=lambda a: a["id"])
-    if not articles:
+    unmapped = [problem for problem in report.problems if problem.fields.get("unmapped")]
+    if not articles or unmapped:
         kept = tuple(path for path in (sentences_path, articles_path) if path.exists())
-        return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept)
+        refused = f"{len(unmapped)} file(s) lack a required field in every record (named above)" if unmapped else ""
+        return SplitResult(0, 0, report, sentences_path, articles_path, written=False, kept=kept, refused=refused)
     for article in articles:
         article["splitter"] = splitter_name(engine)
     with atomic_write(sentences_path) as out_sentences, atomic_write(articles_path) as out_articles:

@@ -35,7 +35,11 @@ from builder.dataset.release.manifest import (
     releases,
     version_key,
 )
-from builder.dataset.release.provenance import input_commit_problems, snapshot_commit_problems
+from builder.dataset.release.provenance import (
+    input_commit_problems,
+    snapshot_commit_problems,
+    unchecked_history_note,
+)
 from builder.dataset.release.summary import frozen_test_articles, release_summary
 from builder.dataset.release.verify import verify_release
 
@@ -63,6 +67,7 @@ __all__ = [
     "releases",
     "input_commit_problems",
     "snapshot_commit_problems",
+    "unchecked_history_note",
     "split_method_for",
     "uneven_release_splits",
     "verify_release",

@@ -229,12 +229,34 @@ class ReleaseResult:
     manifest: dict
     previous: str | None
     changelog_entry: str
+    to_commit: tuple[Path, ...] = ()  # what the release wrote, for git (the release folder, CHANGELOG.md)
 
 
-def cut_release(project: Project, version: str, log: Callable[[str], None] = lambda message: None) -> ReleaseResult:
+def _check_guidelines(project: Project, allow_placeholders: bool) -> None:
+    """Refuse guidelines that still hold what `builder init`'s template left to fill in (unless allowed)."""
+    from builder.scaffold import guideline_placeholders
+
+    left = guideline_placeholders(project.guidelines())
+    if left and not allow_placeholders:
+        number, line = left[0]
+        more = f" and {len(left) - 1} more line(s)" if len(left) > 1 else ""
+        raise BuilderError(
+            f"{project.guidelines_path}:{number}: still the template's placeholder ({line!r}){more}; "
+            "describe each label (with examples) first, or pass --allow-placeholders to release them as they are"
+        )
+
+
+def cut_release(
+    project: Project,
+    version: str,
+    log: Callable[[str], None] = lambda message: None,
+    allow_placeholders: bool = False,
+) -> ReleaseResult:
     """Guarded release: refuses, writing nothing, on a bad or taken version, an invalid snapshot, a
-    project file, guidelines, snapshot, withheld suggestions or gold file not committed in git, or a
-    previous release that does not verify.
+    project file, guidelines, snapshot, withheld suggestions or gold file not committed in git, a
+    previous release that does not verify, or guidelines still holding the template's placeholders
+    (`builder.scaffold.guideline_placeholders`; `allow_placeholders` lets them through: the card then
+    publishes them).
 
     It holds the snapshot lock that `builder pull` holds (builder.locks.snapshot_lock), so a pull waits
     for it and it for a pull, and it builds from private copies of the snapshot, the withheld suggestions
@@ -254,7 +276,7 @@ def cut_release(project: Project, version: str, log: Callable[[str], None] = lam
             raise BuilderError(f"version {version} is not greater than the last release {existing[-1]}")
         if not snapshot.is_file():
             raise BuilderError(f"{snapshot}: no snapshot to release; run `builder pull` and commit it")
-        project.guidelines()  # a missing guidelines file is a ConfigError naming the setting
+        _check_guidelines(project, allow_placeholders)  # a missing guidelines file is a ConfigError naming the setting
         inputs = input_paths(project)  # the withheld suggestions and the gold file, released as committed too
         if "gold" in inputs and not inputs["gold"].is_file():
             raise BuilderError(f"{project.source}: quality.gold: {inputs['gold']} is not a file")
@@ -315,7 +337,7 @@ def cut_release(project: Project, version: str, log: Callable[[str], None] = lam
                 os.replace(folder, target)  # no release without its changelog entry
                 raise
             done = True
-            return ReleaseResult(version, folder, manifest, previous, entry)
+            return ReleaseResult(version, folder, manifest, previous, entry, (folder, changelog))
         except OSError as exc:
             raise BuilderError(f"cannot write release {version} ({exc}); nothing was released") from None
         finally:

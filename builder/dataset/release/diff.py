@@ -13,7 +13,7 @@ from builder.dataset.release.summary import _label_names, _parquet_files, _read_
 from builder.dataset.splits import SPLITS
 from builder.jsonio import sha256_file
 from builder.project import Project
-from builder.pseudonyms import LEGACY_SCHEME
+from builder.pseudonyms import KEYED_SCHEME, LEGACY_SCHEME
 
 _COMPARE_COLUMNS = ["id", "article_id", "text", "stance", "entities", "annotations"]
 
@@ -130,6 +130,13 @@ def compare(
     }
 
 
+# Why release 1.0.0's names were given up: anyone could hash a guessed e-mail and find that person's annotations.
+WHY_KEYED = (
+    " (the keyed scheme: the unkeyed names could be reversed by guessing e-mails, since anyone can hash a guessed "
+    "address; keyed names need the maintainers' secret key)"
+)
+
+
 def format_comparison(diff: dict, examples: int = 3) -> str:
     """The diff as Markdown lines (CHANGELOG.md and `builder diff`); ids and texts through builder.markup."""
     from builder.markup import code, quoted, single_quoted
@@ -141,6 +148,7 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
             f"- annotator pseudonyms changed ({old_scheme} -> {new_scheme}): "
             f"the same person has a new name from {diff['to']} on; "
             "these are not new annotators"
+            + (WHY_KEYED if (old_scheme, new_scheme) == (LEGACY_SCHEME, KEYED_SCHEME) else "")
         )
     lines += [
         f"- sentences: +{len(diff['sentences_added'])} / -{len(diff['sentences_removed'])}; "

@@ -33,7 +33,8 @@ def _git_refusal(path: Path) -> str | None:
         return "git cannot be run: releases are cut from files committed in git; install git"
     if status.returncode != 0:
         return (
-            f"{path} is not in a git work tree: commit the project to git first, so the release can be rebuilt from git"
+            f"{path} is not in a git work tree: run `git init` in the project folder and commit the project first, "
+            "so the release can be rebuilt from git"
         )
     code = status.stdout[:2]
     if not code:
@@ -200,3 +201,16 @@ def input_commit_problems(project: Project, manifest: dict) -> list[str]:
 
 
 snapshot_commit_problems = input_commit_problems  # its name before the other inputs were hashed
+
+
+def unchecked_history_note(project: Project) -> str | None:
+    """One line when the snapshot's git history cannot be read (outside a git work tree, a shallow clone), so
+    `builder verify` could not check that a commit holds the bytes the manifests hash; else None."""
+    if _history(project.snapshot_path) is not None:
+        return None
+    if _git_path(project.snapshot_path) is None:
+        return (
+            f"{project.root} is not in a git work tree: the snapshot's commits were not checked "
+            "(releases are cut from git: `git init` and commit the project)"
+        )
+    return "a shallow clone: the snapshot's commits were not checked (fetch the full history to check them)"
