@@ -429,6 +429,24 @@ def server_status(ctx) -> None:
         )
 
 
+def _format_option(json_help: str):
+    """`--format table|json|csv`, the same on every report command (rendered by builder.report)."""
+    from builder.report import FORMATS
+
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help=f"Output format; JSON goes alone on stdout, messages to stderr. {json_help}",
+    )
+
+
+# `--json`, older spelling of `--format json`: kept working for scripts, no longer listed.
+_json_alias = click.option("--json", "as_json", is_flag=True, hidden=True)
+
+
 @cli.group()
 def annotators() -> None:
     """Annotator accounts of the Label Studio organization: add, list with progress, remove.
@@ -445,12 +463,6 @@ def annotators() -> None:
 _show_emails = click.option(
     "--show-emails", is_flag=True, help="Print e-mails in full (for the maintainer's own terminal, not for logs)."
 )
-
-
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @annotators.command("add")
@@ -503,42 +515,61 @@ def annotators_add(ctx, emails, invite_only, show_emails) -> None:
 
 
 @annotators.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the accounts as JSON.")
+@_format_option("JSON: the project and one object per account.")
+@_json_alias
 @_show_emails
 @click.pass_context
-def annotators_list(ctx, as_json, show_emails) -> None:
+def annotators_list(ctx, fmt, as_json, show_emails) -> None:
     """Each account: its pseudonym in the dataset, whether it is active, and its progress.
 
     Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
     annotated or skipped by them, and still short of the annotators per task the project asks for).
     The pseudonym is the one `builder pull` gives (shown after the first pull, which makes the key).
+    E-mails are masked in every format unless --show-emails.
 
     \b
     Example:
         builder annotators list
-        builder annotators list --json
+        builder annotators list --format csv
     """
-    import json
-
     from builder.labelstudio.accounts import list_annotators, mask_email
     from builder.labelstudio.client import resolve_connection
+    from builder.report import render, render_json
 
     project = project_of(ctx, needs_root=True)  # the pseudonym key and the pull state are the project's
     listing = list_annotators(resolve_connection(project.root), project)
-    if as_json:
-        click.echo(json.dumps(listing.as_dict(show_emails), indent=2, ensure_ascii=False))
+    fmt = "json" if as_json else fmt
+    if fmt == "json":
+        click.echo(render_json(listing.as_dict(show_emails)), nl=False)
         return
     shown = (lambda e: e or "-") if show_emails else mask_email
-    click.echo(f"project '{listing.project_title}': {listing.tasks} tasks, {listing.overlap} annotator(s) per task")
-    rows = [["pseudonym", "active", "annotated", "skipped", "remaining", "e-mail"]]
-    for a in listing.annotators:
-        remaining = "-" if a.remaining is None else str(a.remaining)
-        active = "yes" if a.active else "no (removed)"
-        rows.append([a.pseudonym, active, str(a.annotated), str(a.skipped), remaining, shown(a.email)])
-    if len(rows) == 1:
+    heading = f"project '{listing.project_title}': {listing.tasks} tasks, {listing.overlap} annotator(s) per task"
+    click.echo(heading, err=fmt != "table")
+    rows = [
+        {
+            "pseudonym": a.pseudonym,
+            "active": "yes" if a.active else "no (removed)",
+            "annotated": a.annotated,
+            "skipped": a.skipped,
+            "remaining": a.remaining,
+            "email": shown(a.email),
+        }
+        for a in listing.annotators
+    ]
+    if not rows and fmt == "table":
         click.echo("no annotator accounts yet: `builder annotators add EMAIL...`")
         return
-    _table(rows)
+    click.echo(render(fmt, ANNOTATOR_COLUMNS, rows), nl=False)
+
+
+ANNOTATOR_COLUMNS = [
+    ("pseudonym", "pseudonym"),
+    ("active", "active"),
+    ("annotated", "annotated"),
+    ("skipped", "skipped"),
+    ("remaining", "remaining"),
+    ("email", "e-mail"),
+]
 
 
 @annotators.command("remove")
@@ -621,8 +652,11 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
 
     Sentences already in the project (by id) are skipped, so re-running after an interruption
     completes the push without duplicates. Tasks carry pre-annotations (Label Studio predictions),
-    and the project shows the predictor's model version. With [quality] gold and gold_rate in
-    builder.toml, gold questions are mixed in at that rate, each once.
+    and the project shows the predictor's model version. It says what it attached (tasks with
+    proposals, entity spans, stance suggestions) and, for a kind attached to none, why (an empty
+    gazetteer, no model trained yet, a model that promises nothing of that kind, the control arm).
+    With [quality] gold and gold_rate in builder.toml, gold questions are mixed in at that rate,
+    each once.
 
     \b
     Example:
@@ -630,7 +664,7 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
         builder push work/sentences.jsonl --select uncertain --limit 200
     """
     from builder.labelstudio.client import resolve_connection
-    from builder.labelstudio.push import Selection, push_sentences
+    from builder.labelstudio.push import Selection, attached_lines, push_sentences
 
     project = project_of(ctx)
     select = Selection(how, limit, seed)
@@ -651,6 +685,8 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
             f"push: chose {result.created} new sentences ({how}{f', seed {seed}' if how == 'random' else ''}){mean}; "
             f"{result.left_out} new sentences left for a later push"
         )
+    for line in attached_lines(result, predictor):
+        click.echo(f"push: {line}")
     if result.withheld:
         click.echo(
             f"push: {result.withheld} tasks imported without a suggestion: the control arm "
@@ -814,22 +850,33 @@ def _snapshot_option(function):
     )(function)
 
 
-def print_validation(result, limit: int = 30) -> None:
-    """A readable table of problems on stderr, then the accounting line (and the entity conflicts)."""
+def validation_summary(result) -> dict:
+    """What `validate` (and `build`, before it builds) found: the accounting, then the problems counted
+    by reason with the first of each as the example (every problem is in the JSON report file)."""
     from builder.records.aggregate import UNRESOLVED_ENTITIES
+    from builder.report import problems_by_reason
 
-    rows = [p for p in result.report.problems]
-    if rows:
-        click.echo(f"{'reason':<22} {'where':<44} {'field':<26} detail", err=True)
-        for problem in rows[:limit]:
-            kind = "" if problem.error else " (warning)"
-            click.echo(
-                f"{problem.reason + kind:<22} {problem.where:<44} "
-                f"{problem.fields.get('field', '')!s:<26} {problem.detail[:100]}",
-                err=True,
-            )
-        if len(rows) > limit:
-            click.echo(f"... and {len(rows) - limit} more in the JSON report", err=True)
+    return {
+        "tasks_in": result.tasks_in,
+        "records": result.records,
+        "gold_questions": result.gold,
+        "quarantined": result.quarantined,
+        "entity_conflicts": result.report.kept[UNRESOLVED_ENTITIES],
+        "problems": problems_by_reason(result.report.problems),
+    }
+
+
+def print_validation(result, table: bool = True) -> None:
+    """On stderr: the problems, one row per reason with a count and the first as example (unless `table`
+    is False: stdout carries them as JSON or CSV), then the accounting line (and the gold questions and
+    entity conflicts)."""
+    from builder.report import PROBLEM_COLUMNS, render_table
+
+    summary = validation_summary(result)
+    if summary["problems"] and table:
+        click.echo(render_table(PROBLEM_COLUMNS, summary["problems"]), nl=False, err=True)
+        listed = result.report_path or "the report `builder validate` writes"
+        click.echo(f"each problem, one by one, with its task, annotation and field: {listed}", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(result.report.dropped().items())) or "none"
     gold = f" + {result.gold} gold questions" if result.gold else ""
     click.echo(
@@ -839,11 +886,10 @@ def print_validation(result, limit: int = 30) -> None:
     )
     if result.gold:
         click.echo(f"gold questions: {result.gold} tasks, not in the dataset", err=True)
-    conflicts = result.report.kept[UNRESOLVED_ENTITIES]
-    if conflicts:
+    if summary["entity_conflicts"]:
         click.echo(
-            f"entity conflicts: {conflicts} span(s) the vote could not decide, in `unresolved_entities`; "
-            "`builder review` lists them",
+            f"entity conflicts: {summary['entity_conflicts']} span(s) the vote could not decide, in "
+            "`unresolved_entities`; `builder review` lists them",
             err=True,
         )
 
@@ -863,21 +909,33 @@ def print_validation(result, limit: int = 30) -> None:
     type=OutputFile(),
     help="Machine-readable report of every problem. Default: build/validation-report.json in the project.",
 )
+@_format_option("JSON: the accounting and the problems by reason; CSV: one row per reason.")
 @click.pass_context
-def validate(ctx, snapshot, records_path, report_path) -> None:
+def validate(ctx, snapshot, records_path, report_path, fmt) -> None:
     """Check the pulled snapshot against the task schema and the scheme; write records.
 
     Every task ends as a record or in the report with a reason; problems name the task,
-    annotation, annotator pseudonym and field. Exit status 1 if anything is invalid.
+    annotation, annotator pseudonym and field. On screen they are counted by reason, the first of
+    each as the example; the JSON report file lists each one. Exit status 1 if anything is invalid.
 
     \b
     Example:
         builder validate --report build/validation-report.json
+        builder validate --format json
     """
     from builder.records.from_snapshot import validate_to_files
+    from builder.report import PROBLEM_COLUMNS, render
 
     result = validate_to_files(project_of(ctx), snapshot, records_path, report_path)
-    print_validation(result)
+    print_validation(result, table=fmt == "table")
+    if fmt != "table":
+        summary = {
+            "stage": "validate",
+            **validation_summary(result),
+            "records_path": str(result.records_path),
+            "report_path": str(result.report_path),
+        }
+        click.echo(render(fmt, PROBLEM_COLUMNS, summary["problems"], summary), nl=False)
     click.echo(f"wrote {result.records} records to {result.records_path}, report to {result.report_path}", err=True)
     if result.report.errors():
         ctx.exit(1)
@@ -885,41 +943,36 @@ def validate(ctx, snapshot, records_path, report_path) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@_format_option("JSON: the figures as one object; table and CSV: one row per figure (section, key, value).")
+@_json_alias
 @click.pass_context
-def stats(ctx, snapshot, as_json) -> None:
+def stats(ctx, snapshot, fmt, as_json) -> None:
     """Label counts and inter-annotator agreement (Krippendorff's alpha, Fleiss' kappa, span F1).
+
+    Annotators appear under their pseudonyms. The table and CSV have one row per figure: its
+    section (`labels.stance`, `stance_agreement`, ...), its key and its value.
 
     \b
     Example:
         builder stats
+        builder stats --format json
     """
-    import json
-
     from builder.records.from_snapshot import dataset_statistics
+    from builder.report import flat_rows, render, render_json
 
     project = project_of(ctx)
     snapshot = snapshot or project.snapshot_path
     figures = dataset_statistics(project, snapshot)
-    if as_json:
-        click.echo(json.dumps(figures, indent=2, sort_keys=True))
-        _said_which_snapshot(snapshot)
-        return
-    s, e = figures["stance_agreement"], figures["span_agreement"]
-    click.echo(
-        f"records: {figures['records']}, annotators: {len(figures['annotators'])} "
-        f"({', '.join(f'{k}: {v}' for k, v in figures['annotators'].items())})"
-    )
-    click.echo(f"stance: {figures['labels']['stance']}  status: {figures['labels']['stance_status']}")
-    click.echo(f"entities: {figures['labels']['entities']}")
-    click.echo(
-        f"stance agreement over {s['units']} sentences with 2+ annotators ({s['ratings']} ratings): "
-        f"Krippendorff's alpha {s['krippendorff_alpha']}, "
-        f"Fleiss' kappa {s['fleiss_kappa']} ({s['fleiss_units']} sentences)"
-    )
-    per_label = ", ".join(f"{k} {v}" for k, v in e["per_label"].items())
-    click.echo(f"entity agreement, pairwise exact-span F1 over {e['pairs']} annotator pairs: {e['f1']} ({per_label})")
+    fmt = "json" if as_json else fmt
+    if fmt == "json":
+        click.echo(render_json(figures, sort_keys=True), nl=False)
+    else:
+        figures = {"dataset": {"records": figures.pop("records")}, **figures}  # every row has a section
+        click.echo(render(fmt, STATS_COLUMNS, flat_rows(figures)), nl=False)
     _said_which_snapshot(snapshot)
+
+
+STATS_COLUMNS = [("section", "section"), ("key", "key"), ("value", "value")]
 
 
 def _said_which_snapshot(snapshot) -> None:
@@ -930,14 +983,7 @@ def _said_which_snapshot(snapshot) -> None:
 
 @cli.command()
 @_snapshot_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="JSON: a list of one object per annotator (null where a figure has no data).",
-)
+@_format_option("JSON: a list of one object per annotator (null where a figure has no data).")
 @click.option("-o", "--output", type=OutputFile(), help="Write the report to this file (atomically) instead of stdout.")
 @click.pass_context
 def quality(ctx, snapshot, fmt, output) -> None:
@@ -977,8 +1023,12 @@ def quality(ctx, snapshot, fmt, output) -> None:
 
 @cli.command()
 @_snapshot_option
+@_format_option(
+    "JSON: the stance ties and the entity conflicts (each annotator's stance and spans) and the views' links; "
+    "CSV: one row per sentence."
+)
 @click.pass_context
-def review(ctx, snapshot) -> None:
+def review(ctx, snapshot, fmt) -> None:
     """List what aggregation could not decide and make Label Studio views of it for adjudication.
 
     Stance ties (each annotator's stance), then entity conflicts: the sentence, each annotator's spans by
@@ -990,33 +1040,106 @@ def review(ctx, snapshot) -> None:
     \b
     Example:
         builder review
+        builder review --format json > build/review.json
     """
     from builder.labelstudio.client import resolve_connection
-    from builder.labelstudio.review import ENTITY_REVIEW_VIEW_TITLE, create_review_view, entity_conflict_lines
+    from builder.labelstudio.review import (
+        ENTITY_REVIEW_VIEW_TITLE,
+        create_review_view,
+        describe_spans,
+        entity_conflict_lines,
+    )
     from builder.records.from_snapshot import unresolved_records
+    from builder.report import render, render_table
 
     project = project_of(ctx)
     unresolved, conflicts = unresolved_records(project, snapshot or project.snapshot_path)
-    for record in unresolved:
-        votes = ", ".join(f"{a['annotator']}: {a['stance']}" for a in record["annotations"])
-        click.echo(
-            f"{record['id']}  {record['article_id']}#{record['sentence_index']}  [{votes}]  {record['text'][:80]}"
-        )
-    if conflicts:
+    as_table = fmt == "table"
+    rows = []
+    for kind, records in (("stance tie", unresolved), ("entity conflict", conflicts)):
+        for record in records:
+            rows.append(
+                {
+                    "kind": kind,
+                    "id": record["id"],
+                    "sentence": f"{record['article_id']}#{record['sentence_index']}",
+                    "annotations": "; ".join(
+                        f"{a['annotator']}: {a['stance'] if kind == 'stance tie' else describe_spans(a['entities'])}"
+                        for a in record["annotations"]
+                    ),
+                    "unresolved": describe_spans(record.get("unresolved_entities") or [])
+                    if kind == "entity conflict"
+                    else "stance",
+                    "text": record["text"],
+                }
+            )
+    if as_table and unresolved:
+        ties = [{**row, "text": row["text"][:80]} for row in rows if row["kind"] == "stance tie"]
+        click.echo(f"stance ties ({len(unresolved)} sentence(s)):")
+        click.echo(render_table(REVIEW_TIE_COLUMNS, ties), nl=False)
+    if as_table and conflicts:
         click.echo(f"entity conflicts ({len(conflicts)} sentence(s)):")
         for record in conflicts:
             for line in entity_conflict_lines(record):
                 click.echo(line)
+    views = {}
+    if unresolved or conflicts:
+        connection = resolve_connection(project.root)
+        if unresolved:
+            views["stance_ties"] = create_review_view(connection, project, [r["id"] for r in unresolved])
+        if conflicts:
+            views["entity_conflicts"] = create_review_view(
+                connection, project, [r["id"] for r in conflicts], ENTITY_REVIEW_VIEW_TITLE
+            )
+    if not as_table:
+        data = {
+            "stance_ties": [
+                {
+                    "id": r["id"],
+                    "article_id": r["article_id"],
+                    "sentence_index": r["sentence_index"],
+                    "stances": {a["annotator"]: a["stance"] for a in r["annotations"]},
+                    "text": r["text"],
+                }
+                for r in unresolved
+            ],
+            "entity_conflicts": [
+                {
+                    "id": r["id"],
+                    "article_id": r["article_id"],
+                    "sentence_index": r["sentence_index"],
+                    "spans": {a["annotator"]: a["entities"] for a in r["annotations"]},
+                    "unresolved": r["unresolved_entities"],
+                    "text": r["text"],
+                }
+                for r in conflicts
+            ],
+            "views": views,
+        }
+        click.echo(render(fmt, REVIEW_COLUMNS, rows, data), nl=False)
     if not unresolved and not conflicts:
-        click.echo("no unresolved sentences")
-        return
-    connection = resolve_connection(project.root)
+        click.echo("no unresolved sentences", err=not as_table)
     if unresolved:
-        url = create_review_view(connection, project, [r["id"] for r in unresolved])
-        click.echo(f"{len(unresolved)} unresolved; review them in Label Studio: {url}")
+        click.echo(
+            f"{len(unresolved)} unresolved; review them in Label Studio: {views['stance_ties']}", err=not as_table
+        )
     if conflicts:
-        url = create_review_view(connection, project, [r["id"] for r in conflicts], ENTITY_REVIEW_VIEW_TITLE)
-        click.echo(f"{len(conflicts)} sentence(s) with entity conflicts; review them in Label Studio: {url}")
+        click.echo(
+            f"{len(conflicts)} sentence(s) with entity conflicts; review them in Label Studio: "
+            f"{views['entity_conflicts']}",
+            err=not as_table,
+        )
+
+
+REVIEW_TIE_COLUMNS = [("id", "id"), ("sentence", "sentence"), ("annotations", "stances"), ("text", "text")]
+REVIEW_COLUMNS = [
+    ("kind", "kind"),
+    ("id", "id"),
+    ("sentence", "sentence"),
+    ("annotations", "annotations"),
+    ("unresolved", "unresolved"),
+    ("text", "text"),
+]
 
 
 @cli.command("schema")
@@ -1052,11 +1175,13 @@ def schema_command(ctx, check) -> None:
     help="Dataset folder, new, empty or an earlier build's. Default: dist/<dataset name>.",
 )
 @click.option("--push-to-hub", "repo_id", help="Also upload the folder to this Hub dataset repo (token from HF_TOKEN).")
+@_format_option("JSON: the folder, records per split, the validation summary and warnings; CSV: one row per split.")
 @click.pass_context
-def build(ctx, snapshot, output, repo_id) -> None:
+def build(ctx, snapshot, output, repo_id, fmt) -> None:
     """Build the Hugging Face dataset folder: Parquet per split and a generated card.
 
-    Validation problems are reported (as by `builder validate`) and the valid records are built.
+    Validation problems are reported once, counted by reason (as by `builder validate`), and the
+    valid records are built.
     OUTPUT must be new, empty, or an earlier output of builder's (marked by .builder-output.json);
     it is replaced whole, or kept as it was if the build fails.
 
@@ -1070,16 +1195,43 @@ def build(ctx, snapshot, output, repo_id) -> None:
     project = project_of(ctx)
     output = output or project.dataset_path
     facts = build_project_dataset(project, snapshot or project.snapshot_path, output)
-    print_validation(facts.validation, limit=10)
-    for line in uneven_warnings(project, facts):
+    print_validation(facts.validation, table=fmt != "json")
+    warnings = uneven_warnings(project, facts)
+    for line in warnings:
         click.echo(line, err=True)
-    sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in ("train", "validation", "test"))
+    splits = ("train", "validation", "test")
+    sizes = ", ".join(f"{split} {facts.counts[split]['records']}" for split in splits)
     gold = f"; {facts.gold_questions} gold questions in the snapshot, left out" if facts.gold_questions else ""
-    click.echo(f"built {output}: {sizes}{gold}")
+    click.echo(f"built {output}: {sizes}{gold}", err=fmt != "table")
+    pushed = None
     if repo_id:
         from builder.dataset.hub import push_folder
 
-        click.echo(f"pushed to {push_folder(output, repo_id)}")
+        pushed = push_folder(output, repo_id)
+        click.echo(f"pushed to {pushed}", err=fmt != "table")
+    if fmt != "table":
+        from builder.report import render
+
+        rows = [
+            {
+                "split": split,
+                "records": facts.counts[split]["records"],
+                "articles": len(facts.counts[split]["articles"]),
+            }
+            for split in splits
+        ]
+        summary = {
+            "output": str(output),
+            "splits": {row["split"]: row["records"] for row in rows},
+            "gold_questions": facts.gold_questions,
+            "validation": validation_summary(facts.validation),
+            "warnings": warnings,
+            "pushed_to": None if pushed is None else str(pushed),
+        }
+        click.echo(render(fmt, BUILD_COLUMNS, rows, summary), nl=False)
+
+
+BUILD_COLUMNS = [("split", "split"), ("records", "records"), ("articles", "articles")]
 
 
 @cli.command()

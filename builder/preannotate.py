@@ -181,3 +181,43 @@ def article_batches(items: Iterable, article_of: Callable[[object], str | None],
             last = article
     if batch:
         yield batch
+
+
+SPANS, STANCE = "entity spans", "stance"
+
+
+def unproposed_kinds(predictor, project=None) -> dict[str, str]:
+    """Why `predictor` proposes no pre-annotation at all of a kind (SPANS, STANCE): {kind: why}, empty when it
+    may propose both. `builder push` says this when it attaches none of a kind, so that nobody reads a
+    silent zero as a fault (a first push with an empty gazetteer, a model that could promise nothing)."""
+    if predictor is None:
+        return {SPANS: "--predictor none", STANCE: "--predictor none"}
+    why = {}
+    if isinstance(predictor, GazetteerPredictor):
+        if predictor.pattern is None:
+            why[SPANS] = (
+                "the gazetteer is empty: it learns the strings annotators labelled, and the snapshot holds none "
+                "yet (after a pull, `builder predict --predictor gazetteer` adds them to tasks not yet annotated)"
+            )
+        why[STANCE] = "the gazetteer proposes entity spans only; " + (
+            "a trained model suggests stance: `--predictor model`"
+            if project is not None and _has_model(project)
+            else "no model trained yet (`builder train`, then `--predictor model`)"
+        )
+    elif isinstance(predictor, SpacyPredictor):
+        why[STANCE] = "a spaCy pipeline proposes entity spans only"
+    thresholds = getattr(predictor, "thresholds", None)
+    if isinstance(thresholds, dict):  # the trained model: a kind it could not promise a precision for is off
+        manifest = getattr(predictor, "manifest", None) or {}
+        notes = (manifest.get("metrics") or {}).get("threshold_notes") or {}
+        if thresholds.get("span") is None:
+            why[SPANS] = f"the model promises no entity spans ({notes.get('span', 'no span threshold')})"
+        if thresholds.get("stance") is None or getattr(predictor, "stance", True) is None:
+            why[STANCE] = f"the model promises no stance ({notes.get('stance', 'no stance threshold')})"
+    return why
+
+
+def _has_model(project) -> bool:
+    from builder.learn.trained import MANIFEST, default_model_dir
+
+    return (default_model_dir(project) / MANIFEST).is_file()

@@ -35,7 +35,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     from builder.labelstudio.annotator_names import give_names, pseudonymizer_for
     from builder.labelstudio.client import URL_VARIABLE, resolve_connection
     from builder.labelstudio.pull import pull
-    from builder.labelstudio.push import push_sentences
+    from builder.labelstudio.push import attached_lines, push_sentences
     from builder.labelstudio.replay import replay
     from builder.outputs import DATASET_COMMANDS, check_output_folder
     from builder.preannotate import make_predictor
@@ -75,6 +75,8 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
     if pushed.set_aside:
         log("    " + ", ".join(f"{n} {reason}" for reason, n in pushed.set_aside.items()) + " set aside, never pushed")
+    for line in attached_lines(pushed, "gazetteer"):
+        log(f"    {line}")
     sample_accounts = json.loads(accounts_file.read_text(encoding="utf-8"))
     accounts, names = sample_accounts["accounts"], sample_accounts.get("pseudonyms", {})
     log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")

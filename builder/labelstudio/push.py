@@ -30,7 +30,7 @@ from builder.labelstudio.project_api import (
     task_sentence_id_pages,
 )
 from builder.model import prediction_for
-from builder.preannotate import article_batches, article_contexts
+from builder.preannotate import article_batches, article_contexts, unproposed_kinds
 from builder.project import Project
 from builder.records.steering import ARM_FIELD, WITHHELD, record_withheld, suggestion_arm, withheld_suggestions
 
@@ -66,6 +66,10 @@ class PushResult:
     previous_model_version: str = ""  # the project's model version before this push
     withheld: int = 0  # tasks imported without a suggestion: the control arm ([annotation] suggestion_holdout)
     set_aside: dict[str, int] = field(default_factory=dict)  # sentences never pushed, by reason (`set_aside`)
+    proposed: int = 0  # tasks imported with a pre-annotation (a Label Studio prediction)
+    proposed_spans: int = 0  # entity spans in those pre-annotations
+    proposed_stances: int = 0  # stance suggestions in them (one at most per task)
+    unproposed: dict = field(default_factory=dict)  # builder.preannotate.unproposed_kinds: {kind: why none}
 
 
 SELECTIONS = ("file", "uncertain", "random")
@@ -316,7 +320,7 @@ def _import_new(
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="sentence", desc="push", file=sys.stderr)
-    done = skipped = left_out = taken = predicted = withheld = 0
+    done = skipped = left_out = taken = predicted = withheld = spans = stances = 0
     set_aside: Counter = Counter()
     pending_ids: set[str] = set()  # read, not yet sent: a repeat among them is skipped
     mixed = MixCount()
@@ -325,7 +329,7 @@ def _import_new(
     measures = select.limit is not None and uncertainties(predictor, []) is not None
 
     def send(items: list[tuple[dict, bool]]) -> None:
-        nonlocal done, predicted, withheld
+        nonlocal done, predicted, withheld, spans, stances
         pending = [sentence for sentence, _ in items]
         pending_gold = {sentence["id"] for sentence, is_gold in items if is_gold}
         # A sentence is read with the other sentences of its article, all in the same import batch.
@@ -354,6 +358,10 @@ def _import_new(
         record_withheld(project, would_be)
         done += len(batch)
         predicted += sum(1 for task in batch if task.get("predictions"))
+        for task in batch:
+            for item in task.get("predictions", [{}])[0].get("result", []):
+                spans += item.get("type") == "labels"
+                stances += item.get("type") == "choices"
         withheld += sum(1 for task in batch if task["data"].get(ARM_FIELD) == WITHHELD)
         if measures:
             ordinary = [s for s in pending if s["id"] not in pending_gold]
@@ -431,4 +439,34 @@ def _import_new(
         mean_uncertainty=sum(scored) / len(scored) if scored else None,
         model_version=getattr(predictor, "model_version", None) if predicted else None,
         withheld=withheld,
+        proposed=predicted,
+        proposed_spans=spans,
+        proposed_stances=stances,
+        unproposed=unproposed_kinds(predictor, project),
     )
+
+
+def attached_lines(result: PushResult, predictor_spec: str) -> list[str]:
+    """What `builder push` says it attached: tasks with proposals, entity spans and stance suggestions, and for
+    each kind attached to no task, why (the predictor cannot propose it, the control arm, nothing found)."""
+    imported = result.created + result.gold
+    if imported == 0:
+        return ["pre-annotations: no new task, nothing attached"]
+    source = f" of {result.model_version}" if result.model_version else f" (--predictor {predictor_spec})"
+    lines = [
+        f"pre-annotations{source}: {result.proposed} of {imported} new tasks with proposals, "
+        f"{result.proposed_spans} entity spans proposed, {result.proposed_stances} stance suggestions"
+    ]
+    for kind, count in (("entity spans", result.proposed_spans), ("stance", result.proposed_stances)):
+        if count:
+            continue
+        why = result.unproposed.get(kind)
+        if why is None:
+            shown = imported - result.withheld
+            why = (
+                f"every new task is in the control arm ({result.withheld} withheld)"
+                if shown == 0
+                else f"the predictor found none in the {shown} tasks it was shown"
+            )
+        lines.append(f"no {kind} {'proposed' if kind == 'entity spans' else 'suggested'}: {why}")
+    return lines

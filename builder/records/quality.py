@@ -599,20 +599,20 @@ def report_records(report: pd.DataFrame, places: int = 4) -> list[dict]:
     return records
 
 
-_TABLE = (  # (column, header, width, format)
-    ("annotator", "annotator", 0, "{}"),
-    ("annotated", "annotated", 9, "{:d}"),
-    ("skipped", "skipped", 7, "{:d}"),
-    ("cancelled", "cancelled", 9, "{:d}"),
-    ("median_lead_time", "lead_s", 7, "{:.1f}"),
-    ("gold_answers", "gold", 5, "{:d}"),
-    ("gold_accuracy", "gold_acc", 8, "{:.3f}"),
-    ("gold_interval", "95% interval", 13, "{}"),
-    ("gold_span_f1_exact", "span_f1", 7, "{:.3f}"),
-    ("gold_span_f1_overlap", "overlap_f1", 10, "{:.3f}"),
-    ("kappa", "kappa", 6, "{:.3f}"),
-    ("agreement_with_aggregate", "agree_agg", 9, "{:.3f}"),
-    ("anchoring", "anchoring", 9, "{:.3f}"),
+_TABLE = (  # (column, header, format); laid out by builder.report.render_table like every report
+    ("annotator", "  annotator", "{}"),
+    ("annotated", "annotated", "{:d}"),
+    ("skipped", "skipped", "{:d}"),
+    ("cancelled", "cancelled", "{:d}"),
+    ("median_lead_time", "lead_s", "{:.1f}"),
+    ("gold_answers", "gold", "{:d}"),
+    ("gold_accuracy", "gold_acc", "{:.3f}"),
+    ("gold_interval", "95% interval", "{}"),
+    ("gold_span_f1_exact", "span_f1", "{:.3f}"),
+    ("gold_span_f1_overlap", "overlap_f1", "{:.3f}"),
+    ("kappa", "kappa", "{:.3f}"),
+    ("agreement_with_aggregate", "agree_agg", "{:.3f}"),
+    ("anchoring", "anchoring", "{:.3f}"),
 )
 
 
@@ -626,22 +626,17 @@ def render(report: pd.DataFrame, fmt: str) -> str:
         return pd.DataFrame(report_records(report), columns=list(REPORT_COLUMNS)).to_csv(index=False)
     if fmt != "table":
         raise InputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    cells = []
+    from builder.report import render_table
+
+    rows = []
     for record in report_records(report):
         low, high = record["gold_accuracy_low"], record["gold_accuracy_high"]
         record["gold_interval"] = f"{low:.3f}-{high:.3f}" if low is not None else None
-        line = []
-        for column, _, _, form in _TABLE:
-            value = record[column]
-            line.append("-" if value is None else form.format(value))
-        line[0] = ("* " if record["flagged"] else "  ") + line[0]
-        cells.append(line)
-    first = max([len("  annotator"), *(len(line[0]) for line in cells)])
-    header = ["  annotator".ljust(first)] + [h.rjust(w) for _, h, w, _ in _TABLE[1:]]
-    lines = [" ".join(header).rstrip()]
-    for line in cells:
-        lines.append(" ".join([line[0].ljust(first)] + [c.rjust(w) for c, (_, _, w, _) in zip(line[1:], _TABLE[1:])]))
-    return "\n".join(lines) + "\n"
+        row = {column: None if record[column] is None else form.format(record[column]) for column, _, form in _TABLE}
+        row["annotator"] = ("* " if record["flagged"] else "  ") + record["annotator"]
+        rows.append(row)
+    columns = [(column, header) for column, header, _ in _TABLE]
+    return render_table(columns, rows, right={column for column, _, _ in _TABLE[1:]})
 
 
 @dataclass
@@ -670,10 +665,7 @@ def _is_quality_report(path: Path) -> bool:
     if not text.strip():
         return True
     first = text.splitlines()[0]
-    if (
-        first == ",".join(REPORT_COLUMNS)
-        or first.split() == " ".join(["annotator", *(h for _, h, _, _ in _TABLE[1:])]).split()
-    ):
+    if first == ",".join(REPORT_COLUMNS) or first.split() == " ".join(h for _, h, _ in _TABLE).split():
         return True
     try:
         rows = json.loads(text)
