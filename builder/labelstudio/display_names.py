@@ -45,9 +45,10 @@ def planned_pseudonyms(
     from builder.labelstudio.accounts import organization_users
     from builder.labelstudio.annotator_names import annotator_names, pseudonymizer_for
 
+    # the accounts first: an answer builder cannot read stops here, before a pseudonym key is made
+    members = {user.email: user.id for user in organization_users(connection) if user.active and user.email}
     pseudonymize = pseudonymizer_for(project, project.snapshot_path, log)
     named = annotator_names(connection, project, pseudonymize)
-    members = {user.email: user.id for user in organization_users(connection) if user.active and user.email}
     return {email: named(members[email]) if email in members else pseudonymize(email) for email in emails}
 
 

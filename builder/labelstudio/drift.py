@@ -4,7 +4,7 @@ In Label Studio Community every account may change the project's labeling config
 data, and any other account's annotation. Agreement, gold accuracy and the dataset all assume none of
 that happened, so a pull compares what it reads with what builder itself set:
 
-- the project's settings builder sets (`project_api.project_settings`: the labeling config, the
+- the project's settings builder sets (project_api.project_settings: the labeling config, the
   instructions, overlap, skip button, ...) against those builder.toml generates now and those builder
   last pushed (a builder.toml edited but not pushed yet is no drift);
 - each task's data against the data builder imported for that sentence (recorded at push, per server and
@@ -181,9 +181,8 @@ class DriftWatch:
 
         return stop
 
-    def check_settings(self) -> None:
-        from builder.labelstudio.project_api import project_settings
-
+    def check_settings(self, wanted: dict) -> None:
+        """Compare the project's settings with `wanted`, those builder.toml generates (project_api.project_settings)."""
         doing = "reading the project's settings"
         with calling(self.connection, doing):
             response = self.connection.http().request(f"api/projects/{self.project_id}", method="GET")
@@ -191,7 +190,6 @@ class DriftWatch:
         if not isinstance(body, dict) or "label_config" not in body:
             raise unexpected_answer(self.connection, doing, "a project with its labeling config")
         now = settings_digest(body)
-        wanted = project_settings(self.project)
         if now == settings_digest(wanted) or now in self._settings:
             return
         differing = [key for key in _settings_keys() if _as_stored(body.get(key)) != _as_stored(wanted.get(key))]

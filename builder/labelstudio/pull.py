@@ -46,7 +46,7 @@ from builder.labelstudio.annotator_names import (
 )
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.drift import DriftWatch, observed
-from builder.labelstudio.project_api import require_project
+from builder.labelstudio.project_api import project_settings, require_project
 from builder.labelstudio.pull_state import (
     previous_since,
     read_pull_state,
@@ -250,7 +250,7 @@ def _pull_locked(
     remove_stale_exports(connection, project_id, now)
     name = annotator_names(connection, project, pseudonymize)
     watch = DriftWatch(connection, project, project_id, name.server, name)
-    watch.check_settings()
+    watch.check_settings(project_settings(project))
     key = state_key(name.server, project_id, output)
     why_full = ""
     previous = None
