@@ -150,7 +150,6 @@ class DriftWatch:
         self.connection, self.project, self.project_id, self.server = connection, project, project_id, server
         self.name = name  # user id -> pseudonym (annotator_names.AccountNames)
         self.changes: list[Change] = []
-        self._seen_tasks: set[int] = set()
         with calling(connection, "identifying the API key's account"):
             self.me = connection.client().users.whoami().id
         with _record(project.root) as db:
@@ -194,7 +193,7 @@ class DriftWatch:
             return
         differing = [key for key in _settings_keys() if _as_stored(body.get(key)) != _as_stored(wanted.get(key))]
         what = ", ".join(_SETTING_NAMES.get(key, f"setting {key}") for key in differing) or "the project's settings"
-        self.changes.append(
+        self._add(
             Change(
                 f"{what} (differs from builder.toml's and from what builder pushed; Label Studio records no author)",
                 "settings",
@@ -204,9 +203,8 @@ class DriftWatch:
 
     def check_task(self, task: dict) -> None:
         task_id = task.get("id")
-        if type(task_id) is not int or task_id in self._seen_tasks:
+        if type(task_id) is not int:
             return
-        self._seen_tasks.add(task_id)
         data = task.get("data")
         if isinstance(data, dict) and isinstance(data.get("sentence_id"), str):
             self._check_data(task_id, data)
@@ -227,7 +225,7 @@ class DriftWatch:
             return
         pushed = json.loads(row[0])
         fields = sorted(key for key in {*pushed, *data} if pushed.get(key) != data.get(key))
-        self.changes.append(
+        self._add(
             Change(
                 f"task {task_id}'s data (sentence {sentence_id}: {', '.join(fields)}; Label Studio records no author)",
                 "task data",
@@ -249,7 +247,7 @@ class DriftWatch:
         if (annotation_id, stamp) in self._accepted:
             return
         by = self.name(author) if type(author) is int else "an unknown account"
-        self.changes.append(
+        self._add(
             Change(
                 f"annotation {annotation_id} on task {task_id} (by {by}) edited by {self.name(editor)}",
                 "annotation",
@@ -258,6 +256,11 @@ class DriftWatch:
                 ),
             )
         )
+
+    def _add(self, change: Change) -> None:
+        """Note a change once (an export may hold a task twice; a reconciling pull reads some tasks again)."""
+        if all(change.what != seen.what for seen in self.changes):
+            self.changes.append(change)
 
     def summary(self) -> str:
         shown = "; ".join(change.what for change in self.changes[:SHOWN])
