@@ -500,7 +500,7 @@ def annotators_list(ctx, as_json, show_emails) -> None:
 
     Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
     annotated or skipped by them, and still short of the annotators per task the project asks for).
-    The pseudonym is the one `builder pull` gives (shown after the first pull, which makes the key).
+    The pseudonym is the one `builder pull` gives (shown once `annotators add` or a pull made the key).
 
     \b
     Example:
