@@ -477,31 +477,47 @@ _show_emails = click.option(
 def annotators_add(ctx, emails, invite_only, show_emails) -> None:
     """Make an annotator account for each e-mail, the way a person joins (the invite link).
 
-    Prints each account's generated password (hand it over privately: Label Studio Community has no
-    page to change it), or with --invite-only the invite link (anyone who has it can join). An e-mail
-    that is a member already is reported and left alone; invalid e-mails stop the command before
-    anything is made.
+    Each account gets as its Label Studio name the pseudonym the dataset gives it, so other
+    annotators see that, not its e-mail; each row printed starts with it (two e-mails at one domain
+    mask alike). Prints each account's generated password (hand it over privately: Label Studio
+    Community has no page to change it), or with --invite-only the invite link (anyone who has it
+    can join; run `annotators add` with their e-mails once they signed up, to name them). An e-mail
+    that is a member already is reported and named, nothing else; invalid e-mails stop the command
+    before anything is made.
 
     \b
     Example:
         builder annotators add ann1@example.org ann2@example.org
         builder annotators add --invite-only
     """
-    from builder.labelstudio.accounts import REMOVED_EARLIER, add_annotators, checked_emails, mask_email
+    from builder.labelstudio.accounts import REMOVED_EARLIER, checked_emails, mask_email
     from builder.labelstudio.client import resolve_connection
+    from builder.labelstudio.display_names import add_named_annotators
 
     if not emails and not invite_only:
         raise click.UsageError("give at least one e-mail, or --invite-only")
     shown = (lambda e: e) if show_emails else mask_email
     wanted = checked_emails(emails)
+    project = project_of(ctx, needs_root=True)  # the pseudonym key is the project's
     width = max([len(shown(e)) for e in wanted] + [len("e-mail")])
+    name_width = len("annotator-") + 12
     if wanted:
-        click.echo(f"{'e-mail':<{width}}  {'status':<30}  password")
+        click.echo(f"{'pseudonym':<{name_width}}  {'e-mail':<{width}}  {'status':<30}  password")
 
-    def row(account) -> None:
-        click.echo(f"{shown(account.email):<{width}}  {account.status:<30}  {account.password or '-'}".rstrip())
+    def row(account, pseudonym: str) -> None:
+        click.echo(
+            f"{pseudonym:<{name_width}}  {shown(account.email):<{width}}  {account.status:<30}  "
+            f"{account.password or '-'}".rstrip()
+        )
 
-    result = add_annotators(resolve_connection(project_of(ctx).root), wanted, invite_only, on_account=row)
+    result, _ = add_named_annotators(
+        resolve_connection(project.root),
+        project,
+        wanted,
+        invite_only,
+        on_account=row,
+        log=lambda m: click.echo(m, err=True),
+    )
     if result.invite_url:
         click.echo(f"invite link (anyone who has it can join the organization): {result.invite_url}")
     if any(a.password for a in result.accounts):
@@ -524,7 +540,7 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
 
     Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
     annotated or skipped by them, and still short of the annotators per task the project asks for).
-    The pseudonym is the one `builder pull` gives (shown after the first pull, which makes the key).
+    The pseudonym is the one `builder pull` gives (shown once `annotators add` or a pull made the key).
     E-mails are masked in every format unless --show-emails.
 
     \b
@@ -800,13 +816,21 @@ def predict(ctx, sentences, predictor, output, workers, executor) -> None:
     is_flag=True,
     help="Accept that a new pseudonym key renames the annotators already in the snapshot.",
 )
+@click.option(
+    "--accept-changes",
+    is_flag=True,
+    help="Pull although the labeling config, settings, task data or another's annotation changed in Label Studio.",
+)
 @click.option("-o", "--output", type=OutputFile(), help="Snapshot file. Default: annotations/snapshot.jsonl.")
 @click.pass_context
-def pull(ctx, since_last, rename_annotators, output) -> None:
+def pull(ctx, since_last, rename_annotators, accept_changes, output) -> None:
     """Fetch annotated tasks through a Label Studio snapshot export into annotations/.
 
     The snapshot is JSON Lines, one task per line sorted by sentence id, annotators as
     pseudonyms; it is written atomically, so a failed pull leaves the previous one untouched.
+    A pull refuses, writing nothing, when what annotators label against changed in Label Studio:
+    the labeling config or settings builder set, a task's data, or an annotation edited by an
+    account other than its author; --accept-changes pulls anyway and records what it accepted.
 
     \b
     Example:
@@ -826,6 +850,7 @@ def pull(ctx, since_last, rename_annotators, output) -> None:
         since_last,
         log=lambda m: click.echo(m, err=True),
         rename_annotators=rename_annotators,
+        accept_changes=accept_changes,
     )
     if since_last and not result.incremental:
         click.echo(f"full pull: {result.why_full}", err=True)

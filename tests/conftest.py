@@ -152,9 +152,13 @@ def cli_env(connection) -> dict:
 
 
 def run_cli(*args, env=None, cwd=None):
+    """Run `python -m builder` with this checkout's package first on its path, whatever `cwd` is (from a project
+    folder elsewhere, `-m` would find the package the virtual environment installed, maybe another checkout's)."""
     import subprocess
     import sys
 
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "builder", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd
     )

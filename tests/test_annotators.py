@@ -17,14 +17,16 @@ from builder.labelstudio import accounts
 from builder.labelstudio.accounts import checked_emails, list_annotators, mask_email
 from builder.labelstudio.push import push_sentences
 from builder.labelstudio.users import annotator_connection
-from builder.pseudonyms import Pseudonymizer, key_path, load_key
+from builder.pseudonyms import Pseudonymizer, load_key
 
 from .conftest import cli_env, make_project, run_cli
 from .proxy import FailingProxy
 from .test_annotator_ui import chromium  # noqa: F401 -- the fixture: Debian's chromium, headless
 from .test_labelstudio import annotate, synthetic_sentences
 
-ROW = re.compile(r"^(\S+)\s+(added|already a member|to sign up with the invite link)\s+(\S+)$", re.M)
+ROW = re.compile(
+    r"^(annotator-[0-9a-f]{12})\s+(\S+)\s+(added|already a member|to sign up with the invite link)\s+(\S+)$", re.M
+)
 
 
 def _add(ls, cwd, *args):
@@ -33,8 +35,13 @@ def _add(ls, cwd, *args):
     return result
 
 
+def _rows(stdout: str) -> list[tuple[str, str, str]]:
+    """(e-mail as shown, status, password) of each account row `annotators add` printed."""
+    return [row[1:] for row in ROW.findall(stdout)]
+
+
 def _passwords(stdout: str) -> list[str]:
-    return [password for _, status, password in ROW.findall(stdout) if status == "added"]
+    return [password for _, status, password in _rows(stdout) if status == "added"]
 
 
 def _form_post(opener, url: str, page_url: str, fields: dict) -> str:
@@ -108,7 +115,7 @@ def test_added_accounts_log_in_through_the_login_page_and_a_plain_session(ls, ch
 
     again = _add(ls, tmp_path, emails[1].upper(), "--show-emails")
     assert again.returncode == 0, again.stderr
-    assert ROW.findall(again.stdout) == [(emails[1], "already a member", "-")]
+    assert _rows(again.stdout) == [(emails[1], "already a member", "-")]
     assert _plain_login(ls.url, emails[1], passwords[1]) == emails[1]  # the password was left alone
 
     # one invalid e-mail: one line naming it, and nothing made
@@ -122,7 +129,7 @@ def test_invite_only_prints_a_link_the_signup_form_accepts(ls, tmp_path):
     make_project(tmp_path, "accounts: invite")
     invited = _add(ls, tmp_path, "--invite-only", "invited@example.org")
     assert invited.returncode == 0, invited.stderr
-    assert ROW.findall(invited.stdout) == [("i•••@example.org", "to sign up with the invite link", "-")]
+    assert _rows(invited.stdout) == [("i•••@example.org", "to sign up with the invite link", "-")]
     assert "invited@example.org" not in {u.email for u in accounts.organization_users(ls)}  # nothing made
     [link] = re.findall(r"invite link \(anyone who has it can join the organization\): (\S+)", invited.stdout)
     assert link.startswith(f"{ls.url}/user/signup/?token=")
@@ -132,7 +139,7 @@ def test_invite_only_prints_a_link_the_signup_form_accepts(ls, tmp_path):
     assert _whoami(opener, ls.url) == "invited@example.org"
     assert _plain_login(ls.url, "invited@example.org", "a password of my own") == "invited@example.org"
     again = _add(ls, tmp_path, "invited@example.org")
-    assert ROW.findall(again.stdout) == [("i•••@example.org", "already a member", "-")]
+    assert _rows(again.stdout) == [("i•••@example.org", "already a member", "-")]
 
 
 def _listing(ls, cwd, *args) -> dict:
@@ -164,8 +171,9 @@ def test_list_matches_pull_counts_progress_and_remove_keeps_annotations(ls, tmp_
 
     before_pull = _listing(ls, tmp_path)
     assert before_pull["overlap"] == 2 and before_pull["tasks"] == 4
-    assert {row["pseudonym"] for row in before_pull["annotators"]} == {"(after the first pull)"}
-    assert not key_path(tmp_path).exists()  # listing never makes a pseudonym key
+    # `annotators add` made the pseudonym key (it named the accounts in Label Studio): listed by name at once
+    named = Pseudonymizer(load_key(tmp_path), project.name)
+    assert {named(email) for email in emails} <= {row["pseudonym"] for row in before_pull["annotators"]}
 
     pulled = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
     assert pulled.returncode == 0, pulled.stderr
@@ -311,3 +319,41 @@ def test_a_user_whose_email_is_not_a_string_is_one_line_naming_the_user(ls, tmp_
         assert proxy.rewritten >= 3
     members = {u.email for u in accounts.organization_users(ls) if u.active}
     assert email in members and "other.odd@example.org" not in members  # nothing changed
+
+
+def test_accounts_show_their_pseudonym_in_label_studio_and_rows_never_look_alike(ls, tmp_path):
+    """Label Studio shows first/last name before the e-mail: each account builder makes is named with the
+    pseudonym a pull gives it, and two e-mails at one domain (both masked a•••@example.org) print distinct
+    rows, each led by its pseudonym; no e-mail or password reaches any other output."""
+    project = make_project(tmp_path, "accounts: names")
+    pushed = push_sentences(ls, project, synthetic_sentences(1, "names"))
+    emails = ["amy.names@example.org", "anna.names@example.org"]
+    added = _add(ls, tmp_path, *emails)
+    assert added.returncode == 0, added.stderr
+    rows = ROW.findall(added.stdout)
+    assert [row[1] for row in rows] == ["a•••@example.org"] * 2 and len({row[0] for row in rows}) == 2
+    name = Pseudonymizer(load_key(tmp_path), project.name)  # the key `annotators add` made, as a first pull would
+    assert [row[0] for row in rows] == [name(email) for email in emails]
+    passwords = _passwords(added.stdout)
+    assert not any(email in added.stdout + added.stderr for email in emails)
+
+    def shown(connection) -> dict[str, tuple[str, str]]:
+        users = connection.http().request("api/users/", method="GET").json()
+        return {u["email"]: (u["first_name"], u["last_name"]) for u in users if u["email"] in emails}
+
+    assert shown(ls) == {email: (name(email), "") for email in emails}
+    amy = annotator_connection(ls, emails[0], passwords[0])
+    assert shown(amy) == {email: (name(email), "") for email in emails}  # what the other annotator sees
+
+    # the pseudonym Label Studio shows is the one the dataset gets
+    [task] = [t.id for t in ls.client().tasks.list(project=pushed.project_id)]
+    annotate(amy, task, [], "favor", 1.0)
+    pulled = run_cli("pull", env=cli_env(ls), cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    [record] = list(read_jsonl(tmp_path / "annotations" / "snapshot.jsonl"))
+    assert [a["annotator"] for a in record["annotations"]] == [rows[0][0]]
+    # adding again (already members) names them again and prints the same pseudonyms; nothing leaks
+    again = _add(ls, tmp_path, *emails)
+    assert [row[0] for row in ROW.findall(again.stdout)] == [row[0] for row in rows]
+    for output in (pulled.stdout + pulled.stderr, again.stdout + again.stderr):
+        assert not any(secret in output for secret in [*emails, *passwords])

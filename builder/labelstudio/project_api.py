@@ -154,6 +154,7 @@ def ensure_project(connection: Connection, project: Project, adopt: bool = False
     """Create the project (and bind it), or update its config and settings from the scheme. Returns (id, created).
 
     `adopt`: when no project is bound on this server, take the one titled like the scheme's."""
+    from builder.labelstudio.drift import remember_settings
     from builder.labelstudio.registry import bind_project, bound_project, server_identity
 
     client = connection.client()
@@ -176,9 +177,11 @@ def ensure_project(connection: Connection, project: Project, adopt: bool = False
         if created is None:
             raise LabelStudioError(f"the project builder made in Label Studio at {connection.url} was deleted; retry")
         bind_project(project, server, project_id, created)
+        remember_settings(project.root, server, project_id, settings)
         return project_id, True
     with calling(connection, "updating the project's labeling config"):
         client.projects.update(project_id, **settings)
+    remember_settings(project.root, server, project_id, settings)  # what a pull compares the project with
     return project_id, False
 
 

@@ -45,7 +45,8 @@ from builder.labelstudio.annotator_names import (
     remember_names,
 )
 from builder.labelstudio.client import Connection, calling
-from builder.labelstudio.project_api import require_project
+from builder.labelstudio.drift import DriftWatch, observed
+from builder.labelstudio.project_api import project_settings, require_project
 from builder.labelstudio.pull_state import (
     previous_since,
     read_pull_state,
@@ -149,7 +150,7 @@ def _store_annotated(tasks: Iterable[dict], store: TaskStore, name: AccountNames
     replacing the other, and its id goes into `store.duplicates` for the pull's report."""
     read = 0
     ids = _SeenIds()
-    for task in tasks:
+    for task in observed(tasks):  # checked against what builder set (drift.py) while a pull watches
         if ids.add(task["id"]):
             store.duplicates.append(task["id"])
             if task.get("annotations"):
@@ -173,6 +174,7 @@ def pull(
     log: Callable[[str], None] = lambda message: None,
     rename_annotators: bool = False,
     part_size: int | None = None,
+    accept_changes: bool = False,
 ) -> PullResult:
     """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed.
 
@@ -180,7 +182,8 @@ def pull(
     task, the snapshot is sorted on disk, so memory does not grow with the project. More than
     `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts.
     Refuses to rename the annotators of an existing output (another pseudonym key) unless
-    `rename_annotators`."""
+    `rename_annotators`, and to pull what annotators changed in the project's settings, its tasks' data
+    or each other's annotations (builder/labelstudio/drift.py) unless `accept_changes`."""
     from builder.labelstudio.registry import server_identity
     from builder.locks import exclusive, lock_path, snapshot_lock
 
@@ -194,7 +197,9 @@ def pull(
         exclusive(lock_path("pull", server_identity(connection), str(project_id)), on_wait=waiting),
         snapshot_lock(output, on_wait=releasing),
     ):
-        return _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size)
+        return _pull_locked(
+            connection, project, project_id, output, since_last, log, rename_annotators, part_size, accept_changes
+        )
 
 
 class _Work:
@@ -237,11 +242,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _pull_locked(connection, project, project_id, output, since_last, log, rename_annotators, part_size):
+def _pull_locked(
+    connection, project, project_id, output, since_last, log, rename_annotators, part_size, accept_changes=False
+):
     pseudonymize = pseudonymizer_for(project, output, log)
     now = server_time(connection)
     remove_stale_exports(connection, project_id, now)
     name = annotator_names(connection, project, pseudonymize)
+    watch = DriftWatch(connection, project, project_id, name.server, name)
+    watch.check_settings(project_settings(project))
     key = state_key(name.server, project_id, output)
     why_full = ""
     previous = None
@@ -253,6 +262,7 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
             previous = None
     renames = RenameCheck(name.unnamed) if output.is_file() and not rename_annotators else None
     work = _Work(project.root)
+    stop_watching = watch.start()
     try:
         if previous is None:
             store = work.store("tasks")
@@ -266,12 +276,14 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
             written = SnapshotChunks(lines_counted(store.rows(), counts), counts)
         else:
             result, written = _incremental(connection, project_id, output, previous, work, name, renames, part_size)
+        watch.verdict(accept_changes)  # before anything is written
         if renames is not None:
             renames.finish(output, log)
         digest = written.write(output)
         result.written = written.lines
         result.duplicates = sorted({task_id for store in work.stores() for task_id in store.duplicates})
     finally:
+        stop_watching()
         work.close()
     entry = {
         "since": _iso(now - SINCE_MARGIN) if now else previous_since(previous),
@@ -282,6 +294,9 @@ def _pull_locked(connection, project, project_id, output, since_last, log, renam
         entry["counts"] = written.counts.to_state()
     write_pull_state(project, key, entry)
     remember_names(project, name)  # committed: a second maintainer with the key gives the same names
+    if watch.changes:
+        watch.record_accepted()
+        log(f"pull: accepted {len(watch.changes)} change(s) made in Label Studio: {watch.summary()}")
     return result
 
 

@@ -307,6 +307,8 @@ def _import_new(
 ) -> PushResult:
     """Import the chosen sentences the project lacks (`chosen` None: every new one, or the first `limit`)."""
     from builder.gold.mixing import MixCount, mix_gold
+    from builder.labelstudio.drift import remember_tasks
+    from builder.labelstudio.registry import server_identity
 
     connection, project, predictor, select = plan.connection, plan.project, plan.predictor, plan.select
     batch_size, on_batch, gold, total = plan.batch_size, plan.on_batch, plan.gold, plan.total
@@ -351,6 +353,7 @@ def _import_new(
             )
         check_response(connection, response, doing)
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
+        remember_tasks(project.root, server_identity(connection), project_id, batch)  # what pull checks data against
         # the control arm: what the predictor would have suggested, kept out of Label Studio (records/steering.py)
         would_be = withheld_suggestions(
             batch, lambda i: prediction_for(predictor, pending[i]["text"], contexts.get(_article(pending[i])))
