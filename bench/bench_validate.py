@@ -40,8 +40,8 @@ def _text(i: int) -> str:
     return f"Minister Ri Chang Dae met Sergei Shoigu in Moscow on day {i} to discuss cooperation."
 
 
-def generate(path: Path, n: int) -> None:
-    """A snapshot as `builder pull` writes it: sorted by sentence id."""
+def generate(path: Path, n: int, annotators: int = 2) -> None:
+    """A snapshot as `builder pull` writes it: sorted by sentence id; `annotators` annotations per task."""
     import orjson
 
     from builder.sentences.segmenter import sentence_id
@@ -65,7 +65,7 @@ def generate(path: Path, n: int) -> None:
                 "end": len(text),
             }
             annotations = []
-            for a in range(2):
+            for a in range(annotators):
                 result = [
                     {
                         "id": "r1",
@@ -98,7 +98,7 @@ def generate(path: Path, n: int) -> None:
                 ]
                 annotations.append(
                     {
-                        "id": 2 * i + a,
+                        "id": annotators * i + a,
                         "annotator": f"annotator-{a:08d}",
                         "result": result,
                         "was_cancelled": False,

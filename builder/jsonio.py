@@ -244,6 +244,11 @@ class JsonLines:
     `loads(line)`, for the line last given, parses it as `read_jsonl` does: a line that is not JSON goes to
     `on_bad_line` as ("file:line", detail) and gives `UNREADABLE`. When iteration ends, `on_end(n)` is told how many
     lines were given and not found unreadable (by `loads`).
+
+    `readers`: other consumers of the same read (so that a stage reading a file for several purposes opens it
+    once): started generators (`started`) that are sent ("file:line", task) for every non-blank line, the line
+    parsed once by orjson for all of them (and for `loads`), a `BadLine` where it is not JSON. `sha256` is then
+    the digest of the file's bytes (readers given, even none), set once a pass has read the whole file.
     """
 
     def __init__(
@@ -252,6 +257,7 @@ class JsonLines:
         on_bad_line: Callable[[str, str], None],
         on_end: Callable[[int], None] = lambda read: None,
         hint: str = "",
+        readers: Iterable | None = None,
     ) -> None:
         self.path = Path(path)
         self.on_bad_line = on_bad_line
@@ -259,8 +265,14 @@ class JsonLines:
         self.hint = hint
         self.number = 0  # the line last given, counted from 1 (blank lines included)
         self.unreadable = 0
+        self.readers = None if readers is None else list(readers)
+        self.sha256: str | None = None
+        self._parsed: tuple = (None, None)  # (the line last given, its task) while readers are fed
 
     def __iter__(self) -> Iterator[bytes]:
+        if self.readers is not None:
+            yield from self._read_for_all()
+            return
         given = self.unreadable = 0  # each pass counts its own lines
         try:
             with _open_lines(self.path, self.hint) as handle:
@@ -272,16 +284,73 @@ class JsonLines:
         finally:
             self.on_end(given - self.unreadable)
 
+    def _read_for_all(self) -> Iterator[bytes]:
+        """`__iter__` with `readers` fed and the bytes hashed on the way."""
+        given = self.unreadable = 0
+        digest = hashlib.sha256()
+        sends = [reader.send for reader in self.readers]
+        loads, decode_error, path = orjson.loads, orjson.JSONDecodeError, self.path
+        try:
+            with _open_lines(self.path, self.hint) as handle:
+                for self.number, line in enumerate(handle, 1):
+                    digest.update(line)
+                    if line.isspace():
+                        continue
+                    given += 1
+                    if sends:
+                        try:
+                            task = loads(line)
+                        except decode_error as exc:
+                            task = BadLine(f"not valid JSON ({exc}): truncated or corrupted")
+                        where = f"{path}:{self.number}"
+                        for send in sends:
+                            send((where, task))
+                        self._parsed = (line, task)
+                    yield line
+            self.sha256 = digest.hexdigest()
+        finally:
+            self._parsed = (None, None)
+            self.on_end(given - self.unreadable)
+
     UNREADABLE = object()
 
     def loads(self, line: bytes):
         """`line` parsed by orjson, or `UNREADABLE` (reported to `on_bad_line`) when it is not JSON."""
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+        last, task = self._parsed
+        if last is not line:
+            try:
+                task = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                task = BadLine(f"not valid JSON ({exc}): truncated or corrupted")
+        if isinstance(task, BadLine):
             self.unreadable += 1
-            self.on_bad_line(f"{self.path}:{self.number}", f"not valid JSON ({exc}): truncated or corrupted")
+            self.on_bad_line(f"{self.path}:{self.number}", task.detail)
             return self.UNREADABLE
+        return task
+
+
+class BadLine:
+    """What `JsonLines` sends its readers for a line that is not JSON: `detail` says why (as `read_jsonl` would)."""
+
+    __slots__ = ("detail",)
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+def started(reader):
+    """`reader`, a generator that takes items by `send` until it is sent None, started (at its first `yield`)."""
+    next(reader)
+    return reader
+
+
+def finished(reader):
+    """What a `started` reader returns once told that its items have ended (sent None)."""
+    try:
+        reader.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError(f"{reader!r} did not end when its items did")
 
 
 def sha256_file(path: str | Path) -> str:

@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.dataset.bio import bio_to_spans, non_overlapping, spans_to_bio
-from builder.dataset.build import Encoder, build_dataset, sha256_file
+from builder.dataset.build import Encoder, build_dataset
 from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLIT_METHODS, assign_splits, hash_split
 from builder.errors import BuilderError, InputError
-from builder.jsonio import read_jsonl
+from builder.jsonio import read_jsonl, sha256_file
 from builder.outputs import MARKER
 from builder.sentences.segmenter import splitter_name
 
-from .conftest import ROOT
+from .conftest import ROOT, make_project
 
 SNAPSHOT = ROOT / "annotations" / "snapshot.jsonl"
 
@@ -535,3 +535,57 @@ def test_records_hash_is_stable_across_runs(project, tmp_path):
     validate_snapshot(project, SNAPSHOT, b)
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
     assert len(list(read_jsonl(a))) == 65
+
+
+def test_build_reads_the_snapshot_and_the_gold_file_once_each(tmp_path):
+    """`builder build` validates, hashes, measures quality and the control arms, and counts the
+    pre-annotations from one read of the snapshot, and reads the gold file once (issue 25)."""
+    import os
+    import sys
+
+    from builder.dataset.release import build_project_dataset
+    from builder.project import load_project
+    from builder.records.steering import ARM_FIELD, SHOWN, WITHHELD
+
+    tasks = [json.loads(line) for line in SNAPSHOT.read_text(encoding="utf-8").splitlines()]
+    for n, task in enumerate(tasks):  # a control arm and pre-annotations, so every reader has work
+        task["data"][ARM_FIELD] = SHOWN if n % 2 else WITHHELD
+        if n % 2:
+            task["predictions"] = [{"model_version": "builder-crf/2+x", "score": 0.9, "result": []}]
+    gold = []
+    for task in tasks[:3]:  # gold questions, answered as their first annotator did
+        data = task["data"]
+        stance = task["annotations"][0]["result"][0]["value"]["choices"][0]
+        fields = ("article_id", "sentence_index", "text", "start", "end")
+        gold.append({"id": data["sentence_id"], **{k: data[k] for k in fields}, "stance": stance, "entities": []})
+    folder = tmp_path / "p"
+    project = make_project(folder, "Read once")
+    text = (folder / "builder.toml").read_text(encoding="utf-8")
+    (folder / "builder.toml").write_text(f'{text}\n[quality]\ngold = "gold.jsonl"\n', encoding="utf-8")
+    (folder / "gold.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gold), encoding="utf-8")
+    snapshot = folder / "annotations" / "snapshot.jsonl"
+    snapshot.parent.mkdir()
+    snapshot.write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in tasks), encoding="utf-8")
+    project = load_project(folder / "builder.toml")
+
+    watched = {str(snapshot.resolve()): "snapshot", str((folder / "gold.jsonl").resolve()): "gold"}
+    opens: list[str] = []
+
+    def audit(event: str, args: tuple) -> None:
+        if event == "open" and opens is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+            name = watched.get(os.path.realpath(os.fsdecode(args[0])))
+            if name:
+                opens.append(name)
+
+    sys.addaudithook(audit)  # cannot be removed: `opens = None` below switches it off
+    try:
+        facts = build_project_dataset(project, snapshot, tmp_path / "built")  # what `builder build` calls
+    finally:
+        counted, opens = opens, None
+    assert counted.count("snapshot") == 1, counted
+    assert counted.count("gold") == 1, counted
+    # what each read fed is there: the hash, the gold questions, the arms and the pre-annotations
+    assert facts.snapshot_hash == sha256_file(snapshot)
+    assert facts.gold_questions == 3
+    assert set(facts.quality["suggestion_arms"]["arms"]) == {SHOWN, WITHHELD}
+    assert facts.predictions["tasks_with"] == len(tasks) // 2

@@ -1,6 +1,7 @@
 """`builder server migrate --to postgresql`: a project on SQLite (tasks, gazetteer predictions, two annotators'
 annotations with a ground-truth star, a skip and lead times) moves to PostgreSQL and pulls the same snapshot,
-byte for byte. Real Label Studio, real PostgreSQL: one project for the module, whose first move is killed."""
+byte for byte. Real Label Studio, real PostgreSQL: one project for the module, whose first move is killed
+during its check."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def kill_during_the_check(root: Path, annotator: Connection, task_id: int) -> di
 
 @pytest.fixture(scope="module")
 def moved(sample_sentences, migrated_label_studio):
-    """A project on SQLite with data; its first move killed once the cluster exists, then moved again."""
+    """A project on SQLite with data; its first move killed during its final check, then moved again."""
     root = traversable_folder()
     project = make_project(root, "moving house", snapshot=ROOT / "annotations" / "snapshot.jsonl")  # gazetteer
     seed_local_server(migrated_label_studio, root)  # its first start is a restart: no ~40 s migration
@@ -113,26 +114,11 @@ def moved(sample_sentences, migrated_label_studio):
         assert pulled.returncode == 0, pulled.stderr
         before = (root / "annotations" / "snapshot.jsonl").read_bytes()
 
-        # the first move is killed (kill -9) once it has made its cluster
-        process = subprocess.Popen(
-            [sys.executable, "-m", "builder", "server", "migrate", "--to", "postgresql"],
-            env=local_env(),
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not postgresql.cluster_exists(root) and process.poll() is None:
-            time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        assert postgresql.cluster_exists(root) and server.migration_marker(root).is_file()
-        meanwhile = run_cli("server", "start", env=local_env(), cwd=root)  # still SQLite
-        runs.append(meanwhile)
-        assert meanwhile.returncode == 0 and "database: SQLite" in meanwhile.stdout, meanwhile.stderr
-
-        # the second move is killed during its final check: the pull from PostgreSQL under way
+        # the first move is killed (kill -9) during its final check: its cluster made and loaded, the pull from
+        # PostgreSQL under way. The next move must remove all that first (test_the_killed_move_was_undone...).
+        # (A move killed earlier, just after making its cluster, leaves a subset of this: the same marker, a
+        # cluster, no check server; `server start` and the next move take the same path for it. Testing it too
+        # cost a dump, a cluster and a Label Studio start, for no line of code this one leaves untried.)
         url = server.read_state(root).url
         comparing = kill_during_the_check(root, alice, tasks[sentences[11]["id"]])
         recovered = run_cli("server", "start", env=local_env(), cwd=root)  # the advice in docs/team-admins.md

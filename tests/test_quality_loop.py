@@ -88,18 +88,42 @@ def annotated(ls_server, tmp_path_factory):
         (t.id, t.data["sentence_id"]) for t in admin.client().tasks.list(project=_project_id(admin), page_size=500)
     ]
     assert len(tasks) == 300
+    project_id = _project_id(admin)
     for name, rate in SIMULATED.items():
         answers = _answers(rate, truth, {g["id"] for g in gold}, rng)
         me = annotator_connection(admin, f"{name}@quality.example.org", f"pw-{name}-{rng.random()}")
-        client = me.client()
-        for task_id, sentence in tasks:
-            choice = {"choices": [answers[sentence]]}
-            result = [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": choice}]
-            client.annotations.create(id=task_id, result=result, lead_time=3.0)
+        _annotate_in_bulk(admin, me, project_id, name, [(task_id, answers[sentence]) for task_id, sentence in tasks])
+    _post(admin, "api/dm/actions", {"selectedItems": {"all": True, "excluded": []}},
+          {"id": "delete_tasks_predictions", "project": project_id})  # fmt: skip
     env = cli_env(admin)
     pulled = run_cli("pull", cwd=folder, env=env)
     assert pulled.returncode == 0, pulled.stderr
     return folder, env, truth, {g["id"] for g in gold}
+
+
+def _post(connection, path: str, body, params: dict | None = None) -> None:
+    import orjson
+
+    response = connection.http().request(
+        path, method="POST", params=params, content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def _annotate_in_bulk(admin, annotator, project_id: int, name: str, answers: list[tuple[int, str]]) -> None:
+    """`annotator`'s stance answer on each task, in two requests rather than one per task (the fixture's time): the
+    answers imported as predictions of a model version of their own, which the annotator's account turns into
+    its annotations (Label Studio's "predictions to annotations" action: completed by that account). The
+    fixture deletes the predictions once every annotator has answered, so the snapshot holds only annotations."""
+    version = f"simulated-{name}"
+    predictions = [
+        {"task": task_id, "model_version": version, "score": 1.0,
+         "result": [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}}]}
+        for task_id, stance in answers
+    ]  # fmt: skip
+    _post(admin, f"api/projects/{project_id}/import/predictions", predictions)
+    _post(annotator, "api/dm/actions", {"selectedItems": {"all": True, "excluded": []}, "model_version": version},
+          {"id": "predictions_to_annotations", "project": project_id})  # fmt: skip
 
 
 def _project_id(connection) -> int:

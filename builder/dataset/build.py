@@ -15,7 +15,7 @@ from typing import NamedTuple
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SENTENCE_SHARES, SPLITS, assign_splits, parquet_name, uneven_splits
 from builder.errors import BuilderError, InputError
-from builder.jsonio import paused_gc, sha256_file
+from builder.jsonio import paused_gc
 from builder.model import DATASET_FORMAT, UNRESOLVED, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -57,16 +57,34 @@ class BuildFacts:
         return getattr(self.validation, "gold", 0) or 0
 
 
-def _quality_summary(project: Project, snapshot: Path) -> dict | None:
-    """Per-annotator gold accuracy and anchoring for the card and the manifest:
-    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
-    from builder.gold.answers import project_gold
-    from builder.records.quality import annotator_report, quality_summary
-    from builder.records.steering import steering_summary
+def _snapshot_readers(project: Project, gold: dict, dataset_format: int, notes_predictions: bool):
+    """What the build learns from the snapshot besides its records, as `validate_snapshot` readers: fed by
+    validation's one read of the snapshot. The quality frames and the control arms (format 2 on), the
+    pre-annotations (`notes_predictions`)."""
+    from builder.dataset.card import predictions_reader
+    from builder.records.quality import frames_reader
+    from builder.records.steering import arms_reader, recorded_withheld
 
-    gold = project_gold(project)
-    summary = quality_summary(annotator_report(snapshot, project, gold))
-    steering = steering_summary(snapshot, project, gold)
+    def readers() -> list:
+        made = []
+        if dataset_format >= 2:
+            made += [frames_reader(project, gold), arms_reader(project, gold, recorded_withheld(project))]
+        if notes_predictions:
+            made.append(predictions_reader())
+        return made
+
+    return readers
+
+
+def _quality_summary(project: Project, frames, arms) -> dict:
+    """Per-annotator gold accuracy and anchoring for the card and the manifest, from the snapshot's quality
+    frames and control arms (`_snapshot_readers`):
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
+    from builder.records.quality import quality_summary, report_from_frames
+    from builder.records.steering import summary_of_arms
+
+    summary = quality_summary(report_from_frames(frames, project))
+    steering = summary_of_arms(arms, project)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
         summary["suggestion_arms"] = steering
     return summary
@@ -252,7 +270,15 @@ def build_dataset(
 
     with staged_folder(given, output, recheck) as staging:
         records_path = staging / "records.jsonl"
-        result = validate_snapshot(project, snapshot, records_path, dataset_format)
+        from builder.gold.answers import project_gold
+
+        gold = project_gold(project)  # read once: validation and the quality summary share it
+        readers = _snapshot_readers(project, gold, dataset_format, notes_predictions)
+        result = validate_snapshot(project, snapshot, records_path, dataset_format, gold, readers)
+        read, result.read = iter(result.read), []  # in the order `readers` made them
+        quality = (next(read), next(read)) if dataset_format >= 2 else None
+        predictions = next(read) if notes_predictions else None
+        del read
         if strict and result.report.errors():
             raise BuilderError(
                 f"{snapshot}: validation found {len(result.report.errors())} problems; "
@@ -263,6 +289,8 @@ def build_dataset(
                 f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
                 f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
             )
+        if quality is not None:  # summed up now: the frames need not be held while the dataset is written
+            quality = _plain_json(_quality_summary(project, *quality))
         with paused_gc():
             facts = write_dataset(
                 project,
@@ -270,7 +298,7 @@ def build_dataset(
                 staging,
                 frozen_test,
                 version,
-                sha256_file(snapshot),
+                result.snapshot_sha256,
                 dataset_format,
                 near_duplicates=near_duplicates,
                 split_method=split_method,
@@ -279,12 +307,10 @@ def build_dataset(
         facts.uneven = uneven_splits(facts.split_facts["sentences"], project.split_proportions)
         facts.validation = result
         facts.current_splitter = current_splitter
-        if dataset_format >= 2:
-            facts.quality = _plain_json(_quality_summary(project, snapshot))
-        if notes_predictions:
-            from builder.dataset.card import prediction_counts
-
-            facts.predictions = prediction_counts(snapshot)
+        facts.quality = quality
+        if isinstance(predictions, InputError):  # a line that is not JSON: the pre-annotations cannot be told
+            raise predictions
+        facts.predictions = predictions
         records_path.unlink()
         from builder.dataset.card import write_card
 

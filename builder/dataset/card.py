@@ -6,6 +6,7 @@ from pathlib import Path
 
 from builder import __version__
 from builder.dataset.splits import ARTICLE_HASH, SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
+from builder.errors import InputError
 from builder.labeling_config import config_hash
 from builder.markup import code, single_quoted
 from builder.model import DATASET_FORMAT, card_field_table, features
@@ -301,19 +302,36 @@ def prediction_counts(snapshot: Path) -> dict:
     """The snapshot's pre-annotations: tasks, tasks with a prediction, and tasks per model version (sorted).
 
     Reads the snapshot line by line; what is not a task, or a prediction without a model version, is
-    counted as a task without (`builder validate` reports the shape problems)."""
-    from collections import Counter
-
-    from builder.jsonio import read_jsonl
+    counted as a task without (`builder validate` reports the shape problems). A line that is not JSON is
+    an InputError."""
+    from builder.jsonio import finished, read_jsonl, started
 
     def unreadable(where: str, detail: str) -> None:
-        from builder.errors import InputError
-
         raise InputError(f"{where}: {detail}; run `builder validate` to see every problem")
+
+    reader = started(predictions_reader())
+    for task in read_jsonl(snapshot, unreadable):
+        reader.send(("", task))
+    return finished(reader)
+
+
+def predictions_reader():
+    """`prediction_counts` as a generator sent (place, task) pairs (`builder.jsonio.started`, then None:
+    `finished` gives the counts), fed by `builder build` from its one read of the snapshot. A `BadLine` sent
+    makes the result an InputError (to raise) naming the first such line, as `prediction_counts` would raise."""
+    from collections import Counter
+
+    from builder.jsonio import BadLine
 
     tasks = with_predictions = 0
     versions: Counter = Counter()
-    for task in read_jsonl(snapshot, unreadable):
+    bad = None
+    while (item := (yield)) is not None:
+        where, task = item
+        if isinstance(task, BadLine):
+            if bad is None:
+                bad = InputError(f"{where}: {task.detail}; run `builder validate` to see every problem")
+            continue
         tasks += 1
         predictions = task.get("predictions") if isinstance(task, dict) else None
         names = {
@@ -323,6 +341,8 @@ def prediction_counts(snapshot: Path) -> dict:
         }
         with_predictions += bool(names)
         versions.update(names)
+    if bad is not None:
+        return bad
     return {"tasks": tasks, "tasks_with": with_predictions, "model_versions": dict(sorted(versions.items()))}
 
 

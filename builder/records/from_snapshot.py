@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from builder.gold.answers import project_gold
-from builder.jsonio import DUMP_OPTIONS, JsonLines, atomic_write, paused_gc, write_json
+from builder.jsonio import DUMP_OPTIONS, JsonLines, atomic_write, finished, paused_gc, started, write_json
 from builder.model import DATASET_FORMAT
 from builder.project import Project
 from builder.records.aggregate import GOLD_QUESTIONS, UNRESOLVED_ENTITIES
@@ -16,9 +17,9 @@ from builder.records.validate import UnsortedSnapshot, validated_records
 from builder.report import Report
 
 
-def snapshot_lines(path: Path, report: Report) -> JsonLines:
+def snapshot_lines(path: Path, report: Report, readers=None) -> JsonLines:
     """A snapshot's lines, for `validated_records`; a line that is not JSON is reported (file and line), not fatal,
-    and the lines read are counted in `report` (once, when the lines end)."""
+    and the lines read are counted in `report` (once, when the lines end). `readers`: `JsonLines`'."""
 
     def unreadable(where: str, detail: str) -> None:
         report.drop("unreadable line", where, detail, scope="task", field="")
@@ -27,7 +28,7 @@ def snapshot_lines(path: Path, report: Report) -> JsonLines:
         if read:
             report.keep("lines read", read)
 
-    return JsonLines(path, unreadable, counted, hint="; run `builder pull` first")
+    return JsonLines(path, unreadable, counted, hint="; run `builder pull` first", readers=readers)
 
 
 @dataclass
@@ -39,21 +40,35 @@ class ValidateResult:
     records_path: Path | None = None  # what was written, when it was
     report_path: Path | None = None
     gold: int = 0  # gold questions: valid tasks left out of the records (tasks_in = records + gold + quarantined)
+    snapshot_sha256: str = ""  # the digest of the snapshot's bytes, when `readers` were given
+    read: list = field(default_factory=list)  # what each of the `readers` returned (builder.jsonio.finished)
 
 
 def validate_snapshot(
-    project: Project, snapshot: Path, records_path: Path | None = None, dataset_format: int = DATASET_FORMAT
+    project: Project,
+    snapshot: Path,
+    records_path: Path | None = None,
+    dataset_format: int = DATASET_FORMAT,
+    gold: dict | None = None,
+    readers: Callable[[], list] | None = None,
 ) -> ValidateResult:
     """Validate a snapshot and (optionally) write its records (as `dataset_format` has them); everything dropped
     is in the report, and the entity spans the vote could not decide are counted there (`UNRESOLVED_ENTITIES`).
 
     Streams with constant memory over a snapshot sorted by sentence id (as `builder pull` writes
     it); a hand-edited, unsorted one is validated again from the start, remembering every id.
+
+    `gold`: the project's gold questions, when the caller has read them (else read here). `readers()`: more
+    consumers of the snapshot's tasks (`builder.jsonio.JsonLines` readers, not yet started), fed by the same
+    read, so that `builder build` reads the snapshot once; what they return is `result.read`, and the
+    snapshot's sha256 is `result.snapshot_sha256`. A new set is made for each pass.
     """
+    gold = project_gold(project) if gold is None else gold
+    options = {"dataset_format": dataset_format, "gold": gold, "readers": readers}
     try:
-        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True, dataset_format=dataset_format)
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=True, **options)
     except UnsortedSnapshot:
-        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False, dataset_format=dataset_format)
+        return _validate_snapshot(project, snapshot, records_path, assume_sorted=False, **options)
 
 
 def validate_to_files(
@@ -86,12 +101,18 @@ def validate_to_files(
 
 
 def _validate_snapshot(
-    project: Project, snapshot: Path, records_path: Path | None, assume_sorted: bool, dataset_format: int
+    project: Project,
+    snapshot: Path,
+    records_path: Path | None,
+    assume_sorted: bool,
+    dataset_format: int,
+    gold: dict,
+    readers: Callable[[], list] | None,
 ) -> ValidateResult:
     report = Report("validate")
-    gold = project_gold(project)
+    source = snapshot_lines(snapshot, report, [started(reader) for reader in readers()] if readers else None)
     records = _counting_unresolved(
-        validated_records(snapshot_lines(snapshot, report), project, report, gold, assume_sorted, dataset_format),
+        validated_records(source, project, report, gold, assume_sorted, dataset_format),
         report,
     )
     count = 0
@@ -113,7 +134,13 @@ def _validate_snapshot(
                 count += 1
     quarantined = sum(1 for p in report.problems if p.fields.get("scope") == "task")
     tasks_in = report.kept["lines read"] + len(report.by_reason("unreadable line"))
-    return ValidateResult(report, tasks_in, count, quarantined, records_path, gold=report.kept[GOLD_QUESTIONS])
+    result = ValidateResult(report, tasks_in, count, quarantined, records_path, gold=report.kept[GOLD_QUESTIONS])
+    if source.readers is not None:
+        if source.sha256 is None:  # validation stopped short of the end: the readers saw part of the snapshot
+            raise RuntimeError(f"{snapshot}: validation did not read the whole snapshot")
+        result.snapshot_sha256 = source.sha256
+        result.read = [finished(reader) for reader in source.readers]
+    return result
 
 
 def _counting_unresolved(records, report: Report):

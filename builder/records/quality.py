@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from builder.errors import InputError
+from builder.jsonio import finished, started
 from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -143,6 +144,15 @@ def _span(value, labels: dict, text: object) -> tuple[int, int, int] | None:
 
 def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> QualityFrames:
     """The columns of `tasks`, given as (place, task) pairs; what cannot be read is counted in `ignored`."""
+    reader = started(frames_reader(project, gold))
+    for item in tasks:
+        reader.send(item)
+    return finished(reader)
+
+
+def frames_reader(project: Project, gold: dict) -> Generator[None, tuple[str, object] | None, QualityFrames]:
+    """`_read` as a generator sent (place, task) pairs (`builder.jsonio.started`, then None: `finished` gives
+    the frames), so that `builder build` feeds it from the one read of the snapshot its validation makes."""
     stances = {value: i for i, value in enumerate(project.stance_values)}
     labels = {value: i for i, value in enumerate(project.entity_values)}
     gold_stance = {sid: stances.get(answer.stance, -1) for sid, answer in gold.items()}
@@ -163,7 +173,8 @@ def _read(tasks: Iterable[tuple[str, object]], project: Project, gold: dict) -> 
     add_task_id, add_gold_stance = cols.task_id.append, cols.gold_stance.append
     nan, numbers = math.nan, (int, float)
     row = 0
-    for where, task in tasks:
+    while (item := (yield)) is not None:
+        where, task = item
         if not isinstance(task, dict) or not isinstance(task.get("annotations", []), list):
             ignore("not a task (an object with a list of annotations)", where)
             continue

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from builder.jsonio import finished, started
 from builder.model import ENTITIES, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
@@ -197,11 +198,22 @@ def _empty_arm(labels: list[str]) -> dict:
 def read_arms(tasks, project: Project, gold: dict, would_be: dict | None = None) -> dict[str, dict] | None:
     """Per arm, the counts `steering_summary` reports, from snapshot tasks; None when no task has an arm.
     `would_be`: the withheld suggestions (`recorded_withheld`), compared with the control arm's answers."""
+    reader = started(arms_reader(project, gold, would_be))
+    for task in tasks:
+        reader.send(("", task))
+    return finished(reader)
+
+
+def arms_reader(project: Project, gold: dict, would_be: dict | None = None):
+    """`read_arms` as a generator sent (place, task) pairs (`builder.jsonio.started`, then None: `finished` gives
+    the arms); what is not a task (an object) is skipped. `builder build` feeds it from its one read of the
+    snapshot."""
     would_be = would_be or {}
     labels = project.stance_values
     arms = {arm: _empty_arm(labels) for arm in ARMS}
     seen = False
-    for task in tasks:
+    while (item := (yield)) is not None:
+        task = item[1]
         data = task.get("data") if isinstance(task, dict) else None
         arm = data.get(ARM_FIELD) if isinstance(data, dict) else None
         if arm not in arms:
@@ -292,14 +304,19 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
     when no task of the snapshot carries an arm. Lines that are not JSON are skipped (`builder quality`
     counts them)."""
     from builder.jsonio import read_jsonl
-    from builder.records.agreement import stance_agreement
 
     if gold is None:
         from builder.gold.answers import project_gold
 
         gold = project_gold(project)
     tasks = (t for t in read_jsonl(snapshot, lambda where, detail: None) if isinstance(t, dict))
-    arms = read_arms(tasks, project, gold, recorded_withheld(project))
+    return summary_of_arms(read_arms(tasks, project, gold, recorded_withheld(project)), project)
+
+
+def summary_of_arms(arms: dict[str, dict] | None, project: Project) -> dict | None:
+    """`steering_summary` of the arms `read_arms` (or `arms_reader`) counted; None when no task had an arm."""
+    from builder.records.agreement import stance_agreement
+
     if arms is None:
         return None
     summary: dict = {"holdout": project.suggestion_holdout, "arms": {}}
