@@ -15,7 +15,7 @@ from typing import NamedTuple
 from builder.dataset.bio import spans_to_bio
 from builder.dataset.splits import SENTENCE_SHARES, SPLITS, assign_splits, parquet_name, uneven_splits
 from builder.errors import BuilderError, InputError
-from builder.jsonio import paused_gc
+from builder.jsonio import paused_gc, sha256_file
 from builder.model import DATASET_FORMAT, UNRESOLVED, features
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
