@@ -602,6 +602,7 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
         builder push work/sentences.jsonl
         builder push work/sentences.jsonl --select uncertain --limit 200
     """
+    from builder.labelstudio.blind_push import is_blind, push_blind, remote_warning
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import Selection, push_sentences
 
@@ -610,6 +611,21 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
     predictor = predictor or ("model" if how == "uncertain" else "gazetteer")
     connection = resolve_connection(project.root)
     chosen = _predictor(predictor, project)
+    if is_blind(project, connection):
+        if how != "file" or limit is not None or adopt_project:
+            raise click.UsageError(
+                "a blind project pushes every new sentence: leave out --select, --limit, --adopt-project"
+            )
+        blind = push_blind(connection, project, Path(sentences), chosen, batch_size)
+        click.echo(
+            f"push (blind): {blind.created} new sentences given to {project.annotators_per_sentence} of "
+            f"{blind.annotators} annotators each, in a copy of the project per annotator on {connection.url}; "
+            f"skipped {blind.skipped} already given"
+        )
+        return
+    warning = remote_warning(project, connection)
+    if warning:
+        click.echo(warning, err=True)
     result = push_sentences(
         connection, project, Path(sentences), chosen, batch_size, select=select, adopt_project=adopt_project
     )

@@ -84,6 +84,8 @@ class Project:
     min_gold_accuracy: float = 0.7
     # `[annotation] suggestion_holdout`: share of pushed tasks given no suggestion (the control arm)
     suggestion_holdout: float = SUGGESTION_HOLDOUT
+    # `[annotation] blind`: "auto", True or False (builder/labelstudio/blind_push.py says what each means)
+    blind: str | bool = False
 
     @property
     def stance_values(self) -> list[str]:
@@ -270,6 +272,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         gold_rate=float(quality.get("gold_rate", 0.0)),
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
         suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
+        blind=raw["annotation"].get("blind", False),
     )
 
 

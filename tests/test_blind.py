@@ -165,3 +165,105 @@ def test_isolation_is_idempotent_and_its_tokens_stay_private(ls_server, two_blin
         ["git", "check-ignore", "-q", ".builder/organizations.json"], cwd=ROOT, capture_output=True
     ).returncode
     assert ignored == 0  # never committed
+
+
+# --- blind push -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blind_server(tmp_path_factory, migrated_label_studio):
+    """A local server of its own (its project folder is the blind project's), with three annotator accounts
+    signed up through the invite link: (root, state, admin connection, {e-mail: annotator connection})."""
+    from builder.labelstudio import server
+    from builder.labelstudio.client import Connection
+
+    from .conftest import free_port, seed_local_server
+
+    root = tmp_path_factory.mktemp("blind")
+    seed_local_server(migrated_label_studio, root)
+    state = server.start(root, free_port(), log=lambda message: None)
+    admin = Connection(state.url, state.token, "local server", state.data_dir)
+    people = {}
+    for name in ("ann", "bob", "cy"):
+        email = f"{name}@example.org"
+        people[email] = annotator_connection(admin, email, f"pw-{uuid.uuid4().hex}")
+    yield root, state, admin, people
+    server.stop(root)
+
+
+def _blind_project(root: Path, blind="true"):
+    from .conftest import make_project
+
+    project = make_project(root, "Blind stance")
+    text = (root / "builder.toml").read_text(encoding="utf-8")
+    text = text.replace("[annotation]\n", f"[annotation]\nblind = {blind}\n", 1)
+    (root / "builder.toml").write_text(text, encoding="utf-8")
+    from builder.project import load_project
+
+    project = load_project(root / "builder.toml")
+    assert project.annotators_per_sentence == 2
+    return project
+
+
+def _copies(url: str, root: Path) -> dict[str, list[str]]:
+    """Each annotator's copy: the sentence ids of its tasks, read with that organization's admin token."""
+    held = {}
+    for email, organization in read_organizations(root).items():
+        status, projects = call(url, organization.token, "GET", "/api/projects")
+        assert status == 200 and len(projects["results"]) == 1
+        assert projects["results"][0]["maximum_annotations"] == 1  # one annotator per task inside a copy
+        status, tasks = call(url, organization.token, "GET", f"/api/tasks?project={projects['results'][0]['id']}")
+        held[email] = sorted(task["data"]["sentence_id"] for task in tasks["tasks"])
+    return held
+
+
+def test_blind_push_gives_each_sentence_to_exactly_two_annotators_balanced_and_stable(blind_server):
+    from collections import Counter
+
+    from builder.labelstudio.blind_push import is_blind, push_blind
+
+    from .test_labelstudio import synthetic_sentences
+
+    root, state, admin, people = blind_server
+    project = _blind_project(root)
+    assert is_blind(project, admin)
+    sentences = synthetic_sentences(7, "blind")
+    result = push_blind(admin, project, sentences)
+    assert (result.annotators, result.created, result.skipped) == (3, 7, 0)
+    held = _copies(admin.url, root)
+    assert sorted(held) == sorted(people)
+    reach = Counter(sentence_id for ids in held.values() for sentence_id in ids)
+    assert reach == dict.fromkeys((s["id"] for s in sentences), 2)  # exactly 2 distinct annotators each
+    assert sorted(len(ids) for ids in held.values()) == [4, 5, 5]  # 14 over 3: balanced
+    # each annotator, with their own token, sees their copy and its tasks only
+    for email, me in people.items():
+        status, projects = call(admin.url, me.api_key, "GET", "/api/projects")
+        [copy] = projects["results"]
+        status, tasks = call(admin.url, me.api_key, "GET", f"/api/tasks?project={copy['id']}")
+        assert sorted(t["data"]["sentence_id"] for t in tasks["tasks"]) == held[email]
+    # the same push again changes nothing
+    again = push_blind(admin, project, sentences)
+    assert (again.created, again.skipped) == (0, 7) and _copies(admin.url, root) == held
+    # a fourth annotator, added mid-project, is given the new sentences first
+    newcomer = "dee@example.org"
+    annotator_connection(admin, newcomer, f"pw-{uuid.uuid4().hex}")
+    more = synthetic_sentences(10, "blind")
+    later = push_blind(admin, project, more)
+    assert (later.annotators, later.created, later.skipped, later.isolated) == (4, 3, 7, 1)
+    after = _copies(admin.url, root)
+    assert all(set(held[email]) <= set(after[email]) for email in held)  # nothing moved
+    assert len(after[newcomer]) == 3  # in all 3 new sentences (each needs two annotators: 3 + 3 = 6 places)
+    assert Counter(i for ids in after.values() for i in ids) == dict.fromkeys((s["id"] for s in more), 2)
+
+
+def test_blind_auto_is_blind_on_the_local_server_only(blind_server, tmp_path):
+    from builder.labelstudio.blind_push import REMOTE_WARNING, is_blind, remote_warning
+    from builder.labelstudio.client import Connection
+
+    root, state, admin, people = blind_server
+    project = _blind_project(root, '"auto"')
+    assert is_blind(project, admin) and remote_warning(project, admin) is None
+    elsewhere = Connection(admin.url.replace("127.0.0.1", "localhost"), admin.api_key, "environment")
+    assert not is_blind(project, elsewhere)  # not builder's local server (as far as builder can tell)
+    fresh = _blind_project(tmp_path, '"auto"')
+    assert remote_warning(fresh, elsewhere) == REMOTE_WARNING
