@@ -485,6 +485,7 @@ def annotators_list(ctx, as_json, show_emails) -> None:
     Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
     annotated or skipped by them, and still short of the annotators per task the project asks for).
     The pseudonym is the one `builder pull` gives (shown after the first pull, which makes the key).
+    In a blind project ([annotation] blind), also the tasks assigned to each (their own copy).
 
     \b
     Example:
@@ -494,20 +495,24 @@ def annotators_list(ctx, as_json, show_emails) -> None:
     import json
 
     from builder.labelstudio.accounts import list_annotators, mask_email
+    from builder.labelstudio.blind_push import is_blind, list_blind_annotators
     from builder.labelstudio.client import resolve_connection
 
     project = project_of(ctx, needs_root=True)  # the pseudonym key and the pull state are the project's
-    listing = list_annotators(resolve_connection(project.root), project)
+    connection = resolve_connection(project.root)
+    blind = is_blind(project, connection)
+    listing = (list_blind_annotators if blind else list_annotators)(connection, project)
     if as_json:
         click.echo(json.dumps(listing.as_dict(show_emails), indent=2, ensure_ascii=False))
         return
     shown = (lambda e: e or "-") if show_emails else mask_email
     click.echo(f"project '{listing.project_title}': {listing.tasks} tasks, {listing.overlap} annotator(s) per task")
-    rows = [["pseudonym", "active", "annotated", "skipped", "remaining", "e-mail"]]
+    rows = [["pseudonym", "active", *(["assigned"] if blind else []), "annotated", "skipped", "remaining", "e-mail"]]
     for a in listing.annotators:
         remaining = "-" if a.remaining is None else str(a.remaining)
         active = "yes" if a.active else "no (removed)"
-        rows.append([a.pseudonym, active, str(a.annotated), str(a.skipped), remaining, shown(a.email)])
+        assigned = [str(a.assigned)] if blind else []
+        rows.append([a.pseudonym, active, *assigned, str(a.annotated), str(a.skipped), remaining, shown(a.email)])
     if len(rows) == 1:
         click.echo("no annotator accounts yet: `builder annotators add EMAIL...`")
         return
@@ -763,6 +768,8 @@ def pull(ctx, since_last, rename_annotators, output) -> None:
     Example:
         builder pull --since-last
     """
+    from builder.labelstudio.blind_pull import pull_blind
+    from builder.labelstudio.blind_push import is_blind
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.pull import pull as pull_snapshot
     from builder.outputs import check_output_file
@@ -770,8 +777,10 @@ def pull(ctx, since_last, rename_annotators, output) -> None:
     project = project_of(ctx, needs_root=True)  # the pull state is kept under the project root
     if output is not None:
         check_output_file(output, project, replaces=("Label Studio tasks",))
-    result = pull_snapshot(
-        resolve_connection(project.root),
+    connection = resolve_connection(project.root)
+    puller = pull_blind if is_blind(project, connection) else pull_snapshot  # blind: every copy, merged
+    result = puller(
+        connection,
         project,
         output,
         since_last,

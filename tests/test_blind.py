@@ -67,11 +67,12 @@ def two_blind_annotators(ls, ls_server):
     suffix = uuid.uuid4().hex[:8]
     made = {}
     for name in ("ann", "bob"):
-        email = f"{name}-{suffix}@example.org"
-        who = annotator_connection(ls, email, f"pw-{uuid.uuid4().hex}")
+        email, password = f"{name}-{suffix}@example.org", f"pw-{uuid.uuid4().hex}"
+        who = annotator_connection(ls, email, password)
         organization = isolate_annotator(_root(ls_server), ls_server, email)
         project_id, tasks = _copy(ls.url, organization.token, f"copy {name} {suffix}", ["one", "two"])
         made[name] = {"email": email, "org": organization, "project": project_id, "tasks": tasks, "me": who}
+        made[name]["password"] = password
     return made
 
 
@@ -138,6 +139,35 @@ def test_an_annotator_reaches_nothing_of_another_with_their_own_token(ls, two_bl
     for name in ("ann", "bob"):
         status, annotation = call(url, made[name]["org"].token, "GET", f"/api/annotations/{made[name]['annotation']}/")
         assert status == 200 and annotation["result"][0]["value"]["choices"] == ["pro"]
+
+
+def test_an_annotator_opens_no_page_of_another_copy(ls, two_blind_annotators):
+    """Logged in (a browser's session, not a token): the other copy's Data Manager and settings pages are 404."""
+    from .test_annotators import _plain_session, _whoami
+
+    made = two_blind_annotators
+    for viewer, other in (("ann", "bob"), ("bob", "ann")):
+        session = _plain_session()
+        login = f"{ls.url}/user/login/"
+        _form_login(session, login, made[viewer]["email"], made[viewer]["password"])
+        assert _whoami(session, ls.url) == made[viewer]["email"]
+        for page in ("/projects/{}/data/", "/projects/{}/settings/", "/projects/{}/"):
+            with session.open(ls.url + page.format(made[viewer]["project"])) as answer:
+                assert answer.status == 200
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                session.open(ls.url + page.format(made[other]["project"]))
+            assert refused.value.code == 404
+            assert made[other]["email"] not in refused.value.read().decode(errors="replace")
+
+
+def _form_login(session, login: str, email: str, password: str) -> None:
+    import re
+    import urllib.parse
+
+    with session.open(login) as page:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode()).group(1)
+    data = urllib.parse.urlencode({"email": email, "password": password, "csrfmiddlewaretoken": token}).encode()
+    session.open(urllib.request.Request(login, data=data, headers={"Referer": login})).close()
 
 
 def _user_id(url: str, token: str) -> int:
@@ -267,3 +297,98 @@ def test_blind_auto_is_blind_on_the_local_server_only(blind_server, tmp_path):
     assert not is_blind(project, elsewhere)  # not builder's local server (as far as builder can tell)
     fresh = _blind_project(tmp_path, '"auto"')
     assert remote_warning(fresh, elsewhere) == REMOTE_WARNING
+
+
+# --- blind pull -------------------------------------------------------------------------------------------------
+
+
+def _stance_for(project, sentence_id: str, email: str) -> str:
+    """A label per (sentence, annotator) that makes annotators disagree on some sentences."""
+    import hashlib
+
+    values = [label.value for label in project.stance_labels]
+    return values[hashlib.sha256(f"{sentence_id}/{email}".encode()).digest()[0] % 2]
+
+
+def _label(url: str, token: str, task_id: int, stance: str) -> None:
+    result = [{"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": [stance]}}]
+    status, answer = call(url, token, "POST", f"/api/tasks/{task_id}/annotations", {"result": result})
+    assert status == 201, answer
+
+
+def _tasks_of(url: str, token: str, project_id: int) -> dict[str, int]:
+    status, tasks = call(url, token, "GET", f"/api/tasks?project={project_id}&page_size=1000")
+    assert status == 200
+    return {task["data"]["sentence_id"]: task["id"] for task in tasks["tasks"]}
+
+
+def test_blind_pull_merges_the_copies_into_the_snapshot_a_shared_project_gives(blind_server, ls, tmp_path):
+    """The same labels, by the same annotators, in a shared project (the session's server) and in a blind one:
+    the snapshots hold the same annotations per sentence under the same pseudonyms, `builder quality` gives the
+    same figures, and an incremental blind pull gives the bytes of a full one."""
+    import shutil
+
+    from builder.labelstudio.blind_pull import pull_blind
+    from builder.labelstudio.blind_push import list_blind_annotators, push_blind
+    from builder.labelstudio.pull import pull
+    from builder.labelstudio.push import push_sentences
+    from builder.pseudonyms import key_path
+    from builder.records.quality import quality_report
+
+    from .conftest import make_project
+    from .test_labelstudio import synthetic_sentences
+
+    root, state, admin, people = blind_server
+    project = _blind_project(root)
+    sentences = synthetic_sentences(10, "blind")
+    push_blind(admin, project, sentences)
+    given, copies = {}, {}  # sentence id -> annotators, as the blind push gave them; e-mail -> its copy's tasks
+    for email, me in people.items():
+        [copy] = call(admin.url, me.api_key, "GET", "/api/projects")[1]["results"]
+        copies[email] = _tasks_of(admin.url, me.api_key, copy["id"])
+        for sentence_id, task_id in copies[email].items():
+            _label(admin.url, me.api_key, task_id, _stance_for(project, sentence_id, email))
+            given.setdefault(sentence_id, []).append(email)
+    blind_out = tmp_path / "blind.jsonl"
+    assert pull_blind(admin, project, blind_out).written == 10
+    # the same labels in a shared project: same e-mails, same project name, same pseudonym key
+    shared_root = tmp_path / "shared"
+    shared = make_project(shared_root, f"Shared twin {uuid.uuid4().hex[:6]}")
+    key_path(shared_root).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(key_path(root), key_path(shared_root))
+    push_sentences(ls, shared, sentences)
+    shared_id = [p.id for p in ls.client().projects.list() if p.title == shared.project_title][0]
+    tokens = {email: annotator_connection(ls, email, f"pw-{uuid.uuid4().hex}").api_key for email in people}
+    tasks = _tasks_of(ls.url, ls.api_key, shared_id)
+    for sentence_id, emails in sorted(given.items()):
+        for email in emails:
+            _label(ls.url, tokens[email], tasks[sentence_id], _stance_for(project, sentence_id, email))
+    shared_out = tmp_path / "shared.jsonl"
+    pull(ls, shared, shared_out)
+
+    def labels(path: Path) -> dict:
+        out = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            task = json.loads(line)
+            assert sorted(task) == ["annotations", "data", "predictions", "task_id"]
+            out[task["data"]["sentence_id"]] = sorted(
+                (a["annotator"], json.dumps(a["result"], sort_keys=True)) for a in task["annotations"]
+            )
+        return out
+
+    assert labels(blind_out) == labels(shared_out) and all(len(v) == 2 for v in labels(blind_out).values())
+    listing = list_blind_annotators(admin, project)  # `builder annotators list`: assigned, done, remaining
+    assert listing.tasks == 10 and listing.overlap == 2
+    rows = {row.email: (row.assigned, row.annotated, row.remaining) for row in listing.annotators}
+    assert rows == {email: (len(tasks), len(tasks), 0) for email, tasks in copies.items()}
+    blind_quality = quality_report(project, blind_out, "json").text
+    assert blind_quality == quality_report(shared, shared_out, "json").text
+    # incremental equals full, byte for byte, after an annotator labels again in their copy
+    email = "ann@example.org"
+    sentence_id, task_id = sorted(copies[email].items())[0]
+    _label(admin.url, people[email].api_key, task_id, _stance_for(project, sentence_id, "again"))
+    pull_blind(admin, project, blind_out, since_last=True)
+    incremental = blind_out.read_bytes()
+    pull_blind(admin, project, blind_out)
+    assert blind_out.read_bytes() == incremental
+    assert len(labels(blind_out)[sentence_id]) == 3

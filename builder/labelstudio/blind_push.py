@@ -146,3 +146,33 @@ def push_blind(
             organization.connection(connection.url), copy, share, predictor, batch_size, progress=False
         )
     return result
+
+
+def list_blind_annotators(connection: Connection, project: Project):
+    """`builder annotators list` of a blind project: per annotator, the tasks of their copy (assigned), those
+    they annotated or skipped (done), and the rest (remaining), read with their organization's admin token."""
+    from builder.labelstudio.accounts import AFTER_FIRST_PULL, Annotator, AnnotatorList, _progress, _pseudonyms
+
+    copy, rows, sentences = copy_project(project), [], set()
+    for email, organization in sorted(read_organizations(project.root).items()):
+        reached = organization.connection(connection.url)
+        project_id = find_project(reached, copy)
+        user_id = next((u.id for u in organization_users(reached) if u.email == email and u.active), None)
+        assigned = annotated = skipped = 0
+        if project_id is not None:
+            progress = _progress(reached, project_id)
+            sentences |= existing_sentence_ids(reached, project_id)
+            assigned, annotated, skipped = progress.tasks, progress.annotated[user_id], progress.skipped[user_id]
+        names = _pseudonyms(reached, copy) if user_id is not None else None
+        rows.append(
+            Annotator(
+                email=email,
+                pseudonym=names(user_id) if names else AFTER_FIRST_PULL,
+                active=user_id is not None,
+                annotated=annotated,
+                skipped=skipped,
+                remaining=assigned - annotated - skipped,
+                assigned=assigned,
+            )
+        )
+    return AnnotatorList(project.project_title, len(sentences), project.annotators_per_sentence, rows)
