@@ -121,7 +121,7 @@ class OrganizationGuard:
         return response
 
     def _refusal(self, request):
-        from django.http import Http404, HttpResponseForbidden, HttpResponseNotFound, JsonResponse
+        from django.http import Http404, HttpResponseNotFound, JsonResponse
         from django.urls import Resolver404, resolve
 
         try:
@@ -138,10 +138,6 @@ class OrganizationGuard:
         if user is None:
             return None  # not logged in: Label Studio's own answer (401/403 or the login page)
         organization = user.active_organization_id
-        if organization is None:  # removed from every organization: refused everywhere, as Label Studio refuses
-            if route.startswith("api/"):
-                return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
-            return HttpResponseForbidden("Forbidden")
         if all(self._inside(kind, pk, organization, user) for kind, pk in claims):
             return None
         if route.startswith("api/"):
