@@ -542,6 +542,7 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
     annotated or skipped by them, and still short of the annotators per task the project asks for).
     The pseudonym is the one `builder pull` gives (shown once `annotators add` or a pull made the key).
     E-mails are masked in every format unless --show-emails.
+    In a blind project ([annotation] blind), also the tasks assigned to each (their own copy).
 
     \b
     Example:
@@ -549,11 +550,14 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
         builder annotators list --format csv
     """
     from builder.labelstudio.accounts import list_annotators, mask_email
+    from builder.labelstudio.blind_push import is_blind, list_blind_annotators
     from builder.labelstudio.client import resolve_connection
     from builder.report import render, render_json
 
     project = project_of(ctx, needs_root=True)  # the pseudonym key and the pull state are the project's
-    listing = list_annotators(resolve_connection(project.root), project)
+    connection = resolve_connection(project.root)
+    blind = is_blind(project, connection)
+    listing = (list_blind_annotators if blind else list_annotators)(connection, project)
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(listing.as_dict(show_emails)), nl=False)
@@ -565,6 +569,7 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
         {
             "pseudonym": a.pseudonym,
             "active": "yes" if a.active else "no (removed)",
+            **({"assigned": a.assigned} if blind else {}),
             "annotated": a.annotated,
             "skipped": a.skipped,
             "remaining": a.remaining,
@@ -575,7 +580,8 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
     if not rows and fmt == "table":
         click.echo("no annotator accounts yet: `builder annotators add EMAIL...`")
         return
-    click.echo(render(fmt, ANNOTATOR_COLUMNS, rows), nl=False)
+    columns = [*ANNOTATOR_COLUMNS[:2], *([("assigned", "assigned")] if blind else []), *ANNOTATOR_COLUMNS[2:]]
+    click.echo(render(fmt, columns, rows), nl=False)
 
 
 ANNOTATOR_COLUMNS = [
@@ -679,6 +685,7 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
         builder push work/sentences.jsonl
         builder push work/sentences.jsonl --select uncertain --limit 200
     """
+    from builder.labelstudio.blind_push import is_blind, push_blind, remote_warning
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.push import Selection, attached_lines, push_sentences
 
@@ -687,6 +694,21 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
     predictor = predictor or ("model" if how == "uncertain" else "gazetteer")
     connection = resolve_connection(project.root)
     chosen = _predictor(predictor, project)
+    if is_blind(project, connection):
+        if how != "file" or limit is not None or adopt_project:
+            raise click.UsageError(
+                "a blind project pushes every new sentence: leave out --select, --limit, --adopt-project"
+            )
+        blind = push_blind(connection, project, Path(sentences), chosen, batch_size)
+        click.echo(
+            f"push (blind): {blind.created} new sentences given to {project.annotators_per_sentence} of "
+            f"{blind.annotators} annotators each, in a copy of the project per annotator on {connection.url}; "
+            f"skipped {blind.skipped} already given"
+        )
+        return
+    warning = remote_warning(project, connection)
+    if warning:
+        click.echo(warning, err=True)
     result = push_sentences(
         connection, project, Path(sentences), chosen, batch_size, select=select, adopt_project=adopt_project
     )
@@ -836,6 +858,8 @@ def pull(ctx, since_last, rename_annotators, accept_changes, output) -> None:
     Example:
         builder pull --since-last
     """
+    from builder.labelstudio.blind_pull import pull_blind
+    from builder.labelstudio.blind_push import is_blind
     from builder.labelstudio.client import resolve_connection
     from builder.labelstudio.pull import pull as pull_snapshot
     from builder.outputs import check_output_file
@@ -843,8 +867,10 @@ def pull(ctx, since_last, rename_annotators, accept_changes, output) -> None:
     project = project_of(ctx, needs_root=True)  # the pull state is kept under the project root
     if output is not None:
         check_output_file(output, project, replaces=("Label Studio tasks",))
-    result = pull_snapshot(
-        resolve_connection(project.root),
+    connection = resolve_connection(project.root)
+    puller = pull_blind if is_blind(project, connection) else pull_snapshot  # blind: every copy, merged
+    result = puller(
+        connection,
         project,
         output,
         since_last,

@@ -152,6 +152,7 @@ class Annotator:
     annotated: int  # tasks with an annotation of theirs that is not cancelled
     skipped: int  # tasks they only skipped (cancelled annotations)
     remaining: int | None  # tasks they have not touched that still need annotations; None when removed
+    assigned: int | None = None  # blind projects: the tasks of their copy (their share, gold questions included)
 
 
 @dataclass
@@ -173,6 +174,7 @@ class AnnotatorList:
                     "annotated": a.annotated,
                     "skipped": a.skipped,
                     "remaining": a.remaining,
+                    **({"assigned": a.assigned} if a.assigned is not None else {}),
                     "email": a.email if show_emails or a.email is None else mask_email(a.email),
                 }
                 for a in self.annotators

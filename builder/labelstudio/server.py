@@ -45,6 +45,9 @@ LOCAL_HOST = "127.0.0.1"
 DATABASES = ("sqlite", "postgresql")
 SQLITE_FILE = "label_studio.sqlite3"
 MIGRATION_WORK_DIR = "migration"  # .builder/migration/: the move's dump and the check's snapshots (0700)
+GUARD_FOLDER = Path(__file__).resolve().parent / "in_server"  # runs inside Label Studio, imports nothing of builder
+GUARD_SETTINGS = "builder_guard_settings"
+GUARD_HEADER = "X-Builder-Organization-Guard"  # every answer of a server running the guard carries it
 MIGRATION_MARKER = "migration.json"  # .builder/migration.json: a move to PostgreSQL is under way (or was killed)
 
 
@@ -302,6 +305,9 @@ def _server_environment(state: ServerState) -> dict:
         SENTRY_DSN="",
         FRONTEND_SENTRY_DSN="",
         PYTHONUNBUFFERED="1",
+        # Label Studio's settings plus the organization guard (builder/labelstudio/in_server): blind annotation
+        PYTHONPATH=str(GUARD_FOLDER),
+        DJANGO_SETTINGS_MODULE=GUARD_SETTINGS,
     )
     if state.database == "postgresql":
         target = postgresql.parse_url(state.database_url)

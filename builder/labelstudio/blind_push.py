@@ -1,0 +1,178 @@
+"""Blind push: each annotator's share of the sentences, in a copy of the project in their own organization.
+
+`[annotation] blind` in builder.toml: true, false (the default), or "auto" (blind when annotators_per_sentence
+> 1 and the server is builder's local one). A blind push moves every annotator account of the server's first
+organization into an organization of its own (builder/labelstudio/isolation.py), then gives each sentence to
+`annotators_per_sentence` of them (builder/labelstudio/assignment.py) and pushes each annotator's share into
+their copy of the project with an ordinary push (same labeling config, instructions, gold questions and
+pre-annotations), through that organization's admin token, with one annotator per task inside the copy.
+
+Only builder's local server can be blind: elsewhere builder has no access to Label Studio's models to make
+organizations, and no guard closes the paths Label Studio answers without looking at organizations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import ConfigError, LabelStudioError
+from builder.labelstudio import server
+from builder.labelstudio.accounts import organization_users
+from builder.labelstudio.assignment import assign
+from builder.labelstudio.client import Connection, calling
+from builder.labelstudio.isolation import (
+    ADMIN_DOMAIN,
+    guarded,
+    isolate_annotator,
+    read_organizations,
+)
+from builder.labelstudio.project_api import existing_sentence_ids, find_project
+from builder.labelstudio.push import BATCH_SIZE, PushResult, push_sentences
+from builder.project import Project
+
+REMOTE_WARNING = (
+    "warning: blind annotation needs builder's local server; on this one every annotator can see every "
+    "other's annotations, drafts and e-mail (Label Studio Community has no roles): builder still masks e-mails "
+    "and publishes pseudonyms, and agreement may measure copying (docs/team-admins.md)"
+)
+
+
+def local_state(connection: Connection, root: Path) -> server.ServerState | None:
+    """The local server's state when `connection` reaches builder's local server of this project, else None."""
+    try:
+        state = server.read_state(root)
+    except LabelStudioError:
+        return None
+    if state is None or not server.belongs_to(state, root) or connection.url != state.url:
+        return None
+    return state
+
+
+def remote_warning(project: Project, connection: Connection) -> str | None:
+    """The one line to show before the first push of a project with several annotators per sentence to a server
+    that cannot be blind (None when it is blind, has one annotator per sentence, or was pushed to already)."""
+    from builder.labelstudio.registry import bound_project, server_identity
+
+    if project.annotators_per_sentence < 2 or project.blind is False or local_state(connection, project.root):
+        return None
+    return REMOTE_WARNING if bound_project(project, server_identity(connection)) is None else None
+
+
+def is_blind(project: Project, connection: Connection) -> bool:
+    """Whether pushes and pulls of `project` through `connection` are blind (`[annotation] blind`)."""
+    setting = project.blind
+    local = local_state(connection, project.root) is not None
+    if setting is True and not local:
+        raise ConfigError(
+            f"{project.source}: annotation.blind is true, but {connection.url} is not builder's local server: "
+            'blind annotation needs it (`builder server start`); set blind = "auto" or false'
+        )
+    if setting == "auto":
+        return local and project.annotators_per_sentence > 1
+    return bool(setting)
+
+
+def copy_project(project: Project) -> Project:
+    """The project as each annotator's copy has it: the same scheme and settings, one annotator per task."""
+    return dataclasses.replace(project, annotators_per_sentence=1)
+
+
+@dataclass
+class BlindPushResult:
+    annotators: int
+    created: int  # sentences given to annotators by this push (each counted once)
+    skipped: int  # sentences every copy already had
+    copies: dict[str, PushResult] = field(default_factory=dict)  # by annotator e-mail (never printed)
+    isolated: int = 0  # accounts moved into an organization of their own by this push
+
+
+def _isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
+    """Move each annotator account still in the first organization into one of its own; how many were moved."""
+    with calling(connection, "identifying the API key's account"):
+        me = connection.client().users.whoami().id
+    moved = 0
+    for user in organization_users(connection):
+        if user.active and user.id != me and user.email and not user.email.endswith(f"@{ADMIN_DOMAIN}"):
+            isolate_annotator(project.root, state, user.email)
+            moved += 1
+    return moved
+
+
+def push_blind(
+    connection: Connection,
+    project: Project,
+    sentences: Iterable[dict] | str | Path,
+    predictor=None,
+    batch_size: int = BATCH_SIZE,
+) -> BlindPushResult:
+    """Give every new sentence to `annotators_per_sentence` annotators and push each share into its copy.
+
+    Sentences some copy already holds keep their annotators (re-running a push changes nothing); the new ones
+    go to the annotators with the fewest sentences (an annotator added later is given new ones first)."""
+    state = local_state(connection, project.root)
+    if state is None:
+        raise ConfigError(f"blind annotation needs builder's local server, not {connection.url}")
+    if not guarded(state.url):
+        raise LabelStudioError(
+            "the local server was started without builder's organization guard: restart it "
+            "(`builder server stop`, then `builder server start`) before a blind push"
+        )
+    isolated = _isolate_members(connection, project, state)
+    organizations = read_organizations(project.root)
+    if isinstance(sentences, (str, Path)):
+        from builder.sentences.splitting import iter_sentences
+
+        sentences = iter_sentences(Path(sentences))
+    listed = list(sentences)
+    copy = copy_project(project)
+    held: dict[str, set[str]] = {}
+    for email, organization in organizations.items():
+        reached = organization.connection(connection.url)
+        project_id = find_project(reached, copy)
+        held[email] = existing_sentence_ids(reached, project_id) if project_id is not None else set()
+    wanted = list(dict.fromkeys(sentence["id"] for sentence in listed))
+    everywhere = set().union(*held.values()) if held else set()
+    new = [sentence_id for sentence_id in wanted if sentence_id not in everywhere]
+    loads = {email: len(held[email].intersection(wanted)) for email in organizations}
+    plan = assign(new, loads, project.annotators_per_sentence, seed=project.name) if new else {}
+    result = BlindPushResult(annotators=len(organizations), created=len(plan), skipped=len(wanted) - len(new))
+    result.isolated = isolated
+    for email, organization in sorted(organizations.items()):
+        share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
+        result.copies[email] = push_sentences(
+            organization.connection(connection.url), copy, share, predictor, batch_size, progress=False
+        )
+    return result
+
+
+def list_blind_annotators(connection: Connection, project: Project):
+    """`builder annotators list` of a blind project: per annotator, the tasks of their copy (assigned), those
+    they annotated or skipped (done), and the rest (remaining), read with their organization's admin token."""
+    from builder.labelstudio.accounts import AFTER_FIRST_PULL, Annotator, AnnotatorList, _progress, _pseudonyms
+
+    copy, rows, sentences = copy_project(project), [], set()
+    for email, organization in sorted(read_organizations(project.root).items()):
+        reached = organization.connection(connection.url)
+        project_id = find_project(reached, copy)
+        user_id = next((u.id for u in organization_users(reached) if u.email == email and u.active), None)
+        assigned = annotated = skipped = 0
+        if project_id is not None:
+            progress = _progress(reached, project_id)
+            sentences |= existing_sentence_ids(reached, project_id)
+            assigned, annotated, skipped = progress.tasks, progress.annotated[user_id], progress.skipped[user_id]
+        names = _pseudonyms(reached, copy) if user_id is not None else None
+        rows.append(
+            Annotator(
+                email=email,
+                pseudonym=names(user_id) if names else AFTER_FIRST_PULL,
+                active=user_id is not None,
+                annotated=annotated,
+                skipped=skipped,
+                remaining=assigned - annotated - skipped,
+                assigned=assigned,
+            )
+        )
+    return AnnotatorList(project.project_title, len(sentences), project.annotators_per_sentence, rows)

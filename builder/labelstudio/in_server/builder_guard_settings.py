@@ -1,0 +1,229 @@
+"""Django settings for the local Label Studio that builder starts: Label Studio's own, plus one guard.
+
+This file runs INSIDE Label Studio's process (its virtual environment, its Python), never in builder's: `builder
+server start` puts this folder on the server's PYTHONPATH and names this module in DJANGO_SETTINGS_MODULE (Label
+Studio's `server.py` only sets that variable when it is unset). It imports nothing from builder.
+
+Why a guard: Label Studio Community keeps organizations apart in most of its views (project lists, tasks, users
+are filtered by the user's active organization), but its permission check on objects is
+`Project.has_permission`, which in 1.23.2 only refuses a revoked membership ("LSO always runs a single
+organization"). Views that fetch an object by its id from `Model.objects.all()` (`/api/annotations/ID`,
+`/api/drafts/ID`, `/api/dm/actions?project=ID`, exports, storages, ...) therefore answer anyone logged in. Blind
+annotation puts each annotator in an organization of their own, so the guard below answers 404 whenever a
+request names (in its path, its query or its JSON body) an object that belongs to another organization than the
+requesting user's active one. It fails closed: an id-like URL argument it does not know is refused too.
+"""
+
+import json
+import os
+
+# Label Studio's settings read `django.conf.settings` while they are being imported (Sentry's set-up): Django then
+# loads the module DJANGO_SETTINGS_MODULE names, half-imported. Naming Label Studio's own module meanwhile gives it
+# the half it expects; this module is named again once they are imported.
+os.environ["DJANGO_SETTINGS_MODULE"] = "label_studio.core.settings.label_studio"
+from label_studio.core.settings.label_studio import *  # noqa: E402,F401,F403 -- Label Studio's settings, unchanged
+from label_studio.core.settings.label_studio import MIDDLEWARE  # noqa: E402
+
+os.environ["DJANGO_SETTINGS_MODULE"] = __name__
+
+MIDDLEWARE = [*MIDDLEWARE, "builder_guard_settings.OrganizationGuard"]
+
+GUARD_HEADER = "X-Builder-Organization-Guard"  # on every answer: `builder` checks a server runs the guard
+BODY_LIMIT = 1 << 20  # JSON bodies up to 1 MiB are read for project/task/view ids (imports name their project)
+
+# What an object id names, by the URL's first segments (most specific first), and how its organization is read.
+_PREFIXES = (
+    ("api/projects/", "project"),
+    ("projects/", "project"),
+    ("api/tasks/", "task"),
+    ("tasks/", "task"),
+    ("api/annotations/", "annotation"),
+    ("api/drafts/", "draft"),
+    ("api/predictions/", "prediction"),
+    ("api/dm/views/", "view"),
+    ("api/import/file-upload/", "fileupload"),
+    ("api/ml/", "mlbackend"),
+    ("api/webhooks/", "webhook"),
+    ("api/organizations/", "organization"),
+    ("api/users/", "user"),
+    ("api/labels/", "label"),
+    ("api/label_links/", "labellink"),
+    ("api/storages/", "storage"),
+)
+_CHILD_KWARGS = {
+    "task_id": "task",
+    "project_id": "project",
+    "annotation_id": "annotation",
+    "import_pk": "projectimport",
+    "reimport_pk": "projectreimport",
+    "export_pk": "export",
+    "user_pk": "user",
+}
+_QUERY_KEYS = {
+    "project": "project",
+    "task": "task",
+    "view": "view",
+    "annotation": "annotation",
+    "task__project": "project",
+}
+_FSM_ENTITIES = {"task": "task", "annotation": "annotation", "project": "project"}
+_NOT_IDS = {"format", "path", "sub_path", "action_id", "filename", "entity_name", "transition_name"}
+
+
+def _model_path(kind):
+    """(model, lookup of its organization id) for a kind of object; imported late (apps are loaded then)."""
+    from data_export.models import Export
+    from data_import.models import FileUpload
+    from data_manager.models import View
+    from labels_manager.models import Label, LabelLink
+    from ml.models import MLBackend
+    from organizations.models import Organization
+    from projects.models import Project, ProjectImport, ProjectReimport
+    from tasks.models import Annotation, AnnotationDraft, Prediction, Task
+    from webhooks.models import Webhook
+
+    return {
+        "project": (Project, "organization_id"),
+        "task": (Task, "project__organization_id"),
+        "annotation": (Annotation, "task__project__organization_id"),
+        "draft": (AnnotationDraft, "task__project__organization_id"),
+        "prediction": (Prediction, "task__project__organization_id"),
+        "view": (View, "project__organization_id"),
+        "fileupload": (FileUpload, "project__organization_id"),
+        "mlbackend": (MLBackend, "project__organization_id"),
+        "webhook": (Webhook, "organization_id"),
+        "organization": (Organization, "id"),
+        "label": (Label, "organization_id"),
+        "labellink": (LabelLink, "project__organization_id"),
+        "projectimport": (ProjectImport, "project__organization_id"),
+        "projectreimport": (ProjectReimport, "project__organization_id"),
+        "export": (Export, "project__organization_id"),
+    }.get(kind)
+
+
+def _as_id(value):
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+class OrganizationGuard:
+    """404 for any request naming an object outside the requesting user's active organization."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self._refusal(request) or self.get_response(request)
+        response[GUARD_HEADER] = "1"
+        return response
+
+    def _refusal(self, request):
+        from django.http import Http404, HttpResponseForbidden, HttpResponseNotFound, JsonResponse
+        from django.urls import Resolver404, resolve
+
+        try:
+            match = resolve(request.path_info)
+        except (Resolver404, Http404):
+            return None
+        route = str(match.route or "").replace("^", "").replace("$", "")  # router routes are regexes
+        if route.startswith("admin/") or route.startswith("django-rq/"):
+            return None  # staff only (Label Studio checks is_staff); builder never makes staff accounts
+        claims = self._claims(request, match, route)
+        if not claims:
+            return None
+        user = self._user(request)
+        if user is None:
+            return None  # not logged in: Label Studio's own answer (401/403 or the login page)
+        organization = user.active_organization_id
+        if organization is None:  # removed from every organization: refused, as Label Studio refuses them
+            if route.startswith("api/"):
+                return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+            return HttpResponseForbidden("Forbidden")
+        if all(self._inside(kind, pk, organization, user) for kind, pk in claims):
+            return None
+        if route.startswith("api/"):
+            return JsonResponse({"detail": "Not found."}, status=404)
+        return HttpResponseNotFound("Not found")
+
+    @staticmethod
+    def _claims(request, match, route):
+        """(kind, id) of every object the request names; ("unknown", id) for an id the guard cannot place."""
+        claims = []
+        kind_of_pk = next((kind for prefix, kind in _PREFIXES if route.startswith(prefix)), "unknown")
+        for name, value in match.kwargs.items():
+            if name in _NOT_IDS:
+                continue
+            if name == "entity_id":
+                kind = _FSM_ENTITIES.get(match.kwargs.get("entity_name"), "unknown")
+            else:
+                kind = kind_of_pk if name == "pk" else _CHILD_KWARGS.get(name, "unknown")
+            if kind == "storage":
+                kind = ("storage", match.func)
+            claims.append((kind, _as_id(value)))
+        for key, kind in _QUERY_KEYS.items():
+            for value in request.GET.getlist(key):
+                claims.append((kind, _as_id(value)))
+        content_type = request.META.get("CONTENT_TYPE", "")
+        length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
+        if content_type.startswith("application/json") and 0 < length <= BODY_LIMIT:
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                for key, kind in _QUERY_KEYS.items():
+                    if key in body and not isinstance(body[key], (dict, list)):
+                        claims.append((kind, _as_id(body[key])))
+        return claims
+
+    @staticmethod
+    def _user(request):
+        """The requesting user: the session's, else the one an API token (or JWT) names, as DRF would find it."""
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            return user
+        if not request.META.get("HTTP_AUTHORIZATION"):
+            return None
+        from rest_framework.authentication import SessionAuthentication
+        from rest_framework.request import Request
+        from rest_framework.settings import api_settings
+
+        for authenticator_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+            if issubclass(authenticator_class, SessionAuthentication):
+                continue
+            try:
+                found = authenticator_class().authenticate(Request(request))
+            except Exception:  # refused credentials: Label Studio's own view answers 401
+                continue
+            if found:
+                return found[0]
+        return None
+
+    @staticmethod
+    def _inside(kind, pk, organization, user):
+        if pk is None:
+            return kind != "unknown"  # not a number: the view refuses it itself
+        if kind == "unknown":
+            return False
+        if kind == "user":
+            from organizations.models import OrganizationMember
+
+            return (
+                pk == user.pk
+                or OrganizationMember.objects.filter(
+                    user_id=pk, organization_id=organization, deleted_at__isnull=True
+                ).exists()
+            )
+        if isinstance(kind, tuple):  # a storage: the model its view serves
+            view_class = getattr(kind[1], "cls", None) or getattr(kind[1], "view_class", None)
+            queryset = getattr(view_class, "queryset", None)
+            if queryset is None:
+                return False
+            model, lookup = queryset.model, "project__organization_id"
+        else:
+            model, lookup = _model_path(kind)
+        owners = list(model.objects.filter(pk=pk).values_list(lookup, flat=True)[:1])
+        return not owners or owners[0] == organization  # a missing object: Label Studio's own 404

@@ -1,0 +1,171 @@
+"""Blind annotation on builder's local server: one Label Studio organization per annotator.
+
+Label Studio Community shows every account every project and every annotation of its organization (roles are
+an Enterprise feature). An organization is the one boundary it keeps: a user of a second organization sees
+none of the first's projects, tasks, users or predictions. `isolate_annotator` moves an annotator's account
+into an organization of its own (no longer a member of the first one), made through Label Studio's own Django
+models run in the server's virtual environment (as `server start` resets access). Each such organization gets
+an admin account builder owns, with its own API token, through which builder pushes that annotator's copy of
+the project and pulls it back.
+
+The few views Label Studio answers without looking at organizations (`/api/annotations/ID` among them) are
+closed by the guard the local server runs (`in_server/builder_guard_settings.py`); `guarded` checks a server
+runs it. The tokens are kept in `.builder/organizations.json` (0600, git-ignored), the only file they are
+written to, like the main token in `.builder/server.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from builder.errors import LabelStudioError
+from builder.jsonio import STATE_DIR, atomic_write, state_dir
+from builder.labelstudio import server
+from builder.labelstudio.client import Connection
+
+ORGANIZATIONS_FILE = "organizations.json"
+ADMIN_DOMAIN = "builder.local"
+
+# Run with the server's own Python and environment (secrets from the environment, never argv): the annotator's
+# account leaves every other organization and joins one of its own, whose admin builder owns.
+_ISOLATE = """
+import json, os, sys
+import label_studio
+sys.path.insert(0, os.path.dirname(label_studio.__file__))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "label_studio.core.settings.label_studio")
+import django
+django.setup()
+from django.db import transaction
+from organizations.models import Organization, OrganizationMember
+from rest_framework.authtoken.models import Token
+from users.models import User
+annotator = User.objects.filter(email=os.environ["BUILDER_ANNOTATOR_EMAIL"]).first()
+if annotator is None:
+    sys.exit(3)
+admin_email = os.environ["BUILDER_ORGANIZATION_ADMIN"]
+with transaction.atomic():
+    admin = User.objects.filter(email=admin_email).first()
+    if admin is None:
+        admin = User.objects.create_user(
+            email=admin_email, password=os.environ["BUILDER_ORGANIZATION_PASSWORD"], username=admin_email
+        )
+    organization = admin.active_organization
+    if organization is None or organization.created_by_id != admin.id:
+        organization = Organization.create_organization(created_by=admin, title=os.environ["BUILDER_ORGANIZATION"])
+        admin.active_organization = organization
+    admin.set_password(os.environ["BUILDER_ORGANIZATION_PASSWORD"])
+    admin.save()
+    Token.objects.filter(user=admin).delete()
+    Token.objects.create(user=admin, key=os.environ["BUILDER_ORGANIZATION_TOKEN"])
+    OrganizationMember.objects.filter(user=annotator).exclude(organization=organization).delete()
+    OrganizationMember.objects.get_or_create(user=annotator, organization=organization)
+    annotator.active_organization = organization
+    annotator.save(update_fields=["active_organization"])
+print(json.dumps({"organization": organization.id}))
+"""
+
+
+@dataclass(frozen=True)
+class AnnotatorOrganization:
+    """An annotator's own organization on the local server, and the admin account builder keeps in it."""
+
+    email: str  # the annotator's
+    organization: int
+    admin: str
+    password: str
+    token: str
+
+    def __repr__(self) -> str:  # never show secrets (or the annotator's e-mail) in logs or tracebacks
+        return f"AnnotatorOrganization(organization={self.organization}, admin={self.admin!r})"
+
+    def connection(self, url: str) -> Connection:
+        return Connection(url, self.token, f"organization {self.organization}")
+
+
+def organizations_path(root: Path) -> Path:
+    return root / STATE_DIR / ORGANIZATIONS_FILE
+
+
+def read_organizations(root: Path) -> dict[str, AnnotatorOrganization]:
+    """The annotators' organizations recorded for the project at `root`, by annotator e-mail."""
+    path = organizations_path(root)
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {email: AnnotatorOrganization(**entry) for email, entry in raw.items()}
+    except (ValueError, TypeError):
+        raise LabelStudioError(
+            f"{path}: unreadable record of the annotators' organizations; restore it from a backup "
+            "(builder cannot reach the annotators' copies without it)"
+        ) from None
+
+
+def _write_organizations(root: Path, organizations: dict[str, AnnotatorOrganization]) -> None:
+    state_dir(root)
+    with atomic_write(organizations_path(root), "w", private=True) as handle:
+        json.dump({email: asdict(entry) for email, entry in sorted(organizations.items())}, handle, indent=2)
+
+
+def _admin_email(email: str) -> str:
+    """The admin builder keeps in the annotator's organization: named by a hash, never by the e-mail."""
+    return f"org-{hashlib.sha256(email.encode()).hexdigest()[:12]}@{ADMIN_DOMAIN}"
+
+
+def isolate_annotator(root: Path, state: server.ServerState, email: str) -> AnnotatorOrganization:
+    """Move the account `email` into an organization of its own on the local server (idempotent).
+
+    The account must exist (`builder annotators add` made it). Its membership of every other organization is
+    deleted; its annotations stay where they are. The organization's admin and token are recorded first, so a
+    crash between recording and the move is redone by the next call with the same credentials."""
+    organizations = read_organizations(root)
+    entry = organizations.get(email)
+    if entry is None:
+        entry = AnnotatorOrganization(
+            email=email,
+            organization=0,
+            admin=_admin_email(email),
+            password=secrets.token_urlsafe(18),
+            token=secrets.token_hex(20),
+        )
+        organizations[email] = entry
+        _write_organizations(root, organizations)
+    python = server.ensure_installed(lambda message: None).parent / "python"
+    env = {
+        **server._server_environment(state),
+        "BUILDER_ANNOTATOR_EMAIL": email,
+        "BUILDER_ORGANIZATION_ADMIN": entry.admin,
+        "BUILDER_ORGANIZATION_PASSWORD": entry.password,
+        "BUILDER_ORGANIZATION_TOKEN": entry.token,
+        "BUILDER_ORGANIZATION": f"builder annotator {entry.admin.split('@')[0]}",
+    }
+    result = subprocess.run([str(python), "-c", _ISOLATE], env=env, capture_output=True, text=True, umask=0o077)
+    if result.returncode == 3:
+        raise LabelStudioError("no account with this e-mail on the local server: add it with `builder annotators add`")
+    if result.returncode != 0:
+        last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
+        raise LabelStudioError(f"could not give an annotator an organization of their own: {last[:200]}")
+    organization = json.loads(result.stdout.strip().splitlines()[-1])["organization"]
+    if organization != entry.organization:
+        entry = AnnotatorOrganization(**{**asdict(entry), "organization": organization})
+        organizations[email] = entry
+        _write_organizations(root, organizations)
+    return entry
+
+
+def guarded(url: str, timeout: float = 10.0) -> bool:
+    """Whether the Label Studio at `url` runs builder's organization guard (its answers carry the header)."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return response.headers.get(server.GUARD_HEADER) == "1"
+    except urllib.error.HTTPError as exc:
+        return exc.headers.get(server.GUARD_HEADER) == "1"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
