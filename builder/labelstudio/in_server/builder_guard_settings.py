@@ -153,8 +153,12 @@ class OrganizationGuard:
         """(kind, id) of every object the request names; ("unknown", id) for an id the guard cannot place."""
         claims = []
         kind_of_pk = next((kind for prefix, kind in _PREFIXES if route.startswith(prefix)), "unknown")
+        # Only what the URL itself names: a route's own extra kwargs (the static, react-app and dm routes pass
+        # `serve` a `document_root` and `show_indexes`) come from the URL configuration, not from the request, and
+        # Django merges them into `match.kwargs` (where they win over a capture of the same name).
+        fixed = match.extra_kwargs or {}
         for name, value in match.kwargs.items():
-            if name in _NOT_IDS:
+            if name in _NOT_IDS or name in fixed:
                 continue
             if name == "entity_id":
                 kind = _FSM_ENTITIES.get(match.kwargs.get("entity_name"), "unknown")
