@@ -203,7 +203,8 @@ def test_isolation_is_idempotent_and_its_tokens_stay_private(ls_server, two_blin
 @pytest.fixture(scope="module")
 def blind_server(tmp_path_factory, migrated_label_studio):
     """A local server of its own (its project folder is the blind project's), with three annotator accounts
-    signed up through the invite link: (root, state, admin connection, {e-mail: annotator connection})."""
+    signed up through the invite link (a fourth joins in the blind push test): (root, state, admin connection,
+    {e-mail: annotator connection})."""
     from builder.labelstudio import server
     from builder.labelstudio.client import Connection
 
@@ -276,7 +277,8 @@ def test_blind_push_gives_each_sentence_to_exactly_two_annotators_balanced_and_s
     assert (again.created, again.skipped) == (0, 7) and _copies(admin.url, root) == held
     # a fourth annotator, added mid-project, is given the new sentences first
     newcomer = "dee@example.org"
-    annotator_connection(admin, newcomer, f"pw-{uuid.uuid4().hex}")
+    # one of the module's annotators from now on: the blind pull test labels every copy with `people`
+    people[newcomer] = annotator_connection(admin, newcomer, f"pw-{uuid.uuid4().hex}")
     more = synthetic_sentences(10, "blind")
     later = push_blind(admin, project, more)
     assert (later.annotators, later.created, later.skipped, later.isolated) == (4, 3, 7, 1)
