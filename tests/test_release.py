@@ -701,6 +701,25 @@ def test_committed_release_rebuilds_byte_identical(project, tmp_path, version):
     assert verify_release(project, version) == []
 
 
+def test_a_release_rebuilds_with_the_splitter_it_was_cut_with_after_the_splitter_changes(
+    project, tmp_path, monkeypatch
+):
+    """Manifest format 8 records the splitter (its name and the card's words): a later splitter version changes
+    no byte of an earlier release's card or croissant.json (a card that named the current splitter did)."""
+    import builder.dataset.card as card
+    from builder.dataset.release.provenance import committed_version
+
+    monkeypatch.setattr(card, "splitter_name", lambda: "lines+rules/99")
+    monkeypatch.setattr(card, "splitter_summary", lambda: "`lines+rules/99` (a later splitter)")
+    committed = read_manifest(project, "1.1.0")
+    assert committed["splitter"]["name"] == "lines+rules/3"
+    snapshot = tmp_path / "snapshot.jsonl"
+    committed_version("snapshot", project.snapshot_path, committed["hashes"]["snapshot"], snapshot)
+    assert build_release_folder(project, "1.1.0", tmp_path / "1.1.0", snapshot=snapshot) == committed
+    for name in ("README.md", "croissant.json"):
+        assert (tmp_path / "1.1.0" / name).read_bytes() == (ROOT / "releases" / "1.1.0" / name).read_bytes(), name
+
+
 def _parquet_articles(folder) -> dict[str, str]:
     """Each article's split in a dataset folder, from its Parquet files."""
     import pyarrow.parquet as pq
