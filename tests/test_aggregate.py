@@ -315,7 +315,7 @@ def test_an_older_format_release_rebuilds_without_the_new_field_and_a_new_one_ha
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     new = read_manifest(project, "1.1.0")
-    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (7, 3, "majority")
+    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (8, 3, "majority")
     for parquet in (folder / "releases" / "1.1.0" / "data").glob("*.parquet"):
         assert pq.read_schema(parquet).names == dataset_columns(3)
     assert verify_release(project, "1.1.0") == []
@@ -354,7 +354,7 @@ def test_quality_summary_reaches_card_manifest_and_diff(tmp_path, monkeypatch):
     assert "Anchoring rate (pre-annotated spans kept unchanged): not measured." in card
     summary = {"annotators": 3, "gold_accuracy": [0.41, 0.72, 0.95], "anchoring_rate": 0.25, "flagged": 1}
     as_pandas_gives_it = {**summary, "annotators": np.int64(3), "flagged": np.int64(1)}
-    monkeypatch.setattr(build, "_quality_summary", lambda project, snapshot: as_pandas_gives_it)
+    monkeypatch.setattr(build, "_quality_summary", lambda project, *read: as_pandas_gives_it)
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     assert read_manifest(project, "1.1.0")["quality"] == summary

@@ -22,6 +22,7 @@ from builder.labelstudio import postgresql, server
 from builder.labelstudio.client import Connection
 from builder.labelstudio.project_api import find_project
 from builder.labelstudio.users import annotator_connection
+from builder.pseudonyms import create_key
 
 from .conftest import ROOT, free_port, make_project, run_cli, seed_local_server
 from .test_labelstudio import annotate
@@ -85,6 +86,8 @@ def moved(sample_sentences, migrated_label_studio):
     """A project on SQLite with data; its first move killed during its final check, then moved again."""
     root = traversable_folder()
     project = make_project(root, "moving house", snapshot=ROOT / "annotations" / "snapshot.jsonl")  # gazetteer
+    # the committed snapshot was pulled with the maintainers' key, which a test machine lacks: a key of its own
+    create_key(root)
     seed_local_server(migrated_label_studio, root)  # its first start is a restart: no ~40 s migration
     runs = []
     try:

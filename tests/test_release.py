@@ -159,7 +159,7 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
     assert (
-        manifest["manifest_format"] == 7
+        manifest["manifest_format"] == 8
         and manifest["split_method"] == "sentence-shares/1"
         and manifest["previous"] is None
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME
@@ -699,6 +699,25 @@ def test_committed_release_rebuilds_byte_identical(project, tmp_path, version):
     for name in ("manifest.json", "README.md", *committed["files"]):
         assert (tmp_path / version / name).read_bytes() == (ROOT / "releases" / version / name).read_bytes(), name
     assert verify_release(project, version) == []
+
+
+def test_a_release_rebuilds_with_the_splitter_it_was_cut_with_after_the_splitter_changes(
+    project, tmp_path, monkeypatch
+):
+    """Manifest format 8 records the splitter (its name and the card's words): a later splitter version changes
+    no byte of an earlier release's card or croissant.json (a card that named the current splitter did)."""
+    import builder.dataset.card as card
+    from builder.dataset.release.provenance import committed_version
+
+    monkeypatch.setattr(card, "splitter_name", lambda: "lines+rules/99")
+    monkeypatch.setattr(card, "splitter_summary", lambda: "`lines+rules/99` (a later splitter)")
+    committed = read_manifest(project, "1.1.0")
+    assert committed["splitter"]["name"] == "lines+rules/3"
+    snapshot = tmp_path / "snapshot.jsonl"
+    committed_version("snapshot", project.snapshot_path, committed["hashes"]["snapshot"], snapshot)
+    assert build_release_folder(project, "1.1.0", tmp_path / "1.1.0", snapshot=snapshot) == committed
+    for name in ("README.md", "croissant.json"):
+        assert (tmp_path / "1.1.0" / name).read_bytes() == (ROOT / "releases" / "1.1.0" / name).read_bytes(), name
 
 
 def _parquet_articles(folder) -> dict[str, str]:

@@ -44,6 +44,7 @@ class BuildFacts:
     dataset_format: int = DATASET_FORMAT
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
+    splitter: dict | None = None  # {name, summary}: the splitter as a release's manifest records it (format 8)
     current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
     croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
     agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
@@ -235,6 +236,7 @@ def build_dataset(
     dataset_format: int = DATASET_FORMAT,
     notes_predictions: bool = True,
     current_splitter: bool = True,
+    splitter: dict | None = None,
     croissant: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
@@ -307,6 +309,7 @@ def build_dataset(
         facts.uneven = uneven_splits(facts.split_facts["sentences"], project.split_proportions)
         facts.validation = result
         facts.current_splitter = current_splitter
+        facts.splitter = splitter
         facts.quality = quality
         if isinstance(predictions, InputError):  # a line that is not JSON: the pre-annotations cannot be told
             raise predictions

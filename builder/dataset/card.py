@@ -12,10 +12,21 @@ from builder.markup import code, single_quoted
 from builder.model import DATASET_FORMAT, card_field_table, features
 from builder.project import Project
 from builder.records.agreement import span_agreement, stance_agreement
-from builder.sentences.segmenter import splitter_summary
+from builder.sentences.segmenter import splitter_name, splitter_summary
 
 # Every release before manifest format 5 was split with this; its card says so, as it did.
 SPLITTER_BEFORE_FORMAT_5 = "`lines+segtok/1` (newlines first, then segtok)"
+
+
+def splitter_record(facts) -> dict:
+    """The splitter as a release names it ({"name", "summary"}): as the release recorded it (manifest format 8 on),
+    else this builder's (format 5 on), else the one every release before format 5 was split with. A rebuild so
+    names the splitter the release was cut with, even after the splitter changed."""
+    if facts.splitter:
+        return facts.splitter
+    if facts.current_splitter:
+        return {"name": splitter_name(), "summary": splitter_summary()}
+    return {"name": "lines+segtok/1", "summary": SPLITTER_BEFORE_FORMAT_5}
 
 
 def _size_category(n: int) -> str:
@@ -215,7 +226,7 @@ Entity spans (aggregated):
 ## How it was made
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
-   with {splitter_summary() if facts.current_splitter else SPLITTER_BEFORE_FORMAT_5}.
+   with {splitter_record(facts)["summary"]}.
 2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
    following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), {pre_annotations}.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:

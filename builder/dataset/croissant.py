@@ -221,11 +221,12 @@ def _rai(project: Project, facts, version: str | None) -> dict:
         describe_source,
         overlaps_text,
         predictor_kind,
+        splitter_record,
         unresolved_spans,
     )
     from builder.pseudonyms import scheme_of
-    from builder.sentences.segmenter import splitter_name
 
+    splitter = splitter_record(facts)["name"]
     sources = [describe_source(src) for src in project.sources] or [
         "No sources declared in the project file ([[dataset.sources]])."
     ]
@@ -255,7 +256,7 @@ def _rai(project: Project, facts, version: str | None) -> dict:
             f"{quality.get('flagged', 0)} annotator(s) below the minimum gold accuracy {project.min_gold_accuracy:g}."
         )
     predictions = facts.predictions
-    tools = [f"Sentence splitter `{splitter_name()}` (builder {__version__})."]
+    tools = [f"Sentence splitter `{splitter}` (builder {__version__})."]
     if predictions is not None:
         tools.append(
             f"Pre-annotations shown to annotators on {predictions['tasks_with']} of {predictions['tasks']} tasks"
@@ -295,7 +296,7 @@ def _rai(project: Project, facts, version: str | None) -> dict:
     return {
         "rai:dataCollection": (
             f"News articles ({len(project.sources)} declared source(s)) were normalised (newlines, BOM), boilerplate "
-            f"lines removed and split into sentences with `{splitter_name()}`; each sentence was labelled in Label "
+            f"lines removed and split into sentences with `{splitter}`; each sentence was labelled in Label "
             f'Studio for its stance towards "{project.target}" (unless its article sets a target) and for named '
             "entities."
         ),
@@ -313,7 +314,7 @@ def _rai(project: Project, facts, version: str | None) -> dict:
         ),
         "rai:dataPreprocessingProtocol": [
             "Boilerplate lines removed by rules (reported, never silently).",
-            f"Split into sentences with `{splitter_name()}` (newlines first, then segtok).",
+            f"Split into sentences with `{splitter}` (newlines first, then segtok).",
             "The pulled annotations were validated against JSON Schemas and semantic checks: "
             + (
                 f"{v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined, "

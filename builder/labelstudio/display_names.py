@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from builder.labelstudio.accounts import ADDED, ALREADY_MEMBER, Added, AddResult, add_annotators, checked_emails
+from builder.labelstudio.accounts import (
+    ADDED,
+    ALREADY_MEMBER,
+    Added,
+    AddResult,
+    add_annotators,
+    checked_emails,
+    organization_users,
+)
 from builder.labelstudio.client import Connection, calling, check_response
 from builder.project import Project
 
 
 def _find_user(connection: Connection, email: str) -> int | None:
-    from builder.labelstudio.accounts import organization_users
-
     return next((user.id for user in organization_users(connection) if user.active and user.email == email), None)
 
 
@@ -42,7 +48,6 @@ def planned_pseudonyms(
     connection: Connection, project: Project, emails: Iterable[str], log: Callable[[str], None] = lambda message: None
 ) -> dict[str, str]:
     """E-mail -> the pseudonym a pull gives its account (a member's recorded name, else the e-mail's keyed one)."""
-    from builder.labelstudio.accounts import organization_users
     from builder.labelstudio.annotator_names import annotator_names, pseudonymizer_for
 
     # the accounts first: an answer builder cannot read stops here, before a pseudonym key is made

@@ -84,6 +84,7 @@ def set_aside_reason(piece: str, line: str, offset: int, first_line: bool) -> st
         and len(piece.split()) <= HEADING_WORDS
         and (piece[0].isupper() or piece[0].isdigit())
         and _HEADING_END.search(piece)
+        and piece.isprintable()  # a typeset heading holds no control character (NUL, tab, ...)
     ):
         return HEADING
     return None

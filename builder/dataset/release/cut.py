@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.card import splitter_record
 from builder.dataset.release.diff import changelog_entry
 from builder.dataset.release.manifest import (
     CHANGELOG,
@@ -118,6 +119,8 @@ def build_release_folder(
             dataset_format=dataset_format_of(old) if old is not None else _dataset_format_for(manifest_format),
             notes_predictions=manifest_format >= 4,
             current_splitter=manifest_format >= 5,
+            # format 8 on, the card names the splitter the release was cut with, as its manifest records it
+            splitter=old.get("splitter") if old is not None else None,
             croissant=manifest_format >= 5,
             near_duplicates=manifest_format >= 5,
             split_method=split_method_for(manifest_format),
@@ -161,6 +164,8 @@ def build_release_folder(
         manifest["split_method"] = facts.split_method
     if manifest_format >= 7:
         manifest["hashes"].update(input_hashes)
+    if manifest_format >= 8:
+        manifest["splitter"] = splitter_record(facts)
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )

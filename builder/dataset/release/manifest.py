@@ -47,7 +47,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 7
+MANIFEST_FORMAT = 8
 
 
 def version_key(text: str):
@@ -131,6 +131,8 @@ MANIFEST_SCHEMA = {
         "split_method": {"enum": list(SPLIT_METHODS)},
         "dataset_format": {"type": "integer", "minimum": 1},
         "aggregation": {"type": "string"},
+        # format 8 on: the splitter the release was cut with, as its card and croissant.json name it
+        "splitter": {"type": "object", "required": ["name", "summary"]},
         "gold": {
             "type": "object",
             "required": ["rate", "questions_left_out"],
