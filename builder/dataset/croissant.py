@@ -464,6 +464,10 @@ def croissant_metadata(project: Project, folder: Path, facts, version: str | Non
     }
     if version:
         metadata["version"] = version
+    if getattr(facts, "research_notes", False):  # manifest format 9 on: Croissant 1.1 with provenance
+        from builder.dataset.label_provenance import add_provenance
+
+        add_provenance(metadata, project, folder, facts)
     return metadata
 
 
