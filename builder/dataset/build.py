@@ -333,9 +333,8 @@ def build_dataset(
         facts.croissant = croissant
         facts.research_notes = research_notes
         if research_notes:
-            from builder.dataset.label_provenance import write_accepted_suggestions
-
             from builder.dataset.data_statement import text_lengths
+            from builder.dataset.label_provenance import write_accepted_suggestions
 
             facts.accepted_suggestions = write_accepted_suggestions(staging, accepted)
             facts.text_lengths = text_lengths(staging)

@@ -89,7 +89,8 @@ def data_statement_text(project, facts) -> str:
     )
     characteristics = (
         f"{total} sentence(s) of {len(articles)} news article(s) from {len(project.sources)} declared source(s); "
-        f'{_length_line(getattr(facts, "text_lengths", None))}; each labelled for its stance towards "{project.target}" and for '
+        f"{_length_line(getattr(facts, 'text_lengths', None))}; each labelled for its stance towards "
+        f'"{project.target}" and for '
         f"named entities ({', '.join(project.entity_values)})."
     )
     if statement.get("text_characteristics"):
