@@ -101,6 +101,7 @@ def test_croissant_1_1_read_back_record_by_record(release):
     assert sum(r["label"] == "stance" for r in accepted) == 2 * 15  # tasks 0, 2, ... of articles 0-9
     assert sum(r["label"] == "entities" for r in accepted) == 2 * 30
     assert any(r["ground_truth"] for r in accepted) is False  # task 1 had no suggestion
+
     # the licence per article, as a column
     def text(value):  # inline data reads back as str, file data as bytes
         return value.decode() if isinstance(value, bytes) else value
@@ -139,6 +140,7 @@ def test_card_machine_generated_and_data_statement(release):
     assert "lone expert" not in statement and "1 in groups smaller than 2" in statement
     assert "Speaker demographic** (the articles' authors): unknown" in statement
     assert "60 sentence(s) of 20 news article(s)" in statement
+    assert "Croissant 1.1" in card and "the 90 label(s) submitted exactly as a shown" in card
 
 
 def test_unknowns_stated_and_no_suggestions_no_machine(tmp_path):

@@ -175,12 +175,18 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         else predictions_text(facts.predictions)
     )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    croissant_version = "1.1" if getattr(facts, "research_notes", False) else "1.0"  # 1.1: manifest format 9 on
     croissant = (
-        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant 1.0, with\n"
+        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant "
+        f"{croissant_version}, with\n"
         "its Responsible-AI fields (sources, annotation, agreement, limitations, personal information).\n"
         if getattr(facts, "croissant", False)
         else ""
     )
+    if croissant and getattr(facts, "research_notes", False):
+        from builder.dataset.label_provenance import card_provenance_text
+
+        croissant += card_provenance_text(facts)
     splits_text = _splits_text(project, facts)
     data_statement = ""
     if getattr(facts, "research_notes", False):  # manifest format 9 on

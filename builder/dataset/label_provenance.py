@@ -370,3 +370,16 @@ def annotations_creators(project, facts) -> list[str]:
     if getattr(facts, "research_notes", False) and shown and "machine-generated" not in creators:
         creators.append("machine-generated")
     return creators
+
+
+def card_provenance_text(facts) -> str:
+    """The card's words on croissant.json's provenance (manifest format 9 on)."""
+    accepted = len(getattr(facts, "accepted_suggestions", []))
+    return (
+        "It attributes each annotator's labels to the annotator (or the adjudicator, for a ground-truth annotation),\n"
+        f"the aggregated labels to builder's aggregation, and the {accepted} label(s) submitted exactly as a shown\n"
+        "suggestion proposed them to the model version that made it"
+        + (f" (`{ACCEPTED_FILE}`)" if accepted else "")
+        + "; each sentence is derived from its\narticle, and each article has its source, URL (where known) "
+        "and licence (record set `articles`).\n"
+    )
