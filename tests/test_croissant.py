@@ -1,4 +1,6 @@
-"""croissant.json: Croissant 1.0 + RAI metadata, read back with mlcroissant; hashed by a format-5 release."""
+"""croissant.json: Croissant 1.0 + RAI metadata, read back with mlcroissant; hashed by a format-5 release.
+
+From manifest format 9 it is Croissant 1.1 with provenance (tests/test_research_card.py)."""
 
 from __future__ import annotations
 
