@@ -42,14 +42,14 @@ annotator_groups = [
 
 def suggested_tasks() -> list[dict]:
     """Synthetic tasks (two annotators each) with a suggestion on every other one: it proposes the annotators'
-    span and stance "neutral", which the annotators accept on articles below 10 and overrule (favor) above; task 1
-    also has a ground-truth annotation."""
+    span and stance "neutral", which the annotators accept on articles below 10 and overrule (favor) above; task 0's
+    second annotation is a ground-truth (adjudicator's) one."""
     tasks = synthetic_tasks(range(20), stance=lambda a: "neutral" if a < 10 else "favor")
     for task in tasks[::2]:
         spans = [item for item in task["annotations"][0]["result"] if item["from_name"] == "entities"]
         stance = {"from_name": "stance", "to_name": "sentence", "type": "choices", "value": {"choices": ["neutral"]}}
         task["predictions"] = [{"model_version": MODEL, "result": [*spans, stance]}]
-    tasks[1]["annotations"][1]["ground_truth"] = True
+    tasks[0]["annotations"][1]["ground_truth"] = True
     return tasks
 
 
@@ -100,7 +100,12 @@ def test_croissant_1_1_read_back_record_by_record(release):
     assert {r["model_version"] for r in accepted} == {MODEL}
     assert sum(r["label"] == "stance" for r in accepted) == 2 * 15  # tasks 0, 2, ... of articles 0-9
     assert sum(r["label"] == "entities" for r in accepted) == 2 * 30
-    assert any(r["ground_truth"] for r in accepted) is False  # task 1 had no suggestion
+    # the adjudicator accepted task 0's suggestion unchanged: attributed to the model, flagged as ground truth
+    adjudicated = [r for r in accepted if r["ground_truth"]]
+    assert [(r["annotator"], r["label"]) for r in adjudicated] == [
+        ("annotator-0000000b", "entities"),
+        ("annotator-0000000b", "stance"),
+    ]
 
     # the licence per article, as a column
     def text(value):  # inline data reads back as str, file data as bytes
