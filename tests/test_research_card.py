@@ -145,6 +145,11 @@ def test_card_machine_generated_and_data_statement(release):
     assert "lone expert" not in statement and "1 in groups smaller than 2" in statement
     assert "Speaker demographic** (the articles' authors): unknown" in statement
     assert "60 sentence(s) of 20 news article(s)" in statement
+    # the extra Parquet file beside the card is not taken for a split
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(result.folder), download_mode="force_redownload")
+    assert sum(len(loaded[split]) for split in loaded) == 60 and set(loaded) <= set(SPLITS)
     assert "Croissant 1.1" in card and "the 90 label(s) submitted exactly as a shown" in card
 
 
