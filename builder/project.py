@@ -88,7 +88,7 @@ class Project:
     # (e.g. {"id": "doc_id"}); fields not given are read under their own names. `split --<field>-field` overrides.
     input_fields: dict = field(default_factory=dict)
     # `[annotation] blind`: "auto", True or False (builder/labelstudio/blind_push.py says what each means)
-    blind: str | bool = False
+    blind: str | bool = "auto"
 
     @property
     def stance_values(self) -> list[str]:
@@ -281,7 +281,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
         suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
         input_fields=input_fields,
-        blind=raw["annotation"].get("blind", False),
+        blind=raw["annotation"].get("blind", "auto"),
     )
 
 
