@@ -60,7 +60,11 @@ def remote_warning(project: Project, connection: Connection) -> str | None:
 
     if project.annotators_per_sentence < 2 or project.blind is False or local_state(connection, project.root):
         return None
-    return REMOTE_WARNING if bound_project(project, server_identity(connection)) is None else None
+    try:
+        identity = server_identity(connection)
+    except LabelStudioError:  # unreachable or refused: the push itself says so, after checking its sentences file
+        return None
+    return REMOTE_WARNING if bound_project(project, identity) is None else None
 
 
 def is_blind(project: Project, connection: Connection) -> bool:
