@@ -606,26 +606,85 @@ def annotators_remove(ctx, email, show_emails) -> None:
     The account can no longer open the project or annotate (Label Studio still lets it log in and
     see project titles); everything it annotated stays in Label Studio, and later pulls keep it
     under the same pseudonym. Label Studio Community cannot add the same e-mail again afterwards.
+    In a blind project ([annotation] blind), the tasks of their copy they had not started go to
+    the other annotators (those with the fewest sentences first, never one who has the sentence),
+    so that each sentence still reaches annotators_per_sentence of them while enough remain;
+    running it again completes an interrupted removal.
 
     \b
     Example:
         builder annotators remove ann2@example.org
     """
     from builder.labelstudio.accounts import mask_email, remove_annotator
+    from builder.labelstudio.blind_push import is_blind
     from builder.labelstudio.client import resolve_connection
 
     project = project_of(ctx, needs_root=True)  # the account's pseudonym is recorded in the pull state
     connection = resolve_connection(project.root)
+    shown = email if show_emails else mask_email(email.strip().lower())
+    if is_blind(project, connection):
+        from builder.labelstudio.blind_handover import remove_blind_annotator
+
+        removed = remove_blind_annotator(connection, project, email)
+        handed = removed.handed
+        name = f" ({removed.pseudonym})" if removed.pseudonym else ""
+        done = "was removed already" if removed.was_removed else f"removed{name} from their organization"
+        click.echo(
+            f"{shown} {done}; their {removed.kept} annotated or skipped tasks stay; "
+            f"{handed.sentences} unstarted sentences handed to {len(handed.receivers)} other annotator(s)"
+        )
+        if handed.short:
+            click.echo(
+                f"{handed.short} sentences now reach fewer than {project.annotators_per_sentence} annotators: "
+                "too few annotators remain (`builder annotators add`, then `builder push` tops them up)",
+                err=True,
+            )
+        return
     removed = remove_annotator(connection, email, project)
-    name = (
-        f"under the pseudonym {removed.pseudonym}"
-        if removed.pseudonym
-        else "(no pseudonym key yet: the first pull names them from the account's id)"
-    )
+    name = f" under the pseudonym {removed.pseudonym}" if removed.pseudonym else " (named at the first pull)"
     click.echo(
         f"removed {removed.email if show_emails else mask_email(removed.email)} from the organization at "
-        f"{connection.url}; its annotations stay, {name}"
+        f"{connection.url}; its annotations stay{name}"
     )
+
+
+@annotators.command("blind")
+@click.pass_context
+def annotators_blind(ctx) -> None:
+    """Make the shared project blind: each annotator in an organization of their own, seeing no one else's work.
+
+    For a project first pushed with annotators shared (before blind annotation, or with
+    blind = false) on builder's local server. The shared project stays as it is, with every
+    annotation, ground truth and pseudonym, and every later pull merges it with the annotators'
+    copies: a pull gives the same snapshot before and after. Each annotator is moved into an
+    organization of their own (they can no longer open the shared project), and each sentence the
+    shared project has not finished is given to as many annotators as it lacks, never to one who
+    labelled it already. Drafts left in the shared project are not carried over. Then set
+    [annotation] blind = "auto" (the default) or true. Running it again changes nothing.
+
+    \b
+    Example:
+        builder annotators blind
+    """
+    from builder.labelstudio.blind_handover import make_blind
+    from builder.labelstudio.client import resolve_connection
+
+    project = project_of(ctx, needs_root=True)  # the organizations' tokens are kept under the project root
+    connection = resolve_connection(project.root)
+    made = make_blind(connection, project, log=lambda m: click.echo(m, err=True))
+    handed = made.handed
+    click.echo(
+        f"blind: {made.annotators} annotators each in an organization of their own; the shared project's "
+        f"{made.tasks} tasks and their annotations stay and are pulled with the copies; "
+        f"{handed.sentences} unfinished sentences given to annotators' copies ({handed.places} tasks), "
+        f"{made.finished} already finished"
+    )
+    if handed.short:
+        click.echo(
+            f"{handed.short} sentences reach fewer than {project.annotators_per_sentence} annotators: "
+            "too few annotators (`builder annotators add`, then `builder push` tops them up)",
+            err=True,
+        )
 
 
 PREDICTORS = "gazetteer, model (or model:FOLDER), spacy:NAME_OR_PATH, or none"
@@ -707,6 +766,12 @@ def push(ctx, sentences, predictor, how, limit, seed, batch_size, adopt_project)
             f"{blind.annotators} annotators each, in a copy of the project per annotator on {connection.url}; "
             f"skipped {blind.skipped} already given"
         )
+        if blind.short:
+            click.echo(
+                f"push (blind): {blind.short} sentences reach fewer than {project.annotators_per_sentence} "
+                "annotators: too few annotators (`builder annotators add`, then push again)",
+                err=True,
+            )
         return
     warning = remote_warning(project, connection)
     if warning:

@@ -89,7 +89,7 @@ class Project:
     # (e.g. {"id": "doc_id"}); fields not given are read under their own names. `split --<field>-field` overrides.
     input_fields: dict = field(default_factory=dict)
     # `[annotation] blind`: "auto", True or False (builder/labelstudio/blind_push.py says what each means)
-    blind: str | bool = False
+    blind: str | bool = "auto"
     # `[dataset.data_statement]`: the card's data statement (builder.dataset.data_statement), as given
     data_statement: dict = field(default_factory=dict)
 
@@ -284,7 +284,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         min_gold_accuracy=float(quality.get("min_gold_accuracy", 0.7)),
         suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
         input_fields=input_fields,
-        blind=raw["annotation"].get("blind", False),
+        blind=raw["annotation"].get("blind", "auto"),
         data_statement=dict(dataset.get("data_statement", {})),
     )
 

@@ -129,12 +129,18 @@ def ls(ls_server):
     return Connection(ls_server.url, ls_server.token, "environment")
 
 
-def make_project(folder: Path, title: str, snapshot: Path | None = None, holdout: float = 0.0):
+def make_project(
+    folder: Path, title: str, snapshot: Path | None = None, holdout: float = 0.0, blind: str | None = "false"
+):
     """A project folder with the repository's scheme under another Label Studio project title; `holdout`: its
     `[annotation] suggestion_holdout` (0: every task gets the predictor's suggestion, as tests of the
-    suggestions themselves expect; tests/test_steering.py tests the control arm)."""
+    suggestions themselves expect; tests/test_steering.py tests the control arm); `blind`: its `[annotation]
+    blind` as TOML, false by default (a shared project, as the tests of shared projects expect, also on a local
+    server; tests/test_blind*.py test blind ones), None to leave it out (the default, "auto")."""
     text = (ROOT / "builder.toml").read_text(encoding="utf-8")
     text = text.replace("entity_agreement = 0.5\n", f"entity_agreement = 0.5\nsuggestion_holdout = {holdout}\n", 1)
+    if blind is not None:
+        text = text.replace("[annotation]\n", f"[annotation]\nblind = {blind}\n", 1)
     text = text.replace('project_title = "DPRK-Russia stance and entities"', f'project_title = "{title}"')
     text = text.replace('guidelines = "guidelines.md"', f'guidelines = "{ROOT / "guidelines.md"}"')
     folder.mkdir(parents=True, exist_ok=True)

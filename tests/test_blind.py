@@ -225,13 +225,7 @@ def blind_server(tmp_path_factory, migrated_label_studio):
 def _blind_project(root: Path, blind="true"):
     from .conftest import make_project
 
-    project = make_project(root, "Blind stance")
-    text = (root / "builder.toml").read_text(encoding="utf-8")
-    text = text.replace("[annotation]\n", f"[annotation]\nblind = {blind}\n", 1)
-    (root / "builder.toml").write_text(text, encoding="utf-8")
-    from builder.project import load_project
-
-    project = load_project(root / "builder.toml")
+    project = make_project(root, "Blind stance", blind=blind)
     assert project.annotators_per_sentence == 2
     return project
 

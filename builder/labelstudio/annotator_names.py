@@ -65,10 +65,17 @@ class AccountNames:
     names: dict[int, str]
     pseudonymize: Pseudonymizer
     unnamed: set[str] = field(default_factory=set)
+    # the recorded name of an account the server does not list (no longer a member of this organization at all,
+    # as an annotator moved into an organization of their own by `builder annotators blind`)
+    recorded: Callable[[int], str | None] = lambda user_id: None
 
     def __call__(self, user_id) -> str:
         if user_id in self.names:
             return self.names[user_id]
+        recorded = self.recorded(user_id) if type(user_id) is int else None
+        if recorded is not None:
+            self.names[user_id] = recorded
+            return recorded
         name = self.pseudonymize(f"user-{user_id}@{self.server}")
         self.unnamed.add(name)
         return name
@@ -95,7 +102,12 @@ def annotator_names(connection: Connection, project: Project, pseudonymize: Pseu
     legacy = read_accounts(project, pseudonymize.key_id, connection.url)
     known = {int(user_id): name for user_id, name in legacy.items()}
     known.update(known_names(project, server, pseudonymize, [user.id for user in users]))
-    named = AccountNames(server, {}, pseudonymize)
+    named = AccountNames(
+        server,
+        {},
+        pseudonymize,
+        recorded=lambda user_id: known_names(project, server, pseudonymize, [user_id]).get(user_id),
+    )
     for user in users:
         email = getattr(user, "email", None)
         if user.id in known:

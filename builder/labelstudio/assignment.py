@@ -48,3 +48,33 @@ def assign(
             counts[who] += 1
         result[sentence_id] = tuple(sorted(chosen))
     return result
+
+
+def hand_over(
+    holders: Mapping[str, Iterable[str]], loads: Mapping[str, int], per_sentence: int, seed: str = ""
+) -> tuple[dict[str, tuple[str, ...]], int]:
+    """Sentences that reach fewer than `per_sentence` annotators, topped up: (sentence id -> the annotators who
+    are given it now, sorted; how many sentences stay short).
+
+    `holders`: sentence id -> everyone who already has it (whose annotations count towards its overlap, whether
+    or not they may still be given work); `loads`: the annotators who may be given work, with the sentences they
+    hold. The same rule as `assign` (fewest sentences first, ties by the hash), never to an annotator who already
+    has the sentence; a sentence with fewer eligible annotators than it lacks takes them all and counts as short."""
+    counts = dict(loads)
+    result: dict[str, tuple[str, ...]] = {}
+    short = 0
+    for sentence_id, has in holders.items():
+        has = set(has)
+        missing = per_sentence - len(has)
+        if missing <= 0:
+            continue
+        eligible = [who for who in counts if who not in has]
+        chosen = heapq.nsmallest(
+            missing, eligible, key=lambda who: (counts[who], _tie_break(seed, sentence_id, who), who)
+        )
+        short += len(chosen) < missing
+        for who in chosen:
+            counts[who] += 1
+        if chosen:
+            result[sentence_id] = tuple(sorted(chosen))
+    return result, short

@@ -22,26 +22,30 @@ import orjson
 from builder.jsonio import STATE_DIR, dumps_line, private_dir
 from builder.labelstudio.blind_push import copy_project
 from builder.labelstudio.client import Connection
-from builder.labelstudio.isolation import read_organizations
+from builder.labelstudio.isolation import read_blind_marker, read_organizations
 from builder.labelstudio.pull import PullResult, pull
 from builder.project import Project
 from builder.records.snapshot import file_lines, sort_key_bytes, write_snapshot_lines
 
 COPIES_DIR = "blind-pull"
+SHARED_PART = "shared.jsonl"  # the shared project a project made blind keeps
 
 
 def merge_sentence(tasks: list[dict]) -> dict:
     """One snapshot task from the copies' tasks of one sentence (in copy order)."""
     annotations, seen_truth, predictions = [], set(), []
-    for task in tasks:
+    for task in tasks:  # repeats are dropped across copies only: one copy's task stays exactly as pulled
+        truths = set()
         for annotation in task["annotations"]:
             if annotation.get("ground_truth"):  # a gold question's answer, pushed into every copy that has it
                 answer = orjson.dumps(annotation.get("result"), option=orjson.OPT_SORT_KEYS)
                 if answer in seen_truth:
                     continue
-                seen_truth.add(answer)
+                truths.add(answer)
             annotations.append(annotation)
-        predictions += [p for p in task["predictions"] if p not in predictions]
+        seen_truth |= truths
+        earlier = list(predictions)
+        predictions += [p for p in task["predictions"] if p not in earlier]
     return {
         "task_id": min(task["task_id"] for task in tasks),
         "data": tasks[0]["data"],
@@ -76,15 +80,21 @@ def pull_blind(
     since_last: bool = False,
     log: Callable[[str], None] = lambda message: None,
     rename_annotators: bool = False,
+    accept_changes: bool = False,
 ) -> PullResult:
-    """Pull every annotator's copy (each `since_last` when asked) and write their merge to `output` atomically."""
+    """Pull every annotator's copy (each `since_last` when asked), and the shared project a project made blind
+    keeps (`builder annotators blind`), and write their merge to `output` atomically."""
     output = Path(output or project.snapshot_path)
     copy = copy_project(project)
     private_dir(project.root / STATE_DIR / COPIES_DIR)
     paths, total = [], PullResult(output, 0, 0, 0, since_last)
+    parts = []  # (connection, project as pulled there, where its snapshot is kept)
+    if read_blind_marker(project.root) is not None:
+        parts.append((connection, project, project.root / STATE_DIR / COPIES_DIR / SHARED_PART))
     for email, organization in sorted(read_organizations(project.root).items()):
-        path = copy_output(project, email)
-        part = pull(organization.connection(connection.url), copy, path, since_last, log, rename_annotators)
+        parts.append((organization.connection(connection.url), copy, copy_output(project, email)))
+    for reached, pulled, path in parts:
+        part = pull(reached, pulled, path, since_last, log, rename_annotators, accept_changes=accept_changes)
         paths.append(path)
         total.fetched += part.fetched
         total.unannotated += part.unannotated

@@ -1,11 +1,12 @@
 """Blind push: each annotator's share of the sentences, in a copy of the project in their own organization.
 
-`[annotation] blind` in builder.toml: true, false (the default), or "auto" (blind when annotators_per_sentence
-> 1 and the server is builder's local one). A blind push moves every annotator account of the server's first
-organization into an organization of its own (builder/labelstudio/isolation.py), then gives each sentence to
-`annotators_per_sentence` of them (builder/labelstudio/assignment.py) and pushes each annotator's share into
-their copy of the project with an ordinary push (same labeling config, instructions, gold questions and
-pre-annotations), through that organization's admin token, with one annotator per task inside the copy.
+`[annotation] blind` in builder.toml: "auto" (the default: blind when annotators_per_sentence > 1 and the server
+is builder's local one, unless the project is already shared there), true, or false. A blind push moves every
+annotator account of the server's first organization into an organization of its own
+(builder/labelstudio/isolation.py), then gives each sentence to `annotators_per_sentence` of them
+(builder/labelstudio/assignment.py) and pushes each annotator's share into their copy of the project with an
+ordinary push (same labeling config, instructions, gold questions and pre-annotations), through that
+organization's admin token, with one annotator per task inside the copy.
 
 Only builder's local server can be blind: elsewhere builder has no access to Label Studio's models to make
 organizations, and no guard closes the paths Label Studio answers without looking at organizations.
@@ -21,12 +22,13 @@ from pathlib import Path
 from builder.errors import ConfigError, LabelStudioError
 from builder.labelstudio import server
 from builder.labelstudio.accounts import organization_users
-from builder.labelstudio.assignment import assign
+from builder.labelstudio.assignment import assign, hand_over
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.isolation import (
     ADMIN_DOMAIN,
     guarded,
     isolate_annotator,
+    read_blind_marker,
     read_organizations,
 )
 from builder.labelstudio.project_api import existing_sentence_ids, find_project
@@ -58,21 +60,47 @@ def remote_warning(project: Project, connection: Connection) -> str | None:
 
     if project.annotators_per_sentence < 2 or project.blind is False or local_state(connection, project.root):
         return None
-    return REMOTE_WARNING if bound_project(project, server_identity(connection)) is None else None
+    try:
+        identity = server_identity(connection)
+    except LabelStudioError:  # unreachable or refused: the push itself says so, after checking its sentences file
+        return None
+    return REMOTE_WARNING if bound_project(project, identity) is None else None
 
 
 def is_blind(project: Project, connection: Connection) -> bool:
-    """Whether pushes and pulls of `project` through `connection` are blind (`[annotation] blind`)."""
+    """Whether pushes and pulls of `project` through `connection` are blind (`[annotation] blind`, "auto" by
+    default: blind with several annotators per sentence on builder's local server).
+
+    A project already shared on the local server (pushed there before blind annotation, or with blind = false)
+    stays shared under "auto" until `builder annotators blind` moves it, keeping every annotation: blind pushes
+    and pulls would not see its annotations otherwise."""
+    from builder.labelstudio.registry import bound_project, server_identity
+
     setting = project.blind
     local = local_state(connection, project.root) is not None
+    made_blind = local and read_blind_marker(project.root) is not None
+    if setting is False:
+        if made_blind:
+            raise ConfigError(
+                f"{project.source}: annotation.blind is false, but `builder annotators blind` made this project "
+                'blind: its annotators can no longer reach the shared project; set blind = "auto" or true'
+            )
+        return False
     if setting is True and not local:
         raise ConfigError(
             f"{project.source}: annotation.blind is true, but {connection.url} is not builder's local server: "
             'blind annotation needs it (`builder server start`); set blind = "auto" or false'
         )
-    if setting == "auto":
-        return local and project.annotators_per_sentence > 1
-    return bool(setting)
+    if setting == "auto" and not (local and project.annotators_per_sentence > 1):
+        return False
+    if not made_blind and bound_project(project, server_identity(connection)) is not None:
+        if setting is True:
+            raise ConfigError(
+                f"{project.source}: annotation.blind is true, but this project is shared on {connection.url}: "
+                "make it blind with `builder annotators blind` (it keeps every annotation), or set blind = false"
+            )
+        return False  # "auto": a shared project stays shared until `builder annotators blind`
+    return True
 
 
 def copy_project(project: Project) -> Project:
@@ -87,6 +115,7 @@ class BlindPushResult:
     skipped: int  # sentences every copy already had
     copies: dict[str, PushResult] = field(default_factory=dict)  # by annotator e-mail (never printed)
     isolated: int = 0  # accounts moved into an organization of their own by this push
+    short: int = 0  # sentences reaching fewer than annotators_per_sentence annotators: too few annotators
 
 
 def _annotators_in_first_organization(connection: Connection) -> list:
@@ -100,7 +129,7 @@ def _annotators_in_first_organization(connection: Connection) -> list:
     ]
 
 
-def _isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
+def isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
     """Move each annotator account still in the first organization into one of its own; how many were moved."""
     members = _annotators_in_first_organization(connection)
     for user in members:
@@ -117,8 +146,9 @@ def push_blind(
 ) -> BlindPushResult:
     """Give every new sentence to `annotators_per_sentence` annotators and push each share into its copy.
 
-    Sentences some copy already holds keep their annotators (re-running a push changes nothing); the new ones
-    go to the annotators with the fewest sentences (an annotator added later is given new ones first)."""
+    Sentences some copy already holds keep their annotators (re-running a push changes nothing); the new ones, and
+    any a removal left short, go to the annotators with the fewest sentences (an annotator added later is given new
+    ones first), never to one who has the sentence."""
     state = local_state(connection, project.root)
     if state is None:
         raise ConfigError(f"blind annotation needs builder's local server, not {connection.url}")
@@ -127,7 +157,7 @@ def push_blind(
             "the local server was started without builder's organization guard: restart it "
             "(`builder server stop`, then `builder server start`) before a blind push"
         )
-    isolated = _isolate_members(connection, project, state)
+    isolated = isolate_members(connection, project, state)
     organizations = read_organizations(project.root)
     if isinstance(sentences, (str, Path)):
         from builder.sentences.splitting import iter_sentences
@@ -141,13 +171,25 @@ def push_blind(
         project_id = find_project(reached, copy)
         held[email] = existing_sentence_ids(reached, project_id) if project_id is not None else set()
     wanted = list(dict.fromkeys(sentence["id"] for sentence in listed))
-    everywhere = set().union(*held.values()) if held else set()
-    new = [sentence_id for sentence_id in wanted if sentence_id not in everywhere]
-    loads = {email: len(held[email].intersection(wanted)) for email in organizations}
-    plan = assign(new, loads, project.annotators_per_sentence, seed=project.name) if new else {}
-    result = BlindPushResult(annotators=len(organizations), created=len(plan), skipped=len(wanted) - len(new))
+    shared = (read_blind_marker(project.root) or {"holders": {}})["holders"]  # labelled while the project was shared
+    holders = {
+        sentence_id: {email for email, ids in held.items() if sentence_id in ids} | set(shared.get(sentence_id, ()))
+        for sentence_id in wanted
+    }
+    # removed annotators (`builder annotators remove`) are given nothing: what they did stays in their copy
+    active = {email for email, organization in organizations.items() if not organization.removed}
+    loads = {email: len(held[email].intersection(wanted)) for email in active}
+    per = project.annotators_per_sentence
+    if any(not who for who in holders.values()):
+        assign([], loads, per)  # refuses fewer annotators than annotators_per_sentence
+    # new sentences, and those left short by a removal when too few annotators remained, topped up to the overlap
+    plan, short = hand_over({s: who for s, who in holders.items() if len(who) < per}, loads, per, seed=project.name)
+    result = BlindPushResult(annotators=len(active), created=len(plan), skipped=len(wanted) - len(plan))
+    result.short = short
     result.isolated = isolated
     for email, organization in sorted(organizations.items()):
+        if email not in active:
+            continue
         share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
         result.copies[email] = push_sentences(
             organization.connection(connection.url), copy, share, predictor, batch_size, progress=False
@@ -166,21 +208,26 @@ def list_blind_annotators(connection: Connection, project: Project):
         reached = organization.connection(connection.url)
         project_id = find_project(reached, copy)
         user_id = next((u.id for u in organization_users(reached) if u.email == email and u.active), None)
+        active = user_id is not None and not organization.removed
         assigned = annotated = skipped = 0
         if project_id is not None:
             pushed = True
             progress = _progress(reached, project_id)
             sentences |= existing_sentence_ids(reached, project_id)
+            if user_id is None:  # removed: Label Studio hides the e-mail; the copy's one annotator is them
+                with calling(reached, "identifying the API key's account"):
+                    admin = reached.client().users.whoami().id
+                user_id = min(set(progress.annotated) | set(progress.skipped) - {admin}, default=None)
             assigned, annotated, skipped = progress.tasks, progress.annotated[user_id], progress.skipped[user_id]
         names = _pseudonyms(reached, copy) if user_id is not None else None
         rows.append(
             Annotator(
                 email=email,
                 pseudonym=names(user_id) if names else AFTER_FIRST_PULL,
-                active=user_id is not None,
+                active=active,
                 annotated=annotated,
                 skipped=skipped,
-                remaining=assigned - annotated - skipped,
+                remaining=assigned - annotated - skipped if active else None,
                 assigned=assigned,
             )
         )

@@ -31,6 +31,7 @@ from builder.labelstudio import server
 from builder.labelstudio.client import Connection
 
 ORGANIZATIONS_FILE = "organizations.json"
+BLIND_FILE = "blind.json"  # a shared project made blind (`builder annotators blind`)
 ADMIN_DOMAIN = "builder.local"
 
 # Run with the server's own Python and environment (secrets from the environment, never argv): the annotator's
@@ -81,6 +82,7 @@ class AnnotatorOrganization:
     admin: str
     password: str
     token: str
+    removed: bool = False  # `builder annotators remove`: given no more work; what they did stays in their copy
 
     def __repr__(self) -> str:  # never show secrets (or the annotator's e-mail) in logs or tracebacks
         return f"AnnotatorOrganization(organization={self.organization}, admin={self.admin!r})"
@@ -112,6 +114,44 @@ def _write_organizations(root: Path, organizations: dict[str, AnnotatorOrganizat
     state_dir(root)
     with atomic_write(organizations_path(root), "w", private=True) as handle:
         json.dump({email: asdict(entry) for email, entry in sorted(organizations.items())}, handle, indent=2)
+
+
+def mark_removed(root: Path, email: str) -> None:
+    """Record that the annotator `email` was removed: no blind push or hand-over gives them work again."""
+    organizations = read_organizations(root)
+    organizations[email] = AnnotatorOrganization(**{**asdict(organizations[email]), "removed": True})
+    _write_organizations(root, organizations)
+
+
+def blind_marker_path(root: Path) -> Path:
+    return root / STATE_DIR / BLIND_FILE
+
+
+def read_blind_marker(root: Path) -> dict | None:
+    """What `builder annotators blind` recorded when it made a shared project blind (None: never made so).
+
+    {"shared_project": the shared project's id on the local server (its annotations stay there and every blind
+    pull merges them), "holders": {sentence id: who annotated it there (e-mail, or user-ID of a removed account)}}"""
+    path = blind_marker_path(root)
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(marker, dict) or not isinstance(marker.get("holders"), dict):
+            raise ValueError
+    except ValueError:
+        marker = None
+    if marker is None:
+        raise LabelStudioError(
+            f"{path}: unreadable record of the project made blind; restore it from a backup"
+        ) from None
+    return marker
+
+
+def write_blind_marker(root: Path, shared_project: int, holders: dict[str, list[str]]) -> None:
+    state_dir(root)
+    with atomic_write(blind_marker_path(root), "w", private=True) as handle:  # holds e-mails: private
+        json.dump({"shared_project": shared_project, "holders": dict(sorted(holders.items()))}, handle, indent=1)
 
 
 def _admin_email(email: str) -> str:
