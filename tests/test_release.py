@@ -159,7 +159,7 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
     assert (
-        manifest["manifest_format"] == 8
+        manifest["manifest_format"] == 9
         and manifest["split_method"] == "sentence-shares/1"
         and manifest["previous"] is None
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME

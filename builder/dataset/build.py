@@ -51,6 +51,9 @@ class BuildFacts:
     split_method: str = SENTENCE_SHARES  # builder.dataset.splits: ARTICLE_HASH to rebuild a release before format 6
     frozen_test: int = 0  # articles the earlier releases' test files hold (kept in test if still in the snapshot)
     uneven: list = field(default_factory=list)  # builder.dataset.splits.uneven_splits: one line per uneven split
+    evidence: bool = False  # the card's "Agreement evidence" section (manifest format 9 on)
+    evidence_figures: dict | None = None  # builder.dataset.evidence_card.evidence_of, once computed
+    quality_figures: list = field(default_factory=list)  # builder.records.quality.quality_figures of the snapshot
 
     @property
     def gold_questions(self) -> int:
@@ -78,17 +81,19 @@ def _snapshot_readers(project: Project, gold: dict, dataset_format: int, notes_p
 
 
 def _quality_summary(project: Project, frames, arms) -> dict:
-    """Per-annotator gold accuracy and anchoring for the card and the manifest, from the snapshot's quality
-    frames and control arms (`_snapshot_readers`):
-    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
-    from builder.records.quality import quality_summary, report_from_frames
+    """(summary, figures): per-annotator gold accuracy and anchoring for the card and the manifest, from the
+    snapshot's quality frames and control arms (`_snapshot_readers`):
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n},
+    and builder.records.quality.quality_figures (with intervals, for the card's evidence section)."""
+    from builder.records.quality import quality_figures, quality_summary, report_from_frames
     from builder.records.steering import summary_of_arms
 
-    summary = quality_summary(report_from_frames(frames, project))
+    report = report_from_frames(frames, project)
+    summary = quality_summary(report)
     steering = summary_of_arms(arms, project)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
         summary["suggestion_arms"] = steering
-    return summary
+    return summary, quality_figures(report)
 
 
 def _plain_json(value):
@@ -240,26 +245,29 @@ def build_dataset(
     croissant: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
+    evidence: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
-    Splits: `frozen_test` articles stay in test; `build`, `run` and `release` build through
-    `builder.dataset.release.build_project_dataset`, which passes the test articles of the project's
-    releases, so they and `export` of the build put every article in the same split. `split_method` is
-    builder.dataset.splits' SENTENCE_SHARES (ARTICLE_HASH to rebuild a release from before manifest
-    format 6). A split empty or far off its share is a line in `facts.uneven`.
+        Splits: `frozen_test` articles stay in test; `build`, `run` and `release` build through
+        `builder.dataset.release.build_project_dataset`, which passes the test articles of the project's
+        releases, so they and `export` of the build put every article in the same split. `split_method` is
+        builder.dataset.splits' SENTENCE_SHARES (ARTICLE_HASH to rebuild a release from before manifest
+        format 6). A split empty or far off its share is a line in `facts.uneven`.
 
-    `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
-    marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
-    marker: releases are written once and never replaced. A failed write (disk full...) is one
-    line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
-    (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
-    `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
-    to rebuild a release from before manifest format 4 as it was); `current_splitter`: the card names
-    this builder's splitter (False: `lines+segtok/1`); `near_duplicates`: near-identical articles share a
-    split (`builder.dataset.splits.NearDuplicates`); `croissant`: croissant.json is written (each False
-    to rebuild a release from before manifest format 5 as it was). Gold
-    questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
+        `output` may only replace a previous builder output (`builder.outputs`); the new folder gets the
+        marker naming `command`. With `version` (a release), `output` must be new or empty and gets no
+        marker: releases are written once and never replaced. A failed write (disk full...) is one
+        line, and the previous `output` is kept. `dataset_format` is the shape of the dataset written
+        (`builder.model.DATASET_FORMAT`; an older one to rebuild an older release as it was);
+        `notes_predictions`: the card says which predictors' model versions pre-annotated the tasks (False
+        to rebuild a release from before manifest format 4 as it was); `current_splitter`: the card names
+        this builder's splitter (False: `lines+segtok/1`); `near_duplicates`: near-identical articles share a
+        split (`builder.dataset.splits.NearDuplicates`); `croissant`: croissant.json is written (each False
+        to rebuild a release from before manifest format 5 as it was); `evidence`: the card has its "Agreement
+    evidence" section (intervals, AC1, unitizing alpha, diagnostics; False to rebuild a release from before
+    manifest format 9 as it was). Gold
+        questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
     from builder.outputs import DATASET_COMMANDS, check_output_folder, write_marker
@@ -291,8 +299,10 @@ def build_dataset(
                 f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
                 f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
             )
+        quality_figures: list = []
         if quality is not None:  # summed up now: the frames need not be held while the dataset is written
-            quality = _plain_json(_quality_summary(project, *quality))
+            quality, quality_figures = _quality_summary(project, *quality)
+            quality = _plain_json(quality)
         with paused_gc():
             facts = write_dataset(
                 project,
@@ -311,6 +321,8 @@ def build_dataset(
         facts.current_splitter = current_splitter
         facts.splitter = splitter
         facts.quality = quality
+        facts.quality_figures = quality_figures
+        facts.evidence = evidence
         if isinstance(predictions, InputError):  # a line that is not JSON: the pre-annotations cannot be told
             raise predictions
         facts.predictions = predictions
@@ -379,6 +391,7 @@ def write_dataset(
     notes_predictions: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
+    evidence: bool = True,
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (read once).
 

@@ -29,9 +29,12 @@ ground-truth annotation, Label Studio's star, counts as its author's answer):
   label. Their own answer is part of the aggregate, as in the dataset (Dawid-Skene fits all answers
   at once): with few annotators per task this flatters everyone alike, so compare annotators with
   each other rather than with 1.0.
+- `aggregate_compared`, `agreement_with_aggregate_low`, `agreement_with_aggregate_high`: the answers
+  `agreement_with_aggregate` rests on (its n) and its 95% Wilson interval.
 - `pre_annotated`, `anchoring`: pre-annotated spans (the union of the task's predictions' entity
   spans) shown to them on the tasks they answered, and the share of those they kept unchanged (same
   start, end and label in their answer). NaN when they saw none.
+- `anchoring_low`, `anchoring_high`: the 95% Wilson interval of `anchoring` (its n: `pre_annotated`).
 - `flagged`: `gold_accuracy` < `[quality] min_gold_accuracy` (never without gold answers).
 
 Items the report cannot read (a line that is not JSON, an annotation without a pseudonym, a span
@@ -74,8 +77,13 @@ REPORT_COLUMNS = (
     "gold_span_f1_overlap",
     "kappa",
     "agreement_with_aggregate",
+    "aggregate_compared",
+    "agreement_with_aggregate_low",
+    "agreement_with_aggregate_high",
     "pre_annotated",
     "anchoring",
+    "anchoring_low",
+    "anchoring_high",
     "flagged",
 )
 FORMATS = ("table", "csv", "json")
@@ -533,13 +541,14 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
     aggregate = aggregated_stances(rows, project, frames.gold_stance)
     stance_answers = np.bincount(task[answered & (stance >= 0)], minlength=frames.tasks)
     compared = voted & (stance_answers[task] >= 2)  # an unresolved aggregate (-1) matches no answer
-    agreement = _ratio(
-        _per(annotator[compared], n, (stance[compared] == aggregate[task[compared]]).astype(float)),
-        _per(annotator[compared], n),
-    )
+    agreeing = _per(annotator[compared], n, (stance[compared] == aggregate[task[compared]]).astype(float))
+    compared_count = _per(annotator[compared], n)
+    agreement = _ratio(agreeing, compared_count)
+    agreement_low, agreement_high = wilson_interval(agreeing, compared_count)
 
     seen = _per(annotator, n, rows["pre_annotated"].to_numpy())
     kept = _per(annotator, n, rows["kept_pre_annotated"].to_numpy())
+    anchoring_low, anchoring_high = wilson_interval(kept, seen)
 
     accuracy = _ratio(correct, gold_answers)
     report = pd.DataFrame(
@@ -557,13 +566,18 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
             "gold_span_f1_overlap": overlap,
             "kappa": kappa,
             "agreement_with_aggregate": agreement,
+            "aggregate_compared": compared_count.astype(np.int64),
+            "agreement_with_aggregate_low": agreement_low,
+            "agreement_with_aggregate_high": agreement_high,
             "pre_annotated": seen.astype(np.int64),
             "anchoring": _ratio(kept, seen),
+            "anchoring_low": anchoring_low,
+            "anchoring_high": anchoring_high,
             "flagged": np.nan_to_num(accuracy, nan=np.inf) < project.min_gold_accuracy,
         },
         columns=list(REPORT_COLUMNS),
     )
-    for column in ("annotated", "skipped", "cancelled", "gold_answers"):
+    for column in ("annotated", "skipped", "cancelled", "gold_answers", "aggregate_compared"):
         report[column] = report[column].astype(np.int64)
     return report
 
@@ -587,6 +601,40 @@ def quality_summary(report: pd.DataFrame) -> dict:
         "anchoring_rate": round(kept / seen, 3) if seen else None,
         "flagged": int(report["flagged"].sum()) if len(report) else 0,
     }
+
+
+def quality_figures(report: pd.DataFrame) -> list[tuple[str, dict, str]]:
+    """The card's quality figures with their 95% Wilson intervals and n (manifest format 9 on), pooled over
+    annotators (no pseudonyms): gold accuracy, agreement with the aggregated stance, anchoring rate."""
+    from builder.records.intervals import figure
+
+    out = []
+    for name, hits, trials, unit in (
+        (
+            "gold accuracy (stance), all annotators",
+            report["gold_accuracy"] * report["gold_answers"],
+            report["gold_answers"],
+            "gold answers",
+        ),
+        (
+            "agreement with the aggregated stance",
+            report["agreement_with_aggregate"] * report["aggregate_compared"],
+            report["aggregate_compared"],
+            "answers compared",
+        ),
+        (
+            "anchoring rate (pre-annotated spans kept unchanged)",
+            report["anchoring"] * report["pre_annotated"],
+            report["pre_annotated"],
+            "pre-annotated spans",
+        ),
+    ):
+        k = float(np.nansum(hits.to_numpy(dtype=float))) if len(report) else 0.0
+        n = int(trials.sum()) if len(report) else 0
+        if n:
+            low, high = wilson_interval(round(k), n)
+            out.append((name, figure(k / n, n, (float(low), float(high)), places=3), f"{n} {unit}"))
+    return out
 
 
 # --- output: table, CSV, JSON ---------------------------------------------------------------------------

@@ -24,7 +24,9 @@ card also states; `builder release` refuses a split that is empty or more than 1
 unless `[splits] allow_uneven = true`. Format 7 adds `hashes.withheld_suggestions` and `hashes.gold` (each only
 when the project has the file: annotations/withheld-suggestions.jsonl, `[quality] gold`): they change the
 control arm's figures and gold accuracy, so they are released as committed at HEAD like the snapshot, and a
-rebuild reads them as the commit holding the hashed bytes holds them. Rebuilding an
+rebuild reads them as the commit holding the hashed bytes holds them. Format 9: the card has an "Agreement
+evidence" section (every agreement and quality figure with its 95% interval and n, Gwet's AC1, Krippendorff's
+unitizing alpha, the span disagreement breakdown and diagnostics; builder.dataset.evidence_card). Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 """
@@ -47,7 +49,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 8
+MANIFEST_FORMAT = 9
 
 
 def version_key(text: str):
