@@ -161,3 +161,42 @@ def test_span_disagreements_are_told_apart_and_boundaries_diagnosed():
     near = agreement_evidence(records[:1] * 40 + records[4:] * 40, ["neutral"], ["PER"])
     missing = agreement_evidence(records[3:4] * 40 + records[4:] * 40, ["neutral"], ["PER"])
     assert near["unitizing_alpha"]["overall"]["value"] > missing["unitizing_alpha"]["overall"]["value"]
+
+
+SNAPSHOT = __import__("pathlib").Path(__file__).resolve().parents[1] / "annotations" / "snapshot.jsonl"
+
+
+def test_card_of_a_new_build_has_the_evidence_section_and_an_older_format_does_not(project, tmp_path):
+    from builder.dataset.build import build_dataset
+
+    build_dataset(project, SNAPSHOT, tmp_path / "new")
+    card = (tmp_path / "new" / "README.md").read_text(encoding="utf-8")
+    section = card[card.index("## Agreement evidence") : card.index("## How it was made")]
+    assert "| measure | value | 95% interval | n |" in section
+    for name in ("Gwet's AC1 (nominal), stance", "Krippendorff's unitizing alpha, entities (all labels)"):
+        line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
+        value, interval, n = (cell.strip() for cell in line.strip("|").split("|")[1:])
+        low, high = (float(x) for x in interval.split("–"))
+        assert low <= float(value) <= high and "sentences" in n
+    assert "prevalence paradox" in section and "Diagnostics:" in section
+    build_dataset(project, SNAPSHOT, tmp_path / "again")
+    assert (tmp_path / "again" / "README.md").read_bytes() == card.encode("utf-8")
+    build_dataset(project, SNAPSHOT, tmp_path / "old", evidence=False)
+    assert "## Agreement evidence" not in (tmp_path / "old" / "README.md").read_text(encoding="utf-8")
+
+
+def test_stats_and_quality_report_carry_intervals_and_diagnostics(project):
+    from builder.records.from_snapshot import dataset_statistics
+    from builder.records.quality import annotator_report, render
+
+    figures = dataset_statistics(project, SNAPSHOT)
+    evidence = figures["agreement_evidence"]
+    assert {"value", "low", "high", "n"} <= set(evidence["stance"]["gwet_ac1"])
+    assert "overall" in evidence["unitizing_alpha"] and "counts" in evidence["span_disagreements"]
+    assert isinstance(figures["diagnostics"], dict)
+    rows = json.loads(render(annotator_report(SNAPSHOT, project), "json"))
+    for row in rows:
+        for figure, n in (("agreement_with_aggregate", "aggregate_compared"), ("anchoring", "pre_annotated")):
+            assert n in row and f"{figure}_low" in row and f"{figure}_high" in row
+            if row[figure] is not None and row[n]:
+                assert row[f"{figure}_low"] <= row[figure] <= row[f"{figure}_high"]

@@ -425,7 +425,7 @@ def write_dataset(
                 facts.overlaps.extend(overlaps)
                 total += batch.num_rows
                 if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
-                    small.append(batch.select(["stance", "annotations"]))
+                    small.append(batch.select(["stance", "annotations", "text"]))
                 else:
                     small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
@@ -441,9 +441,11 @@ def write_dataset(
         facts.splits = splits
         for batch in small:
             facts.records.extend(
-                {"stance": stance, "annotations": annotations}
-                for stance, annotations in zip(
-                    batch.column("stance").to_pylist(), batch.column("annotations").to_pylist()
+                {"stance": stance, "annotations": annotations, "text": text}  # text: unitizing alpha's lengths
+                for stance, annotations, text in zip(
+                    batch.column("stance").to_pylist(),
+                    batch.column("annotations").to_pylist(),
+                    batch.column("text").to_pylist(),
                 )
             )
         (folder / "data").mkdir(exist_ok=True)
