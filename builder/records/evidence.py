@@ -147,21 +147,25 @@ def stance_evidence(records: list[dict], labels: list[str], resamples: int = RES
 def span_f1_evidence(records: list[dict], labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
     """Pairwise exact-span F1, all labels and per label, each with a bootstrap interval over sentences."""
     import itertools
+    from collections import Counter
 
+    index = {label: i for i, label in enumerate(labels)}
     rows = []
     pairs = 0
     for record in records:
-        spans = [{(e["start"], e["end"], e["label"]) for e in a["entities"]} for a in record["annotations"]]
-        if len(spans) < 2:
+        if len(record["annotations"]) < 2:
             continue
+        spans = [{(e["start"], e["end"], e["label"]) for e in a["entities"]} for a in record["annotations"]]
+        sizes = [Counter(s[2] for s in one) for one in spans]
         row = [0] * (2 * len(labels))
-        for left, right in itertools.combinations(spans, 2):
+        for (left, left_size), (right, right_size) in itertools.combinations(zip(spans, sizes), 2):
             pairs += 1
-            for i, label in enumerate(labels):
-                a = {s for s in left if s[2] == label}
-                b = {s for s in right if s[2] == label}
-                row[2 * i] += len(a & b)
-                row[2 * i + 1] += len(a) + len(b)
+            for s in left & right:
+                if s[2] in index:
+                    row[2 * index[s[2]]] += 1
+            for label, count in (left_size + right_size).items():
+                if label in index:
+                    row[2 * index[label] + 1] += count
         rows.append(row)
     features = np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 * len(labels))
 

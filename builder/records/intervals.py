@@ -26,10 +26,10 @@ LEVEL = 0.95
 
 
 def weight_chunks(units: int, resamples: int = RESAMPLES, seed: int = SEED):
-    """Bootstrap weights, `CHUNK` resamples at a time: (chunk, units) int64 arrays, each row how often each
-    unit was drawn in one resample of `units` draws with replacement. Deterministic for a given seed; the
-    draws for the last (units, resamples, seed) are kept (one byte a count), since every figure of a build
-    resamples the same sentences."""
+    """Bootstrap weights, `CHUNK` resamples at a time: (chunk, units) float64 arrays (exact for counts), each
+    row how often each unit was drawn in one resample of `units` draws with replacement. Deterministic for a
+    given seed; the draws for the last (units, resamples, seed) are kept (one byte a count), since every
+    figure of a build resamples the same sentences."""
     global _cached
     key = (units, resamples, seed)
     if _cached is None or _cached[0] != key:
@@ -43,7 +43,7 @@ def weight_chunks(units: int, resamples: int = RESAMPLES, seed: int = SEED):
         _cached = (key, np.concatenate(rows) if rows else np.zeros((0, units), dtype=np.uint8))
     weights = _cached[1]
     for done in range(0, resamples, CHUNK):
-        yield weights[done : done + CHUNK].astype(np.int64)
+        yield weights[done : done + CHUNK].astype(np.float64)  # counts: exact in float64, and BLAS is fast
 
 
 _cached: tuple | None = None
@@ -57,7 +57,7 @@ def bootstrap(
     `features` is (units, d): per-unit sufficient statistics; `statistic` maps (b, d) totals (one row
     per resample) to b values (NaN where undefined). None, None when there is no unit or no resample
     gives a defined value."""
-    features = np.asarray(features)
+    features = np.asarray(features, dtype=np.float64)  # sums of integer features stay exact (below 2**53)
     if features.ndim == 1:
         features = features[:, None]
     if not len(features):

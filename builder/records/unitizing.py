@@ -87,41 +87,49 @@ class UnitizingData:
         unit_lengths: list[list[int]] = [[] for _ in labels]
         gap_rows: list[list[int]] = [[] for _ in labels]
         gap_lengths: list[list[int]] = [[] for _ in labels]
+        present = np.zeros((len(labels), len(sentences)), dtype=bool)
         index = {label: i for i, label in enumerate(labels)}
+        lengths = np.fromiter((length for length, _ in sentences), dtype=np.int64, count=len(sentences))
+        self.features[:, :, _LENGTH] = lengths
         for row, (length, marked) in enumerate(sentences):
-            per_label: list[list[list[tuple[int, int]]]] = [[[] for _ in marked] for _ in labels]
+            per_label: dict[int, list[list[tuple[int, int]]]] = {}
             for a, spans in enumerate(marked):
                 for start, end, label in spans:
                     if label in index and end > start:
-                        per_label[index[label]][a].append((start, end))
-            for c in range(len(labels)):
-                units = [merged(spans) for spans in per_label[c]]
-                f = self.features[c, row]
-                f[_LENGTH] = length
+                        per_label.setdefault(index[label], [[] for _ in marked])[a].append((start, end))
+            for c, by_annotator in per_label.items():  # a label nobody marked here: one gap each, added below
+                present[c, row] = True
+                units = [merged(spans) if len(spans) > 1 else spans for spans in by_annotator]
+                f = u = ll1 = 0
                 for one in units:
                     for start, end in one:
                         size = end - start
-                        f[_F] += size * (size - 1) * (2 * size - 1) // 3
-                        f[_UNITS] += 1
-                        f[_LL1] += size * (size - 1)
+                        f += size * (size - 1) * (2 * size - 1) // 3
+                        u += 1
+                        ll1 += size * (size - 1)
                         unit_rows[c].append(row)
                         unit_lengths[c].append(size)
                     for size in gaps(one, length):
                         gap_rows[c].append(row)
                         gap_lengths[c].append(size)
-                if any(units):
-                    f[_DO] = 2 * sum(pair_disagreement(x, y) for x, y in itertools.combinations(units, 2))
+                observed = sum(pair_disagreement(x, y) for x, y in itertools.combinations(units, 2))
+                self.features[c, row, :_LENGTH] = (2 * observed, f, u, ll1)
         from scipy.sparse import csr_matrix
 
-        def histogram(rows, lengths):
+        def histogram(rows, sizes, absent=None):
+            rows, sizes = np.asarray(rows, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
             data = np.ones(len(rows), dtype=np.int64)
-            return csr_matrix(
-                (data, (np.asarray(rows, dtype=np.int64), np.asarray(lengths, dtype=np.int64))),
-                shape=(self.n, self.width),
-            )
+            if absent is not None:  # m whole-sentence gaps in each sentence without the label (summed by csr)
+                rows = np.concatenate([rows, absent])
+                sizes = np.concatenate([sizes, lengths[absent]])
+                data = np.concatenate([data, np.full(len(absent), m, dtype=np.int64)])
+            return csr_matrix((data, (rows, sizes)), shape=(self.n, self.width))
 
         self.unit_histograms = [histogram(unit_rows[c], unit_lengths[c]) for c in range(len(labels))]
-        self.gap_histograms = [histogram(gap_rows[c], gap_lengths[c]) for c in range(len(labels))]
+        self.gap_histograms = [
+            histogram(gap_rows[c], gap_lengths[c], np.flatnonzero(~present[c] & (lengths > 0)))
+            for c in range(len(labels))
+        ]
 
     def disagreements(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(D_o, D_e), each (labels, b), for b weight rows over the sentences (each row one resample)."""
