@@ -196,7 +196,13 @@ def test_stats_and_quality_report_carry_intervals_and_diagnostics(project):
     assert isinstance(figures["diagnostics"], dict)
     rows = json.loads(render(annotator_report(SNAPSHOT, project), "json"))
     for row in rows:
-        for figure, n in (("agreement_with_aggregate", "aggregate_compared"), ("anchoring", "pre_annotated")):
+        pairs = (
+            ("agreement_with_aggregate", "aggregate_compared"),
+            ("anchoring", "pre_annotated"),
+            ("kappa", "kappa_tasks"),
+        )
+        for figure, n in pairs:
             assert n in row and f"{figure}_low" in row and f"{figure}_high" in row
             if row[figure] is not None and row[n]:
-                assert row[f"{figure}_low"] <= row[figure] <= row[f"{figure}_high"]
+                assert row[f"{figure}_low"] <= row[figure] <= row[f"{figure}_high"], (figure, row)
+    assert any(row["kappa_low"] is not None for row in rows)

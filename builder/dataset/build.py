@@ -85,10 +85,11 @@ def _quality_summary(project: Project, frames, arms) -> dict:
     snapshot's quality frames and control arms (`_snapshot_readers`):
     {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n},
     and builder.records.quality.quality_figures (with intervals, for the card's evidence section)."""
-    from builder.records.quality import quality_figures, quality_summary, report_from_frames
+    from builder.records.quality import quality_summary, report_from_frames
+    from builder.records.quality_intervals import quality_figures
     from builder.records.steering import summary_of_arms
 
-    report = report_from_frames(frames, project)
+    report = report_from_frames(frames, project, intervals=False)
     summary = quality_summary(report)
     steering = summary_of_arms(arms, project)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were

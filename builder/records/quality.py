@@ -35,6 +35,8 @@ ground-truth annotation, Label Studio's star, counts as its author's answer):
   spans) shown to them on the tasks they answered, and the share of those they kept unchanged (same
   start, end and label in their answer). NaN when they saw none.
 - `anchoring_low`, `anchoring_high`: the 95% Wilson interval of `anchoring` (its n: `pre_annotated`).
+- `kappa_low`, `kappa_high`, `kappa_tasks`: kappa's 95% bootstrap interval over tasks and the tasks it
+  rests on (builder.records.quality_intervals).
 - `flagged`: `gold_accuracy` < `[quality] min_gold_accuracy` (never without gold answers).
 
 Items the report cannot read (a line that is not JSON, an annotation without a pseudonym, a span
@@ -76,6 +78,9 @@ REPORT_COLUMNS = (
     "gold_span_f1_exact",
     "gold_span_f1_overlap",
     "kappa",
+    "kappa_low",
+    "kappa_high",
+    "kappa_tasks",
     "agreement_with_aggregate",
     "aggregate_compared",
     "agreement_with_aggregate_low",
@@ -514,8 +519,9 @@ def _kappa(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, 
     return _ratio(_per(who, n, kappa.to_numpy() * weights), _per(who, n, weights))
 
 
-def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
-    """The per-annotator report (`REPORT_COLUMNS`, one row per pseudonym, sorted) from `read_frames`' frames."""
+def report_from_frames(frames: QualityFrames, project: Project, intervals: bool = True) -> pd.DataFrame:
+    """The per-annotator report (`REPORT_COLUMNS`, one row per pseudonym, sorted) from `read_frames`' frames;
+    `intervals=False` leaves kappa's bootstrap interval out (NaN: `builder build` needs only the summary)."""
     rows = frames.annotations
     names = list(rows["annotator"].cat.categories)
     n = len(names)
@@ -537,6 +543,14 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
 
     voted = answered & ~is_gold & (stance >= 0)
     kappa = _kappa(task[voted], annotator[voted], stance[voted], n, len(frames.stance_labels))
+    if intervals:
+        from builder.records.quality_intervals import kappa_intervals
+
+        kappa_low, kappa_high, kappa_tasks = kappa_intervals(
+            task[voted], annotator[voted], stance[voted], n, len(frames.stance_labels)
+        )
+    else:
+        kappa_low, kappa_high, kappa_tasks = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64)
 
     aggregate = aggregated_stances(rows, project, frames.gold_stance)
     stance_answers = np.bincount(task[answered & (stance >= 0)], minlength=frames.tasks)
@@ -565,6 +579,9 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
             "gold_span_f1_exact": exact,
             "gold_span_f1_overlap": overlap,
             "kappa": kappa,
+            "kappa_low": kappa_low,
+            "kappa_high": kappa_high,
+            "kappa_tasks": kappa_tasks,
             "agreement_with_aggregate": agreement,
             "aggregate_compared": compared_count.astype(np.int64),
             "agreement_with_aggregate_low": agreement_low,
@@ -577,7 +594,7 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
         },
         columns=list(REPORT_COLUMNS),
     )
-    for column in ("annotated", "skipped", "cancelled", "gold_answers", "aggregate_compared"):
+    for column in ("annotated", "skipped", "cancelled", "gold_answers", "aggregate_compared", "kappa_tasks"):
         report[column] = report[column].astype(np.int64)
     return report
 
@@ -601,40 +618,6 @@ def quality_summary(report: pd.DataFrame) -> dict:
         "anchoring_rate": round(kept / seen, 3) if seen else None,
         "flagged": int(report["flagged"].sum()) if len(report) else 0,
     }
-
-
-def quality_figures(report: pd.DataFrame) -> list[tuple[str, dict, str]]:
-    """The card's quality figures with their 95% Wilson intervals and n (manifest format 9 on), pooled over
-    annotators (no pseudonyms): gold accuracy, agreement with the aggregated stance, anchoring rate."""
-    from builder.records.intervals import figure
-
-    out = []
-    for name, hits, trials, unit in (
-        (
-            "gold accuracy (stance), all annotators",
-            report["gold_accuracy"] * report["gold_answers"],
-            report["gold_answers"],
-            "gold answers",
-        ),
-        (
-            "agreement with the aggregated stance",
-            report["agreement_with_aggregate"] * report["aggregate_compared"],
-            report["aggregate_compared"],
-            "answers compared",
-        ),
-        (
-            "anchoring rate (pre-annotated spans kept unchanged)",
-            report["anchoring"] * report["pre_annotated"],
-            report["pre_annotated"],
-            "pre-annotated spans",
-        ),
-    ):
-        k = float(np.nansum(hits.to_numpy(dtype=float))) if len(report) else 0.0
-        n = int(trials.sum()) if len(report) else 0
-        if n:
-            low, high = wilson_interval(round(k), n)
-            out.append((name, figure(k / n, n, (float(low), float(high)), places=3), f"{n} {unit}"))
-    return out
 
 
 # --- output: table, CSV, JSON ---------------------------------------------------------------------------
