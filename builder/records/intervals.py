@@ -78,6 +78,20 @@ def percentile_interval(values: np.ndarray) -> tuple[float | None, float | None]
     return float(low), float(high)
 
 
+Z95 = 1.959963984540054  # the standard normal quantile of 0.975
+
+
+def wilson_interval(successes, trials, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval (low, high) of successes/trials, element-wise; NaN where trials is 0."""
+    k, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return centre - half, centre + half
+
+
 def figure(value: float | None, n: int, interval: tuple, places: int = 4) -> dict:
     """A figure as the card and the reports give it: value, 95% interval and the n it rests on."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval
+from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval, wilson_interval
 
 
 def kappa_intervals(
@@ -69,11 +69,39 @@ def _kappa_from_tables(tables: np.ndarray, who: np.ndarray, n: int) -> np.ndarra
         return np.where(weight > 0, total / np.where(weight > 0, weight, 1), np.nan)
 
 
+def span_f1_intervals(
+    task: np.ndarray, annotator: np.ndarray, per_row: dict, on_gold: np.ndarray, n: int, resamples: int = RESAMPLES
+) -> list[np.ndarray]:
+    """[exact low, exact high, overlap low, overlap high] per annotator: 95% bootstrap intervals over the gold
+    questions of the gold span F1s (`task`, `annotator`: the answers on gold questions; `per_row`: their span
+    counts per annotation row, builder.records.quality._span_f1)."""
+    out = [np.full(n, np.nan) for _ in range(4)]
+    if not len(task):
+        return out
+    counts = {name: np.asarray(values)[on_gold].astype(float) for name, values in per_row.items()}
+    questions, question = np.unique(task, return_inverse=True)
+    rng = np.random.default_rng(SEED)
+    exact, overlap = np.empty((resamples, n)), np.empty((resamples, n))
+    for r in range(resamples):
+        weights = np.bincount(rng.integers(0, len(questions), len(questions)), minlength=len(questions))[question]
+        sums = {name: np.bincount(annotator, weights=weights * values, minlength=n) for name, values in counts.items()}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            defined = sums["own"] + sums["gold"] > 0
+            exact[r] = np.where(defined, 2 * sums["matched"] / (sums["own"] + sums["gold"]), np.nan)
+            precision = np.nan_to_num(sums["own_hit"] / sums["own"])
+            recall = np.nan_to_num(sums["gold_hit"] / sums["gold"])
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+            overlap[r] = np.where(defined, f1, np.nan)
+    for a in range(n):
+        for i, draws in enumerate((exact, overlap)):
+            low, high = percentile_interval(draws[:, a])
+            out[2 * i][a], out[2 * i + 1][a] = (np.nan if low is None else low), (np.nan if high is None else high)
+    return out
+
+
 def quality_figures(report: pd.DataFrame) -> list[tuple[str, dict, str]]:
     """The card's quality figures with their 95% Wilson intervals and n (manifest format 9 on), pooled over
     annotators (no pseudonyms): gold accuracy, agreement with the aggregated stance, anchoring rate."""
-    from builder.records.quality import wilson_interval
-
     out = []
     for name, share, trials, unit in (
         ("gold accuracy (stance), all annotators", "gold_accuracy", "gold_answers", "gold answers"),
