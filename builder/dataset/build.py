@@ -80,11 +80,12 @@ def _snapshot_readers(project: Project, gold: dict, dataset_format: int, notes_p
     return readers
 
 
-def _quality_summary(project: Project, frames, arms) -> dict:
-    """(summary, figures): per-annotator gold accuracy and anchoring for the card and the manifest, from the
-    snapshot's quality frames and control arms (`_snapshot_readers`):
-    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n},
-    and builder.records.quality.quality_figures (with intervals, for the card's evidence section)."""
+def _quality_summary(project: Project, frames, arms, figures: list | None = None) -> dict:
+    """Per-annotator gold accuracy and anchoring for the card and the manifest, from the snapshot's quality
+    frames and control arms (`_snapshot_readers`):
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n};
+    `figures`, when given, is extended with builder.records.quality_intervals.quality_figures (the pooled
+    figures with their intervals, for the card's evidence section) of the same report."""
     from builder.records.quality import quality_summary, report_from_frames
     from builder.records.quality_intervals import quality_figures
     from builder.records.steering import summary_of_arms
@@ -94,7 +95,9 @@ def _quality_summary(project: Project, frames, arms) -> dict:
     steering = summary_of_arms(arms, project)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
         summary["suggestion_arms"] = steering
-    return summary, quality_figures(report)
+    if figures is not None:
+        figures.extend(quality_figures(report))
+    return summary
 
 
 def _plain_json(value):
@@ -302,8 +305,7 @@ def build_dataset(
             )
         quality_figures: list = []
         if quality is not None:  # summed up now: the frames need not be held while the dataset is written
-            quality, quality_figures = _quality_summary(project, *quality)
-            quality = _plain_json(quality)
+            quality = _plain_json(_quality_summary(project, *quality, quality_figures))
         with paused_gc():
             facts = write_dataset(
                 project,
