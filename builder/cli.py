@@ -1067,6 +1067,10 @@ def validate(ctx, snapshot, records_path, report_path, fmt) -> None:
 def stats(ctx, snapshot, fmt, as_json) -> None:
     """Label counts and inter-annotator agreement (Krippendorff's alpha, Fleiss' kappa, span F1).
 
+    `agreement_evidence` gives every figure with its 95% interval and n, Gwet's AC1 and Krippendorff's
+    unitizing alpha, and what the span disagreements are; `diagnostics` says where a figure rests on
+    too few items, one label dominates, or disagreements are mostly on boundaries.
+
     Annotators appear under their pseudonyms. The table and CSV have one row per figure: its
     section (`labels.stance`, `stance_agreement`, ...), its key and its value.
 

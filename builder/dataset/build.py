@@ -55,6 +55,9 @@ class BuildFacts:
     split_method: str = SENTENCE_SHARES  # builder.dataset.splits: ARTICLE_HASH to rebuild a release before format 6
     frozen_test: int = 0  # articles the earlier releases' test files hold (kept in test if still in the snapshot)
     uneven: list = field(default_factory=list)  # builder.dataset.splits.uneven_splits: one line per uneven split
+    evidence: bool = False  # the card's "Agreement evidence" section (manifest format 9 on)
+    evidence_figures: dict | None = None  # builder.dataset.evidence_card.evidence_of, once computed
+    quality_figures: list = field(default_factory=list)  # builder.records.quality.quality_figures of the snapshot
 
     @property
     def gold_questions(self) -> int:
@@ -87,17 +90,23 @@ def _snapshot_readers(
     return readers
 
 
-def _quality_summary(project: Project, frames, arms) -> dict:
+def _quality_summary(project: Project, frames, arms, figures: list | None = None) -> dict:
     """Per-annotator gold accuracy and anchoring for the card and the manifest, from the snapshot's quality
     frames and control arms (`_snapshot_readers`):
-    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n}."""
+    {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n};
+    `figures`, when given, is extended with builder.records.quality_intervals.quality_figures (the pooled
+    figures with their intervals, for the card's evidence section) of the same report."""
     from builder.records.quality import quality_summary, report_from_frames
+    from builder.records.quality_intervals import quality_figures
     from builder.records.steering import summary_of_arms
 
-    summary = quality_summary(report_from_frames(frames, project))
+    report = report_from_frames(frames, project, intervals=False)
+    summary = quality_summary(report)
     steering = summary_of_arms(arms, project)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
         summary["suggestion_arms"] = steering
+    if figures is not None:
+        figures.extend(quality_figures(report))
     return summary
 
 
@@ -251,6 +260,7 @@ def build_dataset(
     research_notes: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
+    evidence: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -270,8 +280,10 @@ def build_dataset(
     this builder's splitter (False: `lines+segtok/1`); `near_duplicates`: near-identical articles share a
     split (`builder.dataset.splits.NearDuplicates`); `croissant`: croissant.json is written (each False
     to rebuild a release from before manifest format 5 as it was); `research_notes`: croissant.json is
-    Croissant 1.1 with provenance and the card has a data statement (False: as before manifest format 9). Gold
-    questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
+    Croissant 1.1 with provenance and the card has a data statement; `evidence`: the card has its "Agreement
+    evidence" section (intervals, AC1, unitizing alpha, diagnostics) (each False to rebuild a release from
+    before manifest format 9 as it was). Gold questions never reach it: validation leaves them out and counts
+    them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
     from builder.outputs import DATASET_COMMANDS, check_output_folder, write_marker
@@ -304,8 +316,9 @@ def build_dataset(
                 f"{snapshot}: no sentence to build a dataset of ({result.tasks_in} tasks: {result.gold} gold "
                 f"questions, {result.quarantined} quarantined); annotate and `builder pull` first"
             )
+        quality_figures: list = []
         if quality is not None:  # summed up now: the frames need not be held while the dataset is written
-            quality = _plain_json(_quality_summary(project, *quality))
+            quality = _plain_json(_quality_summary(project, *quality, quality_figures))
         with paused_gc():
             facts = write_dataset(
                 project,
@@ -324,6 +337,8 @@ def build_dataset(
         facts.current_splitter = current_splitter
         facts.splitter = splitter
         facts.quality = quality
+        facts.quality_figures = quality_figures
+        facts.evidence = evidence
         if isinstance(predictions, InputError):  # a line that is not JSON: the pre-annotations cannot be told
             raise predictions
         facts.predictions = predictions
@@ -399,6 +414,7 @@ def write_dataset(
     notes_predictions: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
+    evidence: bool = True,
 ) -> BuildFacts:
     """Parquet shards per split under `folder/data` from validated records (read once).
 
@@ -432,7 +448,7 @@ def write_dataset(
                 facts.overlaps.extend(overlaps)
                 total += batch.num_rows
                 if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
-                    small.append(batch.select(["stance", "annotations"]))
+                    small.append(batch.select(["stance", "annotations", "text"]))
                 else:
                     small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
@@ -448,9 +464,11 @@ def write_dataset(
         facts.splits = splits
         for batch in small:
             facts.records.extend(
-                {"stance": stance, "annotations": annotations}
-                for stance, annotations in zip(
-                    batch.column("stance").to_pylist(), batch.column("annotations").to_pylist()
+                {"stance": stance, "annotations": annotations, "text": text}  # text: unitizing alpha's lengths
+                for stance, annotations, text in zip(
+                    batch.column("stance").to_pylist(),
+                    batch.column("annotations").to_pylist(),
+                    batch.column("text").to_pylist(),
                 )
             )
         (folder / "data").mkdir(exist_ok=True)

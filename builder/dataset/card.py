@@ -201,6 +201,14 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
 majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span is kept when at least
 {project.entity_agreement:.0%} of the sentence's annotators marked exactly that span with that label."""
         quality = ""
+    evidence = ""
+    if getattr(facts, "evidence", False):
+        from builder.dataset.evidence_card import evidence_text
+
+        if facts.records or total == 0:
+            evidence = evidence_text(project, facts, getattr(facts, "quality_figures", []))
+        else:
+            evidence = "\n## Agreement evidence\n\nComputed on datasets up to 100,000 sentences; see `builder stats`.\n"
     return f"""
 # {project.pretty_name}
 
@@ -234,7 +242,7 @@ Entity spans (aggregated):
 {len(facts.annotators)} annotators, named by pseudonyms only. {aggregation}
 
 {agreement}
-{quality}
+{quality}{evidence}
 ## How it was made
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences

@@ -172,6 +172,20 @@ def dataset_statistics(project: Project, snapshot: Path) -> dict:
         "annotators": annotator_counts(records),
         "stance_agreement": stance_agreement(records, project.stance_values),
         "span_agreement": span_agreement(records, project.entity_values),
+        **evidence_statistics(records, project),
+    }
+
+
+def evidence_statistics(records: list[dict], project: Project) -> dict:
+    """`builder stats`' evidence: builder.records.evidence.agreement_evidence (every figure with its 95% interval
+    and n, AC1, unitizing alpha, the span disagreement breakdown) and its diagnostics, keyed by kind and figure."""
+    from builder.records.evidence import agreement_evidence
+
+    evidence = agreement_evidence(records, project.stance_values, project.entity_values)
+    found = evidence.pop("diagnostics")
+    return {
+        "agreement_evidence": evidence,
+        "diagnostics": {f"{d['kind']}: {d['figure']}": d["message"] for d in found},
     }
 
 

@@ -29,9 +29,16 @@ ground-truth annotation, Label Studio's star, counts as its author's answer):
   label. Their own answer is part of the aggregate, as in the dataset (Dawid-Skene fits all answers
   at once): with few annotators per task this flatters everyone alike, so compare annotators with
   each other rather than with 1.0.
+- `aggregate_compared`, `agreement_with_aggregate_low`, `agreement_with_aggregate_high`: the answers
+  `agreement_with_aggregate` rests on (its n) and its 95% Wilson interval.
 - `pre_annotated`, `anchoring`: pre-annotated spans (the union of the task's predictions' entity
   spans) shown to them on the tasks they answered, and the share of those they kept unchanged (same
   start, end and label in their answer). NaN when they saw none.
+- `anchoring_low`, `anchoring_high`: the 95% Wilson interval of `anchoring` (its n: `pre_annotated`).
+- `gold_span_f1_exact_low`/`_high`, `gold_span_f1_overlap_low`/`_high`: their 95% bootstrap intervals over
+  the gold questions (n: `gold_answers`).
+- `kappa_low`, `kappa_high`, `kappa_tasks`: kappa's 95% bootstrap interval over tasks and the tasks it
+  rests on (builder.records.quality_intervals).
 - `flagged`: `gold_accuracy` < `[quality] min_gold_accuracy` (never without gold answers).
 
 Items the report cannot read (a line that is not JSON, an annotation without a pseudonym, a span
@@ -56,6 +63,7 @@ from builder.jsonio import finished, started
 from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
+from builder.records.intervals import wilson_interval
 from builder.sentences.segmenter import span_core
 
 Z95 = 1.959963984540054  # the standard normal quantile of 0.975
@@ -71,11 +79,23 @@ REPORT_COLUMNS = (
     "gold_accuracy_low",
     "gold_accuracy_high",
     "gold_span_f1_exact",
+    "gold_span_f1_exact_low",
+    "gold_span_f1_exact_high",
     "gold_span_f1_overlap",
+    "gold_span_f1_overlap_low",
+    "gold_span_f1_overlap_high",
     "kappa",
+    "kappa_low",
+    "kappa_high",
+    "kappa_tasks",
     "agreement_with_aggregate",
+    "aggregate_compared",
+    "agreement_with_aggregate_low",
+    "agreement_with_aggregate_high",
     "pre_annotated",
     "anchoring",
+    "anchoring_low",
+    "anchoring_high",
     "flagged",
 )
 FORMATS = ("table", "csv", "json")
@@ -405,17 +425,6 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
 # --- the per-annotator report -------------------------------------------------------------------------
 
 
-def wilson_interval(successes, trials, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score interval (low, high) of successes/trials, element-wise; NaN where trials is 0."""
-    k, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / n
-        denominator = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denominator
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return centre - half, centre + half
-
-
 def _ratio(numerator, denominator) -> np.ndarray:
     numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -451,7 +460,19 @@ def _span_f1(frames: QualityFrames, annotator: np.ndarray, on_gold: np.ndarray, 
     own_hit = pairs.drop_duplicates(["row", "start", "end", "label"])["annotator"].to_numpy()
     gold_hit = pairs.drop_duplicates(["row", "start_gold", "end_gold", "label"])["annotator"].to_numpy()
     overlap = _f1(_per(own_hit, n), own, _per(gold_hit, n), n_gold)
-    return _f1(matched, own, matched, n_gold), overlap
+    count = len(rows)  # the same counts per annotation row: what builder.records.quality_intervals resamples
+    per_row = {
+        "own": np.bincount(spans["row"].to_numpy(), minlength=count),
+        "matched": np.bincount(exact["row"].to_numpy(), minlength=count),
+        "gold": np.where(on_gold, gold_per_task[task], 0),
+        "own_hit": np.bincount(
+            pairs.drop_duplicates(["row", "start", "end", "label"])["row"].to_numpy(), minlength=count
+        ),
+        "gold_hit": np.bincount(
+            pairs.drop_duplicates(["row", "start_gold", "end_gold", "label"])["row"].to_numpy(), minlength=count
+        ),
+    }
+    return _f1(matched, own, matched, n_gold), overlap, per_row
 
 
 def _pairs(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, n_labels: int) -> pd.Series:
@@ -506,8 +527,9 @@ def _kappa(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, 
     return _ratio(_per(who, n, kappa.to_numpy() * weights), _per(who, n, weights))
 
 
-def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
-    """The per-annotator report (`REPORT_COLUMNS`, one row per pseudonym, sorted) from `read_frames`' frames."""
+def report_from_frames(frames: QualityFrames, project: Project, intervals: bool = True) -> pd.DataFrame:
+    """The per-annotator report (`REPORT_COLUMNS`, one row per pseudonym, sorted) from `read_frames`' frames;
+    `intervals=False` leaves kappa's bootstrap interval out (NaN: `builder build` needs only the summary)."""
     rows = frames.annotations
     names = list(rows["annotator"].cat.categories)
     n = len(names)
@@ -525,21 +547,35 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
     gold_answers = _per(annotator[on_gold], n)
     correct = _per(annotator[on_gold], n, (stance[on_gold] == frames.gold_stance[task[on_gold]]).astype(float))
     low, high = wilson_interval(correct, gold_answers)
-    exact, overlap = _span_f1(frames, annotator, on_gold, n)
+    exact, overlap, span_rows = _span_f1(frames, annotator, on_gold, n)
+    span_intervals = [np.full(n, np.nan)] * 4
+    if intervals:
+        from builder.records.quality_intervals import span_f1_intervals
+
+        span_intervals = span_f1_intervals(rows["task"].to_numpy()[on_gold], annotator[on_gold], span_rows, on_gold, n)
 
     voted = answered & ~is_gold & (stance >= 0)
     kappa = _kappa(task[voted], annotator[voted], stance[voted], n, len(frames.stance_labels))
+    if intervals:
+        from builder.records.quality_intervals import kappa_intervals
+
+        kappa_low, kappa_high, kappa_tasks = kappa_intervals(
+            task[voted], annotator[voted], stance[voted], n, len(frames.stance_labels)
+        )
+    else:
+        kappa_low, kappa_high, kappa_tasks = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64)
 
     aggregate = aggregated_stances(rows, project, frames.gold_stance)
     stance_answers = np.bincount(task[answered & (stance >= 0)], minlength=frames.tasks)
     compared = voted & (stance_answers[task] >= 2)  # an unresolved aggregate (-1) matches no answer
-    agreement = _ratio(
-        _per(annotator[compared], n, (stance[compared] == aggregate[task[compared]]).astype(float)),
-        _per(annotator[compared], n),
-    )
+    agreeing = _per(annotator[compared], n, (stance[compared] == aggregate[task[compared]]).astype(float))
+    compared_count = _per(annotator[compared], n)
+    agreement = _ratio(agreeing, compared_count)
+    agreement_low, agreement_high = wilson_interval(agreeing, compared_count)
 
     seen = _per(annotator, n, rows["pre_annotated"].to_numpy())
     kept = _per(annotator, n, rows["kept_pre_annotated"].to_numpy())
+    anchoring_low, anchoring_high = wilson_interval(kept, seen)
 
     accuracy = _ratio(correct, gold_answers)
     report = pd.DataFrame(
@@ -554,16 +590,28 @@ def report_from_frames(frames: QualityFrames, project: Project) -> pd.DataFrame:
             "gold_accuracy_low": low,
             "gold_accuracy_high": high,
             "gold_span_f1_exact": exact,
+            "gold_span_f1_exact_low": span_intervals[0],
+            "gold_span_f1_exact_high": span_intervals[1],
             "gold_span_f1_overlap": overlap,
+            "gold_span_f1_overlap_low": span_intervals[2],
+            "gold_span_f1_overlap_high": span_intervals[3],
             "kappa": kappa,
+            "kappa_low": kappa_low,
+            "kappa_high": kappa_high,
+            "kappa_tasks": kappa_tasks,
             "agreement_with_aggregate": agreement,
+            "aggregate_compared": compared_count.astype(np.int64),
+            "agreement_with_aggregate_low": agreement_low,
+            "agreement_with_aggregate_high": agreement_high,
             "pre_annotated": seen.astype(np.int64),
             "anchoring": _ratio(kept, seen),
+            "anchoring_low": anchoring_low,
+            "anchoring_high": anchoring_high,
             "flagged": np.nan_to_num(accuracy, nan=np.inf) < project.min_gold_accuracy,
         },
         columns=list(REPORT_COLUMNS),
     )
-    for column in ("annotated", "skipped", "cancelled", "gold_answers"):
+    for column in ("annotated", "skipped", "cancelled", "gold_answers", "aggregate_compared", "kappa_tasks"):
         report[column] = report[column].astype(np.int64)
     return report
 

@@ -125,6 +125,7 @@ def build_release_folder(
             research_notes=manifest_format >= 9,
             near_duplicates=manifest_format >= 5,
             split_method=split_method_for(manifest_format),
+            evidence=manifest_format >= 9,
         )
         input_hashes = {name: sha256_file(path) for name, path in inputs.items()}
     summary = release_summary(output, project.stance_values, project.entity_values)
