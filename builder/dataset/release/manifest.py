@@ -27,11 +27,11 @@ control arm's figures and gold accuracy, so they are released as committed at HE
 rebuild reads them as the commit holding the hashed bytes holds them. Format 9: `croissant.json` is Croissant 1.1
 with provenance (who or what made each label, each sentence derived from its article, the licence per article:
 builder.dataset.label_provenance), the release may hold `accepted-suggestions.parquet`, and the card has a data
-statement (builder.dataset.data_statement) and says `machine-generated` where suggestions were shown; the card also has an
+statement (builder.dataset.data_statement), says `machine-generated` where suggestions were shown and has an
 "Agreement evidence" section (every agreement and quality figure with its 95% interval and n, Gwet's AC1,
-Krippendorff's unitizing alpha, the span disagreement breakdown and diagnostics; builder.dataset.evidence_card). Rebuilding an
-existing release writes the format it has, dataset included (a newer
-builder rebuilds an older release byte for byte); a published release never changes.
+Krippendorff's unitizing alpha, the span disagreement breakdown and diagnostics; builder.dataset.evidence_card).
+Rebuilding an existing release writes the format it has, dataset included (a newer builder rebuilds an older
+release byte for byte); a published release never changes.
 """
 
 from __future__ import annotations
