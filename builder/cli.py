@@ -308,13 +308,20 @@ def server_install() -> None:
     help="Use an existing PostgreSQL server; its password comes from PGPASSWORD or ~/.pgpass, never the URL.",
 )
 @click.option(
+    "--pg-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port of the PostgreSQL cluster builder makes (--db postgresql), on 127.0.0.1. Default: the one it "
+    "last ran on, else a free one.",
+)
+@click.option(
     "--host",
     metavar="ADDRESS",
     default=None,
     help="Listen on this address (0.0.0.0: every interface) so annotators can connect. Default: 127.0.0.1 only.",
 )
 @click.pass_context
-def server_start(ctx, port, database, database_url, host) -> None:
+def server_start(ctx, port, database, database_url, pg_port, host) -> None:
     """Start the local Label Studio and wait until it is healthy.
 
     Its data lives in .builder/ (git-ignored); URL, process id, the API token and the database
@@ -324,12 +331,19 @@ def server_start(ctx, port, database, database_url, host) -> None:
     Example:
         builder server start --port 8080
         builder server start --db postgresql --host 0.0.0.0
+        builder server start --db postgresql --pg-port 54329
     """
     from builder.labelstudio import server as local
 
     root = project_of(ctx, needs_root=True).root
     state = local.start(
-        root, port, log=lambda m: click.echo(m, err=True), database=database, database_url=database_url, host=host
+        root,
+        port,
+        log=lambda m: click.echo(m, err=True),
+        database=database,
+        database_url=database_url,
+        host=host,
+        pg_port=pg_port,
     )
     click.echo(
         f"Label Studio runs on {state.url} (pid {state.pid}), database: {local.describe_database(state)}; "

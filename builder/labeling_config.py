@@ -9,6 +9,7 @@ release manifest.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from builder.model import CONTEXT_AFTER, CONTEXT_BEFORE, ENTITIES, SENTENCE, STANCE
@@ -20,6 +21,39 @@ _STYLE = """
   .builder-sentence { font-size: 1.25em; padding: 0.5em; border: 1px solid #d1d5db; border-radius: 4px; }
   .builder-target { background: #f3f4f6; padding: 0.4em 0.6em; border-radius: 4px; }
 """
+
+
+# Label Studio 1.23's own keys (its keymap's annotation:submit, annotation:skip and annotation:undo), the same in
+# every project: (key, key on a Mac, what it does).
+LABEL_STUDIO_KEYS = (
+    ("Ctrl+Enter", "Cmd+Enter", "submit the sentence and open the next one"),
+    ("Ctrl+Space", "Alt+Enter", "skip the sentence (it is not labelled)"),
+    ("Ctrl+Z", "Cmd+Z", "undo the last change"),
+)
+
+
+def stance_required_message(project: Project) -> str:
+    """What Label Studio shows an annotator who submits without a stance (the choice is required)."""
+    keys = ", ".join(f"{label.value} ({label.hotkey})" for label in project.stance_labels)
+    return f"Choose a stance before submitting: {keys}."
+
+
+def keyboard_shortcuts(stance: Iterable[tuple[str, str]], entities: Iterable[tuple[str, str]]) -> str:
+    """The guidelines' table of every key an annotator needs: the scheme's label keys ((label, key) pairs of
+    its stance and entity labels), then Label Studio's own. `builder init` writes it into the guidelines; the
+    bundled guidelines hold it as their scheme generates it (tested)."""
+    rows = [f"| `{key}` | stance **{value}** |" for value, key in stance]
+    rows += [f"| `{key}` | entity **{value}**: press it, then drag over the words |" for value, key in entities]
+    rows += [f"| `{key}` (Mac: `{mac}`) | {what} |" for key, mac, what in LABEL_STUDIO_KEYS]
+    return "\n".join(["| key | what it does |", "|---|---|", *rows])
+
+
+def project_keyboard_shortcuts(project: Project) -> str:
+    """`keyboard_shortcuts` of `project`'s scheme."""
+    return keyboard_shortcuts(
+        [(label.value, label.hotkey) for label in project.stance_labels],
+        [(label.value, label.hotkey) for label in project.entity_labels],
+    )
 
 
 def labeling_config(project: Project) -> str:
@@ -58,7 +92,8 @@ def labeling_config(project: Project) -> str:
     <Header value="Target: $target" size="6"/>
     <Header value={quoteattr(project.stance_question)} size="6"/>
   </View>
-  <Choices name="{STANCE}" toName="{SENTENCE}" choice="single-radio" required="true" showInline="true">
+  <Choices name="{STANCE}" toName="{SENTENCE}" choice="single-radio" required="true"
+    requiredMessage={quoteattr(stance_required_message(project))} showInline="true">
 {choices}
   </Choices>
 </View>

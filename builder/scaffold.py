@@ -25,6 +25,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError, ConfigError
 from builder.jsonio import _mode_for
+from builder.labeling_config import keyboard_shortcuts
 from builder.outputs import OutputError, write_error
 from builder.project import NEAR_DUPLICATE_THRESHOLD, PROJECT_FILE, Project, project_from_dict
 from builder.resources import DEFAULTS_DIR
@@ -465,6 +466,7 @@ def guidelines_md(s: _Scheme) -> str:
         stance_sections=_appended(_label_sections(s.stance, s.stance_keys, DESCRIBE_STANCE, m)),
         entity_table=table(s.entities, s.entity_keys),
         entity_sections=_appended(_label_sections(s.entities, s.entity_keys, DESCRIBE_ENTITY, m)),
+        shortcuts=keyboard_shortcuts(zip(map(m, s.stance), s.stance_keys), zip(map(m, s.entities), s.entity_keys)),
     )
 
 

@@ -114,7 +114,7 @@ def test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them(chromi
     page.wait_for_timeout(300)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "labeling-view.png"))
-    page.get_by_role("button", name="Submit").click()
+    page.get_by_test_id("bottombar-submit-button").click()
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not ls.client().annotations.list(id=task_id):
@@ -183,3 +183,127 @@ def test_the_annotators_task_list_shows_the_sentence_first(chromium, ls, tmp_pat
     assert data_columns and data_columns[0].endswith("data.text"), headers
     assert not any(column.endswith(("data.prev_text", "data.next_text")) for column in data_columns), headers
     assert not any(column.endswith(("inner_id", "annotations_ids")) for column, _ in headers), headers
+
+
+# --- the labeling stream, as an annotator meets it --------------------------------------------------------
+
+STREAM_ARTICLE = {
+    "id": "visit",
+    "title": "Visit to Pyongyang",
+    "text": "Visit to Pyongyang\nVladimir Putin met Kim Jong Un in Pyongyang on Wednesday.",
+}
+MODAL = ".lsf-modal-ls_visible, .ant-modal-content:visible"  # what Label Studio opens over the page
+
+
+def log_in(page, ls, ls_server) -> None:
+    page.goto(f"{ls.url}/user/login/")
+    page.fill('input[name="email"]', ls_server.username)
+    page.fill('input[name="password"]', ls_server.password)
+    page.click('button[type="submit"], input[type="submit"]')
+    page.wait_for_load_state("networkidle")
+
+
+def stream_project(ls, tmp_path, title: str):
+    """A project made by `builder push` holding one task (the article's one sentence after its title)."""
+    project = make_project(tmp_path, title)
+    [_, sentence] = split_article(STREAM_ARTICLE)
+    result = push_sentences(ls, project, [sentence])
+    [task] = list(ls.client().tasks.list(project=result.project_id))
+    return project, result.project_id, task.id, sentence
+
+
+def open_stream(chromium, ls, ls_server, project_id: int):
+    """A logged-in page on the project's labeling stream (Label All Tasks), its sentence drawn."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    log_in(page, ls, ls_server)
+    page.goto(f"{ls.url}/projects/{project_id}/data?labeling=1")
+    page.locator(".builder-sentence .lsf-richtext__line").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(800)  # what opens over the task when the stream starts has opened by now
+    return page
+
+
+def drag_over(page, word: str) -> None:
+    rect = page.evaluate(WORD_RECT_JS, [".builder-sentence .lsf-richtext__line", word])
+    assert rect is not None, word
+    page.mouse.move(rect["x1"], rect["y"])
+    page.mouse.down()
+    page.mouse.move(rect["x2"], rect["y"], steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(200)
+
+
+def annotations_of(ls, task_id: int, wait: float) -> list:
+    deadline = time.monotonic() + wait
+    while True:
+        found = ls.client().annotations.list(id=task_id)
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def guidelines_steps(guidelines: str) -> str:
+    """The paragraph of the guidelines that says how to mark an entity."""
+    return next(p for p in guidelines.split("\n\n") if p.startswith("For each name:"))
+
+
+def test_the_guidelines_way_of_marking_entities_makes_spans_in_the_stream(chromium, ls, ls_server, tmp_path):
+    """As the guidelines say: for each name, press its label's key first, then drag over the words; the stance
+    by its key; Ctrl+Enter submits. Each span gets the label of the key pressed before it (Label Studio 1.23
+    makes no span when the words are selected first, which the guidelines used to say)."""
+    project, project_id, task_id, sentence = stream_project(ls, tmp_path, "guidelines as written")
+    steps = guidelines_steps(project.guidelines())
+    assert "first press the label's key" in steps and "then drag over" in steps
+    keys = {label.value: label.hotkey for label in (*project.entity_labels, *project.stance_labels)}
+    page = open_stream(chromium, ls, ls_server, project_id)
+    for label, name in (("PER", "Vladimir Putin"), ("LOC", "Pyongyang")):
+        page.keyboard.press(keys[label])
+        drag_over(page, name)
+    page.keyboard.press(keys["favor"])
+    page.wait_for_timeout(300)
+    page.keyboard.press("Control+Enter")
+    [annotation] = annotations_of(ls, task_id, wait=30)
+    page.close()
+    spans = sorted(
+        (item["value"]["text"], item["value"]["labels"]) for item in annotation.result if item["type"] == "labels"
+    )
+    assert spans == [("Pyongyang", ["LOC"]), ("Vladimir Putin", ["PER"])]
+    for item in annotation.result:
+        if item["type"] == "labels":
+            value = item["value"]
+            assert sentence["text"][value["start"] : value["end"]] == value["text"]
+    assert [item["value"] for item in annotation.result if item["type"] == "choices"] == [{"choices": ["favor"]}]
+
+
+def test_the_stream_opens_on_the_task_with_the_guidelines_one_click_away(chromium, ls, ls_server, tmp_path):
+    """No instructions pop over the task when the stream opens; the header's Instructions button shows them."""
+    _, project_id, _, _ = stream_project(ls, tmp_path, "instructions once")
+    page = open_stream(chromium, ls, ls_server, project_id)
+    assert page.locator(MODAL).count() == 0, "something opened over the task"
+    page.get_by_role("button", name="Instructions").click()
+    modal = page.locator(MODAL).first
+    modal.wait_for(timeout=10_000)
+    text = modal.inner_text()
+    assert "Annotation guidelines" in text and "Keyboard shortcuts" in text and "Ctrl+Enter" in text
+    page.close()
+
+
+def test_submitting_without_a_stance_says_so_and_saves_nothing(chromium, ls, ls_server, tmp_path):
+    """The stance is required: Submit without one shows the message the labeling config names (with the keys),
+    and no annotation is made; choosing one then submits."""
+    from builder.labeling_config import stance_required_message
+
+    project, project_id, task_id, _ = stream_project(ls, tmp_path, "stance required")
+    page = open_stream(chromium, ls, ls_server, project_id)
+    page.keyboard.press(project.entity_labels[0].hotkey)
+    drag_over(page, "Vladimir Putin")
+    page.get_by_test_id("bottombar-submit-button").click()
+    message = stance_required_message(project)
+    page.get_by_text(message).first.wait_for(timeout=10_000)
+    assert annotations_of(ls, task_id, wait=3) == []
+    page.get_by_role("button", name="OK").click()
+    page.keyboard.press(project.stance_labels[0].hotkey)
+    page.wait_for_timeout(300)
+    page.get_by_test_id("bottombar-submit-button").click()
+    [annotation] = annotations_of(ls, task_id, wait=30)
+    page.close()
+    assert {item["type"] for item in annotation.result} == {"labels", "choices"}

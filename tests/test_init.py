@@ -629,3 +629,54 @@ def test_the_split_hint_names_every_kind_of_file_split_reads(tmp_path):
     assert result.exit_code == 0, result.output
     [hint] = [line for line in result.stdout.splitlines() if "builder split" in line]
     assert ".parquet" in hint and all(suffix in hint for suffix in SUPPORTED_SUFFIXES), hint
+
+
+def shortcuts_section(guidelines: str) -> str:
+    """The table under the guidelines' '## Keyboard shortcuts' heading."""
+    assert "\n## Keyboard shortcuts\n\n" in guidelines, "the guidelines list no keyboard shortcuts"
+    section = guidelines.split("\n## Keyboard shortcuts\n\n", 1)[1]
+    return section.split("\n\n", 1)[0].strip()
+
+
+def listed_keys(table: str) -> dict[str, str]:
+    """key -> what it does, from a shortcuts table's rows."""
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    return {key.strip().split(" ")[0].strip("`"): what.strip() for key, what in rows}
+
+
+def test_init_guidelines_list_every_key_the_scheme_and_label_studio_give(tmp_path):
+    """The guidelines `init` writes list each label's key (from the scheme's hotkeys, as the labeling config
+    binds them) and Label Studio 1.23's own keys: submit, skip and undo."""
+    from builder.labeling_config import labeling_config, project_keyboard_shortcuts
+
+    result = invoke(
+        "init", "t", "--yes", "--stance-labels", "support,oppose,none", "--entity-labels", "PERSON,PLACE", cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    project = load_project(tmp_path / "t" / "builder.toml")
+    guidelines = (tmp_path / "t" / "guidelines.md").read_text(encoding="utf-8")
+    table = shortcuts_section(guidelines)
+    assert table == project_keyboard_shortcuts(project)
+    keys = listed_keys(table)
+    config = labeling_config(project)
+    for label in (*project.stance_labels, *project.entity_labels):
+        assert label.value in keys[label.hotkey] and f'value="{label.value}"' in config
+        assert f'hotkey="{label.hotkey}"' in config
+    assert {"Ctrl+Enter", "Ctrl+Space", "Ctrl+Z"} <= set(keys)
+    assert "submit" in keys["Ctrl+Enter"] and "skip" in keys["Ctrl+Space"] and "undo" in keys["Ctrl+Z"]
+    assert len(keys) == len(project.stance_labels) + len(project.entity_labels) + 3
+
+
+@pytest.mark.parametrize("toml", ["builder.toml", "builder/defaults/builder.toml"])
+def test_bundled_guidelines_list_the_keys_of_their_scheme(toml):
+    """The guidelines bundled with the sample (and with the default project) list the keys their scheme's
+    hotkeys bind, and Label Studio's submit, skip and undo: a hotkey changed in the scheme fails this."""
+    from builder.labeling_config import LABEL_STUDIO_KEYS, project_keyboard_shortcuts
+
+    project = load_project(ROOT / toml)
+    table = shortcuts_section(project.guidelines())
+    assert table == project_keyboard_shortcuts(project)
+    keys = listed_keys(table)
+    assert {label.hotkey for label in (*project.stance_labels, *project.entity_labels)} | {
+        key for key, _, _ in LABEL_STUDIO_KEYS
+    } == set(keys)

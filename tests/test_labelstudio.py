@@ -89,7 +89,8 @@ def test_push_sets_up_project_from_scheme_and_is_idempotent(ls, tmp_path, sample
     remote = ls.client().projects.get(project_id)
     assert remote.label_config.strip() == labeling_config(project).strip()
     assert remote.maximum_annotations == project.annotators_per_sentence == 2
-    assert "Annotation guidelines" in remote.expert_instruction and remote.show_instruction
+    assert "Annotation guidelines" in remote.expert_instruction and "Keyboard shortcuts" in remote.expert_instruction
+    assert not remote.show_instruction  # not forced over the task: the stream's Instructions button shows them
     assert task_count(ls, project_id) == len(sentences)
     assert existing_sentence_ids(ls, project_id) == {s["id"] for s in sentences}
     assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr

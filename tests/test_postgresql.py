@@ -114,8 +114,12 @@ def refused(address: str, port: int) -> bool:
 def pg_project():
     root = traversable_folder()
     make_project(root, "on postgresql")
-    started = run_cli("server", "start", "--db", "postgresql", "--port", free_port(), env=local_env(), cwd=root)
+    chosen = free_port()  # the cluster's port, chosen (--pg-port); test_the_cluster_runs_on_the_port_chosen
+    started = run_cli(
+        "server", "start", "--db", "postgresql", "--port", free_port(), "--pg-port", chosen, env=local_env(), cwd=root
+    )
     assert started.returncode == 0, started.stderr
+    started.pg_port = chosen
     try:
         yield root, started
     finally:
@@ -168,6 +172,41 @@ def test_provisioned_cluster_is_private_local_and_named(pg_project):
     # the password is in the state file only
     everything = outputs(started, status) + builder_logs(root)
     assert state.database_password not in everything and state.token not in everything
+
+
+@pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)
+def test_the_cluster_runs_on_the_port_chosen(pg_project):
+    """`server start --pg-port N` puts builder's cluster on 127.0.0.1:N (a firewall rule or a client can name it);
+    asking for another port while it runs is refused, in one line, and changes nothing."""
+    root, started = pg_project
+    state = server.read_state(root)
+    assert postgresql.parse_url(state.database_url).port == started.pg_port == postgresql.running_port(root)
+    assert f"PostgreSQL at 127.0.0.1:{started.pg_port}/labelstudio" in started.stdout
+    again = run_cli("server", "start", "--pg-port", started.pg_port, env=local_env(), cwd=root)
+    assert again.returncode == 0 and f"127.0.0.1:{started.pg_port}/labelstudio" in again.stdout, again.stderr
+    other = free_port()
+    moved = run_cli("server", "start", "--pg-port", other, env=local_env(), cwd=root)
+    assert moved.returncode == 1 and moved.stderr.count("\n") == 1, moved.stderr
+    assert f"--pg-port {other}: builder's PostgreSQL cluster already runs on port {started.pg_port}" in moved.stderr
+    assert postgresql.running_port(root) == started.pg_port and server.is_healthy(state.url)
+
+
+def test_pg_port_is_refused_for_sqlite_and_for_a_busy_port(tmp_path):
+    """--pg-port names the port of the cluster builder makes: with SQLite it is refused, and a busy port is
+    refused before anything is made (no cluster, no Label Studio)."""
+    make_project(tmp_path, "pg port")
+    on_sqlite = run_cli("server", "start", "--pg-port", free_port(), env=local_env(), cwd=tmp_path)
+    assert on_sqlite.returncode == 1 and on_sqlite.stderr.count("\n") == 1, on_sqlite.stderr
+    assert "only for the PostgreSQL cluster builder makes (--db postgresql)" in on_sqlite.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_cli("server", "start", "--db", "postgresql", "--pg-port", port, env=local_env(), cwd=tmp_path)
+    assert (
+        taken.returncode == 1 and taken.stderr.strip() == f"error: --pg-port {port}: the port is busy; choose another"
+    )
+    assert not postgresql.cluster_dir(tmp_path).exists() and not server.data_dir_of(tmp_path).exists()
 
 
 @pytest.mark.labelstudio  # starts Label Studio on PostgreSQL (pg_project)

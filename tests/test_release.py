@@ -720,6 +720,27 @@ def test_a_release_rebuilds_with_the_splitter_it_was_cut_with_after_the_splitter
         assert (tmp_path / "1.1.0" / name).read_bytes() == (ROOT / "releases" / "1.1.0" / name).read_bytes(), name
 
 
+def test_a_release_rebuilds_with_the_config_and_guidelines_it_was_labelled_under(project, tmp_path, monkeypatch):
+    """The labeling config builder generates and the guidelines change (a required-stance message, the keys an
+    annotator needs): an earlier release's card, croissant.json and manifest keep the hashes of those its
+    annotators labelled under, as its manifest records them, so it still rebuilds byte for byte."""
+    import dataclasses
+
+    import builder.dataset.card as card
+    from builder.dataset.release.provenance import committed_version
+
+    monkeypatch.setattr(card, "config_hash", lambda project: "c" * 64)
+    other = tmp_path / "other-guidelines.md"
+    other.write_text("# Other guidelines\n", encoding="utf-8")
+    changed = dataclasses.replace(project, guidelines_path=other)
+    committed = read_manifest(project, "1.1.0")
+    snapshot = tmp_path / "snapshot.jsonl"
+    committed_version("snapshot", project.snapshot_path, committed["hashes"]["snapshot"], snapshot)
+    assert build_release_folder(changed, "1.1.0", tmp_path / "1.1.0", snapshot=snapshot) == committed
+    for name in ("README.md", "croissant.json"):
+        assert (tmp_path / "1.1.0" / name).read_bytes() == (ROOT / "releases" / "1.1.0" / name).read_bytes(), name
+
+
 def _parquet_articles(folder) -> dict[str, str]:
     """Each article's split in a dataset folder, from its Parquet files."""
     import pyarrow.parquet as pq

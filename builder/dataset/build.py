@@ -45,6 +45,7 @@ class BuildFacts:
     quality: dict | None = None  # builder.records.quality.quality_summary of the snapshot; None: not measured
     predictions: dict | None = None  # builder.dataset.card.prediction_counts of the snapshot; None: not noted
     splitter: dict | None = None  # {name, summary}: the splitter as a release's manifest records it (format 8)
+    labelled_under: dict | None = None  # the config and guidelines hashes a rebuilt release's manifest records
     current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
     croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
     # Croissant 1.1 with provenance, the card's data statement and `machine-generated` (manifest format 9 on)
@@ -256,6 +257,7 @@ def build_dataset(
     notes_predictions: bool = True,
     current_splitter: bool = True,
     splitter: dict | None = None,
+    labelled_under: dict | None = None,
     croissant: bool = True,
     research_notes: bool = True,
     near_duplicates: bool = True,
@@ -336,6 +338,7 @@ def build_dataset(
         facts.validation = result
         facts.current_splitter = current_splitter
         facts.splitter = splitter
+        facts.labelled_under = labelled_under
         facts.quality = quality
         facts.quality_figures = quality_figures
         facts.evidence = evidence

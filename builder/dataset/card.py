@@ -30,6 +30,20 @@ def splitter_record(facts) -> dict:
     return {"name": "lines+segtok/1", "summary": SPLITTER_BEFORE_FORMAT_5}
 
 
+# The manifest's hashes of what the sentences were labelled under (a rebuild states them as recorded).
+LABELLED_UNDER = ("labeling_config", "guidelines")
+
+
+def labelled_under(project: Project, facts) -> dict:
+    """The sha256 of the labeling config and of the guidelines the sentences were labelled under
+    ({"labeling_config", "guidelines"}): as a rebuilt release's manifest records them, else this builder's
+    config and the project's guidelines now. A rebuild so states what its annotators saw, even after the
+    generated config or the guidelines changed (the data does not depend on either)."""
+    if facts.labelled_under:
+        return facts.labelled_under
+    return {"labeling_config": config_hash(project), "guidelines": _sha(project.guidelines())}
+
+
 def _size_category(n: int) -> str:
     for limit, name in (
         (1_000, "n<1K"),
@@ -111,6 +125,7 @@ def describe_source(src: dict, markdown: bool = False) -> str:
 
 def card_body(project: Project, facts, snapshot_hash: str, version: str | None) -> str:
     total = sum(facts.counts[s]["records"] for s in SPLITS)
+    under = labelled_under(project, facts)
     stance_rows, entity_rows = [], []
     for split in SPLITS:
         c = facts.counts[split]
@@ -247,8 +262,8 @@ Entity spans (aggregated):
 
 1. Articles were normalised (newlines, BOM), boilerplate lines removed (reported), and split into sentences
    with {splitter_record(facts)["summary"]}.
-2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{config_hash(project)[:16]}`),
-   following the annotation guidelines (sha256 `{_sha(project.guidelines())[:16]}`), {pre_annotations}.
+2. Sentences were labelled in Label Studio with a generated labeling config (sha256 `{under["labeling_config"][:16]}`),
+   following the annotation guidelines (sha256 `{under["guidelines"][:16]}`), {pre_annotations}.
 3. The pulled snapshot (sha256 `{snapshot_hash[:16]}`) was validated against a JSON Schema and semantic checks:
    {f"{v.tasks_in} tasks in, {v.records} records, {v.quarantined} quarantined." if v else "(records given directly)."}
 4. Label scheme sha256 `{project.scheme_hash()[:16]}`.

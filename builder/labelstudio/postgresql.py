@@ -465,6 +465,32 @@ def reset_password(root: Path, password: str, log) -> None:
         raise LabelStudioError(f"could not set a new password in {cluster_dir(root)}: {detail}")
 
 
+def checked_port(root: Path, provisioned: bool, port: int) -> int:
+    """`--pg-port`: `port` for builder's own cluster, refused (one line) when the project's database is not that
+    cluster, or when something else listens there (the cluster itself, already running there, is fine)."""
+    if not provisioned:
+        raise LabelStudioError(
+            f"--pg-port {port}: only for the PostgreSQL cluster builder makes (--db postgresql); this project's "
+            "database is SQLite or a server named by --database-url"
+        )
+    if not 1 <= port <= 65535:
+        raise LabelStudioError(f"--pg-port {port}: a port is a number from 1 to 65535")
+    running = running_port(root) if cluster_exists(root) else None
+    if running is not None and running != port:
+        raise LabelStudioError(
+            f"--pg-port {port}: builder's PostgreSQL cluster already runs on port {running}; "
+            "run `builder server stop` first"
+        )
+    if running is None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise LabelStudioError(f"--pg-port {port}: the port is busy; choose another") from None
+    return port
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

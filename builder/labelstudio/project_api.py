@@ -31,7 +31,9 @@ def project_settings(project: Project) -> dict:
         "title": project.project_title,
         "label_config": labeling_config(project),
         "expert_instruction": instructions_html(project),
-        "show_instruction": True,
+        # Not forced open over the task when the stream starts (Label Studio's "Show before labeling"): the
+        # guidelines are one click away, under the Instructions button of the labeling stream's header.
+        "show_instruction": False,
         "maximum_annotations": project.annotators_per_sentence,
         "overlap_cohort_percentage": 100,
         "show_skip_button": True,

@@ -469,6 +469,7 @@ def _terminate(pid: int) -> None:
 class _Database:
     kind: str  # "sqlite" or "postgresql"
     target: postgresql.Target | None = None  # an existing server's (None: SQLite, or the provisioned cluster)
+    port: int | None = None  # the provisioned cluster's port when chosen (`--pg-port`); None: as before, else free
 
     @property
     def provisioned(self) -> bool:
@@ -559,7 +560,7 @@ def _prepare_database(
                 running = None
             postgresql.reset_password(root, state.database_password, log)
     recorded = postgresql.parse_url(state.database_url).port if state.database_url else None
-    port = running or (recorded if recorded and port_is_free(recorded) else postgresql.free_port())
+    port = running or database.port or (recorded if recorded and port_is_free(recorded) else postgresql.free_port())
     target = postgresql.Target(postgresql.SUPERUSER, LOCAL_HOST, port, postgresql.DATABASE)
     state.database_url = target.url
     if record:
@@ -594,12 +595,14 @@ def start(
     database: str | None = None,
     database_url: str | None = None,
     host: str | None = None,
+    pg_port: int | None = None,
 ) -> ServerState:
     """Start (or find running) the local Label Studio for the project at `root`; wait until healthy.
 
     `database`: "sqlite" or "postgresql" (default: the one the project's server was created with, else
     SQLite); `database_url`: an existing PostgreSQL server instead of a provisioned cluster; `host`: the
-    address to listen on (default 127.0.0.1). Recovers access when the state file is missing or unreadable,
+    address to listen on (default 127.0.0.1); `pg_port`: the port of builder's own PostgreSQL cluster (default:
+    the one it last ran on, else a free one). Recovers access when the state file is missing or unreadable,
     or the recorded token is refused.
     """
     if port is not None and not 1 <= port <= 65535:
@@ -619,6 +622,8 @@ def start(
         )
         state = None  # copied from elsewhere: its server and its credentials are not this project's
     chosen = _database_of(root, state, database, target)
+    if pg_port is not None:
+        chosen = dataclasses.replace(chosen, port=postgresql.checked_port(root, chosen.provisioned, pg_port))
     if state is not None and is_running(state) and chosen.kind != state.database:
         log("a move to PostgreSQL was interrupted: stopping Label Studio on PostgreSQL, the project stays on SQLite")
         stop(root)
@@ -634,6 +639,7 @@ def start(
         and is_running(state)
         and (port is None or port == state.port)
         and (bind is None or bind == state.host)
+        and (pg_port is None or pg_port == postgresql.running_port(root))
         and is_healthy(state.url)
     ):
         _ensure_access(state, log)

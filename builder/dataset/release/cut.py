@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import __version__
-from builder.dataset.card import splitter_record
+from builder.dataset.card import LABELLED_UNDER, labelled_under, splitter_record
 from builder.dataset.release.diff import changelog_entry
 from builder.dataset.release.manifest import (
     CHANGELOG,
@@ -31,7 +31,6 @@ from builder.dataset.release.manifest import (
     MANIFEST_FORMAT,
     RELEASES_DIR,
     _dataset_format_for,
-    _sha256_text,
     dataset_format_of,
     file_hashes,
     format_of,
@@ -51,7 +50,6 @@ from builder.dataset.release.verify import verify_release
 from builder.dataset.splits import ARTICLE_HASH, SENTENCE_SHARES, SPLITS
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
-from builder.labeling_config import config_hash
 from builder.project import Project
 
 
@@ -121,6 +119,8 @@ def build_release_folder(
             current_splitter=manifest_format >= 5,
             # format 8 on, the card names the splitter the release was cut with, as its manifest records it
             splitter=old.get("splitter") if old is not None else None,
+            # and the labeling config and guidelines its annotators labelled under, as its manifest records them
+            labelled_under={k: old["hashes"][k] for k in LABELLED_UNDER} if old is not None else None,
             croissant=manifest_format >= 5,
             research_notes=manifest_format >= 9,
             near_duplicates=manifest_format >= 5,
@@ -135,8 +135,7 @@ def build_release_folder(
         "builder_version": __version__,
         "hashes": {
             "label_scheme": project.scheme_hash(),
-            "labeling_config": config_hash(project),
-            "guidelines": _sha256_text(project.guidelines()),
+            **labelled_under(project, facts),
             "snapshot": sha256_file(snapshot),
         },
         "split_proportions": project.split_proportions,
