@@ -373,6 +373,10 @@ def test_annotators_remove_on_a_closed_port(here):
     one_error(invoke("annotators", "remove", "ann1@example.org", env=CLOSED), "http://127.0.0.1:9")
 
 
+def test_annotators_blind_on_a_closed_port(here):
+    one_error(invoke("annotators", "blind", env=CLOSED), "http://127.0.0.1:9")
+
+
 def test_every_command_has_an_error_path_test_here():
     """A command added later gets its bad-input test in this file (found by its `invoke("name", ...)` call)."""
     import re
