@@ -76,15 +76,27 @@ def pull_blind(
     since_last: bool = False,
     log: Callable[[str], None] = lambda message: None,
     rename_annotators: bool = False,
+    accept_changes: bool = False,
 ) -> PullResult:
-    """Pull every annotator's copy (each `since_last` when asked) and write their merge to `output` atomically."""
+    """Pull every annotator's copy (each `since_last` when asked) and write their merge to `output` atomically.
+
+    Takes `pull`'s options (`builder pull` hands either function the same ones): `accept_changes` pulls a copy
+    whose settings, task data or annotations changed behind builder's back (builder/labelstudio/drift.py)."""
     output = Path(output or project.snapshot_path)
     copy = copy_project(project)
     private_dir(project.root / STATE_DIR / COPIES_DIR)
     paths, total = [], PullResult(output, 0, 0, 0, since_last)
     for email, organization in sorted(read_organizations(project.root).items()):
         path = copy_output(project, email)
-        part = pull(organization.connection(connection.url), copy, path, since_last, log, rename_annotators)
+        part = pull(
+            organization.connection(connection.url),
+            copy,
+            path,
+            since_last,
+            log,
+            rename_annotators=rename_annotators,
+            accept_changes=accept_changes,
+        )
         paths.append(path)
         total.fetched += part.fetched
         total.unannotated += part.unannotated
