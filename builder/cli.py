@@ -541,6 +541,7 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
     Progress in the project: tasks annotated, tasks skipped, and tasks remaining for them (not yet
     annotated or skipped by them, and still short of the annotators per task the project asks for).
     The pseudonym is the one `builder pull` gives (shown once `annotators add` or a pull made the key).
+    Before the first push the accounts are listed with no progress, under a note saying nothing is pushed yet.
     E-mails are masked in every format unless --show-emails.
     In a blind project ([annotation] blind), also the tasks assigned to each (their own copy).
 
@@ -560,11 +561,12 @@ def annotators_list(ctx, fmt, as_json, show_emails) -> None:
     listing = (list_blind_annotators if blind else list_annotators)(connection, project)
     fmt = "json" if as_json else fmt
     if fmt == "json":
+        if not listing.pushed:
+            click.echo(listing.note(), err=True)
         click.echo(render_json(listing.as_dict(show_emails)), nl=False)
         return
     shown = (lambda e: e or "-") if show_emails else mask_email
-    heading = f"project '{listing.project_title}': {listing.tasks} tasks, {listing.overlap} annotator(s) per task"
-    click.echo(heading, err=fmt != "table")
+    click.echo(listing.note(), err=fmt != "table")
     rows = [
         {
             "pseudonym": a.pseudonym,

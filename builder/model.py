@@ -34,8 +34,9 @@ STANCE = "stance"
 # overlapping spans: builder.records.aggregate.resolve_entities), each span of `entities` saying how it was
 # decided (`status`), and adds `unresolved_entities`. A field declares the format that brought it (and the
 # last that had it), and every generated description of the dataset takes the format it describes (the
-# current one unless an older release is being rebuilt, with the aggregation of its time).
-DATASET_FORMAT = 3
+# current one unless an older release is being rebuilt, with the aggregation of its time). Format 4 stores
+# each annotation's `lead_time` as float64: float32 read back 15.6 s as 15.600000381469727.
+DATASET_FORMAT = 4
 
 # How a record's stance was decided (builder.records.aggregate), in the order the card lists them.
 GROUND_TRUTH, UNANIMOUS, MAJORITY, TIE, NONE = "ground_truth", "unanimous", "majority", "tie", "none"
@@ -52,7 +53,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SET_ASIDE_REASONS = ("credit", "dateline", "byline", "heading")
 INT32_MAX = 2**31 - 1  # the dataset stores sentence_index, span offsets and num_annotators as int32
 # Seconds an annotator spent on a task (Label Studio's lead_time): about 11.6 days at most, which
-# covers a task left open over a holiday, and float32 (the dataset's type) holds it to 1/16 s.
+# covers a task left open over a holiday (float32, the type of dataset formats 1-3, holds it to 1/16 s).
 LEAD_TIME_MAX = 1_000_000
 
 
@@ -143,7 +144,10 @@ class Int32:
 
 @dataclass(frozen=True)
 class Seconds:
-    """A lead time: seconds from 0 to LEAD_TIME_MAX, or null."""
+    """A lead time: seconds from 0 to LEAD_TIME_MAX, or null. `dtype`: float64 from dataset format 4, so that the
+    seconds Label Studio gives (15.6) read back as given; float32 before."""
+
+    dtype: str = "float64"
 
     def json(self, project: Project) -> dict:
         return {"type": ["number", "null"], "minimum": 0, "maximum": LEAD_TIME_MAX}
@@ -151,7 +155,7 @@ class Seconds:
     def feature(self, project: Project):
         from datasets import Value
 
-        return Value("float32")
+        return Value(self.dtype)
 
     def card(self, project: Project) -> str:
         return "float"
@@ -419,6 +423,13 @@ ANNOTATION = Shape(
     ),
     closed=True,
 )
+# An annotation as dataset formats 1-3 store it: `lead_time` as float32.
+ANNOTATION_FLOAT32 = Shape(
+    "annotation",
+    tuple(Field("lead_time", Seconds("float32")) if f.name == "lead_time" else f for f in ANNOTATION.fields),
+    closed=True,
+)
+ANNOTATIONS_MEANING = "every annotator's own stance, entities, lead time (s) and ground-truth flag"
 
 RECORD = Shape(
     "record",
@@ -461,12 +472,8 @@ RECORD = Shape(
         ),
         Field("tokens", ListOf(Text()), "the BIO view ({bio_tags}), derived once from `entities`", derived=True),
         Field("ner_tags", ListOf(BioTag()), derived=True),
-        Field(
-            "annotations",
-            ListOf(ANNOTATION),
-            "every annotator's own stance, entities, lead time (s) and ground-truth flag",
-            card_type="list",
-        ),
+        Field("annotations", ListOf(ANNOTATION_FLOAT32), ANNOTATIONS_MEANING, card_type="list", until=3),
+        Field("annotations", ListOf(ANNOTATION), ANNOTATIONS_MEANING, card_type="list", since=4),
         Field(
             "num_annotators", Int32(minimum=1), "annotators of the sentence; share agreeing with the aggregated stance"
         ),
@@ -491,9 +498,15 @@ def dataset_columns(dataset_format: int = DATASET_FORMAT) -> list[str]:
     return RECORD.of_format(dataset_format).names
 
 
-def format_of_columns(columns: list[str]) -> int | None:
-    """The dataset format whose columns are exactly `columns`, or None."""
-    return next((f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f) == list(columns)), None)
+def formats_of_columns(columns: list[str]) -> list[int]:
+    """The dataset formats whose columns are exactly `columns` (formats 3 and 4 differ in a type, not a column)."""
+    return [f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f) == list(columns)]
+
+
+def lead_time_dtype(dataset_format: int) -> str:
+    """The type dataset format `dataset_format` stores an annotation's `lead_time` in (float32, float64 from 4)."""
+    annotation = RECORD.of_format(dataset_format)["annotations"].kind.item
+    return annotation["lead_time"].kind.dtype
 
 
 def _field_rows(dataset_format: int) -> list[list[Field]]:

@@ -20,6 +20,7 @@ from builder.resources import DEFAULTS_DIR, load_schema, schema_validator
 PROJECT_FILE = "builder.toml"
 NEAR_DUPLICATE_THRESHOLD = 0.8  # the default of `[splits] near_duplicate_threshold`
 SUGGESTION_HOLDOUT = 0.1  # the default of `[annotation] suggestion_holdout`
+DATA_STATEMENT_MIN_GROUP = 5  # the default of `[dataset.data_statement] annotator_min_group_size`
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class Project:
     input_fields: dict = field(default_factory=dict)
     # `[annotation] blind`: "auto", True or False (builder/labelstudio/blind_push.py says what each means)
     blind: str | bool = False
+    # `[dataset.data_statement]`: the card's data statement (builder.dataset.data_statement), as given
+    data_statement: dict = field(default_factory=dict)
 
     @property
     def stance_values(self) -> list[str]:
@@ -282,6 +285,7 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         suggestion_holdout=float(raw["annotation"].get("suggestion_holdout", SUGGESTION_HOLDOUT)),
         input_fields=input_fields,
         blind=raw["annotation"].get("blind", False),
+        data_statement=dict(dataset.get("data_statement", {})),
     )
 
 

@@ -315,11 +315,16 @@ def summary(result: InitResult) -> str:
 def next_steps(result: InitResult, folder: str | Path = ".") -> list[tuple[str, str]]:
     """The commands that come next, each with what it does (`folder`: as the user named it, for `cd`)."""
     steps = [] if result.folder.resolve() == Path.cwd().resolve() else [(f"cd {shlex.quote(str(folder))}", "")]
+    from builder.sentences.articles import SUPPORTED_SUFFIXES  # what `builder split` reads, named once
+
     if not _in_git_work_tree(result.folder):
         steps.append(("git init", "releases are cut from what git holds (`builder release` needs it)"))
     return steps + [
         ("edit guidelines.md", "describe each label, with examples; annotators read it in Label Studio"),
-        ("builder split ARTICLES -o work/sentences.jsonl", "your articles (.txt, .jsonl, .html) into sentences"),
+        (
+            "builder split ARTICLES -o work/sentences.jsonl",
+            f"your articles ({', '.join(SUPPORTED_SUFFIXES)}) into sentences",
+        ),
         ("builder server start", "a local Label Studio (or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)"),
         ("builder annotators add EMAIL...", "an account for each annotator, with a password to hand over"),
         ("builder push work/sentences.jsonl", "the project and its tasks in Label Studio; then label there"),

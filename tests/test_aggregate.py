@@ -315,9 +315,9 @@ def test_an_older_format_release_rebuilds_without_the_new_field_and_a_new_one_ha
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     new = read_manifest(project, "1.1.0")
-    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (8, 3, "majority")
+    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (8, 4, "majority")
     for parquet in (folder / "releases" / "1.1.0" / "data").glob("*.parquet"):
-        assert pq.read_schema(parquet).names == dataset_columns(3)
+        assert pq.read_schema(parquet).names == dataset_columns(4)
     assert verify_release(project, "1.1.0") == []
     lines = builder(folder, "diff", "1.0.0", "1.1.0").stdout
     assert "- aggregation: majority (unchanged)" in lines
@@ -334,7 +334,7 @@ def test_verify_catches_a_dataset_format_that_does_not_match_the_files(tmp_path)
     manifest = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**manifest, "dataset_format": 1}), encoding="utf-8")
     problems = verify_release(project, "1.0.0")
-    assert any("the manifest says dataset format 1 but the file has dataset format 3" in p for p in problems)
+    assert any("the manifest says dataset format 1 but the file has dataset format 4" in p for p in problems)
     path.write_text(json.dumps({**manifest, "aggregation": "dawid-skene"}), encoding="utf-8")
     problems = verify_release(project, "1.0.0")
     assert any(p.startswith("aggregation: the manifest says 'dawid-skene'") for p in problems)

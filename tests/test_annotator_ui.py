@@ -132,3 +132,54 @@ def test_annotator_labels_span_and_stance_in_browser_then_pull_finds_them(chromi
     assert sentences[1]["text"][19:30] == "Kim Jong Un"
     assert by_type["choices"] == {"choices": ["favor"]}
     assert annotation["lead_time"] > 0
+
+
+# The Data Manager's column headers in the order shown: (column id, title) of each header cell.
+HEADERS_JS = """() => Array.from(document.querySelectorAll('[data-id]'))
+  .filter((cell) => cell.closest('[class*="table-head"]'))
+  .map((cell) => [cell.getAttribute('data-id'), cell.innerText.trim()])"""
+
+
+def test_the_annotators_task_list_shows_the_sentence_first(chromium, ls, tmp_path):
+    """Issue 27 point 9: Label Studio lists a project's data columns in the order its labeling config names them,
+    and the config shows the sentence before (`prev_text`) above the sentence, so the Data Manager opened with
+    `prev_text` as its first column. `builder push` makes the project's first tab, "Sentences", with the context
+    columns hidden: an annotator opening the project in a browser sees the sentence first."""
+    import uuid
+
+    from builder.labelstudio.users import annotator_connection
+    from builder.labelstudio.views import HIDDEN_CONTEXT_COLUMNS, SENTENCES_VIEW_TITLE
+
+    project = make_project(tmp_path, f"data manager columns {uuid.uuid4().hex[:6]}")
+    article = {"id": "cols", "title": "Columns", "text": "Kim met Putin in Moscow.\nThey signed a pact on Friday."}
+    result = push_sentences(ls, project, split_article(article))
+    # the API's answer: one view, first, titled Sentences, the context hidden in both of its modes, and the
+    # columns Label Studio hides in a new tab hidden as well (a view's hidden columns replace those defaults)
+    [view, *_] = ls.client().views.list(project=result.project_id)
+    assert view.data["title"] == SENTENCES_VIEW_TITLE
+    for mode in ("explore", "labeling"):
+        assert set(HIDDEN_CONTEXT_COLUMNS) <= set(view.data["hiddenColumns"][mode]), view.data
+    assert {"tasks:inner_id", "tasks:annotations_ids"} <= set(view.data["hiddenColumns"]["explore"])
+    again = push_sentences(ls, project, split_article(article))  # a re-push makes no second one
+    titles = [(v.data or {}).get("title") for v in ls.client().views.list(project=again.project_id)]
+    assert titles.count(SENTENCES_VIEW_TITLE) == 1
+
+    email, password = f"columns-{uuid.uuid4().hex[:8]}@example.org", f"pw-{uuid.uuid4().hex}"
+    annotator_connection(ls, email, password)
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(120_000)  # the Data Manager's first load takes long on a busy machine
+    page.goto(f"{ls.url}/user/login/")
+    page.fill('input[name="email"]', email)
+    page.fill('input[name="password"]', password)
+    page.click('button[type="submit"], input[type="submit"]')
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{ls.url}/projects/{result.project_id}/data")
+    page.get_by_text("Kim met Putin in Moscow.").first.wait_for(timeout=60_000)
+    headers = page.evaluate(HEADERS_JS)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "data-manager-columns.png"))
+    page.close()
+    data_columns = [column for column, _ in headers if ":data." in column or column.startswith("data.")]
+    assert data_columns and data_columns[0].endswith("data.text"), headers
+    assert not any(column.endswith(("data.prev_text", "data.next_text")) for column in data_columns), headers
+    assert not any(column.endswith(("inner_id", "annotations_ids")) for column, _ in headers), headers

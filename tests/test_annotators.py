@@ -357,3 +357,40 @@ def test_accounts_show_their_pseudonym_in_label_studio_and_rows_never_look_alike
     assert [row[0] for row in ROW.findall(again.stdout)] == [row[0] for row in rows]
     for output in (pulled.stdout + pulled.stderr, again.stdout + again.stderr):
         assert not any(secret in output for secret in [*emails, *passwords])
+
+
+def test_list_before_the_first_push_lists_the_accounts_with_a_note(ls, tmp_path):
+    """Issue 27 point 9: a team admin adds accounts before pushing. On main `annotators list` then failed with
+    "unknown project"; now every format lists the accounts, with no progress and a note that nothing is pushed."""
+    import csv
+    import io
+    import uuid
+
+    project = make_project(tmp_path, f"accounts: before push {uuid.uuid4().hex[:8]}")
+    email = "before.push@example.org"
+    assert _add(ls, tmp_path, email).returncode == 0
+    name = Pseudonymizer(load_key(tmp_path), project.name)(email)
+    outputs = {}
+    for fmt in ("table", "json", "csv"):
+        listed = run_cli("annotators", "list", "--format", fmt, env=cli_env(ls), cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert email not in listed.stdout + listed.stderr and ls.api_key not in listed.stdout + listed.stderr
+        note = listed.stdout if fmt == "table" else listed.stderr
+        assert "nothing pushed yet (`builder push` makes it)" in note, note
+        outputs[fmt] = listed.stdout
+    listing = json.loads(outputs["json"])
+    assert listing["pushed"] is False and listing["tasks"] == 0 and listing["overlap"] == 2
+    [row] = [row for row in listing["annotators"] if row["pseudonym"] == name]
+    assert row == {
+        "pseudonym": name,
+        "active": True,
+        "annotated": 0,
+        "skipped": 0,
+        "remaining": None,
+        "email": "b•••@example.org",
+    }
+    [csv_row] = [r for r in csv.DictReader(io.StringIO(outputs["csv"])) if r["pseudonym"] == name]
+    assert (csv_row["annotated"], csv_row["remaining"], csv_row["email"]) == ("0", "", "b•••@example.org")
+    [table_row] = [line for line in outputs["table"].splitlines() if line.startswith(name)]
+    assert table_row.split() == [name, "yes", "0", "0", "-", "b•••@example.org"]
+    assert "admin@builder.local" not in outputs["table"]  # the API key's own account is left out

@@ -248,6 +248,33 @@ def _copies(url: str, root: Path) -> dict[str, list[str]]:
     return held
 
 
+def test_annotators_list_before_the_first_blind_push_lists_the_accounts(blind_server):
+    """Issue 27 point 9, blind: before the first push (this module's next test makes it) every account is still
+    in the first organization, with no copy; `builder annotators list` shows them, assigned 0, and says nothing
+    is pushed yet, in every format (it failed with "unknown project" in a shared project on main)."""
+    from .conftest import cli_env, run_cli
+
+    root, state, admin, people = blind_server
+    _blind_project(root)
+    assert read_organizations(root) == {}  # nothing pushed yet
+    for fmt in ("table", "json", "csv"):
+        listed = run_cli("annotators", "list", "--format", fmt, env=cli_env(admin), cwd=root)
+        assert listed.returncode == 0, listed.stderr
+        assert "nothing pushed yet" in (listed.stdout if fmt == "table" else listed.stderr)
+        assert not any(email in listed.stdout + listed.stderr for email in people)
+        if fmt == "json":
+            listing = json.loads(listed.stdout)
+            assert listing["pushed"] is False and listing["tasks"] == 0
+            rows = [(r["email"], r["assigned"], r["annotated"], r["remaining"]) for r in listing["annotators"]]
+            assert sorted(rows) == [
+                ("a•••@example.org", 0, 0, None),
+                ("b•••@example.org", 0, 0, None),
+                ("c•••@example.org", 0, 0, None),
+            ]
+        if fmt == "table":
+            assert listed.stdout.splitlines()[1].split()[:3] == ["pseudonym", "active", "assigned"]
+
+
 def test_blind_push_gives_each_sentence_to_exactly_two_annotators_balanced_and_stable(blind_server):
     from collections import Counter
 
@@ -279,6 +306,15 @@ def test_blind_push_gives_each_sentence_to_exactly_two_annotators_balanced_and_s
     newcomer = "dee@example.org"
     # one of the module's annotators from now on: the blind pull test labels every copy with `people`
     people[newcomer] = annotator_connection(admin, newcomer, f"pw-{uuid.uuid4().hex}")
+    # until the next push gives them a copy, `annotators list` shows them with nothing assigned
+    from builder.labelstudio.blind_push import list_blind_annotators
+
+    waiting = list_blind_annotators(admin, project)
+    assert waiting.pushed and waiting.tasks == 7
+    assert {row.email: row.assigned for row in waiting.annotators} == {
+        **{email: len(ids) for email, ids in held.items()},
+        newcomer: 0,
+    }
     more = synthetic_sentences(10, "blind")
     later = push_blind(admin, project, more)
     assert (later.annotators, later.created, later.skipped, later.isolated) == (4, 3, 7, 1)

@@ -1,4 +1,6 @@
-"""croissant.json: Croissant 1.0 + RAI metadata, read back with mlcroissant; hashed by a format-5 release."""
+"""croissant.json: Croissant 1.0 + RAI metadata, read back with mlcroissant; hashed by a format-5 release.
+
+From manifest format 9 it is Croissant 1.1 with provenance (tests/test_research_card.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def test_mlcroissant_reads_every_record_set(project, built):
     folder, facts = built
     dataset = mlc.Dataset(str(folder / CROISSANT))
     sets = {record_set.uuid for record_set in dataset.metadata.record_sets}
-    assert sets == {*SPLITS, "stance_names", "entities_label_names", "ner_tags_names"}
+    # `articles`: their sources and licences (manifest format 9 on, tests/test_research_card.py)
+    assert sets == {*SPLITS, "stance_names", "entities_label_names", "ner_tags_names", "articles"}
     for split in SPLITS:
         rows = parquet_rows(folder, split)
         records = list(dataset.records(split))
@@ -78,7 +81,7 @@ def test_mlcroissant_reads_every_record_set(project, built):
 def test_files_types_and_rai_fields(project, built):
     folder, facts = built
     metadata = json.loads((folder / CROISSANT).read_text(encoding="utf-8"))
-    assert "http://mlcommons.org/croissant/1.0" in metadata["conformsTo"]
+    assert "http://mlcommons.org/croissant/1.1" in metadata["conformsTo"]  # manifest format 9 on
     assert metadata["@context"]["rai"] == "http://mlcommons.org/croissant/RAI/"
     files = {d["contentUrl"]: d for d in metadata["distribution"] if d["@type"] == "cr:FileObject"}
     assert set(files) == {parquet_name(s) for s in SPLITS}
@@ -88,7 +91,7 @@ def test_files_types_and_rai_fields(project, built):
     train = next(r for r in metadata["recordSet"] if r["@id"] == "train")
     types = {f["name"]: f.get("dataType") for f in train["field"]}
     assert types["text"] == "sc:Text" and types["sentence_index"] == "sc:Integer"
-    assert types["stance"] == "sc:Integer" and types["agreement"] == "sc:Float"
+    assert types["stance"] == ["sc:Integer", "cr:Label"] and types["agreement"] == "sc:Float"  # format 9 on
     entities = next(f for f in train["field"] if f["name"] == "entities")
     status = next(f for f in entities["subField"] if f["name"] == "status")
     assert status["dataType"] == "sc:Text" and status["source"]["transform"] == {"jsonPath": "status"}
@@ -132,7 +135,7 @@ def test_a_format_5_release_hashes_it_and_verify_checks_it(tmp_path):
     folder, project = new_repo(tmp_path / "repo", synthetic_tasks(range(12)))
     result = cut_release(project, "1.0.0")
     manifest = result.manifest
-    assert manifest["manifest_format"] == MANIFEST_FORMAT == 8  # format 5 on
+    assert manifest["manifest_format"] == MANIFEST_FORMAT == 9  # format 5 on
     path = result.folder / CROISSANT
     assert manifest["files"][CROISSANT] == sha256_file(path)
     assert json.loads(path.read_text(encoding="utf-8"))["version"] == "1.0.0"

@@ -589,3 +589,30 @@ def test_build_reads_the_snapshot_and_the_gold_file_once_each(tmp_path):
     assert facts.gold_questions == 3
     assert set(facts.quality["suggestion_arms"]["arms"]) == {SHOWN, WITHHELD}
     assert facts.predictions["tasks_with"] == len(tasks) // 2
+
+
+def test_lead_times_read_back_as_label_studio_gave_them(project, built):
+    """Issue 27 point 9: float32 read 15.6 s back as 15.600000381469727. From dataset format 4 the dataset stores
+    lead_time as float64: every lead time loads as the snapshot holds it, the card's features say float64, and
+    an older format (release 1.1.0's 3) still writes float32 (its rebuild stays byte for byte)."""
+    import datasets
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from builder.model import features, lead_time_dtype
+
+    folder, facts = built
+    given = {
+        (task["data"]["sentence_id"], a["annotator"]): a["lead_time"]
+        for task in read_jsonl(SNAPSHOT)
+        for a in task["annotations"]
+    }
+    assert any(value != float(np.float32(value)) for value in given.values() if value is not None)  # float32 noise
+    rows = [row for split in datasets.load_dataset(str(folder)).values() for row in split]
+    loaded = {(row["id"], a["annotator"]): a["lead_time"] for row in rows for a in row["annotations"]}
+    assert loaded and all(loaded[key] == given[key] for key in loaded)
+    assert (lead_time_dtype(3), lead_time_dtype(4)) == ("float32", "float64")
+    [parquet, *_] = sorted((folder / "data").glob("*.parquet"))
+    assert str(pq.read_schema(parquet).field("annotations").type.value_type.field("lead_time").type) == "double"
+    assert "dtype: float64" in (folder / "README.md").read_text(encoding="utf-8")
+    assert features(project, 3)["annotations"].feature["lead_time"].dtype == "float32"

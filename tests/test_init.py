@@ -620,3 +620,13 @@ def test_the_cd_it_suggests_is_quoted_for_the_shell(tmp_path):
     result = invoke("init", "My Dataset", "--yes", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert "cd 'My Dataset'" in result.stdout
+
+
+def test_the_split_hint_names_every_kind_of_file_split_reads(tmp_path):
+    """Issue 27 point 9: the "next" hint named .txt, .jsonl and .html but not .parquet, which `split` reads too."""
+    from builder.sentences.articles import SUPPORTED_SUFFIXES
+
+    result = invoke("init", "news", "--yes", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    [hint] = [line for line in result.stdout.splitlines() if "builder split" in line]
+    assert ".parquet" in hint and all(suffix in hint for suffix in SUPPORTED_SUFFIXES), hint

@@ -47,6 +47,10 @@ class BuildFacts:
     splitter: dict | None = None  # {name, summary}: the splitter as a release's manifest records it (format 8)
     current_splitter: bool = True  # the card names this builder's splitter; False: lines+segtok/1 (before format 5)
     croissant: bool = False  # croissant.json is written beside the card (manifest format 5 on)
+    # Croissant 1.1 with provenance, the card's data statement and `machine-generated` (manifest format 9 on)
+    research_notes: bool = False
+    accepted_suggestions: list = field(default_factory=list)  # builder.dataset.label_provenance rows (format 9)
+    text_lengths: dict | None = None  # builder.dataset.data_statement.text_lengths (format 9)
     agreement: tuple | None = None  # builder.dataset.card.agreement_of, once computed
     split_method: str = SENTENCE_SHARES  # builder.dataset.splits: ARTICLE_HASH to rebuild a release before format 6
     frozen_test: int = 0  # articles the earlier releases' test files hold (kept in test if still in the snapshot)
@@ -58,10 +62,12 @@ class BuildFacts:
         return getattr(self.validation, "gold", 0) or 0
 
 
-def _snapshot_readers(project: Project, gold: dict, dataset_format: int, notes_predictions: bool):
+def _snapshot_readers(
+    project: Project, gold: dict, dataset_format: int, notes_predictions: bool, research_notes: bool = False
+):
     """What the build learns from the snapshot besides its records, as `validate_snapshot` readers: fed by
     validation's one read of the snapshot. The quality frames and the control arms (format 2 on), the
-    pre-annotations (`notes_predictions`)."""
+    pre-annotations (`notes_predictions`), the suggestions accepted unchanged (`research_notes`)."""
     from builder.dataset.card import predictions_reader
     from builder.records.quality import frames_reader
     from builder.records.steering import arms_reader, recorded_withheld
@@ -72,6 +78,10 @@ def _snapshot_readers(project: Project, gold: dict, dataset_format: int, notes_p
             made += [frames_reader(project, gold), arms_reader(project, gold, recorded_withheld(project))]
         if notes_predictions:
             made.append(predictions_reader())
+        if research_notes:
+            from builder.dataset.label_provenance import accepted_suggestions_reader
+
+            made.append(accepted_suggestions_reader(gold))
         return made
 
     return readers
@@ -238,6 +248,7 @@ def build_dataset(
     current_splitter: bool = True,
     splitter: dict | None = None,
     croissant: bool = True,
+    research_notes: bool = True,
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
 ) -> BuildFacts:
@@ -258,7 +269,8 @@ def build_dataset(
     to rebuild a release from before manifest format 4 as it was); `current_splitter`: the card names
     this builder's splitter (False: `lines+segtok/1`); `near_duplicates`: near-identical articles share a
     split (`builder.dataset.splits.NearDuplicates`); `croissant`: croissant.json is written (each False
-    to rebuild a release from before manifest format 5 as it was). Gold
+    to rebuild a release from before manifest format 5 as it was); `research_notes`: croissant.json is
+    Croissant 1.1 with provenance and the card has a data statement (False: as before manifest format 9). Gold
     questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
@@ -275,11 +287,12 @@ def build_dataset(
         from builder.gold.answers import project_gold
 
         gold = project_gold(project)  # read once: validation and the quality summary share it
-        readers = _snapshot_readers(project, gold, dataset_format, notes_predictions)
+        readers = _snapshot_readers(project, gold, dataset_format, notes_predictions, research_notes)
         result = validate_snapshot(project, snapshot, records_path, dataset_format, gold, readers)
         read, result.read = iter(result.read), []  # in the order `readers` made them
         quality = (next(read), next(read)) if dataset_format >= 2 else None
         predictions = next(read) if notes_predictions else None
+        accepted = next(read) if research_notes else []
         del read
         if strict and result.report.errors():
             raise BuilderError(
@@ -318,6 +331,13 @@ def build_dataset(
         from builder.dataset.card import write_card
 
         facts.croissant = croissant
+        facts.research_notes = research_notes
+        if research_notes:
+            from builder.dataset.data_statement import text_lengths
+            from builder.dataset.label_provenance import write_accepted_suggestions
+
+            facts.accepted_suggestions = write_accepted_suggestions(staging, accepted)
+            facts.text_lengths = text_lengths(staging)
         write_card(project, staging, facts, version)
         if croissant:
             from builder.dataset.croissant import write_croissant

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder import __version__
+from builder.dataset.label_provenance import annotations_creators
 from builder.dataset.splits import ARTICLE_HASH, SHINGLE_WORDS, SPLITS, parquet_name, parquet_pattern
 from builder.errors import InputError
 from builder.labeling_config import config_hash
@@ -67,7 +68,7 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
         "pretty_name": project.pretty_name,
         "task_categories": ["token-classification", "text-classification"],
         "task_ids": ["named-entity-recognition", "multi-class-classification"],
-        "annotations_creators": list(project.annotations_creators),
+        "annotations_creators": annotations_creators(project, facts),
         "language_creators": ["found"],
         "multilinguality": ["monolingual"],
         "size_categories": [_size_category(total)],
@@ -174,13 +175,24 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         else predictions_text(facts.predictions)
     )
     labels_yaml = ", ".join(f"`{x}`" for x in project.stance_values)
+    croissant_version = "1.1" if getattr(facts, "research_notes", False) else "1.0"  # 1.1: manifest format 9 on
     croissant = (
-        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant 1.0, with\n"
+        "\n`croissant.json`, beside this card, describes the files, fields and label names in Croissant "
+        f"{croissant_version}, with\n"
         "its Responsible-AI fields (sources, annotation, agreement, limitations, personal information).\n"
         if getattr(facts, "croissant", False)
         else ""
     )
+    if croissant and getattr(facts, "research_notes", False):
+        from builder.dataset.label_provenance import card_provenance_text
+
+        croissant += card_provenance_text(facts)
     splits_text = _splits_text(project, facts)
+    data_statement = ""
+    if getattr(facts, "research_notes", False):  # manifest format 9 on
+        from builder.dataset.data_statement import data_statement_text
+
+        data_statement = data_statement_text(project, facts)
     if facts.dataset_format >= 2:
         aggregation = aggregation_text(project, unresolved, facts.dataset_format, unresolved_spans(facts))
         quality = "\n## Quality control\n\n" + quality_text(project, facts.gold_questions, facts.quality) + "\n"
@@ -244,7 +256,7 @@ The dataset is released under `{project.license}`; each source's own licence app
 - Small: {total} sentences; figures above carry wide uncertainty.
 - Most news sentences report facts, so `neutral` dominates the stance labels.
 - Annotators are pseudonymous and few; agreement is reported above, not hidden.{overlaps}
-
+{data_statement}
 ## Citation
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}

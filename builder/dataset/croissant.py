@@ -8,7 +8,8 @@ columns' types (ClassLabels as integers that reference a RecordSet of their name
 versions, aggregation, agreement, limitations, personal information). Deterministic: sorted keys, no
 date, nothing that is not derived from the inputs. Annotators appear as a count only, never by name.
 
-`mlcroissant.Dataset("croissant.json")` reads every record set (tested).
+`mlcroissant.Dataset("croissant.json")` reads every record set (tested). From manifest format 9 on the file is
+Croissant 1.1 with PROV-O provenance, added by builder.dataset.label_provenance.add_provenance.
 """
 
 from __future__ import annotations
@@ -386,7 +387,8 @@ def _rai(project: Project, facts, version: str | None) -> dict:
 
 
 def croissant_metadata(project: Project, folder: Path, facts, version: str | None = None) -> dict:
-    """The Croissant 1.0 + RAI metadata of the dataset folder `folder` (its Parquet shards written)."""
+    """The Croissant 1.0 + RAI metadata of the dataset folder `folder` (its Parquet shards written); Croissant 1.1
+    with provenance when `facts.research_notes` (manifest format 9 on)."""
     feats = features(project, facts.dataset_format)
     meanings = field_meanings(project, facts.dataset_format)
     label_sets = _label_sets(project, facts.dataset_format)
@@ -464,6 +466,10 @@ def croissant_metadata(project: Project, folder: Path, facts, version: str | Non
     }
     if version:
         metadata["version"] = version
+    if getattr(facts, "research_notes", False):  # manifest format 9 on: Croissant 1.1 with provenance
+        from builder.dataset.label_provenance import add_provenance
+
+        add_provenance(metadata, project, folder, facts)
     return metadata
 
 

@@ -161,10 +161,21 @@ class AnnotatorList:
     tasks: int
     overlap: int | None  # the project's annotators per task (maximum_annotations)
     annotators: list[Annotator]
+    pushed: bool = True  # False before the first `builder push`: no project in Label Studio, no progress
+
+    def note(self) -> str:
+        """The line above the rows: the project's size, or that nothing is pushed yet."""
+        if not self.pushed:
+            return (
+                f"project '{self.project_title}': nothing pushed yet (`builder push` makes it), so no progress; "
+                f"{self.overlap} annotator(s) per task once pushed"
+            )
+        return f"project '{self.project_title}': {self.tasks} tasks, {self.overlap} annotator(s) per task"
 
     def as_dict(self, show_emails: bool = False) -> dict:
         return {
             "project": self.project_title,
+            "pushed": self.pushed,
             "tasks": self.tasks,
             "overlap": self.overlap,
             "annotators": [
@@ -261,14 +272,18 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
     The pseudonym is the one `builder pull` gives: the account's recorded name from earlier pulls,
     else the one the project's pseudonym key gives its e-mail; without a key (nothing pulled yet) it
     is AFTER_FIRST_PULL, and no key is made here. The account the API key belongs to (the admin
-    builder made) is left out unless it annotated in the project.
+    builder made) is left out unless it annotated in the project. Before the first push there is no
+    project to count in: the accounts are listed all the same (a team admin adds them before pushing),
+    with no progress and `pushed` False.
     """
-    from builder.labelstudio.project_api import require_project
+    from builder.labelstudio.project_api import find_project
 
-    project_id = require_project(connection, project)
+    project_id = find_project(connection, project)
+    users = organization_users(connection)
+    if project_id is None:
+        return _before_first_push(connection, project, users)
     with calling(connection, "reading the project's settings"):
         overlap = connection.client().projects.get(project_id).maximum_annotations
-    users = organization_users(connection)
     progress = _progress(connection, project_id)
     names = _pseudonyms(connection, project)
     me = _whoami(connection).id
@@ -291,6 +306,25 @@ def list_annotators(connection: Connection, project: Project) -> AnnotatorList:
             )
         )
     return AnnotatorList(project.project_title, progress.tasks, overlap, rows)
+
+
+def _before_first_push(connection: Connection, project: Project, users: list[User]) -> AnnotatorList:
+    """Every account but the API key's, with nothing annotated and nothing remaining yet (no tasks)."""
+    names = _pseudonyms(connection, project)
+    me = _whoami(connection).id
+    rows = [
+        Annotator(
+            email=user.email,
+            pseudonym=names(user.id) if names else AFTER_FIRST_PULL,
+            active=user.active,
+            annotated=0,
+            skipped=0,
+            remaining=None,
+        )
+        for user in users
+        if user.id != me
+    ]
+    return AnnotatorList(project.project_title, 0, project.annotators_per_sentence, rows, pushed=False)
 
 
 def _pseudonyms(connection: Connection, project: Project) -> Callable[[int], str] | None:

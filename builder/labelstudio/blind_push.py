@@ -89,16 +89,23 @@ class BlindPushResult:
     isolated: int = 0  # accounts moved into an organization of their own by this push
 
 
-def _isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
-    """Move each annotator account still in the first organization into one of its own; how many were moved."""
+def _annotators_in_first_organization(connection: Connection) -> list:
+    """The annotator accounts still in the first organization (the API key's): those a push has yet to isolate."""
     with calling(connection, "identifying the API key's account"):
         me = connection.client().users.whoami().id
-    moved = 0
-    for user in organization_users(connection):
-        if user.active and user.id != me and user.email and not user.email.endswith(f"@{ADMIN_DOMAIN}"):
-            isolate_annotator(project.root, state, user.email)
-            moved += 1
-    return moved
+    return [
+        user
+        for user in organization_users(connection)
+        if user.active and user.id != me and user.email and not user.email.endswith(f"@{ADMIN_DOMAIN}")
+    ]
+
+
+def _isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
+    """Move each annotator account still in the first organization into one of its own; how many were moved."""
+    members = _annotators_in_first_organization(connection)
+    for user in members:
+        isolate_annotator(project.root, state, user.email)
+    return len(members)
 
 
 def push_blind(
@@ -153,13 +160,15 @@ def list_blind_annotators(connection: Connection, project: Project):
     they annotated or skipped (done), and the rest (remaining), read with their organization's admin token."""
     from builder.labelstudio.accounts import AFTER_FIRST_PULL, Annotator, AnnotatorList, _progress, _pseudonyms
 
-    copy, rows, sentences = copy_project(project), [], set()
-    for email, organization in sorted(read_organizations(project.root).items()):
+    copy, rows, sentences, pushed = copy_project(project), [], set(), False
+    organizations = read_organizations(project.root)
+    for email, organization in sorted(organizations.items()):
         reached = organization.connection(connection.url)
         project_id = find_project(reached, copy)
         user_id = next((u.id for u in organization_users(reached) if u.email == email and u.active), None)
         assigned = annotated = skipped = 0
         if project_id is not None:
+            pushed = True
             progress = _progress(reached, project_id)
             sentences |= existing_sentence_ids(reached, project_id)
             assigned, annotated, skipped = progress.tasks, progress.annotated[user_id], progress.skipped[user_id]
@@ -175,4 +184,20 @@ def list_blind_annotators(connection: Connection, project: Project):
                 assigned=assigned,
             )
         )
-    return AnnotatorList(project.project_title, len(sentences), project.annotators_per_sentence, rows)
+    # accounts `annotators add` made since the last push (all of them before the first): still in the first
+    # organization, with no copy until the next push isolates them and gives them their share
+    waiting = [user for user in _annotators_in_first_organization(connection) if user.email not in organizations]
+    names = _pseudonyms(connection, project) if waiting else None
+    for user in sorted(waiting, key=lambda u: u.email):
+        rows.append(
+            Annotator(
+                email=user.email,
+                pseudonym=names(user.id) if names else AFTER_FIRST_PULL,
+                active=True,
+                annotated=0,
+                skipped=0,
+                remaining=None,
+                assigned=0,
+            )
+        )
+    return AnnotatorList(project.project_title, len(sentences), project.annotators_per_sentence, rows, pushed)

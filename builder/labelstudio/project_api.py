@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from builder.errors import LabelStudioError
 from builder.labeling_config import labeling_config
 from builder.labelstudio.client import Connection, calling, check_response, task_pages, unexpected_answer
+from builder.labelstudio.views import ensure_sentences_view
 from builder.project import Project
 
 
@@ -178,10 +179,12 @@ def ensure_project(connection: Connection, project: Project, adopt: bool = False
             raise LabelStudioError(f"the project builder made in Label Studio at {connection.url} was deleted; retry")
         bind_project(project, server, project_id, created)
         remember_settings(project.root, server, project_id, settings)
+        ensure_sentences_view(connection, project_id)
         return project_id, True
     with calling(connection, "updating the project's labeling config"):
         client.projects.update(project_id, **settings)
     remember_settings(project.root, server, project_id, settings)  # what a pull compares the project with
+    ensure_sentences_view(connection, project_id)  # a project made before builder made this view gets it now
     return project_id, False
 
 

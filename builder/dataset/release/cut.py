@@ -122,6 +122,7 @@ def build_release_folder(
             # format 8 on, the card names the splitter the release was cut with, as its manifest records it
             splitter=old.get("splitter") if old is not None else None,
             croissant=manifest_format >= 5,
+            research_notes=manifest_format >= 9,
             near_duplicates=manifest_format >= 5,
             split_method=split_method_for(manifest_format),
         )

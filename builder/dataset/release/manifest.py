@@ -24,7 +24,10 @@ card also states; `builder release` refuses a split that is empty or more than 1
 unless `[splits] allow_uneven = true`. Format 7 adds `hashes.withheld_suggestions` and `hashes.gold` (each only
 when the project has the file: annotations/withheld-suggestions.jsonl, `[quality] gold`): they change the
 control arm's figures and gold accuracy, so they are released as committed at HEAD like the snapshot, and a
-rebuild reads them as the commit holding the hashed bytes holds them. Rebuilding an
+rebuild reads them as the commit holding the hashed bytes holds them. Format 9: `croissant.json` is Croissant 1.1
+with provenance (who or what made each label, each sentence derived from its article, the licence per article:
+builder.dataset.label_provenance), the release may hold `accepted-suggestions.parquet`, and the card has a data
+statement (builder.dataset.data_statement) and says `machine-generated` where suggestions were shown. Rebuilding an
 existing release writes the format it has, dataset included (a newer
 builder rebuilds an older release byte for byte); a published release never changes.
 """
@@ -47,7 +50,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 8
+MANIFEST_FORMAT = 9
 
 
 def version_key(text: str):

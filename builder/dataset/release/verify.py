@@ -43,7 +43,7 @@ from builder.dataset.release.summary import _parquet_files, frozen_test_articles
 from builder.dataset.splits import SPLITS
 from builder.errors import BuilderError
 from builder.jsonio import sha256_file
-from builder.model import format_of_columns
+from builder.model import formats_of_columns, lead_time_dtype
 from builder.project import Project
 
 _CARD = {
@@ -190,16 +190,26 @@ def _column_problems(manifest: dict, folder: Path) -> list[str]:
     problems = []
     for _, path in _parquet_files(folder):
         try:
-            columns = pq.read_schema(path).names
+            schema = pq.read_schema(path)
         except (pa.ArrowException, OSError) as exc:
             raise BuilderError(f"{path}: cannot read its schema ({type(exc).__name__}: {exc})") from None
-        found = format_of_columns(columns)
-        if found != expected:
-            shape = f"dataset format {found}" if found else "columns of no dataset format"
+        stored = _lead_time_type(schema)  # formats 3 and 4 have the same columns; lead_time's type tells them apart
+        found = [f for f in formats_of_columns(schema.names) if lead_time_dtype(f) == stored]
+        if expected not in found:
+            shape = f"dataset format {found[0]}" if found else "columns of no dataset format"
             problems.append(
                 f"{path.relative_to(folder)}: the manifest says dataset format {expected} but the file has {shape}"
             )
     return problems
+
+
+def _lead_time_type(schema) -> str | None:
+    """The type of `annotations[].lead_time` in a Parquet schema as a datasets dtype (float32, float64), or None."""
+    try:
+        kind = str(schema.field("annotations").type.value_type.field("lead_time").type)
+    except (KeyError, AttributeError):
+        return None
+    return {"float": "float32", "double": "float64"}.get(kind, kind)
 
 
 def _changelog_entries(project: Project) -> dict[str, str]:
