@@ -424,3 +424,30 @@ def test_blind_pull_merges_the_copies_into_the_snapshot_a_shared_project_gives(b
     pull_blind(admin, project, blind_out)
     assert blind_out.read_bytes() == incremental
     assert len(labels(blind_out)[sentence_id]) == 3
+
+
+def test_builder_pull_of_a_blind_project_takes_the_options_of_pull(blind_server, tmp_path):
+    """`builder pull` (the command the README's steps run) pulls a blind project's copies with the options it
+    gives a shared project's pull (`--accept-changes` among them): one line of summary, no traceback, the bytes
+    `pull_blind` writes."""
+    from builder.labelstudio.blind_pull import pull_blind
+    from builder.labelstudio.blind_push import push_blind
+
+    from .conftest import run_cli
+    from .test_labelstudio import synthetic_sentences
+
+    root, state, admin, people = blind_server
+    project = _blind_project(root)
+    push_blind(admin, project, synthetic_sentences(3, "blind cli"))
+    email, me = sorted(people.items())[0]
+    [copy] = call(admin.url, me.api_key, "GET", "/api/projects")[1]["results"]
+    sentence_id, task_id = sorted(_tasks_of(admin.url, me.api_key, copy["id"]).items())[0]
+    _label(admin.url, me.api_key, task_id, _stance_for(project, sentence_id, "cli"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LABEL_STUDIO_")}  # the local server
+    for flags in ([], ["--accept-changes"], ["--since-last", "--accept-changes"]):
+        done = run_cli("pull", "-o", tmp_path / "cli.jsonl", *flags, cwd=root, env=env)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (flags, done.stderr)
+        assert done.stdout.startswith("pull (") and done.stdout.count("\n") == 1, done.stdout
+    pull_blind(admin, project, tmp_path / "library.jsonl")
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "library.jsonl").read_bytes()
+    assert sentence_id in (tmp_path / "cli.jsonl").read_text(encoding="utf-8")

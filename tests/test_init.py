@@ -107,7 +107,8 @@ def test_flags_only_write_a_project_that_loads(tmp_path):
     assert (folder / ".gitignore").read_text(encoding="utf-8") == "/.builder/\n/dist/\n/build/\n/work/\n"
     # it says what it wrote and what comes next
     assert f"in {folder}" in result.stdout and "builder.toml" in result.stdout
-    for step in ("cd news", "builder split", "builder server start", "builder push", "builder pull", "builder build"):
+    steps = ("cd news", "builder split", "builder server start", "builder annotators add", "builder push")
+    for step in steps + ("builder pull", "builder build"):
         assert step in result.stdout, step
 
 

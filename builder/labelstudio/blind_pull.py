@@ -83,7 +83,10 @@ def pull_blind(
     accept_changes: bool = False,
 ) -> PullResult:
     """Pull every annotator's copy (each `since_last` when asked), and the shared project a project made blind
-    keeps (`builder annotators blind`), and write their merge to `output` atomically."""
+    keeps (`builder annotators blind`), and write their merge to `output` atomically.
+
+    Takes `pull`'s options (`builder pull` hands either function the same ones): `accept_changes` pulls a copy
+    whose settings, task data or annotations changed behind builder's back (builder/labelstudio/drift.py)."""
     output = Path(output or project.snapshot_path)
     copy = copy_project(project)
     private_dir(project.root / STATE_DIR / COPIES_DIR)
