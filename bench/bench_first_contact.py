@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -43,9 +44,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def children_cpu() -> float:
+    """CPU seconds of the children waited for so far (a Label Studio server left running is not counted)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(command: list[str], cwd: Path, env: dict, echo: bool = True) -> tuple[float, list[tuple[float, str]]]:
     """Run `command`; its seconds and its output lines, each with the seconds since the start when it came."""
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu()
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
     )
@@ -62,6 +69,7 @@ def timed(command: list[str], cwd: Path, env: dict, echo: bool = True) -> tuple[
     process.wait()
     reader.join()
     seconds = time.monotonic() - started
+    print(f"      {' '.join(command[-3:])}: {seconds:.1f} s, {children_cpu() - cpu:.1f} s CPU", flush=True)
     if process.returncode != 0:
         tail = "\n".join(line for _, line in lines[-15:])
         raise SystemExit(f"{' '.join(command)} failed (status {process.returncode}):\n{tail}")
