@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from builder.errors import BuilderError
+from builder.progress import Steps
 from builder.project import Project
 
 SAMPLE_DIR = Path("examples") / "sample"
@@ -60,18 +61,25 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
                 f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample"
             )
     work = root / "build" / "run"
-    if not os.environ.get(URL_VARIABLE):
-        server.start(root, port, log=log)
+    local = not os.environ.get(URL_VARIABLE)
+    # Every step says when it starts (seconds since the first), and one that runs long says so every few seconds.
+    steps = Steps(log, total=8 if local else 6)
+    if local:
+        with steps.running(f"install Label Studio {server.LABEL_STUDIO_VERSION} (first use only)", "installing"):
+            executable = server.ensure_installed(log=steps.note)
+        steps.note(f"Label Studio: {executable}")
+        with steps.running("start Label Studio (a first start migrates its database)", "starting"):
+            server.start(root, port, log=steps.note)
     connection = resolve_connection(root)
-    log(f"1/6 split {sample}")
-    split = split_files([sample], work / "sentences.jsonl", project)
+    with steps.running(f"split {sample}", "splitting"):
+        split = split_files([sample], work / "sentences.jsonl", project)
     if split.report.errors():
         raise BuilderError(
             f"the sample has {len(split.report.errors())} rejected inputs; run `builder split {sample} -o x.jsonl`"
         )
-    log(f"2/6 push {split.sentences} sentences to {connection.url}")
-    predictor = make_predictor("gazetteer", committed, project.entity_values)
-    pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
+    with steps.running(f"push {split.sentences} sentences to {connection.url}", "pushing"):
+        predictor = make_predictor("gazetteer", committed, project.entity_values)
+        pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
     log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
     if pushed.set_aside:
         log("    " + ", ".join(f"{n} {reason}" for reason, n in pushed.set_aside.items()) + " set aside, never pushed")
@@ -79,11 +87,11 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
         log(f"    {line}")
     sample_accounts = json.loads(accounts_file.read_text(encoding="utf-8"))
     accounts, names = sample_accounts["accounts"], sample_accounts.get("pseudonyms", {})
-    log(f"3/6 replay the bundled annotations ({committed}) as {len(accounts)} annotators")
     # The bundled annotations predate `lines+rules/3`: those of sentences it sets aside (datelines) have no task.
     set_aside = {s["id"] for s in read_jsonl(split.sentences_path) if s.get("set_aside")}
     bundled = (task for task in read_jsonl(committed) if not _of_sentences(task, set_aside))
-    replayed = replay(connection, pushed.project_id, project.name, bundled, accounts, names=names)
+    with steps.running(f"replay the bundled annotations ({committed}) as {len(accounts)} annotators", "replaying"):
+        replayed = replay(connection, pushed.project_id, project.name, bundled, accounts, names=names)
     log(f"    {replayed.summary()}")
     if set_aside:
         log(f"    the annotations of {len(set_aside)} sentences set aside (never pushed) were not replayed")
@@ -97,20 +105,23 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     # account is recorded (in build/run/'s registry) under the name the committed snapshot gives it, so the
     # dataset built here names the same people as the snapshot `builder stats` reads by default, and its card
     # agrees with it. The names are the sample's own, so an earlier run's names in build/run/ give way to them.
-    give_names(connection, project, pseudonymizer_for(project, snapshot, log), names)
-    pulled = pull(connection, project, snapshot, rename_annotators=True)
-    log(f"4/6 pulled {pulled.written} annotated tasks into {snapshot}")
-    facts = build_project_dataset(project, snapshot, output, command="builder run")
+    with steps.running(f"pull the annotations into {snapshot}", "pulling"):
+        give_names(connection, project, pseudonymizer_for(project, snapshot, log), names)
+        pulled = pull(connection, project, snapshot, rename_annotators=True)
+    log(f"    pulled {pulled.written} annotated tasks")
+    with steps.running(f"validate and build {output}", "building"):
+        facts = build_project_dataset(project, snapshot, output, command="builder run")
     v = facts.validation
-    log(f"5/6 validated: {v.tasks_in} tasks = {v.records} records + {v.quarantined} quarantined; built {output}")
+    log(f"    validated: {v.tasks_in} tasks = {v.records} records + {v.quarantined} quarantined; built {output}")
     for line in uneven_warnings(project, facts):
         log(f"    {line}")
-    import datasets
+    with steps.running("load it back with datasets.load_dataset", "loading"):
+        import datasets
 
-    datasets.disable_progress_bars()
-    # Prepared afresh: `datasets` may otherwise answer from a cache of an earlier build of this folder.
-    loaded = datasets.load_dataset(str(output), download_mode="force_redownload")
-    log("6/6 loaded it back with datasets.load_dataset")
+        datasets.disable_progress_bars()
+        # Prepared afresh: `datasets` may otherwise answer from a cache of an earlier build of this folder.
+        loaded = datasets.load_dataset(str(output), download_mode="force_redownload")
+    log(f"[{steps.elapsed():4.0f} s] done: a loadable dataset")
     stance = loaded["train"].features["stance"]
     lines = [
         f"dataset {project.name}: " + ", ".join(f"{name} {len(split_)}" for name, split_ in loaded.items()),

@@ -66,18 +66,18 @@ def test_a_waiter_is_told_once_who_holds_the_lock(tmp_path):
 INSTALLER = r"""
 import sys, time
 from pathlib import Path
-from builder.labelstudio import server
+from builder.labelstudio import installer
 
 log = Path(sys.argv[1])
 
 
-def steps(venv):  # a stand-in for venv + pip: slow, and it writes the executable last
+def steps(venv, name):  # a stand-in for venv + pip: slow, and it writes the executable last
     return [[sys.executable, "-c", f"import time, pathlib; time.sleep(1.0); p = pathlib.Path({str(venv)!r}) / 'bin';"
              " p.mkdir(parents=True, exist_ok=True); (p / 'label-studio').write_text('')"]]
 
 
-server._install_steps = steps
-real_install = server._install
+installer._install_steps = steps
+real_install = installer._install
 
 
 def install(venv, say):
@@ -88,8 +88,8 @@ def install(venv, say):
         out.write(f"end {time.monotonic()}\n")
 
 
-server._install = install
-print(server.ensure_installed(log=lambda message: None))
+installer._install = install
+print(installer.ensure_installed(log=lambda message: None))
 """
 
 

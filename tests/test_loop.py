@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
 import pyarrow.parquet as pq
@@ -42,12 +43,28 @@ def _loop(ls, tmp_path):
     assert "the annotations of 4 sentences set aside (never pushed) were not replayed" in first.stderr
     assert "not replayed: none" in first.stderr
     assert "61 tasks = 61 records + 0 quarantined" in first.stderr
+    _steps_announced(first.stderr)
     second = run_cli("run", "--output", output, env=env, cwd=ROOT)
     assert second.returncode == 0, second.stderr
     assert "created 0, skipped 61" in second.stderr and "created 0, already there 76" in second.stderr
     assert "(the control arm; suggestion_holdout is now 0.1)" in (output / "README.md").read_text(encoding="utf-8")
     assert ls.api_key not in first.stdout + first.stderr + second.stdout + second.stderr
     _same_snapshot_same_names(output)
+
+
+def _steps_announced(stderr):
+    """Each step says when it starts, in seconds since the first (issue 27.8); the local server's install and
+    start are two more steps when LABEL_STUDIO_URL is not set (bench/bench_first_contact.py times those)."""
+    steps = re.findall(r"^\[ *\d+ s\] (\d)/6 (\w+)", stderr, flags=re.MULTILINE)
+    assert steps == [
+        ("1", "split"),
+        ("2", "push"),
+        ("3", "replay"),
+        ("4", "pull"),
+        ("5", "validate"),
+        ("6", "load"),
+    ], stderr
+    assert re.search(r"^\[ *\d+ s\] done: a loadable dataset$", stderr, flags=re.MULTILINE), stderr
 
 
 def _same_snapshot_same_names(output):

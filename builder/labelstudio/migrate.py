@@ -41,6 +41,7 @@ import orjson
 from builder.errors import LabelStudioError
 from builder.jsonio import STATE_DIR, atomic_write, private_dir, state_dir
 from builder.labelstudio import postgresql, server
+from builder.labelstudio.installer import server_venv
 from builder.project import Project
 
 WORK_DIR = server.MIGRATION_WORK_DIR  # .builder/migration/: the dump and the check's snapshots, while a move runs
@@ -191,7 +192,7 @@ def _check_movable(root: Path, target: postgresql.Target | None) -> server.Serve
             "(start a new project on PostgreSQL with `builder server start --db postgresql`)"
         )
     if target is not None:  # reachable, the password right, and empty: found out before Label Studio stops
-        python = server.server_venv() / "bin" / "python"
+        python = server_venv() / "bin" / "python"
         users = postgresql.label_studio_users(python, target, os.environ.get("PGPASSWORD", ""))
         if users:
             raise LabelStudioError(
