@@ -25,6 +25,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -116,9 +117,12 @@ print(made)
 
 
 def child(what: str, connection: Connection, folder: Path, path: Path) -> tuple[float, float, int, float]:
-    seconds, peak, count, isolating = run_child(
-        CHILD, what, connection.url, connection.api_key, folder, path, connection.data_dir or ""
-    )
+    try:
+        seconds, peak, count, isolating = run_child(
+            CHILD, what, connection.url, connection.api_key, folder, path, connection.data_dir or ""
+        )
+    except subprocess.CalledProcessError as failed:  # say why (the child's own traceback), not only that it failed
+        sys.exit(f"{what} failed:\n{(failed.stderr or '')[-4000:]}")
     return float(seconds), float(peak), int(count), float(isolating)
 
 
