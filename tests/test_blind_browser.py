@@ -111,9 +111,11 @@ def logged_in(chromium, url: str, member: Member):
         context.close()
 
 
-def visit(page, address: str, ready: str | None = None) -> tuple[str, list[tuple[str, object]]]:
-    """Open `address`; (the page's HTML and visible text, [(URL, decoded JSON)] of every answer the page got)."""
-    answers = []
+def visit(page, address: str, ready: str | None = None, until=None) -> tuple[str, list[tuple[str, object]]]:
+    """Open `address`; (the page's HTML and visible text, [(URL, decoded JSON)] of every answer the page got).
+
+    `until(answers)`: wait (up to 90 s: the pages load slowly on a busy machine) until it holds."""
+    answers, decoded = [], []
 
     def keep(answer) -> None:  # Playwright wants a Python function, not a bound built-in
         answers.append(answer)
@@ -122,20 +124,24 @@ def visit(page, address: str, ready: str | None = None) -> tuple[str, list[tuple
     try:
         page.goto(address)
         if ready:
-            page.locator(ready).first.wait_for(timeout=60_000)
+            page.locator(ready).first.wait_for(timeout=90_000)
         page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(500)
+        deadline = time.monotonic() + 90
+        while True:
+            page.wait_for_timeout(500)
+            while answers:
+                answer = answers.pop(0)
+                if "json" not in (answer.headers.get("content-type") or ""):
+                    continue
+                try:
+                    decoded.append((answer.url, json.loads(answer.body() or b"null")))
+                except Exception:  # a redirect or an answer without a body
+                    continue
+            if until is None or until(decoded) or time.monotonic() > deadline:
+                break
         shown = page.content() + "\n" + page.locator("body").inner_text()
     finally:
         page.remove_listener("response", keep)
-    decoded = []
-    for answer in answers:
-        if "json" not in (answer.headers.get("content-type") or ""):
-            continue
-        try:
-            decoded.append((answer.url, json.loads(answer.body() or b"null")))
-        except Exception:  # a redirect or an answer without a body
-            continue
     return shown, decoded
 
 
@@ -212,7 +218,7 @@ def listed_tasks(answers: list[tuple[str, object]]) -> set[int]:
     return {
         task["id"]
         for address, body in answers
-        if "/api/tasks" in address and isinstance(body, dict)
+        if isinstance(body, dict) and isinstance(body.get("tasks"), list)
         for task in body.get("tasks", [])
     }
 
@@ -236,16 +242,16 @@ def test_the_second_annotator_sees_nothing_of_the_first_in_the_browser_or_the_ap
 
     with logged_in(chromium, url, two) as page:
         # the project list: their own copy only
-        shown, answers = visit(page, f"{url}/projects/")
+        shown, answers = visit(page, f"{url}/projects/", until=project_ids)
         assert project_ids(answers) == {two.project}
         assert_nothing_of(one, shown, answers, "project list")
         # the Data Manager of their copy: their own tasks only
-        shown, answers = visit(page, f"{url}/projects/{two.project}/data")
+        shown, answers = visit(page, f"{url}/projects/{two.project}/data", until=listed_tasks)
         assert listed_tasks(answers) == set(two.tasks.values())
         assert_nothing_of(one, shown, answers, "data manager")
         # the labeling page of the sentence the first has labelled: no tab of theirs, nothing to compare
         labeling = f"{url}/projects/{two.project}/data?task={two.tasks[sentence_id]}"
-        shown, answers = visit(page, labeling, LINE)
+        shown, answers = visit(page, labeling, LINE, lambda got: tasks_loaded(got, two.tasks[sentence_id]))
         assert "compare all" not in shown.lower()
         assert_nothing_of(one, shown, answers, "labeling page")
         loaded = tasks_loaded(answers, two.tasks[sentence_id])
@@ -253,7 +259,7 @@ def test_the_second_annotator_sees_nothing_of_the_first_in_the_browser_or_the_ap
     # the second labels the same sentence: their page still shows one annotation, their own, nothing to compare
     label_in_browser(chromium, url, two, sentence_id)
     with logged_in(chromium, url, two) as page:
-        shown, answers = visit(page, f"{url}/projects/{two.project}/data?task={two.tasks[sentence_id]}", LINE)
+        shown, answers = visit(page, labeling, LINE, lambda got: tasks_loaded(got, two.tasks[sentence_id]))
         assert "compare all" not in shown.lower()
         assert_nothing_of(one, shown, answers, "labeling page after submitting")
         loaded = tasks_loaded(answers, two.tasks[sentence_id])
