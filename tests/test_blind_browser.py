@@ -165,12 +165,6 @@ def label_in_browser(chromium, url: str, member: Member, sentence_id: str) -> in
     return annotation["id"]
 
 
-def assert_no_comparison(page) -> None:
-    """No "Compare All" on the page: not in its visible text, not as a button (the HTML's scripts name the feature)."""
-    assert "compare all" not in page.locator("body").inner_text().lower()
-    assert page.get_by_role("button", name=re.compile("compare all", re.IGNORECASE)).count() == 0
-
-
 def author_of(annotation: dict) -> int | None:
     """The annotation's author's id (`completed_by` is an id in some answers, the user in others)."""
     author = annotation.get("completed_by")
@@ -258,7 +252,8 @@ def test_the_second_annotator_sees_nothing_of_the_first_in_the_browser_or_the_ap
         # the labeling page of the sentence the first has labelled: no tab of theirs, nothing to compare
         labeling = f"{url}/projects/{two.project}/data?task={two.tasks[sentence_id]}"
         shown, answers = visit(page, labeling, LINE, lambda got: tasks_loaded(got, two.tasks[sentence_id]))
-        assert_no_comparison(page)
+        # Label Studio 1.23.2 shows its Compare All control on every labeling page, even with no annotation: what
+        # matters is that nothing of the first's reached the page (below)
         assert_nothing_of(one, shown, answers, "labeling page")
         loaded = tasks_loaded(answers, two.tasks[sentence_id])
         assert loaded and all(not task["annotations"] for task in loaded)  # not even the first's annotation
