@@ -4,8 +4,10 @@ A blind project (`blind = true`, 2 annotators per sentence) on a local server of
 builder (`annotators add`, named after their pseudonyms), one blind push. In both orders (ann labels a sentence
 first, then bob; bob first, then ann), once the first has submitted, the second, logged in, opens the project
 list, the Data Manager and the labeling page of the same sentence: nothing of the first is shown or even sent to
-the browser (no annotation, no "Compare All", no e-mail, no name), and their own API token reaches nothing of
-the first either (the task, the annotation ids around the first's, the project and users lists).
+the browser (no annotation, no e-mail, no name; Label Studio 1.23.2 shows its "Compare All" control on
+every labeling page, so what counts is that there is nothing of the other to compare), and their own API
+token reaches nothing of the first either (the task, the annotation ids around the first's, the projects and
+users lists).
 """
 
 from __future__ import annotations
