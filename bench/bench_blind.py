@@ -67,14 +67,14 @@ if what == "push":
     count = push_sentences(connection, project, Path(path), predictor=None, progress=False).created
 elif what == "blind-push":
     from builder.labelstudio import blind_push
-    isolate = blind_push._isolate_members
+    isolate = blind_push.isolate_members
     def timed(*args):
         start = time.perf_counter()
         try:
             return isolate(*args)
         finally:
             isolating[0] += time.perf_counter() - start
-    blind_push._isolate_members = timed
+    blind_push.isolate_members = timed
     count = blind_push.push_blind(connection, project, Path(path)).created
 elif what == "pull":
     from builder.labelstudio.pull import pull
