@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,10 @@ def annotate(
     return connection.client().annotations.create(id=task_id, result=result, lead_time=lead_time)
 
 
+# E-mails of their own: another module's test may have made alice@ or bob@ on the session's server
+ALICE, BOB = f"alice-{uuid.uuid4().hex[:8]}@example.org", f"bob-{uuid.uuid4().hex[:8]}@example.org"
+
+
 def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences):
     project = make_project(tmp_path, "two annotators")
     _, sentences = sample_sentences
@@ -202,8 +207,8 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     others = [s for s in sentences if s["article_id"] != "ri-chang-dae-moscow" and not s.get("set_aside")][:3]
     result = push_sentences(ls, project, seed + others)
     tasks = {t.data["sentence_id"]: t.id for t in ls.client().tasks.list(project=result.project_id)}
-    alice = annotator_connection(ls, "alice@example.org", "alice-secret-1")
-    bob = annotator_connection(ls, "bob@example.org", "bob-secret-22")
+    alice = annotator_connection(ls, ALICE, "alice-secret-1")
+    bob = annotator_connection(ls, BOB, "bob-secret-22")
     first = seed[0]
     start = first["text"].index("Ri Chang Dae")
     annotate(alice, tasks[first["id"]], [(start, start + 12, "Ri Chang Dae", "PER")], "neutral", 12.5)
@@ -230,15 +235,15 @@ def test_two_annotators_pull_and_incremental_pull(ls, tmp_path, sample_sentences
     assert record["data"]["target"] == project.target
     a, b = record["annotations"]
     pseudonym = Pseudonymizer(load_key(tmp_path), project.name)
-    assert a["annotator"] == pseudonym("alice@example.org") and a["annotator"].startswith("annotator-")
-    assert b["annotator"] == pseudonym("bob@example.org")
+    assert a["annotator"] == pseudonym(ALICE) and a["annotator"].startswith("annotator-")
+    assert b["annotator"] == pseudonym(BOB)
     assert a["lead_time"] == 12.5 and b["lead_time"] == 20.0
     assert a["was_cancelled"] is False and a["ground_truth"] is False
     entity, stance = a["result"]
     assert entity["value"] == {"start": start, "end": start + 12, "text": "Ri Chang Dae", "labels": ["PER"]}
     assert stance["value"] == {"choices": ["neutral"]} and b["result"][1]["value"] == {"choices": ["favor"]}
     text = snapshot.read_text(encoding="utf-8")
-    for secret in ("alice@example.org", "bob@example.org", ls.api_key, "created_at", "updated_at", "completed_by"):
+    for secret in (ALICE, BOB, ls.api_key, "created_at", "updated_at", "completed_by"):
         assert secret not in text
 
     # incremental: one annotation changes; tasks updated since the last pull (less a safety margin)

@@ -191,6 +191,7 @@ def test_the_cluster_runs_on_the_port_chosen(pg_project):
     assert postgresql.running_port(root) == started.pg_port and server.is_healthy(state.url)
 
 
+@pytest.mark.labelstudio  # refused before any start, but it calls `server start`: kept out of offline runs
 def test_pg_port_is_refused_for_sqlite_and_for_a_busy_port(tmp_path):
     """--pg-port names the port of the cluster builder makes: with SQLite it is refused, and a busy port is
     refused before anything is made (no cluster, no Label Studio)."""
