@@ -64,6 +64,7 @@ from builder.model import ENTITIES, LEAD_TIME_MAX, STANCE
 from builder.project import Project
 from builder.pseudonyms import is_pseudonym
 from builder.records.intervals import wilson_interval
+from builder.records.quality_intervals import answer_pairs
 from builder.sentences.segmenter import span_core
 
 Z95 = 1.959963984540054  # the standard normal quantile of 0.975
@@ -481,16 +482,9 @@ def _pairs(task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, 
 
     Answers sorted by task; the pairs of each task are the answers 1, 2, ... places apart within it, one
     numpy pass per distance (up to the largest number of answers on one task), never all pairs at once."""
-    order = np.argsort(task, kind="stable")
-    task, annotator, stance = task[order], annotator[order].astype(np.int64), stance[order].astype(np.int64)
+    task, annotator, stance, pairs = answer_pairs(task, annotator, stance)
     codes = []
-    for distance in range(1, int(np.bincount(task).max(initial=0))):
-        same = np.flatnonzero(task[distance:] == task[:-distance])
-        if not len(same):
-            break
-        a, b = same, same + distance
-        other = annotator[a] != annotator[b]
-        a, b = a[other], b[other]
+    for a, b in pairs:
         for x, y in ((a, b), (b, a)):
             codes.append(((annotator[x] * n + annotator[y]) * n_labels + stance[x]) * n_labels + stance[y])
     if not codes:

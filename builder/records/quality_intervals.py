@@ -15,6 +15,25 @@ import pandas as pd
 from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval, wilson_interval
 
 
+def answer_pairs(
+    task: np.ndarray, annotator: np.ndarray, stance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The answers sorted by task (task, annotator, stance), and the index pairs (a, b) of two answers by
+    different annotators on one task, each unordered pair once: the answers 1, 2, ... places apart within a
+    task, one numpy pass per distance (up to the largest number of answers on one task), never all pairs at once."""
+    order = np.argsort(task, kind="stable")
+    task, annotator, stance = task[order], annotator[order].astype(np.int64), stance[order].astype(np.int64)
+    pairs = []
+    for distance in range(1, int(np.bincount(task).max(initial=0))):
+        same = np.flatnonzero(task[distance:] == task[:-distance])
+        if not len(same):
+            break
+        a, b = same, same + distance
+        other = annotator[a] != annotator[b]
+        pairs.append((a[other], b[other]))
+    return task, annotator, stance, pairs
+
+
 def kappa_intervals(
     task: np.ndarray, annotator: np.ndarray, stance: np.ndarray, n: int, n_labels: int, resamples: int = RESAMPLES
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,16 +41,9 @@ def kappa_intervals(
     kappa with each other annotator, averaged weighted by shared tasks) and the tasks it rests on (those
     shared with another annotator); NaN where undefined."""
     low, high = np.full(n, np.nan), np.full(n, np.nan)
-    order = np.argsort(task, kind="stable")
-    task, annotator, stance = task[order], annotator[order].astype(np.int64), stance[order].astype(np.int64)
+    task, annotator, stance, pairs = answer_pairs(task, annotator, stance)
     parts = []
-    for distance in range(1, int(np.bincount(task).max(initial=0))):
-        same = np.flatnonzero(task[distance:] == task[:-distance])
-        if not len(same):
-            break
-        a, b = same, same + distance
-        other = annotator[a] != annotator[b]
-        a, b = a[other], b[other]
+    for a, b in pairs:
         parts += [(task[a], annotator[a], annotator[b], stance[a], stance[b])]
         parts += [(task[a], annotator[b], annotator[a], stance[b], stance[a])]
     if not parts:
