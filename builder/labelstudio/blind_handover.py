@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 import orjson
 
 from builder.errors import ConfigError, LabelStudioError
-from builder.labelstudio import server
 from builder.labelstudio.accounts import checked_emails, organization_users, remove_annotator
 from builder.labelstudio.assignment import hand_over
-from builder.labelstudio.blind_push import copy_project, isolate_members, local_state
+from builder.labelstudio.blind_push import copy_project, guarded_local_state, isolate_members
 from builder.labelstudio.client import LIST_PAGE, Connection, calling, check_response, task_pages
 from builder.labelstudio.isolation import (
     AnnotatorOrganization,
-    guarded,
     mark_removed,
     read_blind_marker,
     read_organizations,
@@ -50,18 +48,6 @@ from builder.labelstudio.project_api import (
 )
 from builder.labelstudio.push import BATCH_SIZE
 from builder.project import Project
-
-
-def _local(connection: Connection, project: Project) -> server.ServerState:
-    state = local_state(connection, project.root)
-    if state is None:
-        raise ConfigError(f"blind annotation needs builder's local server, not {connection.url}")
-    if not guarded(state.url):
-        raise LabelStudioError(
-            "the local server was started without builder's organization guard: restart it "
-            "(`builder server stop`, then `builder server start`) first"
-        )
-    return state
 
 
 def _tasks(connection: Connection, project_id: int, doing: str) -> list[dict]:
@@ -192,7 +178,7 @@ def remove_blind_annotator(connection: Connection, project: Project, email: str)
 
     Re-running it completes an interrupted removal. An annotator builder never gave work to (added since the last
     push) is removed from the server's first organization, as in a shared project."""
-    state = _local(connection, project)
+    state = guarded_local_state(connection, project, "first")
     [email] = checked_emails([email])
     isolate_members(connection, project, state)  # annotators added since the last push can be given work
     organizations = read_organizations(project.root)
@@ -244,7 +230,7 @@ def make_blind(
     interrupted run and then changes nothing."""
     from builder.labelstudio.annotator_names import annotator_names, pseudonymizer_for, remember_names
 
-    state = _local(connection, project)
+    state = guarded_local_state(connection, project, "first")
     if project.annotators_per_sentence < 2:
         raise ConfigError(
             f"{project.source}: annotators_per_sentence is {project.annotators_per_sentence}: a project with one "

@@ -129,6 +129,19 @@ def _annotators_in_first_organization(connection: Connection) -> list:
     ]
 
 
+def guarded_local_state(connection: Connection, project: Project, when: str) -> server.ServerState:
+    """The local server's state, refused (one line ending in `when`) for a remote server or one without the guard."""
+    state = local_state(connection, project.root)
+    if state is None:
+        raise ConfigError(f"blind annotation needs builder's local server, not {connection.url}")
+    if not guarded(state.url):
+        raise LabelStudioError(
+            "the local server was started without builder's organization guard: restart it "
+            f"(`builder server stop`, then `builder server start`) {when}"
+        )
+    return state
+
+
 def isolate_members(connection: Connection, project: Project, state: server.ServerState) -> int:
     """Move each annotator account still in the first organization into one of its own; how many were moved."""
     members = _annotators_in_first_organization(connection)
@@ -148,14 +161,7 @@ def push_blind(
     Sentences some copy already holds keep their annotators (re-running a push changes nothing); the new ones, and
     any a removal left short, go to the annotators with the fewest sentences (an annotator added later is given new
     ones first), never to one who has the sentence."""
-    state = local_state(connection, project.root)
-    if state is None:
-        raise ConfigError(f"blind annotation needs builder's local server, not {connection.url}")
-    if not guarded(state.url):
-        raise LabelStudioError(
-            "the local server was started without builder's organization guard: restart it "
-            "(`builder server stop`, then `builder server start`) before a blind push"
-        )
+    state = guarded_local_state(connection, project, "before a blind push")
     isolated = isolate_members(connection, project, state)
     organizations = read_organizations(project.root)
     if isinstance(sentences, (str, Path)):
