@@ -15,7 +15,12 @@ another empty cache, its Label Studio installed by pip (BUILDER_INSTALLER=pip), 
 
     python bench/bench_first_contact.py [--no-baseline] [--python python3.11] [--keep]
 
-Needs PyPI. Stops the Label Studio servers it started; removes its folder unless --keep.
+`--first-start` times only a new project's first start of Label Studio (already installed), three ways in one
+run: as before (Label Studio runs its migrations), with builder's empty database made from the schema it ships
+(a fresh install's first project), and with that database already made (every later project); wall seconds,
+and CPU seconds of builder, what it ran and the Label Studio server until it answered.
+
+Needs PyPI (not for --first-start). Stops the Label Studio servers it started; removes its folder unless --keep.
 """
 
 from __future__ import annotations
@@ -97,12 +102,68 @@ def builder_run(repo: Path, venv: Path, env: dict) -> dict:
     return {"run": seconds, "steps": steps_of(lines, seconds), "silence": longest_silence(lines, seconds)}
 
 
+def _server_cpu(pid: int) -> float:
+    """CPU seconds of a running process and the children it waited for (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def first_start(how: str, folder: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of `server.start` on a new project folder, `how`: "migrations" (as before),
+    "restore" (the empty database made from the shipped schema, then copied), "copy" (already made)."""
+    from builder.labelstudio import empty_database, server
+
+    seed = empty_database.seed
+    if how == "migrations":
+        empty_database.seed = lambda *args, **kwargs: False
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    started, cpu = time.monotonic(), children_cpu() + own.ru_utime + own.ru_stime
+    try:
+        state = server.start(folder, free_port(), log=lambda message: print(f"      {message}", flush=True))
+        seconds = time.monotonic() - started
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        used = children_cpu() + own.ru_utime + own.ru_stime - cpu + _server_cpu(state.pid)
+    finally:
+        empty_database.seed = seed
+        server.stop(folder)
+    return seconds, used
+
+
+def first_starts() -> None:
+    from builder.labelstudio import empty_database
+
+    work = Path(tempfile.mkdtemp(prefix="builder-first-start-"))
+    template = work / "template.sqlite3"
+    empty_database.template_path = lambda: template  # a fresh install's: made from the shipped schema below
+    try:
+        print(f"first starts in {work} (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)", flush=True)
+        results = []
+        for how in ("migrations", "restore", "copy"):
+            print(f"-- first start, {how}", flush=True)
+            results.append((how, *first_start(how, work / how)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\na new project's first start (load average now {os.getloadavg()[0]:.1f}); seconds")
+    names = {
+        "migrations": "Label Studio migrates (before)",
+        "restore": "empty database made from the shipped schema, copied",
+        "copy": "empty database already made, copied",
+    }
+    print(f"  {'':<56} {'wall':>7} {'CPU':>7}")
+    for how, seconds, cpu in results:
+        print(f"  {names[how]:<56} {seconds:7.1f} {cpu:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python", default=sys.executable, help="the Python a new user has (default: this one)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the pip-only path")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--first-start", action="store_true", help="time only a new project's first start")
     args = parser.parse_args()
+    if args.first_start:
+        first_starts()
+        return
 
     work = Path(tempfile.mkdtemp(prefix="builder-first-contact-"))
     base_env = {

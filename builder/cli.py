@@ -272,17 +272,17 @@ def _root(ctx) -> Path:
 
 @server.command("install")
 def server_install() -> None:
-    """Install Label Studio into its own virtual environment now (otherwise done on first start).
+    """Install Label Studio into its own virtual environment now (otherwise done on first start), and migrate
+    the empty database every new project's first start copies.
 
     \b
     Example:
         builder server install
     """
-    from builder.labelstudio import server as local
+    from builder.labelstudio import empty_database
 
-    click.echo(
-        f"Label Studio {local.LABEL_STUDIO_VERSION}: {local.ensure_installed(log=lambda m: click.echo(m, err=True))}"
-    )
+    executable = empty_database.prepare(log=lambda m: click.echo(m, err=True))
+    click.echo(f"Label Studio {empty_database.LABEL_STUDIO_VERSION}: {executable}")
 
 
 @server.command("start")

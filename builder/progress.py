@@ -1,6 +1,6 @@
 """Progress for long steps: a line when a step starts, and a line every few seconds while it runs.
 
-A first `builder run` installs Label Studio and migrates its database (a minute or more each): a person
+A first `builder run` installs Label Studio (a minute or more): a person
 watching a terminal that stays silent that long cannot tell work from a hang, so no step of it stays silent
 for more than `HEARTBEAT_SECONDS` (issue 27, point 8)."""
 

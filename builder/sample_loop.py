@@ -68,7 +68,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
         with steps.running(f"install Label Studio {server.LABEL_STUDIO_VERSION} (first use only)", "installing"):
             executable = server.ensure_installed(log=steps.note)
         steps.note(f"Label Studio: {executable}")
-        with steps.running("start Label Studio (a first start migrates its database)", "starting"):
+        with steps.running("start Label Studio (a new project copies an empty, migrated database)", "starting"):
             server.start(root, port, log=steps.note)
     connection = resolve_connection(root)
     with steps.running(f"split {sample}", "splitting"):
