@@ -85,8 +85,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def migrated_label_studio(tmp_path_factory) -> Path:
     """A project folder whose local Label Studio made and migrated its SQLite database on a real first start,
-    then stopped. A first start spends ~40 s (most of a start) migrating: `seed_local_server` copies this one
-    into a test's project instead, so its `server start` is a restart (seconds). Tests whose promise is the
+    then stopped. A first start copies the empty database builder makes once per install
+    (tests/test_empty_database.py) and makes the admin and its token: `seed_local_server` copies this one (those
+    credentials included) into a test's project instead, so its `server start` is a restart. Tests whose promise is the
     first start itself (tests/test_server.py checks what it leaves private) look at this folder."""
     from builder.labelstudio import server
 

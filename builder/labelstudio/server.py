@@ -621,7 +621,7 @@ def start(
     process = _spawn(root, state, executable)
     state.pid = process.pid
     write_state(root, state)
-    first = " (a first start migrates its database: about 2 minutes of CPU)" if new_database else ""
+    first = " (a first start runs Label Studio's migrations: minutes on a busy machine)" if new_database else ""
     log(f"starting Label Studio {LABEL_STUDIO_VERSION} on {state.url}, database: {describe_database(state)}{first}")
     try:
         # A first start on PostgreSQL (or without the SQLite template) runs 244 migrations: 2 minutes of CPU, over
