@@ -93,3 +93,25 @@ def test_the_shipped_schema_is_what_label_studio_migrates(tmp_path):
     empty_database.restore(empty_database.SHIPPED_SCHEMA, restored)
     empty_database.check_empty(restored)
     assert empty_database.schema_dump(restored) == empty_database.SHIPPED_SCHEMA.read_text(encoding="utf-8")
+
+
+def test_the_empty_database_is_made_from_the_shipped_schema_once(tmp_path, monkeypatch):
+    template = tmp_path / "cache" / "template.sqlite3"
+    monkeypatch.setattr(empty_database, "template_path", lambda: template)
+    said = []
+    no_label_studio = tmp_path / "absent" / "label-studio"  # restoring the shipped schema needs no Label Studio
+    assert empty_database.ensure_template(no_label_studio, log=said.append) == template
+    assert any("restored from label-studio-" in line for line in said), said
+    empty_database.check_empty(template)
+    assert [path.name for path in template.parent.iterdir()] == [template.name]  # the scratch folder is gone
+    made = template.stat().st_mtime_ns
+    assert empty_database.ensure_template(no_label_studio, log=said.append) == template
+    assert template.stat().st_mtime_ns == made  # once: kept, not made again
+
+    # a copy that cannot be made leaves nothing behind, and the start migrates as before
+    assert not empty_database.seed(tmp_path / "missing" / "label_studio.sqlite3", no_label_studio, log=said.append)
+    assert "this first start migrates its own" in said[-1] and not (tmp_path / "missing").exists()
+    database = tmp_path / "data" / "label_studio.sqlite3"
+    database.parent.mkdir()
+    assert empty_database.seed(database, no_label_studio, log=said.append)
+    assert database.read_bytes() == template.read_bytes()

@@ -80,7 +80,12 @@ def seed(database: Path, executable: Path, log=print) -> bool:
     template = ensure_template(executable, log)
     if template is None:
         return False
-    copy_template(template, database)
+    try:
+        copy_template(template, database)
+    except OSError as exc:  # removed meanwhile (a cache cleared), or a full disk: Label Studio migrates instead
+        database.with_name(f".{database.name}.copying").unlink(missing_ok=True)
+        log(f"could not copy Label Studio's empty database ({exc.strerror or exc}): this first start migrates its own")
+        return False
     log(f"copied Label Studio's migrated empty database ({template}) into {database.parent}")
     return True
 
