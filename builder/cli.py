@@ -272,7 +272,7 @@ def _root(ctx) -> Path:
 
 @server.command("install")
 def server_install() -> None:
-    """Install Label Studio into its own virtual environment now (otherwise done on first start), and migrate
+    """Install Label Studio into its own virtual environment now (otherwise done on first start), and make
     the empty database every new project's first start copies.
 
     \b

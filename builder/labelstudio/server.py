@@ -614,7 +614,7 @@ def start(
     if state is None:
         state = _new_credentials(data_dir, port)
     new_database = _prepare_database(root, state, chosen, executable, log)
-    if new_database and state.database == "sqlite":  # a copy of the empty database migrated once per install
+    if new_database and state.database == "sqlite":  # a copy of the empty database made once per install
         new_database = not empty_database.seed(data_dir / SQLITE_FILE, executable, log)
     state.port, state.host = port, bind
     state.url = f"http://{LOCAL_HOST if bind == '0.0.0.0' else bind}:{port}"
