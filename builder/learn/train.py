@@ -45,6 +45,7 @@ from builder.learn.features import (
     bio_tags,
     is_headline_like,
     stance_terms,
+    target_key,
     token_features,
     tokenize,
 )
@@ -83,6 +84,8 @@ SETTINGS = {
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
+    # a target with fewer labelled stances gets no stance suggestion (`LearnedModel.knows_target`)
+    "min_target_stances": 10,
 }
 
 
@@ -276,6 +279,7 @@ def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:
         "idf": [_round(v) for v in vectorizer.idf_],
         "coef": [[_round(v) for v in row] for row in classifier.coef_],
         "intercept": [_round(v) for v in classifier.intercept_],
+        "targets": dict(sorted(Counter(target_key(e.target) for e in examples).items())),
     }
 
 
@@ -394,7 +398,7 @@ def evaluate(
                 f = {x for x in listed if x[2] == label}
                 baseline[label].update(tp=len(g & f), fp=len(f - g), fn=len(g - f))
         probabilities = model.stance_probabilities(e.text, e.target)
-        if e.stance is not None and probabilities:
+        if e.stance is not None and probabilities and model.knows_target(e.target):  # as `predict` suggests
             label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
             stance_scores.append((p, label == e.stance))
             majority_right += majority == e.stance
@@ -523,7 +527,12 @@ def fit_model(
     if not examples:
         raise InputError("no validated records to train on; label some sentences and `builder pull` first")
     folds = dev_folds([e.article_id for e in examples], settings["dev_folds"], seed)
-    probe = {"model_version": "dev", "thresholds": {"headline_span": settings["headline_span"]}, "target": target}
+    probe = {
+        "model_version": "dev",
+        "thresholds": {"headline_span": settings["headline_span"]},
+        "target": target,
+        "settings": settings,
+    }
     scores = evaluate(None, [], entity_labels)
     for fold in sorted(set(folds.values())):
         train = [e for e in examples if folds[e.article_id] != fold]

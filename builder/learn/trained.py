@@ -28,6 +28,7 @@ from builder.learn.features import (
     is_headline_like,
     spans_from_tags,
     stance_terms,
+    target_key,
     token_features,
     tokenize,
 )
@@ -63,6 +64,8 @@ class StanceClassifier:
         self.idf: list[float] = data["idf"]
         self.coef: list[list[float]] = data["coef"]
         self.intercept: list[float] = data["intercept"]
+        # labelled stances per target key (`target_key`); None in a model from before: every target allowed
+        self.targets: dict[str, int] | None = data.get("targets")
 
     def probabilities(self, text: str, target: str) -> dict[str, float]:
         counts: dict[int, int] = {}
@@ -86,6 +89,7 @@ class LearnedModel:
     """A model folder loaded for prediction (see the module's docstring)."""
 
     name = "model"
+    suggests_stance = True  # `builder.model.prediction_for` passes it each sentence's target
 
     def __init__(self, folder: Path, manifest: dict, tagger, memory: dict, stance: StanceClassifier | None) -> None:
         self.folder = folder
@@ -134,6 +138,18 @@ class LearnedModel:
             return None
         return self.stance.probabilities(text, self.target if target is None else target)
 
+    def knows_target(self, target: str | None = None) -> bool:
+        """Whether the stance classifier learned from enough labelled sentences about `target` (None: the
+        model's own target) to suggest a stance for it: what a word means for one motion says nothing about
+        another (claims of unseen motions were at chance), so a target never labelled, or labelled fewer than
+        `min_target_stances` times, gets no stance suggestion rather than a wrong one."""
+        if self.stance is None:
+            return False
+        if self.stance.targets is None:
+            return True
+        least = self.manifest.get("settings", {}).get("min_target_stances", 1)
+        return self.stance.targets.get(target_key(self.target if target is None else target), 0) >= least
+
     # --- the predictor interface (builder.preannotate)
 
     def predict(self, text: str, target: str | None = None, context: ArticleContext = NO_CONTEXT) -> list[dict]:
@@ -148,7 +164,7 @@ class LearnedModel:
                     result.append({**region(start, end, text[start:end], label), "score": round(score, 4)})
         probabilities = self.stance_probabilities(text, target)
         stance_threshold = self.thresholds.get("stance")
-        if probabilities and stance_threshold is not None:
+        if probabilities and stance_threshold is not None and self.knows_target(target):
             label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
             if p >= stance_threshold:
                 result.append(
