@@ -58,3 +58,53 @@ def test_a_model_without_target_counts_still_suggests(tmp_path):
     model = load_model(tmp_path)
     model.stance.targets = None
     assert model.knows_target(MOTIONS[2])
+
+
+def test_train_says_what_it_learned_from_and_where_it_will_be_weak(tmp_path):
+    """Issue 29 point 5: labelled sentences, unlabelled ones, labels per class, and the weak classes."""
+    from builder.learn.train import WEAK_EXAMPLES, explain
+
+    labelled = claims(MOTIONS[:2]) + claims(MOTIONS[2:], per_motion=4, seed=2)
+    spans = ({"start": 0, "end": 7, "label": "PER"},)
+    labelled[0] = Example(labelled[0].id, labelled[0].article_id, "Doctors say so.", spans, "against", MOTIONS[0])
+    result = fit_model(labelled, tmp_path, entity_labels=["PER", "ORG"], unlabelled=("One more.", "And another."))
+    training = result.manifest["training"]
+    assert training["spans_per_label"] == {"PER": 1, "ORG": 0}
+    assert training["sentences_per_stance"] == {"against": 62, "favor": 62}
+    assert training["stance_targets"] == 3 and training["stance_targets_too_few"] == 1
+    assert training["unlabelled_sentences"] == 2
+    lines = explain(result.manifest)
+    assert lines[0] == "learned from: 124 labelled sentences in 120 articles, 2 unlabelled sentences"
+    assert lines[1] == "  spans: PER 1, ORG 0" and lines[2] == "  stance: against 62, favor 62 over 3 targets"
+    weak = [line for line in lines if line.startswith("  weak: ")]
+    assert f"fewer than {WEAK_EXAMPLES} labelled examples: PER spans (1), ORG spans (0)" in weak[0]
+    assert weak[1].startswith("  weak: 1 targets have fewer than 10 labelled stances: no stance is suggested")
+
+
+def test_builder_train_learns_words_from_the_unlabelled_sentences_of_a_sentences_file(tmp_path, monkeypatch):
+    """`builder train --unlabelled FILE`: the file's sentences neither labelled nor set aside are counted and
+    their lower-case words join the model's memory (issue 29 point 3)."""
+    from click.testing import CliRunner
+
+    from builder.cli import cli
+
+    from .conftest import ROOT, make_project
+
+    root = tmp_path / "project"
+    make_project(root, "train unlabelled", snapshot=ROOT / "annotations" / "snapshot.jsonl")
+    labelled_id = json.loads((ROOT / "annotations" / "snapshot.jsonl").read_text().splitlines()[0])["data"]
+    sentences = [
+        {"id": labelled_id["sentence_id"], "article_id": "a", "text": labelled_id["text"]},
+        {"id": "new-1", "article_id": "b", "text": "The zyxwvut was grand and quixotically cheap."},
+        {"id": "new-2", "article_id": "b", "text": "Photo: somebody", "set_aside": "credit"},
+        {"id": "new-3", "article_id": "b", "text": "Another plain sentence here."},
+    ]
+    (root / "sentences.jsonl").write_text("".join(json.dumps(s) + "\n" for s in sentences))
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("BUILDER_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["train", "-o", "model", "--unlabelled", "sentences.jsonl"])
+    assert result.exit_code == 0, result.output
+    assert ", 2 unlabelled sentences" in result.stdout.splitlines()[0], result.stdout
+    memory = json.loads((root / "model" / "memory.json").read_text())
+    assert "zyxwvut" in memory["lower_words"] and "quixotically" in memory["lower_words"]
+    assert json.loads((root / "model" / "manifest.json").read_text())["training"]["unlabelled_sentences"] == 2

@@ -86,6 +86,13 @@ SETTINGS = {
     "stance_c": 4.0,  # logistic regression's inverse regularisation
     # a target with fewer labelled stances gets no stance suggestion (`LearnedModel.knows_target`)
     "min_target_stances": 10,
+    # a name found in one sentence of an article is proposed in its others (`LearnedModel.article_names`)
+    "article_consistency": False,
+    # the words seen in lower case come from the unlabelled sentences too (`fit_model(unlabelled=...)`,
+    # `builder train --unlabelled`): on bench_cross_genre it raised precision and actions saved on 11 of 12 GUM
+    # genres never tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
+    # the tuning genres (interview 29.4% -> 26.3%) and stays off
+    "unlabelled_lower_words": True,
 }
 
 
@@ -166,14 +173,19 @@ def article_contexts(examples: list[Example]) -> dict[str, ArticleContext]:
     return LearnedModel.article_contexts([e.text for e in examples], [e.article_id for e in examples])
 
 
-def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> dict[str, bytes]:
-    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`)."""
+def _fit(
+    examples: list[Example], settings: dict, folder: Path, seed: int, unlabelled: tuple[str, ...] = ()
+) -> dict[str, bytes]:
+    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`).
+    `unlabelled`: other sentences of the project (pushed, not labelled), whose lower-case words join the
+    labelled ones' when `settings["unlabelled_lower_words"]` is set."""
     import pycrfsuite
 
     gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
     lower_words: Counter = Counter()
-    for e in examples:
-        for i, (token, _, _) in enumerate(tokenize(e.text)):
+    texts = [e.text for e in examples] + (list(unlabelled) if settings.get("unlabelled_lower_words") else [])
+    for text in texts:
+        for i, (token, _, _) in enumerate(tokenize(text)):
             if i > 0 and token.islower():
                 lower_words[token] += 1
     lower = frozenset(lower_words)
@@ -520,6 +532,7 @@ def fit_model(
     scheme_hash: str = "",
     settings: dict | None = None,
     seed: int = 0,
+    unlabelled: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit, score on dev, choose thresholds, refit and write the model files and manifest into `folder`
     (an existing empty folder). Returns the manifest and dev metrics."""
@@ -537,7 +550,7 @@ def fit_model(
     for fold in sorted(set(folds.values())):
         train = [e for e in examples if folds[e.article_id] != fold]
         dev = [e for e in examples if folds[e.article_id] == fold]
-        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed), probe)
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed, unlabelled), probe)
         scores = merge(scores, evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels)))
     thresholds, notes = _thresholds(scores, settings)
     spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
@@ -568,7 +581,7 @@ def fit_model(
             },
         },
     }
-    files = _fit(examples, settings, folder, seed)
+    files = _fit(examples, settings, folder, seed, unlabelled)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
@@ -586,6 +599,7 @@ def fit_model(
             "articles": len({e.article_id for e in examples}),
             "sentences_with_stance": sum(1 for e in examples if e.stance is not None),
             "entity_spans": sum(len(e.entities) for e in examples),
+            **learned_from(examples, entity_labels, unlabelled),
         },
         "settings": settings,
         "seed": seed,
@@ -599,8 +613,79 @@ def fit_model(
     return TrainResult(folder, model_version, manifest, metrics, thresholds)
 
 
+WEAK_EXAMPLES = 50  # a class with fewer labelled examples than this: expect its suggestions to be weak
+
+
+def learned_from(examples: list[Example], entity_labels: list[str], unlabelled: tuple[str, ...] = ()) -> dict:
+    """What a model learned from, for its manifest and `builder train`'s report: labelled spans per entity label,
+    labelled sentences per stance, targets with a stance (and how many have too few to be suggested for), and
+    the unlabelled sentences it was given."""
+    spans = Counter(s["label"] for e in examples for s in e.entities)
+    stances = Counter(e.stance for e in examples if e.stance is not None)
+    targets = Counter(e.target for e in examples if e.stance is not None)
+    return {
+        "spans_per_label": {label: spans[label] for label in entity_labels},
+        "sentences_per_stance": dict(sorted(stances.items())),
+        "stance_targets": len(targets),
+        "stance_targets_too_few": sum(1 for n in targets.values() if n < SETTINGS["min_target_stances"]),
+        "unlabelled_sentences": len(unlabelled),
+    }
+
+
+def explain(manifest: dict) -> list[str]:
+    """The lines `builder train` prints first: what the model learned from, and where to expect its suggestions to
+    be weak (classes with fewer than WEAK_EXAMPLES labelled examples, targets too rarely labelled, text unlike
+    the labelled text), so a researcher knows what to label next."""
+    t = manifest["training"]
+    per_label = t.get("spans_per_label", {})
+    per_stance = t.get("sentences_per_stance", {})
+    lines = [
+        f"learned from: {t['sentences']} labelled sentences in {t['articles']} articles, "
+        f"{t.get('unlabelled_sentences', 0)} unlabelled sentences",
+        "  spans: " + (", ".join(f"{label} {n}" for label, n in per_label.items()) or "none"),
+        "  stance: "
+        + (", ".join(f"{label} {n}" for label, n in per_stance.items()) or "none")
+        + (f" over {t['stance_targets']} targets" if t.get("stance_targets", 0) > 1 else ""),
+    ]
+    weak = [f"{label} spans ({n})" for label, n in per_label.items() if n < WEAK_EXAMPLES]
+    weak += [f"stance {label} ({n})" for label, n in per_stance.items() if n < WEAK_EXAMPLES]
+    if weak:
+        lines.append(f"  weak: fewer than {WEAK_EXAMPLES} labelled examples: {', '.join(weak)}; label more of them")
+    few = t.get("stance_targets_too_few", 0)
+    if few:
+        lines.append(
+            f"  weak: {few} targets have fewer than {manifest['settings'].get('min_target_stances')} labelled stances: "
+            "no stance is suggested for them, nor for any target never labelled"
+        )
+    lines.append(
+        "  weak: text unlike the labelled text (another genre or source): on GUM genres never trained on, proposals "
+        "were right less often than promised on some (bench/bench_cross_genre.py)"
+    )
+    return lines
+
+
+def unlabelled_texts(path: Path, labelled: set[str]) -> tuple[str, ...]:
+    """The sentences of a sentences file (`builder split`'s output) that are not labelled (`labelled`: record
+    ids) nor set aside, in file order: text the model may learn words from."""
+    from builder.jsonio import read_jsonl
+
+    texts = []
+    for number, sentence in enumerate(read_jsonl(path), 1):
+        text = sentence.get("text")
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{number}: field 'text': expected a sentence's text")
+        if sentence.get("id") not in labelled and not sentence.get("set_aside"):
+            texts.append(text)
+    return tuple(texts)
+
+
 def train_model(
-    project, snapshot: Path | None = None, output: Path | None = None, seed: int = 0, settings: dict | None = None
+    project,
+    snapshot: Path | None = None,
+    output: Path | None = None,
+    seed: int = 0,
+    settings: dict | None = None,
+    unlabelled: Path | None = None,
 ) -> TrainResult:
     """Train on the validated records of `snapshot` (default: the project's) and write the model folder
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
@@ -621,6 +706,7 @@ def train_model(
     records, report = load_records(project, snapshot)
     left_out = len(report.errors())
     examples = examples_from_records(records)
+    others = unlabelled_texts(Path(unlabelled), {e.id for e in examples}) if unlabelled else ()
     if output.parent == (project.root / STATE_DIR).resolve():
         state_dir(project.root)  # the default folder is inside .builder/: made private (0700) and git-ignored
 
@@ -637,6 +723,7 @@ def train_model(
             scheme_hash=project.scheme_hash(),
             settings=settings,
             seed=seed,
+            unlabelled=others,
         )
         write_marker(staging, COMMAND)
     result.folder = output
