@@ -89,8 +89,8 @@ SETTINGS = {
     # a name found in one sentence of an article is proposed in its others (`LearnedModel.article_names`)
     "article_consistency": False,
     # the words seen in lower case come from the unlabelled sentences too (`fit_model(unlabelled=...)`,
-    # `builder train --unlabelled`): on bench_cross_genre it raised precision and actions saved on 11 of 12 GUM
-    # genres never tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
+    # `builder train --unlabelled`): on bench_cross_genre it raised actions saved on 11 of 12 GUM genres never
+    # tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
     # the tuning genres (interview 29.4% -> 26.3%) and stays off
     "unlabelled_lower_words": True,
 }
