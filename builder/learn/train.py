@@ -173,22 +173,26 @@ def article_contexts(examples: list[Example]) -> dict[str, ArticleContext]:
     return LearnedModel.article_contexts([e.text for e in examples], [e.article_id for e in examples])
 
 
-def _fit(
-    examples: list[Example], settings: dict, folder: Path, seed: int, unlabelled: tuple[str, ...] = ()
-) -> dict[str, bytes]:
-    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`).
-    `unlabelled`: other sentences of the project (pushed, not labelled), whose lower-case words join the
-    labelled ones' when `settings["unlabelled_lower_words"]` is set."""
-    import pycrfsuite
-
-    gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
-    lower_words: Counter = Counter()
-    texts = [e.text for e in examples] + (list(unlabelled) if settings.get("unlabelled_lower_words") else [])
+def lower_words_of(texts) -> frozenset[str]:
+    """The words written in lower case somewhere other than a sentence's first token."""
+    lower: set[str] = set()
     for text in texts:
         for i, (token, _, _) in enumerate(tokenize(text)):
             if i > 0 and token.islower():
-                lower_words[token] += 1
-    lower = frozenset(lower_words)
+                lower.add(token)
+    return frozenset(lower)
+
+
+def _fit(
+    examples: list[Example], settings: dict, folder: Path, seed: int, unlabelled_lower: frozenset[str] = frozenset()
+) -> dict[str, bytes]:
+    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`).
+    `unlabelled_lower`: the words in lower case in the project's other sentences (pushed, not labelled), which
+    join the labelled ones' (`settings["unlabelled_lower_words"]`)."""
+    import pycrfsuite
+
+    gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
+    lower = lower_words_of(e.text for e in examples) | unlabelled_lower
     files: dict[str, bytes] = {}
     memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower)}
     files[MEMORY_FILE] = _json_bytes(memory)
@@ -540,6 +544,8 @@ def fit_model(
     if not examples:
         raise InputError("no validated records to train on; label some sentences and `builder pull` first")
     folds = dev_folds([e.article_id for e in examples], settings["dev_folds"], seed)
+    # tokenized once for every fit (the unlabelled sentences may be 20 times the labelled ones)
+    unlabelled_lower = lower_words_of(unlabelled) if settings["unlabelled_lower_words"] else frozenset()
     probe = {
         "model_version": "dev",
         "thresholds": {"headline_span": settings["headline_span"]},
@@ -550,7 +556,7 @@ def fit_model(
     for fold in sorted(set(folds.values())):
         train = [e for e in examples if folds[e.article_id] != fold]
         dev = [e for e in examples if folds[e.article_id] == fold]
-        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed, unlabelled), probe)
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed, unlabelled_lower), probe)
         scores = merge(scores, evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels)))
     thresholds, notes = _thresholds(scores, settings)
     spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
@@ -581,7 +587,7 @@ def fit_model(
             },
         },
     }
-    files = _fit(examples, settings, folder, seed, unlabelled)
+    files = _fit(examples, settings, folder, seed, unlabelled_lower)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
