@@ -108,3 +108,28 @@ def test_builder_train_learns_words_from_the_unlabelled_sentences_of_a_sentences
     memory = json.loads((root / "model" / "memory.json").read_text())
     assert "zyxwvut" in memory["lower_words"] and "quixotically" in memory["lower_words"]
     assert json.loads((root / "model" / "manifest.json").read_text())["training"]["unlabelled_sentences"] == 2
+
+
+def test_push_asks_with_each_sentences_own_target(tmp_path):
+    """`builder push` makes each task with `task_for`: a sentence whose article's target the model never
+    learned gets no stance suggestion; one whose target it learned does (the same words)."""
+    from builder.labelstudio.push import task_for
+    from builder.project import load_project
+
+    from .conftest import make_project
+
+    make_project(tmp_path / "project", "targets")
+    project = load_project(tmp_path / "project" / "builder.toml")
+    (tmp_path / "model").mkdir()
+    fit_model(claims(MOTIONS[:2]), tmp_path / "model", entity_labels=[])
+    model = load_model(tmp_path / "model")
+    text = f"Doctors strongly support the plan to {MOTIONS[0]}, says report 1."
+    sentence = {"id": "s1", "article_id": "a1", "sentence_index": 0, "text": text}
+
+    def stances(target: str) -> list:
+        task = task_for({**sentence, "target": target}, project, model)
+        assert task["data"]["target"] == target
+        return [r for p in task.get("predictions", []) for r in p["result"] if r["type"] == "choices"]
+
+    assert stances(MOTIONS[0])  # a learned target: suggested
+    assert stances(MOTIONS[2]) == []  # never labelled: nothing
