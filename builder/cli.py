@@ -1378,8 +1378,14 @@ BUILD_COLUMNS = [("split", "split"), ("records", "records"), ("articles", "artic
     type=click.Path(path_type=Path),
     help="Model folder, new, empty or an earlier `builder train` output. Default: .builder/model/ in the project.",
 )
+@click.option(
+    "--unlabelled",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A sentences file (`builder split`'s): its sentences not yet labelled teach the model which words are "
+    "common words, which helps on text unlike the labelled (another genre or source).",
+)
 @click.pass_context
-def train(ctx, snapshot, output) -> None:
+def train(ctx, snapshot, output, unlabelled) -> None:
     """Train the pre-annotation model (entity tagger and stance classifier) on the validated records.
 
     Articles are dealt into dev folds (each scored by a model fitted on the others); every figure is printed
@@ -1390,21 +1396,26 @@ def train(ctx, snapshot, output) -> None:
     says why. The model is then fitted on every record.
     The folder is written atomically; its model_version hashes the training data and the settings, so the
     same snapshot gives the same model. Use it with `builder push --predictor model`.
+    It says first what it learned from (labelled sentences, unlabelled ones, labels per class) and where its
+    suggestions will be weak (classes with few examples, targets labelled too rarely: no stance is suggested
+    for a target never labelled).
 
     \b
     Example:
-        builder train && builder push work/sentences.jsonl --predictor model
+        builder train --unlabelled work/sentences.jsonl && builder push work/sentences.jsonl --predictor model
     """
-    from builder.learn.train import train_model
+    from builder.learn.train import explain, train_model
 
     project = project_of(ctx)
-    result = train_model(project, snapshot, output)
+    result = train_model(project, snapshot, output, unlabelled=unlabelled)
     metrics = result.metrics
     if result.left_out:
         click.echo(
             f"left out: {result.left_out} tasks or annotations that fail validation (`builder validate` names them)",
             err=True,
         )
+    for line in explain(result.manifest):
+        click.echo(line)
     click.echo(f"dev: {metrics['dev']}, {metrics['dev_sentences']} sentences")
     for line in train_report(metrics, result.thresholds):
         click.echo(line)

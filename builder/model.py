@@ -71,18 +71,20 @@ def region(start: int, end: int, text: str, label: str) -> dict:
     }
 
 
-def prediction_for(predictor, text: str, context=None) -> dict | None:
+def prediction_for(predictor, text: str, context=None, target: str | None = None) -> dict | None:
     """A Label Studio prediction for one sentence (a task's `predictions` item), or None if nothing is proposed.
 
     `predictor`: a pre-annotator (builder.preannotate) or the trained model (builder.learn.trained): what
     `builder push` attaches and `builder predict` writes are made here alike. Result items keep the
     scores a predictor gives them; a predictor with `score(text)` also scores the prediction as a whole.
     `context`: the sentence's article context (`builder.preannotate.article_contexts`), for a predictor that
-    takes one."""
+    takes one. `target`: the sentence's own stance target (an article's `target`), for a predictor that
+    suggests stances (the trained model suggests none for a target it never learned)."""
     if predictor is None:
         return None
     extra = {} if context is None else {"context": context}
-    result = predictor.predict(text, **extra)
+    aimed = {"target": target} if target and getattr(predictor, "suggests_stance", False) else {}
+    result = predictor.predict(text, **extra, **aimed)
     if not result:
         return None
     prediction = {"model_version": predictor.model_version, "result": result}

@@ -325,6 +325,10 @@ def test_builder_train_prints_the_dev_figures_thresholds_folder_and_version(tmp_
         "baseline",
         "(gazetteer)",
         "(always ",
+        "learned from: ",  # what it learned from and where it will be weak (issue 29 point 5)
+        "unlabelled sentences",
+        "  spans: PER ",
+        "  weak: ",
     ):
         assert needle in result.stdout, (needle, result.stdout)
     assert str((root / "models" / "current").resolve()) in result.stdout

@@ -173,7 +173,7 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page, proj
             if len(ours) == 1 and current:
                 result.current += 1
                 continue
-            prediction = prediction_for(predictor, text, contexts.get(_article_of(data)))
+            prediction = prediction_for(predictor, text, contexts.get(_article_of(data)), data.get("target") or None)
             if not ours and prediction is None:
                 result.nothing += 1
                 continue
@@ -196,7 +196,8 @@ def _refresh(connection, project_id, predictor, page_size, result, on_page, proj
 
 def _would_be(predictor, task: dict, contexts: dict) -> dict | None:
     """What `predictor` would suggest on a task of the control arm (read with its article, as on push)."""
-    return prediction_for(predictor, task["data"]["text"], contexts.get(_article_of(task["data"])))
+    data = task["data"]
+    return prediction_for(predictor, data["text"], contexts.get(_article_of(data)), data.get("target") or None)
 
 
 def _write(connection: Connection, project_id: int, changes: list[_Change], result: PredictResult) -> None:

@@ -165,7 +165,7 @@ def task_for(sentence: dict, project: Project, predictor, context=None) -> dict:
     arm = suggestion_arm(project, sentence["id"], predictor)  # the control arm: builder/records/steering.py
     if arm is not None:
         data[ARM_FIELD] = arm
-    prediction = None if arm == WITHHELD else prediction_for(predictor, sentence["text"], context)
+    prediction = None if arm == WITHHELD else prediction_for(predictor, sentence["text"], context, data["target"])
     if prediction:
         task["predictions"] = [prediction]
     return task
@@ -356,7 +356,13 @@ def _import_new(
         remember_tasks(project.root, server_identity(connection), project_id, batch)  # what pull checks data against
         # the control arm: what the predictor would have suggested, kept out of Label Studio (records/steering.py)
         would_be = withheld_suggestions(
-            batch, lambda i: prediction_for(predictor, pending[i]["text"], contexts.get(_article(pending[i])))
+            batch,
+            lambda i: prediction_for(
+                predictor,
+                pending[i]["text"],
+                contexts.get(_article(pending[i])),
+                pending[i].get("target") or project.target,
+            ),
         )
         record_withheld(project, would_be)
         done += len(batch)

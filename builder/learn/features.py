@@ -119,6 +119,9 @@ class ArticleContext:
         from builder.learn import lexicons
 
         first = lexicons.first_names()
+        texts = list(texts)
+        self.texts: tuple[str, ...] = tuple(texts)  # for names found elsewhere in the article (`article_names`)
+        self.names: dict = {}  # per model: what it found in these texts, computed once
         self.capitalised: set[str] = set()
         self.lower: set[str] = set()
         self.surnames: set[str] = set()

@@ -48,7 +48,7 @@ def predict_chunk(item: tuple[str, str, list[dict]]) -> tuple[bytes, int, float]
     lines, proposed, total = [], 0, 0.0
     for s in sentences:
         context = contexts[s["article_id"]]
-        prediction = prediction_for(model, s["text"], context)
+        prediction = prediction_for(model, s["text"], context, s.get("target") or None)
         uncertainty = model.uncertainty(s["text"], context=context)  # as `push --select uncertain` ranks
         proposed += prediction is not None
         total += uncertainty

@@ -45,6 +45,7 @@ from builder.learn.features import (
     bio_tags,
     is_headline_like,
     stance_terms,
+    target_key,
     token_features,
     tokenize,
 )
@@ -83,6 +84,15 @@ SETTINGS = {
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
+    # a target with fewer labelled stances gets no stance suggestion (`LearnedModel.knows_target`)
+    "min_target_stances": 10,
+    # a name found in one sentence of an article is proposed in its others (`LearnedModel.article_names`)
+    "article_consistency": False,
+    # the words seen in lower case come from the unlabelled sentences too (`fit_model(unlabelled=...)`,
+    # `builder train --unlabelled`): on bench_cross_genre it raised actions saved on 11 of 12 GUM genres never
+    # tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
+    # the tuning genres (interview 29.4% -> 26.3%) and stays off
+    "unlabelled_lower_words": True,
 }
 
 
@@ -163,17 +173,26 @@ def article_contexts(examples: list[Example]) -> dict[str, ArticleContext]:
     return LearnedModel.article_contexts([e.text for e in examples], [e.article_id for e in examples])
 
 
-def _fit(examples: list[Example], settings: dict, folder: Path, seed: int) -> dict[str, bytes]:
-    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`)."""
+def lower_words_of(texts) -> frozenset[str]:
+    """The words written in lower case somewhere other than a sentence's first token."""
+    lower: set[str] = set()
+    for text in texts:
+        for i, (token, _, _) in enumerate(tokenize(text)):
+            if i > 0 and token.islower():
+                lower.add(token)
+    return frozenset(lower)
+
+
+def _fit(
+    examples: list[Example], settings: dict, folder: Path, seed: int, unlabelled_lower: frozenset[str] = frozenset()
+) -> dict[str, bytes]:
+    """The model files (name -> bytes) fitted on `examples`; the CRF is trained in memory (else in `folder`).
+    `unlabelled_lower`: the words in lower case in the project's other sentences (pushed, not labelled), which
+    join the labelled ones' (`settings["unlabelled_lower_words"]`)."""
     import pycrfsuite
 
     gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
-    lower_words: Counter = Counter()
-    for e in examples:
-        for i, (token, _, _) in enumerate(tokenize(e.text)):
-            if i > 0 and token.islower():
-                lower_words[token] += 1
-    lower = frozenset(lower_words)
+    lower = lower_words_of(e.text for e in examples) | unlabelled_lower
     files: dict[str, bytes] = {}
     memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower)}
     files[MEMORY_FILE] = _json_bytes(memory)
@@ -276,6 +295,7 @@ def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:
         "idf": [_round(v) for v in vectorizer.idf_],
         "coef": [[_round(v) for v in row] for row in classifier.coef_],
         "intercept": [_round(v) for v in classifier.intercept_],
+        "targets": dict(sorted(Counter(target_key(e.target) for e in examples).items())),
     }
 
 
@@ -394,7 +414,7 @@ def evaluate(
                 f = {x for x in listed if x[2] == label}
                 baseline[label].update(tp=len(g & f), fp=len(f - g), fn=len(g - f))
         probabilities = model.stance_probabilities(e.text, e.target)
-        if e.stance is not None and probabilities:
+        if e.stance is not None and probabilities and model.knows_target(e.target):  # as `predict` suggests
             label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
             stance_scores.append((p, label == e.stance))
             majority_right += majority == e.stance
@@ -516,6 +536,7 @@ def fit_model(
     scheme_hash: str = "",
     settings: dict | None = None,
     seed: int = 0,
+    unlabelled: tuple[str, ...] = (),
 ) -> TrainResult:
     """Fit, score on dev, choose thresholds, refit and write the model files and manifest into `folder`
     (an existing empty folder). Returns the manifest and dev metrics."""
@@ -523,12 +544,19 @@ def fit_model(
     if not examples:
         raise InputError("no validated records to train on; label some sentences and `builder pull` first")
     folds = dev_folds([e.article_id for e in examples], settings["dev_folds"], seed)
-    probe = {"model_version": "dev", "thresholds": {"headline_span": settings["headline_span"]}, "target": target}
+    # tokenized once for every fit (the unlabelled sentences may be 20 times the labelled ones)
+    unlabelled_lower = lower_words_of(unlabelled) if settings["unlabelled_lower_words"] else frozenset()
+    probe = {
+        "model_version": "dev",
+        "thresholds": {"headline_span": settings["headline_span"]},
+        "target": target,
+        "settings": settings,
+    }
     scores = evaluate(None, [], entity_labels)
     for fold in sorted(set(folds.values())):
         train = [e for e in examples if folds[e.article_id] != fold]
         dev = [e for e in examples if folds[e.article_id] == fold]
-        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed), probe)
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed, unlabelled_lower), probe)
         scores = merge(scores, evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels)))
     thresholds, notes = _thresholds(scores, settings)
     spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
@@ -559,7 +587,7 @@ def fit_model(
             },
         },
     }
-    files = _fit(examples, settings, folder, seed)
+    files = _fit(examples, settings, folder, seed, unlabelled_lower)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
@@ -577,6 +605,7 @@ def fit_model(
             "articles": len({e.article_id for e in examples}),
             "sentences_with_stance": sum(1 for e in examples if e.stance is not None),
             "entity_spans": sum(len(e.entities) for e in examples),
+            **learned_from(examples, entity_labels, unlabelled),
         },
         "settings": settings,
         "seed": seed,
@@ -590,8 +619,79 @@ def fit_model(
     return TrainResult(folder, model_version, manifest, metrics, thresholds)
 
 
+WEAK_EXAMPLES = 50  # a class with fewer labelled examples than this: expect its suggestions to be weak
+
+
+def learned_from(examples: list[Example], entity_labels: list[str], unlabelled: tuple[str, ...] = ()) -> dict:
+    """What a model learned from, for its manifest and `builder train`'s report: labelled spans per entity label,
+    labelled sentences per stance, targets with a stance (and how many have too few to be suggested for), and
+    the unlabelled sentences it was given."""
+    spans = Counter(s["label"] for e in examples for s in e.entities)
+    stances = Counter(e.stance for e in examples if e.stance is not None)
+    targets = Counter(e.target for e in examples if e.stance is not None)
+    return {
+        "spans_per_label": {label: spans[label] for label in entity_labels},
+        "sentences_per_stance": dict(sorted(stances.items())),
+        "stance_targets": len(targets),
+        "stance_targets_too_few": sum(1 for n in targets.values() if n < SETTINGS["min_target_stances"]),
+        "unlabelled_sentences": len(unlabelled),
+    }
+
+
+def explain(manifest: dict) -> list[str]:
+    """The lines `builder train` prints first: what the model learned from, and where to expect its suggestions to
+    be weak (classes with fewer than WEAK_EXAMPLES labelled examples, targets too rarely labelled, text unlike
+    the labelled text), so a researcher knows what to label next."""
+    t = manifest["training"]
+    per_label = t.get("spans_per_label", {})
+    per_stance = t.get("sentences_per_stance", {})
+    lines = [
+        f"learned from: {t['sentences']} labelled sentences in {t['articles']} articles, "
+        f"{t.get('unlabelled_sentences', 0)} unlabelled sentences",
+        "  spans: " + (", ".join(f"{label} {n}" for label, n in per_label.items()) or "none"),
+        "  stance: "
+        + (", ".join(f"{label} {n}" for label, n in per_stance.items()) or "none")
+        + (f" over {t['stance_targets']} targets" if t.get("stance_targets", 0) > 1 else ""),
+    ]
+    weak = [f"{label} spans ({n})" for label, n in per_label.items() if n < WEAK_EXAMPLES]
+    weak += [f"stance {label} ({n})" for label, n in per_stance.items() if n < WEAK_EXAMPLES]
+    if weak:
+        lines.append(f"  weak: fewer than {WEAK_EXAMPLES} labelled examples: {', '.join(weak)}; label more of them")
+    few = t.get("stance_targets_too_few", 0)
+    if few:
+        lines.append(
+            f"  weak: {few} targets have fewer than {manifest['settings'].get('min_target_stances')} labelled stances: "
+            "no stance is suggested for them, nor for any target never labelled"
+        )
+    lines.append(
+        "  weak: text unlike the labelled text (another genre or source): on GUM genres never trained on, proposals "
+        "were right less often than promised on some (bench/bench_cross_genre.py)"
+    )
+    return lines
+
+
+def unlabelled_texts(path: Path, labelled: set[str]) -> tuple[str, ...]:
+    """The sentences of a sentences file (`builder split`'s output) that are not labelled (`labelled`: record
+    ids) nor set aside, in file order: text the model may learn words from."""
+    from builder.jsonio import read_jsonl
+
+    texts = []
+    for number, sentence in enumerate(read_jsonl(path), 1):
+        text = sentence.get("text")
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{number}: field 'text': expected a sentence's text")
+        if sentence.get("id") not in labelled and not sentence.get("set_aside"):
+            texts.append(text)
+    return tuple(texts)
+
+
 def train_model(
-    project, snapshot: Path | None = None, output: Path | None = None, seed: int = 0, settings: dict | None = None
+    project,
+    snapshot: Path | None = None,
+    output: Path | None = None,
+    seed: int = 0,
+    settings: dict | None = None,
+    unlabelled: Path | None = None,
 ) -> TrainResult:
     """Train on the validated records of `snapshot` (default: the project's) and write the model folder
     `output` (default: `default_model_dir(project)`) atomically: a staging folder renamed into place.
@@ -612,6 +712,7 @@ def train_model(
     records, report = load_records(project, snapshot)
     left_out = len(report.errors())
     examples = examples_from_records(records)
+    others = unlabelled_texts(Path(unlabelled), {e.id for e in examples}) if unlabelled else ()
     if output.parent == (project.root / STATE_DIR).resolve():
         state_dir(project.root)  # the default folder is inside .builder/: made private (0700) and git-ignored
 
@@ -628,6 +729,7 @@ def train_model(
             scheme_hash=project.scheme_hash(),
             settings=settings,
             seed=seed,
+            unlabelled=others,
         )
         write_marker(staging, COMMAND)
     result.folder = output

@@ -28,6 +28,7 @@ from builder.learn.features import (
     is_headline_like,
     spans_from_tags,
     stance_terms,
+    target_key,
     token_features,
     tokenize,
 )
@@ -63,6 +64,8 @@ class StanceClassifier:
         self.idf: list[float] = data["idf"]
         self.coef: list[list[float]] = data["coef"]
         self.intercept: list[float] = data["intercept"]
+        # labelled stances per target key (`target_key`); None in a model from before: every target allowed
+        self.targets: dict[str, int] | None = data.get("targets")
 
     def probabilities(self, text: str, target: str) -> dict[str, float]:
         counts: dict[int, int] = {}
@@ -86,6 +89,7 @@ class LearnedModel:
     """A model folder loaded for prediction (see the module's docstring)."""
 
     name = "model"
+    suggests_stance = True  # `builder.model.prediction_for` passes it each sentence's target
 
     def __init__(self, folder: Path, manifest: dict, tagger, memory: dict, stance: StanceClassifier | None) -> None:
         self.folder = folder
@@ -111,15 +115,69 @@ class LearnedModel:
         headline = is_headline_like(text)
         if not tokens or self.tagger is None:
             return [], 0.0, headline
+        spans, confidence = self._tagged(tokens, headline, context)
+        if self.manifest.get("settings", {}).get("article_consistency") and context.texts:
+            spans = self._consistent(tokens, spans, self.article_names(context))
+        return [(start, end, label, score) for start, end, label, score, _ in spans], 1.0 - min(confidence), headline
+
+    def _tagged(self, tokens, headline: bool, context: ArticleContext) -> tuple[list[tuple], list[float]]:
+        """The tagger's spans (start, end, label, score, token indices) and each token's tag marginal."""
         words = [t for t, _, _ in tokens]
         self.tagger.set(token_features(words, self.gazetteer.tags(words), self.lower_words, headline, context))
         tags = self.tagger.tag()
         confidence = [self.tagger.marginal(tag, i) for i, tag in enumerate(tags)]
         spans = [
-            (start, end, label, math.prod(confidence[i] for i in indices))
+            (start, end, label, math.prod(confidence[i] for i in indices), indices)
             for start, end, label, indices in spans_from_tags(tokens, tags)
         ]
-        return spans, 1.0 - min(confidence), headline
+        return spans, confidence
+
+    def article_names(self, context: ArticleContext) -> dict[tuple[str, ...], tuple[str, float]]:
+        """Every name the tagger finds in the article's sentences (outside headline-like ones), as tokens, with
+        its label and best score: computed once per article and model (`context.names`)."""
+        key = self.model_version
+        if key not in context.names:
+            names: dict[tuple[str, ...], tuple[str, float]] = {}
+            for text in context.texts:
+                tokens = tokenize(text)
+                if not tokens or is_headline_like(text):
+                    continue
+                for _, _, label, score, indices in self._tagged(tokens, False, context)[0]:
+                    surface = tuple(tokens[i][0] for i in indices)
+                    if surface not in names or names[surface][1] < score:
+                        names[surface] = (label, score)
+            context.names[key] = names
+        return context.names[key]
+
+    @staticmethod
+    def _consistent(tokens, spans: list[tuple], names: dict) -> list[tuple]:
+        """Document-level consistency (issue 29): a span the tagger found less surely than the same name
+        elsewhere in its article takes that name's score, and a name found elsewhere is proposed here too where
+        its exact tokens stand outside any span found here (longest first), with that name's label and score."""
+        out = []
+        covered = set()
+        for start, end, label, score, indices in spans:
+            elsewhere = names.get(tuple(tokens[i][0] for i in indices))
+            if elsewhere and elsewhere[0] == label and elsewhere[1] > score:
+                score = elsewhere[1]
+            out.append((start, end, label, score, indices))
+            covered.update(indices)
+        words = [t for t, _, _ in tokens]
+        longest = max((len(s) for s in names), default=0)
+        i = 0
+        while i < len(words):
+            step = 1
+            for length in range(min(longest, len(words) - i), 0, -1):
+                surface = tuple(words[i : i + length])
+                indices = list(range(i, i + length))
+                if surface in names and not covered.intersection(indices) and surface[0][:1].isupper():
+                    label, score = names[surface]
+                    out.append((tokens[i][1], tokens[i + length - 1][2], label, score, indices))
+                    covered.update(indices)
+                    step = length
+                    break
+            i += step
+        return sorted(out)
 
     def span_threshold(self, headline: bool) -> float | None:
         threshold = self.thresholds.get("span")
@@ -133,6 +191,18 @@ class LearnedModel:
         if self.stance is None:
             return None
         return self.stance.probabilities(text, self.target if target is None else target)
+
+    def knows_target(self, target: str | None = None) -> bool:
+        """Whether the stance classifier learned from enough labelled sentences about `target` (None: the
+        model's own target) to suggest a stance for it: what a word means for one motion says nothing about
+        another (claims of unseen motions were at chance), so a target never labelled, or labelled fewer than
+        `min_target_stances` times, gets no stance suggestion rather than a wrong one."""
+        if self.stance is None:
+            return False
+        if self.stance.targets is None:
+            return True
+        least = self.manifest.get("settings", {}).get("min_target_stances", 1)
+        return self.stance.targets.get(target_key(self.target if target is None else target), 0) >= least
 
     # --- the predictor interface (builder.preannotate)
 
@@ -148,7 +218,7 @@ class LearnedModel:
                     result.append({**region(start, end, text[start:end], label), "score": round(score, 4)})
         probabilities = self.stance_probabilities(text, target)
         stance_threshold = self.thresholds.get("stance")
-        if probabilities and stance_threshold is not None:
+        if probabilities and stance_threshold is not None and self.knows_target(target):
             label, p = max(probabilities.items(), key=lambda kv: (kv[1], kv[0]))
             if p >= stance_threshold:
                 result.append(
