@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from builder.records.intervals import RESAMPLES, SEED, percentile_interval, weight_chunks
+from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval, weight_chunks
 
 # Per sentence and label: observed numerator, Σ l(l-1)(2l-1)/3, units, Σ l(l-1), sentence length
 _DO, _F, _UNITS, _LL1, _LENGTH = range(5)
@@ -182,8 +182,8 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
     m, sentences = modal_sentences(records)
     result: dict = {"sentences": len(sentences), "annotators_per_sentence": m}
     if not sentences:
-        result["overall"] = {"value": None, "low": None, "high": None}
-        result["per_label"] = {label: {"value": None, "low": None, "high": None, "units": 0} for label in labels}
+        result["overall"] = figure(None, 0, (None, None))
+        result["per_label"] = {label: {**figure(None, 0, (None, None)), "units": 0} for label in labels}
         return result
     data = UnitizingData(sentences, labels, m)
     per_label, overall = alphas(*data.disagreements(np.ones((1, data.n), dtype=np.int64)))
@@ -194,22 +194,16 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
         samples_overall.append(b)
     boot_label = np.concatenate(samples_label, axis=1)
     boot_overall = np.concatenate(samples_overall)
-    result["overall"] = _rounded(overall[0], percentile_interval(boot_overall))
+    n = len(sentences)  # each figure rests on the sentences resampled (`units`: the spans of a label)
+    result["overall"] = figure(overall[0], n, percentile_interval(boot_overall))
     result["per_label"] = {
         label: {
-            **_rounded(per_label[c, 0], percentile_interval(boot_label[c])),
+            **figure(per_label[c, 0], n, percentile_interval(boot_label[c])),
             "units": int(data.features[c, :, _UNITS].sum()),
         }
         for c, label in enumerate(labels)
     }
     return result
-
-
-def _rounded(value: float, interval: tuple) -> dict:
-    def r(x):
-        return None if x is None or not np.isfinite(x) else round(float(x), 4)
-
-    return {"value": r(value), "low": r(interval[0]), "high": r(interval[1])}
 
 
 DISAGREEMENT_KINDS = ("boundary", "label", "boundary_and_label", "missing")
