@@ -299,10 +299,12 @@ def _fisher(arms: dict[str, dict], hits: str, trials: str, what: str) -> dict | 
     return {"test": "fisher-exact", "p": round(p, 4), "verdict": verdict}
 
 
-def steering_summary(snapshot: Path, project: Project, gold: dict | None = None) -> dict | None:
+def steering_summary(
+    snapshot: Path, project: Project, gold: dict | None = None, intervals: bool = False
+) -> dict | None:
     """What the card, the manifest and `builder quality` say of the control arm (module docstring), or None
     when no task of the snapshot carries an arm. Lines that are not JSON are skipped (`builder quality`
-    counts them)."""
+    counts them). `intervals`: each figure with its 95% interval and n too (`summary_of_arms`)."""
     from builder.jsonio import read_jsonl
 
     if gold is None:
@@ -310,7 +312,7 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
 
         gold = project_gold(project)
     tasks = (t for t in read_jsonl(snapshot, lambda where, detail: None) if isinstance(t, dict))
-    return summary_of_arms(read_arms(tasks, project, gold, recorded_withheld(project)), project)
+    return summary_of_arms(read_arms(tasks, project, gold, recorded_withheld(project)), project, intervals)
 
 
 def summary_of_arms(arms: dict[str, dict] | None, project: Project, intervals: bool = False) -> dict | None:
