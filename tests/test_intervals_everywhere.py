@@ -64,13 +64,25 @@ def test_the_agreement_table_and_the_control_arm_carry_intervals_and_n(tmp_path)
     accepted = next(line for line in card.splitlines() if line.startswith("- Suggestions accepted unchanged: "))
     value, low, high, n = re.search(r"stance " + FIGURE, accepted).groups()
     assert float(low) <= float(value) <= float(high) and int(n) > 0
+    # croissant.json's annotation analysis states the same figures with their intervals and n
+    analysis = json.loads((tmp_path / "new" / "croissant.json").read_text(encoding="utf-8"))[
+        "rai:dataAnnotationAnalysis"
+    ]
+    stance = next(line for line in analysis if line.startswith("Stance, "))
+    assert f"Krippendorff's alpha (nominal) {rows[0][1]} (n {rows[0][3]}, 95% interval {rows[0][2]})" in stance
+    assert "Gwet's AC1 " in stance and any("unitizing alpha" in line and "95% interval" in line for line in analysis)
     build_dataset(project, project.snapshot_path, tmp_path / "again")
     assert (tmp_path / "again" / "README.md").read_bytes() == card.encode("utf-8")
+    assert (tmp_path / "again" / "croissant.json").read_bytes() == (tmp_path / "new" / "croissant.json").read_bytes()
     # a release of format 9 rebuilds as it was: the table without intervals, the arm's lines bare
     build_dataset(project, project.snapshot_path, tmp_path / "old", intervals=False)
     old = (tmp_path / "old" / "README.md").read_text(encoding="utf-8")
     assert "| measure | value | based on |" in old and "| measure | value | 95% interval | n | based on |" not in old
     assert "95% interval" not in next(line for line in old.splitlines() if line.startswith("- With suggestions: "))
+    analysis = json.loads((tmp_path / "old" / "croissant.json").read_text(encoding="utf-8"))[
+        "rai:dataAnnotationAnalysis"
+    ]
+    assert not any("95% interval" in line for line in analysis)
 
 
 def test_gold_accuracy_per_annotator_and_anchoring_carry_intervals_and_n(tmp_path):
