@@ -342,9 +342,15 @@ def summary_of_arms(arms: dict[str, dict] | None, project: Project, intervals: b
     return summary
 
 
+# An arm's alpha gets its bootstrap interval up to this many sentences, as the card's agreement (its weights would
+# take 200 bytes a sentence); above it the interval reads n/a (the shares' Wilson intervals cost nothing).
+ARM_BOOTSTRAP_LIMIT = 100_000
+
+
 def arm_figures(records: list[dict], facts: dict, labels: list[str]) -> dict:
     """One arm's figures with their 95% interval and n (builder.records.intervals.figure): Krippendorff's alpha
-    (bootstrap over sentences, builder.records.evidence), gold accuracy and the accepted shares (Wilson)."""
+    (bootstrap over sentences, builder.records.evidence; up to `ARM_BOOTSTRAP_LIMIT` sentences), gold accuracy
+    and the accepted shares (Wilson)."""
     from builder.records.evidence import stance_evidence
     from builder.records.intervals import figure, wilson_interval
 
@@ -355,7 +361,9 @@ def arm_figures(records: list[dict], facts: dict, labels: list[str]) -> dict:
         return figure(hits / trials, trials, (float(low), float(high)), places=3)
 
     return {
-        "krippendorff_alpha": stance_evidence(records, labels)["krippendorff_alpha"],
+        "krippendorff_alpha": stance_evidence(records, labels)["krippendorff_alpha"]
+        if len(records) <= ARM_BOOTSTRAP_LIMIT
+        else figure(None, len(records), (None, None)),
         "gold_accuracy": share(facts["gold_correct"], facts["gold_answers"]),
         "stance_accepted_rate": share(facts["stance_accepted"], facts["stance_suggested"]),
         "spans_accepted_rate": share(facts["spans_accepted"], facts["spans_suggested"]),
