@@ -261,13 +261,15 @@ def _rai(project: Project, facts, version: str | None) -> dict:
     under = labelled_under(project, facts)
     guidelines = under["guidelines"]
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
-    agreement = _agreement(project, facts)
-    if agreement is None:
+    # format 10 on, the evidence's figures (with intervals) replace builder.records.agreement's: not computed then
+    intervals = getattr(facts, "intervals", False) and bool(facts.records)
+    agreement = None if intervals else _agreement(project, facts)
+    if intervals:
+        analysis = _analysis_with_intervals(project, facts)
+    elif agreement is None:
         analysis = [
             "Agreement is computed on datasets up to 100,000 sentences; `builder stats` gives it for larger ones."
         ]
-    elif getattr(facts, "intervals", False):  # manifest format 10 on: each figure with its 95% interval and n
-        analysis = _analysis_with_intervals(project, facts)
     else:
         s, e = agreement["stance"], agreement["entities"]
         analysis = [

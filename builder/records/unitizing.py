@@ -99,6 +99,9 @@ class UnitizingData:
                         per_label.setdefault(index[label], [[] for _ in marked])[a].append((start, end))
             for c, by_annotator in per_label.items():  # a label nobody marked here: one gap each, added below
                 present[c, row] = True
+                if all(len(spans) <= 1 for spans in by_annotator):  # the usual case, the same sums, faster
+                    self._single_units(c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths)
+                    continue
                 units = [merged(spans) if len(spans) > 1 else spans for spans in by_annotator]
                 f = u = ll1 = 0
                 for one in units:
@@ -130,6 +133,42 @@ class UnitizingData:
             histogram(gap_rows[c], gap_lengths[c], np.flatnonzero(~present[c] & (lengths > 0)))
             for c in range(len(labels))
         ]
+
+    def _single_units(self, c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths) -> None:
+        """`__init__`'s sums for one sentence and label where each annotator marked at most one span of it:
+        the gaps are before and after the span, and two annotators' spans overlap or are each in the other's gap."""
+        f = u = ll1 = 0
+        for spans in by_annotator:
+            if not spans:
+                if length > 0:
+                    gap_rows[c].append(row)
+                    gap_lengths[c].append(length)
+                continue
+            start, end = spans[0]
+            size = end - start
+            f += size * (size - 1) * (2 * size - 1) // 3
+            u += 1
+            ll1 += size * (size - 1)
+            unit_rows[c].append(row)
+            unit_lengths[c].append(size)
+            if start > 0:
+                gap_rows[c].append(row)
+                gap_lengths[c].append(start)
+            if length > end:
+                gap_rows[c].append(row)
+                gap_lengths[c].append(length - end)
+        observed = 0
+        for left, right in itertools.combinations(by_annotator, 2):
+            if left and right:
+                (start, end), (other_start, other_end) = left[0], right[0]
+                if other_start < end and start < other_end:
+                    observed += (start - other_start) ** 2 + (end - other_end) ** 2
+                else:
+                    observed += (end - start) ** 2 + (other_end - other_start) ** 2
+            elif left or right:
+                start, end = (left or right)[0]
+                observed += (end - start) ** 2
+        self.features[c, row, :_LENGTH] = (2 * observed, f, u, ll1)
 
     def disagreements(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(D_o, D_e), each (labels, b), for b weight rows over the sentences (each row one resample)."""
