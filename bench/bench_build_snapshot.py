@@ -5,7 +5,12 @@ What bench_build.py leaves out: validating the snapshot and what else the build 
 the annotators' quality and the control arms, the pre-annotations), read once since issue 25. Rounds
 alternate the two checkouts; the best of each is printed (this machine's timings vary by +-15%).
 
-    python bench/bench_build_snapshot.py [--tasks 200000] [--baseline /path/to/other/checkout]
+`--evidence-off` (issue 28.7): the baseline is this checkout's build with issue 28's additions switched off
+as a release before manifest format 9 is rebuilt (`research_notes=False, evidence=False`: no agreement
+evidence, intervals, label provenance, Croissant 1.1 or data statement), the build as it was before them,
+in the same run (goal: the full build <= 1.3x it).
+
+    python bench/bench_build_snapshot.py [--tasks 200000] [--baseline /path/to/other/checkout | --evidence-off]
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from measure import peak_mb
 from builder.dataset.build import build_dataset
 from builder.project import load_project
 project = load_project(sys.argv[1])
+switched = {"research_notes": False, "evidence": False} if sys.argv[3] == "off" else {}
 began = time.perf_counter()
-build_dataset(project, project.snapshot_path, Path(sys.argv[2]))
+build_dataset(project, project.snapshot_path, Path(sys.argv[2]), **switched)
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"{time.perf_counter() - began:.3f} {peak_mb():.1f} {workers:.1f}")
 """
@@ -63,11 +69,11 @@ def make_project(folder: Path, tasks: int) -> Path:
     return folder / "builder.toml"
 
 
-def timed(checkout: Path, project: Path, output: Path) -> tuple[float, float, float]:
+def timed(checkout: Path, project: Path, output: Path, mode: str = "on") -> tuple[float, float, float]:
     path = os.pathsep.join([str(checkout), str(BENCH)])
     env = {**os.environ, "PYTHONPATH": path}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, project, output], capture_output=True, text=True, env=env, cwd=checkout
+        [sys.executable, "-c", CHILD, project, output, mode], capture_output=True, text=True, env=env, cwd=checkout
     )
     if out.returncode:
         raise SystemExit(out.stderr)
@@ -80,10 +86,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--baseline", type=Path, help="another checkout of builder (say, main's worktree)")
+    parser.add_argument("--evidence-off", action="store_true", help="baseline: this checkout, issue 28 switched off")
     args = parser.parse_args()
-    checkouts = {"this checkout": ROOT}
+    checkouts = {"this checkout": (ROOT, "on")}
     if args.baseline:
-        checkouts = {"baseline": args.baseline.resolve(), **checkouts}
+        checkouts = {"baseline": (args.baseline.resolve(), "on"), **checkouts}
+    elif args.evidence_off:
+        checkouts = {"baseline": (ROOT, "off"), **checkouts}
     with tempfile.TemporaryDirectory(prefix="bench-build-snapshot-") as tmp:
         tmp = Path(tmp)
         began = time.perf_counter()
@@ -94,11 +103,11 @@ def main() -> None:
         )
         results: dict[str, list] = {name: [] for name in checkouts}
         for round_ in range(args.rounds):
-            for name, checkout in checkouts.items():
-                results[name].append(timed(checkout, project, tmp / f"out-{round_}-{name[0]}"))
+            for name, (checkout, mode) in checkouts.items():
+                results[name].append(timed(checkout, project, tmp / f"out-{round_}-{name[0]}", mode))
                 print(f"round {round_ + 1} {name}: {results[name][-1][0]:.1f} s", flush=True)
         outputs = sorted(tmp.glob("out-0-*"))
-        if len(outputs) == 2:  # the same dataset, card and all, byte for byte
+        if len(outputs) == 2 and not args.evidence_off:  # the same dataset, card and all, byte for byte
             files = [{p.relative_to(o): p.read_bytes() for p in sorted(o.rglob("*")) if p.is_file()} for o in outputs]
             print("outputs byte-identical:", files[0] == files[1])
         print(f"{'':<14} {'seconds':>8} {'peak RSS MB':>12} {'workers MB':>11}")
@@ -107,6 +116,9 @@ def main() -> None:
             peak = max(run[1] for run in runs)
             workers = max(run[2] for run in runs)
             print(f"{name:<14} {seconds:>8.1f} {peak:>12.0f} {workers:>11.0f}")
+        if len(results) == 2:
+            base, ours = (min(run[0] for run in runs) for runs in results.values())
+            print(f"ratio this checkout/baseline: {ours / base:.2f} (added {ours - base:+.1f} s)")
 
 
 if __name__ == "__main__":

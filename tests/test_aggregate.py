@@ -315,7 +315,7 @@ def test_an_older_format_release_rebuilds_without_the_new_field_and_a_new_one_ha
     ran = builder(folder, "release", "1.1.0")
     assert ran.returncode == 0, ran.stderr
     new = read_manifest(project, "1.1.0")
-    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (9, 4, "majority")
+    assert (new["manifest_format"], new["dataset_format"], new["aggregation"]) == (10, 4, "majority")
     for parquet in (folder / "releases" / "1.1.0" / "data").glob("*.parquet"):
         assert pq.read_schema(parquet).names == dataset_columns(4)
     assert verify_release(project, "1.1.0") == []

@@ -135,7 +135,7 @@ def test_a_format_5_release_hashes_it_and_verify_checks_it(tmp_path):
     folder, project = new_repo(tmp_path / "repo", synthetic_tasks(range(12)))
     result = cut_release(project, "1.0.0")
     manifest = result.manifest
-    assert manifest["manifest_format"] == MANIFEST_FORMAT == 9  # format 5 on
+    assert manifest["manifest_format"] == MANIFEST_FORMAT == 10  # format 5 on
     path = result.folder / CROISSANT
     assert manifest["files"][CROISSANT] == sha256_file(path)
     assert json.loads(path.read_text(encoding="utf-8"))["version"] == "1.0.0"

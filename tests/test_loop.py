@@ -87,11 +87,15 @@ def _same_snapshot_same_names(output):
     assert names == set(committed["annotators"]) and len(names) == 3
     card = (output / "README.md").read_text(encoding="utf-8")
     committed = pulled  # the figures of the data the card describes
-    s, e = committed["stance_agreement"], committed["span_agreement"]
+    evidence = committed["agreement_evidence"]  # the card's Agreement table gives these (manifest format 10 on)
+    alpha, f1 = evidence["stance"]["krippendorff_alpha"], evidence["span_f1"]["f1"]
     assert f"{len(names)} annotators, named by pseudonyms only" in card
     assert f"{committed['records']} tasks in, {committed['records']} records, 0 quarantined" in card
-    assert (
-        f"| Krippendorff's alpha (nominal), stance | {s['krippendorff_alpha']} | "
-        f"{s['units']} sentences with 2+ annotators, {s['ratings']} ratings |"
-    ) in card
-    assert f"| pairwise exact-span F1, entities (all labels) | {e['f1']} | {e['pairs']} annotator pairs |" in card
+    rows: dict = {}
+    for line in card.splitlines():  # the Agreement table's rows (the evidence section's come after)
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[0], line)
+    row = rows["| Krippendorff's alpha (nominal), stance"]
+    assert f" | {alpha['value']} | " in row and row.endswith(f" | {alpha['n']} | sentences with 2+ annotators |")
+    row = rows["| pairwise exact-span F1, entities (all labels)"]
+    assert f" | {f1['value']} | " in row and f"{evidence['span_f1']['pairs']} annotator pairs |" in row

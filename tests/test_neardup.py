@@ -309,7 +309,7 @@ def test_a_release_keeps_near_duplicates_together_and_its_changelog_names_moved_
     proportions, salt = project.split_proportions, project.name
     cut_release(project, "1.0.0")
     first = read_manifest(project, "1.0.0")
-    assert first["manifest_format"] == 9 and first["split_method"] == "sentence-shares/1"
+    assert first["manifest_format"] == 10 and first["split_method"] == "sentence-shares/1"
     split_of = {a: s for s in ("train", "validation", "test") for a in first["splits"][s]["article_ids"]}
     original = next(a for a in docs if split_of[a] != "test")
     copy = f"{original}-copy"

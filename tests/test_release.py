@@ -159,14 +159,22 @@ def test_release_manifest_changelog_verify_and_diff(repo):
     manifest = read_manifest(project, "1.0.0")
     assert manifest["version"] == "1.0.0" and manifest["dataset"] == project.name
     assert (
-        manifest["manifest_format"] == 9
+        manifest["manifest_format"] == 10
         and manifest["split_method"] == "sentence-shares/1"
         and manifest["previous"] is None
         and manifest["pseudonym_scheme"] == LEGACY_SCHEME
     )
     assert manifest["dataset_format"] == 4 and manifest["aggregation"] == "majority"
     assert manifest["gold"] == {"rate": 0.0, "questions_left_out": 0}
-    assert manifest["quality"] == {"annotators": 2, "gold_accuracy": [], "anchoring_rate": None, "flagged": 0}
+    assert manifest["quality"] == {
+        "annotators": 2,
+        "gold_accuracy": [],
+        "anchoring_rate": None,
+        "flagged": 0,
+        # format 10 on: each figure's 95% interval and n
+        "gold_accuracy_figures": [],
+        "anchoring": {"value": None, "low": None, "high": None, "n": 0},
+    }
     assert set(manifest["hashes"]) == {"label_scheme", "labeling_config", "guidelines", "snapshot", "project_file"}
     assert sum(manifest["splits"][s]["records"] for s in manifest["splits"]) == 60
     assert "README.md" in manifest["files"] and any(name.startswith("data/") for name in manifest["files"])

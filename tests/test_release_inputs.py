@@ -94,7 +94,7 @@ def test_a_release_refuses_an_input_file_with_uncommitted_changes(armed, name):
 def test_the_manifest_hashes_the_withheld_and_gold_files(armed):
     folder, project, _ = armed
     manifest = cut_release(project, "1.0.0").manifest
-    assert manifest["manifest_format"] == 9
+    assert manifest["manifest_format"] == 10
     assert manifest["hashes"]["withheld_suggestions"] == sha256(folder / WITHHELD_FILE)
     assert manifest["hashes"]["gold"] == sha256(folder / "gold.jsonl")
     assert manifest["quality"]["suggestion_arms"]["arms"][WITHHELD]["stance_accepted"] > 0

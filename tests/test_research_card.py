@@ -72,7 +72,7 @@ def test_croissant_1_1_read_back_record_by_record(release):
 
     project, result = release
     folder = result.folder
-    assert result.manifest["manifest_format"] == MANIFEST_FORMAT == 9
+    assert result.manifest["manifest_format"] == MANIFEST_FORMAT == 10
     metadata = json.loads((folder / CROISSANT).read_text(encoding="utf-8"))
     assert metadata["conformsTo"][0] == CROISSANT_1_1 == "http://mlcommons.org/croissant/1.1"
     assert metadata["@context"]["prov"] == "http://www.w3.org/ns/prov#"

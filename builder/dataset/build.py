@@ -59,6 +59,8 @@ class BuildFacts:
     evidence: bool = False  # the card's "Agreement evidence" section (manifest format 9 on)
     evidence_figures: dict | None = None  # builder.dataset.evidence_card.evidence_of, once computed
     quality_figures: list = field(default_factory=list)  # builder.records.quality.quality_figures of the snapshot
+    # every figure of the card's Agreement and Quality control sections with its 95% interval and n (format 10 on)
+    intervals: bool = False
 
     @property
     def gold_questions(self) -> int:
@@ -91,23 +93,28 @@ def _snapshot_readers(
     return readers
 
 
-def _quality_summary(project: Project, frames, arms, figures: list | None = None) -> dict:
+def _quality_summary(project: Project, frames, arms, figures: list | None = None, intervals: bool = False) -> dict:
     """Per-annotator gold accuracy and anchoring for the card and the manifest, from the snapshot's quality
     frames and control arms (`_snapshot_readers`):
     {"annotators": n, "gold_accuracy": [sorted, pseudonyms left out], "anchoring_rate": x|None, "flagged": n};
     `figures`, when given, is extended with builder.records.quality_intervals.quality_figures (the pooled
-    figures with their intervals, for the card's evidence section) of the same report."""
+    figures with their intervals, for the card's evidence section) of the same report; `intervals` (manifest
+    format 10 on) adds builder.records.quality_intervals.summary_figures (each figure's interval and n)."""
     from builder.records.quality import quality_summary, report_from_frames
     from builder.records.quality_intervals import quality_figures
     from builder.records.steering import summary_of_arms
 
     report = report_from_frames(frames, project, intervals=False)
     summary = quality_summary(report)
-    steering = summary_of_arms(arms, project)
+    steering = summary_of_arms(arms, project, intervals)
     if steering is not None:  # only a snapshot with a control arm: older releases rebuild as they were
         summary["suggestion_arms"] = steering
     if figures is not None:
         figures.extend(quality_figures(report))
+    if intervals:
+        from builder.records.quality_intervals import summary_figures
+
+        summary.update(summary_figures(report))
     return summary
 
 
@@ -263,6 +270,7 @@ def build_dataset(
     near_duplicates: bool = True,
     split_method: str = SENTENCE_SHARES,
     evidence: bool = True,
+    intervals: bool = True,
 ) -> BuildFacts:
     """Validate `snapshot`, then write `output` (Parquet per split + README card) atomically.
 
@@ -284,8 +292,9 @@ def build_dataset(
     to rebuild a release from before manifest format 5 as it was); `research_notes`: croissant.json is
     Croissant 1.1 with provenance and the card has a data statement; `evidence`: the card has its "Agreement
     evidence" section (intervals, AC1, unitizing alpha, diagnostics) (each False to rebuild a release from
-    before manifest format 9 as it was). Gold questions never reach it: validation leaves them out and counts
-    them (`facts.gold_questions`).
+    before manifest format 9 as it was); `intervals`: the figures of the card's Agreement and Quality control
+    sections carry their 95% interval and n too (False to rebuild a release from before format 10 as it was).
+    Gold questions never reach it: validation leaves them out and counts them (`facts.gold_questions`).
     """
     from builder.jsonio import staged_folder
     from builder.outputs import DATASET_COMMANDS, check_output_folder, write_marker
@@ -320,7 +329,7 @@ def build_dataset(
             )
         quality_figures: list = []
         if quality is not None:  # summed up now: the frames need not be held while the dataset is written
-            quality = _plain_json(_quality_summary(project, *quality, quality_figures))
+            quality = _plain_json(_quality_summary(project, *quality, quality_figures, intervals and evidence))
         with paused_gc():
             facts = write_dataset(
                 project,
@@ -342,6 +351,7 @@ def build_dataset(
         facts.quality = quality
         facts.quality_figures = quality_figures
         facts.evidence = evidence
+        facts.intervals = intervals and evidence
         if isinstance(predictions, InputError):  # a line that is not JSON: the pre-annotations cannot be told
             raise predictions
         facts.predictions = predictions

@@ -110,6 +110,50 @@ def agreement_of(project: Project, facts) -> tuple[dict, dict]:
     return cached
 
 
+def agreement_table_with_intervals(project: Project, facts) -> str:
+    """The card's Agreement table with each figure's 95% interval and n (manifest format 10 on): the figures of
+    builder.records.evidence (as the "Agreement evidence" section gives them), so no figure stands without its
+    interval; "based on" says what the n counts."""
+    from builder.dataset.evidence_card import evidence_of, interval_text
+
+    e = evidence_of(project, facts)
+    s, f1 = e["stance"], e["span_f1"]
+
+    def row(name: str, figure: dict, based_on: str) -> list:
+        value = "n/a" if figure["value"] is None else figure["value"]
+        return [name, value, interval_text(figure), figure["n"], based_on]
+
+    kappa = s["fleiss_kappa"]
+    return _table(
+        ["measure", "value", "95% interval", "n", "based on"],
+        [
+            row(
+                "Krippendorff's alpha (nominal), stance",
+                s["krippendorff_alpha"],
+                "sentences with 2+ annotators",
+            ),
+            row(
+                "Fleiss' kappa, stance",
+                kappa,
+                f"sentences with the most common number of annotators ({kappa['annotators_per_sentence']})",
+            ),
+            row(
+                "pairwise exact-span F1, entities (all labels)",
+                f1["f1"],
+                f"sentences with 2+ annotators, {f1['pairs']} annotator pairs",
+            ),
+            *[
+                row(
+                    f"pairwise exact-span F1, {label}",
+                    f1["per_label"][label],
+                    f"sentences with 2+ annotators, {f1['per_label'][label]['spans']} spans",
+                )
+                for label in project.entity_values
+            ],
+        ],
+    )
+
+
 def describe_source(src: dict, markdown: bool = False) -> str:
     """One declared source: name, its articles, licence, attribution and URL (the card bolds the name)."""
     name = f"**{src['name']}**" if markdown else src["name"]
@@ -143,7 +187,9 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         entity_rows.append([split, *[c["entities"].get(v, 0) for v in project.entity_values]])
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
     agreement = "Agreement is computed on datasets up to 100,000 sentences; see `builder stats` for larger ones."
-    if facts.records or total == 0:
+    if (facts.records or total == 0) and getattr(facts, "intervals", False):  # manifest format 10 on
+        agreement = agreement_table_with_intervals(project, facts)
+    elif facts.records or total == 0:
         s, e = agreement_of(project, facts)
         agreement = _table(
             ["measure", "value", "based on"],
@@ -488,6 +534,24 @@ def describe_accuracies(values: list) -> str:
     return f"{len(values)} annotators: {spread}, quartiles {q1:.3f} and {q3:.3f}"
 
 
+def describe_accuracy_figures(figures: list[dict]) -> str:
+    """Per-annotator gold accuracies with their 95% Wilson intervals and n (manifest format 10 on): each one when
+    few, else the quartiles of the values and the widest interval (each annotator's is in `builder quality`)."""
+    if not figures:
+        return "no annotator answered a gold question"
+    if len(figures) <= 30:
+        listed = ", ".join(
+            f"{f['value']:.3f} (95% interval {f['low']:.3f}–{f['high']:.3f}, n {f['n']})" for f in figures
+        )
+        return f"{len(figures)} annotator(s): {listed}"
+    widest = max(figures, key=lambda f: (f["high"] - f["low"], f["n"]))
+    return (
+        describe_accuracies([f["value"] for f in figures])
+        + f"; the widest 95% interval {widest['low']:.3f}–{widest['high']:.3f} (n {widest['n']} gold answers; "
+        "each annotator's interval and n: `builder quality`)"
+    )
+
+
 def quality_text(project: Project, gold_questions: int, quality: dict | None) -> str:
     """The card's quality-control lines (dataset format 2 on); `quality` is the summary of
     builder.records.quality (None: not measured)."""
@@ -503,12 +567,16 @@ def quality_text(project: Project, gold_questions: int, quality: dict | None) ->
     else:
         anchoring = quality.get("anchoring_rate")
         accuracies = describe_accuracies(quality.get("gold_accuracy", []))
+        anchoring_text = "not measured" if anchoring is None else f"{anchoring:.3f}"
+        if "gold_accuracy_figures" in quality:  # manifest format 10 on: each figure with its interval and n
+            accuracies = describe_accuracy_figures(quality["gold_accuracy_figures"])
+            if anchoring is not None:
+                a = quality["anchoring"]
+                anchoring_text += f" (95% interval {a['low']:.3f}–{a['high']:.3f}, n {a['n']} pre-annotated spans)"
         flagged = quality.get("flagged", 0)
         lines += [
             f"- Gold stance accuracy per annotator (pseudonymous): {accuracies}.",
-            "- Anchoring rate (pre-annotated spans kept unchanged): "
-            + ("not measured" if anchoring is None else f"{anchoring:.3f}")
-            + ".",
+            f"- Anchoring rate (pre-annotated spans kept unchanged): {anchoring_text}.",
             f"- Annotators below the minimum gold accuracy ({project.min_gold_accuracy:g}): {flagged}.",
         ]
         if quality.get("suggestion_arms"):  # the control arm (builder.records.steering)

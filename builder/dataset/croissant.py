@@ -199,6 +199,33 @@ def _agreement(project: Project, facts) -> dict | None:
     return {"stance": stance, "entities": entities}
 
 
+def _analysis_with_intervals(project: Project, facts) -> list[str]:
+    """The agreement lines of `rai:dataAnnotationAnalysis` (manifest format 10 on): the card's evidence figures
+    (builder.records.evidence), each with its 95% interval and n, Gwet's AC1 and unitizing alpha included."""
+    from builder.dataset.evidence_card import evidence_of
+
+    e = evidence_of(project, facts)
+    s, f1, ua = e["stance"], e["span_f1"], e["unitizing_alpha"]
+
+    def said(f: dict) -> str:
+        if f["value"] is None:
+            return "n/a"
+        interval = "" if f["low"] is None else f", 95% interval {f['low']}–{f['high']}"
+        return f"{f['value']} (n {f['n']}{interval})"
+
+    def per_label(figures: dict) -> str:
+        return ", ".join(f"{label} {said(figures[label])}" for label in project.entity_values)
+
+    return [
+        f"Stance, over sentences with 2+ annotators: Krippendorff's alpha (nominal) {said(s['krippendorff_alpha'])}; "
+        f"Fleiss' kappa {said(s['fleiss_kappa'])}; Gwet's AC1 {said(s['gwet_ac1'])}.",
+        f"Entities: pairwise exact-span F1 {said(f1['f1'])} ({f1['pairs']} annotator pairs); per label: "
+        f"{per_label(f1['per_label'])}.",
+        f"Entities: Krippendorff's unitizing alpha {said(ua['overall'])}; per label: {per_label(ua['per_label'])}.",
+        f"Intervals: a bootstrap over sentences ({e['resamples']} resamples, seed {e['seed']}); n: the sentences.",
+    ]
+
+
 def _annotators_per_sentence(project: Project, facts) -> str:
     from collections import Counter
 
@@ -234,8 +261,12 @@ def _rai(project: Project, facts, version: str | None) -> dict:
     under = labelled_under(project, facts)
     guidelines = under["guidelines"]
     unresolved = sum(facts.counts[s]["stance"].get("(unresolved)", 0) for s in SPLITS)
-    agreement = _agreement(project, facts)
-    if agreement is None:
+    # format 10 on, the evidence's figures (with intervals) replace builder.records.agreement's: not computed then
+    intervals = getattr(facts, "intervals", False) and bool(facts.records)
+    agreement = None if intervals else _agreement(project, facts)
+    if intervals:
+        analysis = _analysis_with_intervals(project, facts)
+    elif agreement is None:
         analysis = [
             "Agreement is computed on datasets up to 100,000 sentences; `builder stats` gives it for larger ones."
         ]
@@ -250,7 +281,19 @@ def _rai(project: Project, facts, version: str | None) -> dict:
             + ".",
         ]
     quality = facts.quality
-    if quality is not None:
+    if quality is not None and "gold_accuracy_figures" in quality:  # format 10 on: with intervals and n
+        from builder.dataset.card import describe_accuracy_figures
+
+        a = quality["anchoring"]
+        anchoring = (
+            "not measured" if a["value"] is None else f"{a['value']} (95% interval {a['low']}–{a['high']}, n {a['n']})"
+        )
+        analysis.append(
+            f"Gold stance accuracy per annotator: {describe_accuracy_figures(quality['gold_accuracy_figures'])}; "
+            f"anchoring rate {anchoring}; "
+            f"{quality.get('flagged', 0)} annotator(s) below the minimum gold accuracy {project.min_gold_accuracy:g}."
+        )
+    elif quality is not None:
         analysis.append(
             f"Gold stance accuracy per annotator: {describe_accuracies(quality.get('gold_accuracy', []))}; "
             f"anchoring rate {quality.get('anchoring_rate')}; "

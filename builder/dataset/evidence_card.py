@@ -18,13 +18,35 @@ def evidence_of(project: Project, facts) -> dict:
     return cached
 
 
-def _interval(f: dict) -> str:
+def evidence_record(project: Project, facts) -> dict | None:
+    """What a release's manifest records of the agreement evidence (manifest format 10 on), as the card states it:
+    stance alpha, kappa and AC1, span F1 and unitizing alpha (all labels and per label), each {value, low, high,
+    n}; the span disagreement counts; the diagnostics' kinds; the pooled quality figures; the bootstrap's
+    resamples and seed. None where the card does not compute it (datasets over 100,000 sentences)."""
+    total = sum(facts.counts[s]["records"] for s in facts.counts)
+    if not (facts.records or total == 0):
+        return None
+    e = evidence_of(project, facts)
+    return {
+        "stance": {name: e["stance"][name] for name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1")},
+        "span_f1": {"all": e["span_f1"]["f1"], "pairs": e["span_f1"]["pairs"], "per_label": e["span_f1"]["per_label"]},
+        "unitizing_alpha": {"all": e["unitizing_alpha"]["overall"], "per_label": e["unitizing_alpha"]["per_label"]},
+        "span_disagreements": e["span_disagreements"]["counts"],
+        "diagnostics": sorted({f"{d['kind']}: {d['figure']}" for d in e["diagnostics"]}),
+        "quality": {name: figure for name, figure, _ in getattr(facts, "quality_figures", [])},
+        "resamples": e["resamples"],
+        "seed": e["seed"],
+    }
+
+
+def interval_text(f: dict) -> str:
+    """A figure's 95% interval as the card writes it ("n/a" where undefined)."""
     return "n/a" if f["low"] is None else f"{f['low']}–{f['high']}"
 
 
 def _row(name: str, f: dict, based_on: str) -> str:
     value = "n/a" if f["value"] is None else f["value"]
-    return f"| {name} | {value} | {_interval(f)} | {based_on} |"
+    return f"| {name} | {value} | {interval_text(f)} | {based_on} |"
 
 
 def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict, str]]) -> str:

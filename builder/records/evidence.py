@@ -147,25 +147,27 @@ def stance_evidence(records: list[dict], labels: list[str], resamples: int = RES
 def span_f1_evidence(records: list[dict], labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
     """Pairwise exact-span F1, all labels and per label, each with a bootstrap interval over sentences."""
     import itertools
-    from collections import Counter
 
     index = {label: i for i, label in enumerate(labels)}
     rows = []
     pairs = 0
     for record in records:
-        if len(record["annotations"]) < 2:
+        k = len(record["annotations"])
+        if k < 2:
             continue
         spans = [{(e["start"], e["end"], e["label"]) for e in a["entities"]} for a in record["annotations"]]
-        sizes = [Counter(s[2] for s in one) for one in spans]
         row = [0] * (2 * len(labels))
-        for (left, left_size), (right, right_size) in itertools.combinations(zip(spans, sizes), 2):
-            pairs += 1
+        pairs += k * (k - 1) // 2
+        for one in spans:  # each annotation's spans count once in each of its k - 1 pairs' sizes
+            for s in one:
+                i = index.get(s[2])
+                if i is not None:
+                    row[2 * i + 1] += k - 1
+        for left, right in itertools.combinations(spans, 2):
             for s in left & right:
-                if s[2] in index:
-                    row[2 * index[s[2]]] += 1
-            for label, count in (left_size + right_size).items():
-                if label in index:
-                    row[2 * index[label] + 1] += count
+                i = index.get(s[2])
+                if i is not None:
+                    row[2 * i] += 1
         rows.append(row)
     features = np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 * len(labels))
 

@@ -757,7 +757,7 @@ def quality_report(
     frames = read_frames(snapshot or project.snapshot_path, project)
     report = report_from_frames(frames, project)
     text = render(report, fmt)
-    steering = steering_summary(snapshot or project.snapshot_path, project)
+    steering = steering_summary(snapshot or project.snapshot_path, project, intervals=True)  # as the card
     if steering is not None and fmt == "table":  # CSV and JSON stay one row per annotator
         text += "\nSuggestions and the control arm:\n" + "".join(f"  {line}\n" for line in steering_lines(steering))
     if output is not None:

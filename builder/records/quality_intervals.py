@@ -127,3 +127,23 @@ def quality_figures(report: pd.DataFrame) -> list[tuple[str, dict, str]]:
             low, high = wilson_interval(round(k), n)
             out.append((name, figure(k / n, n, (float(low), float(high)), places=3), f"{n} {unit}"))
     return out
+
+
+def summary_figures(report: pd.DataFrame) -> dict:
+    """What the card's Quality control section and the manifest's `quality` add from manifest format 10 on, no
+    pseudonyms: each annotator's gold accuracy with its 95% Wilson interval and n (sorted by value, then n), and
+    the pooled anchoring rate with its interval and n (the pre-annotated spans shown)."""
+    accuracies = []
+    for share, low, high, n in report[
+        ["gold_accuracy", "gold_accuracy_low", "gold_accuracy_high", "gold_answers"]
+    ].itertuples(index=False):
+        if n:
+            accuracies.append(figure(share, n, (low, high), places=3))
+    accuracies.sort(key=lambda f: (f["value"], f["n"], f["low"], f["high"]))
+    seen = int(report["pre_annotated"].sum()) if len(report) else 0
+    anchoring = figure(None, 0, (None, None), places=3)
+    if seen:
+        kept = round(float(np.nansum(report["anchoring"].to_numpy(dtype=float) * report["pre_annotated"].to_numpy())))
+        low, high = wilson_interval(kept, seen)
+        anchoring = figure(kept / seen, seen, (float(low), float(high)), places=3)
+    return {"gold_accuracy_figures": accuracies, "anchoring": anchoring}

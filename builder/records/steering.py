@@ -299,10 +299,12 @@ def _fisher(arms: dict[str, dict], hits: str, trials: str, what: str) -> dict | 
     return {"test": "fisher-exact", "p": round(p, 4), "verdict": verdict}
 
 
-def steering_summary(snapshot: Path, project: Project, gold: dict | None = None) -> dict | None:
+def steering_summary(
+    snapshot: Path, project: Project, gold: dict | None = None, intervals: bool = False
+) -> dict | None:
     """What the card, the manifest and `builder quality` say of the control arm (module docstring), or None
     when no task of the snapshot carries an arm. Lines that are not JSON are skipped (`builder quality`
-    counts them)."""
+    counts them). `intervals`: each figure with its 95% interval and n too (`summary_of_arms`)."""
     from builder.jsonio import read_jsonl
 
     if gold is None:
@@ -310,11 +312,13 @@ def steering_summary(snapshot: Path, project: Project, gold: dict | None = None)
 
         gold = project_gold(project)
     tasks = (t for t in read_jsonl(snapshot, lambda where, detail: None) if isinstance(t, dict))
-    return summary_of_arms(read_arms(tasks, project, gold, recorded_withheld(project)), project)
+    return summary_of_arms(read_arms(tasks, project, gold, recorded_withheld(project)), project, intervals)
 
 
-def summary_of_arms(arms: dict[str, dict] | None, project: Project) -> dict | None:
-    """`steering_summary` of the arms `read_arms` (or `arms_reader`) counted; None when no task had an arm."""
+def summary_of_arms(arms: dict[str, dict] | None, project: Project, intervals: bool = False) -> dict | None:
+    """`steering_summary` of the arms `read_arms` (or `arms_reader`) counted; None when no task had an arm.
+    `intervals` (the card of manifest format 10 on): each arm's alpha, gold accuracy and accepted shares also
+    as figures with their 95% interval and n (`arm_figures`)."""
     from builder.records.agreement import stance_agreement
 
     if arms is None:
@@ -324,6 +328,8 @@ def summary_of_arms(arms: dict[str, dict] | None, project: Project) -> dict | No
         facts = arms[arm]
         records = [{"annotations": [{"stance": s} for s in unit]} for unit in facts.pop("units")]
         agreement = stance_agreement(records, project.stance_values)
+        if intervals:
+            facts["intervals"] = arm_figures(records, facts, project.stance_values)
         facts["labels"] = dict(facts["labels"])
         facts["krippendorff_alpha"] = agreement["krippendorff_alpha"]
         facts["gold_accuracy"] = _rate(facts["gold_correct"], facts["gold_answers"])
@@ -336,6 +342,34 @@ def summary_of_arms(arms: dict[str, dict] | None, project: Project) -> dict | No
     return summary
 
 
+# An arm's alpha gets its bootstrap interval up to this many sentences, as the card's agreement (its weights would
+# take 200 bytes a sentence); above it the interval reads n/a (the shares' Wilson intervals cost nothing).
+ARM_BOOTSTRAP_LIMIT = 100_000
+
+
+def arm_figures(records: list[dict], facts: dict, labels: list[str]) -> dict:
+    """One arm's figures with their 95% interval and n (builder.records.intervals.figure): Krippendorff's alpha
+    (bootstrap over sentences, builder.records.evidence; up to `ARM_BOOTSTRAP_LIMIT` sentences), gold accuracy
+    and the accepted shares (Wilson)."""
+    from builder.records.evidence import stance_evidence
+    from builder.records.intervals import figure, wilson_interval
+
+    def share(hits: int, trials: int) -> dict:
+        if not trials:
+            return figure(None, 0, (None, None), places=3)
+        low, high = wilson_interval(hits, trials)
+        return figure(hits / trials, trials, (float(low), float(high)), places=3)
+
+    return {
+        "krippendorff_alpha": stance_evidence(records, labels)["krippendorff_alpha"]
+        if len(records) <= ARM_BOOTSTRAP_LIMIT
+        else figure(None, len(records), (None, None)),
+        "gold_accuracy": share(facts["gold_correct"], facts["gold_answers"]),
+        "stance_accepted_rate": share(facts["stance_accepted"], facts["stance_suggested"]),
+        "spans_accepted_rate": share(facts["spans_accepted"], facts["spans_suggested"]),
+    }
+
+
 def _share(counts: dict) -> str:
     total = sum(counts.values())
     if not total:
@@ -343,8 +377,13 @@ def _share(counts: dict) -> str:
     return ", ".join(f"{label} {n} ({n / total:.0%})" for label, n in counts.items())
 
 
-def _figure(value, places: str = ".3f") -> str:
-    return "-" if value is None else format(value, places)
+def _figure(value, places: str = ".3f", interval: dict | None = None) -> str:
+    """A figure as the lines give it; with its `interval` (an `arm_figures` figure, format 10 on) its 95%
+    interval and n too."""
+    text = "-" if value is None else format(value, places)
+    if interval is not None and interval["low"] is not None:
+        text += f" (95% interval {interval['low']:{places}}–{interval['high']:{places}}, n {interval['n']})"
+    return text
 
 
 def _p(p: float) -> str:
@@ -354,6 +393,7 @@ def _p(p: float) -> str:
 def steering_lines(summary: dict) -> list[str]:
     """The control arm in words, one line per fact (the card's bullets, `builder quality`'s lines)."""
     shown, held = summary["arms"][SHOWN], summary["arms"][WITHHELD]
+    shown_in, held_in = shown.get("intervals", {}), held.get("intervals", {})
     lines = [
         f"Suggestions withheld from a seeded share of the tasks (the control arm; suggestion_holdout is now "
         f"{summary['holdout']:g}): "
@@ -361,25 +401,32 @@ def steering_lines(summary: dict) -> list[str]:
     ]
     for name, facts in (("with suggestions", shown), ("without suggestions", held)):
         gold = (
-            f"gold accuracy {_figure(facts['gold_accuracy'])} ({facts['gold_answers']} gold answers)"
+            f"gold accuracy {_figure(facts['gold_accuracy'], interval=facts.get('intervals', {}).get('gold_accuracy'))}"
+            f" ({facts['gold_answers']} gold answers)"
             if facts["gold_answers"]
             else "no gold answers"
         )
         lines.append(
             f"{name}: {facts['sentences']} sentences, {facts['answers']} stance answers: {_share(facts['labels'])}; "
-            f"Krippendorff's alpha {_figure(facts['krippendorff_alpha'])}; {gold}."
+            "Krippendorff's alpha "
+            f"{_figure(facts['krippendorff_alpha'], interval=facts.get('intervals', {}).get('krippendorff_alpha'))}; "
+            f"{gold}."
         )
     lines.append(
-        f"Suggestions accepted unchanged: stance {_figure(shown['stance_accepted_rate'])} "
+        "Suggestions accepted unchanged: stance "
+        f"{_figure(shown['stance_accepted_rate'], interval=shown_in.get('stance_accepted_rate'))} "
         f"({shown['stance_accepted']} of {shown['stance_suggested']} answers shown a stance), spans "
-        f"{_figure(shown['spans_accepted_rate'])} ({shown['spans_accepted']} of {shown['spans_suggested']} answers "
+        f"{_figure(shown['spans_accepted_rate'], interval=shown_in.get('spans_accepted_rate'))} "
+        f"({shown['spans_accepted']} of {shown['spans_suggested']} answers "
         "shown spans)."
     )
     if held["stance_suggested"] or held["spans_suggested"]:
         lines.append(
-            f"Without suggestions, answers matching the withheld one: stance {_figure(held['stance_accepted_rate'])} "
+            "Without suggestions, answers matching the withheld one: stance "
+            f"{_figure(held['stance_accepted_rate'], interval=held_in.get('stance_accepted_rate'))} "
             f"({held['stance_accepted']} of {held['stance_suggested']} answers), spans "
-            f"{_figure(held['spans_accepted_rate'])} ({held['spans_accepted']} of {held['spans_suggested']} answers)."
+            f"{_figure(held['spans_accepted_rate'], interval=held_in.get('spans_accepted_rate'))} "
+            f"({held['spans_accepted']} of {held['spans_suggested']} answers)."
         )
     else:
         lines.append("Without suggestions: no withheld suggestion recorded to compare with.")

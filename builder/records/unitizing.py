@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from builder.records.intervals import RESAMPLES, SEED, percentile_interval, weight_chunks
+from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval, weight_chunks
 
 # Per sentence and label: observed numerator, Σ l(l-1)(2l-1)/3, units, Σ l(l-1), sentence length
 _DO, _F, _UNITS, _LL1, _LENGTH = range(5)
@@ -99,6 +99,9 @@ class UnitizingData:
                         per_label.setdefault(index[label], [[] for _ in marked])[a].append((start, end))
             for c, by_annotator in per_label.items():  # a label nobody marked here: one gap each, added below
                 present[c, row] = True
+                if all(len(spans) <= 1 for spans in by_annotator):  # the usual case, the same sums, faster
+                    self._single_units(c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths)
+                    continue
                 units = [merged(spans) if len(spans) > 1 else spans for spans in by_annotator]
                 f = u = ll1 = 0
                 for one in units:
@@ -130,6 +133,42 @@ class UnitizingData:
             histogram(gap_rows[c], gap_lengths[c], np.flatnonzero(~present[c] & (lengths > 0)))
             for c in range(len(labels))
         ]
+
+    def _single_units(self, c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths) -> None:
+        """`__init__`'s sums for one sentence and label where each annotator marked at most one span of it:
+        the gaps are before and after the span, and two annotators' spans overlap or are each in the other's gap."""
+        f = u = ll1 = 0
+        for spans in by_annotator:
+            if not spans:
+                if length > 0:
+                    gap_rows[c].append(row)
+                    gap_lengths[c].append(length)
+                continue
+            start, end = spans[0]
+            size = end - start
+            f += size * (size - 1) * (2 * size - 1) // 3
+            u += 1
+            ll1 += size * (size - 1)
+            unit_rows[c].append(row)
+            unit_lengths[c].append(size)
+            if start > 0:
+                gap_rows[c].append(row)
+                gap_lengths[c].append(start)
+            if length > end:
+                gap_rows[c].append(row)
+                gap_lengths[c].append(length - end)
+        observed = 0
+        for left, right in itertools.combinations(by_annotator, 2):
+            if left and right:
+                (start, end), (other_start, other_end) = left[0], right[0]
+                if other_start < end and start < other_end:
+                    observed += (start - other_start) ** 2 + (end - other_end) ** 2
+                else:
+                    observed += (end - start) ** 2 + (other_end - other_start) ** 2
+            elif left or right:
+                start, end = (left or right)[0]
+                observed += (end - start) ** 2
+        self.features[c, row, :_LENGTH] = (2 * observed, f, u, ll1)
 
     def disagreements(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(D_o, D_e), each (labels, b), for b weight rows over the sentences (each row one resample)."""
@@ -182,8 +221,8 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
     m, sentences = modal_sentences(records)
     result: dict = {"sentences": len(sentences), "annotators_per_sentence": m}
     if not sentences:
-        result["overall"] = {"value": None, "low": None, "high": None}
-        result["per_label"] = {label: {"value": None, "low": None, "high": None, "units": 0} for label in labels}
+        result["overall"] = figure(None, 0, (None, None))
+        result["per_label"] = {label: {**figure(None, 0, (None, None)), "units": 0} for label in labels}
         return result
     data = UnitizingData(sentences, labels, m)
     per_label, overall = alphas(*data.disagreements(np.ones((1, data.n), dtype=np.int64)))
@@ -194,22 +233,16 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
         samples_overall.append(b)
     boot_label = np.concatenate(samples_label, axis=1)
     boot_overall = np.concatenate(samples_overall)
-    result["overall"] = _rounded(overall[0], percentile_interval(boot_overall))
+    n = len(sentences)  # each figure rests on the sentences resampled (`units`: the spans of a label)
+    result["overall"] = figure(overall[0], n, percentile_interval(boot_overall))
     result["per_label"] = {
         label: {
-            **_rounded(per_label[c, 0], percentile_interval(boot_label[c])),
+            **figure(per_label[c, 0], n, percentile_interval(boot_label[c])),
             "units": int(data.features[c, :, _UNITS].sum()),
         }
         for c, label in enumerate(labels)
     }
     return result
-
-
-def _rounded(value: float, interval: tuple) -> dict:
-    def r(x):
-        return None if x is None or not np.isfinite(x) else round(float(x), 4)
-
-    return {"value": r(value), "low": r(interval[0]), "high": r(interval[1])}
 
 
 DISAGREEMENT_KINDS = ("boundary", "label", "boundary_and_label", "missing")

@@ -126,6 +126,7 @@ def build_release_folder(
             near_duplicates=manifest_format >= 5,
             split_method=split_method_for(manifest_format),
             evidence=manifest_format >= 9,
+            intervals=manifest_format >= 10,
         )
         input_hashes = {name: sha256_file(path) for name, path in inputs.items()}
     summary = release_summary(output, project.stance_values, project.entity_values)
@@ -167,6 +168,11 @@ def build_release_folder(
         manifest["hashes"].update(input_hashes)
     if manifest_format >= 8:
         manifest["splitter"] = splitter_record(facts)
+    if manifest_format >= 10:
+        from builder.dataset.evidence_card import evidence_record
+
+        evidence = evidence_record(project, facts)  # numpy scalars, if any, as plain JSON values
+        manifest["agreement_evidence"] = json.loads(json.dumps(evidence, default=lambda o: o.tolist()))
     (output / MANIFEST).write_text(
         json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )

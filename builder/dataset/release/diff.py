@@ -50,6 +50,29 @@ def quality_control(manifest: dict) -> dict | None:
     }
 
 
+# The agreement evidence `builder diff` compares (manifest format 10 on): (name, path in `agreement_evidence`).
+EVIDENCE_FIGURES = (
+    ("Gwet's AC1", ("stance", "gwet_ac1")),
+    ("unitizing alpha", ("unitizing_alpha", "all")),
+)
+
+
+def evidence_figures(manifest: dict) -> dict | None:
+    """The figures with 95% intervals a manifest records (format 10 on: `agreement_evidence`), by name: alpha,
+    kappa and span F1 with their intervals, Gwet's AC1 and unitizing alpha; None before format 10 or where the
+    release had too many sentences for them."""
+    evidence = manifest.get("agreement_evidence") if format_of(manifest) >= 10 else None
+    if not evidence:
+        return None
+    paths = (
+        ("alpha", ("stance", "krippendorff_alpha")),
+        ("kappa", ("stance", "fleiss_kappa")),
+        ("span_f1", ("span_f1", "all")),
+        *EVIDENCE_FIGURES,
+    )
+    return {name: evidence[a][b] for name, (a, b) in paths}
+
+
 def _median(values: list) -> float | None:
     import statistics
 
@@ -123,6 +146,7 @@ def compare(
         "agreement": agreement,
         "pseudonym_scheme": (_scheme(manifest_a), _scheme(manifest_b)),
         "quality_control": (quality_control(manifest_a), quality_control(manifest_b)),
+        "evidence": (evidence_figures(manifest_a), evidence_figures(manifest_b)),
         "texts": {
             i: (rows_b.get(i) or rows_a.get(i))["text"]
             for i in added[:3] + removed[:3] + [r[0] for r in relabelled[:3]]
@@ -182,8 +206,26 @@ def format_comparison(diff: dict, examples: int = 3) -> str:
         lines.append(f"- {key} distribution: " + (", ".join(parts) if parts else "unchanged"))
     parts = [f"{name} {a}->{b}" for name, (a, b) in diff["agreement"].items()]
     lines.append("- agreement: " + ", ".join(parts))
+    lines += _evidence_lines(*diff.get("evidence", (None, None)))
     lines += _quality_lines(*diff.get("quality_control", (None, None)))
     return "\n".join(lines)
+
+
+def _evidence_lines(old: dict | None, new: dict | None) -> list[str]:
+    """The diff's line of figures with their 95% intervals and n (manifest format 10 on); none when neither
+    release records them."""
+    if old is None and new is None:
+        return []
+
+    def show(figures: dict | None, name: str) -> str:
+        f = (figures or {}).get(name)
+        if not f or f["value"] is None:
+            return "n/a"
+        interval = "" if f["low"] is None else f" [{f['low']}, {f['high']}]"
+        return f"{f['value']}{interval} (n {f['n']})"
+
+    names = (new or old).keys()
+    return ["- with 95% intervals: " + ", ".join(f"{name} {show(old, name)} -> {show(new, name)}" for name in names)]
 
 
 def _quality_lines(old: dict | None, new: dict | None) -> list[str]:

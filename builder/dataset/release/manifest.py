@@ -30,6 +30,11 @@ builder.dataset.label_provenance), the release may hold `accepted-suggestions.pa
 statement (builder.dataset.data_statement), says `machine-generated` where suggestions were shown and has an
 "Agreement evidence" section (every agreement and quality figure with its 95% interval and n, Gwet's AC1,
 Krippendorff's unitizing alpha, the span disagreement breakdown and diagnostics; builder.dataset.evidence_card).
+Format 10: every figure of the card's Agreement and Quality control sections carries its 95% interval and
+n too (`quality` adds `gold_accuracy_figures`, `anchoring` and, per control arm, `intervals`), and the manifest
+adds `agreement_evidence` (builder.dataset.evidence_card.evidence_record: the figures of the "Agreement
+evidence" section, Gwet's AC1 and unitizing alpha included, each {value, low, high, n}; null over 100,000
+sentences), which `builder diff` compares.
 Rebuilding an existing release writes the format it has, dataset included (a newer builder rebuilds an older
 release byte for byte); a published release never changes.
 """
@@ -52,7 +57,7 @@ from builder.resources import schema_validator
 RELEASES_DIR = "releases"
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
-MANIFEST_FORMAT = 9
+MANIFEST_FORMAT = 10
 
 
 def version_key(text: str):
@@ -147,6 +152,7 @@ MANIFEST_SCHEMA = {
             },
         },
         "quality": {"type": ["object", "null"]},
+        "agreement_evidence": {"type": ["object", "null"]},
         "predictions": {
             "type": "object",
             "required": ["tasks", "tasks_with", "model_versions"],
@@ -190,6 +196,10 @@ MANIFEST_SCHEMA = {
         {
             "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 6}}},
             "then": {"required": ["split_method"]},
+        },
+        {
+            "if": {"required": ["manifest_format"], "properties": {"manifest_format": {"minimum": 10}}},
+            "then": {"required": ["agreement_evidence"]},
         },
     ],
 }
