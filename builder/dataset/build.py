@@ -198,6 +198,10 @@ class Encoder:
                 if not is_pseudonym(name):
                     raise BuilderError(f"{record['id']}: an annotator is not a pseudonym; validate the records first")
                 self.pseudonyms.add(name)
+        for name in self.stored:
+            columns[name].append(record[name])
+        if "ner_tags" not in columns:  # a stance-only scheme: no entities, no BIO view
+            return []
         spans = record["entities"]
         if self.keep_unresolved:
             spans = [span for span in spans if span.get("status") != UNRESOLVED]
@@ -208,8 +212,6 @@ class Encoder:
                 f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
                 "validate the records first"
             ) from None
-        for name in self.stored:
-            columns[name].append(record[name])
         columns["tokens"].append(tokens)
         columns["ner_tags"].append(tags)
         return dropped
