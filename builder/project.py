@@ -105,7 +105,7 @@ class Project:
 
     @property
     def scheme(self) -> str:
-        """"both", "stance" or "entities": what the project's annotators label (`builder init --scheme`)."""
+        """ "both", "stance" or "entities": what the project's annotators label (`builder init --scheme`)."""
         return "both" if self.has_stance and self.has_entities else "stance" if self.has_stance else "entities"
 
     def labels(self, part: str | None) -> bool:

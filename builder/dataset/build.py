@@ -453,7 +453,9 @@ def write_dataset(
                 facts.overlaps.extend(overlaps)
                 total += batch.num_rows
                 if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
-                    small.append(batch.select(["stance", "annotations", "text"]))
+                    small.append(
+                        batch.select([c for c in ("stance", "annotations", "text") if c in batch.schema.names])
+                    )
                 else:
                     small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
@@ -468,11 +470,17 @@ def write_dataset(
         )
         facts.splits = splits
         for batch in small:
+            # A scheme without stance or entities: its half reads as unanswered (no stance, no span), so the card's
+            # figures are computed alike and it states only its own half's.
+            no_stance = [None] * batch.num_rows if "stance" not in batch.schema.names else None
+            annotations_of = batch.column("annotations").to_pylist()
+            if not (project.has_stance and project.has_entities):
+                annotations_of = [[{"stance": None, "entities": [], **a} for a in one] for one in annotations_of]
             facts.records.extend(
                 {"stance": stance, "annotations": annotations, "text": text}  # text: unitizing alpha's lengths
                 for stance, annotations, text in zip(
-                    batch.column("stance").to_pylist(),
-                    batch.column("annotations").to_pylist(),
+                    no_stance or batch.column("stance").to_pylist(),
+                    annotations_of,
                     batch.column("text").to_pylist(),
                 )
             )
@@ -519,9 +527,12 @@ def _count(facts: BuildFacts, counts: dict, names) -> None:
 
     counts["records"] += names.num_rows
     counts["articles"].update(names.column("article_id").to_pylist())
-    counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
-    entities = pc.list_flatten(names.column("entities"))
-    counts["entities"].update(pc.struct_field(entities, "label").to_pylist())
+    columns = names.schema.names  # a stance-only or entities-only scheme's counts leave the other half empty
+    if "stance" in columns:
+        counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
+    if "entities" in columns:
+        entities = pc.list_flatten(names.column("entities"))
+        counts["entities"].update(pc.struct_field(entities, "label").to_pylist())
     annotations = pc.list_flatten(names.column("annotations"))
     facts.annotators.update(pc.struct_field(annotations, "annotator").to_pylist())
 

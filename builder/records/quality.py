@@ -385,6 +385,8 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
     gold stance.
     """
     n_tasks, n_labels = len(gold), len(project.stance_values)
+    if not n_labels:  # an entities-only scheme: no stance to aggregate
+        return np.full(n_tasks, -1)
     stance = frame["stance"].cat.codes.to_numpy()
     answered = ~frame["was_cancelled"].to_numpy() & (stance >= 0)
     task = frame["task"].to_numpy()
