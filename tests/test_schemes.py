@@ -1,0 +1,175 @@
+"""Stance-only and entities-only schemes (issue 30.1): builder.toml may leave out [stance] or [entities], and
+everything generated from the scheme follows: labeling config, JSON Schemas, features, records, card, exports,
+`init --scheme`; the whole loop runs on the real Label Studio for each."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import tomllib
+
+import jsonschema
+import pyarrow.parquet as pq
+import pytest
+
+from builder import model, scaffold
+from builder.errors import ConfigError
+from builder.labeling_config import labeling_config
+from builder.project import load_project, project_from_dict
+
+from .conftest import ROOT, cli_env, make_project, run_cli, scheme_text
+
+STANCE_ONLY_COLUMNS = [
+    "id",
+    "article_id",
+    "sentence_index",
+    "text",
+    "target",
+    "stance",
+    "stance_status",
+    "stance_distribution",
+    "annotations",
+    "num_annotators",
+    "agreement",
+]
+ENTITIES_ONLY_COLUMNS = [
+    "id",
+    "article_id",
+    "sentence_index",
+    "text",
+    "entities",
+    "unresolved_entities",
+    "tokens",
+    "ner_tags",
+    "annotations",
+    "num_annotators",
+]
+
+
+def scheme_project(tmp_path, scheme):
+    return make_project(tmp_path / scheme, f"scheme {scheme}", scheme=scheme)
+
+
+def test_a_project_file_needs_stance_or_entities(tmp_path):
+    raw = tomllib.loads(scheme_text((ROOT / "builder.toml").read_text(encoding="utf-8"), "stance"))
+    del raw["stance"]
+    with pytest.raises(ConfigError, match=r"declare \[stance\], \[entities\] or both"):
+        project_from_dict(raw, tmp_path / "builder.toml")
+
+
+@pytest.mark.parametrize(("scheme", "columns"), [("stance", STANCE_ONLY_COLUMNS), ("entities", ENTITIES_ONLY_COLUMNS)])
+def test_features_schemas_and_config_follow_the_scheme(tmp_path, scheme, columns):
+    project = scheme_project(tmp_path, scheme)
+    assert project.scheme == scheme
+    assert model.dataset_columns(model.DATASET_FORMAT, project) == columns
+    features = model.features(project)
+    assert list(features) == columns
+    annotation = features["annotations"].feature
+    assert ("stance" in annotation) == (scheme == "stance") and ("entities" in annotation) == (scheme == "entities")
+    record = model.record_schema(project)
+    assert set(record["properties"]) == {c for c in columns if c not in ("tokens", "ner_tags")}
+    items = model.task_schema(project)["$defs"]["result_item"]
+    assert items["properties"]["from_name"]["enum"] == [scheme]
+    config = labeling_config(project)
+    assert ('<Choices name="stance"' in config) == (scheme == "stance")
+    assert ('<Labels name="entities"' in config) == (scheme == "entities")
+    assert ("Target: $target" in config) == (scheme == "stance")
+    table = model.card_field_table(project)
+    assert ("`ner_tags`" in table) == (scheme == "entities") and ("`stance`" in table) == (scheme == "stance")
+    # an annotation with a result item of the other half's control is not valid for this scheme
+    other = "entities" if scheme == "stance" else "stance"
+    validator = jsonschema.Draft202012Validator(model.task_schema(project))
+    task = json.loads((ROOT / "annotations" / "snapshot.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    task["annotations"][0]["result"] = [{"from_name": other, "to_name": "sentence", "type": "x", "value": {}}]
+    assert not validator.is_valid(task)
+    task["annotations"][0]["result"] = []
+    assert validator.is_valid(task)
+
+
+def test_both_scheme_outputs_are_those_of_the_full_shape(project):
+    """A both-scheme project's columns are every field of the format, as before stance-only schemes existed."""
+    for dataset_format in range(1, model.DATASET_FORMAT + 1):
+        assert model.dataset_columns(dataset_format, project) == model.RECORD.of_format(dataset_format).names
+    assert project.scheme == "both"
+
+
+@pytest.mark.parametrize("scheme", ["stance", "entities", "both"])
+def test_init_writes_the_scheme_asked(tmp_path, scheme):
+    result = scaffold.init_project(tmp_path / scheme, scheme=scheme)
+    project = load_project(tmp_path / scheme / "builder.toml")
+    assert project.scheme == scheme == result.project.scheme
+    raw = tomllib.loads((tmp_path / scheme / "builder.toml").read_text(encoding="utf-8"))
+    assert ("stance" in raw) == (scheme != "entities") and ("entities" in raw) == (scheme != "stance")
+    guidelines = (tmp_path / scheme / "guidelines.md").read_text(encoding="utf-8")
+    assert ("Stance (required)" in guidelines) == (scheme != "entities")
+    assert ("Entities" in guidelines) == (scheme != "stance")
+
+
+def test_init_flag_scheme_from_the_cli(tmp_path):
+    done = run_cli("init", tmp_path / "claims", "--scheme", "stance", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "entities" not in done.stdout.splitlines()[1]
+    assert load_project(tmp_path / "claims" / "builder.toml").scheme == "stance"
+
+
+def _filtered_snapshot(folder, scheme):
+    """The committed snapshot with only `scheme`'s result items: what a project of that scheme would pull."""
+    (folder / "annotations").mkdir(exist_ok=True)
+    with open(ROOT / "annotations" / "snapshot.jsonl", encoding="utf-8") as lines:
+        tasks = [json.loads(line) for line in lines]
+    for task in tasks:
+        for annotation in task["annotations"]:
+            annotation["result"] = [item for item in annotation["result"] if item["from_name"] == scheme]
+    text = "".join(json.dumps(task) + "\n" for task in tasks)
+    (folder / "annotations" / "snapshot.jsonl").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(("scheme", "columns"), [("stance", STANCE_ONLY_COLUMNS), ("entities", ENTITIES_ONLY_COLUMNS)])
+def test_build_card_and_exports_of_one_half(tmp_path, scheme, columns):
+    project = scheme_project(tmp_path, scheme)
+    _filtered_snapshot(project.root, scheme)
+    built = run_cli("build", cwd=project.root)
+    assert built.returncode == 0, built.stderr
+    assert "65 tasks in = 65 records + 0 quarantined" in built.stderr
+    shards = sorted((project.dataset_path / "data").glob("*.parquet"))
+    assert shards and all(pq.read_schema(shard).names == columns for shard in shards)
+    card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
+    assert ("Krippendorff's alpha (nominal), stance" in card) == (scheme == "stance")
+    assert ("pairwise exact-span F1, entities" in card) == (scheme == "entities")
+    croissant = json.loads((project.dataset_path / "croissant.json").read_text(encoding="utf-8"))
+    fields = {f["name"] for record_set in croissant["recordSet"] for f in record_set.get("field", [])}
+    assert ("ner_tags" in fields) == (scheme == "entities") and ("stance" in fields) == (scheme == "stance")
+    refused = "conll" if scheme == "stance" else "semeval"
+    export = run_cli("export", "--format", refused, cwd=project.root)
+    assert export.returncode != 0
+    assert f"--format {refused} needs {'entities' if scheme == 'stance' else 'stance'}" in export.stderr
+    assert len(export.stderr.strip().splitlines()) == 1 and "Traceback" not in export.stderr
+    exported = run_cli("export", "--format", "jsonl", cwd=project.root)
+    assert exported.returncode == 0, exported.stderr
+    trained = run_cli("train", cwd=project.root)
+    assert trained.returncode == 0, trained.stderr
+
+
+@pytest.mark.parametrize("scheme", ["stance", "entities"])
+def test_whole_loop_of_one_half_on_label_studio(ls, tmp_path, scheme):
+    """`builder run` in a stance-only or entities-only copy of the repository's sample: its labeling config has one
+    half, the bundled annotations are replayed for that half only, and the dataset has only its columns."""
+    project = scheme_project(tmp_path, scheme)
+    (project.root / "examples").mkdir()
+    shutil.copytree(ROOT / "examples" / "sample", project.root / "examples" / "sample")
+    shutil.copy(ROOT / "examples" / "sample-annotators.json", project.root / "examples")
+    (project.root / "annotations").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "annotations" / "snapshot.jsonl", project.root / "annotations")
+    env = {**cli_env(ls), "BUILDER_PSEUDONYM_KEY": secrets.token_hex(32)}
+    done = run_cli("run", env=env, cwd=project.root)
+    assert done.returncode == 0, done.stderr
+    assert "61 tasks = 61 records + 0 quarantined" in done.stderr
+    features = "features: stance ['favor', 'against', 'neutral']" if scheme == "stance" else "features: ner_tags ['O',"
+    assert features in done.stdout
+    columns = STANCE_ONLY_COLUMNS if scheme == "stance" else ENTITIES_ONLY_COLUMNS
+    shards = sorted((project.dataset_path / "data").glob("*.parquet"))
+    assert shards and all(pq.read_schema(shard).names == columns for shard in shards)
+    pulled = [json.loads(line) for line in open(project.root / "build" / "run" / "snapshot.jsonl", encoding="utf-8")]
+    controls = {item["from_name"] for task in pulled for a in task["annotations"] for item in a["result"]}
+    assert controls == {scheme}
