@@ -173,3 +173,35 @@ def test_whole_loop_of_one_half_on_label_studio(ls, tmp_path, scheme):
     pulled = [json.loads(line) for line in open(project.root / "build" / "run" / "snapshot.jsonl", encoding="utf-8")]
     controls = {item["from_name"] for task in pulled for a in task["annotations"] for item in a["result"]}
     assert controls == {scheme}
+
+
+def test_claims_example_replays_the_corpus_labels_into_a_multi_target_dataset(ls, tmp_path):
+    """Issue 30.3: `builder run` in examples/claims (a copy) pushes the claims, replays IBM's own labels, pulls,
+    validates and builds a stance-only dataset with one target per motion, which loads with `datasets`."""
+    import datasets
+
+    corpus_path = ROOT.parent / "shared" / "corpora" / "claim_stance.jsonl"
+    if not corpus_path.is_file():
+        pytest.skip("the IBM Claim Stance corpus is not beside the repository (../shared/corpora)")
+    folder = tmp_path / "claims"
+    shutil.copytree(ROOT / "examples" / "claims", folder, ignore=shutil.ignore_patterns("build", "dist", ".builder"))
+    project = load_project(folder / "builder.toml")
+    assert project.scheme == "stance"
+    env = {**cli_env(ls), "BUILDER_PSEUDONYM_KEY": secrets.token_hex(32)}
+    done = run_cli("run", env=env, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "96 tasks = 96 records + 0 quarantined" in done.stderr
+    assert "features: stance ['favor', 'against']" in done.stdout
+    loaded = datasets.load_dataset(str(project.dataset_path), download_mode="force_redownload")
+    rows = [row for split in loaded.values() for row in split]
+    assert len(rows) == 96 and "ner_tags" not in loaded["train"].features
+    assert len({row["target"] for row in rows}) == 8  # each claim keeps its own motion as its target
+    names = loaded["train"].features["stance"].names
+    corpus = {
+        json.loads(line)["id"]: json.loads(line)["stance_orig"]
+        for line in corpus_path.read_text(encoding="utf-8").splitlines()
+    }
+    assert all({"PRO": "favor", "CON": "against"}[corpus[row["article_id"]]] == names[row["stance"]] for row in rows)
+    card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
+    assert "The stance labels are the corpus's own" in card and "CC BY-SA 3.0" in card
+    assert "no new annotation was made" in card
