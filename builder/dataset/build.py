@@ -59,6 +59,8 @@ class BuildFacts:
     evidence: bool = False  # the card's "Agreement evidence" section (manifest format 9 on)
     evidence_figures: dict | None = None  # builder.dataset.evidence_card.evidence_of, once computed
     quality_figures: list = field(default_factory=list)  # builder.records.quality.quality_figures of the snapshot
+    # (target, stance) -> sentences, of a stance-only scheme (whose card states each target as its own population)
+    by_target: Counter = field(default_factory=Counter)
 
     @property
     def gold_questions(self) -> int:
@@ -453,9 +455,8 @@ def write_dataset(
                 facts.overlaps.extend(overlaps)
                 total += batch.num_rows
                 if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
-                    small.append(
-                        batch.select([c for c in ("stance", "annotations", "text") if c in batch.schema.names])
-                    )
+                    kept = ("stance", "annotations", "text", "target" if not project.has_entities else "")
+                    small.append(batch.select([c for c in kept if c in batch.schema.names]))
                 else:
                     small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
@@ -484,6 +485,10 @@ def write_dataset(
                     batch.column("text").to_pylist(),
                 )
             )
+            if "target" in batch.schema.names:  # a stance-only scheme: agreement per target in the card
+                added = facts.records[len(facts.records) - batch.num_rows :]
+                for record, target in zip(added, batch.column("target").to_pylist()):
+                    record["target"] = target
         (folder / "data").mkdir(exist_ok=True)
         writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
         pending: dict[str, list] = {s: [] for s in SPLITS}  # batches of names not written yet, per split
@@ -530,6 +535,9 @@ def _count(facts: BuildFacts, counts: dict, names) -> None:
     columns = names.schema.names  # a stance-only or entities-only scheme's counts leave the other half empty
     if "stance" in columns:
         counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
+        if "ner_tags" not in columns:  # stance only: each target's own counts
+            targets, stances = names.column("target").to_pylist(), names.column("stance").to_pylist()
+            facts.by_target.update((t, "(unresolved)" if s is None else s) for t, s in zip(targets, stances))
     if "entities" in columns:
         entities = pc.list_flatten(names.column("entities"))
         counts["entities"].update(pc.struct_field(entities, "label").to_pylist())

@@ -80,8 +80,20 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
         "license": project.license,
         "language": [project.language],
         "pretty_name": project.pretty_name,
-        "task_categories": ["token-classification", "text-classification"],
-        "task_ids": ["named-entity-recognition", "multi-class-classification"],
+        # a stance-only or entities-only scheme's card names its own task only
+        "task_categories": [
+            c
+            for c, on in (("token-classification", project.has_entities), ("text-classification", project.has_stance))
+            if on
+        ],
+        "task_ids": [
+            i
+            for i, on in (
+                ("named-entity-recognition", project.has_entities),
+                ("multi-class-classification", project.has_stance),
+            )
+            if on
+        ],
         "annotations_creators": annotations_creators(project, facts),
         "language_creators": ["found"],
         "multilinguality": ["monolingual"],
@@ -249,7 +261,7 @@ article sets its own; the `target` column says which). The scheme has no entitie
         first_label = (
             f'ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved'
         )
-        distribution = stance_table
+        distribution = stance_table + by_target_text(project, facts)
     else:
         labelled = """Sentences, each labelled for **named entities** as character spans and as BIO tags. The scheme
 has no stance."""
@@ -316,6 +328,25 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+def by_target_text(project: Project, facts) -> str:
+    """A stance-only card's table of each target as its own population (its sentences, stance counts and stance
+    agreement), when the articles name more than one target; "" otherwise."""
+    targets = sorted({target for target, _ in facts.by_target})
+    if len(targets) < 2:
+        return ""
+    rows = []
+    for target in targets:
+        counts = [facts.by_target.get((target, value), 0) for value in [*project.stance_values, "(unresolved)"]]
+        records = [r for r in facts.records if r.get("target") == target]
+        alpha = stance_agreement(records, project.stance_values)["krippendorff_alpha"] if records else None
+        rows.append([target, sum(counts), *counts, "n/a" if alpha is None else alpha])
+    header = ["target", "sentences", *project.stance_values, "unresolved", "Krippendorff's alpha, stance"]
+    return (
+        f"\n\nStance by target ({len(targets)} targets, each its own population: a label's share differs by "
+        f"target, and agreement is measured within each):\n\n{_table(header, rows)}"
+    )
 
 
 def _splits_text(project: Project, facts) -> str:
@@ -492,6 +523,15 @@ def aggregation_text(
             f"an entity span is kept when at least {share} of the sentence's annotators\n"
             "marked exactly that span with that label."
         )
+    if not project.has_entities:  # a stance-only scheme: the stance rule alone
+        return (
+            f"Aggregation method: `{project.aggregation}`. A ground-truth annotation wins; otherwise the "
+            f"{'most probable' if weighted else 'majority'}\nstance (ties stay unresolved: {unresolved} sentence(s)); "
+            "`stance_distribution` is the share of each stance\namong the annotations"
+            + (" (the model's posterior)." if weighted else ".")
+        )
+    if not project.has_stance:  # an entities-only scheme: the entity rule alone
+        return "Aggregation method: `majority`. A ground-truth annotation wins; otherwise " + entities
     if weighted:
         return (
             "Aggregation method: `dawid-skene`. A ground-truth annotation wins; otherwise each annotator is\n"
