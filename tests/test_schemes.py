@@ -205,3 +205,23 @@ def test_claims_example_replays_the_corpus_labels_into_a_multi_target_dataset(ls
     card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
     assert "The stance labels are the corpus's own" in card and "CC BY-SA 3.0" in card
     assert "no new annotation was made" in card
+
+
+def test_claims_example_builds_offline_with_each_target_its_own_population(tmp_path):
+    """Issue 30.2: the claims' own motions are their targets: stored in `target`, and the card gives each target's
+    stance counts and agreement; the card says the labels are the corpus's own, with the licence."""
+    folder = tmp_path / "claims"
+    shutil.copytree(ROOT / "examples" / "claims", folder, ignore=shutil.ignore_patterns("build", "dist", ".builder"))
+    built = run_cli("build", cwd=folder)
+    assert built.returncode == 0, built.stderr
+    project = load_project(folder / "builder.toml")
+    table = pq.read_table(project.dataset_path / "data", columns=["target", "stance"])
+    assert len(set(table.column("target").to_pylist())) == 8
+    card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
+    assert "Stance by target (8 targets, each its own population" in card
+    assert "| This house would ban boxing | 12 | 8 | 4 | 0 | n/a |" in card
+    assert "named-entity-recognition" not in card and "The scheme has no entities." in card
+    assert "The stance labels are the corpus's own" in card and "CC BY-SA 3.0" in card
+    # every pushed sentence carries its own motion (the task shows it: the config's `Target: $target`)
+    tasks = [json.loads(line) for line in open(folder / "annotations" / "snapshot.jsonl", encoding="utf-8")]
+    assert all(task["data"]["target"].startswith("This house") for task in tasks)
