@@ -225,3 +225,24 @@ def test_claims_example_builds_offline_with_each_target_its_own_population(tmp_p
     # every pushed sentence carries its own motion (the task shows it: the config's `Target: $target`)
     tasks = [json.loads(line) for line in open(folder / "annotations" / "snapshot.jsonl", encoding="utf-8")]
     assert all(task["data"]["target"].startswith("This house") for task in tasks)
+
+
+@pytest.mark.parametrize("scheme", ["stance", "entities"])
+def test_gold_questions_answer_the_scheme_s_own_half(tmp_path, scheme):
+    from builder.errors import InputError
+    from builder.gold.answers import read_gold
+
+    project = scheme_project(tmp_path, scheme)
+    task = json.loads((ROOT / "annotations" / "snapshot.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    sentence = {("id" if key == "sentence_id" else key): value for key, value in task["data"].items()}
+    own = {"stance": "neutral"} if scheme == "stance" else {"entities": [{"start": 0, "end": 5, "label": "LOC"}]}
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps({**sentence, **own}) + "\n", encoding="utf-8")
+    (answer,) = read_gold(path, project).values()
+    assert (answer.stance is None) == (scheme == "entities") and bool(answer.entities) == (scheme == "entities")
+    other = {"entities": [{"start": 0, "end": 5, "label": "LOC"}]} if scheme == "stance" else {"stance": "neutral"}
+    path.write_text(json.dumps({**sentence, **own, **other}) + "\n", encoding="utf-8")
+    with pytest.raises(
+        InputError, match=f"this project's scheme has no {'entities' if scheme == 'stance' else 'stance'}"
+    ):
+        read_gold(path, project)
