@@ -246,3 +246,32 @@ def test_gold_questions_answer_the_scheme_s_own_half(tmp_path, scheme):
         InputError, match=f"this project's scheme has no {'entities' if scheme == 'stance' else 'stance'}"
     ):
         read_gold(path, project)
+
+
+@pytest.mark.parametrize("scheme", ["stance", "entities"])
+def test_release_and_verify_of_one_half(tmp_path, scheme):
+    """A stance-only or entities-only project cuts a release whose manifest counts its own half, and verifies it."""
+    import subprocess
+
+    project = scheme_project(tmp_path, scheme)
+    _filtered_snapshot(project.root, scheme)
+
+    def git(*args):
+        subprocess.run(
+            ["git", "-c", "user.email=t@builder.local", "-c", "user.name=t", *args],
+            cwd=project.root,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q", ".")
+    git("add", "-A")
+    git("commit", "-qm", "annotations")
+    released = run_cli("release", "1.0.0", cwd=project.root)
+    assert released.returncode == 0, released.stderr
+    git("add", "-A")
+    git("commit", "-qm", "release 1.0.0")
+    verified = run_cli("verify", "1.0.0", cwd=project.root)
+    assert verified.returncode == 0, verified.stderr
+    manifest = json.loads((project.root / "releases" / "1.0.0" / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["agreement"]) == {scheme}
