@@ -115,8 +115,15 @@ def _stdin_is_terminal() -> bool:
 @click.option("--license", help="Hugging Face Hub licence id (cc-by-4.0, apache-2.0, other...). Default: cc-by-4.0.")
 @click.option("--annotators-per-sentence", type=int, help="1 to 20. Default: 2.")
 @click.option("--project-title", help="Label Studio project title, 3 to 50 characters. Default: from the name.")
+@click.option(
+    "--scheme",
+    type=click.Choice(scaffold.SCHEMES),
+    default="both",
+    show_default=True,
+    help="What annotators label: stance and entities, stance only, or entities only.",
+)
 @click.option("--yes", "-y", "--no-input", "no_input", is_flag=True, help="Ask nothing: take flags and defaults.")
-def init(folder, no_input, **given) -> None:
+def init(folder, no_input, scheme, **given) -> None:
     """Start a dataset project in FOLDER (default: the current folder; made if missing).
 
     Writes builder.toml (the label scheme), guidelines.md (a template with a section per label),
@@ -127,16 +134,18 @@ def init(folder, no_input, **given) -> None:
     \b
     Example:
         builder init my-dataset --target "the new climate law" --stance-labels support,oppose,none
+        builder init my-claims --scheme stance --target "the motion of the debate"
     """
     # the flags are checked before anything is asked
-    answers = {q.key: q.check(given[q.key]) for q in scaffold.QUESTIONS if given[q.key] is not None}
+    asked = [q for q in scaffold.QUESTIONS if q.key not in scaffold.NOT_ASKED[scheme]]
+    answers = {q.key: q.check(given[q.key]) for q in asked if given[q.key] is not None}
     if not no_input and _stdin_is_terminal():
-        for question in scaffold.QUESTIONS:
+        for question in asked:
             if question.key not in answers:
                 answers[question.key] = click.prompt(
                     question.text, default=question.default(folder, answers), value_proc=_checked(question.check)
                 )
-    result = scaffold.init_project(folder, **answers)
+    result = scaffold.init_project(folder, scheme=scheme, **answers)
     click.echo(scaffold.summary(result))
     steps = scaffold.next_steps(result, folder)
     width = max(len(step) for step, _ in steps)

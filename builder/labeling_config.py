@@ -71,6 +71,20 @@ def labeling_config(project: Project) -> str:
         + "/>"
         for label in project.stance_labels
     )
+    # Each half of the scheme is a block of controls; a stance-only or entities-only scheme shows only its own.
+    entities_block = f"""  <Labels name="{ENTITIES}" toName="{SENTENCE}" showInline="true">
+{labels}
+  </Labels>
+"""
+    stance_block = f"""  <View className="builder-target">
+    <Header value="Target: $target" size="6"/>
+    <Header value={quoteattr(project.stance_question)} size="6"/>
+  </View>
+  <Choices name="{STANCE}" toName="{SENTENCE}" choice="single-radio" required="true"
+    requiredMessage={quoteattr(stance_required_message(project))} showInline="true">
+{choices}
+  </Choices>
+"""
     return f"""<View>
   <Style>{escape(_STYLE)}</Style>
   <View className="builder-title">
@@ -85,18 +99,7 @@ def labeling_config(project: Project) -> str:
   <View className="builder-context">
     <Text name="{CONTEXT_AFTER}" value="$next_text" granularity="word" selectionEnabled="false"/>
   </View>
-  <Labels name="{ENTITIES}" toName="{SENTENCE}" showInline="true">
-{labels}
-  </Labels>
-  <View className="builder-target">
-    <Header value="Target: $target" size="6"/>
-    <Header value={quoteattr(project.stance_question)} size="6"/>
-  </View>
-  <Choices name="{STANCE}" toName="{SENTENCE}" choice="single-radio" required="true"
-    requiredMessage={quoteattr(stance_required_message(project))} showInline="true">
-{choices}
-  </Choices>
-</View>
+{entities_block if project.has_entities else ""}{stance_block if project.has_stance else ""}</View>
 """
 
 

@@ -324,6 +324,11 @@ class Field:
     since: int = 1  # the dataset format that brought the field
     until: int | None = None  # the last dataset format that had it (None: still current)
     in_task: bool = True  # a sentence field a pushed task's data may hold (SENTENCE_FIELDS)
+    # The half of the scheme the field belongs to ("stance" or "entities"): a scheme without it has no such
+    # field (no column, no schema property, no card row); None: a field of every scheme.
+    part: str | None = None
+    # The card's text for the field when a scheme leaves out every field its row joins (None: `meaning`).
+    alone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -346,12 +351,16 @@ class Shape:
         kept = (f for f in self.fields if f.since <= dataset_format and (f.until is None or dataset_format <= f.until))
         return Shape(self.name, tuple(kept), self.closed)
 
+    def of_scheme(self, project: Project) -> Shape:
+        """The shape as `project`'s scheme has it: without the fields of a half (stance, entities) it leaves out."""
+        return Shape(self.name, tuple(f for f in self.fields if project.labels(f.part)), self.closed)
+
     def stored(self) -> tuple[Field, ...]:
         """The fields a JSON record holds (derived ones are computed at build time)."""
         return tuple(field for field in self.fields if not field.derived)
 
     def json(self, project: Project) -> dict:
-        fields = self.stored()
+        fields = self.of_scheme(project).stored()
         schema: dict = {"type": "object", "required": [field.name for field in fields if field.required]}
         if self.closed:
             schema["additionalProperties"] = False
@@ -359,10 +368,10 @@ class Shape:
         return schema
 
     def feature(self, project: Project) -> dict:
-        return {field.name: field.kind.feature(project) for field in self.fields}
+        return {field.name: field.kind.feature(project) for field in self.of_scheme(project).fields}
 
     def card(self, project: Project) -> str:
-        return "{" + ", ".join(self.names) + "}"
+        return "{" + ", ".join(self.of_scheme(project).names) + "}"
 
 
 # --- the shapes
@@ -418,8 +427,8 @@ ANNOTATION = Shape(
     "annotation",
     (
         Field("annotator", Pseudonym()),
-        Field("stance", StanceLabel()),
-        Field("entities", ListOf(SPAN)),
+        Field("stance", StanceLabel(), part="stance"),
+        Field("entities", ListOf(SPAN), part="entities"),
         Field("lead_time", Seconds()),
         Field("ground_truth", Flag()),
     ),
@@ -431,7 +440,7 @@ ANNOTATION_FLOAT32 = Shape(
     tuple(Field("lead_time", Seconds("float32")) if f.name == "lead_time" else f for f in ANNOTATION.fields),
     closed=True,
 )
-ANNOTATIONS_MEANING = "every annotator's own stance, entities, lead time (s) and ground-truth flag"
+ANNOTATIONS_MEANING = "every annotator's own {own_labels}, lead time (s) and ground-truth flag"
 
 RECORD = Shape(
     "record",
@@ -439,10 +448,10 @@ RECORD = Shape(
         Field("id", Text(), "sentence id: a hash of the article id and the sentence text"),
         Field("article_id", Text(), "the article and the sentence's position in it"),
         Field("sentence_index", Int32()),
-        Field("text", Text(), "the sentence, and what its stance is about"),
-        Field("target", Text()),
-        Field("stance", StanceLabel(), "aggregated stance; -1 when unresolved (a tie)"),
-        Field("stance_status", OneOf(STANCE_STATUSES), "{statuses}"),
+        Field("text", Text(), "the sentence, and what its stance is about", alone="the sentence"),
+        Field("target", Text(), part="stance"),
+        Field("stance", StanceLabel(), "aggregated stance; -1 when unresolved (a tie)", part="stance"),
+        Field("stance_status", OneOf(STANCE_STATUSES), "{statuses}", part="stance"),
         Field(
             "stance_distribution",
             StanceDistribution(),
@@ -450,12 +459,14 @@ RECORD = Shape(
             "or with Dawid-Skene aggregation the model's posterior; one-hot for a ground-truth annotation; "
             "for training on soft labels",
             since=2,
+            part="stance",
         ),
         Field(
             "entities",
             ListOf(SPAN),
             "aggregated entity spans, character offsets into `text` (end exclusive)",
             until=2,
+            part="entities",
         ),
         Field(
             "entities",
@@ -464,6 +475,7 @@ RECORD = Shape(
             "extent and none overlapping another (but a ground-truth annotation's, or unresolved ones a project "
             "keeps); `status`: {entity_statuses}",
             since=3,
+            part="entities",
         ),
         Field(
             "unresolved_entities",
@@ -471,21 +483,37 @@ RECORD = Shape(
             "the annotators' spans whose conflict the vote could not decide (same extent with another label, "
             "overlapping spans, or too few annotators): for adjudication with `builder review`",
             since=3,
+            part="entities",
         ),
-        Field("tokens", ListOf(Text()), "the BIO view ({bio_tags}), derived once from `entities`", derived=True),
-        Field("ner_tags", ListOf(BioTag()), derived=True),
+        Field(
+            "tokens",
+            ListOf(Text()),
+            "the BIO view ({bio_tags}), derived once from `entities`",
+            derived=True,
+            part="entities",
+        ),
+        Field("ner_tags", ListOf(BioTag()), derived=True, part="entities"),
         Field("annotations", ListOf(ANNOTATION_FLOAT32), ANNOTATIONS_MEANING, card_type="list", until=3),
         Field("annotations", ListOf(ANNOTATION), ANNOTATIONS_MEANING, card_type="list", since=4),
         Field(
-            "num_annotators", Int32(minimum=1), "annotators of the sentence; share agreeing with the aggregated stance"
+            "num_annotators",
+            Int32(minimum=1),
+            "annotators of the sentence; share agreeing with the aggregated stance",
+            alone="annotators of the sentence",
         ),
-        Field("agreement", Share()),
+        Field("agreement", Share(), part="stance"),
     ),
     closed=True,
 )
 
 
 # --- what is generated from the shapes
+
+
+def record_shape(dataset_format: int = DATASET_FORMAT, project: Project | None = None) -> Shape:
+    """RECORD as dataset format `dataset_format` and `project`'s scheme have it (None: a both-scheme project)."""
+    shape = RECORD.of_format(dataset_format)
+    return shape if project is None else shape.of_scheme(project)
 
 
 def features(project: Project, dataset_format: int = DATASET_FORMAT):
@@ -495,14 +523,21 @@ def features(project: Project, dataset_format: int = DATASET_FORMAT):
     return Features(RECORD.of_format(dataset_format).feature(project))
 
 
-def dataset_columns(dataset_format: int = DATASET_FORMAT) -> list[str]:
-    """The dataset's columns, in order: a record's fields with the derived BIO view after `entities`."""
-    return RECORD.of_format(dataset_format).names
+def dataset_columns(dataset_format: int = DATASET_FORMAT, project: Project | None = None) -> list[str]:
+    """The dataset's columns, in order: a record's fields with the derived BIO view after `entities` (those of
+    `project`'s scheme; None: a both-scheme project's)."""
+    return record_shape(dataset_format, project).names
 
 
-def formats_of_columns(columns: list[str]) -> list[int]:
+def record_keys(project: Project, dataset_format: int = DATASET_FORMAT) -> tuple[list[str], list[str]]:
+    """(the keys a record of `project` holds, the keys each of its annotations holds), in order."""
+    stored = record_shape(dataset_format, project).stored()
+    return [field.name for field in stored], ANNOTATION.of_scheme(project).names
+
+
+def formats_of_columns(columns: list[str], project: Project | None = None) -> list[int]:
     """The dataset formats whose columns are exactly `columns` (formats 3 and 4 differ in a type, not a column)."""
-    return [f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f) == list(columns)]
+    return [f for f in range(1, DATASET_FORMAT + 1) if dataset_columns(f, project) == list(columns)]
 
 
 def lead_time_dtype(dataset_format: int) -> str:
@@ -511,10 +546,10 @@ def lead_time_dtype(dataset_format: int) -> str:
     return annotation["lead_time"].kind.dtype
 
 
-def _field_rows(dataset_format: int) -> list[list[Field]]:
+def _field_rows(dataset_format: int, project: Project) -> list[list[Field]]:
     """RECORD's fields in runs that share a meaning (a field without one joins the run before)."""
     rows: list[list[Field]] = []
-    for field in RECORD.of_format(dataset_format).fields:
+    for field in record_shape(dataset_format, project).fields:
         if field.meaning is None and rows:
             rows[-1].append(field)
         else:
@@ -522,28 +557,33 @@ def _field_rows(dataset_format: int) -> list[list[Field]]:
     return rows
 
 
-def _meaning(field: Field, project: Project) -> str:
+def _meaning(row: list[Field], project: Project) -> str:
+    """The card's text of a run of fields: its first field's meaning (its `alone` text when the run is that one)."""
+    field = row[0]
+    meaning = field.alone if field.alone is not None and len(row) == 1 else field.meaning
+    own_labels = [part for part in ("stance", "entities") if project.labels(part)]
     placeholders = {
+        "own_labels": ", ".join(own_labels),
         "statuses": ", ".join(f"`{status}`" for status in STANCE_STATUSES[:-1]) + f" or `{STANCE_STATUSES[-1]}`",
         "entity_statuses": ", ".join(f"`{status}`" for status in ENTITY_STATUSES[:-1]) + f" or `{ENTITY_STATUSES[-1]}`",
         "bio_tags": ", ".join(project.bio_tags),
         "stance_order": ", ".join(f"`{value}`" for value in project.stance_values),
     }
-    return field.meaning.format(**placeholders)
+    return meaning.format(**placeholders)
 
 
 def field_meanings(project: Project, dataset_format: int = DATASET_FORMAT) -> dict[str, str]:
     """Each dataset column's meaning, as the card's table of fields states it (a run of fields shares one)."""
-    return {field.name: _meaning(row[0], project) for row in _field_rows(dataset_format) for field in row}
+    return {field.name: _meaning(row, project) for row in _field_rows(dataset_format, project) for field in row}
 
 
 def card_field_table(project: Project, dataset_format: int = DATASET_FORMAT) -> str:
     """The card's table of fields: one row per field, or per run of fields sharing a meaning."""
     lines = ["| field | type | meaning |", "|---|---|---|"]
-    for row in _field_rows(dataset_format):
+    for row in _field_rows(dataset_format, project):
         names = ", ".join(f"`{field.name}`" for field in row)
         types = list(dict.fromkeys(field.card_type or field.kind.card(project) for field in row))
-        lines.append(f"| {names} | {', '.join(types)} | {_meaning(row[0], project)} |")
+        lines.append(f"| {names} | {', '.join(types)} | {_meaning(row, project)} |")
     return "\n".join(lines)
 
 
@@ -554,7 +594,7 @@ def record_schema(project: Project) -> dict:
         "$id": "https://github.com/builder/schema/record.schema.json",
         "title": f"A record of {project.name}",
         "description": "One sentence of the dataset. Generated from builder.toml by `builder schema`.",
-        **RECORD.of_format(DATASET_FORMAT).json(project),
+        **RECORD.of_format(DATASET_FORMAT).json(project),  # the fields of the project's scheme (Shape.json)
     }
 
 
@@ -605,6 +645,9 @@ def task_schema(project: Project) -> dict:
         "required": ["choices"],
         "properties": {"choices": {**one_label, "items": {"enum": project.stance_values}}},
     }
+    # a result item of each control the scheme has (an entities-only scheme has no stance choice, and so on)
+    items = [(ENTITIES, _result_item(ENTITIES, "labels", span_value))] if project.has_entities else []
+    items += [(STANCE, _result_item(STANCE, "choices", stance_value))] if project.has_stance else []
     return {
         "$schema": DRAFT,
         "$id": "https://github.com/builder/schema/task.schema.json",
@@ -641,17 +684,8 @@ def task_schema(project: Project) -> dict:
             "result_item": {
                 "type": "object",
                 "required": ["from_name"],
-                "properties": {"from_name": {"enum": [ENTITIES, STANCE]}},
-                "allOf": [
-                    {
-                        "if": {"properties": {"from_name": {"const": ENTITIES}}},
-                        "then": _result_item(ENTITIES, "labels", span_value),
-                    },
-                    {
-                        "if": {"properties": {"from_name": {"const": STANCE}}},
-                        "then": _result_item(STANCE, "choices", stance_value),
-                    },
-                ],
+                "properties": {"from_name": {"enum": [name for name, _ in items]}},
+                "allOf": [{"if": {"properties": {"from_name": {"const": name}}}, "then": then} for name, then in items],
             },
         },
     }

@@ -94,6 +94,25 @@ class Project:
     data_statement: dict = field(default_factory=dict)
 
     @property
+    def has_stance(self) -> bool:
+        """The scheme labels stance (`[stance]` is declared): a project may label stance, entities or both."""
+        return bool(self.stance_labels)
+
+    @property
+    def has_entities(self) -> bool:
+        """The scheme labels named entities (`[entities]` is declared)."""
+        return bool(self.entity_labels)
+
+    @property
+    def scheme(self) -> str:
+        """ "both", "stance" or "entities": what the project's annotators label (`builder init --scheme`)."""
+        return "both" if self.has_stance and self.has_entities else "stance" if self.has_stance else "entities"
+
+    def labels(self, part: str | None) -> bool:
+        """Whether the scheme has `part` ("stance", "entities"; None, a field of every scheme, always)."""
+        return part is None or (self.has_stance if part == "stance" else self.has_entities)
+
+    @property
     def stance_values(self) -> list[str]:
         return [label.value for label in self.stance_labels]
 
@@ -153,13 +172,18 @@ class Project:
             ) from None
 
     def scheme_hash(self) -> str:
-        """sha256 of the label scheme (labels, target, question), for manifests and the card."""
+        """sha256 of the label scheme (labels, target, question), for manifests and the card; a scheme without
+        stance or entities hashes without that half's keys (a both-scheme hash is unchanged)."""
         scheme = {
             "target": self.target,
             "question": self.stance_question,
             "stance": [vars(label) for label in self.stance_labels],
             "entities": [vars(label) for label in self.entity_labels],
         }
+        if not self.has_stance:
+            scheme = {"entities": scheme["entities"]}
+        elif not self.has_entities:
+            del scheme["entities"]
         return hashlib.sha256(json.dumps(scheme, sort_keys=True).encode()).hexdigest()
 
 
@@ -219,13 +243,19 @@ def project_from_dict(raw: dict, source: Path) -> Project:
     where = _non_finite(raw)
     if where:  # TOML allows nan and inf; JSON Schema's minimum and maximum let NaN through
         raise ConfigError(f"{source}: {where}: must be a finite number, not nan or inf")
+    if isinstance(raw, dict) and "stance" not in raw and "entities" not in raw:
+        raise ConfigError(
+            f"{source}: (top level): declare [stance], [entities] or both: the scheme must label something"
+        )
     validator = schema_validator(load_schema("config"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:
         raise ConfigError(f"{source}: {_key_path(error)}: {error.message}")
 
-    stance = tuple(StanceLabelConfig(**label) for label in raw["stance"]["labels"])
-    entities = tuple(EntityLabelConfig(**label) for label in raw["entities"]["labels"])
+    # A scheme may leave out [stance] or [entities] (not both): that half then has no labels.
+    stance_table = raw.get("stance", {"target": "", "labels": []})
+    stance = tuple(StanceLabelConfig(**label) for label in stance_table["labels"])
+    entities = tuple(EntityLabelConfig(**label) for label in raw.get("entities", {"labels": []})["labels"])
     _check_unique(source, "stance.labels", [label.value for label in stance], "value")
     _check_unique(source, "entities.labels", [label.value for label in entities], "value")
     hotkeys = [(f"stance.labels[{i}]", label.hotkey) for i, label in enumerate(stance)]
@@ -265,8 +295,8 @@ def project_from_dict(raw: dict, source: Path) -> Project:
         sources=tuple(dataset.get("sources", [])),
         annotations_creators=tuple(dataset.get("annotations_creators", ["expert-generated"])),
         source_datasets=tuple(dataset.get("source_datasets", ["original"])),
-        target=raw["stance"]["target"],
-        stance_question=raw["stance"].get("question", "What stance does this sentence take towards the target?"),
+        target=stance_table["target"],
+        stance_question=stance_table.get("question", "What stance does this sentence take towards the target?"),
         stance_labels=stance,
         entity_labels=entities,
         annotators_per_sentence=raw["annotation"]["annotators_per_sentence"],

@@ -12,6 +12,9 @@ from builder.project import Project
 
 SAMPLE_DIR = Path("examples") / "sample"
 ACCOUNTS_FILE = Path("examples") / "sample-annotators.json"
+# A bundled example's own folder (examples/claims/): its articles in sample/, its replay accounts in annotators.json.
+EXAMPLE_SAMPLE_DIR = Path("sample")
+EXAMPLE_ACCOUNTS_FILE = Path("annotators.json")
 REPLAY_PROBLEMS_SHOWN = 10  # annotations not replayed, one line each; the rest are counted
 
 
@@ -55,10 +58,13 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
         root / ACCOUNTS_FILE,
         project.snapshot_path,
     )
+    if not sample.exists() and (root / EXAMPLE_SAMPLE_DIR).exists():  # a bundled example's folder (examples/claims)
+        sample, accounts_file = root / EXAMPLE_SAMPLE_DIR, root / EXAMPLE_ACCOUNTS_FILE
     for needed in (sample, accounts_file, committed):
         if not needed.exists():
             raise BuilderError(
-                f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample"
+                f"{needed} is missing: `builder run` works in the builder repository, on its bundled sample, or in "
+                "a bundled example's folder (examples/claims)"
             )
     work = root / "build" / "run"
     local = not os.environ.get(URL_VARIABLE)
@@ -78,7 +84,8 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
             f"the sample has {len(split.report.errors())} rejected inputs; run `builder split {sample} -o x.jsonl`"
         )
     with steps.running(f"push {split.sentences} sentences to {connection.url}", "pushing"):
-        predictor = make_predictor("gazetteer", committed, project.entity_values)
+        # the gazetteer suggests entities: a stance-only scheme has none to suggest
+        predictor = make_predictor("gazetteer", committed, project.entity_values) if project.has_entities else None
         pushed = push_sentences(connection, project, read_jsonl(split.sentences_path), predictor)
     log(f"    created {pushed.created}, skipped {pushed.skipped} already present")
     if pushed.set_aside:
@@ -89,7 +96,7 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
     accounts, names = sample_accounts["accounts"], sample_accounts.get("pseudonyms", {})
     # The bundled annotations predate `lines+rules/3`: those of sentences it sets aside (datelines) have no task.
     set_aside = {s["id"] for s in read_jsonl(split.sentences_path) if s.get("set_aside")}
-    bundled = (task for task in read_jsonl(committed) if not _of_sentences(task, set_aside))
+    bundled = (_in_scheme(task, project) for task in read_jsonl(committed) if not _of_sentences(task, set_aside))
     with steps.running(f"replay the bundled annotations ({committed}) as {len(accounts)} annotators", "replaying"):
         replayed = replay(connection, pushed.project_id, project.name, bundled, accounts, names=names)
     log(f"    {replayed.summary()}")
@@ -122,10 +129,12 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
         # Prepared afresh: `datasets` may otherwise answer from a cache of an earlier build of this folder.
         loaded = datasets.load_dataset(str(output), download_mode="force_redownload")
     log(f"[{steps.elapsed():4.0f} s] done: a loadable dataset")
-    stance = loaded["train"].features["stance"]
+    features = loaded["train"].features
+    described = [f"stance {features['stance'].names}"] if project.has_stance else []
+    described += [f"ner_tags {features['ner_tags'].feature.names}"] if project.has_entities else []
     lines = [
         f"dataset {project.name}: " + ", ".join(f"{name} {len(split_)}" for name, split_ in loaded.items()),
-        f"features: stance {stance.names}, ner_tags {loaded['train'].features['ner_tags'].feature.names}",
+        f"features: {', '.join(described)}",
         f"card: {output / 'README.md'}",
         f"Label Studio: {connection.url}/projects/{pushed.project_id}/data "
         f"(log in with the credentials in {server.state_path(root)})"
@@ -133,6 +142,26 @@ def _run_sample_loop(project: Project, port: int | None, output: Path | None, lo
         else f"Label Studio: {connection.url}/projects/{pushed.project_id}/data",
     ]
     return "\n".join(lines)
+
+
+def _in_scheme(task: object, project: Project) -> object:
+    """`task` with only the result items of the controls `project`'s scheme has: the bundled annotations label
+    stance and entities, a stance-only or entities-only project replays its own half of them."""
+    from builder.model import ENTITIES, STANCE
+
+    if project.has_stance and project.has_entities or not isinstance(task, dict):
+        return task
+    controls = {STANCE} if project.has_stance else {ENTITIES}
+    annotations = task.get("annotations")
+    if not isinstance(annotations, list):
+        return task
+    kept = []
+    for annotation in annotations:
+        if isinstance(annotation, dict) and isinstance(annotation.get("result"), list):
+            result = [i for i in annotation["result"] if not isinstance(i, dict) or i.get("from_name") in controls]
+            annotation = {**annotation, "result": result}
+        kept.append(annotation)
+    return {**task, "annotations": kept}
 
 
 def _of_sentences(task: object, sentence_ids: set[str]) -> bool:

@@ -98,6 +98,11 @@ def slug(text: str) -> str:
     return re.sub(r"[._-]+$", "", name)
 
 
+SCHEMES = ("both", "stance", "entities")  # `builder init --scheme`: what the project's annotators label
+# The questions a scheme does not ask (`builder init` in a terminal): a stance-only one has no entity labels.
+NOT_ASKED = {"both": (), "stance": ("entity_labels",), "entities": ("target", "stance_labels")}
+
+
 def split_labels(text: str) -> list[str]:
     """A comma-separated list of labels (`favor,against,neutral`), each stripped; empty items kept (and refused)."""
     return [item.strip() for item in text.split(",")]
@@ -305,9 +310,13 @@ def summary(result: InitResult) -> str:
             f"left .gitignore alone: it is a link (git does not read a linked .gitignore, and its target is not "
             f"builder's to change); .builder/ ignores itself, add {', '.join(GITIGNORE_LINES)} where you keep them"
         )
+    halves = []
+    if p.has_stance:
+        halves.append(f"stance towards '{p.target}' ({', '.join(p.stance_values)})")
+    if p.has_entities:
+        halves.append(f"entities {', '.join(p.entity_values)}")
     lines.append(
-        f"dataset '{p.name}': stance towards '{p.target}' ({', '.join(p.stance_values)}), entities "
-        f"{', '.join(p.entity_values)}, {p.annotators_per_sentence} annotator(s) per sentence, "
+        f"dataset '{p.name}': {', '.join(halves)}, {p.annotators_per_sentence} annotator(s) per sentence, "
         f"Label Studio project '{p.project_title}'"
     )
     return "\n".join(lines)
@@ -398,7 +407,7 @@ def project_toml(s: _Scheme) -> str:
             f"color = {q(color)}",
             f"description = {q(KNOWN_DESCRIPTIONS.get(value, ''))}",
         ]
-    return _template("builder.toml").substitute(
+    text = _template("builder.toml").substitute(
         name=q(s.name),
         pretty_name=q(s.pretty_name),
         license=q(s.license),
@@ -413,6 +422,12 @@ def project_toml(s: _Scheme) -> str:
         splits="\n".join(f"{split} = {share}" for split, share in DEFAULT_SPLITS),
         near_duplicate_threshold=NEAR_DUPLICATE_THRESHOLD,
     )
+    # A stance-only or entities-only scheme: the project file leaves out the other half's section.
+    if not s.stance:
+        text = re.sub(r"\[stance\]\n.*?\n\n(?=# Entity labels)", "", text, count=1, flags=re.DOTALL)
+    if not s.entities:
+        text = re.sub(r"\n\n# Entity labels: [^\n]*\n", "\n\n", text, count=1)
+    return text
 
 
 # What the guidelines template leaves for the researcher to write (a label's description, a table cell, an example
@@ -459,7 +474,7 @@ def guidelines_md(s: _Scheme) -> str:
             for value, key in zip(values, keys)
         )
 
-    return _template("guidelines.md").substitute(
+    text = _template("guidelines.md").substitute(
         pretty_name=m(s.pretty_name),
         question=m(DEFAULT_QUESTION),
         target=m(s.target),
@@ -469,6 +484,13 @@ def guidelines_md(s: _Scheme) -> str:
         entity_sections=_appended(_label_sections(s.entities, s.entity_keys, DESCRIBE_ENTITY, m)),
         shortcuts=keyboard_shortcuts(zip(map(m, s.stance), s.stance_keys), zip(map(m, s.entities), s.entity_keys)),
     )
+    # A stance-only or entities-only scheme: the guidelines leave out the other half's section.
+    if not s.entities:
+        text = re.sub(r"## 2\. Entities\n.*?(?=## Pre-annotations)", "", text, count=1, flags=re.DOTALL)
+    if not s.stance:
+        text = re.sub(r"## 1\. Stance \(required\)\n.*?(?=## 2\. Entities)", "", text, count=1, flags=re.DOTALL)
+        text = text.replace("## 2. Entities", "## 1. Entities", 1)
+    return text
 
 
 def _scheme(
@@ -481,20 +503,24 @@ def _scheme(
     license: str,
     annotators_per_sentence: int,
     project_title: str | None,
+    scheme: str = "both",
 ) -> _Scheme:
     if name is None:
         name = slug(folder.name)
         if not NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"cannot make a dataset name from the folder name {folder.name!r}: pass --name")
     check_name(name)
-    stance = check_labels(stance_labels, "stance")
-    entities = check_labels(entity_labels, "entity")
+    if scheme not in SCHEMES:
+        raise ConfigError(f"scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
+    # a stance-only scheme has no entity labels, an entities-only one no stance labels (builder.toml leaves it out)
+    stance = check_labels(stance_labels, "stance") if scheme != "entities" else []
+    entities = check_labels(entity_labels, "entity") if scheme != "stance" else []
     stance_keys, entity_keys = assign_hotkeys(stance, entities)
     pretty_name = pretty(name)
     return _Scheme(
         name=name,
         pretty_name=pretty_name,
-        target=check_text(target, "the stance target"),
+        target=check_text(target, "the stance target") if stance else "",
         stance=stance,
         stance_keys=stance_keys,
         entities=entities,
@@ -645,12 +671,14 @@ def init_project(
     license: str = DEFAULT_LICENSE,
     annotators_per_sentence: int = DEFAULT_ANNOTATORS,
     project_title: str | None = None,
+    scheme: str = "both",
 ) -> InitResult:
     """Start a dataset project in `folder` (made if missing): builder.toml, guidelines.md, annotations/, .gitignore.
 
     `name` defaults to a slug of the folder's name, `project_title` (Label Studio's) to the readable
     name. Refuses (ConfigError, nothing written) an invalid value, or a folder that already has a
-    builder.toml or guidelines.md; a failed write removes what this run created (OutputError).
+    builder.toml or guidelines.md; a failed write removes what this run created (OutputError). `scheme`: what
+    annotators label, "both" (stance and entities), "stance" or "entities" (the labels of the other are ignored).
     """
     folder = Path(folder).absolute()
     if os.path.lexists(folder) and not folder.is_dir():
@@ -665,6 +693,7 @@ def init_project(
         license,
         annotators_per_sentence,
         project_title,
+        scheme,
     )
     toml_text = project_toml(scheme)
     project = _loaded(toml_text, folder / PROJECT_FILE, scheme)

@@ -131,14 +131,20 @@ def ls(ls_server):
 
 
 def make_project(
-    folder: Path, title: str, snapshot: Path | None = None, holdout: float = 0.0, blind: str | None = "false"
+    folder: Path,
+    title: str,
+    snapshot: Path | None = None,
+    holdout: float = 0.0,
+    blind: str | None = "false",
+    scheme: str = "both",
 ):
     """A project folder with the repository's scheme under another Label Studio project title; `holdout`: its
     `[annotation] suggestion_holdout` (0: every task gets the predictor's suggestion, as tests of the
     suggestions themselves expect; tests/test_steering.py tests the control arm); `blind`: its `[annotation]
     blind` as TOML, false by default (a shared project, as the tests of shared projects expect, also on a local
-    server; tests/test_blind*.py test blind ones), None to leave it out (the default, "auto")."""
-    text = (ROOT / "builder.toml").read_text(encoding="utf-8")
+    server; tests/test_blind*.py test blind ones), None to leave it out (the default, "auto"); `scheme`: "stance" or
+    "entities" leaves the other half's section out of the project file."""
+    text = scheme_text((ROOT / "builder.toml").read_text(encoding="utf-8"), scheme)
     text = text.replace("entity_agreement = 0.5\n", f"entity_agreement = 0.5\nsuggestion_holdout = {holdout}\n", 1)
     if blind is not None:
         text = text.replace("[annotation]\n", f"[annotation]\nblind = {blind}\n", 1)
@@ -150,6 +156,18 @@ def make_project(
         (folder / "annotations").mkdir(exist_ok=True)
         (folder / "annotations" / "snapshot.jsonl").write_bytes(snapshot.read_bytes())
     return load_project(folder / "builder.toml")
+
+
+def scheme_text(text: str, scheme: str) -> str:
+    """A project file's text with only the sections of `scheme` ("both", "stance" or "entities")."""
+    import re
+
+    if scheme == "stance":
+        text = re.sub(r"\[\[entities\.labels\]\]\n(?:[^\n\[]+\n)+\n?", "", text)
+    elif scheme == "entities":
+        text = re.sub(r"\[stance\]\n(?:[^\n\[]+\n)+\n?", "", text)
+        text = re.sub(r"\[\[stance\.labels\]\]\n(?:[^\n\[]+\n)+\n?", "", text)
+    return text
 
 
 def cli_env(connection) -> dict:

@@ -61,6 +61,8 @@ class BuildFacts:
     quality_figures: list = field(default_factory=list)  # builder.records.quality.quality_figures of the snapshot
     # every figure of the card's Agreement and Quality control sections with its 95% interval and n (format 10 on)
     intervals: bool = False
+    # (target, stance) -> sentences, of a stance-only scheme (whose card states each target as its own population)
+    by_target: Counter = field(default_factory=Counter)
 
     @property
     def gold_questions(self) -> int:
@@ -205,6 +207,10 @@ class Encoder:
                 if not is_pseudonym(name):
                     raise BuilderError(f"{record['id']}: an annotator is not a pseudonym; validate the records first")
                 self.pseudonyms.add(name)
+        for name in self.stored:
+            columns[name].append(record[name])
+        if "ner_tags" not in columns:  # a stance-only scheme: no entities, no BIO view
+            return []
         spans = record["entities"]
         if self.keep_unresolved:
             spans = [span for span in spans if span.get("status") != UNRESOLVED]
@@ -215,8 +221,6 @@ class Encoder:
                 f"{record['id']}: entity label {exc.args[0][2:]!r} is not in the label scheme; "
                 "validate the records first"
             ) from None
-        for name in self.stored:
-            columns[name].append(record[name])
         columns["tokens"].append(tokens)
         columns["ner_tags"].append(tags)
         return dropped
@@ -461,7 +465,8 @@ def write_dataset(
                 facts.overlaps.extend(overlaps)
                 total += batch.num_rows
                 if total <= AGREEMENT_IN_CARD_LIMIT:  # made into records at the end, if it is still small
-                    small.append(batch.select(["stance", "annotations", "text"]))
+                    kept = ("stance", "annotations", "text", "target" if not project.has_entities else "")
+                    small.append(batch.select([c for c in kept if c in batch.schema.names]))
                 else:
                     small.clear()
                 yield from zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist())
@@ -476,14 +481,24 @@ def write_dataset(
         )
         facts.splits = splits
         for batch in small:
+            # A scheme without stance or entities: its half reads as unanswered (no stance, no span), so the card's
+            # figures are computed alike and it states only its own half's.
+            no_stance = [None] * batch.num_rows if "stance" not in batch.schema.names else None
+            annotations_of = batch.column("annotations").to_pylist()
+            if not (project.has_stance and project.has_entities):
+                annotations_of = [[{"stance": None, "entities": [], **a} for a in one] for one in annotations_of]
             facts.records.extend(
                 {"stance": stance, "annotations": annotations, "text": text}  # text: unitizing alpha's lengths
                 for stance, annotations, text in zip(
-                    batch.column("stance").to_pylist(),
-                    batch.column("annotations").to_pylist(),
+                    no_stance or batch.column("stance").to_pylist(),
+                    annotations_of,
                     batch.column("text").to_pylist(),
                 )
             )
+            if "target" in batch.schema.names:  # a stance-only scheme: agreement per target in the card
+                added = facts.records[len(facts.records) - batch.num_rows :]
+                for record, target in zip(added, batch.column("target").to_pylist()):
+                    record["target"] = target
         (folder / "data").mkdir(exist_ok=True)
         writers = {s: pq.ParquetWriter(folder / parquet_name(s), encoder.schema, compression="zstd") for s in SPLITS}
         pending: dict[str, list] = {s: [] for s in SPLITS}  # batches of names not written yet, per split
@@ -527,9 +542,15 @@ def _count(facts: BuildFacts, counts: dict, names) -> None:
 
     counts["records"] += names.num_rows
     counts["articles"].update(names.column("article_id").to_pylist())
-    counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
-    entities = pc.list_flatten(names.column("entities"))
-    counts["entities"].update(pc.struct_field(entities, "label").to_pylist())
+    columns = names.schema.names  # a stance-only or entities-only scheme's counts leave the other half empty
+    if "stance" in columns:
+        counts["stance"].update("(unresolved)" if s is None else s for s in names.column("stance").to_pylist())
+        if "ner_tags" not in columns:  # stance only: each target's own counts
+            targets, stances = names.column("target").to_pylist(), names.column("stance").to_pylist()
+            facts.by_target.update((t, "(unresolved)" if s is None else s) for t, s in zip(targets, stances))
+    if "entities" in columns:
+        entities = pc.list_flatten(names.column("entities"))
+        counts["entities"].update(pc.struct_field(entities, "label").to_pylist())
     annotations = pc.list_flatten(names.column("annotations"))
     facts.annotators.update(pc.struct_field(annotations, "annotator").to_pylist())
 

@@ -80,8 +80,20 @@ def card_metadata(project: Project, folder: Path, facts) -> dict:
         "license": project.license,
         "language": [project.language],
         "pretty_name": project.pretty_name,
-        "task_categories": ["token-classification", "text-classification"],
-        "task_ids": ["named-entity-recognition", "multi-class-classification"],
+        # a stance-only or entities-only scheme's card names its own task only
+        "task_categories": [
+            c
+            for c, on in (("token-classification", project.has_entities), ("text-classification", project.has_stance))
+            if on
+        ],
+        "task_ids": [
+            i
+            for i, on in (
+                ("named-entity-recognition", project.has_entities),
+                ("multi-class-classification", project.has_stance),
+            )
+            if on
+        ],
         "annotations_creators": annotations_creators(project, facts),
         "language_creators": ["found"],
         "multilinguality": ["monolingual"],
@@ -102,9 +114,9 @@ def agreement_of(project: Project, facts) -> tuple[dict, dict]:
     """(stance, entity) agreement of `facts.records`, computed once per build (the card and croissant.json state it)."""
     cached = getattr(facts, "agreement", None)
     if cached is None:
-        cached = (
-            stance_agreement(facts.records, project.stance_values),
-            span_agreement(facts.records, project.entity_values),
+        cached = (  # None for the half a stance-only or entities-only scheme leaves out
+            stance_agreement(facts.records, project.stance_values) if project.has_stance else None,
+            span_agreement(facts.records, project.entity_values) if project.has_entities else None,
         )
         facts.agreement = cached
     return cached
@@ -191,8 +203,7 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
         agreement = agreement_table_with_intervals(project, facts)
     elif facts.records or total == 0:
         s, e = agreement_of(project, facts)
-        agreement = _table(
-            ["measure", "value", "based on"],
+        stance_measures = (
             [
                 [
                     "Krippendorff's alpha (nominal), stance",
@@ -204,13 +215,22 @@ def card_body(project: Project, facts, snapshot_hash: str, version: str | None) 
                     s["fleiss_kappa"],
                     f"{s['fleiss_units']} sentences with the most common number of annotators",
                 ],
+            ]
+            if s is not None
+            else []
+        )
+        entity_measures = (
+            [
                 ["pairwise exact-span F1, entities (all labels)", e["f1"], f"{e['pairs']} annotator pairs"],
                 *[
                     [f"pairwise exact-span F1, {label}", e["per_label"][label], f"{e['spans'][label]} spans"]
                     for label in project.entity_values
                 ],
-            ],
+            ]
+            if e is not None
+            else []
         )
+        agreement = _table(["measure", "value", "based on"], stance_measures + entity_measures)
     sources = (
         "\n".join(f"- {describe_source(src, markdown=True)}" for src in project.sources)
         or "- (no sources declared in builder.toml `[[dataset.sources]]`)"
@@ -270,18 +290,47 @@ majority stance (ties stay unresolved: {unresolved} sentence(s)); an entity span
             evidence = evidence_text(project, facts, getattr(facts, "quality_figures", []))
         else:
             evidence = "\n## Agreement evidence\n\nComputed on datasets up to 100,000 sentences; see `builder stats`.\n"
+    # What a stance-only or entities-only scheme's card says of its one half (a both-scheme card is as it was).
+    stance_table = _table(["split", "articles", "sentences", *project.stance_values, "unresolved"], stance_rows)
+    entity_table = _table(["split", *project.entity_values], entity_rows)
+    if project.has_stance and project.has_entities:
+        labelled = f"""Sentences from news articles, each labelled for its **stance** towards a target
+(*"{project.target}"*, unless an article sets its own) and for **named entities** as character spans
+and as BIO tags."""
+        first_label = (
+            f'ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved'
+        )
+        distribution = f"{stance_table}\n\nEntity spans (aggregated):\n\n{entity_table}"
+    elif project.has_stance:
+        labelled = f"""Sentences, each labelled for its **stance** towards a target (*"{project.target}"*, unless an
+article sets its own; the `target` column says which). The scheme has no entities."""
+        first_label = (
+            f'ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved'
+        )
+        distribution = stance_table + by_target_text(project, facts)
+    else:
+        labelled = """Sentences, each labelled for **named entities** as character spans and as BIO tags. The scheme
+has no stance."""
+        first_label = 'ds["train"].features["ner_tags"].feature.int2str(ds["train"][0]["ner_tags"])  # BIO tags'
+        rows = [[row[0], *stance[1:3], *row[1:]] for row, stance in zip(entity_rows, stance_rows, strict=True)]
+        distribution = "Entity spans (aggregated):\n\n" + _table(
+            ["split", "articles", "sentences", *project.entity_values], rows
+        )
+    neutral = (
+        "\n- Most news sentences report facts, so `neutral` dominates the stance labels."
+        if (project.has_stance and project.has_entities) or "neutral" in project.stance_values
+        else ""
+    )
     return f"""
 # {project.pretty_name}
 
-Sentences from news articles, each labelled for its **stance** towards a target
-(*"{project.target}"*, unless an article sets its own) and for **named entities** as character spans
-and as BIO tags. Built with builder {__version__}{f", dataset version {version}" if version else ""}.
+{labelled} Built with builder {__version__}{f", dataset version {version}" if version else ""}.
 
 ```python
 from datasets import load_dataset
 
 ds = load_dataset("path/or/hub-id/of/{project.name}")
-ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labels_yaml}; -1 = unresolved
+{first_label}
 ```
 {croissant}
 ## Data
@@ -292,11 +341,7 @@ ds["train"].features["stance"].int2str(ds["train"][0]["stance"])  # one of {labe
 
 {splits_text}
 
-{_table(["split", "articles", "sentences", *project.stance_values, "unresolved"], stance_rows)}
-
-Entity spans (aggregated):
-
-{_table(["split", *project.entity_values], entity_rows)}
+{distribution}
 
 ## Agreement
 
@@ -322,14 +367,32 @@ The dataset is released under `{project.license}`; each source's own licence app
 
 ## Known limitations
 
-- Small: {total} sentences; figures above carry wide uncertainty.
-- Most news sentences report facts, so `neutral` dominates the stance labels.
+- Small: {total} sentences; figures above carry wide uncertainty.{neutral}
 - Annotators are pseudonymous and few; agreement is reported above, not hidden.{overlaps}
 {data_statement}
 ## Citation
 
 {project.citation or "If you use this dataset, cite it by name and version, and cite its sources above."}
 """
+
+
+def by_target_text(project: Project, facts) -> str:
+    """A stance-only card's table of each target as its own population (its sentences, stance counts and stance
+    agreement), when the articles name more than one target; "" otherwise."""
+    targets = sorted({target for target, _ in facts.by_target})
+    if len(targets) < 2:
+        return ""
+    rows = []
+    for target in targets:
+        counts = [facts.by_target.get((target, value), 0) for value in [*project.stance_values, "(unresolved)"]]
+        records = [r for r in facts.records if r.get("target") == target]
+        alpha = stance_agreement(records, project.stance_values)["krippendorff_alpha"] if records else None
+        rows.append([target, sum(counts), *counts, "n/a" if alpha is None else alpha])
+    header = ["target", "sentences", *project.stance_values, "unresolved", "Krippendorff's alpha, stance"]
+    return (
+        f"\n\nStance by target ({len(targets)} targets, each its own population: a label's share differs by "
+        f"target, and agreement is measured within each):\n\n{_table(header, rows)}"
+    )
 
 
 def _splits_text(project: Project, facts) -> str:
@@ -506,6 +569,15 @@ def aggregation_text(
             f"an entity span is kept when at least {share} of the sentence's annotators\n"
             "marked exactly that span with that label."
         )
+    if not project.has_entities:  # a stance-only scheme: the stance rule alone
+        return (
+            f"Aggregation method: `{project.aggregation}`. A ground-truth annotation wins; otherwise the "
+            f"{'most probable' if weighted else 'majority'}\nstance (ties stay unresolved: {unresolved} sentence(s)); "
+            "`stance_distribution` is the share of each stance\namong the annotations"
+            + (" (the model's posterior)." if weighted else ".")
+        )
+    if not project.has_stance:  # an entities-only scheme: the entity rule alone
+        return "Aggregation method: `majority`. A ground-truth annotation wins; otherwise " + entities
     if weighted:
         return (
             "Aggregation method: `dawid-skene`. A ground-truth annotation wins; otherwise each annotator is\n"

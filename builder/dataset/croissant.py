@@ -20,7 +20,7 @@ from pathlib import Path
 from builder import __version__
 from builder.dataset.splits import ARTICLE_HASH, SPLITS, parquet_pattern
 from builder.jsonio import sha256_file
-from builder.model import RECORD, features, field_meanings
+from builder.model import features, field_meanings, record_shape
 from builder.project import Project
 
 CROISSANT = "croissant.json"
@@ -190,6 +190,31 @@ def _shards(folder: Path) -> dict[str, list[Path]]:
     }
 
 
+def _scheme_protocol(project: Project) -> list[str]:
+    """The annotation protocol's lines on the label scheme: the stance question and labels, the entity labels (a
+    stance-only or entities-only scheme states its own half)."""
+    lines = []
+    if project.has_stance:
+        lines.append(
+            f"Question: {project.stance_question} Stance labels: "
+            + ", ".join(
+                f"{label.value} ({label.description})" if label.description else label.value
+                for label in project.stance_labels
+            )
+            + "."
+        )
+    if project.has_entities:
+        lines.append(
+            "Entity labels: "
+            + ", ".join(
+                f"{label.value} ({label.description})" if label.description else label.value
+                for label in project.entity_labels
+            )
+            + "."
+        )
+    return lines
+
+
 def _agreement(project: Project, facts) -> dict | None:
     from builder.dataset.card import agreement_of
 
@@ -271,15 +296,20 @@ def _rai(project: Project, facts, version: str | None) -> dict:
             "Agreement is computed on datasets up to 100,000 sentences; `builder stats` gives it for larger ones."
         ]
     else:
-        s, e = agreement["stance"], agreement["entities"]
-        analysis = [
-            f"Krippendorff's alpha (nominal), stance: {s['krippendorff_alpha']} "
-            f"({s['units']} sentences with 2+ annotators, {s['ratings']} ratings).",
-            f"Fleiss' kappa, stance: {s['fleiss_kappa']} ({s['fleiss_units']} sentences).",
-            f"Pairwise exact-span F1, entities: {e['f1']} ({e['pairs']} annotator pairs); per label: "
-            + ", ".join(f"{label} {e['per_label'][label]}" for label in project.entity_values)
-            + ".",
-        ]
+        s, e = agreement["stance"], agreement["entities"]  # None: a half the scheme leaves out
+        analysis = []
+        if s is not None:
+            analysis += [
+                f"Krippendorff's alpha (nominal), stance: {s['krippendorff_alpha']} "
+                f"({s['units']} sentences with 2+ annotators, {s['ratings']} ratings).",
+                f"Fleiss' kappa, stance: {s['fleiss_kappa']} ({s['fleiss_units']} sentences).",
+            ]
+        if e is not None:
+            analysis.append(
+                f"Pairwise exact-span F1, entities: {e['f1']} ({e['pairs']} annotator pairs); per label: "
+                + ", ".join(f"{label} {e['per_label'][label]}" for label in project.entity_values)
+                + "."
+            )
     quality = facts.quality
     if quality is not None and "gold_accuracy_figures" in quality:  # format 10 on: with intervals and n
         from builder.dataset.card import describe_accuracy_figures
@@ -377,18 +407,7 @@ def _rai(project: Project, facts, version: str | None) -> dict:
             "earlier release.",
         ],
         "rai:dataAnnotationProtocol": [
-            f"Question: {project.stance_question} Stance labels: "
-            + ", ".join(
-                f"{label.value} ({label.description})" if label.description else label.value
-                for label in project.stance_labels
-            )
-            + ".",
-            "Entity labels: "
-            + ", ".join(
-                f"{label.value} ({label.description})" if label.description else label.value
-                for label in project.entity_labels
-            )
-            + ".",
+            *_scheme_protocol(project),
             f"Annotation guidelines sha256 {guidelines}; label scheme sha256 {project.scheme_hash()}.",
             _annotators_per_sentence(project, facts),
             f"Gold questions mixed in at rate {project.gold_rate:g} of the pushed tasks; "
@@ -406,8 +425,16 @@ def _rai(project: Project, facts, version: str | None) -> dict:
         ],
         "rai:machineAnnotationTools": tools,
         "rai:dataUseCases": [
-            f'Stance detection towards the target "{project.target}" (sentence classification).',
-            "Named entity recognition (character spans, and BIO tags in conll2003 style).",
+            *(
+                [f'Stance detection towards the target "{project.target}" (sentence classification).']
+                if project.has_stance
+                else []
+            ),
+            *(
+                ["Named entity recognition (character spans, and BIO tags in conll2003 style)."]
+                if project.has_entities
+                else []
+            ),
             "Studying annotator disagreement: every annotator's own labels are kept in `annotations`.",
         ],
         "rai:dataLimitations": limitations,
@@ -482,7 +509,7 @@ def croissant_metadata(project: Project, folder: Path, facts, version: str | Non
                         meanings[field.name],
                         label_sets,
                     )
-                    for field in RECORD.of_format(facts.dataset_format).fields
+                    for field in record_shape(facts.dataset_format, project).fields
                 ],
             }
         )

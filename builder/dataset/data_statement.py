@@ -89,9 +89,12 @@ def data_statement_text(project, facts) -> str:
     )
     characteristics = (
         f"{total} sentence(s) of {len(articles)} news article(s) from {len(project.sources)} declared source(s); "
-        f"{_length_line(getattr(facts, 'text_lengths', None))}; each labelled for its stance towards "
-        f'"{project.target}" and for '
-        f"named entities ({', '.join(project.entity_values)})."
+        f"{_length_line(getattr(facts, 'text_lengths', None))}; each labelled for "
+        + " and for ".join(
+            [f'its stance towards "{project.target}"'] * project.has_stance
+            + [f"named entities ({', '.join(project.entity_values)})"] * project.has_entities
+        )
+        + "."
     )
     if statement.get("text_characteristics"):
         characteristics += " " + statement["text_characteristics"]

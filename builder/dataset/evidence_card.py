@@ -18,6 +18,12 @@ def evidence_of(project: Project, facts) -> dict:
     return cached
 
 
+def _of_scheme(project: Project, figure: str) -> bool:
+    """Whether a diagnostic's figure (builder.records.evidence.diagnostics) is of a half `project`'s scheme has:
+    stance figures name stance, the others are of entity spans."""
+    return project.has_stance if "stance" in figure else project.has_entities
+
+
 def evidence_record(project: Project, facts) -> dict | None:
     """What a release's manifest records of the agreement evidence (manifest format 10 on), as the card states it:
     stance alpha, kappa and AC1, span F1 and unitizing alpha (all labels and per label), each {value, low, high,
@@ -54,9 +60,7 @@ def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict
     e = evidence_of(project, facts)
     s, f1, ua = e["stance"], e["span_f1"], e["unitizing_alpha"]
     m = ua["annotators_per_sentence"]
-    rows = [
-        "| measure | value | 95% interval | n |",
-        "|---|---|---|---|",
+    stance_rows = [
         _row(
             "Krippendorff's alpha (nominal), stance",
             s["krippendorff_alpha"],
@@ -68,6 +72,8 @@ def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict
             f"{s['fleiss_kappa']['n']} sentences with {s['fleiss_kappa']['annotators_per_sentence']} annotators",
         ),
         _row("Gwet's AC1 (nominal), stance", s["gwet_ac1"], f"{s['gwet_ac1']['n']} sentences"),
+    ]
+    entity_rows = [
         _row(
             "pairwise exact-span F1, entities (all labels)", f1["f1"], f"{f1['f1']['n']} sentences, {f1['pairs']} pairs"
         ),
@@ -88,6 +94,12 @@ def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict
             )
             for label in project.entity_values
         ],
+    ]
+    rows = [
+        "| measure | value | 95% interval | n |",
+        "|---|---|---|---|",
+        *(stance_rows if project.has_stance else []),  # a stance-only or entities-only scheme: its own half's
+        *(entity_rows if project.has_entities else []),
         *[_row(name, figure, based_on) for name, figure, based_on in quality_figures],
     ]
     breakdown = e["span_disagreements"]
@@ -104,7 +116,8 @@ def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict
         )
     else:
         disagreements = "No span disagreements between annotators of the same sentence."
-    diagnostics = "\n".join(f"- {d['message']}." for d in e["diagnostics"]) or "- None."
+    shown = [d for d in e["diagnostics"] if _of_scheme(project, d["figure"])]
+    diagnostics = "\n".join(f"- {d['message']}." for d in shown) or "- None."
     return f"""
 ## Agreement evidence
 

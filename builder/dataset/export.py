@@ -112,22 +112,29 @@ def read_rows(folder: Path) -> Iterator[tuple[str, list[dict]]]:
                 features = Features.from_arrow_schema(table.schema)
             except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
                 raise BuilderError(f"{path}: cannot read it as a dataset's Parquet ({type(exc).__name__}: {exc})")
-            stance_names = features["stance"].names
-            entity_names = features["entities"].feature["label"].names
-            tag_names = features["ner_tags"].feature.names
+            # a stance-only dataset has no entity columns, an entities-only one no stance column
+            stance_names = features["stance"].names if "stance" in features else None
+            entity_names = features["entities"].feature["label"].names if "entities" in features else None
+            tag_names = features["ner_tags"].feature.names if "ner_tags" in features else None
             for row in table.to_pylist():
-                row["stance"] = (
-                    stance_names[row["stance"]] if row["stance"] is not None and row["stance"] >= 0 else None
-                )
-                row["entities"] = [{**e, "label": entity_names[e["label"]]} for e in row["entities"]]
-                if "unresolved_entities" in row:  # dataset format 3 on
-                    row["unresolved_entities"] = [
-                        {**e, "label": entity_names[e["label"]]} for e in row["unresolved_entities"]
-                    ]
-                row["ner_tags"] = [tag_names[t] for t in row["ner_tags"]]
+                if stance_names is not None:
+                    row["stance"] = (
+                        stance_names[row["stance"]] if row["stance"] is not None and row["stance"] >= 0 else None
+                    )
+                if entity_names is not None:
+                    row["entities"] = [{**e, "label": entity_names[e["label"]]} for e in row["entities"]]
+                    if "unresolved_entities" in row:  # dataset format 3 on
+                        row["unresolved_entities"] = [
+                            {**e, "label": entity_names[e["label"]]} for e in row["unresolved_entities"]
+                        ]
+                    row["ner_tags"] = [tag_names[t] for t in row["ner_tags"]]
                 for a in row["annotations"]:
-                    a["stance"] = stance_names[a["stance"]] if a["stance"] is not None and a["stance"] >= 0 else None
-                    a["entities"] = [{**e, "label": entity_names[e["label"]]} for e in a["entities"]]
+                    if stance_names is not None:
+                        a["stance"] = (
+                            stance_names[a["stance"]] if a["stance"] is not None and a["stance"] >= 0 else None
+                        )
+                    if entity_names is not None:
+                        a["entities"] = [{**e, "label": entity_names[e["label"]]} for e in a["entities"]]
                 rows.append(row)
         if rows:
             rows.sort(key=lambda r: (r["article_id"], r["sentence_index"], r["id"]))
@@ -144,7 +151,10 @@ def stance_labels(folder: Path) -> list[str]:
     names: list[str] = []
     for path in sorted(folder.glob(parquet_pattern("*"))):
         try:
-            found = Features.from_arrow_schema(pq.read_schema(path))["stance"].names
+            features = Features.from_arrow_schema(pq.read_schema(path))
+            if "stance" not in features and "ner_tags" in features:  # an entities-only dataset: no stance labels
+                return []
+            found = features["stance"].names
         except (pa.ArrowException, OSError, ValueError, KeyError, AttributeError) as exc:
             raise BuilderError(f"{path}: cannot read it as a dataset's Parquet ({type(exc).__name__}: {exc})")
         if names and found != names:
@@ -241,7 +251,7 @@ def _doc(vocab, row: dict, labels: list[str], losses: _Losses):
     from spacy.tokens import Doc, Span
 
     text = row["text"]
-    entities, _ = _resolved(row, losses)
+    entities, _ = _resolved(row, losses) if "entities" in row else ([], [])
     words, spaces = [], []
     position = 0
     for start, end in _pieces(text, entities):
@@ -286,7 +296,7 @@ def _doc(vocab, row: dict, labels: list[str], losses: _Losses):
         )
     doc.spans["entities"] = [Span(doc, s.start, s.end, label=s.label_) for s in spans]
     doc.cats = {label: float(label == row["stance"]) for label in labels}
-    if row["stance"] is None:
+    if labels and row["stance"] is None:
         losses.add("sentence(s) with an unresolved stance: doc.cats all 0.0", row["id"])
     doc.user_data["id"] = row["id"]
     doc.user_data["article_id"] = row["article_id"]
@@ -317,6 +327,28 @@ def _require_spacy() -> None:
         raise BuilderError("--format spacy needs spaCy: pip install spacy") from None
 
 
+# The half of the scheme a format holds nothing without (spaCy and jsonl hold either half).
+NEEDS = {"conll": "entities", "semeval": "stance"}
+
+
+def _check_scheme_holds(source: Path, fmt: str, stance_names: list[str]) -> None:
+    """Refuse a format that needs the half of the scheme the dataset in `source` leaves out (stance-only,
+    entities-only), in one line."""
+    import pyarrow.parquet as pq
+
+    needed = NEEDS.get(fmt)
+    paths = sorted(source.glob(parquet_pattern("*")))
+    if needed is None or not paths:
+        return
+    has = bool(stance_names) if needed == "stance" else "ner_tags" in pq.read_schema(paths[0]).names
+    if not has:
+        other = "conll, spacy or jsonl" if needed == "stance" else "semeval, spacy or jsonl"
+        raise BuilderError(
+            f"--format {fmt} needs {needed}, and the dataset in {source} has none (its scheme labels "
+            f"{'entities' if needed == 'stance' else 'stance'} only): export it as {other}"
+        )
+
+
 def export_dataset(
     project: Project,
     fmt: str,
@@ -337,6 +369,7 @@ def export_dataset(
         _require_spacy()
     source = source_folder(project, version)
     labels = stance_labels(source)
+    _check_scheme_holds(source, fmt, labels)
     mapping = stance_mapping(labels, stance_map) if fmt == "semeval" else None
     given = Path(output) if output is not None else default_output(project, fmt, version)
     folder = check_output_folder(given, project, commands=(EXPORT_COMMAND,))
@@ -371,6 +404,6 @@ def export_dataset(
         (staging / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_marker(staging, EXPORT_COMMAND)
     result.notes = losses.notes(fmt, str(folder / REPORT))
-    if fmt == "conll":
+    if fmt == "conll" and labels:  # an entities-only dataset has no stance to point to
         result.notes.append("conll: entity tags only; the stance is in the semeval, spacy and jsonl exports")
     return result

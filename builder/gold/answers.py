@@ -28,7 +28,7 @@ class GoldAnswer:
     """A gold sentence (without its answer fields) and its known stance and entity spans."""
 
     sentence: dict
-    stance: str
+    stance: str | None  # None in an entities-only scheme
     entities: tuple[tuple[int, int, str], ...]  # (start, end, label), sorted
 
 
@@ -43,9 +43,14 @@ def read_gold(path: str | Path, project: Project) -> dict[str, GoldAnswer]:
     stances, labels = set(project.stance_values), set(project.entity_values)
     for where, sentence in iter_numbered_sentences(path):
         stance = sentence.get("stance")
-        if stance not in stances:
+        # a gold question answers the scheme's own halves: an entities-only one no stance, a stance-only one no span
+        if project.has_stance and stance not in stances:
             raise InputError(f"{where}: field 'stance' must be one of {sorted(stances)}, not {stance!r}")
+        if not project.has_stance and stance is not None:
+            raise InputError(f"{where}: field 'stance': this project's scheme has no stance (entities only)")
         entities = sentence.get("entities", [])
+        if not project.has_entities and entities:
+            raise InputError(f"{where}: field 'entities': this project's scheme has no entities (stance only)")
         if not isinstance(entities, list):
             raise InputError(f"{where}: field 'entities' must be a list of {{start, end, label}}")
         spans = []

@@ -128,10 +128,10 @@ def examples_from_records(records) -> list[Example]:
             # the resolved spans: not those the vote could not decide, which a project may keep in `entities`
             tuple(
                 {"start": e["start"], "end": e["end"], "label": e["label"]}
-                for e in r["entities"]
+                for e in r.get("entities", ())  # a stance-only scheme's records have none
                 if e.get("status") != UNRESOLVED
             ),
-            r["stance"],
+            r.get("stance"),  # an entities-only scheme's records have no stance
             r.get("target") or "",
         )
         for r in sorted(records, key=lambda r: (r["article_id"], r["sentence_index"], r["id"]))

@@ -39,7 +39,17 @@ import tempfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
-from builder.model import DATASET_FORMAT, GROUND_TRUTH, MAJORITY, NONE, STANCE, TIE, UNANIMOUS, UNRESOLVED
+from builder.model import (
+    DATASET_FORMAT,
+    GROUND_TRUTH,
+    MAJORITY,
+    NONE,
+    STANCE,
+    TIE,
+    UNANIMOUS,
+    UNRESOLVED,
+    record_keys,
+)
 from builder.project import Project
 
 DAWID_SKENE = "dawid-skene"
@@ -210,6 +220,11 @@ class RecordMaker:
         self.target = project.target
         self.resolved = dataset_format >= RESOLVED_FORMAT
         self._summaries: dict[tuple, tuple] = {}
+        # A scheme without stance or entities: its records and annotations hold only its own half's keys
+        # (builder.model.record_keys); None for a both-scheme project, whose records are made as they always were.
+        self.partial = None
+        if not (project.has_stance and project.has_entities):
+            self.partial = record_keys(project, dataset_format)
 
     def from_task(self, task: dict) -> dict:
         """The record of a validated task."""
@@ -291,6 +306,10 @@ class RecordMaker:
         }
         if not self.resolved:
             del record["unresolved_entities"]
+        if self.partial is not None:
+            keys, annotation_keys = self.partial
+            record = {key: record[key] for key in keys}
+            record["annotations"] = [{key: a[key] for key in annotation_keys} for a in individual]
         return record
 
     def _stance_summary(self, stances: tuple) -> tuple:
@@ -337,7 +356,7 @@ def to_records(
     and the records are then streamed from the spool with the model's labels.
     """
     gold = gold or {}
-    if project.aggregation == DAWID_SKENE:
+    if project.aggregation == DAWID_SKENE and project.has_stance:  # Dawid-Skene weighs stance answers only
         yield from _dawid_skene_records(tasks, project, gold, report, dataset_format)
         return
     make = RecordMaker(project, dataset_format).from_task

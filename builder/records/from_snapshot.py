@@ -166,7 +166,8 @@ def dataset_statistics(project: Project, snapshot: Path) -> dict:
     from builder.records.agreement import annotator_counts, label_counts, span_agreement, stance_agreement
 
     records, _ = load_records(project, snapshot)
-    return {
+    records = both_halves(records, project)
+    statistics = {
         "records": len(records),
         "labels": label_counts(records),
         "annotators": annotator_counts(records),
@@ -174,6 +175,23 @@ def dataset_statistics(project: Project, snapshot: Path) -> dict:
         "span_agreement": span_agreement(records, project.entity_values),
         **evidence_statistics(records, project),
     }
+    if not project.has_stance:  # a figure of the half a scheme leaves out is not stated
+        del statistics["stance_agreement"]
+    if not project.has_entities:
+        del statistics["span_agreement"]
+    return statistics
+
+
+def both_halves(records: list[dict], project: Project) -> list[dict]:
+    """`records` of a stance-only or entities-only scheme with the other half read as unanswered (no stance, no
+    span), for the statistics computed alike for every scheme; a both-scheme project's records as they are."""
+    if project.has_stance and project.has_entities:
+        return records
+    filled = []
+    for record in records:
+        annotations = [{"stance": None, "entities": [], **a} for a in record["annotations"]]
+        filled.append({"stance": None, "stance_status": "none", "entities": [], **record, "annotations": annotations})
+    return filled
 
 
 def evidence_statistics(records: list[dict], project: Project) -> dict:
@@ -182,7 +200,10 @@ def evidence_statistics(records: list[dict], project: Project) -> dict:
     from builder.records.evidence import agreement_evidence
 
     evidence = agreement_evidence(records, project.stance_values, project.entity_values)
-    found = evidence.pop("diagnostics")
+    # a diagnostic of the half a scheme leaves out is not stated (stance figures name stance)
+    found = [
+        d for d in evidence.pop("diagnostics") if project.labels("stance" if "stance" in d["figure"] else "entities")
+    ]
     return {
         "agreement_evidence": evidence,
         "diagnostics": {f"{d['kind']}: {d['figure']}": d["message"] for d in found},
@@ -193,4 +214,7 @@ def unresolved_records(project: Project, snapshot: Path) -> tuple[list[dict], li
     """(records whose stance is unresolved, records with entity spans the vote could not decide): what an
     adjudicator must look at (`builder review`)."""
     records, _ = load_records(project, snapshot)
-    return [r for r in records if r["stance"] is None], [r for r in records if r.get("unresolved_entities")]
+    # an entities-only scheme's records have no stance to leave unresolved
+    return [r for r in records if "stance" in r and r["stance"] is None], [
+        r for r in records if r.get("unresolved_entities")
+    ]

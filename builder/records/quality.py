@@ -176,7 +176,11 @@ def frames_reader(project: Project, gold: dict) -> Generator[None, tuple[str, ob
     the frames), so that `builder build` feeds it from the one read of the snapshot its validation makes."""
     stances = {value: i for i, value in enumerate(project.stance_values)}
     labels = {value: i for i, value in enumerate(project.entity_values)}
-    gold_stance = {sid: stances.get(answer.stance, -1) for sid, answer in gold.items()}
+    # an entities-only scheme's gold questions have no stance: GOLD_WITHOUT_STANCE marks them gold all the same
+    gold_stance = {
+        sid: GOLD_WITHOUT_STANCE if answer.stance is None else stances.get(answer.stance, -1)
+        for sid, answer in gold.items()
+    }
     cols = _Columns()
     names: dict[str, int] = {}
     ignored: dict[str, list] = {}
@@ -298,6 +302,9 @@ def _span_frame(columns: tuple, first: str) -> pd.DataFrame:
     )
 
 
+GOLD_WITHOUT_STANCE = -2  # a task's gold stance code when it is a gold question without a stance (entities only)
+
+
 def _frames(cols: _Columns, names: dict[str, int], project: Project, ignored: dict) -> QualityFrames:
     order = sorted(names)  # annotator codes follow the sorted pseudonyms
     recode = np.empty(len(names), dtype=np.int32)
@@ -317,7 +324,7 @@ def _frames(cols: _Columns, names: dict[str, int], project: Project, ignored: di
             "empty": _np(cols.empty, np.int8).astype(bool),
             "ground_truth": _np(cols.ground_truth, np.int8).astype(bool),
             "lead_time": _np(cols.lead_time, np.float64),
-            "gold": gold_stance[task] >= 0,
+            "gold": gold_stance[task] != -1,
             "pre_annotated": _np(cols.pre_annotated, np.int32),
             "kept_pre_annotated": _np(cols.kept, np.int32),
         }
@@ -385,6 +392,8 @@ def aggregated_stances(frame: pd.DataFrame, project: Project, gold: np.ndarray) 
     gold stance.
     """
     n_tasks, n_labels = len(gold), len(project.stance_values)
+    if not n_labels:  # an entities-only scheme: no stance to aggregate
+        return np.full(n_tasks, -1)
     stance = frame["stance"].cat.codes.to_numpy()
     answered = ~frame["was_cancelled"].to_numpy() & (stance >= 0)
     task = frame["task"].to_numpy()
@@ -538,8 +547,13 @@ def report_from_frames(frames: QualityFrames, project: Project, intervals: bool 
     lead = rows.loc[answered, ["annotator", "lead_time"]].groupby("annotator", observed=False)["lead_time"].median()
 
     on_gold = answered & is_gold
-    gold_answers = _per(annotator[on_gold], n)
-    correct = _per(annotator[on_gold], n, (stance[on_gold] == frames.gold_stance[task[on_gold]]).astype(float))
+    on_gold_stance = on_gold & (frames.gold_stance[task] >= 0)  # gold questions with a stance to be right about
+    gold_answers = _per(annotator[on_gold_stance], n)
+    correct = _per(
+        annotator[on_gold_stance],
+        n,
+        (stance[on_gold_stance] == frames.gold_stance[task[on_gold_stance]]).astype(float),
+    )
     low, high = wilson_interval(correct, gold_answers)
     exact, overlap, span_rows = _span_f1(frames, annotator, on_gold, n)
     span_intervals = [np.full(n, np.nan)] * 4

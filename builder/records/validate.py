@@ -460,7 +460,7 @@ class TaskValidator:
                 error=False,
             )
             return None
-        if not annotation["result"]:
+        if not annotation["result"] and self.project.has_stance:  # entities only: no span is an answer too
             self._drop_annotation(task, annotation, "empty result", "submitted with no labels at all", "result")
             return None
         spans, stances, result = set(), [], []
@@ -534,7 +534,7 @@ class TaskValidator:
                 return None
             spans.add(key)
             result.append(item)
-        if len(stances) != 1:
+        if len(stances) != 1 and self.project.has_stance:
             reason = "missing stance" if not stances else "several stances"
             self._drop_annotation(
                 task, annotation, reason, f"result: {len(stances)} stance choices, expected exactly 1", "result"
@@ -624,6 +624,8 @@ def _typed_task_decoder(schema: dict, project: Project) -> tuple[msgspec.json.De
     one known label or choice, the lead time's range), has no field the schema does not name (but a
     prediction's score), and is read by orjson too. Raises ValueError for a schema it was not written for.
     """
+    if not (project.has_stance and project.has_entities):
+        raise ValueError("the fast path reads both-scheme tasks only")
     properties = schema["properties"]
     annotation_schema = schema["$defs"]["annotation"]["properties"]
     item_schema = schema["$defs"]["result_item"]["allOf"]

@@ -36,7 +36,12 @@ def _label_names(path: Path) -> tuple[list[str], list[str]]:
     try:
         metadata = pq.read_schema(path).metadata or {}
         features = json.loads(metadata[b"huggingface"])["info"]["features"]
-        return features["stance"]["names"], features["entities"]["feature"]["label"]["names"]
+        if "stance" not in features and "entities" not in features:
+            raise KeyError("stance")
+        # a stance-only or entities-only dataset has the label names of its own half only
+        stance = features["stance"]["names"] if "stance" in features else []
+        entities = features["entities"]["feature"]["label"]["names"] if "entities" in features else []
+        return stance, entities
     except (KeyError, TypeError, ValueError) as exc:
         raise BuilderError(
             f"{path}: no readable `huggingface` features metadata ({type(exc).__name__}: {exc})"
@@ -59,7 +64,12 @@ def _decoder(stance_names: list[str], entity_names: list[str]):
             row["entities"] = spans(row["entities"])
         if "annotations" in row:
             row["annotations"] = [
-                {**a, "stance": stance(a["stance"]), "entities": spans(a["entities"])} for a in row["annotations"]
+                {
+                    **a,
+                    **({"stance": stance(a["stance"])} if "stance" in a else {}),
+                    **({"entities": spans(a["entities"])} if "entities" in a else {}),
+                }
+                for a in row["annotations"]
             ]
         return row
 
@@ -106,11 +116,14 @@ def _summarize(rows, total: int, stance_names: list[str], entity_names: list[str
         c = counts[split]
         c["records"] += 1
         c["articles"].add(row["article_id"])
-        c["stance"]["(unresolved)" if row["stance"] is None else row["stance"]] += 1
-        c["entities"].update(e["label"] for e in row["entities"])
+        if "stance" in row:  # an entities-only release has no stance to count
+            c["stance"]["(unresolved)" if row["stance"] is None else row["stance"]] += 1
+        c["entities"].update(e["label"] for e in row.get("entities", ()))
         annotators.update(a["annotator"] for a in row["annotations"])
         if keep:
-            kept.append({"stance": row["stance"], "annotations": row["annotations"]})
+            # a half the scheme leaves out reads as unanswered, and its agreement is not stated (below)
+            annotations = [{"stance": None, "entities": [], **a} for a in row["annotations"]]
+            kept.append({"stance": row.get("stance"), "annotations": annotations})
     splits = {
         s: {
             "records": c["records"],
@@ -124,6 +137,10 @@ def _summarize(rows, total: int, stance_names: list[str], entity_names: list[str
     agreement = {}
     if kept:
         agreement = {"stance": stance_agreement(kept, stance_names), "entities": span_agreement(kept, entity_names)}
+        if not stance_names:
+            del agreement["stance"]
+        if not entity_names:
+            del agreement["entities"]
     return {"splits": splits, "agreement": agreement, "pseudonym_scheme": scheme_of(annotators)}
 
 
@@ -135,7 +152,13 @@ def release_summary(folder: Path, stance_names: list[str] | None = None, entity_
     files = [path for _, path in _parquet_files(folder)]
     if files and stance_names is None:
         stance_names, entity_names = _label_names(files[0])
-    return _summarize(_read_rows(folder, _SUMMARY_COLUMNS), _total_rows(folder), stance_names or [], entity_names or [])
+    columns = _SUMMARY_COLUMNS
+    if files:  # a stance-only or entities-only release lacks some of them
+        import pyarrow.parquet as pq
+
+        present = set(pq.read_schema(files[0]).names)
+        columns = [c for c in _SUMMARY_COLUMNS if c in present]
+    return _summarize(_read_rows(folder, columns), _total_rows(folder), stance_names or [], entity_names or [])
 
 
 def _test_articles(project: Project, version: str) -> set[str]:

@@ -181,7 +181,7 @@ def _summary_problems(manifest: dict, summary: dict) -> list[str]:
     return problems
 
 
-def _column_problems(manifest: dict, folder: Path) -> list[str]:
+def _column_problems(manifest: dict, folder: Path, project: Project | None = None) -> list[str]:
     """The Parquet files' columns against the manifest's dataset format."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -194,7 +194,9 @@ def _column_problems(manifest: dict, folder: Path) -> list[str]:
         except (pa.ArrowException, OSError) as exc:
             raise BuilderError(f"{path}: cannot read its schema ({type(exc).__name__}: {exc})") from None
         stored = _lead_time_type(schema)  # formats 3 and 4 have the same columns; lead_time's type tells them apart
-        found = [f for f in formats_of_columns(schema.names) if lead_time_dtype(f) == stored]
+        # a stance-only or entities-only project's columns are its scheme's (builder.model.record_shape)
+        columns = formats_of_columns(schema.names) or formats_of_columns(schema.names, project)
+        found = [f for f in columns if lead_time_dtype(f) == stored]
         if expected not in found:
             shape = f"dataset format {found[0]}" if found else "columns of no dataset format"
             problems.append(
@@ -299,7 +301,7 @@ def verify_release(project: Project, version: str) -> list[str]:
     problems += [f"{name}: not in the manifest" for name in actual if name not in manifest["files"]]
     try:
         problems += _summary_problems(manifest, release_summary(folder))
-        problems += _column_problems(manifest, folder)
+        problems += _column_problems(manifest, folder, project)
     except BuilderError as exc:
         problems.append(f"the Parquet files cannot be read to check the manifest's counts: {exc}")
     try:
