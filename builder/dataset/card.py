@@ -136,34 +136,35 @@ def agreement_table_with_intervals(project: Project, facts) -> str:
         return [name, value, interval_text(figure), figure["n"], based_on]
 
     kappa = s["fleiss_kappa"]
-    return _table(
-        ["measure", "value", "95% interval", "n", "based on"],
-        [
+    stance_rows = [
+        row(
+            "Krippendorff's alpha (nominal), stance",
+            s["krippendorff_alpha"],
+            "sentences with 2+ annotators",
+        ),
+        row(
+            "Fleiss' kappa, stance",
+            kappa,
+            f"sentences with the most common number of annotators ({kappa['annotators_per_sentence']})",
+        ),
+    ]
+    entity_rows = [
+        row(
+            "pairwise exact-span F1, entities (all labels)",
+            f1["f1"],
+            f"sentences with 2+ annotators, {f1['pairs']} annotator pairs",
+        ),
+        *[
             row(
-                "Krippendorff's alpha (nominal), stance",
-                s["krippendorff_alpha"],
-                "sentences with 2+ annotators",
-            ),
-            row(
-                "Fleiss' kappa, stance",
-                kappa,
-                f"sentences with the most common number of annotators ({kappa['annotators_per_sentence']})",
-            ),
-            row(
-                "pairwise exact-span F1, entities (all labels)",
-                f1["f1"],
-                f"sentences with 2+ annotators, {f1['pairs']} annotator pairs",
-            ),
-            *[
-                row(
-                    f"pairwise exact-span F1, {label}",
-                    f1["per_label"][label],
-                    f"sentences with 2+ annotators, {f1['per_label'][label]['spans']} spans",
-                )
-                for label in project.entity_values
-            ],
+                f"pairwise exact-span F1, {label}",
+                f1["per_label"][label],
+                f"sentences with 2+ annotators, {f1['per_label'][label]['spans']} spans",
+            )
+            for label in project.entity_values
         ],
-    )
+    ]
+    rows = (stance_rows if project.has_stance else []) + (entity_rows if project.has_entities else [])
+    return _table(["measure", "value", "95% interval", "n", "based on"], rows)
 
 
 def describe_source(src: dict, markdown: bool = False) -> str:

@@ -33,12 +33,18 @@ def evidence_record(project: Project, facts) -> dict | None:
     if not (facts.records or total == 0):
         return None
     e = evidence_of(project, facts)
-    return {
-        "stance": {name: e["stance"][name] for name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1")},
+    stance = {"stance": {name: e["stance"][name] for name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1")}}
+    spans = {
         "span_f1": {"all": e["span_f1"]["f1"], "pairs": e["span_f1"]["pairs"], "per_label": e["span_f1"]["per_label"]},
         "unitizing_alpha": {"all": e["unitizing_alpha"]["overall"], "per_label": e["unitizing_alpha"]["per_label"]},
         "span_disagreements": e["span_disagreements"]["counts"],
-        "diagnostics": sorted({f"{d['kind']}: {d['figure']}" for d in e["diagnostics"]}),
+    }
+    return {  # a one-half scheme records only its own half's figures, as its card states them
+        **(stance if project.has_stance else {}),
+        **(spans if project.has_entities else {}),
+        "diagnostics": sorted(
+            {f"{d['kind']}: {d['figure']}" for d in e["diagnostics"] if _of_scheme(project, d["figure"])}
+        ),
         "quality": {name: figure for name, figure, _ in getattr(facts, "quality_figures", [])},
         "resamples": e["resamples"],
         "seed": e["seed"],

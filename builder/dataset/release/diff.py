@@ -70,7 +70,7 @@ def evidence_figures(manifest: dict) -> dict | None:
         ("span_f1", ("span_f1", "all")),
         *EVIDENCE_FIGURES,
     )
-    return {name: evidence[a][b] for name, (a, b) in paths}
+    return {name: evidence[a][b] for name, (a, b) in paths if a in evidence}  # a one-half scheme records its half
 
 
 def _median(values: list) -> float | None:
