@@ -224,6 +224,12 @@ def test_the_move_into_organizations_is_made_inside_the_running_server(ls, ls_se
     assert len(organizations) == 2 and before not in organizations
     for name, person in people.items():
         assert _active_organization(ls.url, person.api_key) == made[f"{name}-{suffix}@example.org"].organization
+    from .test_annotators import _plain_session, _whoami
+
+    entry = made[f"x-{suffix}@example.org"]  # its admin logs in with the password builder recorded
+    session = _plain_session()
+    _form_login(session, f"{ls.url}/user/login/", entry.admin, entry.password)
+    assert _whoami(session, ls.url) == entry.admin
     with pytest.raises(LabelStudioError, match="no account with this e-mail"):
         isolation.isolate_annotators(_root(ls_server), ls_server, [f"nobody-{suffix}@example.org"])
 

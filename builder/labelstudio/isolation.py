@@ -60,13 +60,14 @@ for entry in entries:
     annotator = User.objects.get(email=entry["email"])
     with transaction.atomic():
         admin = User.objects.filter(email=entry["admin"]).first()
-        if admin is None:
+        if admin is None:  # one password hash per admin (a million PBKDF2 rounds: what the move costs)
             admin = User.objects.create_user(email=entry["admin"], password=entry["password"], username=entry["admin"])
+        else:
+            admin.set_password(entry["password"])
         organization = admin.active_organization
         if organization is None or organization.created_by_id != admin.id:
             organization = Organization.create_organization(created_by=admin, title=entry["title"])
             admin.active_organization = organization
-        admin.set_password(entry["password"])
         admin.save()
         Token.objects.filter(user=admin).delete()
         Token.objects.create(user=admin, key=entry["token"])

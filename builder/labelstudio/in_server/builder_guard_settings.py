@@ -308,16 +308,18 @@ def _isolate(request):
                 if annotator.is_superuser or annotator.is_staff:
                     transaction.set_rollback(True)
                     return JsonResponse({"detail": "not an annotator account"}, status=400)
+                # a password hash (PBKDF2, a million rounds) is what this costs: one per admin, when it is made
                 admin = User.objects.filter(email=entry["admin"]).first()
                 if admin is None:
                     admin = User.objects.create_user(
                         email=entry["admin"], password=entry["password"], username=entry["admin"]
                     )
+                else:  # made by an earlier, interrupted move: the password builder recorded, again
+                    admin.set_password(entry["password"])
                 organization = admin.active_organization
                 if organization is None or organization.created_by_id != admin.id:
                     organization = Organization.create_organization(created_by=admin, title=entry["title"])
                     admin.active_organization = organization
-                admin.set_password(entry["password"])
                 admin.save()
                 Token.objects.filter(user=admin).delete()
                 Token.objects.create(user=admin, key=entry["token"])
