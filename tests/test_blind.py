@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.errors import LabelStudioError
 from builder.labelstudio.isolation import guarded, isolate_annotator, organizations_path, read_organizations
 from builder.labelstudio.users import annotator_connection
 
@@ -195,6 +196,84 @@ def test_isolation_is_idempotent_and_its_tokens_stay_private(ls_server, two_blin
         ["git", "check-ignore", "-q", ".builder/organizations.json"], cwd=ROOT, capture_output=True
     ).returncode
     assert ignored == 0  # never committed
+
+
+def _isolate_request(url: str, token: str, entries) -> tuple[int, object]:
+    from builder.labelstudio.isolation import ISOLATE_PATH
+
+    return call(url, token, "POST", ISOLATE_PATH, entries)
+
+
+def _active_organization(url: str, token: str) -> int:
+    return call(url, token, "GET", "/api/current-user/whoami")[1]["active_organization"]
+
+
+def test_the_move_into_organizations_is_made_inside_the_running_server(ls, ls_server, monkeypatch):
+    """No Django process of its own (10 s or more each time): the local server's guard moves the accounts."""
+    from builder.labelstudio import isolation
+
+    def no_process(*args):
+        raise AssertionError("a Django process was started to move the accounts")
+
+    monkeypatch.setattr(isolation, "_isolate_in_new_process", no_process)
+    suffix = uuid.uuid4().hex[:8]
+    people = {name: annotator_connection(ls, f"{name}-{suffix}@example.org", f"pw-{uuid.uuid4().hex}") for name in "xy"}
+    before = _active_organization(ls.url, ls.api_key)
+    made = isolation.isolate_annotators(_root(ls_server), ls_server, [f"{name}-{suffix}@example.org" for name in "xy"])
+    organizations = {entry.organization for entry in made.values()}
+    assert len(organizations) == 2 and before not in organizations
+    for name, person in people.items():
+        assert _active_organization(ls.url, person.api_key) == made[f"{name}-{suffix}@example.org"].organization
+    from .test_annotators import _plain_session, _whoami
+
+    entry = made[f"x-{suffix}@example.org"]  # its admin logs in with the password builder recorded
+    session = _plain_session()
+    _form_login(session, f"{ls.url}/user/login/", entry.admin, entry.password)
+    assert _whoami(session, ls.url) == entry.admin
+    with pytest.raises(LabelStudioError, match="no account with this e-mail"):
+        isolation.isolate_annotators(_root(ls_server), ls_server, [f"nobody-{suffix}@example.org"])
+
+
+def test_only_builders_admin_token_may_move_accounts(ls, two_blind_annotators):
+    """The guard's move request fails closed: an annotator's token, an organization admin's token, no token, a
+    session-less GET, an admin outside builder's own domain (which would reset another account's password and
+    token) are all refused, and nothing moves."""
+    made, url = two_blind_annotators, ls.url
+    ann, bob = made["ann"], made["bob"]
+    entry = {
+        "email": bob["email"],
+        "admin": "org-curious@builder.local",
+        "password": "p" * 24,
+        "token": "a" * 40,
+        "title": "curious",
+    }
+    before = {name: _active_organization(url, made[name]["me"].api_key) for name in ("ann", "bob")}
+    for token in (ann["me"].api_key, bob["me"].api_key, ann["org"].token, "0" * 40):
+        status, answer = _isolate_request(url, token, [entry])
+        assert status in (401, 403), (status, answer)
+    status, _ = call(url, ls.api_key, "GET", "/builder-guard/isolate-annotators/")
+    assert status == 405
+    for wrong in ({**entry, "admin": ann["email"]}, {**entry, "email": "org-x@builder.local"}, {**entry, "x": 1}, {}):
+        assert _isolate_request(url, ls.api_key, [wrong])[0] == 400
+    admin_email = call(url, ls.api_key, "GET", "/api/current-user/whoami")[1]["email"]
+    assert _isolate_request(url, ls.api_key, [{**entry, "email": admin_email}])[0] == 400  # never a superuser
+    after = {name: _active_organization(url, made[name]["me"].api_key) for name in ("ann", "bob")}
+    assert after == before
+    # the annotator's password and token still work: no account was changed
+    assert call(url, ann["me"].api_key, "GET", f"/api/projects/{ann['project']}/")[0] == 200
+    assert call(url, ann["org"].token, "GET", f"/api/projects/{ann['project']}/")[0] == 200
+
+
+def test_a_server_an_older_builder_started_still_moves_accounts(ls, ls_server, monkeypatch):
+    """A server whose guard predates the move request answers Label Studio's own page: builder falls back on a
+    Django process of its own."""
+    from builder.labelstudio import isolation
+
+    monkeypatch.setattr(isolation, "ISOLATE_PATH", "/builder-guard/no-such-request/")
+    email = f"old-{uuid.uuid4().hex[:8]}@example.org"
+    person = annotator_connection(ls, email, f"pw-{uuid.uuid4().hex}")
+    made = isolation.isolate_annotator(_root(ls_server), ls_server, email)
+    assert _active_organization(ls.url, person.api_key) == made.organization != _active_organization(ls.url, ls.api_key)
 
 
 # --- blind push -------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Label Studio Community shows every account every project and every annotation of
 an Enterprise feature). An organization is the one boundary it keeps: a user of a second organization sees
 none of the first's projects, tasks, users or predictions. `isolate_annotator` moves an annotator's account
 into an organization of its own (no longer a member of the first one), made through Label Studio's own Django
-models run in the server's virtual environment (as `server start` resets access). Each such organization gets
+models, inside the running server (a request only builder's admin token may make, answered by the guard) or,
+for a server an older builder started, in a process of the server's virtual environment. Each such organization gets
 an admin account builder owns, with its own API token, through which builder pushes that annotator's copy of
 the project and pulls it back.
 
@@ -31,6 +32,9 @@ from builder.labelstudio import server
 from builder.labelstudio.client import Connection
 
 ORGANIZATIONS_FILE = "organizations.json"
+ISOLATE_PATH = "/builder-guard/isolate-annotators/"  # the guard's own request (in_server/builder_guard_settings.py)
+ISOLATE_HEADER = "X-Builder-Isolate"  # on the guard's every answer to it: a server without it predates the request
+_MISSING = "no account with this e-mail on the local server: add it with `builder annotators add`"
 BLIND_FILE = "blind.json"  # a shared project made blind (`builder annotators blind`)
 ADMIN_DOMAIN = "builder.local"
 
@@ -56,13 +60,14 @@ for entry in entries:
     annotator = User.objects.get(email=entry["email"])
     with transaction.atomic():
         admin = User.objects.filter(email=entry["admin"]).first()
-        if admin is None:
+        if admin is None:  # one password hash per admin (a million PBKDF2 rounds: what the move costs)
             admin = User.objects.create_user(email=entry["admin"], password=entry["password"], username=entry["admin"])
+        else:
+            admin.set_password(entry["password"])
         organization = admin.active_organization
         if organization is None or organization.created_by_id != admin.id:
             organization = Organization.create_organization(created_by=admin, title=entry["title"])
             admin.active_organization = organization
-        admin.set_password(entry["password"])
         admin.save()
         Token.objects.filter(user=admin).delete()
         Token.objects.create(user=admin, key=entry["token"])
@@ -171,8 +176,10 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
 
     The accounts must exist (`builder annotators add` made them). Their membership of every other organization
     is deleted; their annotations stay where they are. Each organization's admin and token are recorded first, so
-    a crash between recording and the move is redone by the next call with the same credentials. One Django
-    process does every account: starting Django is what costs (about 10 s each on 2 cores, a minute under load)."""
+    a crash between recording and the move is redone by the next call with the same credentials. One request
+    does every account, answered inside the running server by its guard: starting Django in a process of
+    its own, as builder did before (and still does for a server an older builder started), costs about 10 s on 2
+    cores, a minute under load."""
     if not emails:
         return {}
     organizations = read_organizations(root)
@@ -189,7 +196,6 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
             fresh = True
     if fresh:
         _write_organizations(root, organizations)
-    python = server.ensure_installed(lambda message: None).parent / "python"
     entries = [
         {
             "email": email,
@@ -200,14 +206,9 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
         }
         for email in emails
     ]
-    env = {**server._server_environment(state), "BUILDER_ISOLATE": json.dumps(entries)}  # secrets never in argv
-    result = subprocess.run([str(python), "-c", _ISOLATE], env=env, capture_output=True, text=True, umask=0o077)
-    if result.returncode == 3:
-        raise LabelStudioError("no account with this e-mail on the local server: add it with `builder annotators add`")
-    if result.returncode != 0:
-        last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
-        raise LabelStudioError(f"could not give an annotator an organization of their own: {last[:200]}")
-    made = json.loads(result.stdout.strip().splitlines()[-1])
+    made = _isolate_in_server(state, entries)
+    if made is None:  # a server started by an older builder, whose guard has no such request: a Django process
+        made = _isolate_in_new_process(state, entries)
     changed = False
     for email, organization in made.items():
         if organization != organizations[email].organization:
@@ -218,6 +219,52 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
     if changed:
         _write_organizations(root, organizations)
     return {email: organizations[email] for email in emails}
+
+
+def _isolate_in_server(state: server.ServerState, entries: list[dict]) -> dict[str, int] | None:
+    """Ask the running local server's guard to move the accounts (`ISOLATE_PATH` in in_server/
+    builder_guard_settings.py, answered to builder's admin token only); None when its guard predates that request."""
+    request = urllib.request.Request(
+        f"{state.url}{ISOLATE_PATH}",
+        data=json.dumps(entries).encode(),
+        method="POST",
+        headers={"Authorization": f"Token {state.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            if response.headers.get(ISOLATE_HEADER) != "1":
+                return None  # not the guard's answer (Label Studio's own page)
+            return json.loads(response.read())["made"]
+    except urllib.error.HTTPError as exc:
+        if exc.headers.get(ISOLATE_HEADER) != "1":
+            return None
+        if exc.code == 409:
+            raise LabelStudioError(_MISSING) from None
+        try:
+            detail = json.loads(exc.read()).get("detail", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        raise LabelStudioError(
+            f"could not give an annotator an organization of their own: the local server answered {exc.code}"
+            + (f" ({str(detail)[:200]})" if detail else "")
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise LabelStudioError(
+            f"could not give an annotator an organization of their own: the local server did not answer ({exc})"
+        ) from None
+
+
+def _isolate_in_new_process(state: server.ServerState, entries: list[dict]) -> dict[str, int]:
+    """The same move through Label Studio's Django models in a process of its own (10 s or more to start)."""
+    python = server.ensure_installed(lambda message: None).parent / "python"
+    env = {**server._server_environment(state), "BUILDER_ISOLATE": json.dumps(entries)}  # secrets never in argv
+    result = subprocess.run([str(python), "-c", _ISOLATE], env=env, capture_output=True, text=True, umask=0o077)
+    if result.returncode == 3:
+        raise LabelStudioError(_MISSING)
+    if result.returncode != 0:
+        last = ((result.stderr or result.stdout).strip().splitlines() or ["no output"])[-1]
+        raise LabelStudioError(f"could not give an annotator an organization of their own: {last[:200]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def guarded(url: str, timeout: float = 10.0) -> bool:

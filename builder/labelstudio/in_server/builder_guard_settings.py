@@ -12,6 +12,10 @@ organization"). Views that fetch an object by its id from `Model.objects.all()` 
 annotation puts each annotator in an organization of their own, so the guard below answers 404 whenever a
 request names (in its path, its query or its JSON body) an object that belongs to another organization than the
 requesting user's active one. It fails closed: an id-like URL argument it does not know is refused too.
+
+It also answers one request of its own, ISOLATE_PATH, for builder's admin token only: moving annotator accounts
+into organizations of their own inside the running server (a blind push did this by starting Django in a process
+of its own, which costs 10 s or more; here it costs a few database writes). See `_isolate`.
 """
 
 import json
@@ -30,6 +34,9 @@ MIDDLEWARE = [*MIDDLEWARE, "builder_guard_settings.OrganizationGuard"]
 
 GUARD_HEADER = "X-Builder-Organization-Guard"  # on every answer: `builder` checks a server runs the guard
 BODY_LIMIT = 1 << 20  # JSON bodies up to 1 MiB are read for project/task/view ids (imports name their project)
+ISOLATE_PATH = "/builder-guard/isolate-annotators/"  # ends in a slash: no APPEND_SLASH redirect of a POST
+ISOLATE_HEADER = "X-Builder-Isolate"  # on every answer to ISOLATE_PATH: builder tells it from Label Studio's own
+ADMIN_DOMAIN = "builder.local"  # the organizations' admins builder makes (builder/labelstudio/isolation.py)
 
 # What an object id names, by the URL's first segments (most specific first), and how its organization is read.
 _PREFIXES = (
@@ -116,7 +123,11 @@ class OrganizationGuard:
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self._refusal(request) or self.get_response(request)
+        if request.path_info == ISOLATE_PATH:
+            response = _isolate(request)
+            response[ISOLATE_HEADER] = "1"
+        else:
+            response = self._refusal(request) or self.get_response(request)
         response[GUARD_HEADER] = "1"
         return response
 
@@ -189,22 +200,7 @@ class OrganizationGuard:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             return user
-        if not request.META.get("HTTP_AUTHORIZATION"):
-            return None
-        from rest_framework.authentication import SessionAuthentication
-        from rest_framework.request import Request
-        from rest_framework.settings import api_settings
-
-        for authenticator_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
-            if issubclass(authenticator_class, SessionAuthentication):
-                continue
-            try:
-                found = authenticator_class().authenticate(Request(request))
-            except Exception:  # refused credentials: Label Studio's own view answers 401
-                continue
-            if found:
-                return found[0]
-        return None
+        return _token_user(request)
 
     @staticmethod
     def _inside(kind, pk, organization, user):
@@ -231,3 +227,107 @@ class OrganizationGuard:
             model, lookup = _model_path(kind)
         owners = list(model.objects.filter(pk=pk).values_list(lookup, flat=True)[:1])
         return not owners or owners[0] == organization  # a missing object: Label Studio's own 404
+
+
+def _token_user(request):
+    """The user an API token (or JWT) in the Authorization header names; never the session's (no CSRF way in)."""
+    if not request.META.get("HTTP_AUTHORIZATION"):
+        return None
+    from rest_framework.authentication import SessionAuthentication
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
+
+    for authenticator_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+        if issubclass(authenticator_class, SessionAuthentication):
+            continue
+        try:
+            found = authenticator_class().authenticate(Request(request))
+        except Exception:  # refused credentials
+            continue
+        if found:
+            return found[0]
+    return None
+
+
+def _entries(request):
+    """The accounts to move, from the JSON body; None unless every entry is well formed and names an admin of
+    ADMIN_DOMAIN (so no other account's password or token can be set through this path)."""
+    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
+    if not request.META.get("CONTENT_TYPE", "").startswith("application/json") or not 0 < length <= BODY_LIMIT:
+        return None
+    try:
+        entries = json.loads(request.body)
+    except ValueError:
+        return None
+    fields = ("email", "admin", "password", "token", "title")
+    if not isinstance(entries, list) or not entries:
+        return None
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != set(fields):
+            return None
+        if not all(isinstance(entry[name], str) and entry[name] for name in fields):
+            return None
+        if not entry["admin"].endswith(f"@{ADMIN_DOMAIN}") or entry["email"].endswith(f"@{ADMIN_DOMAIN}"):
+            return None
+        if len(entry["token"]) < 20 or len(entry["password"]) < 12:
+            return None
+    return entries
+
+
+def _isolate(request):
+    """Move each annotator account the body names into an organization of its own, whose admin (made here, with the
+    password and token builder chose) builder keeps; {"made": {e-mail: organization id}}.
+
+    Only builder's admin may: the superuser whose e-mail the server was started with (LABEL_STUDIO_USERNAME, from
+    `builder server start`), identified by API token. Anyone else gets 403 and nothing changes, as does an account
+    that is staff or superuser (builder never moves those). One transaction: all accounts move, or none."""
+    from django.db import transaction
+    from django.http import JsonResponse
+
+    if request.method != "POST":
+        return JsonResponse({"detail": "Method not allowed."}, status=405)
+    user = _token_user(request)
+    admin_email = os.environ.get("LABEL_STUDIO_USERNAME")
+    if user is None or not admin_email or not user.is_superuser or user.email != admin_email:
+        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    entries = _entries(request)
+    if entries is None:
+        return JsonResponse({"detail": "malformed request"}, status=400)
+    from organizations.models import Organization, OrganizationMember
+    from rest_framework.authtoken.models import Token
+    from users.models import User
+
+    try:
+        with transaction.atomic():
+            made = {}
+            for entry in entries:
+                annotator = User.objects.filter(email=entry["email"]).first()
+                if annotator is None:
+                    transaction.set_rollback(True)
+                    return JsonResponse({"detail": "missing account"}, status=409)
+                if annotator.is_superuser or annotator.is_staff:
+                    transaction.set_rollback(True)
+                    return JsonResponse({"detail": "not an annotator account"}, status=400)
+                # a password hash (PBKDF2, a million rounds) is what this costs: one per admin, when it is made
+                admin = User.objects.filter(email=entry["admin"]).first()
+                if admin is None:
+                    admin = User.objects.create_user(
+                        email=entry["admin"], password=entry["password"], username=entry["admin"]
+                    )
+                else:  # made by an earlier, interrupted move: the password builder recorded, again
+                    admin.set_password(entry["password"])
+                organization = admin.active_organization
+                if organization is None or organization.created_by_id != admin.id:
+                    organization = Organization.create_organization(created_by=admin, title=entry["title"])
+                    admin.active_organization = organization
+                admin.save()
+                Token.objects.filter(user=admin).delete()
+                Token.objects.create(user=admin, key=entry["token"])
+                OrganizationMember.objects.filter(user=annotator).exclude(organization=organization).delete()
+                OrganizationMember.objects.get_or_create(user=annotator, organization=organization)
+                annotator.active_organization = organization
+                annotator.save(update_fields=["active_organization"])
+                made[entry["email"]] = organization.id
+    except Exception as error:  # fails closed: the transaction is rolled back, nothing moved
+        return JsonResponse({"detail": f"{type(error).__name__}"}, status=500)
+    return JsonResponse({"made": made})
