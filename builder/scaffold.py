@@ -487,6 +487,13 @@ def guidelines_md(s: _Scheme) -> str:
     # A stance-only or entities-only scheme: the guidelines leave out the other half's section.
     if not s.entities:
         text = re.sub(r"## 2\. Entities\n.*?(?=## Pre-annotations)", "", text, count=1, flags=re.DOTALL)
+        text = text.replace(  # a stance-only task shows a suggested stance, never a span
+            "Spans already drawn when a sentence opens are suggestions learned from earlier annotations: fix or\n"
+            "delete wrong ones, add missing ones, then submit.",
+            "A stance already chosen when a sentence opens is a suggestion learned from earlier annotations:\n"
+            "change it if it is wrong, then submit. It is shown only for targets labelled often enough before.",
+            1,
+        )
     if not s.stance:
         text = re.sub(r"## 1\. Stance \(required\)\n.*?(?=## 2\. Entities)", "", text, count=1, flags=re.DOTALL)
         text = text.replace("## 2. Entities", "## 1. Entities", 1)

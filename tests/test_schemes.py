@@ -104,6 +104,7 @@ def test_init_writes_the_scheme_asked(tmp_path, scheme):
     guidelines = (tmp_path / scheme / "guidelines.md").read_text(encoding="utf-8")
     assert ("Stance (required)" in guidelines) == (scheme != "entities")
     assert ("Entities" in guidelines) == (scheme != "stance")
+    assert ("Spans already drawn" in guidelines) == (scheme != "stance")  # a stance-only task shows no span
 
 
 def test_init_flag_scheme_from_the_cli(tmp_path):
@@ -137,6 +138,13 @@ def test_build_card_and_exports_of_one_half(tmp_path, scheme, columns):
     card = (project.dataset_path / "README.md").read_text(encoding="utf-8")
     assert ("Krippendorff's alpha (nominal), stance" in card) == (scheme == "stance")
     assert ("pairwise exact-span F1, entities" in card) == (scheme == "entities")
+    # the agreement evidence's reading notes speak of the scheme's own half only
+    assert ("prevalence paradox" in card) == (scheme == "stance")
+    assert ("Span F1 counts only exact matches" in card) == (scheme == "entities")
+    stats = run_cli("stats", "--format", "json", cwd=project.root)
+    assert stats.returncode == 0, stats.stderr
+    evidence = json.loads(stats.stdout)["agreement_evidence"]  # the scheme's own half only, as on the card
+    assert ("stance" in evidence) == (scheme == "stance") and ("span_f1" in evidence) == (scheme == "entities")
     croissant = json.loads((project.dataset_path / "croissant.json").read_text(encoding="utf-8"))
     fields = {f["name"] for record_set in croissant["recordSet"] for f in record_set.get("field", [])}
     assert ("ner_tags" in fields) == (scheme == "entities") and ("stance" in fields) == (scheme == "stance")

@@ -122,6 +122,20 @@ def evidence_text(project: Project, facts, quality_figures: list[tuple[str, dict
         )
     else:
         disagreements = "No span disagreements between annotators of the same sentence."
+    stance_reading = f"""alpha and kappa correct for chance using how often each label is used; when one stance label
+dominates (here {_dominant(s)}), their chance agreement approaches their observed agreement and they can be
+low while annotators almost always agree (the prevalence paradox). Gwet's AC1 corrects for chance without
+that dependence: read it beside them when one label holds {DOMINANT_SHARE:.0%} or more of the ratings. AC2 is
+not given: the stance labels are nominal."""
+    span_reading = """Span F1 counts only exact matches and is not chance-corrected;
+unitizing alpha (Krippendorff 1995, 2004) is, and penalises a boundary off by a few characters less than a
+missing span."""
+    if project.has_stance and project.has_entities:
+        which_to_read = f"Which to read: {stance_reading} {span_reading}\n\n{disagreements}"
+    elif project.has_stance:  # a stance-only scheme: nothing of spans
+        which_to_read = f"Which to read: {stance_reading}"
+    else:  # an entities-only scheme: nothing of stance
+        which_to_read = f"Which to read: {span_reading}\n\n{disagreements}"
     shown = [d for d in e["diagnostics"] if _of_scheme(project, d["figure"])]
     diagnostics = "\n".join(f"- {d['message']}." for d in shown) or "- None."
     return f"""
@@ -132,15 +146,7 @@ data always gives the same interval; Wilson's interval for shares) and the n it 
 
 {chr(10).join(rows)}
 
-Which to read: alpha and kappa correct for chance using how often each label is used; when one stance label
-dominates (here {_dominant(s)}), their chance agreement approaches their observed agreement and they can be
-low while annotators almost always agree (the prevalence paradox). Gwet's AC1 corrects for chance without
-that dependence: read it beside them when one label holds {DOMINANT_SHARE:.0%} or more of the ratings. AC2 is
-not given: the stance labels are nominal. Span F1 counts only exact matches and is not chance-corrected;
-unitizing alpha (Krippendorff 1995, 2004) is, and penalises a boundary off by a few characters less than a
-missing span.
-
-{disagreements}
+{which_to_read}
 
 Diagnostics:
 

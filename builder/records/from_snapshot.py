@@ -204,6 +204,11 @@ def evidence_statistics(records: list[dict], project: Project) -> dict:
     found = [
         d for d in evidence.pop("diagnostics") if project.labels("stance" if "stance" in d["figure"] else "entities")
     ]
+    if not project.has_stance:  # a one-half scheme: only its own half's figures, as its card states them
+        del evidence["stance"]
+    if not project.has_entities:
+        for name in ("span_f1", "unitizing_alpha", "span_disagreements"):
+            del evidence[name]
     return {
         "agreement_evidence": evidence,
         "diagnostics": {f"{d['kind']}: {d['figure']}": d["message"] for d in found},
