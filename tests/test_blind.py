@@ -226,10 +226,13 @@ def test_the_move_into_organizations_is_made_inside_the_running_server(ls, ls_se
         assert _active_organization(ls.url, person.api_key) == made[f"{name}-{suffix}@example.org"].organization
     from .test_annotators import _plain_session, _whoami
 
-    entry = made[f"x-{suffix}@example.org"]  # its admin logs in with the password builder recorded
-    session = _plain_session()
-    _form_login(session, f"{ls.url}/user/login/", entry.admin, entry.password)
-    assert _whoami(session, ls.url) == entry.admin
+    entry = made[f"x-{suffix}@example.org"]  # builder acts as its admin through the token it recorded
+    assert call(ls.url, entry.token, "GET", "/api/current-user/whoami")[1]["email"] == entry.admin
+    session = _plain_session()  # and nobody logs in as it: it has no usable password (none was hashed)
+    for password in ("", "!", entry.token):
+        _form_login(session, f"{ls.url}/user/login/", entry.admin, password)
+        assert _whoami(session, ls.url) is None
+    assert "password" not in json.loads(isolation.organizations_path(_root(ls_server)).read_text())[entry.email]
     with pytest.raises(LabelStudioError, match="no account with this e-mail"):
         isolation.isolate_annotators(_root(ls_server), ls_server, [f"nobody-{suffix}@example.org"])
 
@@ -243,7 +246,6 @@ def test_only_builders_admin_token_may_move_accounts(ls, two_blind_annotators):
     entry = {
         "email": bob["email"],
         "admin": "org-curious@builder.local",
-        "password": "p" * 24,
         "token": "a" * 40,
         "title": "curious",
     }
@@ -530,3 +532,16 @@ def test_builder_pull_of_a_blind_project_takes_the_options_of_pull(blind_server,
     pull_blind(admin, project, tmp_path / "library.jsonl")
     assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "library.jsonl").read_bytes()
     assert sentence_id in (tmp_path / "cli.jsonl").read_text(encoding="utf-8")
+
+
+def test_an_earlier_builder_s_record_of_organizations_still_reads(tmp_path):
+    """`.builder/organizations.json` of an earlier builder holds each admin's password, which nothing uses now:
+    it reads, without it."""
+    from builder.labelstudio import isolation
+
+    path = isolation.organizations_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    entry = {"email": "a@example.org", "organization": 3, "admin": "org-1@builder.local", "token": "t" * 40}
+    path.write_text(json.dumps({"a@example.org": {**entry, "password": "p" * 24}}), encoding="utf-8")
+    read = isolation.read_organizations(tmp_path)["a@example.org"]
+    assert (read.organization, read.admin, read.token) == (3, "org-1@builder.local", "t" * 40)

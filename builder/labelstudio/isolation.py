@@ -60,10 +60,10 @@ for entry in entries:
     annotator = User.objects.get(email=entry["email"])
     with transaction.atomic():
         admin = User.objects.filter(email=entry["admin"]).first()
-        if admin is None:  # one password hash per admin (a million PBKDF2 rounds: what the move costs)
-            admin = User.objects.create_user(email=entry["admin"], password=entry["password"], username=entry["admin"])
+        if admin is None:  # no usable password: builder acts through its token; nobody logs in as it
+            admin = User.objects.create_user(email=entry["admin"], password=None, username=entry["admin"])
         else:
-            admin.set_password(entry["password"])
+            admin.set_unusable_password()
         organization = admin.active_organization
         if organization is None or organization.created_by_id != admin.id:
             organization = Organization.create_organization(created_by=admin, title=entry["title"])
@@ -87,7 +87,6 @@ class AnnotatorOrganization:
     email: str  # the annotator's
     organization: int
     admin: str
-    password: str
     token: str
     removed: bool = False  # `builder annotators remove`: given no more work; what they did stays in their copy
 
@@ -109,7 +108,11 @@ def read_organizations(root: Path) -> dict[str, AnnotatorOrganization]:
         return {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return {email: AnnotatorOrganization(**entry) for email, entry in raw.items()}
+        # records of an earlier builder carry the admin's password, which nothing uses now: dropped
+        return {
+            email: AnnotatorOrganization(**{k: v for k, v in entry.items() if k != "password"})
+            for email, entry in raw.items()
+        }
     except (ValueError, TypeError):
         raise LabelStudioError(
             f"{path}: unreadable record of the annotators' organizations; restore it from a backup "
@@ -190,7 +193,6 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
                 email=email,
                 organization=0,
                 admin=_admin_email(email),
-                password=secrets.token_urlsafe(18),
                 token=secrets.token_hex(20),
             )
             fresh = True
@@ -200,7 +202,6 @@ def isolate_annotators(root: Path, state: server.ServerState, emails: list[str])
         {
             "email": email,
             "admin": organizations[email].admin,
-            "password": organizations[email].password,
             "token": organizations[email].token,
             "title": f"builder annotator {organizations[email].admin.split('@')[0]}",
         }

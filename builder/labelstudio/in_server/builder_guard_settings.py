@@ -251,7 +251,7 @@ def _token_user(request):
 
 def _entries(request):
     """The accounts to move, from the JSON body; None unless every entry is well formed and names an admin of
-    ADMIN_DOMAIN (so no other account's password or token can be set through this path)."""
+    ADMIN_DOMAIN (so no other account's token can be set through this path)."""
     length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
     if not request.META.get("CONTENT_TYPE", "").startswith("application/json") or not 0 < length <= BODY_LIMIT:
         return None
@@ -259,7 +259,7 @@ def _entries(request):
         entries = json.loads(request.body)
     except ValueError:
         return None
-    fields = ("email", "admin", "password", "token", "title")
+    fields = ("email", "admin", "token", "title")
     if not isinstance(entries, list) or not entries:
         return None
     for entry in entries:
@@ -269,14 +269,14 @@ def _entries(request):
             return None
         if not entry["admin"].endswith(f"@{ADMIN_DOMAIN}") or entry["email"].endswith(f"@{ADMIN_DOMAIN}"):
             return None
-        if len(entry["token"]) < 20 or len(entry["password"]) < 12:
+        if len(entry["token"]) < 20:
             return None
     return entries
 
 
 def _isolate(request):
     """Move each annotator account the body names into an organization of its own, whose admin (made here, with the
-    password and token builder chose) builder keeps; {"made": {e-mail: organization id}}.
+    token builder chose and no usable password) builder keeps; {"made": {e-mail: organization id}}.
 
     Only builder's admin may: the superuser whose e-mail the server was started with (LABEL_STUDIO_USERNAME, from
     `builder server start`), identified by API token. Anyone else gets 403 and nothing changes, as does an account
@@ -308,14 +308,13 @@ def _isolate(request):
                 if annotator.is_superuser or annotator.is_staff:
                     transaction.set_rollback(True)
                     return JsonResponse({"detail": "not an annotator account"}, status=400)
-                # a password hash (PBKDF2, a million rounds) is what this costs: one per admin, when it is made
+                # the admin has no usable password: nobody logs in as it, builder acts through its token (and a
+                # password's hash, a million PBKDF2 rounds, was most of what a move cost)
                 admin = User.objects.filter(email=entry["admin"]).first()
                 if admin is None:
-                    admin = User.objects.create_user(
-                        email=entry["admin"], password=entry["password"], username=entry["admin"]
-                    )
-                else:  # made by an earlier, interrupted move: the password builder recorded, again
-                    admin.set_password(entry["password"])
+                    admin = User.objects.create_user(email=entry["admin"], password=None, username=entry["admin"])
+                else:  # made by an earlier, interrupted move (or an older builder, with a password): none now
+                    admin.set_unusable_password()
                 organization = admin.active_organization
                 if organization is None or organization.created_by_id != admin.id:
                     organization = Organization.create_organization(created_by=admin, title=entry["title"])
