@@ -293,3 +293,52 @@ def test_a_gold_span_annotators_could_never_match_is_refused(tmp_path, widen, ex
     with pytest.raises(InputError, match=r"gold\.jsonl:2: field 'entities\[\d\]': " + expected) as refused:
         read_gold(path, make_project(tmp_path, "Gold spans"))
     assert widen is None or str(refused.value).endswith(f"give {start}-{end}")  # the core to give instead
+
+
+def test_gold_questions_in_every_blind_copy_look_like_any_other_task(tmp_path_factory, migrated_label_studio):
+    """Issue 26 point 5, blind: each annotator's copy gets its own gold mix at the rate, and in no copy can its
+    annotator tell a gold question from an ordinary task (same data keys, meta and pre-annotations; no telling
+    word; no known answer sent)."""
+    import uuid
+
+    from builder.labelstudio import server
+    from builder.labelstudio.blind_push import copy_project, is_blind, push_blind
+    from builder.labelstudio.client import Connection
+    from builder.labelstudio.isolation import read_organizations
+    from builder.labelstudio.project_api import find_project
+    from builder.labelstudio.users import annotator_connection
+    from builder.preannotate import GazetteerPredictor
+
+    from .conftest import free_port, seed_local_server
+
+    root = tmp_path_factory.mktemp("blind-gold")
+    seed_local_server(migrated_label_studio, root)
+    state = server.start(root, free_port(), log=lambda message: None)
+    try:
+        admin = Connection(state.url, state.token, "local server", state.data_dir)
+        for name in ("ann", "bob"):
+            annotator_connection(admin, f"{name}-{uuid.uuid4().hex[:6]}@example.org", f"pw-{uuid.uuid4().hex}")
+        stream, gold = sentences(100, 9), sentences(14, 4, prefix="h")
+        project = dataclasses.replace(
+            make_project(root, "Blind gold", blind="true"),
+            gold_path=write_gold(root / "gold.jsonl", gold),
+            gold_rate=0.05,
+        )
+        assert is_blind(project, admin) and project.annotators_per_sentence == 2
+        predictor = GazetteerPredictor({"Moscow": "LOC", "Pyongyang": "LOC"})
+        result = push_blind(admin, project, stream, predictor)
+        assert result.created == 100
+        gold_ids = {g["id"] for g in gold}
+        organizations = read_organizations(root)
+        assert len(organizations) == 2
+        for organization in organizations.values():
+            reached = organization.connection(admin.url)
+            tasks = listed_tasks(reached, find_project(reached, copy_project(project)))
+            gold_tasks = [t for t in tasks if t["data"]["sentence_id"] in gold_ids]
+            others = [t for t in tasks if t["data"]["sentence_id"] not in gold_ids]
+            assert (len(gold_tasks), len(others)) == (5, 100)  # floor(100 / 19): the copy's own mix
+            assert {kinds(t) for t in gold_tasks} == {kinds(t) for t in others}
+            assert all("gold" not in json.dumps(t).lower() for t in tasks)
+            assert all(not t.get("annotations") and "stance" not in t["data"] for t in gold_tasks)
+    finally:
+        server.stop(root)
