@@ -38,8 +38,8 @@ _MISSING = "no account with this e-mail on the local server: add it with `builde
 BLIND_FILE = "blind.json"  # a shared project made blind (`builder annotators blind`)
 ADMIN_DOMAIN = "builder.local"
 
-# Run with the server's own Python and environment (secrets from the environment, never argv): the annotator's
-# account leaves every other organization and joins one of its own, whose admin builder owns.
+# Run with the server's own Python and environment (secrets from the environment, never argv), which puts the
+# guard's folder on PYTHONPATH: the same move as the guard's request (`move_accounts`), in a process of its own.
 _ISOLATE = """
 import json, os, sys
 import label_studio
@@ -47,35 +47,12 @@ sys.path.insert(0, os.path.dirname(label_studio.__file__))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "label_studio.core.settings.label_studio")
 import django
 django.setup()
-from django.db import transaction
-from organizations.models import Organization, OrganizationMember
-from rest_framework.authtoken.models import Token
-from users.models import User
-entries = json.loads(os.environ["BUILDER_ISOLATE"])
-missing = [entry["email"] for entry in entries if not User.objects.filter(email=entry["email"]).exists()]
-if missing:
-    sys.exit(3)
-made = {}
-for entry in entries:
-    annotator = User.objects.get(email=entry["email"])
-    with transaction.atomic():
-        admin = User.objects.filter(email=entry["admin"]).first()
-        if admin is None:  # no usable password: builder acts through its token; nobody logs in as it
-            admin = User.objects.create_user(email=entry["admin"], password=None, username=entry["admin"])
-        else:
-            admin.set_unusable_password()
-        organization = admin.active_organization
-        if organization is None or organization.created_by_id != admin.id:
-            organization = Organization.create_organization(created_by=admin, title=entry["title"])
-            admin.active_organization = organization
-        admin.save()
-        Token.objects.filter(user=admin).delete()
-        Token.objects.create(user=admin, key=entry["token"])
-        OrganizationMember.objects.filter(user=annotator).exclude(organization=organization).delete()
-        OrganizationMember.objects.get_or_create(user=annotator, organization=organization)
-        annotator.active_organization = organization
-        annotator.save(update_fields=["active_organization"])
-    made[entry["email"]] = organization.id
+from builder_guard_settings import MoveRefused, move_accounts
+try:
+    made = move_accounts(json.loads(os.environ["BUILDER_ISOLATE"]))
+except MoveRefused as refused:
+    print(refused.detail, file=sys.stderr)
+    sys.exit(3 if refused.status == 409 else 4)
 print(json.dumps(made))
 """
 

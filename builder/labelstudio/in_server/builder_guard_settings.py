@@ -274,14 +274,60 @@ def _entries(request):
     return entries
 
 
+class MoveRefused(Exception):
+    """An account `move_accounts` will not move; nothing moved. `status`: the HTTP status the guard answers."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def move_accounts(entries: list[dict]) -> dict[str, int]:
+    """Move each annotator account `entries` names into an organization of its own, whose admin (made here, with
+    the token builder chose and no usable password) builder keeps; {e-mail: organization id}. One transaction: all
+    accounts move, or none (MoveRefused for a missing account, or one that is staff or superuser: builder never
+    moves those). The guard's request runs it in the server; builder/labelstudio/isolation.py runs it in a Django
+    process of its own for a server whose guard predates that request."""
+    from django.db import transaction
+    from organizations.models import Organization, OrganizationMember
+    from rest_framework.authtoken.models import Token
+    from users.models import User
+
+    made = {}
+    with transaction.atomic():  # an exception rolls everything back
+        for entry in entries:
+            annotator = User.objects.filter(email=entry["email"]).first()
+            if annotator is None:
+                raise MoveRefused(409, "missing account")
+            if annotator.is_superuser or annotator.is_staff:
+                raise MoveRefused(400, "not an annotator account")
+            # the admin has no usable password: nobody logs in as it, builder acts through its token (and a
+            # password's hash, a million PBKDF2 rounds, was most of what a move cost)
+            admin = User.objects.filter(email=entry["admin"]).first()
+            if admin is None:
+                admin = User.objects.create_user(email=entry["admin"], password=None, username=entry["admin"])
+            else:  # made by an earlier, interrupted move (or an older builder, with a password): none now
+                admin.set_unusable_password()
+            organization = admin.active_organization
+            if organization is None or organization.created_by_id != admin.id:
+                organization = Organization.create_organization(created_by=admin, title=entry["title"])
+                admin.active_organization = organization
+            admin.save()
+            Token.objects.filter(user=admin).delete()
+            Token.objects.create(user=admin, key=entry["token"])
+            OrganizationMember.objects.filter(user=annotator).exclude(organization=organization).delete()
+            OrganizationMember.objects.get_or_create(user=annotator, organization=organization)
+            annotator.active_organization = organization
+            annotator.save(update_fields=["active_organization"])
+            made[entry["email"]] = organization.id
+    return made
+
+
 def _isolate(request):
-    """Move each annotator account the body names into an organization of its own, whose admin (made here, with the
-    token builder chose and no usable password) builder keeps; {"made": {e-mail: organization id}}.
+    """The guard's move request (`move_accounts`); {"made": {e-mail: organization id}}.
 
     Only builder's admin may: the superuser whose e-mail the server was started with (LABEL_STUDIO_USERNAME, from
-    `builder server start`), identified by API token. Anyone else gets 403 and nothing changes, as does an account
-    that is staff or superuser (builder never moves those). One transaction: all accounts move, or none."""
-    from django.db import transaction
+    `builder server start`), identified by API token. Anyone else gets 403 and nothing changes."""
     from django.http import JsonResponse
 
     if request.method != "POST":
@@ -293,40 +339,10 @@ def _isolate(request):
     entries = _entries(request)
     if entries is None:
         return JsonResponse({"detail": "malformed request"}, status=400)
-    from organizations.models import Organization, OrganizationMember
-    from rest_framework.authtoken.models import Token
-    from users.models import User
-
     try:
-        with transaction.atomic():
-            made = {}
-            for entry in entries:
-                annotator = User.objects.filter(email=entry["email"]).first()
-                if annotator is None:
-                    transaction.set_rollback(True)
-                    return JsonResponse({"detail": "missing account"}, status=409)
-                if annotator.is_superuser or annotator.is_staff:
-                    transaction.set_rollback(True)
-                    return JsonResponse({"detail": "not an annotator account"}, status=400)
-                # the admin has no usable password: nobody logs in as it, builder acts through its token (and a
-                # password's hash, a million PBKDF2 rounds, was most of what a move cost)
-                admin = User.objects.filter(email=entry["admin"]).first()
-                if admin is None:
-                    admin = User.objects.create_user(email=entry["admin"], password=None, username=entry["admin"])
-                else:  # made by an earlier, interrupted move (or an older builder, with a password): none now
-                    admin.set_unusable_password()
-                organization = admin.active_organization
-                if organization is None or organization.created_by_id != admin.id:
-                    organization = Organization.create_organization(created_by=admin, title=entry["title"])
-                    admin.active_organization = organization
-                admin.save()
-                Token.objects.filter(user=admin).delete()
-                Token.objects.create(user=admin, key=entry["token"])
-                OrganizationMember.objects.filter(user=annotator).exclude(organization=organization).delete()
-                OrganizationMember.objects.get_or_create(user=annotator, organization=organization)
-                annotator.active_organization = organization
-                annotator.save(update_fields=["active_organization"])
-                made[entry["email"]] = organization.id
+        made = move_accounts(entries)
+    except MoveRefused as refused:
+        return JsonResponse({"detail": refused.detail}, status=refused.status)
     except Exception as error:  # fails closed: the transaction is rolled back, nothing moved
         return JsonResponse({"detail": f"{type(error).__name__}"}, status=500)
     return JsonResponse({"made": made})
