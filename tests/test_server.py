@@ -82,3 +82,43 @@ def test_private_data_and_recovery_after_losing_the_state_file(own_server, migra
     stopped = run_cli("server", "stop", env=local_env(), cwd=root)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert server.servers_using((root / ".builder" / "label-studio-data").resolve()) == []
+
+
+def test_sqlite_keeps_every_saved_annotation_when_label_studio_is_killed(own_server):
+    """The local server's SQLite runs in write-ahead-log mode, synced at checkpoints (the guard's settings say why):
+    an annotation Label Studio has answered for survives its process group being killed outright, and the next start
+    finds it. An unknown BUILDER_SQLITE_SYNCHRONOUS is one line, before anything starts."""
+    import signal
+    import sqlite3
+    import time
+
+    from builder.labelstudio.client import Connection
+
+    root, _ = own_server
+    sentences = root / "sentences.jsonl"
+    write_jsonl(sentences, synthetic_sentences(2, "wal"))
+    refused = run_cli("server", "start", env={**local_env(), "BUILDER_SQLITE_SYNCHRONOUS": "off"}, cwd=root)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "BUILDER_SQLITE_SYNCHRONOUS is 'off': give normal (the default) or full" in refused.stderr
+    assert server.read_state(root).pid is None  # nothing started
+
+    port = free_port()
+    assert run_cli("server", "start", "--port", port, env=local_env(), cwd=root).returncode == 0
+    assert run_cli("push", sentences, env=local_env(), cwd=root).returncode == 0
+    state = server.read_state(root)
+    client = Connection(state.url, state.token, "test").client()
+    project = next(iter(client.projects.list()))
+    task = next(iter(client.tasks.list(project=project.id)))
+    saved = client.annotations.create(id=task.id, result=[], was_cancelled=True)
+    database = root / ".builder" / "label-studio-data" / server.SQLITE_FILE
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as reader:
+        assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+    os.killpg(state.pid, signal.SIGKILL)  # no checkpoint, no clean close: the log is all there is
+    deadline = time.monotonic() + 30
+    while server.is_healthy(state.url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    restarted = run_cli("server", "start", "--port", port, env=local_env(), cwd=root)
+    assert restarted.returncode == 0, restarted.stderr
+    client = Connection(state.url, server.read_state(root).token, "test").client()
+    assert client.annotations.get(id=saved.id).was_cancelled is True

@@ -44,6 +44,7 @@ ADMIN_EMAIL = "admin@builder.local"
 LOCAL_HOST = "127.0.0.1"
 DATABASES = ("sqlite", "postgresql")
 SQLITE_FILE = "label_studio.sqlite3"
+SYNCHRONOUS_VARIABLE = "BUILDER_SQLITE_SYNCHRONOUS"  # normal (default) or full: see _server_environment
 MIGRATION_WORK_DIR = "migration"  # .builder/migration/: the move's dump and the check's snapshots (0700)
 GUARD_FOLDER = Path(__file__).resolve().parent / "in_server"  # runs inside Label Studio, imports nothing of builder
 GUARD_SETTINGS = "builder_guard_settings"
@@ -235,7 +236,12 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
 def _server_environment(state: ServerState) -> dict:
     """A clean environment: Label Studio also reads unprefixed USERNAME, PASSWORD, PORT and HOST."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR") if key in os.environ}
+    synchronous = os.environ.get(SYNCHRONOUS_VARIABLE, "normal").strip().upper()
+    if synchronous not in ("NORMAL", "FULL"):
+        raise LabelStudioError(f"{SYNCHRONOUS_VARIABLE} is {synchronous.lower()!r}: give normal (the default) or full")
     env.update(
+        # how often SQLite syncs its write-ahead log (in_server/builder_guard_settings.py says why)
+        BUILDER_SQLITE_SYNCHRONOUS=synchronous,
         LABEL_STUDIO_USERNAME=state.username,
         LABEL_STUDIO_PASSWORD=state.password,
         LABEL_STUDIO_USER_TOKEN=state.token,
