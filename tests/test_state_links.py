@@ -78,3 +78,19 @@ def test_a_state_folder_of_its_own_is_still_made_private(tmp_path):
     folder = state_dir(tmp_path)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert (folder / ".gitignore").read_text(encoding="utf-8") == "*\n"
+
+
+def test_tightening_the_server_folder_skips_a_file_that_goes_meanwhile(tmp_path, monkeypatch):
+    """SQLite removes its write-ahead log when the server closes the database: a file listed, then gone before its
+    chmod, is skipped, not an error of `server start` (seen: a start failed naming label_studio.sqlite3-wal)."""
+    from builder.labelstudio import server
+
+    data = tmp_path / "label-studio-data"
+    data.mkdir(mode=0o755)
+    (data / "label_studio.sqlite3").write_text("", encoding="utf-8")
+    os.chmod(data / "label_studio.sqlite3", 0o644)
+    listed = list(os.walk(data))
+    monkeypatch.setattr(os, "walk", lambda folder: [(c, d, [*f, "label_studio.sqlite3-wal"]) for c, d, f in listed])
+    server.tighten(data)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "label_studio.sqlite3").stat().st_mode) == 0o600

@@ -81,13 +81,18 @@ def state_path(root: Path) -> Path:
 
 
 def tighten(folder: Path) -> None:
-    """Make every folder under `folder` 0700 and every file 0600 (made by earlier versions or other umasks)."""
+    """Make every folder under `folder` 0700 and every file 0600 (made by earlier versions or other umasks).
+
+    One that goes meanwhile is skipped: SQLite removes its write-ahead log and shared-memory files (beside
+    the database) when the last connection closes, which a server stopping or checkpointing does at any time."""
     for current, _folders, files in os.walk(folder):
-        os.chmod(current, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(current, 0o700)
         for name in files:
             path = os.path.join(current, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o600)
+            with contextlib.suppress(FileNotFoundError):
+                if not os.path.islink(path):
+                    os.chmod(path, 0o600)
 
 
 _STATE_TYPES = {
