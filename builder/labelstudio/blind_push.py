@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from builder.errors import ConfigError, LabelStudioError
 from builder.labelstudio import server
 from builder.labelstudio.accounts import organization_users
 from builder.labelstudio.assignment import assign, hand_over
+from builder.labelstudio.blind_clone import TaskClones, clones_tasks
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.isolation import (
     ADMIN_DOMAIN,
@@ -192,13 +194,22 @@ def push_blind(
     result = BlindPushResult(annotators=len(active), created=len(plan), skipped=len(wanted) - len(plan))
     result.short = short
     result.isolated = isolated
-    for email, organization in sorted(organizations.items()):
-        if email not in active:
-            continue
-        share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
-        result.copies[email] = push_sentences(
-            organization.connection(connection.url), copy, share, predictor, batch_size, progress=False
-        )
+    # each task imported once and copied by the guard into the copies holding it (builder/labelstudio/blind_clone.py)
+    clones = TaskClones(connection, copy) if plan and clones_tasks(connection) else nullcontext(None)
+    with clones as importer:
+        for email, organization in sorted(organizations.items()):
+            if email not in active:
+                continue
+            share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
+            result.copies[email] = push_sentences(
+                organization.connection(connection.url),
+                copy,
+                share,
+                predictor,
+                batch_size,
+                progress=False,
+                importer=importer,
+            )
     return result
 
 
