@@ -143,3 +143,21 @@ def test_only_builders_admin_may_copy_tasks(ls, ls_server, two_blind_annotators)
     assert status == 409, answer
     status, page = call(ls.url, ann["org"].token, "GET", f"/api/tasks?project={ann['project']}")
     assert len(page["tasks"]) == 2
+
+
+def test_the_guard_empties_only_a_staging_project(ls, tmp_path):
+    """{"empty": id} deletes the tasks of the blind push's staging project only, for builder's admin only."""
+    project = make_project(tmp_path, f"Clone empty {uuid.uuid4().hex[:6]}")
+    tasks = [task_for(s, project, None) for s in synthetic_sentences(3, "empty")]
+    settings = {**project_settings(project), "maximum_annotations": 1}
+    ordinary = _project(ls, settings, f"ordinary {uuid.uuid4().hex[:8]}")
+    import_tasks(ls, ordinary, tasks, "importing")
+    status, answer = call(ls.url, ls.api_key, "POST", f"/{CLONE_PATH}", {"empty": ordinary})
+    assert status == 404, answer
+    with TaskClones(ls, project) as clones:
+        clones(ls, ordinary, tasks, "cloning")
+        staging = clones.staging
+        status, answer = call(ls.url, ls.api_key, "POST", f"/{CLONE_PATH}", {"empty": staging})
+        assert (status, answer) == (200, {"deleted": 3})
+    status, page = call(ls.url, ls.api_key, "GET", f"/api/tasks?project={ordinary}")
+    assert len(page["tasks"]) == 6  # its own 3 and the 3 copies, untouched

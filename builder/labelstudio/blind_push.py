@@ -6,7 +6,8 @@ annotator account of the server's first organization into an organization of its
 (builder/labelstudio/isolation.py), then gives each sentence to `annotators_per_sentence` of them
 (builder/labelstudio/assignment.py) and pushes each annotator's share into their copy of the project with an
 ordinary push (same labeling config, instructions, gold questions and pre-annotations), through that
-organization's admin token, with one annotator per task inside the copy.
+organization's admin token, with one annotator per task inside the copy. On a server whose guard copies tasks, each
+task is imported once and copied into the copies that hold it (builder/labelstudio/blind_clone.py).
 
 Only builder's local server can be blind: elsewhere builder has no access to Label Studio's models to make
 organizations, and no guard closes the paths Label Studio answers without looking at organizations.
