@@ -429,3 +429,15 @@ def test_database_url_with_pgpass_and_pgpassword(pg_project, tmp_path):
         server.stop(project_root)
     assert secret not in outputs(*runs) + builder_logs(project_root)
     assert postgresql.running_port(root) == cluster.port
+
+
+def test_the_guard_copies_tasks_on_postgresql_as_the_import_makes_them(ls, tmp_path):
+    """A blind push's copies made by the guard (tests/test_blind_clone.py), on PostgreSQL: the same statements on
+    the other database (its VALUES lists, parameters and id sequences), and the staging project emptied."""
+    from .test_blind_clone import (
+        test_a_copy_the_guard_makes_is_what_the_import_makes,
+        test_the_guard_empties_only_a_staging_project,
+    )
+
+    test_a_copy_the_guard_makes_is_what_the_import_makes(ls, tmp_path / "copy")
+    test_the_guard_empties_only_a_staging_project(ls, tmp_path / "empty")

@@ -6,7 +6,8 @@ annotator account of the server's first organization into an organization of its
 (builder/labelstudio/isolation.py), then gives each sentence to `annotators_per_sentence` of them
 (builder/labelstudio/assignment.py) and pushes each annotator's share into their copy of the project with an
 ordinary push (same labeling config, instructions, gold questions and pre-annotations), through that
-organization's admin token, with one annotator per task inside the copy.
+organization's admin token, with one annotator per task inside the copy. On a server whose guard copies tasks, each
+task is imported once and copied into the copies that hold it (builder/labelstudio/blind_clone.py).
 
 Only builder's local server can be blind: elsewhere builder has no access to Label Studio's models to make
 organizations, and no guard closes the paths Label Studio answers without looking at organizations.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from builder.errors import ConfigError, LabelStudioError
 from builder.labelstudio import server
 from builder.labelstudio.accounts import organization_users
 from builder.labelstudio.assignment import assign, hand_over
+from builder.labelstudio.blind_clone import TaskClones, clones_tasks
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.isolation import (
     ADMIN_DOMAIN,
@@ -192,13 +195,22 @@ def push_blind(
     result = BlindPushResult(annotators=len(active), created=len(plan), skipped=len(wanted) - len(plan))
     result.short = short
     result.isolated = isolated
-    for email, organization in sorted(organizations.items()):
-        if email not in active:
-            continue
-        share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
-        result.copies[email] = push_sentences(
-            organization.connection(connection.url), copy, share, predictor, batch_size, progress=False
-        )
+    # each task imported once and copied by the guard into the copies holding it (builder/labelstudio/blind_clone.py)
+    clones = TaskClones(connection, copy) if plan and clones_tasks(connection) else nullcontext(None)
+    with clones as importer:
+        for email, organization in sorted(organizations.items()):
+            if email not in active:
+                continue
+            share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
+            result.copies[email] = push_sentences(
+                organization.connection(connection.url),
+                copy,
+                share,
+                predictor,
+                batch_size,
+                progress=False,
+                importer=importer,
+            )
     return result
 
 

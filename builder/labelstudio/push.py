@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from builder.errors import ConfigError, Interrupted, LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response
+from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
 from builder.labelstudio.project_api import (
     ensure_project,
     project_facts,
@@ -175,6 +175,31 @@ def _article(sentence: dict) -> str:
     return sentence.get("article_id", "")
 
 
+def import_tasks(connection: Connection, project_id: int, batch: list[dict], doing: str, ids: bool = False):
+    """Import `batch` into the project through Label Studio's import API (one request); the new tasks' ids, in
+    order, when `ids`, else None."""
+    with calling(connection, doing):
+        # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
+        # encoder walks every value in Python and costs more than the server's import.
+        # No blind retries: a retried import that the server had committed would duplicate
+        # tasks. A failed push is resumed by re-running it, which skips what arrived.
+        response = connection.http().request(
+            f"api/projects/{project_id}/import",
+            method="POST",
+            params={"return_task_ids": "true" if ids else "false", "commit_to_project": "true"},
+            content=orjson.dumps(batch),
+            headers={"Content-Type": "application/json"},
+            request_options={"max_retries": 0},
+        )
+    answer = check_response(connection, response, doing)
+    if not ids:
+        return None
+    made = answer.get("task_ids") if isinstance(answer, dict) else None
+    if not isinstance(made, list) or len(made) != len(batch):
+        raise unexpected_answer(connection, doing, f"the ids of {len(batch)} new tasks")
+    return made
+
+
 def push_sentences(
     connection: Connection,
     project: Project,
@@ -185,6 +210,7 @@ def push_sentences(
     on_batch: Callable[[int], None] | None = None,
     select: Selection | None = None,
     adopt_project: bool = False,
+    importer: Callable[[Connection, int, list[dict], str], object] | None = None,
 ) -> PushResult:
     """Create or update the project, then import the sentences it does not have yet, in batches.
 
@@ -201,7 +227,9 @@ def push_sentences(
     the predictor proposes anything, the project's model version is set to the predictor's, so
     annotators see its predictions (Label Studio shows only the project's model version).
     The project is the one builder made on this server (see `project_api.find_project`); `adopt_project` takes the
-    one titled like the scheme's when none is bound yet.
+    one titled like the scheme's when none is bound yet. `importer(connection, project_id, tasks, doing)` makes
+    each batch's tasks in the project (default: `import_tasks`; a blind push's copies: builder/labelstudio/
+    blind_clone.py).
     """
     from builder.gold.mixing import check_pushed, gold_questions
 
@@ -236,7 +264,18 @@ def push_sentences(
             return iter(given)
 
     plan = PushPlan(
-        connection, project, reread, total, predictor, batch_size, progress, on_batch, gold, select, adopt_project
+        connection,
+        project,
+        reread,
+        total,
+        predictor,
+        batch_size,
+        progress,
+        on_batch,
+        gold,
+        select,
+        adopt_project,
+        importer,
     )
     with push_lock(connection, project):
         return _push_locked(plan)
@@ -260,6 +299,7 @@ class PushPlan:
     gold: GoldQuestions | None  # the project's gold questions, checked (None: no gold file)
     select: Selection
     adopt_project: bool = False
+    importer: Callable[[Connection, int, list[dict], str], object] | None = None  # None: import_tasks
 
 
 def _push_locked(plan: PushPlan) -> PushResult:
@@ -314,7 +354,6 @@ def _import_new(
     batch_size, on_batch, gold, total = plan.batch_size, plan.on_batch, plan.gold, plan.total
     sentences = plan.reread()
     progress = plan.progress
-    http = connection.http()
     bar = None
     if select.limit is not None:
         total = select.limit if total is None else min(total, select.limit)
@@ -338,20 +377,7 @@ def _import_new(
         contexts = article_contexts(predictor, [(_article(s), s["text"]) for s in pending]) or {}
         batch = [task_for(s, project, predictor, contexts.get(_article(s))) for s in pending]
         doing = f"importing tasks {done + 1}-{done + len(batch)} (re-run to resume)"
-        with calling(connection, doing):
-            # The SDK's own HTTP client, with the body pre-encoded by orjson: the SDK's generic
-            # encoder walks every value in Python and costs more than the server's import.
-            # No blind retries: a retried import that the server had committed would duplicate
-            # tasks. A failed push is resumed by re-running it, which skips what arrived.
-            response = http.request(
-                f"api/projects/{project_id}/import",
-                method="POST",
-                params={"return_task_ids": "false", "commit_to_project": "true"},
-                content=orjson.dumps(batch),
-                headers={"Content-Type": "application/json"},
-                request_options={"max_retries": 0},
-            )
-        check_response(connection, response, doing)
+        (plan.importer or import_tasks)(connection, project_id, batch, doing)
         ledger.record([s["id"] for s in pending])  # only once Label Studio confirmed the batch
         remember_tasks(project.root, server_identity(connection), project_id, batch)  # what pull checks data against
         # the control arm: what the predictor would have suggested, kept out of Label Studio (records/steering.py)

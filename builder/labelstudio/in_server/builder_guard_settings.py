@@ -13,9 +13,11 @@ annotation puts each annotator in an organization of their own, so the guard bel
 request names (in its path, its query or its JSON body) an object that belongs to another organization than the
 requesting user's active one. It fails closed: an id-like URL argument it does not know is refused too.
 
-It also answers one request of its own, ISOLATE_PATH, for builder's admin token only: moving annotator accounts
+It also answers a request of its own, ISOLATE_PATH, for builder's admin token only: moving annotator accounts
 into organizations of their own inside the running server (a blind push did this by starting Django in a process
-of its own, which costs 10 s or more; here it costs a few database writes). See `_isolate`.
+of its own, which costs 10 s or more; here it costs a few database writes). See `_isolate`. And a second,
+CLONE_PATH, for builder's admin token only too: copying tasks a blind push imported once into the annotators' copies
+that hold them, as Label Studio's import would have made them there (`clone_tasks`).
 """
 
 import json
@@ -49,6 +51,10 @@ GUARD_HEADER = "X-Builder-Organization-Guard"  # on every answer: `builder` chec
 BODY_LIMIT = 1 << 20  # JSON bodies up to 1 MiB are read for project/task/view ids (imports name their project)
 ISOLATE_PATH = "/builder-guard/isolate-annotators/"  # ends in a slash: no APPEND_SLASH redirect of a POST
 ISOLATE_HEADER = "X-Builder-Isolate"  # on every answer to ISOLATE_PATH: builder tells it from Label Studio's own
+CLONE_PATH = "/builder-guard/clone-tasks/"  # copies of imported tasks into a blind copy (`clone_tasks`)
+CLONE_HEADER = "X-Builder-Clone"  # on every answer to CLONE_PATH
+CLONE_LIMIT = 10_000  # tasks per clone request (two parameters each, SQLite's limit 32,766)
+STAGING_TITLE = "builder staging: blind push in progress"  # builder/labelstudio/blind_clone.py
 ADMIN_DOMAIN = "builder.local"  # the organizations' admins builder makes (builder/labelstudio/isolation.py)
 
 # What an object id names, by the URL's first segments (most specific first), and how its organization is read.
@@ -139,6 +145,9 @@ class OrganizationGuard:
         if request.path_info == ISOLATE_PATH:
             response = _isolate(request)
             response[ISOLATE_HEADER] = "1"
+        elif request.path_info == CLONE_PATH:
+            response = _clone(request)
+            response[CLONE_HEADER] = "1"
         else:
             response = self._refusal(request) or self.get_response(request)
         response[GUARD_HEADER] = "1"
@@ -343,12 +352,9 @@ def _isolate(request):
     `builder server start`), identified by API token. Anyone else gets 403 and nothing changes."""
     from django.http import JsonResponse
 
-    if request.method != "POST":
-        return JsonResponse({"detail": "Method not allowed."}, status=405)
-    user = _token_user(request)
-    admin_email = os.environ.get("LABEL_STUDIO_USERNAME")
-    if user is None or not admin_email or not user.is_superuser or user.email != admin_email:
-        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    refused = _not_builder_admin(request)
+    if refused is not None:
+        return refused
     entries = _entries(request)
     if entries is None:
         return JsonResponse({"detail": "malformed request"}, status=400)
@@ -359,3 +365,242 @@ def _isolate(request):
     except Exception as error:  # fails closed: the transaction is rolled back, nothing moved
         return JsonResponse({"detail": f"{type(error).__name__}"}, status=500)
     return JsonResponse({"made": made})
+
+
+def _not_builder_admin(request):
+    """None for a POST by builder's admin: the superuser whose e-mail the server was started with
+    (LABEL_STUDIO_USERNAME, from `builder server start`), identified by API token; else the refusal (405 or 403)."""
+    from django.http import JsonResponse
+
+    if request.method != "POST":
+        return JsonResponse({"detail": "Method not allowed."}, status=405)
+    user = _token_user(request)
+    admin_email = os.environ.get("LABEL_STUDIO_USERNAME")
+    if user is None or not admin_email or not user.is_superuser or user.email != admin_email:
+        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    return None
+
+
+# The task and prediction columns `clone_tasks` writes, each: copied from the source row ("copy"), or the value
+# Label Studio's import gives a new task or prediction. A Label Studio with other columns is refused (501): builder
+# then imports through the API, as it does everywhere else.
+_TASK_COLUMNS = {
+    "id": None,  # the database's
+    "data": "copy",
+    "meta": "copy",
+    "allow_skip": "copy",
+    "total_predictions": "copy",
+    "project_id": "project",
+    "created_at": "now",
+    "updated_at": "now",
+    "updated_by_id": "null",
+    "is_labeled": "false",
+    "overlap": "overlap",
+    "file_upload_id": "null",
+    "inner_id": "inner_id",
+    "total_annotations": "zero",
+    "cancelled_annotations": "zero",
+    "precomputed_agreement": "null",
+    "comment_count": "zero",
+    "unresolved_comment_count": "zero",
+    "last_comment_updated_at": "null",
+}
+_PREDICTION_COLUMNS = {
+    "id": None,
+    "result": "copy",
+    "score": "copy",
+    "model_version": "copy",
+    "mislabeling": "copy",
+    "model_id": "null",
+    "model_run_id": "null",
+    "cluster": "null",
+    "neighbors": "null",
+    "task_id": "task",
+    "project_id": "project",
+    "created_at": "now",
+    "updated_at": "now",
+}
+
+
+class CloneRefused(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _select_list(columns, expressions):
+    """(column list, select list) of an `INSERT ... SELECT`: each column copied from the source row `s`, NULL, or
+    the expression `expressions` gives for its kind (every other kind); refused (501) when a kind has none."""
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    names = [column for column, how in columns.items() if how is not None]
+    selected = []
+    for column in names:
+        how = columns[column]
+        if how == "copy":
+            selected.append(f"s.{quote(column)}")
+        elif how == "null":
+            selected.append("NULL")
+        elif how in expressions:
+            selected.append(expressions[how])
+        else:
+            raise CloneRefused(501, "unexpected columns")
+    return ", ".join(quote(c) for c in names), ", ".join(selected)
+
+
+def clone_tasks(target: int, sources: list[int]) -> list[int]:
+    """Copy the tasks `sources` (with their predictions) into project `target`, in that order, as Label Studio's
+    import of the same tasks would make them there (inner ids after the project's last, the overlap of the
+    project, no annotations, the project's counters and data columns updated); the new tasks' ids.
+
+    One transaction, two statements: `INSERT ... SELECT` joined with the list of source tasks. Label Studio's
+    import builds a Django object per task and per prediction, which is most of what an import costs; a blind push
+    imports each task once and has it copied into the copies that hold it (builder/labelstudio/blind_clone.py)."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+    from projects.models import Project, recalculate_all_stats
+    from tasks.models import Prediction, Task
+    from webhooks.models import WebhookAction
+    from webhooks.utils import emit_webhooks_for_instance
+
+    many = [field.name for field in Task._meta.many_to_many]  # none a new task has (comment authors)
+    if {f.column for f in Task._meta.concrete_fields} != set(_TASK_COLUMNS) or many != ["comment_authors"]:
+        raise CloneRefused(501, "unexpected task columns")
+    if {f.column for f in Prediction._meta.concrete_fields} != set(_PREDICTION_COLUMNS):
+        raise CloneRefused(501, "unexpected prediction columns")
+    quote = connection.ops.quote_name
+    tasks_table, predictions_table = quote(Task._meta.db_table), quote(Prediction._meta.db_table)
+    # the list of sources: (source task id, position), as a VALUES table m(column1, column2)
+    listed = ", ".join(["(%s, %s)"] * len(sources))
+    pairs = [value for position, source in enumerate(sources) for value in (source, position)]
+    with transaction.atomic():
+        project = Project.objects.select_for_update().filter(id=target).first()
+        if project is None:
+            raise CloneRefused(404, "no such project")
+        last = Task.objects.filter(project=project).order_by("-inner_id").values_list("inner_id", flat=True)[:1]
+        first = (last[0] or 0) + 1 if last else 1
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        # the values Label Studio's import gives a new task (tasks/serializers.py, add_tasks)
+        values = {
+            "project": "%s",
+            "now": "%s",
+            "false": "%s",
+            "zero": "0",
+            "overlap": "%s",
+            "inner_id": "%s + m.column2",
+        }
+        into, selected = _select_list(_TASK_COLUMNS, values)
+        params = []
+        for column, how in _TASK_COLUMNS.items():
+            params += {
+                "project": [target],
+                "now": [now],
+                "false": [False],
+                "overlap": [project.maximum_annotations],
+            }.get(how, [])
+            if how == "inner_id":
+                params.append(first)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {tasks_table} ({into}) SELECT {selected} FROM {tasks_table} s "
+                f"JOIN (VALUES {listed}) m ON s.{quote('id')} = m.column1 ORDER BY m.column2",
+                params + pairs,
+            )
+        made = dict(Task.objects.filter(project=project, inner_id__gte=first).values_list("inner_id", "id"))
+        if len(made) != len(sources):  # a source task that does not exist made no row: nothing made
+            raise CloneRefused(409, "missing task")
+        ids = [made[first + i] for i in range(len(sources))]
+        into, selected = _select_list(_PREDICTION_COLUMNS, {"task": "n.id", "project": "%s", "now": "%s"})
+        params = []
+        for column, how in _PREDICTION_COLUMNS.items():
+            params += {"project": [target], "now": [now]}.get(how, [])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {predictions_table} ({into}) SELECT {selected} FROM {predictions_table} s "
+                f"JOIN (VALUES {listed}) m ON s.{quote('task_id')} = m.column1 "
+                f"JOIN {tasks_table} n ON n.{quote('project_id')} = %s AND n.{quote('inner_id')} = %s + m.column2 "
+                f"ORDER BY m.column2, s.{quote('id')}",
+                params + pairs + [target, first],
+            )
+        tasks = Task.objects.filter(project=project, inner_id__gte=first)  # the new ones (no id list: SQLite's limit)
+        predictions = Prediction.objects.filter(task__project=project, task__inner_id__gte=first)
+        # what Label Studio's import does after making the tasks (data_import/api.py, sync_import), less recounting
+        # the new tasks' annotations and predictions, which they were given above (none, and their source's)
+        project.update_tasks_states(
+            maximum_annotations_changed=False, overlap_cohort_percentage_changed=False, tasks_number_changed=True
+        )
+        if recalculate_all_stats:
+            counts = {"task_count": len(ids), "annotation_count": 0, "prediction_count": predictions.count()}
+            recalculate_all_stats(project.id, **counts)
+        project.summary.update_data_columns([{"data": data} for data in tasks.values_list("data", flat=True)])
+        last_version = predictions.order_by("-id").values_list("model_version", flat=True)[:1]
+        if not project.model_version and last_version:
+            project.model_version = last_version[0] if last_version[0] is not None else "undefined"
+            project.save()
+    # a queryset: read only when the organization has a webhook for it (Label Studio checks first)
+    emit_webhooks_for_instance(project.organization, project, WebhookAction.TASKS_CREATED, tasks)
+    return ids
+
+
+def empty_staging(project_id: int) -> int:
+    """Delete the tasks and predictions of a blind push's staging project (titled STAGING_TITLE, no annotation or
+    draft) in two statements, without Label Studio's per-object deletion (5 s for 20,000 tasks); how many tasks.
+    Anything else pointing at its tasks makes the database refuse, and nothing is deleted (builder then deletes the
+    project through the API)."""
+    from django.db import transaction
+    from projects.models import Project
+    from tasks.models import Annotation, AnnotationDraft, Prediction, Task
+
+    with transaction.atomic():
+        project = Project.objects.select_for_update().filter(id=project_id, title=STAGING_TITLE).first()
+        if project is None:
+            raise CloneRefused(404, "no such staging project")
+        if (
+            Annotation.objects.filter(task__project=project).exists()
+            or AnnotationDraft.objects.filter(task__project=project).exists()
+        ):
+            raise CloneRefused(409, "the staging project has annotations")
+        Prediction.objects.filter(task__project=project)._raw_delete(Prediction.objects.db)
+        return Task.objects.filter(project=project)._raw_delete(Task.objects.db)
+
+
+def _clone(request):
+    """The guard's clone request (`clone_tasks`): {"project": id, "tasks": [source task ids]} by builder's admin
+    only; {"tasks": [new task ids]}. {"empty": id}: `empty_staging`, {"deleted": how many tasks}."""
+    from django.http import JsonResponse
+
+    refused = _not_builder_admin(request)
+    if refused is not None:
+        return refused
+    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
+    body = None
+    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= 4 * BODY_LIMIT:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+    if isinstance(body, dict) and set(body) == {"empty"} and isinstance(body["empty"], int):
+        try:
+            return JsonResponse({"deleted": empty_staging(body["empty"])})
+        except CloneRefused as refused_empty:
+            return JsonResponse({"detail": refused_empty.detail}, status=refused_empty.status)
+        except Exception as error:  # fails closed: rolled back, nothing deleted
+            return JsonResponse({"detail": f"{type(error).__name__}"}, status=500)
+    well_formed = (
+        isinstance(body, dict)
+        and set(body) == {"project", "tasks"}
+        and isinstance(body["project"], int)
+        and isinstance(body["tasks"], list)
+        and 0 < len(body["tasks"]) <= CLONE_LIMIT
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in body["tasks"])
+    )
+    if not well_formed:
+        return JsonResponse({"detail": "malformed request"}, status=400)
+    try:
+        ids = clone_tasks(body["project"], body["tasks"])
+    except CloneRefused as refused_clone:
+        return JsonResponse({"detail": refused_clone.detail}, status=refused_clone.status)
+    except Exception as error:  # fails closed: the transaction is rolled back, nothing made
+        return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
+    return JsonResponse({"tasks": ids})
