@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from builder.records import span_table
-from builder.records.intervals import RESAMPLES, SEED, bootstrap, figure
+from builder.records.intervals import RESAMPLES, SEED, bootstrap, figure, interval_of, resampled_totals
 from builder.records.span_table import SpanTable
 from builder.records.unitizing import disagreement_breakdown, unitizing_alpha
 
@@ -111,8 +111,9 @@ def stance_evidence(records, labels: list[str], resamples: int = RESAMPLES, seed
     features = _stance_features(counts) if len(counts) else np.zeros((0, 5 + 2 * q))
     point = _stance_statistics(features.sum(axis=0, keepdims=True), q) if len(counts) else {}
     result = {}
+    totals = resampled_totals(features, resamples, seed)  # once for both figures
     for name in ("krippendorff_alpha", "gwet_ac1"):
-        interval = bootstrap(features, lambda t, name=name: _stance_statistics(t, q)[name], resamples, seed)
+        interval = interval_of(totals, lambda t, name=name: _stance_statistics(t, q)[name])
         value = point[name][0] if point and len(compared) else None
         result[name] = figure(value, len(compared), interval)
     result["gwet_ac1"]["rated_sentences"] = len(counts)
@@ -150,16 +151,15 @@ def span_f1_evidence(records, labels: list[str], resamples: int = RESAMPLES, see
 
     every = list(range(len(labels)))
     total = features.sum(axis=0, keepdims=True)
+    totals = resampled_totals(features, resamples, seed)  # once for every label's figure
     out = {"pairs": pairs}
     out["f1"] = figure(
-        f1(total, every)[0] if len(rows) else None,
-        len(rows),
-        bootstrap(features, lambda t: f1(t, every), resamples, seed),
+        f1(total, every)[0] if len(rows) else None, len(rows), interval_of(totals, lambda t: f1(t, every))
     )
     out["per_label"] = {}
     for i, label in enumerate(labels):
         value = f1(total, [i])[0] if len(rows) else None
-        interval = bootstrap(features, lambda t, i=i: f1(t, [i]), resamples, seed)
+        interval = interval_of(totals, lambda t, i=i: f1(t, [i]))
         out["per_label"][label] = {
             **figure(value, len(rows), interval),
             "spans": int(total[0, 2 * i + 1]) if len(rows) else 0,

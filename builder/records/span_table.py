@@ -31,46 +31,42 @@ class SpanTable:
         stance_labels: list[str] | None = None,
         spans: bool = True,
     ):
+        from operator import itemgetter
+
         codes = {label: i for i, label in enumerate(entity_labels)}
         stance_index = {label: i for i, label in enumerate(stance_labels or [])}
-        annotations, lengths, stances = [], [], []
-        span_record, span_annotation, span_position, starts, ends, labels = [], [], [], [], [], []
-        number = 0
-        for r, record in enumerate(records):
+        annotations, lengths, stances, per_annotation, spans_ = [], [], [], [], []
+        fields = itemgetter("start", "end", "label")
+        for record in records:
             marked = record["annotations"]
             annotations.append(len(marked))
-            lengths.append(len(record["text"]) if spans else 0)
-            for position, annotation in enumerate(marked):
+            if spans:
+                lengths.append(len(record["text"]))
+            for annotation in marked:
                 if stance_labels is not None:
                     stance = annotation["stance"]
                     stances.append(-1 if stance is None else stance_index[stance])
-                if not spans:
-                    number += 1
-                    continue
-                for entity in annotation["entities"]:
-                    label = entity["label"]
-                    code = codes.get(label)
-                    if code is None:
-                        code = codes[label] = len(codes)
-                    span_record.append(r)
-                    span_annotation.append(number)
-                    span_position.append(position)
-                    starts.append(entity["start"])
-                    ends.append(entity["end"])
-                    labels.append(code)
-                number += 1
+                if spans:
+                    entities = annotation["entities"]
+                    per_annotation.append(len(entities))
+                    spans_.extend(map(fields, entities))
         self.entity_labels = list(entity_labels)
-        self.labels = list(codes)
         self.annotations = np.asarray(annotations, dtype=np.int64)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.lengths = np.asarray(lengths if spans else [0] * len(annotations), dtype=np.int64)
         self.annotation_record = np.repeat(np.arange(len(annotations), dtype=np.int64), self.annotations)
         self.stances = np.asarray(stances, dtype=np.int64)
-        self.record = np.asarray(span_record, dtype=np.int64)
-        self.annotation = np.asarray(span_annotation, dtype=np.int64)
-        self.position = np.asarray(span_position, dtype=np.int64)
+        counts = np.asarray(per_annotation if spans else [0] * len(self.annotation_record), dtype=np.int64)
+        first = np.cumsum(self.annotations) - self.annotations  # each record's first annotation
+        self.annotation = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        self.record = self.annotation_record[self.annotation]
+        self.position = self.annotation - first[self.record]
+        starts, ends, names = zip(*spans_) if spans_ else ((), (), ())
         self.start = np.asarray(starts, dtype=np.int64)
         self.end = np.asarray(ends, dtype=np.int64)
-        self.label = np.asarray(labels, dtype=np.int64)
+        for name in dict.fromkeys(names):  # labels outside the scheme: codes in order of appearance
+            codes.setdefault(name, len(codes))
+        self.labels = list(codes)
+        self.label = np.fromiter(map(codes.__getitem__, names), dtype=np.int64, count=len(names))
 
     @classmethod
     def of(cls, records, entity_labels: list[str], stance_labels: list[str] | None = None, spans: bool = True):
