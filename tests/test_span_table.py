@@ -49,6 +49,7 @@ def test_vectorised_statistics_equal_the_loops(seed):
     assert unitizing.disagreement_breakdown(table) == reference.disagreement_breakdown(records)
     m, sentences = reference.modal_sentences(records)
     loop = reference.LoopUnitizingData(sentences, ENTITY, m)
+    loop.totals_of = loop.features.astype(np.float64)  # what UnitizingData.disagreements reads
     rows = np.flatnonzero(table.annotations == m)
     for ours in (unitizing.UnitizingData(sentences, ENTITY, m), unitizing.UnitizingData.from_table(table, m, rows)):
         assert (ours.n, ours.width, ours.m) == (loop.n, loop.width, loop.m)

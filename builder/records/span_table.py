@@ -31,25 +31,25 @@ class SpanTable:
         stance_labels: list[str] | None = None,
         spans: bool = True,
     ):
+        from itertools import chain
         from operator import itemgetter
 
+        records = records if isinstance(records, list) else list(records)
         codes = {label: i for i, label in enumerate(entity_labels)}
-        stance_index = {label: i for i, label in enumerate(stance_labels or [])}
-        annotations, lengths, stances, per_annotation, spans_ = [], [], [], [], []
-        fields = itemgetter("start", "end", "label")
-        for record in records:
-            marked = record["annotations"]
-            annotations.append(len(marked))
-            if spans:
-                lengths.append(len(record["text"]))
-            for annotation in marked:
-                if stance_labels is not None:
-                    stance = annotation["stance"]
-                    stances.append(-1 if stance is None else stance_index[stance])
-                if spans:
-                    entities = annotation["entities"]
-                    per_annotation.append(len(entities))
-                    spans_.extend(map(fields, entities))
+        marked = list(map(itemgetter("annotations"), records))
+        annotations = list(map(len, marked))
+        every = list(chain.from_iterable(marked))  # the annotations, record after record
+        stances = []
+        if stance_labels is not None:
+            index = {label: i for i, label in enumerate(stance_labels)}
+            index[None] = -1
+            stances = list(map(index.__getitem__, map(itemgetter("stance"), every)))
+        lengths, per_annotation, spans_ = [], [], []
+        if spans:
+            lengths = list(map(len, map(itemgetter("text"), records)))
+            entities = list(map(itemgetter("entities"), every))
+            per_annotation = list(map(len, entities))
+            spans_ = list(map(itemgetter("start", "end", "label"), chain.from_iterable(entities)))
         self.entity_labels = list(entity_labels)
         self.annotations = np.asarray(annotations, dtype=np.int64)
         self.lengths = np.asarray(lengths if spans else [0] * len(annotations), dtype=np.int64)

@@ -78,6 +78,7 @@ class UnitizingData:
         def histogram(rows, sizes, counts):
             return csr_matrix((counts, (rows, sizes)), shape=(self.n, self.width))
 
+        self.totals_of = self.features.astype(np.float64)  # what a weight matrix multiplies (exact: integers)
         self.unit_histograms = [histogram(*one) for one in units]
         self.gap_histograms = [histogram(*one) for one in gaps_]
 
@@ -87,11 +88,12 @@ class UnitizingData:
         sizes = np.arange(self.width, dtype=float)
         observed = np.zeros((len(self.labels), len(weights)))
         expected = np.zeros((len(self.labels), len(weights)))
+        by_sentence = np.ascontiguousarray(weights.T, dtype=np.float64)  # (n, b), once for every product
         for c in range(len(self.labels)):
-            totals = (weights @ self.features[c]).astype(float)  # (b, 5)
+            totals = weights @ self.totals_of[c]  # (b, 5)
             length = totals[:, _LENGTH]
-            units_by_size = np.asarray((self.unit_histograms[c].T @ weights.T).T, dtype=float)  # (b, width)
-            gaps_by_size = np.asarray((self.gap_histograms[c].T @ weights.T).T, dtype=float)
+            units_by_size = np.asarray((self.unit_histograms[c].T @ by_sentence).T, dtype=float)  # (b, width)
+            gaps_by_size = np.asarray((self.gap_histograms[c].T @ by_sentence).T, dtype=float)
             gaps_from = np.cumsum(gaps_by_size[:, ::-1], axis=1)[:, ::-1]  # gaps of length >= l
             gap_sum_from = np.cumsum((gaps_by_size * sizes)[:, ::-1], axis=1)[:, ::-1]
             placements = gap_sum_from - (sizes - 1) * gaps_from  # Σ_{g >= l} (g - l + 1)
