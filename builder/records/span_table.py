@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-JOIN_ROWS = 1 << 21  # span pairs formed at once by `pairs_within` (memory: a few arrays of this many int64)
+JOIN_ROWS = 1 << 19  # span pairs formed at once by `pairs_within` (memory: a few arrays of this many int64)
 
 
 class SpanTable:
@@ -35,38 +35,41 @@ class SpanTable:
         from operator import itemgetter
 
         records = records if isinstance(records, list) else list(records)
-        codes = {label: i for i, label in enumerate(entity_labels)}
+        codes = _Codes((label, i) for i, label in enumerate(entity_labels))
         marked = list(map(itemgetter("annotations"), records))
-        annotations = list(map(len, marked))
+        self.entity_labels = list(entity_labels)
+        self.annotations = np.fromiter(map(len, marked), dtype=np.int64, count=len(marked))
         every = list(chain.from_iterable(marked))  # the annotations, record after record
-        stances = []
+        self.annotation_record = np.repeat(np.arange(len(marked), dtype=np.int64), self.annotations)
+        self.stances = np.zeros(0, dtype=np.int64)
         if stance_labels is not None:
             index = {label: i for i, label in enumerate(stance_labels)}
             index[None] = -1
-            stances = list(map(index.__getitem__, map(itemgetter("stance"), every)))
-        lengths, per_annotation, spans_ = [], [], []
+            stances = map(index.__getitem__, map(itemgetter("stance"), every))
+            self.stances = np.fromiter(stances, dtype=np.int64, count=len(every))
+        self.lengths = np.zeros(len(marked), dtype=np.int64)
+        counts = np.zeros(len(every), dtype=np.int64)
         if spans:
-            lengths = list(map(len, map(itemgetter("text"), records)))
+            self.lengths = np.fromiter(map(len, map(itemgetter("text"), records)), dtype=np.int64, count=len(marked))
             entities = list(map(itemgetter("entities"), every))
-            per_annotation = list(map(len, entities))
-            spans_ = list(map(itemgetter("start", "end", "label"), chain.from_iterable(entities)))
-        self.entity_labels = list(entity_labels)
-        self.annotations = np.asarray(annotations, dtype=np.int64)
-        self.lengths = np.asarray(lengths if spans else [0] * len(annotations), dtype=np.int64)
-        self.annotation_record = np.repeat(np.arange(len(annotations), dtype=np.int64), self.annotations)
-        self.stances = np.asarray(stances, dtype=np.int64)
-        counts = np.asarray(per_annotation if spans else [0] * len(self.annotation_record), dtype=np.int64)
+            counts = np.fromiter(map(len, entities), dtype=np.int64, count=len(entities))
+        total = int(counts.sum())
+
+        def column(values) -> np.ndarray:  # one field of every span, read straight into an array
+            return np.fromiter(values, dtype=np.int64, count=total)
+
+        flat = chain.from_iterable(entities) if spans else ()
+        self.start = column(map(itemgetter("start"), flat))
+        flat = chain.from_iterable(entities) if spans else ()
+        self.end = column(map(itemgetter("end"), flat))
+        flat = chain.from_iterable(entities) if spans else ()
+        # labels outside the scheme get the next codes, in order of appearance (`_Codes`)
+        self.label = column(map(codes.__getitem__, map(itemgetter("label"), flat)))
         first = np.cumsum(self.annotations) - self.annotations  # each record's first annotation
         self.annotation = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         self.record = self.annotation_record[self.annotation]
         self.position = self.annotation - first[self.record]
-        starts, ends, names = zip(*spans_) if spans_ else ((), (), ())
-        self.start = np.asarray(starts, dtype=np.int64)
-        self.end = np.asarray(ends, dtype=np.int64)
-        for name in dict.fromkeys(names):  # labels outside the scheme: codes in order of appearance
-            codes.setdefault(name, len(codes))
         self.labels = list(codes)
-        self.label = np.fromiter(map(codes.__getitem__, names), dtype=np.int64, count=len(names))
 
     @classmethod
     def of(cls, records, entity_labels: list[str], stance_labels: list[str] | None = None, spans: bool = True):
@@ -90,6 +93,14 @@ class SpanTable:
                 | (np.diff(self.label[order]) != 0)
             )
         return order[keep]
+
+
+class _Codes(dict):
+    """Label codes: a label not yet coded gets the next code when it is first looked up."""
+
+    def __missing__(self, label: str) -> int:
+        self[label] = code = len(self)
+        return code
 
 
 def runs(*keys: np.ndarray) -> np.ndarray:
