@@ -17,11 +17,11 @@ nominal (the scheme declares no order), so AC2 is not computed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
-from builder.records.intervals import RESAMPLES, SEED, bootstrap, figure
+from builder.records import span_table
+from builder.records.intervals import RESAMPLES, SEED, bootstrap, figure, interval_of, resampled_totals
+from builder.records.span_table import SpanTable
 from builder.records.unitizing import disagreement_breakdown, unitizing_alpha
 
 MIN_ITEMS = 30  # fewer sentences (or spans) under a figure: too few for it to say much
@@ -29,18 +29,10 @@ DOMINANT_SHARE = 0.75  # one label holding this share of the ratings or spans do
 BOUNDARY_MAJORITY = 0.5  # boundary disagreements above this share of all span disagreements: mostly boundaries
 
 
-def stance_counts(records: Iterable[dict], labels: list[str]) -> np.ndarray:
-    """(sentences, labels) int64: how many annotators gave each stance, for sentences with 1+ stance."""
-    index = {label: i for i, label in enumerate(labels)}
-    rows = []
-    for record in records:
-        row = [0] * len(labels)
-        for annotation in record["annotations"]:
-            if annotation["stance"] is not None:
-                row[index[annotation["stance"]]] += 1
-        if any(row):
-            rows.append(row)
-    return np.asarray(rows, dtype=np.int64).reshape(len(rows), len(labels))
+def stance_counts(records, labels: list[str]) -> np.ndarray:
+    """(sentences, labels) int64: how many annotators gave each stance, for sentences with 1+ stance.
+    `records`: the records or their builder.records.span_table.SpanTable (built with these stance labels)."""
+    return span_table.stance_counts(SpanTable.of(records, [], labels, spans=False), len(labels))
 
 
 def gwet_ac1(counts: np.ndarray) -> np.ndarray:
@@ -111,7 +103,7 @@ def _fleiss_statistic(totals: np.ndarray, m: int) -> np.ndarray:
         return np.where(pe < 1, (pa - pe) / (1 - pe), np.nan)
 
 
-def stance_evidence(records: list[dict], labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+def stance_evidence(records, labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
     """α, κ and AC1 for stance, each with a 95% bootstrap interval over sentences and its n."""
     q = len(labels)
     counts = stance_counts(records, labels)
@@ -119,8 +111,9 @@ def stance_evidence(records: list[dict], labels: list[str], resamples: int = RES
     features = _stance_features(counts) if len(counts) else np.zeros((0, 5 + 2 * q))
     point = _stance_statistics(features.sum(axis=0, keepdims=True), q) if len(counts) else {}
     result = {}
+    totals = resampled_totals(features, resamples, seed)  # once for both figures
     for name in ("krippendorff_alpha", "gwet_ac1"):
-        interval = bootstrap(features, lambda t, name=name: _stance_statistics(t, q)[name], resamples, seed)
+        interval = interval_of(totals, lambda t, name=name: _stance_statistics(t, q)[name])
         value = point[name][0] if point and len(compared) else None
         result[name] = figure(value, len(compared), interval)
     result["gwet_ac1"]["rated_sentences"] = len(counts)
@@ -144,32 +137,11 @@ def stance_evidence(records: list[dict], labels: list[str], resamples: int = RES
     return result
 
 
-def span_f1_evidence(records: list[dict], labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """Pairwise exact-span F1, all labels and per label, each with a bootstrap interval over sentences."""
-    import itertools
-
-    index = {label: i for i, label in enumerate(labels)}
-    rows = []
-    pairs = 0
-    for record in records:
-        k = len(record["annotations"])
-        if k < 2:
-            continue
-        spans = [{(e["start"], e["end"], e["label"]) for e in a["entities"]} for a in record["annotations"]]
-        row = [0] * (2 * len(labels))
-        pairs += k * (k - 1) // 2
-        for one in spans:  # each annotation's spans count once in each of its k - 1 pairs' sizes
-            for s in one:
-                i = index.get(s[2])
-                if i is not None:
-                    row[2 * i + 1] += k - 1
-        for left, right in itertools.combinations(spans, 2):
-            for s in left & right:
-                i = index.get(s[2])
-                if i is not None:
-                    row[2 * i] += 1
-        rows.append(row)
-    features = np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 * len(labels))
+def span_f1_evidence(records, labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+    """Pairwise exact-span F1, all labels and per label, each with a bootstrap interval over sentences.
+    `records`: the records or their builder.records.span_table.SpanTable (built with these labels)."""
+    features, pairs = span_table.span_f1_features(SpanTable.of(records, labels))
+    rows = features  # one per sentence with 2+ annotations
 
     def f1(totals: np.ndarray, columns: list[int]) -> np.ndarray:
         matched = totals[:, [2 * c for c in columns]].sum(axis=1).astype(float)
@@ -179,16 +151,15 @@ def span_f1_evidence(records: list[dict], labels: list[str], resamples: int = RE
 
     every = list(range(len(labels)))
     total = features.sum(axis=0, keepdims=True)
+    totals = resampled_totals(features, resamples, seed)  # once for every label's figure
     out = {"pairs": pairs}
     out["f1"] = figure(
-        f1(total, every)[0] if len(rows) else None,
-        len(rows),
-        bootstrap(features, lambda t: f1(t, every), resamples, seed),
+        f1(total, every)[0] if len(rows) else None, len(rows), interval_of(totals, lambda t: f1(t, every))
     )
     out["per_label"] = {}
     for i, label in enumerate(labels):
         value = f1(total, [i])[0] if len(rows) else None
-        interval = bootstrap(features, lambda t, i=i: f1(t, [i]), resamples, seed)
+        interval = interval_of(totals, lambda t, i=i: f1(t, [i]))
         out["per_label"][label] = {
             **figure(value, len(rows), interval),
             "spans": int(total[0, 2 * i + 1]) if len(rows) else 0,
@@ -199,11 +170,12 @@ def span_f1_evidence(records: list[dict], labels: list[str], resamples: int = RE
 def agreement_evidence(records: list[dict], stance_labels: list[str], entity_labels: list[str]) -> dict:
     """Everything the card's evidence section and `builder stats` state: stance α, κ and AC1, span F1 and
     unitizing α, each with interval and n; the span disagreement breakdown; and the diagnostics."""
+    table = SpanTable(records, entity_labels, stance_labels)  # the records read once, for every figure
     evidence = {
-        "stance": stance_evidence(records, stance_labels),
-        "span_f1": span_f1_evidence(records, entity_labels),
-        "unitizing_alpha": unitizing_alpha(records, entity_labels),
-        "span_disagreements": disagreement_breakdown(records),
+        "stance": stance_evidence(table, stance_labels),
+        "span_f1": span_f1_evidence(table, entity_labels),
+        "unitizing_alpha": unitizing_alpha(table, entity_labels),
+        "span_disagreements": disagreement_breakdown(table),
         "resamples": RESAMPLES,
         "seed": SEED,
     }

@@ -68,6 +68,25 @@ def bootstrap(
     return percentile_interval(np.concatenate(values))
 
 
+def resampled_totals(features: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """(resamples, d) float64: `features` (units, d) summed over each resample, the same draws as `bootstrap`'s,
+    for several statistics of the same features (each row-wise: `percentile_interval(statistic(totals))` is
+    `bootstrap(features, statistic)`); None where there is no unit."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 1:
+        features = features[:, None]
+    if not len(features):
+        return None
+    return np.concatenate([weights @ features for weights in weight_chunks(len(features), resamples, seed)])
+
+
+def interval_of(totals: np.ndarray | None, statistic: Callable[[np.ndarray], np.ndarray]) -> tuple:
+    """`bootstrap`'s interval from `resampled_totals`."""
+    if totals is None:
+        return None, None
+    return percentile_interval(np.asarray(statistic(totals), dtype=float))
+
+
 def percentile_interval(values: np.ndarray) -> tuple[float | None, float | None]:
     """(low, high): the 2.5th and 97.5th percentiles of the defined values, or None, None."""
     values = values[np.isfinite(values)]

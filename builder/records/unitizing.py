@@ -24,151 +24,63 @@ are merged first (the formula assumes they do not overlap).
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
-from collections.abc import Iterable
-
 import numpy as np
 
 from builder.records.intervals import RESAMPLES, SEED, figure, percentile_interval, weight_chunks
+from builder.records.span_table import SpanTable, disagreement_counts, unitizing_statistics
 
 # Per sentence and label: observed numerator, Σ l(l-1)(2l-1)/3, units, Σ l(l-1), sentence length
 _DO, _F, _UNITS, _LL1, _LENGTH = range(5)
 
 
-def merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Spans of one label by one annotator, overlapping ones merged, sorted."""
-    out: list[list[int]] = []
-    for start, end in sorted(spans):
-        if out and start < out[-1][1]:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return [(s, e) for s, e in out]
-
-
-def gaps(units: list[tuple[int, int]], length: int) -> list[int]:
-    """Lengths of the gaps between sorted, non-overlapping `units` in a text of `length` characters."""
-    out, position = [], 0
-    for start, end in units:
-        if start > position:
-            out.append(start - position)
-        position = max(position, end)
-    if length > position:
-        out.append(length - position)
-    return out
-
-
-def pair_disagreement(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> int:
-    """Σ δ² over the overlapping segments of two annotators' units of one label (one order of the pair)."""
-    total = 0
-    hit_right = [False] * len(right)
-    for start, end in left:
-        hit = False
-        for k, (other_start, other_end) in enumerate(right):
-            if other_start < end and start < other_end:
-                total += (start - other_start) ** 2 + (end - other_end) ** 2
-                hit = hit_right[k] = True
-        if not hit:  # inside a gap of the other annotator
-            total += (end - start) ** 2
-    total += sum((e - s) ** 2 for (s, e), hit in zip(right, hit_right) if not hit)
-    return total
-
-
 class UnitizingData:
-    """Per-sentence sufficient statistics of uα for each label, for the point estimate and the bootstrap."""
+    """Per-sentence sufficient statistics of uα for each label, for the point estimate and the bootstrap
+    (computed by builder.records.span_table.unitizing_statistics, vectorised)."""
 
     def __init__(self, sentences: list[tuple[int, list[list[tuple[int, int, str]]]]], labels: list[str], m: int):
-        self.labels, self.m, self.n = labels, m, len(sentences)
-        self.features = np.zeros((len(labels), len(sentences), 5), dtype=np.int64)
-        longest = max((length for length, _ in sentences), default=0)
-        self.width = longest + 1
-        unit_rows: list[list[int]] = [[] for _ in labels]
-        unit_lengths: list[list[int]] = [[] for _ in labels]
-        gap_rows: list[list[int]] = [[] for _ in labels]
-        gap_lengths: list[list[int]] = [[] for _ in labels]
-        present = np.zeros((len(labels), len(sentences)), dtype=bool)
         index = {label: i for i, label in enumerate(labels)}
+        spans = [
+            (row, a, start, end, index.get(label, len(labels)))
+            for row, (_, marked) in enumerate(sentences)
+            for a, one in enumerate(marked)
+            for start, end, label in one
+        ]
+        columns = np.asarray(spans, dtype=np.int64).reshape(len(spans), 5).T
         lengths = np.fromiter((length for length, _ in sentences), dtype=np.int64, count=len(sentences))
-        self.features[:, :, _LENGTH] = lengths
-        for row, (length, marked) in enumerate(sentences):
-            per_label: dict[int, list[list[tuple[int, int]]]] = {}
-            for a, spans in enumerate(marked):
-                for start, end, label in spans:
-                    if label in index and end > start:
-                        per_label.setdefault(index[label], [[] for _ in marked])[a].append((start, end))
-            for c, by_annotator in per_label.items():  # a label nobody marked here: one gap each, added below
-                present[c, row] = True
-                if all(len(spans) <= 1 for spans in by_annotator):  # the usual case, the same sums, faster
-                    self._single_units(c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths)
-                    continue
-                units = [merged(spans) if len(spans) > 1 else spans for spans in by_annotator]
-                f = u = ll1 = 0
-                for one in units:
-                    for start, end in one:
-                        size = end - start
-                        f += size * (size - 1) * (2 * size - 1) // 3
-                        u += 1
-                        ll1 += size * (size - 1)
-                        unit_rows[c].append(row)
-                        unit_lengths[c].append(size)
-                    for size in gaps(one, length):
-                        gap_rows[c].append(row)
-                        gap_lengths[c].append(size)
-                observed = sum(pair_disagreement(x, y) for x, y in itertools.combinations(units, 2))
-                self.features[c, row, :_LENGTH] = (2 * observed, f, u, ll1)
+        self._fill(lengths, m, labels, *columns)
+
+    @classmethod
+    def from_table(cls, table: SpanTable, m: int, rows: np.ndarray) -> UnitizingData:
+        """The statistics of the sentences `rows` (records of `table`, each with m annotations), in that order."""
+        data = cls.__new__(cls)
+        row_of = np.full(len(table.annotations), -1, dtype=np.int64)
+        row_of[rows] = np.arange(len(rows), dtype=np.int64)
+        mine = row_of[table.record] >= 0
+        data._fill(
+            table.lengths[rows],
+            m,
+            table.entity_labels,
+            row_of[table.record[mine]],
+            table.position[mine],
+            table.start[mine],
+            table.end[mine],
+            table.label[mine],
+        )
+        return data
+
+    def _fill(self, lengths, m, labels, row, position, start, end, label) -> None:
         from scipy.sparse import csr_matrix
 
-        def histogram(rows, sizes, absent=None):
-            rows, sizes = np.asarray(rows, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
-            data = np.ones(len(rows), dtype=np.int64)
-            if absent is not None:  # m whole-sentence gaps in each sentence without the label (summed by csr)
-                rows = np.concatenate([rows, absent])
-                sizes = np.concatenate([sizes, lengths[absent]])
-                data = np.concatenate([data, np.full(len(absent), m, dtype=np.int64)])
-            return csr_matrix((data, (rows, sizes)), shape=(self.n, self.width))
+        self.labels, self.m, self.n = labels, m, len(lengths)
+        self.width = int(lengths.max(initial=0)) + 1
+        self.features, units, gaps_ = unitizing_statistics(lengths, m, row, position, start, end, label, len(labels))
 
-        self.unit_histograms = [histogram(unit_rows[c], unit_lengths[c]) for c in range(len(labels))]
-        self.gap_histograms = [
-            histogram(gap_rows[c], gap_lengths[c], np.flatnonzero(~present[c] & (lengths > 0)))
-            for c in range(len(labels))
-        ]
+        def histogram(rows, sizes, counts):
+            return csr_matrix((counts, (rows, sizes)), shape=(self.n, self.width))
 
-    def _single_units(self, c, row, length, by_annotator, unit_rows, unit_lengths, gap_rows, gap_lengths) -> None:
-        """`__init__`'s sums for one sentence and label where each annotator marked at most one span of it:
-        the gaps are before and after the span, and two annotators' spans overlap or are each in the other's gap."""
-        f = u = ll1 = 0
-        for spans in by_annotator:
-            if not spans:
-                if length > 0:
-                    gap_rows[c].append(row)
-                    gap_lengths[c].append(length)
-                continue
-            start, end = spans[0]
-            size = end - start
-            f += size * (size - 1) * (2 * size - 1) // 3
-            u += 1
-            ll1 += size * (size - 1)
-            unit_rows[c].append(row)
-            unit_lengths[c].append(size)
-            if start > 0:
-                gap_rows[c].append(row)
-                gap_lengths[c].append(start)
-            if length > end:
-                gap_rows[c].append(row)
-                gap_lengths[c].append(length - end)
-        observed = 0
-        for left, right in itertools.combinations(by_annotator, 2):
-            if left and right:
-                (start, end), (other_start, other_end) = left[0], right[0]
-                if other_start < end and start < other_end:
-                    observed += (start - other_start) ** 2 + (end - other_end) ** 2
-                else:
-                    observed += (end - start) ** 2 + (other_end - other_start) ** 2
-            elif left or right:
-                start, end = (left or right)[0]
-                observed += (end - start) ** 2
-        self.features[c, row, :_LENGTH] = (2 * observed, f, u, ll1)
+        self.totals_of = self.features.astype(np.float64)  # what a weight matrix multiplies (exact: integers)
+        self.unit_histograms = [histogram(*one) for one in units]
+        self.gap_histograms = [histogram(*one) for one in gaps_]
 
     def disagreements(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(D_o, D_e), each (labels, b), for b weight rows over the sentences (each row one resample)."""
@@ -176,11 +88,12 @@ class UnitizingData:
         sizes = np.arange(self.width, dtype=float)
         observed = np.zeros((len(self.labels), len(weights)))
         expected = np.zeros((len(self.labels), len(weights)))
+        by_sentence = np.ascontiguousarray(weights.T, dtype=np.float64)  # (n, b), once for every product
         for c in range(len(self.labels)):
-            totals = (weights @ self.features[c]).astype(float)  # (b, 5)
+            totals = weights @ self.totals_of[c]  # (b, 5)
             length = totals[:, _LENGTH]
-            units_by_size = np.asarray((self.unit_histograms[c].T @ weights.T).T, dtype=float)  # (b, width)
-            gaps_by_size = np.asarray((self.gap_histograms[c].T @ weights.T).T, dtype=float)
+            units_by_size = np.asarray((self.unit_histograms[c].T @ by_sentence).T, dtype=float)  # (b, width)
+            gaps_by_size = np.asarray((self.gap_histograms[c].T @ by_sentence).T, dtype=float)
             gaps_from = np.cumsum(gaps_by_size[:, ::-1], axis=1)[:, ::-1]  # gaps of length >= l
             gap_sum_from = np.cumsum((gaps_by_size * sizes)[:, ::-1], axis=1)[:, ::-1]
             placements = gap_sum_from - (sizes - 1) * gaps_from  # Σ_{g >= l} (g - l + 1)
@@ -201,30 +114,23 @@ def alphas(observed: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.n
     return per_label, overall
 
 
-def modal_sentences(records: Iterable[dict]) -> tuple[int, list]:
-    """(m, sentences): the sentences with the most common number of annotations (2 or more; ties: the larger
-    number), each as (length, [spans of each annotation as (start, end, label)])."""
-    sentences = [
-        (len(r["text"]), [[(e["start"], e["end"], e["label"]) for e in a["entities"]] for a in r["annotations"]])
-        for r in records
-        if len(r["annotations"]) >= 2
-    ]
-    if not sentences:
-        return 0, []
-    counts = Counter(len(a) for _, a in sentences)
-    m = max(counts, key=lambda k: (counts[k], k))
-    return m, [s for s in sentences if len(s[1]) == m]
-
-
-def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
-    """uα per label and overall with 95% bootstrap intervals over sentences, and the n they rest on."""
-    m, sentences = modal_sentences(records)
-    result: dict = {"sentences": len(sentences), "annotators_per_sentence": m}
-    if not sentences:
+def unitizing_alpha(records, labels: list[str], resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+    """uα per label and overall with 95% bootstrap intervals over sentences, and the n they rest on: the
+    sentences with the most common number m of annotations (2 or more; ties: the larger number).
+    `records`: the records or their builder.records.span_table.SpanTable (built with these labels)."""
+    table = SpanTable.of(records, labels)
+    sizes = table.annotations[table.annotations >= 2]
+    m = 0
+    if len(sizes):
+        values, counts = np.unique(sizes, return_counts=True)
+        m = int(max(zip(counts, values))[1])
+    rows = np.flatnonzero(table.annotations == m) if m else np.zeros(0, dtype=np.int64)
+    result: dict = {"sentences": len(rows), "annotators_per_sentence": m}
+    if not len(rows):
         result["overall"] = figure(None, 0, (None, None))
         result["per_label"] = {label: {**figure(None, 0, (None, None)), "units": 0} for label in labels}
         return result
-    data = UnitizingData(sentences, labels, m)
+    data = UnitizingData.from_table(table, m, rows)
     per_label, overall = alphas(*data.disagreements(np.ones((1, data.n), dtype=np.int64)))
     samples_label, samples_overall = [], []
     for weights in weight_chunks(data.n, resamples, seed):
@@ -233,7 +139,7 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
         samples_overall.append(b)
     boot_label = np.concatenate(samples_label, axis=1)
     boot_overall = np.concatenate(samples_overall)
-    n = len(sentences)  # each figure rests on the sentences resampled (`units`: the spans of a label)
+    n = len(rows)  # each figure rests on the sentences resampled (`units`: the spans of a label)
     result["overall"] = figure(overall[0], n, percentile_interval(boot_overall))
     result["per_label"] = {
         label: {
@@ -248,31 +154,16 @@ def unitizing_alpha(records: Iterable[dict], labels: list[str], resamples: int =
 DISAGREEMENT_KINDS = ("boundary", "label", "boundary_and_label", "missing")
 
 
-def disagreement_breakdown(records: Iterable[dict]) -> dict:
+def disagreement_breakdown(records) -> dict:
     """What the span disagreements between two annotators of a sentence are. For every pair of annotations,
     each span of one that the other lacks exactly (same start, end and label) counts once, as `boundary`
     (the other has an overlapping span of the same label), `label` (the same start and end with another
-    label), `boundary_and_label` (only an overlapping span of another label) or `missing` (nothing overlaps)."""
-    counts = dict.fromkeys(DISAGREEMENT_KINDS, 0)
-    for record in records:
-        spans = [{(e["start"], e["end"], e["label"]) for e in a["entities"]} for a in record["annotations"]]
-        for left, right in itertools.combinations(spans, 2):
-            for own, other in ((left, right), (right, left)):
-                for span in own - other:
-                    counts[_kind(span, other)] += 1
+    label), `boundary_and_label` (only an overlapping span of another label) or `missing` (nothing overlaps).
+    `records`: the records or their builder.records.span_table.SpanTable (counted by `disagreement_counts`)."""
+    counts = dict(zip(DISAGREEMENT_KINDS, disagreement_counts(SpanTable.of(records, []))))
     total = sum(counts.values())
     return {
         "disagreements": total,
         "counts": counts,
         "shares": {k: (round(v / total, 4) if total else None) for k, v in counts.items()},
     }
-
-
-def _kind(span: tuple[int, int, str], other: set) -> str:
-    start, end, label = span
-    overlapping = [s for s in other if s[0] < end and start < s[1]]
-    if any(s[0] == start and s[1] == end for s in overlapping):
-        return "label"
-    if any(s[2] == label for s in overlapping):
-        return "boundary"
-    return "boundary_and_label" if overlapping else "missing"
