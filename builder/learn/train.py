@@ -156,6 +156,24 @@ def data_digest(examples: list[Example]) -> str:
     return digest.hexdigest()
 
 
+def dev_sample(train: list[Example], cap: int | None, seed: int) -> list[Example]:
+    """The sentences a dev fold's model is fitted on: all of `train`, or with more than `cap` (the setting
+    `dev_max_sentences`, None: no cap) whole articles in the order of a hash of their id salted with the seed,
+    as many as fit in `cap` (at least one), in `train`'s order. Below the cap nothing changes."""
+    if cap is None or len(train) <= cap:
+        return train
+    sizes = Counter(e.article_id for e in train)
+    order = sorted(sizes, key=lambda a: hashlib.sha256(f"builder-dev-sample/{seed}\x00{a}".encode()).hexdigest())
+    kept: set[str] = set()
+    total = 0
+    for article in order:
+        if kept and total + sizes[article] > cap:
+            continue
+        kept.add(article)
+        total += sizes[article]
+    return [e for e in train if e.article_id in kept]
+
+
 def dev_folds(article_ids: list[str], folds: int, seed: int) -> dict[str, int]:
     """The dev fold of each article, from a hash of its id salted with the seed; round-robin over the hash
     order, so with fewer articles than folds each article is a fold of its own. Empty for one article."""
@@ -576,7 +594,9 @@ def fit_model(
     prepared = Prepared(examples)
     scores = evaluate(None, [], entity_labels)
     for fold in sorted(set(folds.values())):
-        train = [e for e in examples if folds[e.article_id] != fold]
+        train = dev_sample(
+            [e for e in examples if folds[e.article_id] != fold], settings.get("dev_max_sentences"), seed
+        )
         dev = [e for e in examples if folds[e.article_id] == fold]
         files = _fit(train, settings, folder, seed, unlabelled_lower, prepared)
         dev_model = _model_from_files(folder, files, probe)
