@@ -36,7 +36,7 @@ def _bench(name: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--caps", default="none,600")
+    parser.add_argument("--caps", default="none,450,900")
     args = parser.parse_args()
     from builder.learn.train import fit_model
     from builder.learn.trained import load_model
@@ -50,7 +50,7 @@ def main() -> None:
     test = [e for e in examples if e.article_id in held]
     print(f"train {len(train)} sentences, held out {len(test)} ({', '.join(GENRES)})")
     for cap in args.caps.split(","):
-        settings = {} if cap == "none" else {"dev_max_sentences": int(cap)}
+        settings = {"dev_max_sentences": None if cap == "none" else int(cap)}
         with tempfile.TemporaryDirectory() as folder:
             cpu = time.process_time()
             result = fit_model(train, Path(folder), entity_labels=pre.LABELS, settings=settings)
