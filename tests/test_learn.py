@@ -16,6 +16,7 @@ from builder.learn.train import (
     Z_ONE_SIDED_95,
     Example,
     choose_threshold,
+    dev_sample,
     fit_model,
     train_model,
     wilson_interval,
@@ -124,6 +125,17 @@ def test_the_version_changes_with_the_data_and_the_settings(tmp_path):
         result = fit_model(data, tmp_path / name, entity_labels=["PER", "LOC", "ORG"], settings=settings, seed=seed)
         versions.append(result.model_version)
     assert versions[0] == versions[1] and len(set(versions)) == 4
+
+
+def test_a_dev_cap_fits_dev_models_on_whole_articles_and_changes_nothing_below_it():
+    examples = synthetic()  # 24 articles of 8 sentences
+    assert dev_sample(examples, None, 0) is examples and dev_sample(examples, len(examples), 0) is examples
+    sample = dev_sample(examples, 50, 0)
+    assert len(sample) == 48 and sample == dev_sample(list(examples), 50, 0)
+    kept = {e.article_id for e in sample}
+    assert sample == [e for e in examples if e.article_id in kept]  # whole articles, in the data's order
+    assert {e.article_id for e in dev_sample(examples, 50, 1)} != kept  # the seed salts the choice
+    assert len(dev_sample(examples, 3, 0)) == 8  # at least one article
 
 
 def test_thresholds_chosen_on_dev_keep_the_lower_bound_of_precision_at_0_8(tmp_path):

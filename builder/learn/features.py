@@ -6,8 +6,10 @@ gazetteer of labelled strings, the words seen in lower case); nothing is downloa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import string
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -22,6 +24,7 @@ def tokenize(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a training computes the shapes of the same words again and again
 def shape(token: str) -> str:
     """The token's shape, runs collapsed: 'Kim' -> 'Xx', 'U.S.' -> 'X.X.', '2006' -> 'd', 'iPhone' -> 'xXx'."""
     out = []
@@ -34,8 +37,16 @@ def shape(token: str) -> str:
 
 def is_all_caps(text: str) -> bool:
     """Written in capitals: at least 4 cased letters, 80% of them upper case."""
+    if text.isascii():  # the same answer, counted in C: ASCII's cased letters are A-Z and a-z
+        upper = len(text) - len(text.translate(_DROP_UPPER))
+        letters = upper + len(text) - len(text.translate(_DROP_LOWER))
+        return letters >= 4 and upper >= 0.8 * letters
     letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
     return len(letters) >= 4 and sum(c.isupper() for c in letters) >= 0.8 * len(letters)
+
+
+_DROP_UPPER = str.maketrans("", "", string.ascii_uppercase)
+_DROP_LOWER = str.maketrans("", "", string.ascii_lowercase)
 
 
 def is_headline_like(text: str) -> bool:
