@@ -65,6 +65,22 @@ SLOW_FILES_FIRST = (  # from the slowest, by the sum of their tests' durations (
 )
 
 
+def pytest_addoption(parser):
+    """Without pytest-xdist (a virtual environment made before it joined the `test` extra), pyproject's `-n 2
+    --dist loadfile` are accepted and the suite runs in this one process; in CI that fails (pytest_configure)."""
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        group = parser.getgroup("xdist", "without pytest-xdist: these are accepted and ignored")
+        group._addoption("-n", "--numprocesses", dest="numprocesses", default=None)  # a short option, as xdist's
+        group._addoption("--dist", dest="dist", default="no")
+
+
+def pytest_configure(config):
+    if in_ci() and not config.pluginmanager.hasplugin("xdist"):
+        raise pytest.UsageError("pytest-xdist is missing: .ci/run installs the test extra, which holds it")
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     config.stash[COLLECTED] = list(items)
