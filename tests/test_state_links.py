@@ -80,17 +80,41 @@ def test_a_state_folder_of_its_own_is_still_made_private(tmp_path):
     assert (folder / ".gitignore").read_text(encoding="utf-8") == "*\n"
 
 
-def test_tightening_the_server_folder_skips_a_file_that_goes_meanwhile(tmp_path, monkeypatch):
-    """SQLite removes its write-ahead log when the server closes the database: a file listed, then gone before its
-    chmod, is skipped, not an error of `server start` (seen: a start failed naming label_studio.sqlite3-wal)."""
+def test_tightening_the_server_folder_skips_a_file_that_goes_meanwhile(tmp_path):
+    """SQLite removes its write-ahead log and shared-memory files when the last connection closes: a file listed,
+    then gone before its chmod, is skipped, not an error of `server start` (seen: a start failed naming
+    label_studio.sqlite3-wal). A real SQLite database in WAL mode opens and closes beside the tightening, as a
+    server's does, many times over."""
+    import sqlite3
+    import threading
+
     from builder.labelstudio import server
 
     data = tmp_path / "label-studio-data"
     data.mkdir(mode=0o755)
-    (data / "label_studio.sqlite3").write_text("", encoding="utf-8")
-    os.chmod(data / "label_studio.sqlite3", 0o644)
-    listed = list(os.walk(data))
-    monkeypatch.setattr(os, "walk", lambda folder: [(c, d, [*f, "label_studio.sqlite3-wal"]) for c, d, f in listed])
+    database = data / "label_studio.sqlite3"
+    setup = sqlite3.connect(database)
+    setup.execute("PRAGMA journal_mode=WAL")  # kept in the database: every later connection is in WAL mode
+    setup.execute("CREATE TABLE t (x)")
+    setup.commit()
+    setup.close()
+    stop = threading.Event()
+
+    def churn() -> None:  # each close checkpoints and removes -wal and -shm
+        while not stop.is_set():
+            connection = sqlite3.connect(database)
+            connection.execute("INSERT INTO t VALUES (1)")
+            connection.commit()
+            connection.close()
+
+    writer = threading.Thread(target=churn)
+    writer.start()
+    try:
+        for _ in range(5000):
+            server.tighten(data)
+    finally:
+        stop.set()
+        writer.join()
     server.tighten(data)
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    assert stat.S_IMODE((data / "label_studio.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
