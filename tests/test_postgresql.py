@@ -432,18 +432,18 @@ def test_database_url_with_pgpass_and_pgpassword(pg_project, tmp_path):
 
 
 @pytest.mark.labelstudio  # the module's Label Studio on PostgreSQL (pg_project)
-def test_the_guard_copies_tasks_on_postgresql_as_the_import_makes_them(pg_project, tmp_path):
-    """A blind push's copies made by the guard (tests/test_blind_clone.py), on PostgreSQL: the same statements on
-    the other database (its VALUES lists, parameters and id sequences), and the staging project emptied."""
+def test_the_guard_makes_tasks_on_postgresql_as_the_import_makes_them(pg_project, tmp_path):
+    """A blind copy's tasks made by the guard (tests/test_blind_import.py), on PostgreSQL: the same statements on
+    the other database (its multi-row INSERTs, JSON values and id sequences), and the same refusals."""
     from builder.labelstudio.client import Connection
 
-    from .test_blind_clone import (
-        test_a_copy_the_guard_makes_is_what_the_import_makes,
-        test_the_guard_empties_only_a_staging_project,
+    from .test_blind_import import (
+        test_tasks_the_guard_makes_are_what_the_import_makes,
+        test_what_the_import_refuses_the_guard_refuses,
     )
 
     # the server as it is now: tests before this one restart it and may give its admin a new token
     state = server.read_state(pg_project[0])
     ls = Connection(state.url, state.token, "environment")
-    test_a_copy_the_guard_makes_is_what_the_import_makes(ls, tmp_path / "copy")
-    test_the_guard_empties_only_a_staging_project(ls, tmp_path / "empty")
+    test_tasks_the_guard_makes_are_what_the_import_makes(ls, tmp_path / "made")
+    test_what_the_import_refuses_the_guard_refuses(ls, tmp_path / "refused")

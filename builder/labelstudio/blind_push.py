@@ -6,8 +6,8 @@ annotator account of the server's first organization into an organization of its
 (builder/labelstudio/isolation.py), then gives each sentence to `annotators_per_sentence` of them
 (builder/labelstudio/assignment.py) and pushes each annotator's share into their copy of the project with an
 ordinary push (same labeling config, instructions, gold questions and pre-annotations), through that
-organization's admin token, with one annotator per task inside the copy. On a server whose guard copies tasks, each
-task is imported once and copied into the copies that hold it (builder/labelstudio/blind_clone.py).
+organization's admin token, with one annotator per task inside the copy. On builder's local server the guard makes each
+copy's tasks as Label Studio's import would, in a few statements (builder/labelstudio/blind_import.py).
 
 Only builder's local server can be blind: elsewhere builder has no access to Label Studio's models to make
 organizations, and no guard closes the paths Label Studio answers without looking at organizations.
@@ -25,7 +25,7 @@ from builder.errors import ConfigError, LabelStudioError
 from builder.labelstudio import server
 from builder.labelstudio.accounts import organization_users
 from builder.labelstudio.assignment import assign, hand_over
-from builder.labelstudio.blind_clone import TaskClones, clones_tasks
+from builder.labelstudio.blind_import import GuardImport, adds_tasks
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.isolation import (
     ADMIN_DOMAIN,
@@ -195,9 +195,9 @@ def push_blind(
     result = BlindPushResult(annotators=len(active), created=len(plan), skipped=len(wanted) - len(plan))
     result.short = short
     result.isolated = isolated
-    # each task imported once and copied by the guard into the copies holding it (builder/labelstudio/blind_clone.py)
-    clones = TaskClones(connection, copy) if plan and clones_tasks(connection) else nullcontext(None)
-    with clones as importer:
+    # each copy's tasks made by the guard (builder/labelstudio/blind_import.py)
+    guard = GuardImport(connection) if plan and adds_tasks(connection) else nullcontext(None)
+    with guard as importer:
         for email, organization in sorted(organizations.items()):
             if email not in active:
                 continue

@@ -229,7 +229,7 @@ def push_sentences(
     The project is the one builder made on this server (see `project_api.find_project`); `adopt_project` takes the
     one titled like the scheme's when none is bound yet. `importer(connection, project_id, tasks, doing)` makes
     each batch's tasks in the project (default: `import_tasks`; a blind push's copies: builder/labelstudio/
-    blind_clone.py).
+    blind_import.py).
     """
     from builder.gold.mixing import check_pushed, gold_questions
 

@@ -16,8 +16,8 @@ requesting user's active one. It fails closed: an id-like URL argument it does n
 It also answers a request of its own, ISOLATE_PATH, for builder's admin token only: moving annotator accounts
 into organizations of their own inside the running server (a blind push did this by starting Django in a process
 of its own, which costs 10 s or more; here it costs a few database writes). See `_isolate`. And a second,
-CLONE_PATH, for builder's admin token only too: copying tasks a blind push imported once into the annotators' copies
-that hold them, as Label Studio's import would have made them there (`clone_tasks`).
+ADD_PATH, for builder's admin token only too: making a blind copy's tasks as Label Studio's import would, in a few
+statements (`add_tasks`).
 """
 
 import json
@@ -51,10 +51,11 @@ GUARD_HEADER = "X-Builder-Organization-Guard"  # on every answer: `builder` chec
 BODY_LIMIT = 1 << 20  # JSON bodies up to 1 MiB are read for project/task/view ids (imports name their project)
 ISOLATE_PATH = "/builder-guard/isolate-annotators/"  # ends in a slash: no APPEND_SLASH redirect of a POST
 ISOLATE_HEADER = "X-Builder-Isolate"  # on every answer to ISOLATE_PATH: builder tells it from Label Studio's own
-CLONE_PATH = "/builder-guard/clone-tasks/"  # copies of imported tasks into a blind copy (`clone_tasks`)
-CLONE_HEADER = "X-Builder-Clone"  # on every answer to CLONE_PATH
-CLONE_LIMIT = 10_000  # tasks per clone request (two parameters each, SQLite's limit 32,766)
-STAGING_TITLE = "builder staging: blind push in progress"  # builder/labelstudio/blind_clone.py
+ADD_PATH = "/builder-guard/add-tasks/"  # a blind copy's tasks, made as Label Studio's import makes them (`add_tasks`)
+ADD_HEADER = "X-Builder-Add"  # on every answer to ADD_PATH
+ADD_LIMIT = 10_000  # tasks per add request
+ADD_BODY_LIMIT = 64 << 20  # bytes of an add request
+PREDICTION_KEYS = {"result", "score", "model_version"}  # what builder's tasks' predictions hold
 ADMIN_DOMAIN = "builder.local"  # the organizations' admins builder makes (builder/labelstudio/isolation.py)
 
 # What an object id names, by the URL's first segments (most specific first), and how its organization is read.
@@ -145,9 +146,9 @@ class OrganizationGuard:
         if request.path_info == ISOLATE_PATH:
             response = _isolate(request)
             response[ISOLATE_HEADER] = "1"
-        elif request.path_info == CLONE_PATH:
-            response = _clone(request)
-            response[CLONE_HEADER] = "1"
+        elif request.path_info == ADD_PATH:
+            response = _add(request)
+            response[ADD_HEADER] = "1"
         else:
             response = self._refusal(request) or self.get_response(request)
         response[GUARD_HEADER] = "1"
@@ -381,193 +382,169 @@ def _not_builder_admin(request):
     return None
 
 
-# The task and prediction columns `clone_tasks` writes, each: copied from the source row ("copy"), or the value
-# Label Studio's import gives a new task or prediction. A Label Studio with other columns is refused (501): builder
-# then imports through the API, as it does everywhere else.
+# The columns of a task and of a prediction `add_tasks` writes: those Label Studio 1.23.2's import sets (tasks/
+# serializers.py, TaskSerializerBulk.add_tasks and add_predictions), the others their model's default. A Label Studio
+# with other columns is refused (501): builder then imports through the API, as it does everywhere else.
 _TASK_COLUMNS = {
-    "id": None,  # the database's
-    "data": "copy",
-    "meta": "copy",
-    "allow_skip": "copy",
-    "total_predictions": "copy",
-    "project_id": "project",
-    "created_at": "now",
-    "updated_at": "now",
-    "updated_by_id": "null",
-    "is_labeled": "false",
-    "overlap": "overlap",
-    "file_upload_id": "null",
-    "inner_id": "inner_id",
-    "total_annotations": "zero",
-    "cancelled_annotations": "zero",
-    "precomputed_agreement": "null",
-    "comment_count": "zero",
-    "unresolved_comment_count": "zero",
-    "last_comment_updated_at": "null",
-}
+    "id", "data", "meta", "allow_skip", "total_predictions", "project_id", "created_at", "updated_at",
+    "updated_by_id", "is_labeled", "overlap", "file_upload_id", "inner_id", "total_annotations",
+    "cancelled_annotations", "precomputed_agreement", "comment_count", "unresolved_comment_count",
+    "last_comment_updated_at",
+}  # fmt: skip
 _PREDICTION_COLUMNS = {
-    "id": None,
-    "result": "copy",
-    "score": "copy",
-    "model_version": "copy",
-    "mislabeling": "copy",
-    "model_id": "null",
-    "model_run_id": "null",
-    "cluster": "null",
-    "neighbors": "null",
-    "task_id": "task",
-    "project_id": "project",
-    "created_at": "now",
-    "updated_at": "now",
-}
+    "id", "result", "score", "model_version", "mislabeling", "model_id", "model_run_id", "cluster", "neighbors",
+    "task_id", "project_id", "created_at", "updated_at",
+}  # fmt: skip
+_ROWS_PER_STATEMENT = 1000  # 19 parameters a task: under SQLite's 32,766 per statement
 
 
-class CloneRefused(Exception):
+class AddRefused(Exception):
     def __init__(self, status: int, detail: str):
         super().__init__(detail)
         self.status, self.detail = status, detail
 
 
-def _select_list(columns, expressions):
-    """(column list, select list) of an `INSERT ... SELECT`: each column copied from the source row `s`, NULL, or
-    the expression `expressions` gives for its kind (every other kind); refused (501) when a kind has none."""
-    from django.db import connection
+def _insert(model, same: dict, rows: list[dict]) -> None:
+    """Insert `rows` (attribute name -> value, with `same`'s values for every row; the model's default for any other
+    column, the database's id) with a few multi-row INSERTs, each value prepared by its field as Django's own
+    `bulk_create` prepares it (a value all rows share, once)."""
+    from django.db import DEFAULT_DB_ALIAS, connections
 
+    connection = connections[DEFAULT_DB_ALIAS]
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    varying = set(rows[0]) if rows else set()
+    if any(set(row) != varying for row in rows):
+        raise AddRefused(500, "rows of different columns")
+    # per column: (attribute name, its field's preparation) when it varies, else (None, the prepared value)
+    plan = [
+        (field.attname, field.get_db_prep_save)
+        if field.attname in varying
+        else (None, field.get_db_prep_save(same.get(field.attname, field.get_default()), connection))
+        for field in fields
+    ]
     quote = connection.ops.quote_name
-    names = [column for column, how in columns.items() if how is not None]
-    selected = []
-    for column in names:
-        how = columns[column]
-        if how == "copy":
-            selected.append(f"s.{quote(column)}")
-        elif how == "null":
-            selected.append("NULL")
-        elif how in expressions:
-            selected.append(expressions[how])
-        else:
-            raise CloneRefused(501, "unexpected columns")
-    return ", ".join(quote(c) for c in names), ", ".join(selected)
+    columns = ", ".join(quote(field.column) for field in fields)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            part = rows[start : start + _ROWS_PER_STATEMENT]
+            params = [how(row[name], connection) if name is not None else how for row in part for name, how in plan]
+            cursor.execute(
+                f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([one] * len(part))}", params
+            )
 
 
-def clone_tasks(target: int, sources: list[int]) -> list[int]:
-    """Copy the tasks `sources` (with their predictions) into project `target`, in that order, as Label Studio's
-    import of the same tasks would make them there (inner ids after the project's last, the overlap of the
-    project, no annotations, the project's counters and data columns updated); the new tasks' ids.
+def add_tasks(target: int, tasks: list, user) -> list[int]:
+    """Make `tasks` (Label Studio's import format: {"data": ..., "predictions": [...]}) in project `target`, as
+    Label Studio's import of them would (data_import/api.py, `sync_import` committing to the project): the same
+    validation (its serializer and prediction checks), the same rows (inner ids after the project's last, the
+    project's overlap, normalized prediction results), the same counters, data columns, model version and webhook;
+    the new tasks' ids, in order.
 
-    One transaction, two statements: `INSERT ... SELECT` joined with the list of source tasks. Label Studio's
-    import builds a Django object per task and per prediction, which is most of what an import costs; a blind push
-    imports each task once and has it copied into the copies that hold it (builder/labelstudio/blind_clone.py)."""
-    from django.db import connection, transaction
+    One transaction, a few multi-row INSERTs. Label Studio's import builds a Django object per task and per
+    prediction and compiles them one by one, which is most of what it costs; a blind push gives each task to
+    `annotators_per_sentence` copies, so it makes them here (builder/labelstudio/blind_import.py)."""
+    from core.feature_flags import flag_set
+    from data_import.serializers import ImportApiSerializer
+    from django.db import transaction
     from django.utils import timezone
+    from fsm.utils import is_fsm_enabled
+    from label_studio_sdk.label_interface import LabelInterface
     from projects.models import Project, recalculate_all_stats
     from tasks.models import Prediction, Task
     from webhooks.models import WebhookAction
     from webhooks.utils import emit_webhooks_for_instance
 
-    many = [field.name for field in Task._meta.many_to_many]  # none a new task has (comment authors)
-    if {f.column for f in Task._meta.concrete_fields} != set(_TASK_COLUMNS) or many != ["comment_authors"]:
-        raise CloneRefused(501, "unexpected task columns")
-    if {f.column for f in Prediction._meta.concrete_fields} != set(_PREDICTION_COLUMNS):
-        raise CloneRefused(501, "unexpected prediction columns")
-    quote = connection.ops.quote_name
-    tasks_table, predictions_table = quote(Task._meta.db_table), quote(Prediction._meta.db_table)
-    # the list of sources: (source task id, position), as a VALUES table m(column1, column2)
-    listed = ", ".join(["(%s, %s)"] * len(sources))
-    pairs = [value for position, source in enumerate(sources) for value in (source, position)]
+    if {f.column for f in Task._meta.concrete_fields} != _TASK_COLUMNS or [f.name for f in Task._meta.many_to_many] != [
+        "comment_authors"
+    ]:
+        raise AddRefused(501, "unexpected task columns")
+    if {f.column for f in Prediction._meta.concrete_fields} != _PREDICTION_COLUMNS:
+        raise AddRefused(501, "unexpected prediction columns")
+    if is_fsm_enabled(user):  # the import would also record each task's state
+        raise AddRefused(501, "task states are on")
+    project = Project.objects.filter(id=target).first()
+    if project is None:
+        raise AddRefused(404, "no such project")
+    # Label Studio's checks, as its import makes them (sync_import, then ImportAPI._save)
+    if project.label_config_is_not_default and flag_set(
+        "fflag_feat_utc_210_prediction_validation_15082025", user="auto"
+    ):
+        interface = LabelInterface(project.label_config)
+        for i, task in enumerate(tasks):
+            for j, prediction in enumerate(task.get("predictions", ())):
+                if interface.validate_prediction(prediction, return_errors=True):
+                    raise AddRefused(400, f"task {i}, prediction {j}: invalid")
+    serializer = ImportApiSerializer(data=tasks, many=True, context={"project": project, "user": user})
+    if not serializer.is_valid():
+        raise AddRefused(400, f"invalid tasks: {str(serializer.errors)[:200]}")
+    validated = serializer.validated_data
     with transaction.atomic():
-        project = Project.objects.select_for_update().filter(id=target).first()
-        if project is None:
-            raise CloneRefused(404, "no such project")
+        project = Project.objects.select_for_update().get(id=target)
         last = Task.objects.filter(project=project).order_by("-inner_id").values_list("inner_id", flat=True)[:1]
         first = (last[0] or 0) + 1 if last else 1
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        # the values Label Studio's import gives a new task (tasks/serializers.py, add_tasks)
-        values = {
-            "project": "%s",
-            "now": "%s",
-            "false": "%s",
-            "zero": "0",
-            "overlap": "%s",
-            "inner_id": "%s + m.column2",
+        now = timezone.now()
+        made_at = {"project_id": target, "created_at": now, "updated_at": now}
+        same = {
+            **made_at,
+            "overlap": project.maximum_annotations,
+            "is_labeled": project.maximum_annotations <= 0,
+            "total_annotations": 0,
+            "cancelled_annotations": 0,
         }
-        into, selected = _select_list(_TASK_COLUMNS, values)
-        params = []
-        for column, how in _TASK_COLUMNS.items():
-            params += {
-                "project": [target],
-                "now": [now],
-                "false": [False],
-                "overlap": [project.maximum_annotations],
-            }.get(how, [])
-            if how == "inner_id":
-                params.append(first)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {tasks_table} ({into}) SELECT {selected} FROM {tasks_table} s "
-                f"JOIN (VALUES {listed}) m ON s.{quote('id')} = m.column1 ORDER BY m.column2",
-                params + pairs,
-            )
+        _insert(
+            Task,
+            same,
+            [
+                {
+                    "data": task["data"],
+                    "meta": task.get("meta", {}),
+                    "file_upload_id": task.get("file_upload_id"),
+                    "inner_id": first + i,
+                    "total_predictions": len(task.get("predictions", ())),
+                    "allow_skip": task.get("allow_skip", True),
+                }
+                for i, task in enumerate(validated)
+            ],
+        )
         made = dict(Task.objects.filter(project=project, inner_id__gte=first).values_list("inner_id", "id"))
-        if len(made) != len(sources):  # a source task that does not exist made no row: nothing made
-            raise CloneRefused(409, "missing task")
-        ids = [made[first + i] for i in range(len(sources))]
-        into, selected = _select_list(_PREDICTION_COLUMNS, {"task": "n.id", "project": "%s", "now": "%s"})
-        params = []
-        for column, how in _PREDICTION_COLUMNS.items():
-            params += {"project": [target], "now": [now]}.get(how, [])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {predictions_table} ({into}) SELECT {selected} FROM {predictions_table} s "
-                f"JOIN (VALUES {listed}) m ON s.{quote('task_id')} = m.column1 "
-                f"JOIN {tasks_table} n ON n.{quote('project_id')} = %s AND n.{quote('inner_id')} = %s + m.column2 "
-                f"ORDER BY m.column2, s.{quote('id')}",
-                params + pairs + [target, first],
-            )
-        tasks = Task.objects.filter(project=project, inner_id__gte=first)  # the new ones (no id list: SQLite's limit)
-        predictions = Prediction.objects.filter(task__project=project, task__inner_id__gte=first)
-        # what Label Studio's import does after making the tasks (data_import/api.py, sync_import), less recounting
-        # the new tasks' annotations and predictions, which they were given above (none, and their source's)
+        if len(made) != len(validated):
+            raise AddRefused(409, "tasks made meanwhile")  # rolled back
+        ids = [made[first + i] for i in range(len(validated))]
+        predictions, last_version = [], None
+        for task_id, task in zip(ids, validated, strict=True):
+            for prediction in task.get("predictions", ()):
+                score = prediction.get("score")
+                try:
+                    score = float(score) if score is not None else None
+                except ValueError:  # as the import: no score
+                    score = None
+                last_version = prediction.get("model_version", "undefined")
+                result = Prediction.prepare_prediction_result(prediction["result"], project)
+                predictions.append(
+                    {"task_id": task_id, "result": result, "score": score, "model_version": last_version}
+                )
+        _insert(Prediction, made_at, predictions)
+        # what the import does once the rows are made (sync_import), less recounting the new tasks' annotations and
+        # predictions: they were given their counts above (none, and their predictions)
         project.update_tasks_states(
             maximum_annotations_changed=False, overlap_cohort_percentage_changed=False, tasks_number_changed=True
         )
         if recalculate_all_stats:
-            counts = {"task_count": len(ids), "annotation_count": 0, "prediction_count": predictions.count()}
+            counts = {"task_count": len(ids), "annotation_count": 0, "prediction_count": len(predictions)}
             recalculate_all_stats(project.id, **counts)
-        project.summary.update_data_columns([{"data": data} for data in tasks.values_list("data", flat=True)])
-        last_version = predictions.order_by("-id").values_list("model_version", flat=True)[:1]
-        if not project.model_version and last_version:
-            project.model_version = last_version[0] if last_version[0] is not None else "undefined"
+        project.summary.update_data_columns(tasks)
+        if not project.model_version and last_version is not None:
+            project.model_version = last_version
             project.save()
-    # a queryset: read only when the organization has a webhook for it (Label Studio checks first)
-    emit_webhooks_for_instance(project.organization, project, WebhookAction.TASKS_CREATED, tasks)
+    new = Task.objects.filter(project=project, inner_id__gte=first)  # a queryset: read only for a webhook
+    emit_webhooks_for_instance(project.organization, project, WebhookAction.TASKS_CREATED, new)
     return ids
 
 
-def empty_staging(project_id: int) -> int:
-    """Delete the tasks and predictions of a blind push's staging project (titled STAGING_TITLE, no annotation or
-    draft) in two statements, without Label Studio's per-object deletion (5 s for 20,000 tasks); how many tasks.
-    Anything else pointing at its tasks makes the database refuse, and nothing is deleted (builder then deletes the
-    project through the API)."""
-    from django.db import transaction
-    from projects.models import Project
-    from tasks.models import Annotation, AnnotationDraft, Prediction, Task
-
-    with transaction.atomic():
-        project = Project.objects.select_for_update().filter(id=project_id, title=STAGING_TITLE).first()
-        if project is None:
-            raise CloneRefused(404, "no such staging project")
-        if (
-            Annotation.objects.filter(task__project=project).exists()
-            or AnnotationDraft.objects.filter(task__project=project).exists()
-        ):
-            raise CloneRefused(409, "the staging project has annotations")
-        Prediction.objects.filter(task__project=project)._raw_delete(Prediction.objects.db)
-        return Task.objects.filter(project=project)._raw_delete(Task.objects.db)
-
-
-def _clone(request):
-    """The guard's clone request (`clone_tasks`): {"project": id, "tasks": [source task ids]} by builder's admin
-    only; {"tasks": [new task ids]}. {"empty": id}: `empty_staging`, {"deleted": how many tasks}."""
+def _add(request):
+    """The guard's add request (`add_tasks`): {"project": id, "tasks": [tasks]} by builder's admin only;
+    {"tasks": [new task ids]}."""
     from django.http import JsonResponse
 
     refused = _not_builder_admin(request)
@@ -575,32 +552,33 @@ def _clone(request):
         return refused
     length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
     body = None
-    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= 4 * BODY_LIMIT:
+    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= ADD_BODY_LIMIT:
         try:
             body = json.loads(request.body)
         except ValueError:
             body = None
-    if isinstance(body, dict) and set(body) == {"empty"} and isinstance(body["empty"], int):
-        try:
-            return JsonResponse({"deleted": empty_staging(body["empty"])})
-        except CloneRefused as refused_empty:
-            return JsonResponse({"detail": refused_empty.detail}, status=refused_empty.status)
-        except Exception as error:  # fails closed: rolled back, nothing deleted
-            return JsonResponse({"detail": f"{type(error).__name__}"}, status=500)
     well_formed = (
         isinstance(body, dict)
         and set(body) == {"project", "tasks"}
         and isinstance(body["project"], int)
+        and not isinstance(body["project"], bool)
         and isinstance(body["tasks"], list)
-        and 0 < len(body["tasks"]) <= CLONE_LIMIT
-        and all(isinstance(t, int) and not isinstance(t, bool) for t in body["tasks"])
+        and 0 < len(body["tasks"]) <= ADD_LIMIT
+        and all(
+            isinstance(task, dict)
+            and set(task) <= {"data", "predictions"}
+            and isinstance(task.get("data"), dict)
+            and isinstance(task.get("predictions", []), list)
+            and all(isinstance(p, dict) and set(p) <= PREDICTION_KEYS for p in task.get("predictions", []))
+            for task in body["tasks"]
+        )
     )
     if not well_formed:
         return JsonResponse({"detail": "malformed request"}, status=400)
     try:
-        ids = clone_tasks(body["project"], body["tasks"])
-    except CloneRefused as refused_clone:
-        return JsonResponse({"detail": refused_clone.detail}, status=refused_clone.status)
+        ids = add_tasks(body["project"], body["tasks"], _token_user(request))
+    except AddRefused as refused_add:
+        return JsonResponse({"detail": refused_add.detail}, status=refused_add.status)
     except Exception as error:  # fails closed: the transaction is rolled back, nothing made
         return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
     return JsonResponse({"tasks": ids})
