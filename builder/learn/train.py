@@ -89,6 +89,10 @@ SETTINGS = {
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
+    # its solver and tolerance: nearer the optimum than lbfgs at 1e-4 (the default until issue 29), in a tenth of
+    # the time (5,000 sentences: 0.3 s against 3.4 s a fit)
+    "stance_solver": "newton-cg",
+    "stance_tol": 1e-6,
     # a target with fewer labelled stances gets no stance suggestion (`LearnedModel.knows_target`)
     "min_target_stances": 10,
     # a name found in one sentence of an article is proposed in its others (`LearnedModel.article_names`)
@@ -298,7 +302,13 @@ def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:
 
     vectorizer = TfidfVectorizer(analyzer=lambda pair: stance_terms(*pair), sublinear_tf=True)
     x = vectorizer.fit_transform([(e.text, e.target) for e in examples])
-    classifier = LogisticRegression(C=settings["stance_c"], max_iter=2000, random_state=seed)
+    classifier = LogisticRegression(
+        C=settings["stance_c"],
+        solver=settings["stance_solver"],
+        tol=settings["stance_tol"],
+        max_iter=2000,
+        random_state=seed,
+    )
     classifier.fit(x, [e.stance for e in examples])
     terms = [None] * len(vectorizer.vocabulary_)
     for term, i in vectorizer.vocabulary_.items():
