@@ -157,6 +157,16 @@ def test_how_many_workers_fit():
     assert fit_workers(PARALLEL_MIN_SENTENCES - 1, 5) == 1  # small: in this process
     assert fit_workers(PARALLEL_MIN_SENTENCES, 5) == min(available_cores(), 5)
     assert fit_workers(10, 5, workers=2) == 2 and fit_workers(10, 1, workers=2) == 1 and fit_workers(10, 5, 0) == 1
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a daemon process may start none
+        assert pool.map(_workers_in_a_daemon, [2]) == [1]
+
+
+def _workers_in_a_daemon(workers: int) -> int:
+    from builder.learn.folds import fit_workers
+
+    return fit_workers(10, 5, workers)
 
 
 def test_an_error_in_a_worker_is_raised_in_the_caller():

@@ -61,10 +61,10 @@ def available_cores() -> int:
 def fit_workers(sentences: int, jobs: int, workers: int | None = None) -> int:
     """How many processes run a training's `jobs` fits: `workers` when given, else the available cores when
     there are `PARALLEL_MIN_SENTENCES` labelled sentences or more (1 below: this process); never more than
-    the jobs, and 1 where processes cannot be forked."""
+    the jobs, and 1 where processes cannot be forked (or this is a daemon process, which may have none)."""
     if workers is None:
         workers = available_cores() if sentences >= PARALLEL_MIN_SENTENCES else 1
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return 1
     return max(1, min(workers, jobs))
 
