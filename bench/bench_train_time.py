@@ -1,13 +1,15 @@
 """Training time at size: `fit_model` (its dev folds, thresholds and the final fit) on 5,000 labelled sentences
-plus 100,000 unlabelled ones, with the CPU seconds, wall seconds and the sha256 of the model files.
+plus 100,000 unlabelled ones, with the CPU seconds (the worker processes' included), wall seconds, peak
+memory (this process, and the largest worker) and the sha256 of the model files.
 
 Labelled: the GUM news sentences of ../shared/corpora/gum_news.jsonl cycled (each cycle its own articles),
 each with the stance and target of one claim of ../shared/corpora/claim_stance.jsonl (as bench_preannotate.py's
 speed check, at 1,000). Unlabelled: the sentences of GUM's other genres (bench/gum_genres.py's cache), cycled.
 
-Goal (issue 29): <= 60 s, CPU and wall, on this 2-core machine; the same inputs give the same model bytes.
+Goal (issue 29): <= 60 s, CPU and wall, on this 2-core machine; the same inputs give the same model bytes
+(with any number of worker processes: `--workers 1` runs every fit in this process).
 
-    python bench/bench_train_time.py [--labelled 5000] [--unlabelled 100000] [--set NAME=JSON]
+    python bench/bench_train_time.py [--labelled 5000] [--unlabelled 100000] [--set NAME=JSON] [--workers N]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -62,9 +65,12 @@ def main() -> None:
     parser.add_argument("--unlabelled", type=int, default=100_000)
     parser.add_argument("--set", action="append", default=[], help="a training setting, NAME=JSON (repeatable)")
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats here")
+    parser.add_argument("--workers", type=int, default=None, help="processes for the fits (default: fit_model's)")
     args = parser.parse_args()
     settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     from builder.learn.train import fit_model
+
+    given = {} if args.workers is None else {"workers": args.workers}  # main before issue 29 has no workers
 
     train, others = labelled(args.labelled), unlabelled(args.unlabelled)
     with tempfile.TemporaryDirectory() as folder:
@@ -77,7 +83,7 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         children = os.times()
         result = fit_model(
-            train, Path(folder), entity_labels=["PER", "ORG", "LOC"], settings=settings, unlabelled=others
+            train, Path(folder), entity_labels=["PER", "ORG", "LOC"], settings=settings, unlabelled=others, **given
         )
         after = os.times()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -89,9 +95,12 @@ def main() -> None:
         for path in sorted(Path(folder).iterdir()):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     promised = result.metrics["promised"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     print(
         f"train: {len(train):,} labelled sentences ({len({e.article_id for e in train})} articles) + {len(others):,} "
-        f"unlabelled: {cpu:.1f} s CPU, {wall:.1f} s wall; load {os.getloadavg()[0]:.2f}; "
+        f"unlabelled: {cpu:.1f} s CPU, {wall:.1f} s wall; load {os.getloadavg()[0]:.2f}; peak {peak} MB "
+        f"(largest worker {worker} MB); "
         f"threshold span {result.thresholds['span']}, stance {result.thresholds['stance']}; "
         f"promised span {promised['span'] and promised['span']['precision']}; model sha256 {digest.hexdigest()[:16]}"
     )

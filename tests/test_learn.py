@@ -138,6 +138,55 @@ def test_a_dev_cap_fits_dev_models_on_whole_articles_and_changes_nothing_below_i
     assert len(dev_sample(examples, 3, 0)) == 8  # at least one article
 
 
+def test_fits_in_worker_processes_give_the_same_bytes_as_in_one(tmp_path):
+    """The dev folds' fits and the final one run in forked workers (issue 29: wall time on 2 cores); their
+    results are gathered in the folds' order, so the folder does not depend on the workers."""
+    examples = synthetic()
+    folders = {}
+    for workers in (1, 2, 3):
+        folders[workers] = tmp_path / str(workers)
+        folders[workers].mkdir()
+        fit_model(examples, folders[workers], entity_labels=["PER", "LOC", "ORG"], workers=workers)
+    assert files_of(folders[1]) == files_of(folders[2]) == files_of(folders[3])
+    assert {".crfsuite" in name for name in files_of(folders[2])} == {True, False}  # nothing else left behind
+
+
+def test_how_many_workers_fit():
+    from builder.learn.folds import PARALLEL_MIN_SENTENCES, available_cores, fit_workers
+
+    assert fit_workers(PARALLEL_MIN_SENTENCES - 1, 5) == 1  # small: in this process
+    assert fit_workers(PARALLEL_MIN_SENTENCES, 5) == min(available_cores(), 5)
+    assert fit_workers(10, 5, workers=2) == 2 and fit_workers(10, 1, workers=2) == 1 and fit_workers(10, 5, 0) == 1
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a daemon process may start none
+        assert pool.map(_workers_in_a_daemon, [2]) == [1]
+
+
+def _workers_in_a_daemon(workers: int) -> int:
+    from builder.learn.folds import fit_workers
+
+    return fit_workers(10, 5, workers)
+
+
+def test_an_error_in_a_worker_is_raised_in_the_caller():
+    from builder.learn.folds import in_parallel
+
+    assert in_parallel(abs, [-3, 2, -1], 2) == [3, 2, 1]
+    with pytest.raises(OSError, match="No space left") as error:
+        in_parallel(_no_space, [0, 1], 2)
+    assert error.value.errno == 28
+
+
+def _no_space(job):
+    import errno
+    import os
+
+    if job:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return job
+
+
 def test_thresholds_chosen_on_dev_keep_the_lower_bound_of_precision_at_0_8(tmp_path):
     result = fit_model(synthetic(), tmp_path, entity_labels=["PER", "LOC", "ORG"])
     notes = result.metrics["threshold_notes"]

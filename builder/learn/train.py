@@ -50,6 +50,7 @@ from builder.learn.features import (
     token_features,
     tokenize,
 )
+from builder.learn.folds import dev_folds, dev_sample, fit_workers, in_parallel
 from builder.learn.gazetteer import GazetteerPredictor
 from builder.learn.trained import (
     ENTITY_FILE,
@@ -88,6 +89,10 @@ SETTINGS = {
     "min_dev_items": 20,  # fewer dev gold spans (or dev stances) than this: too small to choose a threshold
     "headline_span": 0.95,  # headline-like and all-capitals sentences: only entities the model is sure of
     "stance_c": 4.0,  # logistic regression's inverse regularisation
+    # its solver and tolerance: nearer the optimum than lbfgs at 1e-4 (the default until issue 29), in a tenth of
+    # the time (5,000 sentences: 0.3 s against 3.4 s a fit)
+    "stance_solver": "newton-cg",
+    "stance_tol": 1e-6,
     # a target with fewer labelled stances gets no stance suggestion (`LearnedModel.knows_target`)
     "min_target_stances": 10,
     # a name found in one sentence of an article is proposed in its others (`LearnedModel.article_names`)
@@ -157,34 +162,6 @@ def data_digest(examples: list[Example]) -> str:
         ]
         digest.update(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
     return digest.hexdigest()
-
-
-def dev_sample(train: list[Example], cap: int | None, seed: int) -> list[Example]:
-    """The sentences a dev fold's model is fitted on: all of `train`, or with more than `cap` (the setting
-    `dev_max_sentences`, None: no cap) whole articles in the order of a hash of their id salted with the seed,
-    as many as fit in `cap` (at least one), in `train`'s order. Below the cap nothing changes."""
-    if cap is None or len(train) <= cap:
-        return train
-    sizes = Counter(e.article_id for e in train)
-    order = sorted(sizes, key=lambda a: hashlib.sha256(f"builder-dev-sample/{seed}\x00{a}".encode()).hexdigest())
-    kept: set[str] = set()
-    total = 0
-    for article in order:
-        if kept and total + sizes[article] > cap:
-            continue
-        kept.add(article)
-        total += sizes[article]
-    return [e for e in train if e.article_id in kept]
-
-
-def dev_folds(article_ids: list[str], folds: int, seed: int) -> dict[str, int]:
-    """The dev fold of each article, from a hash of its id salted with the seed; round-robin over the hash
-    order, so with fewer articles than folds each article is a fold of its own. Empty for one article."""
-    ids = sorted(set(article_ids), key=lambda a: hashlib.sha256(f"builder-train/{seed}\x00{a}".encode()).hexdigest())
-    if len(ids) < 2:
-        return {}
-    k = min(folds, len(ids))
-    return {a: i % k for i, a in enumerate(ids)}
 
 
 # --- fitting ----------------------------------------------------------------------------------------
@@ -291,7 +268,7 @@ def _train_crf(trainer, folder: Path) -> bytes:
             os.close(fd)
         low_space = False
     else:
-        path = folder / f".{ENTITY_FILE}.training"
+        path = folder / f".{ENTITY_FILE}.{os.getpid()}.training"  # one per worker
         try:
             trainer.train(str(path))
             data = path.read_bytes()
@@ -325,7 +302,13 @@ def _fit_stance(examples: list[Example], settings: dict, seed: int) -> dict:
 
     vectorizer = TfidfVectorizer(analyzer=lambda pair: stance_terms(*pair), sublinear_tf=True)
     x = vectorizer.fit_transform([(e.text, e.target) for e in examples])
-    classifier = LogisticRegression(C=settings["stance_c"], max_iter=2000, random_state=seed)
+    classifier = LogisticRegression(
+        C=settings["stance_c"],
+        solver=settings["stance_solver"],
+        tol=settings["stance_tol"],
+        max_iter=2000,
+        random_state=seed,
+    )
     classifier.fit(x, [e.stance for e in examples])
     terms = [None] * len(vectorizer.vocabulary_)
     for term, i in vectorizer.vocabulary_.items():
@@ -579,9 +562,11 @@ def fit_model(
     settings: dict | None = None,
     seed: int = 0,
     unlabelled: tuple[str, ...] = (),
+    workers: int | None = None,
 ) -> TrainResult:
     """Fit, score on dev, choose thresholds, refit and write the model files and manifest into `folder`
-    (an existing empty folder). Returns the manifest and dev metrics."""
+    (an existing empty folder). Returns the manifest and dev metrics. `workers`: processes the fits run in
+    (None: the available cores, for `PARALLEL_MIN_SENTENCES` or more; the same bytes either way)."""
     settings = {**SETTINGS, **(settings or {})}
     if not examples:
         raise InputError("no validated records to train on; label some sentences and `builder pull` first")
@@ -595,14 +580,23 @@ def fit_model(
         "settings": settings,
     }
     prepared = Prepared(examples)
-    scores = evaluate(None, [], entity_labels)
-    for fold in sorted(set(folds.values())):
+
+    def fit(fold: int | None):  # the final model's files (None), or a dev fold's scores
+        if fold is None:
+            return _fit(examples, settings, folder, seed, unlabelled_lower, prepared)
         train = dev_sample([e for e in examples if folds[e.article_id] != fold], settings["dev_max_sentences"], seed)
         dev = [e for e in examples if folds[e.article_id] == fold]
-        files = _fit(train, settings, folder, seed, unlabelled_lower, prepared)
-        dev_model = _model_from_files(folder, files, probe)
-        found = evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels), prepared.contexts)
-        scores = merge(scores, found)
+        dev_model = _model_from_files(folder, _fit(train, settings, folder, seed, unlabelled_lower, prepared), probe)
+        return evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels), prepared.contexts)
+
+    jobs = [None, *sorted(set(folds.values()))]  # the final fit first: the longest, needing nothing from dev
+    workers = fit_workers(len(examples), len(jobs), workers)
+    if workers > 1 and any(e.stance is not None for e in examples):
+        import sklearn.linear_model  # noqa: F401 -- once, before the workers fork (seconds of CPU in each)
+    files, *found = in_parallel(fit, jobs, workers)
+    scores = evaluate(None, [], entity_labels)
+    for fold_scores in found:  # in the folds' order, wherever they ran
+        scores = merge(scores, fold_scores)
     thresholds, notes = _thresholds(scores, settings)
     spans = [(s, c) for s, c, headline in scores["span_scores"] if not headline]
     chosen = {key: notes[key] == "chosen on dev" for key in ("span", "stance")}
@@ -632,7 +626,6 @@ def fit_model(
             },
         },
     }
-    files = _fit(examples, settings, folder, seed, unlabelled_lower, prepared)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
