@@ -161,11 +161,15 @@ def token_features(
     lower_words: frozenset[str],
     headline: bool,
     context: ArticleContext = NO_CONTEXT,
+    clusters: dict[str, list[int]] | None = None,
 ) -> list[list[str]]:
-    """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer, and
-    whether the word is also seen in lower case (a capitalised common word at a sentence start)."""
+    """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer,
+    whether the word is also seen in lower case (a capitalised common word at a sentence start), and the
+    word clusters (`builder.learn.clusters`) of the word (each granularity) and of its neighbours (all but the
+    finest)."""
     n = len(tokens)
     lowers = [t.lower() for t in tokens]
+    cluster_of = [clusters.get(t, ()) for t in tokens] if clusters else [()] * n
     shapes = [shape(t) for t in tokens]
     sentence = ["headline"] if headline else []
     runs = capital_runs(tokens)
@@ -215,8 +219,10 @@ def token_features(
                 f.append("dsur")
             if token in context.in_names:
                 f.append("dname")
+        f += [f"c{g}={c}" for g, c in enumerate(cluster_of[i])]
         if i > 0:
             f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
+            f += [f"-1c{g}={c}" for g, c in enumerate(cluster_of[i - 1][:-1])]
             if gazetteer_tags[i - 1]:
                 f.append("-1g=" + gazetteer_tags[i - 1])
             if i > 1:
@@ -225,6 +231,7 @@ def token_features(
             f.append("BOS")
         if i < n - 1:
             f += ["+1w=" + lowers[i + 1], "+1s=" + shapes[i + 1], "+1ww=" + low + "|" + lowers[i + 1]]
+            f += [f"+1c{g}={c}" for g, c in enumerate(cluster_of[i + 1][:-1])]
             if gazetteer_tags[i + 1]:
                 f.append("+1g=" + gazetteer_tags[i + 1])
             if i < n - 2:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from builder import __version__
 from builder.errors import BuilderError, InputError
+from builder.learn.clusters import word_clusters
 from builder.learn.features import (
     TOKEN,
     ArticleContext,
@@ -97,6 +98,7 @@ SETTINGS = {
     # tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
     # the tuning genres (interview 29.4% -> 26.3%) and stays off
     "unlabelled_lower_words": True,
+    "word_clusters": [16, 64, 256],  # the sentences' word clusters, coarse to fine (`clusters.py`); []: none
 }
 
 
@@ -211,6 +213,7 @@ class Prepared:
 
     def __init__(self, examples: list[Example]) -> None:
         self.contexts = article_contexts(examples)
+        self.clusters: dict[str, list[int]] = {}  # `fit_model` sets them (`builder.learn.clusters`)
         self.texts: dict[str, tuple[list, bool]] = {}
         for e in examples:
             if e.text not in self.texts:
@@ -236,7 +239,7 @@ def _fit(
     gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
     lower = lower_words_of(e.text for e in examples) | unlabelled_lower
     files: dict[str, bytes] = {}
-    memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower)}
+    memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower), "clusters": prepared.clusters}
     files[MEMORY_FILE] = _json_bytes(memory)
     if any(e.entities for e in examples):
         trainer = pycrfsuite.Trainer(verbose=False)
@@ -251,6 +254,7 @@ def _fit(
                 lower,
                 headline,
                 prepared.contexts[e.article_id],
+                prepared.clusters,
             )
             trainer.append(features, bio_tags(tokens, list(e.entities)))
         trainer.set_params(
@@ -595,6 +599,7 @@ def fit_model(
         "settings": settings,
     }
     prepared = Prepared(examples)
+    prepared.clusters = word_clusters([e.text for e in examples] + list(unlabelled), settings["word_clusters"], seed)
     scores = evaluate(None, [], entity_labels)
     for fold in sorted(set(folds.values())):
         train = dev_sample([e for e in examples if folds[e.article_id] != fold], settings["dev_max_sentences"], seed)
