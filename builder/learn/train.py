@@ -39,7 +39,6 @@ from pathlib import Path
 
 from builder import __version__
 from builder.errors import BuilderError, InputError
-from builder.learn.clusters import word_clusters
 from builder.learn.features import (
     TOKEN,
     ArticleContext,
@@ -64,6 +63,7 @@ from builder.learn.trained import (
     default_model_dir,
     sha256_bytes,
 )
+from builder.learn.unlabelled import prepare, self_trained
 from builder.model import UNRESOLVED
 from builder.records.quality import Z95
 from builder.records.quality import wilson_interval as quality_wilson_interval
@@ -98,7 +98,8 @@ SETTINGS = {
     # tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
     # the tuning genres (interview 29.4% -> 26.3%) and stays off
     "unlabelled_lower_words": True,
-    "word_clusters": [16, 64, 256],  # the sentences' word clusters, coarse to fine (`clusters.py`); []: none
+    "word_clusters": [16, 64, 256],  # the sentences' word clusters, coarse to fine (`unlabelled.py`); []: none
+    "self_training": None,  # a floor: refit once with the unlabelled sentences tagged above it (`unlabelled.py`)
 }
 
 
@@ -211,9 +212,9 @@ class Prepared:
     fold holds whole articles, so an article's context is the same in every fold) and each text's tokens and
     whether it is headline-like."""
 
-    def __init__(self, examples: list[Example]) -> None:
+    def __init__(self, examples: list[Example], settings: dict | None = None, unlabelled=(), seed: int = 0) -> None:
         self.contexts = article_contexts(examples)
-        self.clusters: dict[str, list[int]] = {}  # `fit_model` sets them (`builder.learn.clusters`)
+        self.clusters, self.unlabelled = prepare([e.text for e in examples], settings, unlabelled, seed)
         self.texts: dict[str, tuple[list, bool]] = {}
         for e in examples:
             if e.text not in self.texts:
@@ -598,13 +599,12 @@ def fit_model(
         "target": target,
         "settings": settings,
     }
-    prepared = Prepared(examples)
-    prepared.clusters = word_clusters([e.text for e in examples] + list(unlabelled), settings["word_clusters"], seed)
+    prepared = Prepared(examples, settings, unlabelled, seed)
     scores = evaluate(None, [], entity_labels)
     for fold in sorted(set(folds.values())):
         train = dev_sample([e for e in examples if folds[e.article_id] != fold], settings["dev_max_sentences"], seed)
         dev = [e for e in examples if folds[e.article_id] == fold]
-        files = _fit(train, settings, folder, seed, unlabelled_lower, prepared)
+        files = self_trained(_fit, train, settings, folder, seed, unlabelled_lower, prepared)
         dev_model = _model_from_files(folder, files, probe)
         found = evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels), prepared.contexts)
         scores = merge(scores, found)
@@ -637,7 +637,7 @@ def fit_model(
             },
         },
     }
-    files = _fit(examples, settings, folder, seed, unlabelled_lower, prepared)
+    files = self_trained(_fit, examples, settings, folder, seed, unlabelled_lower, prepared)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
