@@ -57,12 +57,12 @@ def test_word_clusters_are_the_same_for_the_same_sentences_and_coarse_ones_hold_
     assert "Rare" not in word_clusters([*texts, "Rare words stand here ."], settings, 0)  # fewer than MIN_COUNT
 
 
-def test_a_token_reads_its_clusters_and_its_neighbours_coarser_ones():
+def test_a_token_reads_its_clusters_and_its_neighbours_coarsest_one():
     words = ["Kim", "visited", "Seoul", "."]
     clusters = {"Kim": [1, 5, 9], "Seoul": [2, 6, 10], "visited": [0, 3, 7]}
     rows = token_features(words, [None] * 4, frozenset(), False, clusters=clusters)
-    assert {"c0=1", "c1=5", "c2=9", "+1c0=0", "+1c1=3"} <= set(rows[0]) and "+1c2=7" not in rows[0]
-    assert {"-1c0=1", "-1c1=5", "+1c0=2", "+1c1=6"} <= set(rows[1])
+    assert {"c0=1", "c1=5", "c2=9", "+1c0=0"} <= set(rows[0]) and not {"+1c1=3", "+1c2=7"} & set(rows[0])
+    assert {"c0=0", "c1=3", "c2=7", "-1c0=1", "+1c0=2"} <= set(rows[1]) and "-1c1=5" not in rows[1]
     assert not any(f.startswith("c") and "=" in f for f in rows[3])  # "." has no cluster
     assert token_features(words, [None] * 4, frozenset(), False) == token_features(
         words, [None] * 4, frozenset(), False, clusters={}

@@ -165,8 +165,7 @@ def token_features(
 ) -> list[list[str]]:
     """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer,
     whether the word is also seen in lower case (a capitalised common word at a sentence start), and the
-    word clusters (`builder.learn.clusters`) of the word (each granularity) and of its neighbours (all but the
-    finest)."""
+    word clusters (`builder.learn.unlabelled`) of the word (each granularity) and of its neighbours (the coarsest)."""
     n = len(tokens)
     lowers = [t.lower() for t in tokens]
     cluster_of = [clusters.get(t, ()) for t in tokens] if clusters else [()] * n
@@ -222,7 +221,7 @@ def token_features(
         f += [f"c{g}={c}" for g, c in enumerate(cluster_of[i])]
         if i > 0:
             f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
-            f += [f"-1c{g}={c}" for g, c in enumerate(cluster_of[i - 1][:-1])]
+            f += [f"-1c{g}={c}" for g, c in enumerate(cluster_of[i - 1][:1])]
             if gazetteer_tags[i - 1]:
                 f.append("-1g=" + gazetteer_tags[i - 1])
             if i > 1:
@@ -231,7 +230,7 @@ def token_features(
             f.append("BOS")
         if i < n - 1:
             f += ["+1w=" + lowers[i + 1], "+1s=" + shapes[i + 1], "+1ww=" + low + "|" + lowers[i + 1]]
-            f += [f"+1c{g}={c}" for g, c in enumerate(cluster_of[i + 1][:-1])]
+            f += [f"+1c{g}={c}" for g, c in enumerate(cluster_of[i + 1][:1])]
             if gazetteer_tags[i + 1]:
                 f.append("+1g=" + gazetteer_tags[i + 1])
             if i < n - 2:

@@ -101,7 +101,7 @@ class LearnedModel:
         self.tagger_bytes: bytes | None = None
         self.gazetteer = Gazetteer.from_json(memory["gazetteer"])
         self.lower_words = frozenset(memory["lower_words"])
-        self.clusters: dict[str, list[int]] = memory.get("clusters", {})  # word clusters (`builder.learn.clusters`)
+        self.clusters: dict[str, list[int]] = memory.get("clusters", {})  # word clusters (`builder.learn.unlabelled`)
         self.stance = stance
 
     # --- entities
