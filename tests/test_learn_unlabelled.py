@@ -57,16 +57,17 @@ def test_word_clusters_are_the_same_for_the_same_sentences_and_coarse_ones_hold_
     assert "Rare" not in word_clusters([*texts, "Rare words stand here ."], settings, 0)  # fewer than MIN_COUNT
 
 
-def test_a_token_reads_its_clusters_and_its_neighbours_coarsest_one():
+def test_a_capitalised_token_reads_its_clusters_and_its_neighbours_coarsest_one():
     words = ["Kim", "visited", "Seoul", "."]
-    clusters = {"Kim": [1, 5, 9], "Seoul": [2, 6, 10], "visited": [0, 3, 7]}
+    clusters = {"Kim": [1, 5, 9], "Seoul": [2, 6, 10], "visited": [0, 3, 7], ".": [4, 8, 11]}
     rows = token_features(words, [None] * 4, frozenset(), False, clusters=clusters)
     assert {"c0=1", "c1=5", "c2=9", "+1c0=0"} <= set(rows[0]) and not {"+1c1=3", "+1c2=7"} & set(rows[0])
-    assert {"c0=0", "c1=3", "c2=7", "-1c0=1", "+1c0=2"} <= set(rows[1]) and "-1c1=5" not in rows[1]
-    assert not any(f.startswith("c") and "=" in f for f in rows[3])  # "." has no cluster
-    assert token_features(words, [None] * 4, frozenset(), False) == token_features(
-        words, [None] * 4, frozenset(), False, clusters={}
-    )
+    assert {"c0=2", "c1=6", "c2=10", "-1c0=0", "+1c0=4"} <= set(rows[2])
+    clustered = ("c0=", "c1=", "c2=", "-1c0=", "+1c0=")
+    assert not any(f.startswith(clustered) for f in rows[1] + rows[3])  # lower case and punctuation: none
+    plain = token_features(words, [None] * 4, frozenset(), False)
+    assert plain == token_features(words, [None] * 4, frozenset(), False, clusters={})
+    assert [[f for f in row if not f.startswith(clustered)] for row in rows] == plain
 
 
 def test_a_model_with_clusters_is_byte_identical_from_run_to_run_and_keeps_them_for_prediction(tmp_path):

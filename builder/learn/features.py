@@ -164,11 +164,11 @@ def token_features(
     clusters: dict[str, list[int]] | None = None,
 ) -> list[list[str]]:
     """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer,
-    whether the word is also seen in lower case (a capitalised common word at a sentence start), and the
-    word clusters (`builder.learn.unlabelled`) of the word (each granularity) and of its neighbours (the coarsest)."""
+    whether the word is also seen in lower case (a capitalised common word at a sentence start), and for a
+    capitalised word its word clusters (`builder.learn.unlabelled`; each granularity) and its neighbours'
+    (the coarsest)."""
     n = len(tokens)
     lowers = [t.lower() for t in tokens]
-    cluster_of = [clusters.get(t, ()) for t in tokens] if clusters else [()] * n
     shapes = [shape(t) for t in tokens]
     sentence = ["headline"] if headline else []
     runs = capital_runs(tokens)
@@ -218,10 +218,14 @@ def token_features(
                 f.append("dsur")
             if token in context.in_names:
                 f.append("dname")
-        f += [f"c{g}={c}" for g, c in enumerate(cluster_of[i])]
+        if clusters and token[:1].isupper():  # a capitalised word's clusters, and its neighbours' coarsest
+            f += [f"c{g}={c}" for g, c in enumerate(clusters.get(token, ()))]
+            if i > 0 and tokens[i - 1] in clusters:
+                f.append(f"-1c0={clusters[tokens[i - 1]][0]}")
+            if i < n - 1 and tokens[i + 1] in clusters:
+                f.append(f"+1c0={clusters[tokens[i + 1]][0]}")
         if i > 0:
             f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
-            f += [f"-1c{g}={c}" for g, c in enumerate(cluster_of[i - 1][:1])]
             if gazetteer_tags[i - 1]:
                 f.append("-1g=" + gazetteer_tags[i - 1])
             if i > 1:
@@ -230,7 +234,6 @@ def token_features(
             f.append("BOS")
         if i < n - 1:
             f += ["+1w=" + lowers[i + 1], "+1s=" + shapes[i + 1], "+1ww=" + low + "|" + lowers[i + 1]]
-            f += [f"+1c{g}={c}" for g, c in enumerate(cluster_of[i + 1][:1])]
             if gazetteer_tags[i + 1]:
                 f.append("+1g=" + gazetteer_tags[i + 1])
             if i < n - 2:
