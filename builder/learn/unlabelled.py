@@ -107,17 +107,22 @@ def self_training_sample(unlabelled: Iterable[str], seed: int) -> tuple[str, ...
 def self_trained(fit, examples: list, settings: dict, folder, seed: int, unlabelled_lower, prepared) -> dict:
     """`fit(examples, ...)`'s model files; with `settings["self_training"]` (a floor) and unlabelled sentences in
     `prepared.unlabelled`, the model fitted again on `examples` and the unlabelled sentences it was sure of."""
+    import dataclasses
+    import json
+
+    import pycrfsuite
+
     from builder.learn.features import ArticleContext, is_headline_like, tokenize
-    from builder.learn.train import Example, _model_from_files
+    from builder.learn.trained import ENTITY_FILE, MEMORY_FILE, LearnedModel
 
     files = fit(examples, settings, folder, seed, unlabelled_lower, prepared)
     floor = settings.get("self_training")
-    if not floor or not prepared.unlabelled:
+    if not floor or not prepared.unlabelled or ENTITY_FILE not in files:
         return files
+    tagger = pycrfsuite.Tagger()
+    tagger.open_inmemory(files[ENTITY_FILE])  # `files` keeps the bytes crfsuite reads alive while it tags
     probe = {"model_version": "self-training", "thresholds": {"headline_span": 1.0}, "settings": settings}
-    model = _model_from_files(folder, files, probe)
-    if model.tagger is None:
-        return files
+    model = LearnedModel(folder, probe, tagger, json.loads(files[MEMORY_FILE]), None)
     sure = []
     for k, text in enumerate(prepared.unlabelled):
         tokens = tokenize(text)
@@ -133,5 +138,9 @@ def self_trained(fit, examples: list, settings: dict, folder, seed: int, unlabel
         if spans and min(score for _, _, _, score, _ in spans) >= floor and min(doubtful, default=1.0) >= floor:
             prepared.texts.setdefault(text, (tokens, False))
             entities = tuple({"start": s, "end": e, "label": label} for s, e, label, _, _ in spans)
-            sure.append(Example(article, article, text, entities))
+            sure.append(
+                dataclasses.replace(
+                    examples[0], id=article, article_id=article, text=text, entities=entities, stance=None, target=""
+                )
+            )
     return fit([*examples, *sure], settings, folder, seed, unlabelled_lower, prepared) if sure else files
