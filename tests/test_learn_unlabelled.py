@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
 from builder.learn.features import token_features
 from builder.learn.train import SETTINGS, fit_model
 from builder.learn.trained import load_model
-from builder.learn.unlabelled import self_trained, self_training_sample, word_clusters
+from builder.learn.unlabelled import PSEUDO, self_trained, self_training_sample, word_clusters
 
 from .test_learn import files_of, synthetic
 
@@ -119,15 +120,19 @@ def test_self_training_refits_on_the_sure_unlabelled_sentences_deterministically
     assert (folders[0] / "entities.crfsuite").read_bytes() != (folders[2] / "entities.crfsuite").read_bytes()
 
 
-def test_self_training_without_a_floor_or_sentences_is_one_plain_fit():
-    calls = []
+def test_self_training_without_a_floor_or_sentences_or_twice_leaves_the_fit_as_it_is():
+    def fit(*args):
+        raise AssertionError("fitted again")
 
     class Prepared:
-        unlabelled = ()
+        unlabelled = ("Nora Quist met Tomas Varga in Oslo on Monday.",)
 
-    def fit(examples, *rest):
-        calls.append(len(examples))
-        return {"memory.json": b"{}"}
-
-    assert self_trained(fit, [1, 2], {"self_training": 0.9}, None, 0, frozenset(), Prepared()) == {"memory.json": b"{}"}
-    assert self_trained(fit, [1, 2], {"self_training": None}, None, 0, frozenset(), Prepared()) and calls == [2, 2]
+    files = {"memory.json": b"{}"}
+    examples = synthetic(2)
+    assert self_trained(fit, files, examples, {"self_training": None}, None, 0, frozenset(), Prepared()) is files
+    pseudo = dataclasses.replace(examples[0], article_id=PSEUDO + "0")
+    assert (
+        self_trained(fit, files, [*examples, pseudo], {"self_training": 0.9}, None, 0, frozenset(), Prepared()) is files
+    )
+    Prepared.unlabelled = ()
+    assert self_trained(fit, files, examples, {"self_training": 0.9}, None, 0, frozenset(), Prepared()) is files

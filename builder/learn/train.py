@@ -270,7 +270,7 @@ def _fit(
     stance_examples = [e for e in examples if e.stance is not None]
     if len({e.stance for e in stance_examples}) >= 2:
         files[STANCE_FILE] = _json_bytes(_fit_stance(stance_examples, settings, seed))
-    return files
+    return self_trained(_fit, files, examples, settings, folder, seed, unlabelled_lower, prepared)
 
 
 CRF_HEADER = struct.Struct("<4sI4s9I")  # crfsuite's model header: magic, size, type, version, counts, offsets
@@ -604,7 +604,7 @@ def fit_model(
     for fold in sorted(set(folds.values())):
         train = dev_sample([e for e in examples if folds[e.article_id] != fold], settings["dev_max_sentences"], seed)
         dev = [e for e in examples if folds[e.article_id] == fold]
-        files = self_trained(_fit, train, settings, folder, seed, unlabelled_lower, prepared)
+        files = _fit(train, settings, folder, seed, unlabelled_lower, prepared)
         dev_model = _model_from_files(folder, files, probe)
         found = evaluate(dev_model, dev, entity_labels, *baselines_of(train, entity_labels), prepared.contexts)
         scores = merge(scores, found)
@@ -637,7 +637,7 @@ def fit_model(
             },
         },
     }
-    files = self_trained(_fit, examples, settings, folder, seed, unlabelled_lower, prepared)
+    files = _fit(examples, settings, folder, seed, unlabelled_lower, prepared)
     data_sha = data_digest(examples)
     identity = json.dumps({"data": data_sha, "settings": settings, "seed": seed, "kind": KIND, "version": VERSION})
     model_version = f"{KIND}/{VERSION}+{hashlib.sha256(identity.encode()).hexdigest()[:12]}"

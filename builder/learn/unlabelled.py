@@ -104,9 +104,17 @@ def self_training_sample(unlabelled: Iterable[str], seed: int) -> tuple[str, ...
     return tuple(sorted(set(unlabelled), key=key)[:SELF_TRAINING_SENTENCES])
 
 
-def self_trained(fit, examples: list, settings: dict, folder, seed: int, unlabelled_lower, prepared) -> dict:
-    """`fit(examples, ...)`'s model files; with `settings["self_training"]` (a floor) and unlabelled sentences in
-    `prepared.unlabelled`, the model fitted again on `examples` and the unlabelled sentences it was sure of."""
+PSEUDO = "\x00unlabelled/"  # the article id of an unlabelled sentence self-training labelled, and its number
+
+
+def self_trained(fit, files: dict, examples: list, settings: dict, folder, seed: int, unlabelled_lower, prepared):
+    """`files`, the model `fit(examples, settings, folder, seed, unlabelled_lower, prepared)` gave; with
+    `settings["self_training"]` (a floor) and unlabelled sentences in `prepared.unlabelled`, the files of the
+    model fitted again on `examples` and the unlabelled sentences it was sure of (once: a fit that includes
+    such sentences is not self-trained again)."""
+    floor = settings.get("self_training")
+    if not floor or not prepared.unlabelled or (examples and examples[-1].article_id.startswith(PSEUDO)):
+        return files
     import dataclasses
     import json
 
@@ -115,9 +123,7 @@ def self_trained(fit, examples: list, settings: dict, folder, seed: int, unlabel
     from builder.learn.features import ArticleContext, is_headline_like, tokenize
     from builder.learn.trained import ENTITY_FILE, MEMORY_FILE, LearnedModel
 
-    files = fit(examples, settings, folder, seed, unlabelled_lower, prepared)
-    floor = settings.get("self_training")
-    if not floor or not prepared.unlabelled or ENTITY_FILE not in files:
+    if ENTITY_FILE not in files:
         return files
     tagger = pycrfsuite.Tagger()
     tagger.open_inmemory(files[ENTITY_FILE])  # `files` keeps the bytes crfsuite reads alive while it tags
@@ -128,7 +134,7 @@ def self_trained(fit, examples: list, settings: dict, folder, seed: int, unlabel
         tokens = tokenize(text)
         if not tokens or is_headline_like(text):
             continue
-        article = f"\x00unlabelled/{k}"
+        article = f"{PSEUDO}{k}"
         context = prepared.contexts.setdefault(article, ArticleContext([text]))
         spans, confidence = model._tagged(tokens, False, context)
         inside = {i for *_, indices in spans for i in indices}
