@@ -18,7 +18,7 @@ self-trained the same way, so the threshold and the precision it promises are th
 
 from __future__ import annotations
 
-from collections import Counter
+from array import array
 from collections.abc import Iterable
 
 from builder.learn.features import TOKEN
@@ -43,27 +43,38 @@ def word_clusters(texts: Iterable[str], settings: dict, seed: int = 0) -> dict[s
     granularities = sorted(set(settings.get("word_clusters") or ()))
     if not granularities:
         return {}
-    sentences = [TOKEN.findall(text) for text in texts]
-    counts = Counter(t for s in sentences for t in s)
-    ranked = sorted((w for w, n in counts.items() if n >= MIN_COUNT), key=lambda w: (-counts[w], w))[:MAX_WORDS]
-    if len(ranked) < 2 * granularities[-1]:
+    # each token as the number of its word in order of first sight (the words once each, not the tokens: 100,000
+    # sentences held as token lists took 280 MB), sentences apart by WINDOW of -1: no pair crosses a boundary
+    seen: dict[str, int] = {}
+    numbers = array("q")
+    for text in texts:
+        numbers.extend([seen.setdefault(t, len(seen)) for t in TOKEN.findall(text)])
+        numbers.extend((-1,) * WINDOW)
+    numbered = np.frombuffer(numbers, dtype=np.int64) if numbers else np.zeros(0, dtype=np.int64)
+    counts = np.bincount(numbered[numbered >= 0], minlength=len(seen)).tolist()
+    words = list(seen)
+    frequent = [i for i, n in enumerate(counts) if n >= MIN_COUNT]
+    ranked_numbers = sorted(frequent, key=lambda i: (-counts[i], words[i]))[:MAX_WORDS]
+    if len(ranked_numbers) < 2 * granularities[-1]:
         return {}
-    index = {w: i for i, w in enumerate(ranked)}
-    pad = [-1] * WINDOW  # sentences never touch: no pair crosses a boundary
-    size = sum(len(s) + WINDOW for s in sentences)
-    flat = np.fromiter((index.get(t, -2) for s in sentences for t in (*s, *pad)), dtype=np.int64, count=size)
-    rows, cols = [], []
+    ranked = [words[i] for i in ranked_numbers]
+    index = np.full(len(seen) + 1, -2, dtype=np.int64)  # word number -> rank (-2: not clustered); [-1]: -1
+    index[ranked_numbers] = np.arange(len(ranked_numbers))
+    index[-1] = -1
+    flat = index[numbered]
+    shape = (len(ranked), 2 * WINDOW * CONTEXT_WORDS)
+    pairs = []  # each (word, context column) as one number, counted by np.unique: no matrix of ones
     for distance in range(1, WINDOW + 1):
         left, right = flat[:-distance], flat[distance:]
         # right context of the left word; left context of the right word; each side and distance its columns
         for word, context, slot in ((left, right, 2 * distance - 2), (right, left, 2 * distance - 1)):
             keep = (word >= 0) & (context >= 0) & (context < CONTEXT_WORDS)
-            rows.append(word[keep])
-            cols.append(context[keep] + slot * CONTEXT_WORDS)
-    row, col = np.concatenate(rows), np.concatenate(cols)
-    shape = (len(ranked), 2 * WINDOW * CONTEXT_WORDS)
-    matrix = sparse.coo_matrix((np.ones(len(row)), (row, col)), shape=shape).tocsr()
-    matrix.sum_duplicates()
+            pairs.append(word[keep] * shape[1] + context[keep] + slot * CONTEXT_WORDS)
+    del numbered, flat
+    cells, counted = np.unique(np.concatenate(pairs), return_counts=True)
+    del pairs
+    row, col = np.divmod(cells, shape[1])
+    matrix = sparse.csr_matrix((counted.astype(np.float64), (row, col)), shape=shape)
     word_sums = np.asarray(matrix.sum(axis=1)).ravel()
     context_sums = np.asarray(matrix.sum(axis=0)).ravel() ** CONTEXT_SMOOTHING
     coo = matrix.tocoo()
