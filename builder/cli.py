@@ -1391,7 +1391,8 @@ BUILD_COLUMNS = [("split", "split"), ("records", "records"), ("articles", "artic
     "--unlabelled",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A sentences file (`builder split`'s): its sentences not yet labelled teach the model which words are "
-    "common words, which helps on text unlike the labelled (another genre or source).",
+    "common words and which keep the same company (word clusters), which helps on text unlike the labelled "
+    "(another genre or source).",
 )
 @click.pass_context
 def train(ctx, snapshot, output, unlabelled) -> None:

@@ -161,9 +161,12 @@ def token_features(
     lower_words: frozenset[str],
     headline: bool,
     context: ArticleContext = NO_CONTEXT,
+    clusters: dict[str, list[int]] | None = None,
 ) -> list[list[str]]:
-    """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer, and
-    whether the word is also seen in lower case (a capitalised common word at a sentence start)."""
+    """One list of feature strings per token: the word, its shape, affixes, neighbours, the gazetteer,
+    whether the word is also seen in lower case (a capitalised common word at a sentence start), and for a
+    capitalised word its word clusters (`builder.learn.unlabelled`; each granularity) and its neighbours'
+    (the coarsest)."""
     n = len(tokens)
     lowers = [t.lower() for t in tokens]
     shapes = [shape(t) for t in tokens]
@@ -215,6 +218,12 @@ def token_features(
                 f.append("dsur")
             if token in context.in_names:
                 f.append("dname")
+        if clusters and token[:1].isupper():  # a capitalised word's clusters, and its neighbours' coarsest
+            f += [f"c{g}={c}" for g, c in enumerate(clusters.get(token, ()))]
+            if i > 0 and tokens[i - 1] in clusters:
+                f.append(f"-1c0={clusters[tokens[i - 1]][0]}")
+            if i < n - 1 and tokens[i + 1] in clusters:
+                f.append(f"+1c0={clusters[tokens[i + 1]][0]}")
         if i > 0:
             f += ["-1w=" + lowers[i - 1], "-1s=" + shapes[i - 1], "-1ww=" + lowers[i - 1] + "|" + low]
             if gazetteer_tags[i - 1]:

@@ -64,6 +64,7 @@ from builder.learn.trained import (
     default_model_dir,
     sha256_bytes,
 )
+from builder.learn.unlabelled import prepare, self_trained
 from builder.model import UNRESOLVED
 from builder.records.quality import Z95
 from builder.records.quality import wilson_interval as quality_wilson_interval
@@ -102,6 +103,8 @@ SETTINGS = {
     # tuned on (none lower); document-level consistency (`article_consistency`) lowered saving on
     # the tuning genres (interview 29.4% -> 26.3%) and stays off
     "unlabelled_lower_words": True,
+    "word_clusters": [16, 64, 256],  # the sentences' word clusters, coarse to fine (`unlabelled.py`); []: none
+    "self_training": None,  # a floor: refit once with the unlabelled sentences tagged above it (`unlabelled.py`)
 }
 
 
@@ -186,8 +189,9 @@ class Prepared:
     fold holds whole articles, so an article's context is the same in every fold) and each text's tokens and
     whether it is headline-like."""
 
-    def __init__(self, examples: list[Example]) -> None:
+    def __init__(self, examples: list[Example], settings: dict | None = None, unlabelled=(), seed: int = 0) -> None:
         self.contexts = article_contexts(examples)
+        self.clusters, self.unlabelled = prepare([e.text for e in examples], settings, unlabelled, seed)
         self.texts: dict[str, tuple[list, bool]] = {}
         for e in examples:
             if e.text not in self.texts:
@@ -213,7 +217,7 @@ def _fit(
     gazetteer = Gazetteer.learn((e.article_id, e.text, e.entities) for e in examples)
     lower = lower_words_of(e.text for e in examples) | unlabelled_lower
     files: dict[str, bytes] = {}
-    memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower)}
+    memory = {"gazetteer": gazetteer.to_json(), "lower_words": sorted(lower), "clusters": prepared.clusters}
     files[MEMORY_FILE] = _json_bytes(memory)
     if any(e.entities for e in examples):
         trainer = pycrfsuite.Trainer(verbose=False)
@@ -228,6 +232,7 @@ def _fit(
                 lower,
                 headline,
                 prepared.contexts[e.article_id],
+                prepared.clusters,
             )
             trainer.append(features, bio_tags(tokens, list(e.entities)))
         trainer.set_params(
@@ -242,7 +247,7 @@ def _fit(
     stance_examples = [e for e in examples if e.stance is not None]
     if len({e.stance for e in stance_examples}) >= 2:
         files[STANCE_FILE] = _json_bytes(_fit_stance(stance_examples, settings, seed))
-    return files
+    return self_trained(_fit, files, examples, settings, folder, seed, unlabelled_lower, prepared)
 
 
 CRF_HEADER = struct.Struct("<4sI4s9I")  # crfsuite's model header: magic, size, type, version, counts, offsets
@@ -579,7 +584,7 @@ def fit_model(
         "target": target,
         "settings": settings,
     }
-    prepared = Prepared(examples)
+    prepared = Prepared(examples, settings, unlabelled, seed)
 
     def fit(fold: int | None):  # the final model's files (None), or a dev fold's scores
         if fold is None:

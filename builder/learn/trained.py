@@ -5,7 +5,7 @@ The folder (`builder train` writes it; `default_model_dir` is where by default) 
 - `manifest.json`: kind, `model_version`, the sha256 of the training data, the settings, dev metrics, the
   thresholds chosen on dev, the builder version, the label scheme's hash and each file's sha256;
 - `entities.crfsuite`: the CRF entity tagger (python-crfsuite's own format);
-- `memory.json`: the gazetteer of labelled strings and the words seen in lower case;
+- `memory.json`: the gazetteer of labelled strings, the words seen in lower case and the word clusters;
 - `stance.json`: the stance classifier (TF-IDF weights and logistic-regression coefficients), when the
   training records had two stance labels or more.
 
@@ -101,6 +101,7 @@ class LearnedModel:
         self.tagger_bytes: bytes | None = None
         self.gazetteer = Gazetteer.from_json(memory["gazetteer"])
         self.lower_words = frozenset(memory["lower_words"])
+        self.clusters: dict[str, list[int]] = memory.get("clusters", {})  # word clusters (`builder.learn.unlabelled`)
         self.stance = stance
 
     # --- entities
@@ -123,7 +124,8 @@ class LearnedModel:
     def _tagged(self, tokens, headline: bool, context: ArticleContext) -> tuple[list[tuple], list[float]]:
         """The tagger's spans (start, end, label, score, token indices) and each token's tag marginal."""
         words = [t for t, _, _ in tokens]
-        self.tagger.set(token_features(words, self.gazetteer.tags(words), self.lower_words, headline, context))
+        tags = self.gazetteer.tags(words)
+        self.tagger.set(token_features(words, tags, self.lower_words, headline, context, self.clusters))
         tags = self.tagger.tag()
         confidence = [self.tagger.marginal(tag, i) for i, tag in enumerate(tags)]
         spans = [
