@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from builder.jsonio import STATE_DIR, dumps_line, private_dir
+from builder.labelstudio.blind_export import GuardExport, exports_tasks
 from builder.labelstudio.blind_push import copy_project
 from builder.labelstudio.client import Connection
 from builder.labelstudio.isolation import read_blind_marker, read_organizations
@@ -96,8 +97,19 @@ def pull_blind(
         parts.append((connection, project, project.root / STATE_DIR / COPIES_DIR / SHARED_PART))
     for email, organization in sorted(read_organizations(project.root).items()):
         parts.append((organization.connection(connection.url), copy, copy_output(project, email)))
+    # the copies' full pulls read through the guard (builder/labelstudio/blind_export.py), where it answers
+    exporter = GuardExport(connection) if exports_tasks(connection) else None
     for reached, pulled, path in parts:
-        part = pull(reached, pulled, path, since_last, log, rename_annotators, accept_changes=accept_changes)
+        part = pull(
+            reached,
+            pulled,
+            path,
+            since_last,
+            log,
+            rename_annotators,
+            accept_changes=accept_changes,
+            exporter=exporter if pulled is copy else None,
+        )
         paths.append(path)
         total.fetched += part.fetched
         total.unannotated += part.unannotated

@@ -175,6 +175,7 @@ def pull(
     rename_annotators: bool = False,
     part_size: int | None = None,
     accept_changes: bool = False,
+    exporter: Callable[..., Iterator[dict]] | None = None,
 ) -> PullResult:
     """Fetch annotated tasks and write the snapshot atomically; `since_last` fetches only what changed.
 
@@ -183,7 +184,9 @@ def pull(
     `part_size` tasks (default EXPORT_PART_TASKS) are exported in parts.
     Refuses to rename the annotators of an existing output (another pseudonym key) unless
     `rename_annotators`, and to pull what annotators changed in the project's settings, its tasks' data
-    or each other's annotations (builder/labelstudio/drift.py) unless `accept_changes`."""
+    or each other's annotations (builder/labelstudio/drift.py) unless `accept_changes`. `exporter(connection,
+    project_id, work_folder, part_size=...)` streams a full pull's tasks (default: Label Studio's export,
+    `stream_export`; a blind copy on the local server: builder/labelstudio/blind_export.py)."""
     from builder.labelstudio.registry import server_identity
     from builder.locks import exclusive, lock_path, snapshot_lock
 
@@ -198,7 +201,16 @@ def pull(
         snapshot_lock(output, on_wait=releasing),
     ):
         return _pull_locked(
-            connection, project, project_id, output, since_last, log, rename_annotators, part_size, accept_changes
+            connection,
+            project,
+            project_id,
+            output,
+            since_last,
+            log,
+            rename_annotators,
+            part_size,
+            accept_changes,
+            exporter or stream_export,
         )
 
 
@@ -243,7 +255,16 @@ def _alive(pid: int) -> bool:
 
 
 def _pull_locked(
-    connection, project, project_id, output, since_last, log, rename_annotators, part_size, accept_changes=False
+    connection,
+    project,
+    project_id,
+    output,
+    since_last,
+    log,
+    rename_annotators,
+    part_size,
+    accept_changes=False,
+    exporter=stream_export,
 ):
     pseudonymize = pseudonymizer_for(project, output, log)
     now = server_time(connection)
@@ -266,9 +287,7 @@ def _pull_locked(
     try:
         if previous is None:
             store = work.store("tasks")
-            fetched = _store_annotated(
-                stream_export(connection, project_id, work.path, part_size=part_size), store, name
-            )
+            fetched = _store_annotated(exporter(connection, project_id, work.path, part_size=part_size), store, name)
             if renames is not None:
                 renames.against(output, store)
             result = PullResult(output, fetched, 0, fetched - len(store), False, why_full)

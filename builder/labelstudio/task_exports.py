@@ -152,7 +152,7 @@ def read_export(connection: Connection, path: Path) -> Iterator[dict]:
             for task in ijson.items(handle, "item", use_float=True):
                 if not isinstance(task, dict) or type(task.get("id")) is not int:
                     raise unexpected_answer(connection, doing, "a list of tasks, each with an integer id")
-                _check_annotation_ids(connection, task)
+                check_annotation_ids(connection, task)
                 yield task
         except ijson.JSONError as exc:
             raise LabelStudioError(
@@ -160,7 +160,7 @@ def read_export(connection: Connection, path: Path) -> Iterator[dict]:
             ) from None
 
 
-def _check_annotation_ids(connection: Connection, task: dict) -> None:
+def check_annotation_ids(connection: Connection, task: dict) -> None:
     """An annotation's id is what the snapshot sorts and merges by: one that is not an integer is a one-line
     error naming the task and the id (no snapshot is written), never a traceback further on."""
     annotations = task.get("annotations")

@@ -17,7 +17,8 @@ It also answers a request of its own, ISOLATE_PATH, for builder's admin token on
 into organizations of their own inside the running server (a blind push did this by starting Django in a process
 of its own, which costs 10 s or more; here it costs a few database writes). See `_isolate`. And a second,
 ADD_PATH, for builder's admin token only too: making a blind copy's tasks as Label Studio's import would, in a few
-statements (`add_tasks`).
+statements (`add_tasks`). And a third, EXPORT_PATH, for builder's admin token only: a page of a blind copy's tasks
+with what a full pull reads of Label Studio's export (`export_tasks`).
 """
 
 import json
@@ -56,6 +57,9 @@ ADD_HEADER = "X-Builder-Add"  # on every answer to ADD_PATH
 ADD_LIMIT = 10_000  # tasks per add request
 ADD_BODY_LIMIT = 64 << 20  # bytes of an add request
 PREDICTION_KEYS = {"result", "score", "model_version"}  # what builder's tasks' predictions hold
+EXPORT_PATH = "/builder-guard/export-tasks/"  # a blind copy's tasks as a full pull reads them (`export_tasks`)
+EXPORT_HEADER = "X-Builder-Export"  # on every answer to EXPORT_PATH
+EXPORT_LIMIT = 5_000  # tasks per export request
 ADMIN_DOMAIN = "builder.local"  # the organizations' admins builder makes (builder/labelstudio/isolation.py)
 
 # What an object id names, by the URL's first segments (most specific first), and how its organization is read.
@@ -149,6 +153,9 @@ class OrganizationGuard:
         elif request.path_info == ADD_PATH:
             response = _add(request)
             response[ADD_HEADER] = "1"
+        elif request.path_info == EXPORT_PATH:
+            response = _export(request)
+            response[EXPORT_HEADER] = "1"
         else:
             response = self._refusal(request) or self.get_response(request)
         response[GUARD_HEADER] = "1"
@@ -582,3 +589,77 @@ def _add(request):
     except Exception as error:  # fails closed: the transaction is rolled back, nothing made
         return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
     return JsonResponse({"tasks": ids})
+
+
+def export_tasks(project_id: int, after: int, limit: int) -> list[dict]:
+    """The project's tasks with ids above `after`, at most `limit`, by id, each with what builder's pull reads of
+    Label Studio's export (data_export: `ExportDataSerializer` with the options builder asks for), valued as that
+    export values them: the task's id and data; each annotation's id, author, result, cancelled and ground-truth
+    flags, lead time, last editor and time of that edit; each prediction's model version, score and result.
+
+    Label Studio's export serializes every field of every task, annotation and prediction through Django REST
+    framework, with a query per task for its predictions: a blind project's copies hold each sentence once per
+    annotator, so a full pull of them exported twice the tasks a shared project's does. Three queries here."""
+    from core.label_config import replace_task_data_undefined_with_config_field
+    from projects.models import Project
+    from rest_framework.fields import DateTimeField
+    from tasks.models import Annotation, Prediction, Task
+
+    project = Project.objects.filter(id=project_id).first()
+    if project is None:
+        raise AddRefused(404, "no such project")
+    rows = list(Task.objects.filter(project=project, id__gt=after).order_by("id").values_list("id", "data")[:limit])
+    if not rows:
+        return []
+    tasks = {}
+    for task_id, data in rows:
+        replace_task_data_undefined_with_config_field(data, project)  # as the export does
+        tasks[task_id] = {"id": task_id, "data": data, "annotations": [], "predictions": []}
+    span = {"task__project": project, "task_id__gt": after, "task_id__lte": rows[-1][0]}
+    moment = DateTimeField()  # as the export's serializer writes a time
+    fields = ("id", "task_id", "completed_by_id", "result", "was_cancelled", "ground_truth", "lead_time")
+    for *values, updated_by, updated_at in (
+        Annotation.objects.filter(**span).order_by("id").values_list(*fields, "updated_by_id", "updated_at")
+    ):
+        annotation = dict(
+            zip(("id", "task", "completed_by", "result", "was_cancelled", "ground_truth", "lead_time"), values)
+        )
+        task_id = annotation.pop("task")
+        annotation["updated_by"] = updated_by
+        annotation["updated_at"] = moment.to_representation(updated_at) if updated_at is not None else None
+        tasks[task_id]["annotations"].append(annotation)
+    for task_id, model_version, score, result in (
+        Prediction.objects.filter(**span).order_by("id").values_list("task_id", "model_version", "score", "result")
+    ):
+        tasks[task_id]["predictions"].append({"model_version": model_version, "score": score, "result": result})
+    return list(tasks.values())
+
+
+def _export(request):
+    """The guard's export request (`export_tasks`): {"project": id, "after": task id} by builder's admin only;
+    {"tasks": [...]}, EXPORT_LIMIT at most (fewer: the last page)."""
+    from django.http import JsonResponse
+
+    refused = _not_builder_admin(request)
+    if refused is not None:
+        return refused
+    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
+    body = None
+    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= BODY_LIMIT:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+    if not (
+        isinstance(body, dict)
+        and set(body) == {"project", "after"}
+        and all(type(body[key]) is int and body[key] >= 0 for key in body)
+    ):
+        return JsonResponse({"detail": "malformed request"}, status=400)
+    try:
+        tasks = export_tasks(body["project"], body["after"], EXPORT_LIMIT)
+    except AddRefused as refused_export:
+        return JsonResponse({"detail": refused_export.detail}, status=refused_export.status)
+    except Exception as error:  # nothing written: a read
+        return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
+    return JsonResponse({"tasks": tasks})
