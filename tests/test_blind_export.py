@@ -91,6 +91,12 @@ def test_a_copys_full_pull_through_the_guard_is_the_one_the_export_gives(blind_s
     exported = read(stream_export(reached, project_id, work))
     assert read(GuardExport(admin)(reached, project_id, work)) == exported
     assert any(a["updated_by"] not in (None, a["completed_by"]) for t in exported for a in t[2])
+    # a page starts after the task id it is given (a full pull reads the pages until one is empty)
+    ids = [task[0] for task in exported]
+    status, page = call(admin.url, admin.api_key, "POST", f"/{EXPORT_PATH}", {"project": project_id, "after": ids[2]})
+    assert status == 200 and [task["id"] for task in page["tasks"]] == ids[3:]
+    status, page = call(admin.url, admin.api_key, "POST", f"/{EXPORT_PATH}", {"project": project_id, "after": ids[-1]})
+    assert status == 200 and page["tasks"] == []
 
 
 @pytest.mark.parametrize(

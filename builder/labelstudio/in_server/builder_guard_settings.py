@@ -59,7 +59,7 @@ ADD_BODY_LIMIT = 64 << 20  # bytes of an add request
 PREDICTION_KEYS = {"result", "score", "model_version"}  # what builder's tasks' predictions hold
 EXPORT_PATH = "/builder-guard/export-tasks/"  # a blind copy's tasks as a full pull reads them (`export_tasks`)
 EXPORT_HEADER = "X-Builder-Export"  # on every answer to EXPORT_PATH
-EXPORT_LIMIT = 5_000  # tasks per export request
+EXPORT_LIMIT = 1_000  # tasks per export request (a page: builder holds one, parsed, at a time)
 ADMIN_DOMAIN = "builder.local"  # the organizations' admins builder makes (builder/labelstudio/isolation.py)
 
 # What an object id names, by the URL's first segments (most specific first), and how its organization is read.
