@@ -405,7 +405,9 @@ _PREDICTION_COLUMNS = {
 _ROWS_PER_STATEMENT = 1000  # 19 parameters a task: under SQLite's 32,766 per statement
 
 
-class AddRefused(Exception):
+class GuardRefused(Exception):
+    """A guard request refused, nothing made: `status` is the HTTP status the guard answers, `detail` its reason."""
+
     def __init__(self, status: int, detail: str):
         super().__init__(detail)
         self.status, self.detail = status, detail
@@ -421,7 +423,7 @@ def _insert(model, same: dict, rows: list[dict]) -> None:
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     varying = set(rows[0]) if rows else set()
     if any(set(row) != varying for row in rows):
-        raise AddRefused(500, "rows of different columns")
+        raise GuardRefused(500, "rows of different columns")
     # per column: (attribute name, its field's preparation) when it varies, else (None, the prepared value)
     plan = [
         (field.attname, field.get_db_prep_save)
@@ -465,14 +467,14 @@ def add_tasks(target: int, tasks: list, user) -> list[int]:
     if {f.column for f in Task._meta.concrete_fields} != _TASK_COLUMNS or [f.name for f in Task._meta.many_to_many] != [
         "comment_authors"
     ]:
-        raise AddRefused(501, "unexpected task columns")
+        raise GuardRefused(501, "unexpected task columns")
     if {f.column for f in Prediction._meta.concrete_fields} != _PREDICTION_COLUMNS:
-        raise AddRefused(501, "unexpected prediction columns")
+        raise GuardRefused(501, "unexpected prediction columns")
     if is_fsm_enabled(user):  # the import would also record each task's state
-        raise AddRefused(501, "task states are on")
+        raise GuardRefused(501, "task states are on")
     project = Project.objects.filter(id=target).first()
     if project is None:
-        raise AddRefused(404, "no such project")
+        raise GuardRefused(404, "no such project")
     # Label Studio's checks, as its import makes them (sync_import, then ImportAPI._save)
     if project.label_config_is_not_default and flag_set(
         "fflag_feat_utc_210_prediction_validation_15082025", user="auto"
@@ -481,10 +483,10 @@ def add_tasks(target: int, tasks: list, user) -> list[int]:
         for i, task in enumerate(tasks):
             for j, prediction in enumerate(task.get("predictions", ())):
                 if interface.validate_prediction(prediction, return_errors=True):
-                    raise AddRefused(400, f"task {i}, prediction {j}: invalid")
+                    raise GuardRefused(400, f"task {i}, prediction {j}: invalid")
     serializer = ImportApiSerializer(data=tasks, many=True, context={"project": project, "user": user})
     if not serializer.is_valid():
-        raise AddRefused(400, f"invalid tasks: {str(serializer.errors)[:200]}")
+        raise GuardRefused(400, f"invalid tasks: {str(serializer.errors)[:200]}")
     validated = serializer.validated_data
     with transaction.atomic():
         project = Project.objects.select_for_update().get(id=target)
@@ -516,7 +518,7 @@ def add_tasks(target: int, tasks: list, user) -> list[int]:
         )
         made = dict(Task.objects.filter(project=project, inner_id__gte=first).values_list("inner_id", "id"))
         if len(made) != len(validated):
-            raise AddRefused(409, "tasks made meanwhile")  # rolled back
+            raise GuardRefused(409, "tasks made meanwhile")  # rolled back
         ids = [made[first + i] for i in range(len(validated))]
         predictions, last_version = [], None
         for task_id, task in zip(ids, validated, strict=True):
@@ -584,8 +586,8 @@ def _add(request):
         return JsonResponse({"detail": "malformed request"}, status=400)
     try:
         ids = add_tasks(body["project"], body["tasks"], _token_user(request))
-    except AddRefused as refused_add:
-        return JsonResponse({"detail": refused_add.detail}, status=refused_add.status)
+    except GuardRefused as refused:
+        return JsonResponse({"detail": refused.detail}, status=refused.status)
     except Exception as error:  # fails closed: the transaction is rolled back, nothing made
         return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
     return JsonResponse({"tasks": ids})
@@ -607,7 +609,7 @@ def export_tasks(project_id: int, after: int, limit: int) -> list[dict]:
 
     project = Project.objects.filter(id=project_id).first()
     if project is None:
-        raise AddRefused(404, "no such project")
+        raise GuardRefused(404, "no such project")
     rows = list(Task.objects.filter(project=project, id__gt=after).order_by("id").values_list("id", "data")[:limit])
     if not rows:
         return []
@@ -658,8 +660,8 @@ def _export(request):
         return JsonResponse({"detail": "malformed request"}, status=400)
     try:
         tasks = export_tasks(body["project"], body["after"], EXPORT_LIMIT)
-    except AddRefused as refused_export:
-        return JsonResponse({"detail": refused_export.detail}, status=refused_export.status)
+    except GuardRefused as refused:
+        return JsonResponse({"detail": refused.detail}, status=refused.status)
     except Exception as error:  # nothing written: a read
         return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
     return JsonResponse({"tasks": tasks})
