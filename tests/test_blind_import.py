@@ -10,7 +10,13 @@ import uuid
 import pytest
 
 from builder.errors import LabelStudioError
-from builder.labelstudio.blind_import import ADD_PATH, STAGING_TITLE, GuardImport, adds_tasks
+from builder.labelstudio.blind_import import (
+    ADD_PATH,
+    STAGING_TITLE,
+    GuardImport,
+    adds_tasks,
+    delete_staging_leftovers,
+)
 from builder.labelstudio.project_api import project_settings
 from builder.labelstudio.push import import_tasks, task_for
 from builder.learn.gazetteer import GazetteerPredictor
@@ -71,11 +77,11 @@ def test_tasks_the_guard_makes_are_what_the_import_makes(ls, tmp_path):
     made = _project(ls, settings, f"made {uuid.uuid4().hex[:8]}")
     assert adds_tasks(ls)
     # two batches, as a push sends them: inner ids go on after the project's last task
-    with GuardImport(ls) as guard:
-        for batch in (tasks[:7], tasks[7:]):
-            import_tasks(ls, imported, batch, "importing")
-            guard(ls, made, batch, "making")
-        assert not guard.refused
+    guard = GuardImport(ls)
+    for batch in (tasks[:7], tasks[7:]):
+        import_tasks(ls, imported, batch, "importing")
+        guard(ls, made, batch, "making")
+    assert not guard.refused
     shown = _shown(ls, imported)
     assert sum(bool(t["predictions"]) for t in shown["tasks"]) == sum("predictions" in t for t in tasks) == 8
     assert [t["inner_id"] for t in shown["tasks"]] == list(range(1, 13))
@@ -95,8 +101,7 @@ def test_what_the_import_refuses_the_guard_refuses(ls, tmp_path):
             if how == "import":
                 import_tasks(ls, target, [*good, bad], "importing")
             else:
-                with GuardImport(ls) as guard:
-                    guard(ls, target, [*good, bad], "making")
+                GuardImport(ls)(ls, target, [*good, bad], "making")
         status, page = call(ls.url, ls.api_key, "GET", f"/api/tasks?project={target}")
         assert status == 200 and page["tasks"] == []
 
@@ -106,9 +111,9 @@ def test_a_staging_project_an_older_push_left_is_deleted(ls, tmp_path):
     leftover = _project(ls, {**project_settings(project), "maximum_annotations": 1}, "leftover staging")
     status, _ = call(ls.url, ls.api_key, "PATCH", f"/api/projects/{leftover}", {"title": STAGING_TITLE})
     assert status == 200
-    with GuardImport(ls):
-        status, _ = call(ls.url, ls.api_key, "GET", f"/api/projects/{leftover}")
-        assert status == 404
+    delete_staging_leftovers(ls)
+    status, _ = call(ls.url, ls.api_key, "GET", f"/api/projects/{leftover}")
+    assert status == 404
 
 
 TASK = {"data": {"text": "A sentence.", "sentence_id": "s1"}}

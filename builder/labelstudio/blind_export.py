@@ -15,33 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
-
-from builder.errors import LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
+from builder.labelstudio.client import Connection, check_response, guard_answers, post_json, unexpected_answer
 from builder.labelstudio.task_exports import check_annotation_ids
 
 EXPORT_PATH = "builder-guard/export-tasks/"  # the guard's request (in_server/builder_guard_settings.py)
 EXPORT_HEADER = "X-Builder-Export"  # on the guard's every answer to it
 
 
-def _post_export(connection: Connection, body: dict, doing: str):
-    with calling(connection, doing):
-        return connection.http().request(
-            EXPORT_PATH,
-            method="POST",
-            content=orjson.dumps(body),
-            headers={"Content-Type": "application/json"},
-        )
-
-
 def exports_tasks(connection: Connection) -> bool:
-    """Whether the server's guard answers EXPORT_PATH (a malformed request: refused)."""
-    try:
-        response = _post_export(connection, {}, "asking the local server's guard whether it exports tasks")
-    except LabelStudioError:
-        return False
-    return response.headers.get(EXPORT_HEADER) == "1"
+    """Whether the server's guard answers EXPORT_PATH."""
+    return guard_answers(connection, EXPORT_PATH, EXPORT_HEADER)
 
 
 class GuardExport:
@@ -56,7 +39,7 @@ class GuardExport:
     ) -> Iterator[dict]:
         doing, after = "reading the copy's tasks", 0
         while True:
-            response = _post_export(self.admin, {"project": project_id, "after": after}, doing)
+            response = post_json(self.admin, EXPORT_PATH, {"project": project_id, "after": after}, doing)
             if response.headers.get(EXPORT_HEADER) != "1":
                 raise unexpected_answer(self.admin, doing, "the guard's page of tasks")
             answer = check_response(self.admin, response, doing)

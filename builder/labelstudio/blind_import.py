@@ -14,10 +14,14 @@ A guard without ADD_PATH (a server an older builder started), or one that refuse
 
 from __future__ import annotations
 
-import orjson
-
-from builder.errors import LabelStudioError
-from builder.labelstudio.client import Connection, calling, check_response, unexpected_answer
+from builder.labelstudio.client import (
+    Connection,
+    calling,
+    check_response,
+    guard_answers,
+    post_json,
+    unexpected_answer,
+)
 from builder.labelstudio.push import import_tasks
 
 ADD_PATH = "builder-guard/add-tasks/"  # the guard's request (in_server/builder_guard_settings.py)
@@ -26,27 +30,13 @@ ADD_HEADER = "X-Builder-Add"  # on the guard's every answer to it
 STAGING_TITLE = "builder staging: blind push in progress"
 
 
-def _post_add(connection: Connection, body: dict, doing: str):
-    with calling(connection, doing):
-        return connection.http().request(
-            ADD_PATH,
-            method="POST",
-            content=orjson.dumps(body),
-            headers={"Content-Type": "application/json"},
-            request_options={"max_retries": 0},  # as an import: a retry could make the tasks twice
-        )
-
-
 def adds_tasks(connection: Connection) -> bool:
-    """Whether the server's guard answers ADD_PATH (a malformed request: refused, nothing made)."""
-    try:
-        response = _post_add(connection, {}, "asking the local server's guard whether it makes tasks")
-    except LabelStudioError:
-        return False
-    return response.headers.get(ADD_HEADER) == "1"
+    """Whether the server's guard answers ADD_PATH."""
+    return guard_answers(connection, ADD_PATH, ADD_HEADER)
 
 
-def _staging_projects(connection: Connection) -> list[int]:
+def delete_staging_leftovers(connection: Connection) -> None:
+    """Delete the staging projects an older builder's interrupted blind push left (STAGING_TITLE)."""
     doing = "looking up an older blind push's staging project"
     with calling(connection, doing):
         response = connection.http().request(
@@ -54,7 +44,9 @@ def _staging_projects(connection: Connection) -> list[int]:
         )
     answer = check_response(connection, response, doing)
     results = answer.get("results", []) if isinstance(answer, dict) else answer
-    return [p["id"] for p in results or [] if isinstance(p, dict) and p.get("title") == STAGING_TITLE]
+    for leftover in [p["id"] for p in results or [] if isinstance(p, dict) and p.get("title") == STAGING_TITLE]:
+        with calling(connection, "deleting an older blind push's staging project"):
+            connection.client().projects.delete(leftover)
 
 
 class GuardImport:
@@ -65,18 +57,9 @@ class GuardImport:
         self.connection = connection
         self.refused = False  # the guard would not make them (another Label Studio): the ordinary import from then on
 
-    def __enter__(self) -> GuardImport:
-        for leftover in _staging_projects(self.connection):
-            with calling(self.connection, "deleting an older blind push's staging project"):
-                self.connection.client().projects.delete(leftover)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
     def __call__(self, connection: Connection, project_id: int, batch: list[dict], doing: str) -> None:
         if not self.refused:
-            response = _post_add(self.connection, {"project": project_id, "tasks": batch}, doing)
+            response = post_json(self.connection, ADD_PATH, {"project": project_id, "tasks": batch}, doing)
             if response.headers.get(ADD_HEADER) == "1" and response.status_code != 501:
                 answer = check_response(self.connection, response, doing)
                 made = answer.get("tasks") if isinstance(answer, dict) else None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from builder.errors import ConfigError, LabelStudioError
 from builder.labelstudio import server
 from builder.labelstudio.accounts import organization_users
 from builder.labelstudio.assignment import assign, hand_over
-from builder.labelstudio.blind_import import GuardImport, adds_tasks
+from builder.labelstudio.blind_import import GuardImport, adds_tasks, delete_staging_leftovers
 from builder.labelstudio.client import Connection, calling
 from builder.labelstudio.isolation import (
     ADMIN_DOMAIN,
@@ -196,21 +195,23 @@ def push_blind(
     result.short = short
     result.isolated = isolated
     # each copy's tasks made by the guard (builder/labelstudio/blind_import.py)
-    guard = GuardImport(connection) if plan and adds_tasks(connection) else nullcontext(None)
-    with guard as importer:
-        for email, organization in sorted(organizations.items()):
-            if email not in active:
-                continue
-            share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
-            result.copies[email] = push_sentences(
-                organization.connection(connection.url),
-                copy,
-                share,
-                predictor,
-                batch_size,
-                progress=False,
-                importer=importer,
-            )
+    importer = None
+    if plan and adds_tasks(connection):
+        delete_staging_leftovers(connection)
+        importer = GuardImport(connection)
+    for email, organization in sorted(organizations.items()):
+        if email not in active:
+            continue
+        share = [s for s in listed if s["id"] in held[email] or email in plan.get(s["id"], ())]
+        result.copies[email] = push_sentences(
+            organization.connection(connection.url),
+            copy,
+            share,
+            predictor,
+            batch_size,
+            progress=False,
+            importer=importer,
+        )
     return result
 
 

@@ -181,6 +181,31 @@ def check_response(connection: Connection, response, doing: str):
         raise unexpected_answer(connection, doing, "JSON") from None
 
 
+def post_json(connection: Connection, path: str, body, doing: str):
+    """The raw response to a POST of `body` (JSON, encoded by orjson) to `path`; never retried: a retried write
+    the server had committed would be made twice."""
+    import orjson
+
+    with calling(connection, doing):
+        return connection.http().request(
+            path,
+            method="POST",
+            content=orjson.dumps(body),
+            headers={"Content-Type": "application/json"},
+            request_options={"max_retries": 0},
+        )
+
+
+def guard_answers(connection: Connection, path: str, header: str) -> bool:
+    """Whether the local server's guard answers its request `path`: a malformed one (refused, nothing made),
+    answered with the guard's `header` (Label Studio itself answers 404 without it)."""
+    try:
+        response = post_json(connection, path, {}, f"asking the local server's guard whether it answers {path}")
+    except LabelStudioError:
+        return False
+    return response.headers.get(header) == "1"
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """Which Label Studio the other commands use, and whether it answers (`builder server status`).

@@ -279,16 +279,34 @@ def _token_user(request):
     return None
 
 
+def _json_body(request, limit: int = BODY_LIMIT):
+    """The request's JSON body, decoded; None unless it is declared JSON, of 1 to `limit` bytes, and parses."""
+    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
+    if not request.META.get("CONTENT_TYPE", "").startswith("application/json") or not 0 < length <= limit:
+        return None
+    try:
+        return json.loads(request.body)
+    except ValueError:
+        return None
+
+
+def _answer(work):
+    """The JSON answer `work()` gives, or its refusal (GuardRefused: its status and reason), or 500 naming an
+    unexpected error; a request that fails makes nothing (its transaction is rolled back)."""
+    from django.http import JsonResponse
+
+    try:
+        return JsonResponse(work())
+    except GuardRefused as refused:
+        return JsonResponse({"detail": refused.detail}, status=refused.status)
+    except Exception as error:  # fails closed
+        return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
+
+
 def _entries(request):
     """The accounts to move, from the JSON body; None unless every entry is well formed and names an admin of
     ADMIN_DOMAIN (so no other account's token can be set through this path)."""
-    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
-    if not request.META.get("CONTENT_TYPE", "").startswith("application/json") or not 0 < length <= BODY_LIMIT:
-        return None
-    try:
-        entries = json.loads(request.body)
-    except ValueError:
-        return None
+    entries = _json_body(request)
     fields = ("email", "admin", "token", "title")
     if not isinstance(entries, list) or not entries:
         return None
@@ -559,13 +577,7 @@ def _add(request):
     refused = _not_builder_admin(request)
     if refused is not None:
         return refused
-    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
-    body = None
-    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= ADD_BODY_LIMIT:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            body = None
+    body = _json_body(request, ADD_BODY_LIMIT)
     well_formed = (
         isinstance(body, dict)
         and set(body) == {"project", "tasks"}
@@ -584,13 +596,7 @@ def _add(request):
     )
     if not well_formed:
         return JsonResponse({"detail": "malformed request"}, status=400)
-    try:
-        ids = add_tasks(body["project"], body["tasks"], _token_user(request))
-    except GuardRefused as refused:
-        return JsonResponse({"detail": refused.detail}, status=refused.status)
-    except Exception as error:  # fails closed: the transaction is rolled back, nothing made
-        return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
-    return JsonResponse({"tasks": ids})
+    return _answer(lambda: {"tasks": add_tasks(body["project"], body["tasks"], _token_user(request))})
 
 
 def export_tasks(project_id: int, after: int, limit: int) -> list[dict]:
@@ -645,23 +651,11 @@ def _export(request):
     refused = _not_builder_admin(request)
     if refused is not None:
         return refused
-    length = _as_id(request.META.get("CONTENT_LENGTH")) or 0
-    body = None
-    if request.META.get("CONTENT_TYPE", "").startswith("application/json") and 0 < length <= BODY_LIMIT:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            body = None
+    body = _json_body(request)
     if not (
         isinstance(body, dict)
         and set(body) == {"project", "after"}
         and all(type(body[key]) is int and body[key] >= 0 for key in body)
     ):
         return JsonResponse({"detail": "malformed request"}, status=400)
-    try:
-        tasks = export_tasks(body["project"], body["after"], EXPORT_LIMIT)
-    except GuardRefused as refused:
-        return JsonResponse({"detail": refused.detail}, status=refused.status)
-    except Exception as error:  # nothing written: a read
-        return JsonResponse({"detail": f"{type(error).__name__}: {str(error)[:200]}"}, status=500)
-    return JsonResponse({"tasks": tasks})
+    return _answer(lambda: {"tasks": export_tasks(body["project"], body["after"], EXPORT_LIMIT)})
